@@ -1,0 +1,87 @@
+/**
+ * One place for the lab's facts: paths, class names, normalisations, the lab's recipe and the
+ * quick mode that tests and CI use. Every notebook, CLI and test reads them from here.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** The project root: the folder of the package.json named `dcf-lab`, found from this file. */
+function findProjectRoot(): string {
+  // realpath: notebooks reach lib/ through the symlink notebooks/lib.
+  let dir = fs.realpathSync(__dirname);
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'dcf-lab') return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`lib/config: no package.json named dcf-lab above ${__dirname}`);
+    dir = up;
+  }
+}
+
+export const PROJECT_ROOT = findProjectRoot();
+
+/** Every path the project reads or writes. data/ and results/ are ignored by git. */
+export const PATHS = {
+  root: PROJECT_ROOT,
+  data: path.join(PROJECT_ROOT, 'data'),
+  /** The official binary layout: data_batch_1.bin … data_batch_5.bin, test_batch.bin. */
+  cifarDir: path.join(PROJECT_ROOT, 'data', 'cifar-10-batches-bin'),
+  results: path.join(PROJECT_ROOT, 'results'),
+  runs: path.join(PROJECT_ROOT, 'results', 'runs'),
+  figures: path.join(PROJECT_ROOT, 'results', 'figures'),
+  report: path.join(PROJECT_ROOT, 'results', 'report'),
+  cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),
+  /** torchvision's ImageNet ResNet-18 stem + layer1, BatchNorm folded (../shared/weights/README.md). */
+  pretrained:
+    process.env.DCF_PRETRAINED ??
+    path.join(PROJECT_ROOT, '..', 'shared', 'weights', 'resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors'),
+} as const;
+
+/** CIFAR-10's classes in label order (label byte 0 … 9), as in batches.meta.txt. */
+export const CLASS_NAMES = [
+  'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
+] as const;
+export type ClassName = (typeof CLASS_NAMES)[number];
+export const NUM_CLASSES = CLASS_NAMES.length;
+
+/** Input images are 32×32 RGB; the backbone cut after layer1 gives [8, 8, 64] features. */
+export const IMAGE_SIZE = 32;
+export const CHANNELS = 3;
+export const FEATURE_SIZE = 8;
+export const FEATURE_CHANNELS = 64;
+/** Dimension of each class's learned embedding (dynamic head). */
+export const EMBED_DIM = 128;
+
+/** Per-channel normalisation applied to pixels scaled to [0, 1]. */
+export type NormName = 'half' | 'imagenet';
+export interface Normalization {
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+export const NORMALIZATIONS: Record<NormName, Normalization> = {
+  /** The lab template's transforms.Normalize((0.5,)*3, (0.5,)*3). */
+  half: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  /** The statistics the pretrained ResNet-18 was trained with. */
+  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+};
+
+export type Variant = 'dynamic' | 'static';
+export const VARIANTS: readonly Variant[] = ['dynamic', 'static'];
+
+/**
+ * Which backbone parameters stay fixed: `none` trains everything (the lab's instruction);
+ * `all` freezes every backbone parameter and keeps BatchNorm on its running statistics;
+ * `keep-bn` freezes the convolutions but trains BatchNorm's affine parameters and statistics.
+ */
+export type Freeze = 'none' | 'all' | 'keep-bn';
+
+/** Throws a clear error when `value` is not one of `allowed`. */
+export function parseChoice<T extends string>(what: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`${what} must be one of ${allowed.join(', ')}; got '${value}'`);
+}
+
+/** True when DCF_QUICK=1: small real slices and one short epoch, for tests and CI. */
+export function isQuick(): boolean {
+  return process.env.DCF_QUICK === '1';
+}
