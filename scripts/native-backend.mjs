@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+/**
+ * Makes the native TensorFlow backend (@tensorflow/tfjs-node, or -gpu) usable on this machine.
+ *
+ *   node scripts/native-backend.mjs [--gpu] [--force]
+ *
+ * 1. Already working (the addon loads and runs an op in a child process): done, in a second.
+ * 2. A cached build for this exact package/Node/TensorFlow combination: link it back in.
+ * 3. The package's own install script, which downloads libtensorflow 2.9.1 from Google's storage
+ *    and fetches or builds the addon: used where that host is reachable.
+ * 4. Otherwise the TensorFlow C library from the tensorflow-cpu (or, for --gpu, tensorflow) wheel
+ *    through pip: its libtensorflow_cc.so.2 exports the C API and the wheel carries the C headers.
+ *    Link them where the package's binding.gyp looks (deps/lib, deps/include) and build the addon
+ *    with node-gyp.
+ * Each step says what it does; a failure names the step and what to do. Uses only Node built-ins
+ * (it runs before anything else is known to work).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CACHE = process.env.DCF_CACHE_DIR ?? path.join(ROOT, '.cache');
+const args = process.argv.slice(2);
+const GPU = args.includes('--gpu');
+const FORCE = args.includes('--force');
+const unknown = args.filter((a) => !['--gpu', '--force'].includes(a));
+if (unknown.length) fail('arguments', `unknown argument(s) ${unknown.join(' ')}`, 'usage: node scripts/native-backend.mjs [--gpu] [--force]');
+
+/** The wheel whose C library we build against, and its pip name. Same TensorFlow for both. */
+const TF_VERSION = '2.21.0';
+const WHEEL = GPU ? 'tensorflow' : 'tensorflow-cpu';
+const PKG = GPU ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+
+const require = createRequire(path.join(ROOT, 'package.json'));
+let pkgDir;
+try {
+  pkgDir = path.dirname(require.resolve(`${PKG}/package.json`));
+} catch {
+  fail('locate package', `${PKG} is not installed in node_modules`, GPU ? `npm install --no-save ${PKG}@4.22.0 (npm run setup -- --gpu does it)` : 'npm ci');
+}
+const pkgVersion = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
+const depsLib = path.join(pkgDir, 'deps', 'lib');
+const depsInclude = path.join(pkgDir, 'deps', 'include');
+/** node-pre-gyp puts the addon in lib/napi-v<highest N-API the package lists that Node has>. */
+const napi = Math.max(...JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).binary.napi_versions.filter((v) => v <= Number(process.versions.napi)));
+const addonPath = path.join(pkgDir, 'lib', `napi-v${napi}`, 'tfjs_binding.node');
+const buildKey = `${PKG.replace('@tensorflow/', '')}-${pkgVersion}-napi${napi}-${process.platform}-${process.arch}`;
+
+function say(msg) {
+  console.log(`[native-backend] ${msg}`);
+}
+
+function fail(step, what, todo) {
+  console.error(`\n[native-backend] FAILED at step "${step}": ${what}`);
+  if (todo) console.error(`[native-backend] What to do: ${todo}`);
+  process.exit(1);
+}
+
+/** Loads the package in a fresh process and runs one op; returns [ok, TensorFlow version or error]. */
+function probe() {
+  const code = `
+    process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+    const tf = require(${JSON.stringify(PKG)});
+    const y = tf.conv2d(tf.ones([1, 4, 4, 2]), tf.ones([3, 3, 2, 1]), 1, 'valid').dataSync();
+    if (tf.getBackend() !== 'tensorflow' || y[0] !== 18) throw new Error('wrong result from the native backend');
+    console.log(tf.backend().binding.TF_Version);`;
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status === 0) return [true, r.stdout.trim()];
+  const lines = (r.stderr || r.stdout || '').split('\n').filter((l) => /Error|error|cannot|undefined symbol/.test(l));
+  return [false, lines.slice(0, 3).join(' | ') || `exit ${r.status}`];
+}
+
+function relLink(target, linkPath) {
+  fs.rmSync(linkPath, { force: true, recursive: true });
+  fs.symlinkSync(path.relative(path.dirname(linkPath), target), linkPath);
+}
+
+/** Step 4a: the C library and headers from the wheel, unpacked once into the cache. */
+function provisionFromWheel() {
+  const libDir = path.join(CACHE, `libtensorflow-${TF_VERSION}-${GPU ? 'gpu' : 'cpu'}`);
+  const stamp = path.join(libDir, 'COMPLETE');
+  if (fs.existsSync(stamp)) {
+    say(`TensorFlow ${TF_VERSION} C library: cached in ${path.relative(ROOT, libDir)}`);
+    return libDir;
+  }
+  const wheelDir = path.join(CACHE, 'wheels');
+  fs.mkdirSync(wheelDir, { recursive: true });
+  const findWheel = () => fs.readdirSync(wheelDir).find((f) => f.startsWith(`${WHEEL.replace('-', '_')}-${TF_VERSION}-`) && f.endsWith('.whl'));
+  if (!findWheel()) {
+    say(`downloading the ${WHEEL}==${TF_VERSION} wheel through pip (for its C library; ~270 MB, once)`);
+    const python = process.env.PYTHON ?? 'python3';
+    const r = spawnSync(python, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '-d', wheelDir, `${WHEEL}==${TF_VERSION}`], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { PIP_RETRIES: '0', ...process.env },
+    });
+    if (r.status !== 0 || !findWheel()) {
+      fail('download wheel', `pip could not download ${WHEEL}==${TF_VERSION}`, `check that \`${python} -m pip download ${WHEEL}==${TF_VERSION}\` works (a pip index or mirror must be reachable), or put the wheel in ${wheelDir}`);
+    }
+  }
+  const wheel = path.join(wheelDir, findWheel());
+  say(`unpacking libtensorflow_cc.so.2, libtensorflow_framework.so.2 and the C headers from ${path.basename(wheel)}`);
+  const tmp = `${libDir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  // The C API headers and the few non-C headers they include (status, tstring).
+  const members = [
+    'tensorflow/libtensorflow_cc.so.2',
+    'tensorflow/libtensorflow_framework.so.2',
+    'tensorflow/include/tensorflow/c/*',
+    'tensorflow/include/xla/tsl/c/*',
+    'tensorflow/include/tensorflow/core/platform/ctstring*',
+    'tensorflow/include/tsl/platform/ctstring*',
+  ];
+  try {
+    execFileSync('unzip', ['-q', '-o', wheel, ...members, '-d', tmp], { stdio: 'inherit' });
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fail('unpack wheel', `unzip failed on ${wheel}: ${err.message}`, `delete ${wheel} and run again (apt-get install unzip if it is missing)`);
+  }
+  fs.renameSync(path.join(tmp, 'tensorflow', 'include'), path.join(tmp, 'include'));
+  fs.mkdirSync(path.join(tmp, 'lib'));
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) fs.renameSync(path.join(tmp, 'tensorflow', so), path.join(tmp, 'lib', so));
+  fs.rmSync(path.join(tmp, 'tensorflow'), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'COMPLETE'), `${WHEEL}==${TF_VERSION} from ${path.basename(wheel)}\n`);
+  fs.rmSync(libDir, { recursive: true, force: true });
+  fs.renameSync(tmp, libDir);
+  return libDir;
+}
+
+/** Step 4b: link the library where binding.gyp (-ltensorflow) and the addon's rpath look. */
+function linkLibrary(libDir) {
+  say(`linking the C library into ${path.relative(ROOT, path.join(pkgDir, 'deps'))}`);
+  fs.rmSync(path.join(pkgDir, 'deps'), { recursive: true, force: true });
+  fs.mkdirSync(depsLib, { recursive: true });
+  relLink(path.join(libDir, 'include'), depsInclude);
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) relLink(path.join(libDir, 'lib', so), path.join(depsLib, so));
+  // Build-time names (-ltensorflow -ltensorflow_framework) and the name install.js checks for.
+  relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so'));
+  relLink(path.join(depsLib, 'libtensorflow_framework.so.2'), path.join(depsLib, 'libtensorflow_framework.so'));
+  relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so.2.9.1'));
+}
+
+/** Step 4c: compile the addon against the linked library. */
+function buildAddon() {
+  say('building the tfjs-node addon with node-gyp (about 30 s)');
+  const preGyp = require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: [pkgDir] });
+  const r = spawnSync(process.execPath, [preGyp, 'install', '--build-from-source'], { cwd: pkgDir, encoding: 'utf8' });
+  if (r.status !== 0) {
+    const log = path.join(CACHE, 'native-build.log');
+    fs.mkdirSync(CACHE, { recursive: true });
+    fs.writeFileSync(log, `${r.stdout}\n${r.stderr}`);
+    fail('build addon', `node-gyp failed (log: ${path.relative(ROOT, log)})`, 'it needs python3, make and g++ (apt-get install -y python3 make g++)');
+  }
+}
+
+function cacheAddon() {
+  const dir = path.join(CACHE, 'addons', buildKey);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(addonPath, path.join(dir, 'tfjs_binding.node.tmp'));
+  fs.renameSync(path.join(dir, 'tfjs_binding.node.tmp'), path.join(dir, 'tfjs_binding.node'));
+}
+
+function restoreCachedAddon(libDir) {
+  const cached = path.join(CACHE, 'addons', buildKey, 'tfjs_binding.node');
+  if (!fs.existsSync(cached) || !fs.existsSync(path.join(libDir, 'COMPLETE'))) return false;
+  say(`restoring the cached addon build (${buildKey})`);
+  linkLibrary(libDir);
+  fs.mkdirSync(path.dirname(addonPath), { recursive: true });
+  fs.copyFileSync(cached, addonPath);
+  return true;
+}
+
+function stockInstall() {
+  say(`trying ${PKG}'s own install (downloads libtensorflow from Google's storage)`);
+  const r = spawnSync(process.execPath, ['scripts/install.js', GPU ? 'gpu' : 'cpu', 'download'], {
+    cwd: pkgDir,
+    encoding: 'utf8',
+    timeout: Number(process.env.DCF_STOCK_INSTALL_TIMEOUT_MS ?? 600_000),
+  });
+  if (r.status === 0 && probe()[0]) return true;
+  const why = (r.stderr || '').split('\n').find((l) => /Error|ENOTFOUND|ECONN|ETIMEDOUT|failed/.test(l)) ?? `exit ${r.status ?? r.signal}`;
+  say(`the package's own install did not work here (${why.trim()}); using the wheel instead`);
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const libDir = path.join(CACHE, `libtensorflow-${TF_VERSION}-${GPU ? 'gpu' : 'cpu'}`);
+say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi})`);
+
+if (!FORCE) {
+  const [ok, detail] = probe();
+  if (ok) {
+    say(`ready: native backend loads, TensorFlow ${detail}`);
+    process.exit(0);
+  }
+  if (fs.existsSync(addonPath) || fs.existsSync(depsLib)) say(`installed backend does not load (${detail}); repairing`);
+  if (restoreCachedAddon(libDir)) {
+    const [ok2, detail2] = probe();
+    if (ok2) {
+      say(`ready: native backend loads, TensorFlow ${detail2}`);
+      process.exit(0);
+    }
+    say(`cached build does not load (${detail2}); rebuilding from the wheel`);
+    fs.rmSync(libDir, { recursive: true, force: true });
+    fs.rmSync(path.join(CACHE, 'addons', buildKey), { recursive: true, force: true });
+  }
+}
+
+if (process.env.DCF_SKIP_STOCK_INSTALL !== '1' && !fs.existsSync(path.join(libDir, 'COMPLETE')) && stockInstall()) {
+  say(`ready: native backend loads, TensorFlow ${probe()[1]} (stock download)`);
+  process.exit(0);
+}
+
+linkLibrary(provisionFromWheel());
+buildAddon();
+const [ok, detail] = probe();
+if (!ok) fail('verify', `the freshly built addon does not load: ${detail}`, `run with --force after deleting ${path.relative(ROOT, libDir)}`);
+cacheAddon();
+say(`ready: native backend loads, TensorFlow ${detail} (built against the ${WHEEL} wheel's C library)`);
