@@ -1,0 +1,301 @@
+/**
+ * safetensors files: the one on-disk form of every tensor state in the project (pretrained
+ * weights, model states, checkpoints with optimizer moments, predictions' inputs).
+ *
+ * Format (https://github.com/huggingface/safetensors): an 8-byte little-endian header length N,
+ * N bytes of JSON `{ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": {..} }`,
+ * then the raw little-endian tensor bytes; offsets count from the end of the header. The data
+ * is read with Python's `safetensors.torch.load_file` and written back the same way.
+ *
+ * Everything here is synchronous and pure (no tf.js): records are plain typed arrays, and the
+ * helpers at the end convert between records and tf.Tensors.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+
+export type Dtype = 'F32' | 'I64' | 'I32' | 'U8';
+export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+
+/** One tensor in row-major order with PyTorch's shape (e.g. a conv weight is [out, in, kh, kw]). */
+export interface TensorRecord {
+  dtype: Dtype;
+  shape: number[];
+  data: TensorData;
+}
+
+export interface SafetensorsContent {
+  tensors: Record<string, TensorRecord>;
+  /** The file's `__metadata__`: string → string (safetensors allows nothing else). */
+  metadata: Record<string, string>;
+}
+
+const BYTES: Record<Dtype, number> = { F32: 4, I64: 8, I32: 4, U8: 1 };
+/** Dtypes read and widened to F32 (files written elsewhere, e.g. half-precision weights). */
+const WIDENED: Record<string, number> = { F64: 8, F16: 2, BF16: 2 };
+/** A header larger than this is not a tensor file (the spec's own limit is 100 MB). */
+const MAX_HEADER = 100_000_000;
+
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function arrayFor(dtype: Dtype, bytes: Uint8Array): TensorData {
+  // Copy into a fresh, aligned buffer: tensor bytes in a file need not be 4- or 8-aligned.
+  const buf = new Uint8Array(bytes).buffer;
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I64':
+      return new BigInt64Array(buf);
+    case 'U8':
+      return new Uint8Array(buf);
+  }
+}
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+function widenToF32(dtype: string, bytes: Uint8Array): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.byteLength / WIDENED[dtype];
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (dtype === 'F64') out[i] = view.getFloat64(8 * i, true);
+    else if (dtype === 'F16') out[i] = f16ToF32(view.getUint16(2 * i, true));
+    else out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0];
+  }
+  return out;
+}
+
+/**
+ * Parses safetensors bytes. Errors say which file and what is wrong (truncated, corrupt
+ * header, unsupported dtype, offsets that do not match the shape). F64/F16/BF16 tensors are
+ * widened to F32.
+ */
+export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContent {
+  const bad = (what: string) =>
+    new Error(`${source} is not a valid safetensors file: ${what}. Re-export or re-download it.`);
+  if (bytes.byteLength < 8) throw bad(`only ${bytes.byteLength} bytes, fewer than the 8-byte header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLen = Number(view.getBigUint64(0, true));
+  if (headerLen > MAX_HEADER) throw bad(`header length ${headerLen} is implausible (corrupt or not safetensors)`);
+  if (8 + headerLen > bytes.byteLength) {
+    throw bad(`truncated: header says ${headerLen} bytes but the file has ${bytes.byteLength - 8} after the length`);
+  }
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLen)).toString('utf8'));
+  } catch (err) {
+    throw bad(`corrupt JSON header (${(err as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.byteLength - dataStart;
+  const metadata: Record<string, string> = {};
+  const tensors: Record<string, TensorRecord> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      for (const [k, v] of Object.entries((entry ?? {}) as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw bad(`metadata '${k}' is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const { dtype, shape, data_offsets: offsets } = e ?? {};
+    if (typeof dtype !== 'string' || !Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) {
+      throw bad(`entry '${name}' lacks dtype, shape or data_offsets`);
+    }
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`entry '${name}' has shape ${JSON.stringify(shape)}`);
+    const [begin, end] = offsets as number[];
+    if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end)) {
+      throw bad(`entry '${name}' has data_offsets ${JSON.stringify(offsets)}`);
+    }
+    if (end > dataLen) throw bad(`truncated: tensor '${name}' ends at byte ${end} of ${dataLen} data bytes`);
+    const width = dtype in BYTES ? BYTES[dtype as Dtype] : WIDENED[dtype];
+    if (width === undefined) {
+      throw new Error(
+        `${source}: tensor '${name}' has dtype ${dtype}; supported are F32, I64, I32, U8 (F64, F16, BF16 are widened to F32)`,
+      );
+    }
+    const n = sizeOf(shape as number[]);
+    if (end - begin !== n * width) {
+      throw bad(`tensor '${name}' has ${end - begin} bytes, but ${dtype} ${JSON.stringify(shape)} needs ${n * width}`);
+    }
+    const slice = bytes.subarray(dataStart + begin, dataStart + end);
+    tensors[name] =
+      dtype in BYTES
+        ? { dtype: dtype as Dtype, shape: shape as number[], data: arrayFor(dtype as Dtype, slice) }
+        : { dtype: 'F32', shape: shape as number[], data: widenToF32(dtype, slice) };
+  }
+  return { tensors, metadata };
+}
+
+/** Reads a whole safetensors file (see parseSafetensors for the errors). */
+export function readSafetensors(file: string): SafetensorsContent {
+  if (!fs.existsSync(file)) throw new Error(`no such file: ${file}`);
+  return parseSafetensors(fs.readFileSync(file), file);
+}
+
+/** Only the header: tensor names, dtypes and shapes plus metadata, without reading the data. */
+export function readSafetensorsHeader(file: string): {
+  entries: Record<string, { dtype: string; shape: number[] }>;
+  metadata: Record<string, string>;
+} {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    if (fs.readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${file} is not a valid safetensors file: shorter than 8 bytes`);
+    const len = Number(head.readBigUInt64LE(0));
+    const size = fs.fstatSync(fd).size;
+    if (len > MAX_HEADER || 8 + len > size) {
+      throw new Error(`${file} is not a valid safetensors file: header length ${len} exceeds the file (${size} bytes)`);
+    }
+    const json = Buffer.alloc(len);
+    fs.readSync(fd, json, 0, len, 8);
+    let header: Record<string, { dtype: string; shape: number[] } | Record<string, string>>;
+    try {
+      header = JSON.parse(json.toString('utf8'));
+    } catch (err) {
+      throw new Error(`${file} is not a valid safetensors file: corrupt JSON header (${(err as Error).message})`);
+    }
+    const { __metadata__: metadata = {}, ...rest } = header;
+    const entries: Record<string, { dtype: string; shape: number[] }> = {};
+    for (const [k, v] of Object.entries(rest)) entries[k] = { dtype: String(v.dtype), shape: v.shape as unknown as number[] };
+    return { entries, metadata: metadata as Record<string, string> };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Serialises tensors (sorted by name, like the Python library) and metadata to bytes. */
+export function serializeSafetensors(tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): Buffer {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new Error(`safetensors metadata must be strings; '${k}' is ${typeof v}`);
+  }
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    if (name === '__metadata__') throw new Error(`'__metadata__' is reserved and cannot name a tensor`);
+    const t = tensors[name];
+    if (!(t.dtype in BYTES)) throw new Error(`tensor '${name}': unsupported dtype ${t.dtype}`);
+    const n = sizeOf(t.shape);
+    if (t.data.length !== n) {
+      throw new Error(`tensor '${name}': shape [${t.shape}] needs ${n} values but data has ${t.data.length}`);
+    }
+    const expected = { F32: Float32Array, I64: BigInt64Array, I32: Int32Array, U8: Uint8Array }[t.dtype];
+    if (!(t.data instanceof expected)) throw new Error(`tensor '${name}': dtype ${t.dtype} needs a ${expected.name}`);
+    const bytes = n * BYTES[t.dtype];
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  // Pad the header with spaces so the data starts 8-byte aligned (as the Python writer does).
+  const pad = (8 - ((8 + json.length) % 8)) % 8;
+  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const out = Buffer.alloc(8 + json.length + offset);
+  out.writeBigUInt64LE(BigInt(json.length), 0);
+  json.copy(out, 8);
+  let pos = 8 + json.length;
+  for (const name of names) {
+    const d = tensors[name].data;
+    const src = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    out.set(src, pos);
+    pos += d.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Writes a safetensors file atomically: to `<file>.<pid>.tmp` in the same folder, fsync, then
+ * rename over `file`. A failure leaves any earlier file untouched. Creates the folder.
+ */
+export function writeSafetensors(file: string, tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): void {
+  const bytes = serializeSafetensors(tensors, metadata);
+  writeFileAtomic(file, bytes);
+}
+
+/** Writes bytes to a temporary file beside `file`, then renames it into place. */
+export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeFileSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+// ---- tf.Tensor ↔ TensorRecord -------------------------------------------------------------
+
+/**
+ * A record as a tf.Tensor of the same shape (no layout change). I64 becomes int32 (TF.js has
+ * no int64); values outside int32 are an error. U8 becomes int32 too.
+ */
+export function recordToTensor(r: TensorRecord, name = 'tensor'): tf.Tensor {
+  switch (r.dtype) {
+    case 'F32':
+      return tf.tensor(r.data as Float32Array, r.shape, 'float32');
+    case 'I32':
+      return tf.tensor(r.data as Int32Array, r.shape, 'int32');
+    case 'U8':
+      return tf.tensor(Int32Array.from(r.data as Uint8Array), r.shape, 'int32');
+    case 'I64': {
+      const src = r.data as BigInt64Array;
+      const out = new Int32Array(src.length);
+      for (let i = 0; i < src.length; i++) {
+        if (src[i] > 2147483647n || src[i] < -2147483648n) throw new Error(`${name}: I64 value ${src[i]} does not fit int32`);
+        out[i] = Number(src[i]);
+      }
+      return tf.tensor(out, r.shape, 'int32');
+    }
+  }
+}
+
+/**
+ * A tf.Tensor as a record (reads its data synchronously). float32 → F32; int32 → I32, or I64
+ * when `int64` is true (PyTorch's dtype for counters such as num_batches_tracked).
+ */
+export function tensorToRecord(t: tf.Tensor, opts: { int64?: boolean } = {}): TensorRecord {
+  const shape = t.shape.slice();
+  if (t.dtype === 'float32') return { dtype: 'F32', shape, data: Float32Array.from(t.dataSync() as Float32Array) };
+  if (t.dtype === 'int32' || t.dtype === 'bool') {
+    const v = t.dataSync() as Int32Array | Uint8Array;
+    if (opts.int64) return { dtype: 'I64', shape, data: BigInt64Array.from(Array.from(v, (x) => BigInt(x))) };
+    return { dtype: 'I32', shape, data: Int32Array.from(v) };
+  }
+  throw new Error(`cannot store a ${t.dtype} tensor in safetensors`);
+}
+
+/** Records for every tensor in a map; names listed in `int64` are stored as I64. */
+export function tensorsToRecords(tensors: Record<string, tf.Tensor>, int64: (name: string) => boolean = () => false): Record<string, TensorRecord> {
+  const out: Record<string, TensorRecord> = {};
+  for (const [k, t] of Object.entries(tensors)) out[k] = tensorToRecord(t, { int64: int64(k) });
+  return out;
+}
+
+/** tf.Tensors for every record (the caller disposes them). */
+export function recordsToTensors(records: Record<string, TensorRecord>): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [k, r] of Object.entries(records)) out[k] = recordToTensor(r, k);
+  return out;
+}
