@@ -7,6 +7,8 @@
  * about 200 times slower. Everything else in lib/ uses @tensorflow/tfjs-core and does not care
  * which backend is active.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseChoice } from './config';
 
@@ -46,8 +48,29 @@ function isInstalled(pkg: string): boolean {
   }
 }
 
+/**
+ * The set-up script records the sizes of the TensorFlow libraries it linked into the package's
+ * deps/lib. A truncated library would kill the process inside dlopen, so check them first.
+ */
+export function checkLinkedLibraries(deps: string): void {
+  const manifestFile = path.join(deps, 'dcf-manifest.json');
+  if (!fs.existsSync(manifestFile)) return; // the package's own download: nothing recorded
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { files: Record<string, number> };
+  for (const [name, size] of Object.entries(manifest.files)) {
+    const file = path.join(deps, 'lib', name);
+    const actual = fs.existsSync(file) ? fs.statSync(file).size : -1;
+    if (actual !== size) {
+      throw new Error(
+        `The TensorFlow library ${file} is ${actual < 0 ? 'missing' : `damaged (${actual} bytes, expected ${size})`}. ` +
+          'Run `npm run setup` to repair the native backend.',
+      );
+    }
+  }
+}
+
 function loadNative(kind: 'gpu' | 'native'): BackendInfo {
   const pkg = NATIVE_PACKAGES[kind];
+  checkLinkedLibraries(path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'deps'));
   let binding: { TF_Version?: string };
   try {
     // The native packages register the 'tensorflow' backend into the shared tfjs-core engine.

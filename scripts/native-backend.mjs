@@ -69,6 +69,7 @@ function probe() {
     console.log(tf.backend().binding.TF_Version);`;
   const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8' });
   if (r.status === 0) return [true, r.stdout.trim()];
+  if (r.signal) return [false, `the loading process died with ${r.signal} (a damaged library?)`];
   const lines = (r.stderr || r.stdout || '').split('\n').filter((l) => /Error|error|cannot|undefined symbol/.test(l));
   return [false, lines.slice(0, 3).join(' | ') || `exit ${r.status}`];
 }
@@ -141,13 +142,23 @@ function linkLibrary(libDir) {
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so'));
   relLink(path.join(depsLib, 'libtensorflow_framework.so.2'), path.join(depsLib, 'libtensorflow_framework.so'));
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so.2.9.1'));
+  // Sizes of what was linked: lib/backend.ts checks them before loading, because a truncated
+  // library kills the process in dlopen instead of throwing an error it could report.
+  const manifest = { source: `${WHEEL}==${TF_VERSION}`, files: {} };
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) manifest.files[so] = fs.statSync(path.join(libDir, 'lib', so)).size;
+  fs.writeFileSync(path.join(pkgDir, 'deps', 'dcf-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 /** Step 4c: compile the addon against the linked library. */
 function buildAddon() {
   say('building the tfjs-node addon with node-gyp (about 30 s)');
   const preGyp = require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: [pkgDir] });
-  const r = spawnSync(process.execPath, [preGyp, 'install', '--build-from-source'], { cwd: pkgDir, encoding: 'utf8' });
+  // Build against the headers of the running Node where they are installed (as Debian's nodejs
+  // and the official tarballs do), instead of node-gyp downloading them.
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  const env = { ...process.env };
+  if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
+  const r = spawnSync(process.execPath, [preGyp, 'install', '--build-from-source'], { cwd: pkgDir, encoding: 'utf8', env });
   if (r.status !== 0) {
     const log = path.join(CACHE, 'native-build.log');
     fs.mkdirSync(CACHE, { recursive: true });
