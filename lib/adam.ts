@@ -1,0 +1,166 @@
+/**
+ * Adam with PyTorch's semantics (torch.optim.Adam, amsgrad=False, maximize=False), so that a
+ * checkpoint's optimizer state means the same thing on both sides:
+ *
+ *   g      = grad + weightDecay · param            (L2 penalty, as torch's Adam, not AdamW)
+ *   m      = β1 · m + (1 − β1) · g                  state `exp_avg`
+ *   v      = β2 · v + (1 − β2) · g²                 state `exp_avg_sq`
+ *   param -= lr / (1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
+ *
+ * with t the step count after this step (starting at 1) and ε = 1e-8 added *after* the bias
+ * correction of √v, exactly where torch adds it. tf.train.adam differs in both respects (its ε
+ * sits inside a rescaled formula), which is why this file exists.
+ *
+ * The moments live in tf.Variables of the parameter's shape, created at zero on construction
+ * (torch creates them lazily on the first step; the values are the same).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface AdamOptions {
+  lr: number;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.999. */
+  beta2?: number;
+  /** Default 1e-8 (torch's default). */
+  eps?: number;
+  /** L2 penalty added to the gradient (torch's Adam `weight_decay`). Default 0. */
+  weightDecay?: number;
+}
+
+/** Optimizer state under PyTorch's names: `<param>.exp_avg`, `<param>.exp_avg_sq`, plus the step count. */
+export interface AdamState {
+  step: number;
+  /** Keys `<param>.exp_avg` and `<param>.exp_avg_sq`, each of the parameter's shape. */
+  tensors: Record<string, tf.Tensor>;
+}
+
+export class Adam {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** The learning rate of the next step; a schedule may change it between steps. */
+  lr: number;
+  private t = 0;
+  private readonly params: Map<string, tf.Variable>;
+  private readonly expAvg = new Map<string, tf.Variable>();
+  private readonly expAvgSq = new Map<string, tf.Variable>();
+
+  /** `params`: the variables to update, keyed by their PyTorch names (Net.trainable()). */
+  constructor(params: Map<string, tf.Variable>, opts: AdamOptions) {
+    this.lr = opts.lr;
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    checkHyperparameters(this.lr, this.beta1, this.beta2, this.eps, this.weightDecay);
+    if (params.size === 0) throw new Error('Adam: no parameters to optimise (is everything frozen?)');
+    this.params = params;
+    for (const [name, p] of params) {
+      this.expAvg.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
+      this.expAvgSq.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
+    }
+  }
+
+  /** Steps taken so far (torch's `state['step']`). */
+  get stepCount(): number {
+    return this.t;
+  }
+
+  /** Parameter names in update order. */
+  get names(): string[] {
+    return [...this.params.keys()];
+  }
+
+  /**
+   * One update from `grads` (keyed like the parameters; every parameter needs one). The caller
+   * keeps ownership of `grads`; everything created here is disposed before returning.
+   */
+  step(grads: Record<string, tf.Tensor>, lr = this.lr): void {
+    for (const name of this.params.keys()) {
+      if (!grads[name]) throw new Error(`Adam.step: no gradient for '${name}' (is it used by the forward pass?)`);
+    }
+    this.t += 1;
+    const { beta1, beta2, eps, weightDecay, t } = this;
+    const stepSize = lr / (1 - beta1 ** t);
+    const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
+    tf.tidy(() => {
+      for (const [name, p] of this.params) {
+        let g = grads[name];
+        if (weightDecay !== 0) g = tf.add(g, tf.mul(p, weightDecay));
+        const m = this.expAvg.get(name)!;
+        const v = this.expAvgSq.get(name)!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const denom = tf.add(tf.div(tf.sqrt(v), bias2Sqrt), eps);
+        p.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+      }
+    });
+  }
+
+  /** Copies of the state (the caller disposes the tensors). */
+  state(): AdamState {
+    const tensors: Record<string, tf.Tensor> = {};
+    for (const name of this.params.keys()) {
+      tensors[`${name}.exp_avg`] = this.expAvg.get(name)!.clone();
+      tensors[`${name}.exp_avg_sq`] = this.expAvgSq.get(name)!.clone();
+    }
+    return { step: this.t, tensors };
+  }
+
+  /**
+   * Restores a state saved by state(): every parameter's two moments must be present with the
+   * parameter's shape, and nothing else. Checks everything before assigning anything.
+   */
+  loadState(state: AdamState): void {
+    if (!Number.isInteger(state.step) || state.step < 0) {
+      throw new Error(`Adam state: step must be a non-negative integer; got ${state.step}`);
+    }
+    const expected = new Set<string>();
+    for (const [name, p] of this.params) {
+      for (const key of [`${name}.exp_avg`, `${name}.exp_avg_sq`]) {
+        expected.add(key);
+        const t = state.tensors[key];
+        if (!t) throw new Error(`Adam state: missing '${key}' (the checkpoint was saved with other trainable parameters)`);
+        if (!sameShape(t.shape, p.shape)) {
+          throw new Error(`Adam state: '${key}' has shape [${t.shape}] but the parameter has [${p.shape}]`);
+        }
+      }
+    }
+    const extra = Object.keys(state.tensors).filter((k) => !expected.has(k));
+    if (extra.length > 0) {
+      throw new Error(
+        `Adam state: unexpected entries ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ' …' : ''} ` +
+          '(the checkpoint was saved with other trainable parameters, e.g. another --freeze)',
+      );
+    }
+    for (const name of this.params.keys()) {
+      this.expAvg.get(name)!.assign(tf.cast(state.tensors[`${name}.exp_avg`], 'float32'));
+      this.expAvgSq.get(name)!.assign(tf.cast(state.tensors[`${name}.exp_avg_sq`], 'float32'));
+    }
+    this.t = state.step;
+  }
+
+  /** Frees the moment variables (the parameters belong to the model). */
+  dispose(): void {
+    for (const v of [...this.expAvg.values(), ...this.expAvgSq.values()]) v.dispose();
+    this.expAvg.clear();
+    this.expAvgSq.clear();
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function checkHyperparameters(lr: number, beta1: number, beta2: number, eps: number, wd: number): void {
+  const bad = (what: string, v: number) => {
+    throw new Error(`Adam: ${what} must be ${what === 'lr' || what === 'eps' || what === 'weightDecay' ? '>= 0' : 'in [0, 1)'}; got ${v}`);
+  };
+  if (!(lr >= 0) || !Number.isFinite(lr)) bad('lr', lr);
+  if (!(beta1 >= 0 && beta1 < 1)) bad('beta1', beta1);
+  if (!(beta2 >= 0 && beta2 < 1)) bad('beta2', beta2);
+  if (!(eps >= 0)) bad('eps', eps);
+  if (!(wd >= 0)) bad('weightDecay', wd);
+}
