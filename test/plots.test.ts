@@ -125,7 +125,7 @@ describe('curves', () => {
 
 describe('confusion matrix figure', () => {
   it('colours by row rate, prints counts, and states the accuracy', () => {
-    const counts = CLASS_NAMES.map((_, i) => CLASS_NAMES.map((__, j) => (i === j ? 9 : j === 0 ? 1 : 0)));
+    const counts: number[][] = CLASS_NAMES.map((_, i) => CLASS_NAMES.map((__, j) => (i === j ? 9 : j === 0 ? 1 : 0)));
     counts[0][0] = 10;
     const fig = confusionMatrixFigure(counts);
     const z = fig.data[0].z as number[][];
