@@ -40,21 +40,6 @@ function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function arrayFor(dtype: Dtype, bytes: Uint8Array): TensorData {
-  // Copy into a fresh, aligned buffer: tensor bytes in a file need not be 4- or 8-aligned.
-  const buf = new Uint8Array(bytes).buffer;
-  switch (dtype) {
-    case 'F32':
-      return new Float32Array(buf);
-    case 'I32':
-      return new Int32Array(buf);
-    case 'I64':
-      return new BigInt64Array(buf);
-    case 'U8':
-      return new Uint8Array(buf);
-  }
-}
-
 function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -68,12 +53,45 @@ function widenToF32(dtype: string, bytes: Uint8Array): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength / WIDENED[dtype];
   const out = new Float32Array(n);
+  const bf16 = new Uint32Array(1);
+  const bf16AsF32 = new Float32Array(bf16.buffer);
   for (let i = 0; i < n; i++) {
     if (dtype === 'F64') out[i] = view.getFloat64(8 * i, true);
     else if (dtype === 'F16') out[i] = f16ToF32(view.getUint16(2 * i, true));
-    else out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0];
+    else {
+      bf16[0] = view.getUint16(2 * i, true) << 16;
+      out[i] = bf16AsF32[0];
+    }
   }
   return out;
+}
+
+/**
+ * Decodes little-endian tensor bytes of a safetensors dtype name into a fresh, aligned typed
+ * array (file bytes need not be 4- or 8-aligned). F64, F16 and BF16 are widened to F32.
+ * Also used for PyTorch's storages (lib/pth.ts). Undefined for an unknown dtype.
+ */
+export function decodeTensorBytes(dtype: string, bytes: Uint8Array): { dtype: Dtype; data: TensorData } | undefined {
+  if (dtype in BYTES) {
+    const buf = new Uint8Array(bytes).buffer;
+    switch (dtype as Dtype) {
+      case 'F32':
+        return { dtype: 'F32', data: new Float32Array(buf) };
+      case 'I32':
+        return { dtype: 'I32', data: new Int32Array(buf) };
+      case 'I64':
+        return { dtype: 'I64', data: new BigInt64Array(buf) };
+      case 'U8':
+        return { dtype: 'U8', data: new Uint8Array(buf) };
+    }
+  }
+  if (dtype in WIDENED) return { dtype: 'F32', data: widenToF32(dtype, bytes) };
+  return undefined;
+}
+
+/** Bytes per element of a dtype this module reads, or undefined. */
+export function dtypeWidth(dtype: string): number | undefined {
+  return dtype in BYTES ? BYTES[dtype as Dtype] : WIDENED[dtype];
 }
 
 /**
@@ -121,7 +139,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
       throw bad(`entry '${name}' has data_offsets ${JSON.stringify(offsets)}`);
     }
     if (end > dataLen) throw bad(`truncated: tensor '${name}' ends at byte ${end} of ${dataLen} data bytes`);
-    const width = dtype in BYTES ? BYTES[dtype as Dtype] : WIDENED[dtype];
+    const width = dtypeWidth(dtype);
     if (width === undefined) {
       throw new Error(
         `${source}: tensor '${name}' has dtype ${dtype}; supported are F32, I64, I32, U8 (F64, F16, BF16 are widened to F32)`,
@@ -131,11 +149,8 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
     if (end - begin !== n * width) {
       throw bad(`tensor '${name}' has ${end - begin} bytes, but ${dtype} ${JSON.stringify(shape)} needs ${n * width}`);
     }
-    const slice = bytes.subarray(dataStart + begin, dataStart + end);
-    tensors[name] =
-      dtype in BYTES
-        ? { dtype: dtype as Dtype, shape: shape as number[], data: arrayFor(dtype as Dtype, slice) }
-        : { dtype: 'F32', shape: shape as number[], data: widenToF32(dtype, slice) };
+    const decoded = decodeTensorBytes(dtype, bytes.subarray(dataStart + begin, dataStart + end))!;
+    tensors[name] = { ...decoded, shape: shape as number[] };
   }
   return { tensors, metadata };
 }
