@@ -57,10 +57,13 @@ export class Adam {
     checkHyperparameters(this.lr, this.beta1, this.beta2, this.eps, this.weightDecay);
     if (params.size === 0) throw new Error('Adam: no parameters to optimise (is everything frozen?)');
     this.params = params;
-    for (const [name, p] of params) {
-      this.expAvg.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
-      this.expAvgSq.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
-    }
+    // In tidy: tf.variable() keeps its own reference, so the zeros it was made from can go.
+    tf.tidy(() => {
+      for (const [name, p] of params) {
+        this.expAvg.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
+        this.expAvgSq.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
+      }
+    });
   }
 
   /** Steps taken so far (torch's `state['step']`). */
