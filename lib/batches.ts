@@ -117,6 +117,22 @@ export function imagesToTensor(split: Cifar10Split, indices: ArrayLike<number>, 
 }
 
 /**
+ * The inverse of the normalisation: a float batch [n, 32, 32, 3] back to n uint8 HWC images,
+ * to look at what the network is fed (augmented batches included).
+ */
+export function tensorToImages(x: tf.Tensor4D, norm: NormName): Uint8Array[] {
+  const { mean, std } = NORMALIZATIONS[norm];
+  const values = x.dataSync();
+  const bytes = new Uint8Array(values.length);
+  for (let k = 0; k < values.length; k++) {
+    const c = k % CHANNELS;
+    bytes[k] = Math.min(255, Math.max(0, Math.round((values[k] * std[c] + mean[c]) * 255)));
+  }
+  const imageBytes = IMAGE_BYTES;
+  return Array.from({ length: x.shape[0] }, (_, i) => bytes.subarray(i * imageBytes, (i + 1) * imageBytes));
+}
+
+/**
  * Yields one epoch of batches. The caller owns each batch's tensors and disposes them
  * (`tf.dispose([batch.x, batch.y])`) once used.
  */

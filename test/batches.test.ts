@@ -9,6 +9,7 @@ import {
   normalizationTable,
   numBatches,
   splitValidation,
+  tensorToImages,
 } from '../lib/batches';
 import { type Cifar10Split, loadCifar10 } from '../lib/cifar10';
 import { NORMALIZATIONS } from '../lib/config';
@@ -53,6 +54,20 @@ describe('normalisation', () => {
     const v = pixel(split.images.subarray(4 * 3072), 2, 7, 1);
     expect(values[(2 * 32 + 7) * 3 + 1]).toBeCloseTo((v / 255 - mean[1]) / std[1], 6);
     x.dispose();
+  });
+});
+
+describe('back to bytes', () => {
+  it('recovers the exact bytes from a normalised tensor', () => {
+    const split = synthetic(3);
+    for (const norm of ['half', 'imagenet'] as const) {
+      const x = imagesToTensor(split, [2, 0], norm);
+      const images = tensorToImages(x, norm);
+      x.dispose();
+      expect(images.length).toBe(2);
+      expect(images[0]).toEqual(split.images.subarray(2 * 3072, 3 * 3072));
+      expect(images[1]).toEqual(split.images.subarray(0, 3072));
+    }
   });
 });
 
