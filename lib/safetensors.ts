@@ -11,8 +11,8 @@
  * helpers at the end convert between records and tf.Tensors.
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeFileAtomic } from './atomic-file';
 
 export type Dtype = 'F32' | 'I64' | 'I32' | 'U8';
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
@@ -233,31 +233,12 @@ export function serializeSafetensors(tensors: Record<string, TensorRecord>, meta
 }
 
 /**
- * Writes a safetensors file atomically: to `<file>.<pid>.tmp` in the same folder, fsync, then
- * rename over `file`. A failure leaves any earlier file untouched. Creates the folder.
+ * Writes a safetensors file atomically (lib/atomic-file: a temporary name in the same folder,
+ * fsync, rename). A failure leaves any earlier file untouched. Creates the folder.
  */
 export function writeSafetensors(file: string, tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): void {
   const bytes = serializeSafetensors(tensors, metadata);
   writeFileAtomic(file, bytes);
-}
-
-/** Writes bytes to a temporary file beside `file`, then renames it into place. */
-export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeFileSync(fd, bytes);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
 }
 
 // ---- tf.Tensor ↔ TensorRecord -------------------------------------------------------------
