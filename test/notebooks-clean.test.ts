@@ -1,0 +1,55 @@
+// notebooks/ is committed without outputs: executed copies live in results/notebooks.
+// `npm run notebooks:strip` fixes a notebook this test rejects.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { describe, expect, it } from 'vitest';
+import { committedProblems, formatNotebook, listNotebooks, readNotebook, stripNotebook, stripNotebookFile, type NotebookJson } from '../lib/notebooks';
+
+describe('committed notebooks', () => {
+  it('hold no outputs or execution counts and use the tslab kernel', () => {
+    const notebooks = listNotebooks();
+    expect(notebooks.length).toBeGreaterThan(0);
+    const problems = notebooks.flatMap((f) => committedProblems(readNotebook(f)).map((p) => `${path.basename(f)}: ${p}`));
+    expect(problems, 'run `npm run notebooks:strip`').toEqual([]);
+  });
+
+  it('are stored in stripped, nbformat-style form', () => {
+    for (const f of listNotebooks()) {
+      expect(formatNotebook(stripNotebook(readNotebook(f))), `${path.basename(f)}: run \`npm run notebooks:strip\``).toBe(fs.readFileSync(f, 'utf8'));
+    }
+  });
+});
+
+describe('stripNotebook', () => {
+  const executed: NotebookJson = {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' }, widgets: { x: 1 } },
+    cells: [
+      { cell_type: 'markdown', id: 'm', metadata: {}, source: '# title' },
+      {
+        cell_type: 'code', id: 'c', metadata: { execution: { t: 1 }, tags: ['keep'] }, source: ['x\n', 'y'], execution_count: 3,
+        outputs: [{ output_type: 'error', ename: 'Error', evalue: 'boom', traceback: [] }],
+      },
+    ],
+  };
+
+  it('removes outputs, counts and run metadata, keeping sources, ids and tags', () => {
+    expect(committedProblems(executed)).toEqual(['cell 1 has 1 output(s)', 'cell 1 has execution_count 3']);
+    const clean = stripNotebook(executed);
+    expect(committedProblems(clean)).toEqual([]);
+    expect(clean.cells[1]).toEqual({ cell_type: 'code', id: 'c', metadata: { tags: ['keep'] }, source: ['x\n', 'y'], execution_count: null, outputs: [] });
+    expect(clean.metadata).toEqual({ kernelspec: executed.metadata.kernelspec });
+    expect(executed.cells[1].outputs).toHaveLength(1); // the input is not modified
+  });
+
+  it('rewrites a file only when it changes', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nb-strip-')), '01-x.ipynb');
+    fs.writeFileSync(file, JSON.stringify(executed));
+    expect(stripNotebookFile(file)).toBe(true);
+    expect(committedProblems(readNotebook(file))).toEqual([]);
+    expect(stripNotebookFile(file)).toBe(false);
+    fs.rmSync(path.dirname(file), { recursive: true });
+  });
+});
