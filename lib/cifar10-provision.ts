@@ -96,9 +96,10 @@ export async function ensureCifar10(opts: EnsureOptions = {}): Promise<EnsureRep
     say(`      ${s.name}: ${s.ok ? (s.fromStamp ? 'ok (unchanged since verified)' : 'ok (sha256 verified)') : s.problem}`);
   }
   let needed = statuses.filter((s) => !s.ok).map((s) => s.name);
-  if (ensureMetaFile(dir)) say(`      wrote ${path.basename(dir)}/batches.meta.txt`);
+  if (ensureMetaFile(dir)) say('      wrote batches.meta.txt (the class names)');
   if (needed.length === 0) {
     say('      all six batch files verified; nothing to do');
+    if (opts.from) say(`      (--from ${opts.from} not needed)`);
     return { dir, source: 'existing', rebuilt: [] };
   }
   say(`      to build: ${needed.join(', ')}`);

@@ -142,6 +142,17 @@ describe('ensureCifar10 sources and their failures (no real data needed)', () =>
     expect(fs.readdirSync(cacheDir)).toEqual([]);
   });
 
+  it('removes what an interrupted run left, and never leaves a half-written file under a real name', async () => {
+    const dir = makeDir();
+    // A dead process's temporary file (pid 2^22 + 1 is above Linux's pid limit) and a live one's.
+    fs.writeFileSync(path.join(dir, '.data_batch_4.bin.4194305.tmp'), Buffer.alloc(100));
+    fs.writeFileSync(path.join(dir, `.test_batch.bin.${process.ppid}.tmp`), Buffer.alloc(100));
+    const messages: string[] = [];
+    await expect(ensureCifar10({ dir, url: false, npm: false, onProgress: (m) => messages.push(m) })).rejects.toThrow(/could not provision/);
+    expect(messages[0]).toBe('removed .data_batch_4.bin.4194305.tmp, left by an interrupted run');
+    expect(fs.readdirSync(dir).sort()).toEqual([`.test_batch.bin.${process.ppid}.tmp`, 'batches.meta.txt']);
+  });
+
   it('names what is wrong with a path the user gives, and does not fall back to downloads', async () => {
     const missing = path.join(makeDir(), 'nowhere.tar.gz');
     await expect(ensureCifar10({ dir: makeDir(), from: missing })).rejects.toThrow(`cannot use --from ${missing}: ${missing} does not exist`);
