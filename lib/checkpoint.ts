@@ -1,0 +1,275 @@
+/**
+ * A training checkpoint is ONE safetensors file, readable by Python's safetensors as it is:
+ *
+ *   <PyTorch state names>             the model's whole state (lib/model stateDict: parameters,
+ *                                     BatchNorm statistics, num_batches_tracked as I64)
+ *   adam.<param>.exp_avg              Adam's moments for every trainable parameter, in the
+ *   adam.<param>.exp_avg_sq           parameter's PyTorch layout
+ *   __metadata__                      format, kind (best | last), variant, norm, epoch, step,
+ *                                     accuracy, bestAccuracy, bestEpoch, session, config (JSON),
+ *                                     backend, savedAt, sha256 (of every tensor's bytes)
+ *
+ * A run keeps two: results/runs/<run>/best.safetensors (highest selection accuracy so far) and
+ * last.safetensors (the latest finished epoch, for crash recovery). Files are written to a
+ * temporary name, fsynced and renamed, so a crash mid-write leaves the previous file intact.
+ * Loading checks everything (format, checksum, variant, every key and shape) before it changes
+ * anything, and says what to do when it refuses.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Adam } from './adam';
+import { VARIANTS, type Variant } from './config';
+import { checkState, isCounter, type Net, type NamedTensors } from './model';
+import { MODEL_STATE_FORMAT } from './weights';
+import {
+  readSafetensors,
+  readSafetensorsHeader,
+  recordToTensor,
+  tensorsToRecords,
+  writeSafetensors,
+  type TensorRecord,
+} from './safetensors';
+
+export const CHECKPOINT_FORMAT = 'dcf-checkpoint/1';
+export const ADAM_PREFIX = 'adam.';
+
+export type CheckpointKind = 'best' | 'last';
+export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ['best', 'last'];
+
+/** What a checkpoint says about itself (its safetensors metadata, parsed). */
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  kind: CheckpointKind;
+  variant: Variant;
+  /** Epochs finished when it was saved (1-based; the next epoch to train is epoch + 1). */
+  epoch: number;
+  /** Optimizer steps taken (Adam's step count). */
+  step: number;
+  /** Selection accuracy (test, or val when configured) of this epoch, in [0, 1]. */
+  accuracy: number;
+  /** Best selection accuracy up to and including this epoch, and the epoch it came from. */
+  bestAccuracy: number;
+  bestEpoch: number;
+  /** The training session that saved it (lib/metrics). */
+  session: number;
+  /** The run's training configuration (lib/train's TrainConfig), as saved. */
+  config: Record<string, unknown>;
+  /** describeBackend() of the saving process. */
+  backend: string;
+  /** ISO time of saving. */
+  savedAt: string;
+}
+
+export function checkpointPath(runDir: string, kind: CheckpointKind): string {
+  return path.join(runDir, `${kind}.safetensors`);
+}
+
+/** SHA-256 over every tensor's name, dtype, shape and bytes, in name order. */
+function digest(records: Record<string, TensorRecord>): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(records).sort()) {
+    const r = records[name];
+    h.update(`${name}\0${r.dtype}\0${r.shape.join(',')}\0`);
+    h.update(new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Saves model and optimizer state atomically to `file`. The moments are converted to PyTorch
+ * layout (net.toTorchLayout), so the file means the same to torch.optim.Adam.
+ */
+export function saveCheckpoint(
+  file: string,
+  net: Net,
+  adam: Adam,
+  meta: Omit<CheckpointMeta, 'format' | 'variant' | 'step' | 'savedAt'>,
+): void {
+  const tensors: NamedTensors = net.stateDict();
+  const state = adam.state();
+  try {
+    for (const [key, moment] of Object.entries(state.tensors)) {
+      const param = key.replace(/\.exp_avg(_sq)?$/, '');
+      tensors[`${ADAM_PREFIX}${key}`] = net.toTorchLayout(param, moment);
+    }
+    const records = tensorsToRecords(tensors, isCounter);
+    const metadata: Record<string, string> = {
+      format: CHECKPOINT_FORMAT,
+      kind: meta.kind,
+      variant: net.variant,
+      norm: String(meta.config.norm ?? ''),
+      epoch: String(meta.epoch),
+      step: String(state.step),
+      accuracy: String(meta.accuracy),
+      bestAccuracy: String(meta.bestAccuracy),
+      bestEpoch: String(meta.bestEpoch),
+      session: String(meta.session),
+      config: JSON.stringify(meta.config),
+      backend: meta.backend,
+      savedAt: new Date().toISOString(),
+      sha256: digest(records),
+    };
+    writeSafetensors(file, records, metadata);
+  } finally {
+    tf.dispose([...Object.values(tensors), ...Object.values(state.tensors)]);
+  }
+}
+
+function damaged(file: string, why: string): Error {
+  return new Error(
+    `checkpoint ${file} is damaged: ${why}. Nothing was changed. ` +
+      'Resume from the other checkpoint (--resume best|last), or start the run over with --fresh.',
+  );
+}
+
+function parseMeta(file: string, metadata: Record<string, string>): CheckpointMeta {
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new Error(
+      `${file} is not a training checkpoint of this project (format '${metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'). ` +
+        'Model state files (npm run export) are for predict, not for resuming training.',
+    );
+  }
+  const num = (key: string): number => {
+    const v = Number(metadata[key]);
+    if (metadata[key] === undefined || !Number.isFinite(v)) throw damaged(file, `metadata '${key}' is '${metadata[key]}'`);
+    return v;
+  };
+  if (!(VARIANTS as readonly string[]).includes(metadata.variant)) throw damaged(file, `metadata variant '${metadata.variant}'`);
+  if (!(CHECKPOINT_KINDS as readonly string[]).includes(metadata.kind)) throw damaged(file, `metadata kind '${metadata.kind}'`);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(metadata.config);
+  } catch {
+    throw damaged(file, 'its config metadata is not JSON');
+  }
+  return {
+    format: CHECKPOINT_FORMAT,
+    kind: metadata.kind as CheckpointKind,
+    variant: metadata.variant as Variant,
+    epoch: num('epoch'),
+    step: num('step'),
+    accuracy: num('accuracy'),
+    bestAccuracy: num('bestAccuracy'),
+    bestEpoch: num('bestEpoch'),
+    session: num('session'),
+    config,
+    backend: metadata.backend ?? 'unknown',
+    savedAt: metadata.savedAt ?? '',
+  };
+}
+
+/** Only the metadata (reads the header, not the tensors). */
+export function readCheckpointMeta(file: string): CheckpointMeta {
+  let header: ReturnType<typeof readSafetensorsHeader>;
+  try {
+    header = readSafetensorsHeader(file);
+  } catch (err) {
+    throw damaged(file, (err as Error).message);
+  }
+  return parseMeta(file, header.metadata);
+}
+
+export interface CheckpointContent {
+  meta: CheckpointMeta;
+  /** The model state, PyTorch names and layouts. */
+  model: Record<string, TensorRecord>;
+  /** Adam's moments keyed `<param>.exp_avg` / `<param>.exp_avg_sq`, PyTorch layouts. */
+  adam: Record<string, TensorRecord>;
+}
+
+/** Reads and verifies a checkpoint (format, metadata, checksum); no tensors are created. */
+export function readCheckpoint(file: string): CheckpointContent {
+  if (!fs.existsSync(file)) throw new Error(`no checkpoint at ${file}`);
+  let content: ReturnType<typeof readSafetensors>;
+  try {
+    content = readSafetensors(file);
+  } catch (err) {
+    throw damaged(file, (err as Error).message);
+  }
+  const meta = parseMeta(file, content.metadata);
+  if (content.metadata.sha256 !== digest(content.tensors)) throw damaged(file, 'its tensors do not match the checksum it was saved with');
+  const model: Record<string, TensorRecord> = {};
+  const adam: Record<string, TensorRecord> = {};
+  for (const [k, r] of Object.entries(content.tensors)) {
+    if (k.startsWith(ADAM_PREFIX)) adam[k.slice(ADAM_PREFIX.length)] = r;
+    else model[k] = r;
+  }
+  return { meta, model, adam };
+}
+
+/**
+ * Restores a checkpoint into a fresh `net` and `adam`. Refuses (clear error, nothing assigned)
+ * another variant, another set of trainable parameters (e.g. another --freeze), any missing,
+ * extra or misshapen tensor.
+ */
+export function restoreCheckpoint(content: CheckpointContent, file: string, net: Net, adam: Adam): void {
+  const { meta } = content;
+  if (meta.variant !== net.variant) {
+    throw new Error(
+      `checkpoint ${file} holds a ${meta.variant} net, but this run trains the ${net.variant} net. ` +
+        `Use --variant ${meta.variant}, another --run name, or --fresh to start this run over.`,
+    );
+  }
+  const problems = checkState(content.model, net.variant);
+  if (problems.length) {
+    throw new Error(`checkpoint ${file} does not fit the ${net.variant} net:\n  ${problems.join('\n  ')}\nNothing was changed.`);
+  }
+  const torchShapes = new Map(net.describe().map((p) => [p.name, p.shape]));
+  const moments: Record<string, tf.Tensor> = {};
+  const model: NamedTensors = {};
+  try {
+    for (const name of adam.names) {
+      for (const suffix of ['exp_avg', 'exp_avg_sq']) {
+        const key = `${name}.${suffix}`;
+        const r = content.adam[key];
+        if (!r) {
+          throw new Error(
+            `checkpoint ${file} has no optimizer state 'adam.${key}': it was saved with other trainable parameters ` +
+              `(config freeze '${String(meta.config.freeze)}', this run '${net.freeze}'). Nothing was changed.`,
+          );
+        }
+        const want = torchShapes.get(name)!;
+        if (r.shape.join(',') !== want.join(',')) {
+          throw new Error(`checkpoint ${file}: 'adam.${key}' has shape [${r.shape}], expected [${want}]. Nothing was changed.`);
+        }
+        moments[key] = tf.tidy(() => net.fromTorchLayout(name, recordToTensor(r, key)));
+      }
+    }
+    const extra = Object.keys(content.adam).filter((k) => !(k in moments));
+    if (extra.length) {
+      throw new Error(
+        `checkpoint ${file} has optimizer state for parameters this run does not train (adam.${extra[0]} …): ` +
+          `it was saved with freeze '${String(meta.config.freeze)}', this run uses '${net.freeze}'. Nothing was changed.`,
+      );
+    }
+    for (const [k, r] of Object.entries(content.model)) model[k] = recordToTensor(r, k);
+    adam.loadState({ step: meta.step, tensors: moments });
+    net.loadStateDict(model);
+  } finally {
+    tf.dispose([...Object.values(moments), ...Object.values(model)]);
+  }
+}
+
+/**
+ * Writes the model state of a checkpoint (no optimizer moments) as a model state file
+ * (lib/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
+ */
+export function exportModelState(checkpointFile: string, outFile: string): CheckpointMeta {
+  if (!outFile.endsWith('.safetensors')) throw new Error(`the exported file must end in .safetensors; got ${outFile}`);
+  if (path.resolve(outFile) === path.resolve(checkpointFile)) throw new Error('refusing to export a checkpoint onto itself; choose another --out');
+  const { meta, model } = readCheckpoint(checkpointFile);
+  writeSafetensors(outFile, model, {
+    format: MODEL_STATE_FORMAT,
+    variant: meta.variant,
+    norm: String(meta.config.norm),
+    run: String(meta.config.run),
+    epoch: String(meta.epoch),
+    accuracy: String(meta.accuracy),
+    selectBy: String(meta.config.selectBy ?? 'test'),
+    source: path.basename(checkpointFile),
+    backend: meta.backend,
+  });
+  return meta;
+}
