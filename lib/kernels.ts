@@ -1,0 +1,451 @@
+/**
+ * Fused training kernels for the backbone: each layer is one or two TensorFlow kernels forward
+ * and backward instead of the dozens of small element-wise ops TF.js composes them from.
+ *
+ *   batchNormTrain  FusedBatchNormV3 (batch statistics AND PyTorch's running-statistics update,
+ *                   momentum, unbiased variance) / FusedBatchNormGradV3
+ *   relu, addRelu   Relu (AddV2 + Relu) / ReluGrad  (TF.js's ReLU gradient is 6 ops: Step is
+ *                   composed of IsNan, Greater, Fill, Select, …)
+ *   conv2d          Conv2D with PyTorch's explicit symmetric padding (no Pad op, and the
+ *                   input gradient is only computed when something needs it)
+ *   maxPool         MaxPool with explicit padding (PyTorch's −∞ padding) / MaxPoolGrad
+ *   crossEntropy    SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one kernel
+ *
+ * On the native TensorFlow backend (tfjs-node) these are TF.js kernels registered here that run
+ * TensorFlow's own ops by name; on any other backend, or with `useFusedKernels(false)`, each
+ * function computes the same thing from public TF.js ops (the reference the tests compare to).
+ * Shapes are NHWC; filters HWIO.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+// ---- the native backend's op runner ---------------------------------------------------------
+
+/** The part of tfjs-node's backend used here (see its dist/nodejs_kernel_backend.js). */
+interface NativeBackend {
+  binding: {
+    TF_ATTR_TYPE: number;
+    TF_ATTR_FLOAT: number;
+    TF_ATTR_INT: number;
+    TF_ATTR_BOOL: number;
+    TF_ATTR_STRING: number;
+    TF_FLOAT: number;
+    TF_INT32: number;
+  };
+  executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
+}
+interface OpAttr {
+  name: string;
+  type: number;
+  value: unknown;
+}
+
+let fusedEnabled = process.env.DCF_FUSED !== '0';
+
+/**
+ * Turns the fused kernels on or off (for comparisons and tests; DCF_FUSED=0 starts with them
+ * off). Returns the previous setting. They are only ever used on the 'tensorflow' backend.
+ */
+export function useFusedKernels(on: boolean): boolean {
+  const before = fusedEnabled;
+  fusedEnabled = on;
+  return before;
+}
+
+/** True when the functions below run TensorFlow's fused kernels (native backend, enabled). */
+export function fusedKernelsActive(): boolean {
+  return fusedEnabled && tf.getBackend() === 'tensorflow';
+}
+
+function nativeBackend(backend: unknown): NativeBackend {
+  return backend as NativeBackend;
+}
+
+/** Attribute builders for one op call. */
+function attrs(be: NativeBackend) {
+  const b = be.binding;
+  return {
+    type: (name: string, dtype: 'float32' | 'int32' = 'float32'): OpAttr => ({ name, type: b.TF_ATTR_TYPE, value: dtype === 'float32' ? b.TF_FLOAT : b.TF_INT32 }),
+    float: (name: string, value: number): OpAttr => ({ name, type: b.TF_ATTR_FLOAT, value }),
+    ints: (name: string, value: number[]): OpAttr => ({ name, type: b.TF_ATTR_INT, value }),
+    bool: (name: string, value: boolean): OpAttr => ({ name, type: b.TF_ATTR_BOOL, value }),
+    string: (name: string, value: string): OpAttr => ({ name, type: b.TF_ATTR_STRING, value }),
+  };
+}
+
+function run(be: NativeBackend, op: string, opAttrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs = 1): tf.Tensor[] {
+  return be.executeMultipleOutputs(op, opAttrs, inputs, numOutputs);
+}
+
+function run1(be: NativeBackend, op: string, opAttrs: OpAttr[], inputs: tf.TensorInfo[]): tf.Tensor {
+  return run(be, op, opAttrs, inputs, 1)[0];
+}
+
+/** Runs `op` through TF.js's engine on the active backend (the gradient code's ops). */
+function current(): NativeBackend {
+  return nativeBackend(tf.backend());
+}
+
+/** [top, bottom, left, right] → TF's explicit_paddings for NHWC. */
+function explicitPaddings(pad: number): number[] {
+  return [0, 0, pad, pad, pad, pad, 0, 0];
+}
+
+const BACKEND = 'tensorflow';
+
+// ---- BatchNorm in training mode -------------------------------------------------------------
+
+const BN_KERNEL = 'DcfBatchNormTrain';
+interface BnAttrs {
+  epsilon: number;
+  /** PyTorch's momentum (TensorFlow's exponential_avg_factor); 1 = batch statistics only. */
+  momentum: number;
+}
+
+tf.registerKernel({
+  kernelName: BN_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, attrs: a, backend }) => {
+    const be = nativeBackend(backend);
+    const at = attrs(be);
+    const { x, scale, offset, mean, variance } = inputs as Record<string, tf.TensorInfo>;
+    // Outputs: y, new running mean, new running variance (unbiased, as PyTorch), and the batch
+    // mean / biased variance / workspace that FusedBatchNormGradV3 needs.
+    return run(
+      be,
+      'FusedBatchNormV3',
+      [
+        at.type('T'),
+        at.type('U'),
+        at.float('epsilon', (a as unknown as BnAttrs).epsilon),
+        at.float('exponential_avg_factor', (a as unknown as BnAttrs).momentum),
+        at.string('data_format', 'NHWC'),
+        at.bool('is_training', true),
+      ],
+      [x, scale, offset, mean, variance],
+      6,
+    );
+  },
+});
+
+tf.registerGradient({
+  kernelName: BN_KERNEL,
+  inputsToSave: ['x', 'scale'],
+  outputsToSave: [false, false, false, true, true, true],
+  gradFunc: (dys, saved, a) => {
+    const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
+    const [x, scale, saveMean, saveVar, reserve] = saved;
+    const be = current();
+    const at = attrs(be);
+    // One kernel gives all three gradients; the thunks below hand them out.
+    const [dx, dScale, dOffset] = run(
+      be,
+      'FusedBatchNormGradV3',
+      [at.type('T'), at.type('U'), at.float('epsilon', (a as unknown as BnAttrs).epsilon), at.string('data_format', 'NHWC'), at.bool('is_training', true)],
+      [dy, x, scale, saveMean, saveVar, reserve],
+      5,
+    );
+    return {
+      x: () => dx,
+      scale: () => dScale,
+      offset: () => dOffset,
+      // The running statistics are not on any loss's path (they only feed the next update).
+      mean: () => tf.zerosLike(saveMean),
+      variance: () => tf.zerosLike(saveMean),
+    };
+  },
+});
+
+export interface BatchNormTrainOptions {
+  /** ε added to the variance (PyTorch: 1e-5). */
+  eps: number;
+  /** Running statistics to update in place like torch.nn.BatchNorm2d (momentum 0.1, unbiased variance). */
+  running?: { mean: tf.Variable; variance: tf.Variable; momentum: number };
+}
+
+/**
+ * Training-mode BatchNorm of x [batch, h, w, C] over (batch, h, w): normalises with the batch
+ * mean and biased variance, then γ·x̂ + β. When `running` is given, also moves the running
+ * statistics towards the batch's (mean; variance with n/(n−1)) — that update is not
+ * differentiated. Gradients flow to x, γ and β.
+ */
+export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: BatchNormTrainOptions): tf.Tensor4D {
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  if (opts.running && n < 2) {
+    throw new Error(`BatchNorm in training mode needs more than one value per channel; got input [${x.shape}]`);
+  }
+  if (!fusedKernelsActive()) return batchNormTrainComposite(x, gamma, beta, opts);
+  const { running } = opts;
+  const outs = tf.engine().runKernel(
+    BN_KERNEL,
+    {
+      x,
+      scale: gamma,
+      offset: beta,
+      // Without a running update, TensorFlow ignores mean/variance (factor 1 = batch statistics only).
+      mean: running?.mean ?? gamma,
+      variance: running?.variance ?? gamma,
+    },
+    { epsilon: opts.eps, momentum: running?.momentum ?? 1 } satisfies BnAttrs as unknown as tf.NamedAttrMap,
+  ) as tf.Tensor[];
+  const [y, newMean, newVar, ...rest] = outs;
+  if (running) {
+    running.mean.assign(newMean);
+    running.variance.assign(newVar);
+  }
+  tf.dispose([newMean, newVar, ...rest]);
+  return y as tf.Tensor4D;
+}
+
+/** batchNormTrain from public TF.js ops (any backend). */
+function batchNormTrainComposite(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: BatchNormTrainOptions): tf.Tensor4D {
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  if (opts.running) {
+    const { mean: rm, variance: rv, momentum: m } = opts.running;
+    const n = x.shape[0] * x.shape[1] * x.shape[2];
+    const [newMean, newVar] = tf.tidy(() => [
+      tf.add(tf.mul(rm, 1 - m), tf.mul(mean, m)),
+      tf.add(tf.mul(rv, 1 - m), tf.mul(variance, (m * n) / (n - 1))),
+    ]);
+    rm.assign(newMean);
+    rv.assign(newVar);
+    tf.dispose([newMean, newVar]);
+  }
+  const y = tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, opts.eps);
+  tf.dispose([mean, variance]);
+  return y;
+}
+
+// ---- ReLU, and the residual add + ReLU --------------------------------------------------------
+
+const RELU_KERNEL = 'DcfRelu';
+const ADD_RELU_KERNEL = 'DcfAddRelu';
+
+tf.registerKernel({
+  kernelName: RELU_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, backend }) => {
+    const be = nativeBackend(backend);
+    return run1(be, 'Relu', [attrs(be).type('T')], [inputs.x as tf.TensorInfo]);
+  },
+});
+
+tf.registerKernel({
+  kernelName: ADD_RELU_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, backend }) => {
+    const be = nativeBackend(backend);
+    const T = attrs(be).type('T');
+    const sum = run1(be, 'AddV2', [T], [inputs.a as tf.TensorInfo, inputs.b as tf.TensorInfo]);
+    const y = run1(be, 'Relu', [T], [sum]);
+    sum.dispose();
+    return y;
+  },
+});
+
+/** dy · [y > 0] in one kernel (y, the ReLU's output, is > 0 exactly where its input is). */
+function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const be = current();
+  return run1(be, 'ReluGrad', [attrs(be).type('T')], [dy, y]);
+}
+
+tf.registerGradient({
+  kernelName: RELU_KERNEL,
+  outputsToSave: [true],
+  gradFunc: (dy, saved) => ({ x: () => reluGrad(dy as tf.Tensor, saved[0]) }),
+});
+
+tf.registerGradient({
+  kernelName: ADD_RELU_KERNEL,
+  outputsToSave: [true],
+  gradFunc: (dy, saved) => {
+    const g = reluGrad(dy as tf.Tensor, saved[0]);
+    // Both inputs get the same gradient; a clone, so that each can be disposed on its own.
+    return { a: () => g, b: () => g.clone() };
+  },
+});
+
+/** max(x, 0). */
+export function relu<T extends tf.Tensor>(x: T): T {
+  if (!fusedKernelsActive()) return tf.relu(x);
+  return tf.engine().runKernel(RELU_KERNEL, { x }, {}) as T;
+}
+
+/** max(a + b, 0): a residual block's ending. */
+export function addRelu<T extends tf.Tensor>(a: T, b: T): T {
+  if (!fusedKernelsActive()) return tf.tidy(() => tf.relu(tf.add(a, b))) as T;
+  return tf.engine().runKernel(ADD_RELU_KERNEL, { a, b }, {}) as T;
+}
+
+// ---- convolution with explicit (PyTorch) padding ----------------------------------------------
+
+const CONV_KERNEL = 'DcfConv2D';
+interface ConvAttrs {
+  stride: number;
+  pad: number;
+}
+
+function convAttrs(be: NativeBackend, stride: number, pad: number): OpAttr[] {
+  const at = attrs(be);
+  return [
+    at.type('T'),
+    at.ints('strides', [1, stride, stride, 1]),
+    at.bool('use_cudnn_on_gpu', true),
+    at.string('padding', 'EXPLICIT'),
+    at.ints('explicit_paddings', explicitPaddings(pad)),
+    at.string('data_format', 'NHWC'),
+    at.ints('dilations', [1, 1, 1, 1]),
+  ];
+}
+
+tf.registerKernel({
+  kernelName: CONV_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, attrs: a, backend }) => {
+    const be = nativeBackend(backend);
+    const { stride, pad } = a as unknown as ConvAttrs;
+    return run1(be, 'Conv2D', convAttrs(be, stride, pad), [inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo]);
+  },
+});
+
+tf.registerGradient({
+  kernelName: CONV_KERNEL,
+  inputsToSave: ['x', 'filter'],
+  gradFunc: (dy, saved, a) => {
+    const [x, filter] = saved;
+    const { stride, pad } = a as unknown as ConvAttrs;
+    // Lazy: the tape only asks for the gradients it needs (none for the input images).
+    return {
+      x: () => {
+        const be = current();
+        const sizes = tf.tensor1d(x.shape, 'int32');
+        const dx = run1(be, 'Conv2DBackpropInput', convAttrs(be, stride, pad), [sizes, filter, dy as tf.Tensor]);
+        sizes.dispose();
+        return dx;
+      },
+      filter: () => {
+        const be = current();
+        const sizes = tf.tensor1d(filter.shape, 'int32');
+        const dw = run1(be, 'Conv2DBackpropFilter', convAttrs(be, stride, pad), [x, sizes, dy as tf.Tensor]);
+        sizes.dispose();
+        return dw;
+      },
+    };
+  },
+});
+
+/**
+ * Convolution of x [batch, h, w, Cin] with filter [kh, kw, Cin, Cout] (HWIO), `stride`, and
+ * `pad` zeros on every side (PyTorch's Conv2d padding; TF.js only offers 'same'/'valid').
+ */
+export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+  if (!fusedKernelsActive()) {
+    return tf.tidy(() => {
+      const padded = pad > 0 ? tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : x;
+      return tf.conv2d(padded, filter, stride, 'valid');
+    });
+  }
+  return tf.engine().runKernel(CONV_KERNEL, { x, filter }, { stride, pad } satisfies ConvAttrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+// ---- max-pool with explicit (PyTorch) padding ---------------------------------------------
+
+const MAX_POOL_KERNEL = 'DcfMaxPool';
+interface PoolAttrs {
+  size: number;
+  stride: number;
+  pad: number;
+}
+
+function poolAttrs(be: NativeBackend, size: number, stride: number, pad: number): OpAttr[] {
+  const at = attrs(be);
+  return [
+    at.type('T'),
+    at.ints('ksize', [1, size, size, 1]),
+    at.ints('strides', [1, stride, stride, 1]),
+    at.string('padding', 'EXPLICIT'),
+    at.ints('explicit_paddings', explicitPaddings(pad)),
+    at.string('data_format', 'NHWC'),
+  ];
+}
+
+tf.registerKernel({
+  kernelName: MAX_POOL_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, attrs: a, backend }) => {
+    const be = nativeBackend(backend);
+    const { size, stride, pad } = a as unknown as PoolAttrs;
+    return run1(be, 'MaxPool', poolAttrs(be, size, stride, pad), [inputs.x as tf.TensorInfo]);
+  },
+});
+
+tf.registerGradient({
+  kernelName: MAX_POOL_KERNEL,
+  inputsToSave: ['x'],
+  outputsToSave: [true],
+  gradFunc: (dy, saved, a) => {
+    const [x, y] = saved;
+    const { size, stride, pad } = a as unknown as PoolAttrs;
+    return {
+      x: () => {
+        const be = current();
+        return run1(be, 'MaxPoolGrad', poolAttrs(be, size, stride, pad), [x, y, dy as tf.Tensor]);
+      },
+    };
+  },
+});
+
+/**
+ * Max-pool of x [batch, h, w, C] with a size×size window, `stride`, and `pad` on every side
+ * that never wins (PyTorch's MaxPool2d padding, −∞).
+ */
+export function maxPool(x: tf.Tensor4D, size: number, stride: number, pad: number): tf.Tensor4D {
+  if (!fusedKernelsActive()) {
+    return tf.tidy(() => {
+      const padded = pad > 0 ? tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], -Infinity) : x;
+      return tf.maxPool(padded, size, stride, 'valid');
+    });
+  }
+  return tf.engine().runKernel(MAX_POOL_KERNEL, { x }, { size, stride, pad } satisfies PoolAttrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+// ---- cross-entropy ----------------------------------------------------------------------------
+
+const XENT_KERNEL = 'DcfSparseCrossEntropy';
+
+tf.registerKernel({
+  kernelName: XENT_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, backend }) => {
+    const be = nativeBackend(backend);
+    const at = attrs(be);
+    // Outputs: per-example loss [batch] and its gradient with respect to the logits [batch, k].
+    return run(be, 'SparseSoftmaxCrossEntropyWithLogits', [at.type('T'), at.type('Tlabels', 'int32')], [inputs.logits as tf.TensorInfo, inputs.labels as tf.TensorInfo], 2);
+  },
+});
+
+tf.registerGradient({
+  kernelName: XENT_KERNEL,
+  outputsToSave: [false, true],
+  gradFunc: (dys, saved) => {
+    const dLoss = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor; // [batch]
+    return {
+      logits: () => tf.mul(saved[0], tf.expandDims(dLoss, 1)),
+      labels: () => tf.zerosLike(dLoss),
+    };
+  },
+});
+
+/**
+ * Mean cross-entropy of logits [batch, k] against integer labels [batch] (PyTorch's
+ * F.cross_entropy without label smoothing).
+ */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  if (labels.dtype !== 'int32') throw new Error(`crossEntropy: labels must be int32 class numbers; got ${labels.dtype}`);
+  if (!fusedKernelsActive()) {
+    return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, logits.shape[1]), tf.logSoftmax(logits)), 1))) as tf.Scalar);
+  }
+  return tf.tidy(() => {
+    const [perExample] = tf.engine().runKernel(XENT_KERNEL, { logits, labels }, {}) as tf.Tensor[];
+    return tf.mean(perExample) as tf.Scalar;
+  });
+}

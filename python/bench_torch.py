@@ -1,0 +1,131 @@
+"""The lab's network in PyTorch (CPU), timed the same way as `npm run bench` times ours.
+
+    .venv/bin/python python/bench_torch.py [--batch-sizes 64,128,256] [--variants dynamic,static]
+                                           [--steps 10] [--warmup 3] [--threads N]
+
+For each variant (head) and batch size: one training step (forward in train mode, cross-entropy,
+backward, torch.optim.Adam update) and one inference pass (eval mode, no grad), each timed over
+`--steps` steps after `--warmup` untimed ones; images/s is batch / median step time. Random
+normalised inputs and labels (speed does not depend on the pixel values). Prints one JSON object
+on stdout: {"torch": version, "threads": n, "results": [{variant, batch, mode, median_ms,
+images_per_s, times_ms}, ...]}.
+
+The network is python/reference.py's DynamicFilterNet, the module the golden tests check
+lib/model.ts against.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import DynamicFilterNet  # noqa: E402
+
+
+def build_net(variant: str) -> nn.Module:
+    """The model engineer's PyTorch reference module (same network and state names as lib/model.ts)."""
+    return DynamicFilterNet(variant)
+
+
+def timed(fn, steps: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+class Workloads:
+    """One net, Adam and random batch per (variant, batch size), built on first use."""
+
+    def __init__(self):
+        self.cache: dict[tuple[str, int], dict] = {}
+
+    def get(self, variant: str, batch: int) -> dict:
+        key = (variant, batch)
+        if key not in self.cache:
+            torch.manual_seed(0)
+            net = build_net(variant)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            x = torch.randn(batch, 3, 32, 32)
+            y = torch.randint(0, 10, (batch,))
+
+            def train_step():
+                net.train()
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(x), y).backward()
+                opt.step()
+
+            def infer():
+                net.eval()
+                with torch.inference_mode():
+                    net(x)
+
+            self.cache[key] = {"train": train_step, "infer": infer}
+        return self.cache[key]
+
+    def run(self, variant: str, batch: int, mode: str, steps: int, warmup: int) -> list[float]:
+        if mode not in ("train", "infer"):
+            raise ValueError(f"mode must be train or infer, got {mode!r}")
+        return timed(self.get(variant, batch)[mode], steps, warmup)
+
+
+def row(variant: str, batch: int, mode: str, times: list[float]) -> dict:
+    med = statistics.median(times)
+    return {"variant": variant, "batch": batch, "mode": mode, "median_ms": med,
+            "images_per_s": batch / (med / 1000), "times_ms": times}
+
+
+def serve(work: Workloads) -> None:
+    """Line protocol for scripts/bench.ts, which interleaves our steps with these so that both
+    see the same machine load: each stdin line {"variant", "batch", "mode", "steps", "warmup"}
+    gets one stdout line {"times_ms": [...]} (or {"error": "..."})."""
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            times = work.run(r["variant"], int(r["batch"]), r["mode"], int(r["steps"]), int(r.get("warmup", 0)))
+            print(json.dumps({"times_ms": times}), flush=True)
+        except Exception as e:  # report and keep serving; the caller decides
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-sizes", default="64,128,256")
+    p.add_argument("--variants", default="dynamic,static")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    # TensorFlow's intra-op pool defaults to the cores this process may use; match it.
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--serve", action="store_true", help="line protocol for scripts/bench.ts (see serve())")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    work = Workloads()
+    if a.serve:
+        serve(work)
+        return
+    results = []
+    for variant in a.variants.split(","):
+        for b in (int(s) for s in a.batch_sizes.split(",")):
+            for mode in ("train", "infer"):
+                results.append(row(variant, b, mode, work.run(variant, b, mode, a.steps, a.warmup)))
+    json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+// The fused TensorFlow kernels (lib/kernels) against the same functions composed from public
+// TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { addRelu, batchNormTrain, conv2d, crossEntropy, fusedKernelsActive, maxPool, relu, useFusedKernels } from '../lib/kernels';
+import { mulberry32, randomNormal } from '../lib/random';
+
+afterAll(() => {
+  useFusedKernels(true);
+});
+
+/** A seeded normal tensor (mean `mu`, std `sd`). */
+function normal(shape: number[], seed: number, mu = 0, sd = 1): tf.Tensor {
+  const rng = mulberry32(seed);
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) data[i] = mu + sd * randomNormal(rng);
+  return tf.tensor(data, shape);
+}
+
+/** Runs `f` once with the fused kernels and once composed from TF.js ops; returns both. */
+function both<T>(f: () => T): { fused: T; plain: T } {
+  const before = useFusedKernels(true);
+  expect(fusedKernelsActive()).toBe(true);
+  const fused = f();
+  useFusedKernels(false);
+  expect(fusedKernelsActive()).toBe(false);
+  const plain = f();
+  useFusedKernels(before);
+  return { fused, plain };
+}
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  expect(a.shape).toEqual(b.shape);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+function maxAbs(a: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(a)).dataSync()[0]);
+}
+
+/** Value and gradients of sum(f(...xs) · weights) with respect to every x. */
+function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], weights: tf.Tensor): { y: tf.Tensor; grads: tf.Tensor[] } {
+  let y: tf.Tensor | undefined;
+  const grads = tf.grads((...args: tf.Tensor[]) => {
+    y = tf.keep(f(...args));
+    return tf.sum(tf.mul(y, weights));
+  })(xs);
+  return { y: y!, grads };
+}
+
+/** Checks values and gradients agree to `tol` relative to the largest magnitude. */
+function expectClose(fused: { y: tf.Tensor; grads: tf.Tensor[] }, plain: { y: tf.Tensor; grads: tf.Tensor[] }, tol: number): void {
+  expect(maxAbsDiff(fused.y, plain.y)).toBeLessThan(tol * Math.max(1, maxAbs(plain.y)));
+  fused.grads.forEach((g, i) => {
+    const scale = maxAbs(plain.grads[i]);
+    expect(scale).toBeGreaterThan(0); // a gradient that is all zeros would prove nothing
+    expect(maxAbsDiff(g, plain.grads[i])).toBeLessThan(tol * scale);
+  });
+}
+
+describe('batchNormTrain', () => {
+  it('normalises with batch statistics and has the composite gradients for x, γ and β', () => {
+    const x = normal([6, 5, 5, 4], 1, 0.5, 2);
+    const gamma = normal([4], 2, 1, 0.3);
+    const beta = normal([4], 3);
+    const w = normal([6, 5, 5, 4], 4);
+    const { fused, plain } = both(() =>
+      valueAndGrads((xx, g, b) => batchNormTrain(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5 }), [x, gamma, beta], w),
+    );
+    expectClose(fused, plain, 1e-5);
+    // Each channel of (y − β)/γ has mean 0 and biased variance ≈ 1.
+    const { mean, variance } = tf.moments(tf.div(tf.sub(fused.y, beta), gamma), [0, 1, 2]);
+    expect(maxAbs(mean)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(variance, tf.onesLike(variance))).toBeLessThan(1e-3);
+  });
+
+  it('updates the running statistics like torch.nn.BatchNorm2d (momentum, unbiased variance)', () => {
+    const x = normal([4, 3, 3, 2], 7, 1, 3);
+    const run = () => {
+      const running = { mean: tf.variable(tf.tensor1d([0.5, -1])), variance: tf.variable(tf.tensor1d([2, 0.5])), momentum: 0.1 };
+      tf.dispose(batchNormTrain(x as tf.Tensor4D, tf.ones([2]), tf.zeros([2]), { eps: 1e-5, running }));
+      return running;
+    };
+    const { fused, plain } = both(run);
+    // By hand: n = 36 values per channel.
+    const m = tf.moments(x, [0, 1, 2]);
+    const expectMean = tf.add(tf.mul(tf.tensor1d([0.5, -1]), 0.9), tf.mul(m.mean, 0.1));
+    const expectVar = tf.add(tf.mul(tf.tensor1d([2, 0.5]), 0.9), tf.mul(m.variance, (0.1 * 36) / 35));
+    for (const r of [fused, plain]) {
+      expect(maxAbsDiff(r.mean, expectMean)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(r.variance, expectVar)).toBeLessThan(1e-4);
+    }
+  });
+
+  it('refuses a batch with one value per channel when updating statistics', () => {
+    const running = { mean: tf.variable(tf.zeros([2])), variance: tf.variable(tf.ones([2])), momentum: 0.1 };
+    expect(() => batchNormTrain(tf.ones([1, 1, 1, 2]) as tf.Tensor4D, tf.ones([2]), tf.zeros([2]), { eps: 1e-5, running })).toThrow(/more than one value per channel/);
+  });
+});
+
+describe('relu and addRelu', () => {
+  it('match tf.relu in value and gradient, including exact zeros', () => {
+    const x = tf.concat([tf.zeros([1, 4, 4, 3]), normal([2, 4, 4, 3], 11)]);
+    const w = normal([3, 4, 4, 3], 12);
+    const { fused, plain } = both(() => valueAndGrads((xx) => relu(xx), [x], w));
+    expectClose(fused, plain, 1e-6);
+  });
+
+  it('addRelu passes the same gradient to both inputs', () => {
+    const a = normal([2, 3, 3, 4], 13);
+    const b = normal([2, 3, 3, 4], 14);
+    const w = normal([2, 3, 3, 4], 15);
+    const { fused, plain } = both(() => valueAndGrads((p, q) => addRelu(p, q), [a, b], w));
+    expectClose(fused, plain, 1e-6);
+    expect(maxAbsDiff(fused.grads[0], fused.grads[1])).toBe(0);
+  });
+});
+
+describe('conv2d with explicit padding', () => {
+  it('is ResNet’s 7×7 stride-2 pad-3 stem (value, input and filter gradients)', () => {
+    const x = normal([2, 12, 12, 3], 21);
+    const filter = normal([7, 7, 3, 5], 22, 0, 0.1);
+    const w = normal([2, 6, 6, 5], 23);
+    const { fused, plain } = both(() => valueAndGrads((xx, ff) => conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 2, 3), [x, filter], w));
+    expect(fused.y.shape).toEqual([2, 6, 6, 5]);
+    expectClose(fused, plain, 1e-5);
+  });
+
+  it('is a 3×3 stride-1 pad-1 convolution (same size out)', () => {
+    const x = normal([3, 8, 8, 4], 24);
+    const filter = normal([3, 3, 4, 6], 25, 0, 0.2);
+    const w = normal([3, 8, 8, 6], 26);
+    const { fused, plain } = both(() => valueAndGrads((xx, ff) => conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, 1), [x, filter], w));
+    expectClose(fused, plain, 1e-5);
+  });
+});
+
+describe('maxPool with explicit padding', () => {
+  it('is PyTorch’s MaxPool2d(3, 2, 1): the padding never wins, even over negative values', () => {
+    const x = tf.neg(tf.add(tf.abs(normal([2, 16, 16, 3], 31)), 1)); // all ≤ −1
+    const w = normal([2, 8, 8, 3], 32);
+    const { fused, plain } = both(() => valueAndGrads((xx) => maxPool(xx as tf.Tensor4D, 3, 2, 1), [x], w));
+    expect(fused.y.shape).toEqual([2, 8, 8, 3]);
+    expect(tf.max(fused.y).dataSync()[0]).toBeLessThanOrEqual(-1);
+    expectClose(fused, plain, 1e-6);
+    // The top-left output is the max of the 2×2 corner of the input.
+    const corner = tf.max(tf.slice(x, [0, 0, 0, 0], [1, 2, 2, 1])).dataSync()[0];
+    expect(tf.slice(fused.y, [0, 0, 0, 0], [1, 1, 1, 1]).dataSync()[0]).toBe(corner);
+  });
+});
+
+describe('crossEntropy', () => {
+  it('is the mean negative log-softmax of the true class, with the same gradient', () => {
+    const logits = normal([5, 10], 41, 0, 3);
+    const labels = tf.tensor1d([0, 9, 3, 3, 7], 'int32');
+    const { fused, plain } = both(() => valueAndGrads((l) => crossEntropy(l as tf.Tensor2D, labels), [logits], tf.scalar(1)));
+    expectClose(fused, plain, 1e-6);
+    const byHand = -tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.oneHot(labels, 10), tf.logSoftmax(logits)), 1)).dataSync()[0]);
+    expect(fused.y.dataSync()[0]).toBeCloseTo(byHand, 5);
+  });
+
+  it('refuses float labels', () => {
+    expect(() => crossEntropy(tf.zeros([2, 10]) as tf.Tensor2D, tf.tensor1d([1, 2]))).toThrow(/int32/);
+  });
+});
+
+describe('memory', () => {
+  it('a training step through every kernel leaves no tensor behind', () => {
+    const x = normal([4, 16, 16, 3], 51) as tf.Tensor4D;
+    const labels = tf.tensor1d([1, 2, 3, 4], 'int32');
+    const filter = tf.variable(normal([7, 7, 3, 8], 52, 0, 0.1));
+    const gamma = tf.variable(tf.ones([8]));
+    const beta = tf.variable(tf.zeros([8]));
+    const running = { mean: tf.variable(tf.zeros([8])), variance: tf.variable(tf.ones([8])), momentum: 0.1 };
+    const head = tf.variable(normal([8, 10], 53, 0, 0.1));
+    const step = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          let h = relu(batchNormTrain(conv2d(x, filter as tf.Tensor4D, 2, 3), gamma as tf.Tensor1D, beta as tf.Tensor1D, { eps: 1e-5, running }));
+          h = maxPool(h, 3, 2, 1);
+          h = addRelu(h, h);
+          const logits = tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, head as tf.Tensor2D) as tf.Tensor2D;
+          return crossEntropy(logits, labels);
+        });
+        for (const v of [filter, gamma, beta, head]) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
+        return value;
+      });
+    tf.dispose(step());
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.dispose(step());
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
