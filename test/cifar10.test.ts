@@ -98,7 +98,7 @@ describe('data set statistics', () => {
   });
 
   it('computes per-channel mean and population std in [0, 1] units', () => {
-    // Two 1-pixel-per-channel... images: channel R is 0 or 255, G always 51, B 0/102.
+    // Two flat images: red 0 then 255, green 51 in both, blue 0 then 102.
     const images = new Uint8Array(2 * 3072);
     for (let p = 0; p < 1024; p++) {
       images[p * 3] = 0;
