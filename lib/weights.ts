@@ -166,6 +166,7 @@ export function readModelState(file: string): ModelStateFile {
       // a config that is not JSON just records no normalisation
     }
   }
+  if (norm === '') norm = undefined; // a checkpoint saved without a recorded normalisation
   if (norm !== undefined && !(norm in NORMALIZATIONS)) throw new Error(`${file}: metadata norm '${norm}' is not one of ${Object.keys(NORMALIZATIONS).join(', ')}`);
   return { tensors, variant: (declared as Variant | undefined) ?? byKeys, norm: norm as NormName | undefined, metadata };
 }

@@ -1,0 +1,92 @@
+/**
+ * Prediction from a saved model state: the first N official test images in evaluation mode,
+ * as labels and logits. Used by `npm run predict` (scripts/predict.ts); the state may be an
+ * exported model state or a training checkpoint (its optimizer moments are ignored).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName, type Variant } from './config';
+import { imagesToTensor } from './batches';
+import { loadCifar10 } from './cifar10';
+import { createNet, type Net } from './model';
+import { recordsToTensors } from './safetensors';
+import { readModelState } from './weights';
+
+export interface LoadedNet {
+  net: Net;
+  variant: Variant;
+  norm: NormName;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A net holding the state in `file`. `want.variant` / `want.norm` must agree with what the file
+ * records (metadata, or the head's keys for the variant); either may be omitted when the file
+ * records it. Refuses — naming the problem — a wrong variant or normalisation, a missing key or
+ * a mis-shaped tensor.
+ */
+export function loadNetFromStateFile(file: string, want: { variant?: Variant; norm?: NormName } = {}): LoadedNet {
+  const state = readModelState(file);
+  if (want.variant && state.variant && want.variant !== state.variant) {
+    throw new Error(`${file} holds a ${state.variant}-variant model, but the ${want.variant} variant was asked for: use --variant ${state.variant}`);
+  }
+  if (want.norm && state.norm && want.norm !== state.norm) {
+    throw new Error(`${file} expects '${state.norm}'-normalised inputs, but '${want.norm}' was asked for: use --norm ${state.norm}`);
+  }
+  const variant = want.variant ?? state.variant;
+  if (!variant) throw new Error(`${file} does not say which variant it holds (no metadata, no head tensors): pass --variant dynamic|static`);
+  const norm = want.norm ?? state.norm;
+  if (!norm) throw new Error(`${file} does not record its input normalisation: pass --norm ${Object.keys(NORMALIZATIONS).join('|')}`);
+  const net = createNet(variant, { pretrained: false });
+  const tensors = recordsToTensors(state.tensors);
+  try {
+    net.loadStateDict(tensors);
+  } catch (err) {
+    net.dispose();
+    throw new Error(`${file}: ${(err as Error).message}`);
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+  return { net, variant, norm, metadata: state.metadata };
+}
+
+export interface PredictOptions {
+  weights: string;
+  variant?: Variant;
+  norm?: NormName;
+  /** The first `limit` official test images (default all 10,000). */
+  limit?: number;
+  batchSize?: number;
+  /** CIFAR-10 folder (default PATHS.cifarDir). */
+  dir?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface Predictions {
+  /** The official labels of the images, in test-set order. */
+  labels: number[];
+  /** [N][10] evaluation-mode logits. */
+  logits: number[][];
+}
+
+export async function predict(opts: PredictOptions): Promise<Predictions & { variant: Variant; norm: NormName }> {
+  if (opts.variant) parseChoice('variant', opts.variant, VARIANTS);
+  if (opts.norm) parseChoice('norm', opts.norm, Object.keys(NORMALIZATIONS) as NormName[]);
+  const batchSize = opts.batchSize ?? 500;
+  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
+  const { net, variant, norm } = loadNetFromStateFile(opts.weights, opts);
+  try {
+    const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
+    const logits: number[][] = [];
+    for (let start = 0; start < test.count; start += batchSize) {
+      const idx = Array.from({ length: Math.min(batchSize, test.count - start) }, (_, i) => start + i);
+      const out = tf.tidy(() => net.forward(imagesToTensor(test, idx, norm), false));
+      const values = await out.data();
+      out.dispose();
+      for (let i = 0; i < idx.length; i++) logits.push(Array.from(values.subarray(i * 10, (i + 1) * 10)));
+      opts.onProgress?.(start + idx.length, test.count);
+    }
+    return { labels: Array.from(test.labels), logits, variant, norm };
+  } finally {
+    net.dispose();
+  }
+}
