@@ -67,7 +67,7 @@ export function checkpointPath(runDir: string, kind: CheckpointKind): string {
 }
 
 /** SHA-256 over every tensor's name, dtype, shape and bytes, in name order. */
-function digest(records: Record<string, TensorRecord>): string {
+export function tensorDigest(records: Record<string, TensorRecord>): string {
   const h = createHash('sha256');
   for (const name of Object.keys(records).sort()) {
     const r = records[name];
@@ -109,7 +109,7 @@ export function saveCheckpoint(
       config: JSON.stringify(meta.config),
       backend: meta.backend,
       savedAt: new Date().toISOString(),
-      sha256: digest(records),
+      sha256: tensorDigest(records),
     };
     writeSafetensors(file, records, metadata);
   } finally {
@@ -189,7 +189,7 @@ export function readCheckpoint(file: string): CheckpointContent {
     throw damaged(file, (err as Error).message);
   }
   const meta = parseMeta(file, content.metadata);
-  if (content.metadata.sha256 !== digest(content.tensors)) throw damaged(file, 'its tensors do not match the checksum it was saved with');
+  if (content.metadata.sha256 !== tensorDigest(content.tensors)) throw damaged(file, 'its tensors do not match the checksum it was saved with');
   const model: Record<string, TensorRecord> = {};
   const adam: Record<string, TensorRecord> = {};
   for (const [k, r] of Object.entries(content.tensors)) {
