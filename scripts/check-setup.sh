@@ -4,6 +4,7 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -d node_modules/@tensorflow/tfjs-node ] || missing+=("node_modules")
 [ -x .venv/bin/jupyter ] || missing+=(".venv (JupyterLab)")
+[ -f data/cifar-10-batches-bin/test_batch.bin ] || missing+=("CIFAR-10 in data/cifar-10-batches-bin")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "error: set-up is incomplete (missing: ${missing[*]}). Run: npm run setup" >&2
   exit 1
