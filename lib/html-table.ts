@@ -8,6 +8,11 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
+/** Escapes text and turns `backticked` spans into <code> (for commands in prose). */
+export function textToHtml(text: string): string {
+  return escapeHtml(text).replace(/`([^`]+)`/g, '<code>$1</code>');
+}
+
 export type Cell = string | number | boolean | null | undefined | { html: string };
 
 export interface Column<Row> {
@@ -58,7 +63,7 @@ export function htmlTable<Row extends object>(rows: readonly Row[], opts: TableO
     (rows.length ? Object.keys(rows[0]).map((k) => ({ label: k, value: (r: Row) => (r as Record<string, unknown>)[k] as Cell })) : []);
   const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : '';
   if (rows.length === 0) {
-    return `<table class="dcf-table">${caption}<tbody><tr><td class="dcf-empty">${escapeHtml(opts.empty ?? 'no rows')}</td></tr></tbody></table>`;
+    return `<table class="dcf-table">${caption}<tbody><tr><td class="dcf-empty">${textToHtml(opts.empty ?? 'no rows')}</td></tr></tbody></table>`;
   }
   const aligns = columns.map((c) => c.align ?? (typeof c.value(rows[0]) === 'number' ? 'right' : 'left'));
   const head = columns.map((c, i) => `<th style="text-align:${aligns[i]}">${escapeHtml(c.label)}</th>`).join('');

@@ -161,7 +161,7 @@ export function trainingCurves(rows: readonly EpochPoint[], opts: CurveOptions =
     ...BASE_LAYOUT,
     title: { text: opts.title ?? 'Training curves' },
     height: 420,
-    legend: { orientation: 'h', y: -0.18 },
+    legend: { orientation: 'h', y: -0.26, yanchor: 'top' },
     annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });
@@ -213,7 +213,7 @@ export function stepCurves(steps: readonly StepPoint[], opts: { runs?: readonly 
     ...BASE_LAYOUT,
     title: { text: opts.title ?? `Training steps (smoothing ${factor})` },
     height: 380,
-    legend: { orientation: 'h', y: -0.2 },
+    legend: { orientation: 'h', y: -0.26, yanchor: 'top' },
     annotations: [cellTitle(lossCell, 'Loss per step'), cellTitle(accCell, 'Batch accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'step' } }, { ...GRID_AXIS });
@@ -267,7 +267,7 @@ export function variantComparison(
     ...BASE_LAYOUT,
     title: { text: opts.title ?? `Dynamic vs static head — mean ± std over seeds (${counts})` },
     height: 440,
-    legend: { orientation: 'h', y: -0.18 },
+    legend: { orientation: 'h', y: -0.26, yanchor: 'top' },
     annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });

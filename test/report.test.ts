@@ -1,0 +1,103 @@
+// The report builds from whatever results/ holds: real numbers where runs exist, "no run yet"
+// where they do not, an unreadable run listed rather than fatal; HTML, PDF and figure files.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerQuestions } from '../lib/answers';
+import { launchChromium } from '../lib/chromium';
+import { saveFigureJson } from '../lib/figures-export';
+import { appendEpoch, type EpochRow } from '../lib/metrics';
+import { meanStdBars } from '../lib/plots';
+import { buildReport } from '../lib/report';
+import { labRecipeRuns, loadLabResults, recipeChanges } from '../lib/results';
+import { trainConfig, type TrainConfig } from '../lib/train-config';
+
+let browser: Browser;
+let root: string;
+beforeAll(async () => {
+  browser = await launchChromium();
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-report-'));
+});
+afterAll(async () => {
+  await browser?.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** A run folder with config.json and `acc.length` finished epochs (test accuracy acc[e]). */
+function makeRun(resultsDir: string, config: TrainConfig, acc: number[]): void {
+  const dir = path.join(resultsDir, 'runs', config.run);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  acc.forEach((a, i) => {
+    const base = { run: config.run, session: 1, resumedFrom: 0, variant: config.variant, seed: config.seed, backend: 'tensorflow (test)', epoch: i + 1, step: 100 * (i + 1), lr: 1e-3, time: new Date(0) };
+    const row = (split: 'train' | 'test', accuracy: number): EpochRow => ({
+      ...base, split, images: 1000, loss: 2 - accuracy, accuracy, perClassAccuracy: new Array(10).fill(accuracy), imagesPerSecond: 500, wallSeconds: split === 'train' ? 60 : 5,
+    });
+    appendEpoch(dir, [row('train', a + 0.05), row('test', a)], []);
+  });
+}
+
+describe('report', () => {
+  it('assembles runs, comparison, saved figures and answers, and writes HTML, PDF and figures', { timeout: 180_000 }, async () => {
+    const results = path.join(root, 'full');
+    makeRun(results, trainConfig({ run: 'dyn-s0', variant: 'dynamic', seed: 0 }), [0.7, 0.8]);
+    makeRun(results, trainConfig({ run: 'dyn-s1', variant: 'dynamic', seed: 1 }), [0.72, 0.78]);
+    makeRun(results, trainConfig({ run: 'sta-s0', variant: 'static', seed: 0 }), [0.6, 0.7]);
+    makeRun(results, trainConfig({ run: 'sta-s1', variant: 'static', seed: 1 }), [0.62, 0.66]);
+    makeRun(results, trainConfig({ run: 'frozen', variant: 'dynamic', freeze: 'all' }), [0.4]);
+    // A damaged run: listed as unreadable, the rest still reported.
+    makeRun(results, trainConfig({ run: 'broken', variant: 'dynamic' }), [0.5]);
+    const part = path.join(results, 'runs', 'broken', 'metrics', fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0]);
+    fs.writeFileSync(part, 'not parquet');
+    saveFigureJson('response-map-test-7', meanStdBars([{ name: 'x', mean: 0.5, std: 0, n: 1 }]), path.join(results, 'figures'));
+    saveFigureJson('report-curves-gone', meanStdBars([]), path.join(results, 'figures')); // from a deleted run
+
+    const loaded = loadLabResults({ resultsDir: results });
+    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen', 'sta-s0', 'sta-s1']);
+    expect(loaded.runs.find((r) => r.name === 'broken')!.problem).toMatch(/cannot read metrics part/);
+    expect(loaded.runs.find((r) => r.name === 'frozen')!.changes).toEqual(['freeze=all']);
+    expect(labRecipeRuns(loaded).runs.map((r) => r.name)).toEqual(['dyn-s0', 'dyn-s1', 'sta-s0', 'sta-s1']);
+
+    const answers = Object.fromEntries(answerQuestions(loaded).map((a) => [a.id, a]));
+    expect(answers.compare.status).toBe('partial'); // two seeds per head, three wanted
+    // best: dynamic 0.80 / 0.78 → 79.00 ± 1.41; static 0.70 / 0.66 → 68.00 ± 2.83
+    expect(answers.compare.html).toContain('79.00 ± 1.41% (n=2)');
+    expect(answers.compare.html).toContain('68.00 ± 2.83% (n=2)');
+    expect(answers.compare.html).toContain('larger than the seed-to-seed spread');
+    expect(answers.freeze.html).toContain('dynamic · freeze=all');
+    expect(answers.stability.status).toBe('no-run-yet');
+
+    const report = await buildReport({ resultsDir: results, browser });
+    const html = fs.readFileSync(report.html, 'utf8');
+    expect(report.html).toBe(path.join(results, 'report', 'report.html'));
+    expect(html).toContain('unreadable: cannot read metrics part');
+    expect(html).toContain('79.00 ± 1.41%');
+    expect(html).toContain('<strong>No run yet.</strong>');
+    expect(html).toContain('id="fig-response-map-test-7"');
+    expect((html.match(/<img alt=/g) ?? []).length).toBe(report.figures.length);
+    expect(fs.readFileSync(report.pdf!).subarray(0, 5).toString()).toBe('%PDF-');
+    const figures = fs.readdirSync(path.join(results, 'figures'));
+    for (const name of ['report-compare-curves', 'report-compare-best', 'report-curves-dyn-s0', 'response-map-test-7']) {
+      expect(figures).toContain(`${name}.png`);
+      expect(figures).toContain(`${name}.svg`);
+    }
+    expect(figures.filter((f) => f.startsWith('report-curves-gone'))).toEqual([]);
+    expect(fs.readdirSync(path.join(results, 'report')).sort()).toEqual(['report.html', 'report.pdf']);
+  });
+
+  it('builds from an empty results folder, every question saying "no run yet"', { timeout: 120_000 }, async () => {
+    const results = path.join(root, 'empty');
+    const report = await buildReport({ resultsDir: results, browser, pdf: false });
+    expect(report.runs).toBe(0);
+    expect(report.answers.every((a) => a.status === 'no-run-yet')).toBe(true);
+    expect(fs.readFileSync(report.html, 'utf8')).toContain('No runs yet: train one with <code>npm run train</code>');
+    expect(report.pdf).toBeUndefined();
+  });
+
+  it('names recipe changes and nothing for the recipe itself', () => {
+    expect(recipeChanges(trainConfig({ run: 'x', variant: 'static', seed: 3, logEvery: 5 }))).toEqual([]);
+    expect(recipeChanges(trainConfig({ run: 'x', norm: 'imagenet', epochs: 30, augment: true }))).toEqual(['epochs=30', 'norm=imagenet', 'augment=true']);
+  });
+});
