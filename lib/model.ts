@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { EMBED_DIM, FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from './config';
 import { deriveSeed, mulberry32, randomNormal } from './random';
-import { ResNet18Stem, hwioToOihw, oihwToHwio, type BnMode } from './resnet';
+import { ResNet18Stem, hwioToOihw, oihwToHwio, variableFrom, type BnMode } from './resnet';
 import { readPretrainedBackbone } from './weights';
 import { recordToTensor } from './safetensors';
 
@@ -169,14 +169,14 @@ class LabNet implements Net {
       const bound = 1 / Math.sqrt(fanIn);
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
       for (let i = 0; i < data.length; i++) data[i] = (2 * rng() - 1) * bound;
-      return tf.variable(tf.tensor(data, shape), true);
+      return variableFrom(tf.tensor(data, shape), true);
     };
     if (variant === 'dynamic') {
       // nn.Embedding init: N(0, 1).
       const rng = next();
       const data = new Float32Array(NUM_CLASSES * EMBED_DIM);
       for (let i = 0; i < data.length; i++) data[i] = randomNormal(rng);
-      this.embed = tf.variable(tf.tensor(data, [NUM_CLASSES, EMBED_DIM]), true);
+      this.embed = variableFrom(tf.tensor(data, [NUM_CLASSES, EMBED_DIM]), true);
       this.gen0w = uniform([GEN_HIDDEN, EMBED_DIM], EMBED_DIM);
       this.gen0b = uniform([GEN_HIDDEN], EMBED_DIM);
       this.gen2w = uniform([FEATURE_CHANNELS, GEN_HIDDEN], GEN_HIDDEN);

@@ -19,6 +19,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { deriveSeed, mulberry32, randomNormal } from './random';
 
 export const BN_EPS = 1e-5;
+
+/** A variable holding `init` (which it takes over and disposes). */
+export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(init, trainable);
+  init.dispose();
+  return v;
+}
 export const BN_MOMENTUM = 0.1;
 
 /** One torch.nn.BatchNorm2d: affine parameters, running statistics and the batch counter. */
@@ -31,10 +38,10 @@ export class BatchNorm2d {
   numBatchesTracked = 0;
 
   constructor(readonly channels: number) {
-    this.weight = tf.variable(tf.ones([channels]), true);
-    this.bias = tf.variable(tf.zeros([channels]), true);
-    this.runningMean = tf.variable(tf.zeros([channels]), false);
-    this.runningVar = tf.variable(tf.ones([channels]), false);
+    this.weight = variableFrom(tf.ones([channels]), true);
+    this.bias = variableFrom(tf.zeros([channels]), true);
+    this.runningMean = variableFrom(tf.zeros([channels]), false);
+    this.runningVar = variableFrom(tf.ones([channels]), false);
   }
 
   /**
@@ -111,9 +118,9 @@ export class BasicBlock {
   readonly bn2: BatchNorm2d;
 
   constructor(channels: number, init: (shape: number[]) => tf.Tensor) {
-    this.conv1 = tf.variable(init([3, 3, channels, channels]), true);
+    this.conv1 = variableFrom(init([3, 3, channels, channels]), true);
     this.bn1 = new BatchNorm2d(channels);
-    this.conv2 = tf.variable(init([3, 3, channels, channels]), true);
+    this.conv2 = variableFrom(init([3, 3, channels, channels]), true);
     this.bn2 = new BatchNorm2d(channels);
   }
 
@@ -152,7 +159,7 @@ export class ResNet18Stem {
       for (let i = 0; i < data.length; i++) data[i] = randomNormal(rng) * std;
       return tf.tensor(data, shape);
     };
-    this.conv1 = tf.variable(kaiming([7, 7, 3, 64]), true);
+    this.conv1 = variableFrom(kaiming([7, 7, 3, 64]), true);
     this.bn1 = new BatchNorm2d(64);
     this.layer1 = [new BasicBlock(64, kaiming), new BasicBlock(64, kaiming)];
   }
