@@ -111,6 +111,7 @@ export class RunDir {
    */
   recover(): 'none' | 'committed' | 'discarded' {
     this.removeOldCopies();
+    for (const d of [this.dir, path.join(this.dir, 'metrics')]) removeDeadTempFiles(d);
     if (!fs.existsSync(this.staging)) return 'none';
     if (fs.existsSync(this.checkpoint('last', this.staging))) {
       this.commitFresh();
@@ -143,6 +144,18 @@ export class RunDir {
         fs.rmSync(path.join(this.runsDir, name), { recursive: true, force: true });
       }
     }
+  }
+}
+
+/**
+ * Deletes `<name>.<pid>.tmp` and `.<name>.<pid>.tmp` files of processes that no longer run: what
+ * a write interrupted by a crash leaves (the real file it was replacing is intact).
+ */
+function removeDeadTempFiles(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const name of fs.readdirSync(dir)) {
+    const m = /\.(\d+)\.tmp$/.exec(name);
+    if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 

@@ -1,178 +1,27 @@
 /**
  * npm run train -- --run NAME [options]: trains, resumes or evaluates a run (lib/train).
- * Progress goes to stderr (a bar on a terminal, lines otherwise); the outcome to stdout.
+ * Flags: lib/train-cli.ts. Progress goes to stderr (a bar on a terminal, lines otherwise); the
+ * outcome to stdout. Exit codes: 0 done, 1 failed, 2 bad command line, 3 training diverged.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/backend';
-import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from '../lib/checkpoint';
-import { parseChoice, PATHS, VARIANTS } from '../lib/config';
-import { formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
-import { RunDir } from '../lib/run-dir';
+import { formatResult, terminalProgress } from '../lib/progress';
 import { DivergedError, train } from '../lib/train';
-import { FREEZES, LAB_RECIPE, SCHEDULES, validateConfig, type TrainConfig } from '../lib/train-config';
-
-const USAGE = `usage: npm run train -- --run NAME [options]
-
-  --run NAME                 the run: results/runs/NAME (required)
-  --variant dynamic|static   head (default ${LAB_RECIPE.variant})
-  --epochs N                 train until N epochs are finished (default ${LAB_RECIPE.epochs})
-  --batch-size B             (default ${LAB_RECIPE.batchSize})
-  --lr X                     Adam learning rate (default ${LAB_RECIPE.lr})
-  --seed S                   init, data order, augmentation, validation split (default ${LAB_RECIPE.seed})
-  --norm half|imagenet       input normalisation (default ${LAB_RECIPE.norm})
-  --augment                  random crop (pad 4) + horizontal flip
-  --freeze none|all|keep-bn  fix the backbone (all) or its convolutions only (keep-bn)
-  --limit-train N            only the first N training images (0: all)
-  --limit-test N             only the first N test images (0: all)
-  --resume best|last         continue an existing run from this checkpoint (default best)
-  --eval-only                evaluate the checkpoint; train and write nothing
-  --fresh                    start the run over (the old one is replaced after the first new epoch)
-extras:
-  --val N                    hold out N training images as a validation split
-  --select-by test|val       split whose accuracy picks the best checkpoint (default test)
-  --label-smoothing X        cross-entropy label smoothing in [0, 1)
-  --schedule constant|cosine learning rate per step (cosine: lr → 0 over all epochs)
-  --weight-decay X           Adam's L2 penalty (torch weight_decay)
-  --no-pretrained            start the backbone from random weights
-  --log-every K              read loss/accuracy back every K steps (default ${LAB_RECIPE.logEvery})
-  --eval-batch-size N        (default ${LAB_RECIPE.evalBatchSize})
-  --runs-dir DIR             folder of runs (default results/runs)
-  --progress bar|lines|none  terminal output (default: bar on a terminal, lines otherwise)
-
-Running an existing NAME again continues it from its best checkpoint with its saved settings;
-only --epochs, --lr, --log-every and --eval-batch-size may change on a resume.`;
-
-class UsageError extends Error {}
-
-function number(flag: string, text: string, integer: boolean): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new UsageError(`--${flag} needs ${integer ? 'a whole number' : 'a number'}; got '${text}'`);
-  }
-  return v;
-}
-
-function choice<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
-  try {
-    return parseChoice(`--${flag}`, text, allowed);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-function parse(argv: string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        run: { type: 'string' },
-        variant: { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        lr: { type: 'string' },
-        seed: { type: 'string' },
-        norm: { type: 'string' },
-        augment: { type: 'boolean' },
-        freeze: { type: 'string' },
-        'limit-train': { type: 'string' },
-        'limit-test': { type: 'string' },
-        resume: { type: 'string' },
-        'eval-only': { type: 'boolean' },
-        fresh: { type: 'boolean' },
-        val: { type: 'string' },
-        'select-by': { type: 'string' },
-        'label-smoothing': { type: 'string' },
-        schedule: { type: 'string' },
-        'weight-decay': { type: 'string' },
-        'no-pretrained': { type: 'boolean' },
-        'log-every': { type: 'string' },
-        'eval-batch-size': { type: 'string' },
-        'runs-dir': { type: 'string' },
-        progress: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) return { help: true as const };
-  if (!v.run) throw new UsageError('--run NAME is required');
-  // Only the flags given: a resumed run keeps its saved settings for the rest.
-  const given: Partial<TrainConfig> = {};
-  if (v.variant !== undefined) given.variant = choice('variant', v.variant, VARIANTS);
-  if (v.epochs !== undefined) given.epochs = number('epochs', v.epochs, true);
-  if (v['batch-size'] !== undefined) given.batchSize = number('batch-size', v['batch-size'], true);
-  if (v.lr !== undefined) given.lr = number('lr', v.lr, false);
-  if (v.seed !== undefined) given.seed = number('seed', v.seed, true);
-  if (v.norm !== undefined) given.norm = choice('norm', v.norm, ['half', 'imagenet'] as const);
-  if (v.augment) given.augment = true;
-  if (v.freeze !== undefined) given.freeze = choice('freeze', v.freeze, FREEZES);
-  if (v['limit-train'] !== undefined) given.limitTrain = number('limit-train', v['limit-train'], true);
-  if (v['limit-test'] !== undefined) given.limitTest = number('limit-test', v['limit-test'], true);
-  if (v.val !== undefined) given.val = number('val', v.val, true);
-  if (v['select-by'] !== undefined) given.selectBy = choice('select-by', v['select-by'], ['test', 'val'] as const);
-  if (v['label-smoothing'] !== undefined) given.labelSmoothing = number('label-smoothing', v['label-smoothing'], false);
-  if (v.schedule !== undefined) given.schedule = choice('schedule', v.schedule, SCHEDULES);
-  if (v['weight-decay'] !== undefined) given.weightDecay = number('weight-decay', v['weight-decay'], false);
-  if (v['no-pretrained']) given.pretrained = false;
-  if (v['log-every'] !== undefined) given.logEvery = number('log-every', v['log-every'], true);
-  if (v['eval-batch-size'] !== undefined) given.evalBatchSize = number('eval-batch-size', v['eval-batch-size'], true);
-  const resume = v.resume === undefined ? undefined : choice<CheckpointKind>('resume', v.resume, CHECKPOINT_KINDS);
-  const progress = v.progress === undefined ? undefined : choice<TerminalMode>('progress', v.progress, ['bar', 'lines', 'none']);
-  if (v.fresh && (resume || v['eval-only'])) throw new UsageError('--fresh cannot be combined with --resume or --eval-only');
-  return {
-    help: false as const,
-    run: v.run,
-    given,
-    resume,
-    evalOnly: v['eval-only'] ?? false,
-    fresh: v.fresh ?? false,
-    runsDir: path.resolve(v['runs-dir'] ?? PATHS.runs),
-    progress,
-  };
-}
-
-/** The saved settings of an existing run: config.json, else the config inside a checkpoint. */
-function savedConfig(store: RunDir): TrainConfig | undefined {
-  const fromFile = store.readConfig();
-  if (fromFile) return fromFile;
-  for (const kind of CHECKPOINT_KINDS) {
-    const file = store.checkpoint(kind);
-    if (fs.existsSync(file)) return validateConfig(readCheckpointMeta(file).config, `the config saved in ${file}`);
-  }
-  return undefined;
-}
+import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train-cli';
+import type { TrainConfig } from '../lib/train-config';
 
 async function main(): Promise<number> {
-  let args: ReturnType<typeof parse>;
+  let args: ReturnType<typeof parseTrainArgs>;
   let config: TrainConfig;
   try {
-    args = parse(process.argv.slice(2));
+    args = parseTrainArgs(process.argv.slice(2));
     if (args.help) {
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${TRAIN_USAGE}\n`);
       return 0;
     }
-    let store: RunDir;
-    try {
-      store = new RunDir(args.runsDir, args.run);
-    } catch (err) {
-      throw new UsageError(`--run: ${(err as Error).message}`);
-    }
-    const base = args.fresh ? undefined : savedConfig(store);
-    try {
-      config = validateConfig({ ...LAB_RECIPE, ...base, ...args.given, run: args.run }, 'the command line');
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    config = resolveTrainConfig(args);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`error: ${err.message}\n\n${USAGE}\n`);
+    process.stderr.write(`error: ${err.message}\n\n${TRAIN_USAGE}\n`);
     return 2;
   }
   const backend = initBackend();
