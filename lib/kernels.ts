@@ -6,15 +6,19 @@
  *                   momentum, unbiased variance) / FusedBatchNormGradV3
  *   relu, addRelu   Relu (AddV2 + Relu) / ReluGrad  (TF.js's ReLU gradient is 6 ops: Step is
  *                   composed of IsNan, Greater, Fill, Select, …)
- *   conv2d          Conv2D with PyTorch's explicit symmetric padding (no Pad op, and the
- *                   input gradient is only computed when something needs it)
- *   maxPool         MaxPool with explicit padding (PyTorch's −∞ padding) / MaxPoolGrad
+ *   maxPool         MaxPool with explicit padding (PyTorch's −∞ padding, no Pad/Slice ops) /
+ *                   MaxPoolGrad
  *   crossEntropy    SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one kernel
  *
  * On the native TensorFlow backend (tfjs-node) these are TF.js kernels registered here that run
  * TensorFlow's own ops by name; on any other backend, or with `useFusedKernels(false)`, each
  * function computes the same thing from public TF.js ops (the reference the tests compare to).
- * Shapes are NHWC; filters HWIO.
+ * Shapes are NHWC.
+ *
+ * Convolutions need nothing here: TF.js's conv2d already runs TensorFlow's Conv2D and its two
+ * backprop kernels. Keep them on 'same' (stride 1) or an explicit tf.pad + 'valid': with
+ * oneDNN (TF_ENABLE_ONEDNN_OPTS=1) TensorFlow only takes its fast path for SAME/VALID, and
+ * Conv2DBackpropFilter with EXPLICIT padding measured 1.5–3× slower.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -85,7 +89,7 @@ function current(): NativeBackend {
   return nativeBackend(tf.backend());
 }
 
-/** [top, bottom, left, right] → TF's explicit_paddings for NHWC. */
+/** `pad` on each side of h and w → TF's explicit_paddings for NHWC. */
 function explicitPaddings(pad: number): number[] {
   return [0, 0, pad, pad, pad, pad, 0, 0];
 }
@@ -274,77 +278,6 @@ export function relu<T extends tf.Tensor>(x: T): T {
 export function addRelu<T extends tf.Tensor>(a: T, b: T): T {
   if (!fusedKernelsActive()) return tf.tidy(() => tf.relu(tf.add(a, b))) as T;
   return tf.engine().runKernel(ADD_RELU_KERNEL, { a, b }, {}) as T;
-}
-
-// ---- convolution with explicit (PyTorch) padding ----------------------------------------------
-
-const CONV_KERNEL = 'DcfConv2D';
-interface ConvAttrs {
-  stride: number;
-  pad: number;
-}
-
-function convAttrs(be: NativeBackend, stride: number, pad: number): OpAttr[] {
-  const at = attrs(be);
-  return [
-    at.type('T'),
-    at.ints('strides', [1, stride, stride, 1]),
-    at.bool('use_cudnn_on_gpu', true),
-    at.string('padding', 'EXPLICIT'),
-    at.ints('explicit_paddings', explicitPaddings(pad)),
-    at.string('data_format', 'NHWC'),
-    at.ints('dilations', [1, 1, 1, 1]),
-  ];
-}
-
-tf.registerKernel({
-  kernelName: CONV_KERNEL,
-  backendName: BACKEND,
-  kernelFunc: ({ inputs, attrs: a, backend }) => {
-    const be = nativeBackend(backend);
-    const { stride, pad } = a as unknown as ConvAttrs;
-    return run1(be, 'Conv2D', convAttrs(be, stride, pad), [inputs.x as tf.TensorInfo, inputs.filter as tf.TensorInfo]);
-  },
-});
-
-tf.registerGradient({
-  kernelName: CONV_KERNEL,
-  inputsToSave: ['x', 'filter'],
-  gradFunc: (dy, saved, a) => {
-    const [x, filter] = saved;
-    const { stride, pad } = a as unknown as ConvAttrs;
-    // Lazy: the tape only asks for the gradients it needs (none for the input images).
-    return {
-      x: () => {
-        const be = current();
-        const sizes = tf.tensor1d(x.shape, 'int32');
-        const dx = run1(be, 'Conv2DBackpropInput', convAttrs(be, stride, pad), [sizes, filter, dy as tf.Tensor]);
-        sizes.dispose();
-        return dx;
-      },
-      filter: () => {
-        const be = current();
-        const sizes = tf.tensor1d(filter.shape, 'int32');
-        const dw = run1(be, 'Conv2DBackpropFilter', convAttrs(be, stride, pad), [x, sizes, dy as tf.Tensor]);
-        sizes.dispose();
-        return dw;
-      },
-    };
-  },
-});
-
-/**
- * Convolution of x [batch, h, w, Cin] with filter [kh, kw, Cin, Cout] (HWIO), `stride`, and
- * `pad` zeros on every side (PyTorch's Conv2d padding; TF.js only offers 'same'/'valid').
- */
-export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
-  if (!fusedKernelsActive()) {
-    return tf.tidy(() => {
-      const padded = pad > 0 ? tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : x;
-      return tf.conv2d(padded, filter, stride, 'valid');
-    });
-  }
-  return tf.engine().runKernel(CONV_KERNEL, { x, filter }, { stride, pad } satisfies ConvAttrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
 // ---- max-pool with explicit (PyTorch) padding ---------------------------------------------

@@ -16,6 +16,7 @@
  * Evaluation folds each BatchNorm into the convolution before it (one conv + bias per layer).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { addRelu, batchNormTrain, maxPool, relu as reluKernel } from './kernels';
 import { deriveSeed, mulberry32, randomNormal } from './random';
 
 export const BN_EPS = 1e-5;
@@ -49,20 +50,13 @@ export class BatchNorm2d {
    * and (when `update`) moves the running statistics towards them like PyTorch.
    */
   normaliseWithBatchStats(x: tf.Tensor4D, update: boolean): tf.Tensor4D {
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    if (update) {
-      const n = x.shape[0] * x.shape[1] * x.shape[2];
-      if (n < 2) throw new Error(`BatchNorm in training mode needs more than one value per channel; got input ${x.shape}`);
-      const m = BN_MOMENTUM;
-      // Not on the loss's path, so a gradient tape never differentiates through this update.
-      const newMean = tf.tidy(() => tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      const newVar = tf.tidy(() => tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
-      this.runningMean.assign(newMean);
-      this.runningVar.assign(newVar);
-      tf.dispose([newMean, newVar]);
-      this.numBatchesTracked += 1;
-    }
-    return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, BN_EPS);
+    // One fused kernel forward and one backward on the native backend (lib/kernels).
+    const y = batchNormTrain(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, {
+      eps: BN_EPS,
+      running: update ? { mean: this.runningMean, variance: this.runningVar, momentum: BN_MOMENTUM } : undefined,
+    });
+    if (update) this.numBatchesTracked += 1;
+    return y;
   }
 
   /** Evaluation-mode BatchNorm as y = x·scale + shift, scale = γ/√(σ²+ε), shift = β − μ·scale. */
@@ -86,7 +80,6 @@ export type BnMode =
 
 type Pad = [[number, number], [number, number], [number, number], [number, number]];
 const STEM_PAD: Pad = [[0, 0], [3, 3], [3, 3], [0, 0]];
-const POOL_PAD: Pad = [[0, 0], [1, 1], [1, 1], [0, 0]];
 
 /**
  * conv → BatchNorm (→ ReLU). `pad` 'same' is PyTorch's padding 1 for the stride-1 3×3 convs;
@@ -107,7 +100,7 @@ function convBn(x: tf.Tensor4D, w: tf.Variable, bn: BatchNorm2d, stride: number,
     });
   }
   const y = bn.normaliseWithBatchStats(tf.conv2d(x, filter, stride, stride === 1 ? 'same' : 'valid'), true);
-  return relu ? tf.relu(y) : y;
+  return relu ? reluKernel(y) : y;
 }
 
 /** torchvision's BasicBlock with 64 channels, stride 1 and identity shortcut. */
@@ -127,7 +120,7 @@ export class BasicBlock {
   apply(x: tf.Tensor4D, mode: BnMode): tf.Tensor4D {
     const h = convBn(x, this.conv1, this.bn1, 1, mode, true);
     const y = convBn(h, this.conv2, this.bn2, 1, mode, false);
-    return tf.relu(tf.add(y, x)) as tf.Tensor4D;
+    return addRelu(y, x);
   }
 }
 
@@ -168,8 +161,7 @@ export class ResNet18Stem {
   apply(x: tf.Tensor4D, mode: BnMode): tf.Tensor4D {
     return tf.tidy(() => {
       let h = convBn(tf.pad(x, STEM_PAD), this.conv1, this.bn1, 2, mode, true); // [b, 16, 16, 64]
-      // PyTorch pads the max-pool with −∞; its input is post-ReLU (≥ 0), so padding with 0 is the same.
-      h = tf.maxPool(tf.pad(h, POOL_PAD), 3, 2, 'valid'); // [b, 8, 8, 64]
+      h = maxPool(h, 3, 2, 1); // [b, 8, 8, 64], padded with −∞ like PyTorch
       for (const block of this.layer1) h = block.apply(h, mode);
       return h;
     });
