@@ -5,9 +5,23 @@
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { mulberry32 } from '../../lib/random';
 import { readSafetensors, recordToTensor, type TensorRecord } from '../../lib/safetensors';
 import type { Variant } from '../../lib/config';
+
+/**
+ * mulberry32, as the fixtures define it (a copy of lib/random's, so that a change there cannot
+ * silently change the golden weights).
+ */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 export function recipeTensor(shape: number[], seed: number, offset: number, scale: number): Float32Array {
   const rng = mulberry32(seed);
