@@ -8,7 +8,7 @@ backward, torch.optim.Adam update) and one inference pass (eval mode, no grad), 
 `--steps` steps after `--warmup` untimed ones; images/s is batch / median step time. Random
 normalised inputs and labels (speed does not depend on the pixel values). Prints one JSON object
 on stdout: {"torch": version, "threads": n, "results": [{variant, batch, mode, median_ms,
-images_per_s, times_ms}, ...]}.
+images_per_s, cpu_median_ms, times_ms, cpu_ms}, ...]} (cpu: this process's CPU time per step).
 
 The network is python/reference.py's DynamicFilterNet, the module the golden tests check
 lib/model.ts against.
@@ -35,15 +35,17 @@ def build_net(variant: str) -> nn.Module:
     return DynamicFilterNet(variant)
 
 
-def timed(fn, steps: int, warmup: int) -> list[float]:
+def timed(fn, steps: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU milliseconds of each of `steps` calls after `warmup` calls."""
     for _ in range(warmup):
         fn()
-    out = []
+    wall, cpu = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return wall, cpu
 
 
 class Workloads:
@@ -75,30 +77,32 @@ class Workloads:
             self.cache[key] = {"train": train_step, "infer": infer}
         return self.cache[key]
 
-    def run(self, variant: str, batch: int, mode: str, steps: int, warmup: int) -> list[float]:
+    def run(self, variant: str, batch: int, mode: str, steps: int, warmup: int) -> tuple[list[float], list[float]]:
         if mode not in ("train", "infer"):
             raise ValueError(f"mode must be train or infer, got {mode!r}")
         return timed(self.get(variant, batch)[mode], steps, warmup)
 
 
-def row(variant: str, batch: int, mode: str, times: list[float]) -> dict:
-    med = statistics.median(times)
+def row(variant: str, batch: int, mode: str, times: tuple[list[float], list[float]]) -> dict:
+    wall, cpu = times
+    med = statistics.median(wall)
     return {"variant": variant, "batch": batch, "mode": mode, "median_ms": med,
-            "images_per_s": batch / (med / 1000), "times_ms": times}
+            "images_per_s": batch / (med / 1000), "cpu_median_ms": statistics.median(cpu),
+            "times_ms": wall, "cpu_ms": cpu}
 
 
 def serve(work: Workloads) -> None:
     """Line protocol for scripts/bench.ts, which interleaves our steps with these so that both
     see the same machine load: each stdin line {"variant", "batch", "mode", "steps", "warmup"}
-    gets one stdout line {"times_ms": [...]} (or {"error": "..."})."""
+    gets one stdout line {"times_ms": [...], "cpu_ms": [...]} (or {"error": "..."})."""
     print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             continue
         try:
             r = json.loads(line)
-            times = work.run(r["variant"], int(r["batch"]), r["mode"], int(r["steps"]), int(r.get("warmup", 0)))
-            print(json.dumps({"times_ms": times}), flush=True)
+            wall, cpu = work.run(r["variant"], int(r["batch"]), r["mode"], int(r["steps"]), int(r.get("warmup", 0)))
+            print(json.dumps({"times_ms": wall, "cpu_ms": cpu}), flush=True)
         except Exception as e:  # report and keep serving; the caller decides
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
 
