@@ -20,8 +20,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
+import { architectureOf } from './architecture';
 import { VARIANTS, type Variant } from './config';
-import { checkState, isCounter, type Net, type NamedTensors } from './model';
+import { architectureMismatch, checkState, isCounter, type Net, type NamedTensors } from './model';
 import { MODEL_STATE_FORMAT } from './weights';
 import {
   readSafetensors,
@@ -212,7 +213,11 @@ export function restoreCheckpoint(content: CheckpointContent, file: string, net:
         `Use --variant ${meta.variant}, another --run name, or --fresh to start this run over.`,
     );
   }
-  const problems = checkState(content.model, net.variant);
+  // The architecture options (filter norm, /√64, upsampling) leave the state's shapes alone:
+  // the config saved with the checkpoint says which net it is (no fields: the lab's net).
+  const otherNet = architectureMismatch(architectureOf(meta.config), net, `checkpoint ${file}`);
+  if (otherNet) throw new Error(`${otherNet}. Use the run's own settings, another --run name, or --fresh. Nothing was changed.`);
+  const problems = checkState(content.model, net.variant, net.architecture);
   if (problems.length) {
     throw new Error(`checkpoint ${file} does not fit the ${net.variant} net:\n  ${problems.join('\n  ')}\nNothing was changed.`);
   }
@@ -268,6 +273,7 @@ export function exportModelState(checkpointFile: string, outFile: string): Check
     epoch: String(meta.epoch),
     accuracy: String(meta.accuracy),
     selectBy: String(meta.config.selectBy ?? 'test'),
+    architecture: JSON.stringify(architectureOf(meta.config)),
     source: path.basename(checkpointFile),
     backend: meta.backend,
   });

@@ -4,6 +4,7 @@
  * exported model state or a training checkpoint (its optimizer moments are ignored).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { architectureOf, type Architecture } from './architecture';
 import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName, type Variant } from './config';
 import { imagesToTensor } from './batches';
 import { loadCifar10 } from './cifar10';
@@ -36,7 +37,7 @@ export function loadNetFromStateFile(file: string, want: { variant?: Variant; no
   if (!variant) throw new Error(`${file} does not say which variant it holds (no metadata, no head tensors): pass --variant dynamic|static`);
   const norm = want.norm ?? state.norm;
   if (!norm) throw new Error(`${file} does not record its input normalisation: pass --norm ${Object.keys(NORMALIZATIONS).join('|')}`);
-  const net = createNet(variant, { pretrained: false });
+  const net = createNet(variant, { pretrained: false, architecture: savedArchitecture(state.metadata, file) });
   const tensors = recordsToTensors(state.tensors);
   try {
     net.loadStateDict(tensors);
@@ -47,6 +48,22 @@ export function loadNetFromStateFile(file: string, want: { variant?: Variant; no
     tf.dispose(Object.values(tensors));
   }
   return { net, variant, norm, metadata: state.metadata };
+}
+
+/**
+ * The architecture a state file records: `architecture` metadata (an exported state), else the
+ * `config` of a training checkpoint; the lab's net when it records neither (older files).
+ */
+export function savedArchitecture(metadata: Record<string, string>, file = 'the state file'): Architecture {
+  for (const key of ['architecture', 'config']) {
+    if (metadata[key] === undefined) continue;
+    try {
+      return architectureOf(JSON.parse(metadata[key]) as Record<string, unknown>);
+    } catch {
+      throw new Error(`${file}: its '${key}' metadata is not JSON`);
+    }
+  }
+  return architectureOf(undefined);
 }
 
 export interface PredictOptions {

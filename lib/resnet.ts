@@ -85,7 +85,7 @@ const STEM_PAD: Pad = [[0, 0], [3, 3], [3, 3], [0, 0]];
  * conv → BatchNorm (→ ReLU). `pad` 'same' is PyTorch's padding 1 for the stride-1 3×3 convs;
  * the stem pads explicitly because TF's 'same' pads asymmetrically at stride 2.
  */
-function convBn(x: tf.Tensor4D, w: tf.Variable, bn: BatchNorm2d, stride: number, mode: BnMode, relu: boolean): tf.Tensor4D {
+export function convBn(x: tf.Tensor4D, w: tf.Variable, bn: BatchNorm2d, stride: number, mode: BnMode, relu: boolean): tf.Tensor4D {
   const filter = w as tf.Tensor4D; // HWIO
   if (mode === 'eval') {
     const { scale, shift } = bn.evalScaleShift();

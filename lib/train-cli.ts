@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { MAX_UPSAMPLE } from './architecture';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
 import { parseChoice, PATHS, VARIANTS } from './config';
 import type { TerminalMode } from './progress';
@@ -34,6 +35,11 @@ extras:
   --schedule constant|cosine learning rate per step (cosine: lr → 0 over all epochs)
   --weight-decay X           Adam's L2 penalty (torch weight_decay)
   --no-pretrained            start the backbone from random weights
+architecture (experiments; default: the lab's net):
+  --no-filter-norm           dynamic head without the L2 normalisation of the generated filters
+  --no-response-scale        response maps not divided by √64
+  --upsample U               bilinear upsampling of the input by U (1–${MAX_UPSAMPLE}) before the backbone
+  --adapter                  trainable residual conv 3×3 + BN + ReLU after the backbone
   --log-every K              read loss/accuracy back every K steps (default ${LAB_RECIPE.logEvery})
   --eval-batch-size N        (default ${LAB_RECIPE.evalBatchSize})
   --runs-dir DIR             folder of runs (default results/runs)
@@ -90,6 +96,10 @@ export function parseTrainArgs(argv: string[]) {
         schedule: { type: 'string' },
         'weight-decay': { type: 'string' },
         'no-pretrained': { type: 'boolean' },
+        'no-filter-norm': { type: 'boolean' },
+        'no-response-scale': { type: 'boolean' },
+        upsample: { type: 'string' },
+        adapter: { type: 'boolean' },
         'log-every': { type: 'string' },
         'eval-batch-size': { type: 'string' },
         'runs-dir': { type: 'string' },
@@ -121,6 +131,10 @@ export function parseTrainArgs(argv: string[]) {
   if (v.schedule !== undefined) given.schedule = choice('schedule', v.schedule, SCHEDULES);
   if (v['weight-decay'] !== undefined) given.weightDecay = number('weight-decay', v['weight-decay'], false);
   if (v['no-pretrained']) given.pretrained = false;
+  if (v['no-filter-norm']) given.filterNorm = false;
+  if (v['no-response-scale']) given.responseScale = false;
+  if (v.upsample !== undefined) given.upsample = number('upsample', v.upsample, true);
+  if (v.adapter) given.adapter = true;
   if (v['log-every'] !== undefined) given.logEvery = number('log-every', v['log-every'], true);
   if (v['eval-batch-size'] !== undefined) given.evalBatchSize = number('eval-batch-size', v['eval-batch-size'], true);
   const resume = v.resume === undefined ? undefined : choice<CheckpointKind>('resume', v.resume, CHECKPOINT_KINDS);

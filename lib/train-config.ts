@@ -2,6 +2,7 @@
  * What a training run is asked to do: one plain, JSON-serialisable record, saved in the run's
  * config.json and in every checkpoint. The defaults are the lab's recipe.
  */
+import { ARCHITECTURE_KEYS, architectureOf, architectureProblems, LAB_ARCHITECTURE } from './architecture';
 import { NORMALIZATIONS, VARIANTS, type Freeze, type NormName, type Variant } from './config';
 
 export type Schedule = 'constant' | 'cosine';
@@ -42,6 +43,16 @@ export interface TrainConfig {
   /** Read the loss and accuracy back every k steps (a step row, a NaN check). */
   logEvery: number;
   evalBatchSize: number;
+  // Architecture (lib/architecture; the lab's net by default). Configs saved before these
+  // fields existed describe the lab's net and read back with these defaults.
+  /** L2-normalise each generated filter (dynamic head). */
+  filterNorm: boolean;
+  /** Divide the response maps by √64. */
+  responseScale: boolean;
+  /** Bilinear upsampling factor of the input before the backbone (1: none). */
+  upsample: number;
+  /** A trainable residual conv 3×3 + BN + ReLU after the backbone (state adapter.*). */
+  adapter: boolean;
 }
 
 /** The lab's recipe: 5 epochs, batch 64, Adam 1e-3, mean/std 0.5, no augmentation, pretrained backbone. */
@@ -64,6 +75,7 @@ export const LAB_RECIPE: Omit<TrainConfig, 'run'> = {
   selectBy: 'test',
   logEvery: 10,
   evalBatchSize: 500,
+  ...LAB_ARCHITECTURE,
 };
 
 /** Fields a resumed run may change (they do not change what the saved state means). */
@@ -87,7 +99,9 @@ export function trainConfig(overrides: Partial<TrainConfig> & { run: string }): 
 /** Checks every field (type and range) and returns a clean copy; errors name the field. */
 export function validateConfig(value: unknown, source = 'training config'): TrainConfig {
   if (value === null || typeof value !== 'object') throw new Error(`${source} must be an object`);
-  const c = value as Record<string, unknown>;
+  // Missing architecture fields: a config saved before they existed, i.e. the lab's net.
+  const c = { ...(value as Record<string, unknown>) };
+  for (const k of ARCHITECTURE_KEYS) if (c[k] === undefined) c[k] = LAB_ARCHITECTURE[k];
   const problems: string[] = [];
   const int = (k: string, min: number) => {
     if (!(Number.isInteger(c[k]) && (c[k] as number) >= min)) problems.push(`${k} must be a whole number ≥ ${min}; got ${JSON.stringify(c[k])}`);
@@ -125,6 +139,7 @@ export function validateConfig(value: unknown, source = 'training config'): Trai
   int('logEvery', 1);
   int('evalBatchSize', 1);
   if (c.selectBy === 'val' && c.val === 0) problems.push('selectBy val needs a validation split (val > 0)');
+  problems.push(...architectureProblems(architectureOf(c), c.variant as string));
   const unknown = Object.keys(c).filter((k) => !(k in LAB_RECIPE) && k !== 'run');
   if (unknown.length) problems.push(`unknown field(s) ${unknown.join(', ')}`);
   if (problems.length) throw new Error(`invalid settings in ${source}:\n  ${problems.join('\n  ')}`);

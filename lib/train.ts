@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
+import { architectureOf } from './architecture';
 import { activeBackend, assertFastBackend, describeBackend, initBackend } from './backend';
 import { batches, numBatches, splitValidation } from './batches';
 import { loadCifar10, type Cifar10Split } from './cifar10';
@@ -223,7 +224,7 @@ const STATS = 2 + NUM_CLASSES;
  * Forward, loss, gradients and one Adam step. Returns the step's statistics [12] (the caller
  * disposes them); every other tensor made here is freed.
  */
-function trainStep(
+export function trainStep(
   net: Net,
   adam: Adam,
   params: tf.Variable[],
@@ -335,6 +336,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     net = createNet(config.variant, {
       seed: config.seed,
       freeze: config.freeze,
+      architecture: architectureOf(config),
       pretrained: start || !config.pretrained ? false : PATHS.pretrained,
     });
     adam = new Adam(net.trainable(), { lr: config.lr, weightDecay: config.weightDecay });
