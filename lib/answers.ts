@@ -175,3 +175,15 @@ function beyond(results: LabResults): Answer {
 export function answerQuestions(results: LabResults): Answer[] {
   return [compare(results), responseMaps(results), freeze(results), prosCons(results), stability(results), beyond(results)];
 }
+
+const STATUS_LABEL: Record<AnswerStatus, string> = { answered: 'answered', partial: 'partly answered', 'no-run-yet': 'no run yet' };
+
+/** One answer as an HTML block: title, status, the question, the evidence, what is left to do. */
+export function answerHtml(a: Answer): string {
+  return (
+    `<div class="dcf-answer dcf-${a.status}" id="q-${a.id}"><h3>${escapeHtml(a.title)} <span class="dcf-status">${STATUS_LABEL[a.status]}</span></h3>` +
+    `<p class="dcf-question"><em>${escapeHtml(a.question)}</em></p>${a.html}` +
+    (a.todo ? `<p class="dcf-todo">To do: ${textToHtml(a.todo)}</p>` : '') +
+    '</div>'
+  );
+}

@@ -103,7 +103,8 @@ export class FigureExporter {
       await page.route(/^(https?|wss?):/, (route) => route.abort());
       await page.setContent('<!doctype html><html><head><meta charset="utf-8"></head><body><div id="figure"></div></body></html>');
       await page.addScriptTag({ content: plotlyJs() });
-      const version = await page.evaluate(() => (window as unknown as { Plotly?: { version: string } }).Plotly?.version);
+      // Page code names the browser's globals through globalThis: tslab compiles lib/ without the DOM types.
+      const version = await page.evaluate(() => (globalThis as unknown as { Plotly?: { version: string } }).Plotly?.version);
       if (!version) throw new Error('plotly.js did not load in Chromium');
       return new FigureExporter(browser, page, !opts.browser);
     } catch (err) {
@@ -122,8 +123,9 @@ export class FigureExporter {
     const url = await this.page.evaluate(
       async ({ fig, format, width, height, scale }) => {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        const Plotly = (window as any).Plotly;
-        const div = document.getElementById('figure')!;
+        const page = globalThis as any;
+        const Plotly = page.Plotly;
+        const div = page.document.getElementById('figure');
         Plotly.purge(div);
         await Plotly.newPlot(div, fig.data, { ...fig.layout, width, height }, { staticPlot: true });
         return (await Plotly.toImage(div, { format, width, height, scale: format === 'png' ? scale : 1 })) as string;

@@ -141,12 +141,16 @@ export function formatNotebook(nb: NotebookJson): string {
   return `${JSON.stringify(sort(nb), null, 1)}\n`;
 }
 
-/** Strips a notebook file in place (atomic); true when it changed. */
+/** True when the notebook holds nothing that stripNotebook would remove (key order aside). */
+export function isStripped(nb: NotebookJson): boolean {
+  return formatNotebook(stripNotebook(nb)) === formatNotebook(nb);
+}
+
+/** Strips a notebook file in place (atomic) when it holds outputs or run metadata; true when it changed. */
 export function stripNotebookFile(file: string): boolean {
-  const before = fs.readFileSync(file, 'utf8');
-  const after = formatNotebook(stripNotebook(readNotebook(file)));
-  if (after === before) return false;
-  writeFileAtomic(file, after);
+  const nb = readNotebook(file);
+  if (isStripped(nb)) return false;
+  writeFileAtomic(file, formatNotebook(stripNotebook(nb)));
   return true;
 }
 

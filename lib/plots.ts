@@ -517,7 +517,7 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
   const cells = grid(2, cols, 0.012, 0.14);
   const pixels = imageRows(input.image, 0, IMAGE_SIZE);
   const data: Trace[] = [];
-  const layout: Layout = { ...BASE_LAYOUT, height: 430, width: 1000, margin: { l: 10, r: 80, t: 80, b: 10 } };
+  const layout: Layout = { ...BASE_LAYOUT, height: 450, width: 1000, margin: { l: 10, r: 80, t: 100, b: 10 } };
   const annotations: Record<string, unknown>[] = [];
   const wrong = input.label !== undefined && input.label !== predicted;
   const truth = input.label !== undefined ? names[input.label] : 'unknown';

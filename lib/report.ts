@@ -10,16 +10,16 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser } from 'playwright-core';
-import { answerQuestions, type Answer } from './answers';
+import { answerHtml, answerQuestions, type Answer } from './answers';
 import { writeFileAtomic } from './atomic-file';
 import { launchChromium } from './chromium';
 import { loadCifar10, indicesPerClass } from './cifar10';
-import { CLASS_NAMES, PATHS } from './config';
+import { PATHS } from './config';
 import { FigureExporter, loadFigureJson, type ExportedFigure } from './figures-export';
 import { escapeHtml, formatPercent, htmlTable, textToHtml } from './html-table';
 import { meanStdBars, perClassAccuracy, sampleGrid, trainingCurves, variantComparison, type Figure } from './plots';
-import { labRecipeRuns, loadLabResults, type LabResults, type RunResult } from './results';
-import { groupBy, summarizeOutcomes } from './summary';
+import { labRecipeRuns, loadLabResults, perClassByVariant, type LabResults, type RunResult } from './results';
+import { summarizeOutcomes } from './summary';
 
 export interface ReportOptions {
   /** Where the runs and saved figures are read (default results/). */
@@ -68,7 +68,8 @@ function pct(mean: number, std?: number): string {
   return formatPercent(mean, std);
 }
 
-function runsTable(runs: readonly RunResult[]): string {
+/** Every run as an HTML table: recipe, epochs, final and best test accuracy, time, checkpoints. */
+export function runsTable(runs: readonly RunResult[]): string {
   return htmlTable(runs, {
     caption: 'Every run in results/runs (test accuracy; time per epoch from the training pass)',
     empty: 'No runs yet: train one with `npm run train`, notebook 03, or `npm run experiments`.',
@@ -158,11 +159,7 @@ function compareSection(results: LabResults): Section {
       figure: meanStdBars(groups.map((g) => ({ name: g.group, ...g.bestAccuracy }))),
     },
   );
-  // Per-class accuracy at each run's last test epoch, averaged per head.
-  const perClass = [...groupBy(runs, (r) => String(r.config.variant))].map(([name, list]) => {
-    const lasts = list.map((r) => r.epochs.filter((e) => e.split === 'test').sort((a, b) => b.epoch - a.epoch)[0]?.perClassAccuracy).filter((p): p is number[] => !!p && p.length === CLASS_NAMES.length);
-    return { name, perClass: CLASS_NAMES.map((_, c) => lasts.reduce((a, p) => a + p[c], 0) / Math.max(lasts.length, 1)) };
-  });
+  const perClass = perClassByVariant(runs);
   section.figures.push({ name: `${REPORT_PREFIX}per-class`, caption: 'Per-class test accuracy at the last epoch (mean over seeds).', figure: perClassAccuracy(perClass) });
   section.figures.push(...savedFigures(results, 'confusion', (n) => `Confusion matrix (${n}).`));
   return section;
@@ -179,17 +176,7 @@ function visualizeSection(results: LabResults): Section {
 }
 
 function questionsSection(answers: readonly Answer[]): Section {
-  const label: Record<Answer['status'], string> = { answered: 'answered', partial: 'partly answered', 'no-run-yet': 'no run yet' };
-  const html = answers
-    .map(
-      (a) =>
-        `<div class="dcf-answer dcf-${a.status}" id="q-${a.id}"><h3>${escapeHtml(a.title)} <span class="dcf-status">${label[a.status]}</span></h3>` +
-        `<p class="dcf-question">${escapeHtml(a.question)}</p>${a.html}` +
-        (a.todo ? `<p class="dcf-todo">To do: ${textToHtml(a.todo)}</p>` : '') +
-        '</div>',
-    )
-    .join('\n');
-  return { id: 'questions', title: 'The lab\'s questions', html, figures: [] };
+  return { id: 'questions', title: 'The lab\'s questions', html: answers.map(answerHtml).join('\n'), figures: [] };
 }
 
 function appendixSection(results: LabResults, shown: Set<string>): Section {

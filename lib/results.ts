@@ -5,11 +5,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { PATHS } from './config';
+import { NUM_CLASSES, PATHS } from './config';
 import { listSavedFigures } from './figures-export';
 import { listRuns, readEpochRows, type EpochRow } from './metrics';
 import { LAB_RECIPE, type TrainConfig } from './train-config';
-import { runOutcomes, type RunOutcome } from './summary';
+import { groupBy, runOutcomes, type RunOutcome } from './summary';
 
 export interface RunResult {
   name: string;
@@ -91,4 +91,26 @@ export function labRecipeRuns(results: LabResults): { runs: RunResult[]; subset:
   const recipe = results.runs.filter((r) => !r.problem && r.outcome && sameRecipe(r));
   const full = recipe.filter((r) => !r.subset);
   return full.length ? { runs: full, subset: false } : { runs: recipe, subset: recipe.length > 0 };
+}
+
+/**
+ * The run to look inside (response maps, predictions): the one with the best test accuracy among
+ * readable runs of `variant` that kept a best checkpoint, full-data runs before subset ones.
+ */
+export function bestRun(results: LabResults, opts: { variant?: string; labRecipeOnly?: boolean } = {}): RunResult | undefined {
+  const recipe = new Set(labRecipeRuns(results).runs.map((r) => r.name));
+  const candidates = results.runs.filter(
+    (r) => !r.problem && r.outcome && r.hasBest && (!opts.variant || r.config.variant === opts.variant) && (!opts.labRecipeOnly || recipe.has(r.name)),
+  );
+  return candidates.sort((a, b) => Number(a.subset) - Number(b.subset) || b.outcome!.bestAccuracy - a.outcome!.bestAccuracy)[0];
+}
+
+/** Per-class test accuracy at each run's last epoch, averaged over the runs of each head. */
+export function perClassByVariant(runs: readonly RunResult[]): { name: string; perClass: number[] }[] {
+  return [...groupBy(runs, (r) => String(r.config.variant))].map(([name, list]) => {
+    const lasts = list
+      .map((r) => r.epochs.filter((e) => e.split === 'test').sort((a, b) => b.epoch - a.epoch)[0]?.perClassAccuracy)
+      .filter((p): p is number[] => Array.isArray(p) && p.length === NUM_CLASSES);
+    return { name, perClass: Array.from({ length: NUM_CLASSES }, (_, c) => lasts.reduce((a, p) => a + p[c], 0) / Math.max(lasts.length, 1)) };
+  });
 }

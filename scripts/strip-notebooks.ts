@@ -5,8 +5,7 @@
  * the same on every `npm test`).
  */
 import * as path from 'path';
-import * as fs from 'fs';
-import { committedProblems, formatNotebook, listNotebooks, readNotebook, stripNotebook, stripNotebookFile } from '../lib/notebooks';
+import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebookFile } from '../lib/notebooks';
 
 const args = process.argv.slice(2);
 const check = args.includes('--check');
@@ -17,11 +16,12 @@ let dirty = 0;
 for (const file of notebooks) {
   const rel = path.relative(process.cwd(), file);
   if (check) {
-    const clean = formatNotebook(stripNotebook(readNotebook(file))) === fs.readFileSync(file, 'utf8');
-    const problems = committedProblems(readNotebook(file));
+    const nb = readNotebook(file);
+    const clean = isStripped(nb);
+    const problems = committedProblems(nb);
     if (!clean || problems.length) {
       dirty++;
-      console.log(`${rel}: ${problems.length ? problems.join('; ') : 'not in stripped form'}`);
+      console.log(`${rel}: ${problems.length ? problems.join('; ') : 'holds run metadata'}`);
     }
   } else if (stripNotebookFile(file)) {
     dirty++;

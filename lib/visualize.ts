@@ -1,0 +1,103 @@
+/**
+ * What a trained net does on particular test images: its predictions, and each image's ten
+ * response maps with their scores, ready for lib/plots' responseMapFigure. Evaluation mode only;
+ * nothing is trained or written.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { imagesToTensor } from './batches';
+import type { Cifar10Split } from './cifar10';
+import { FEATURE_SIZE, IMAGE_SIZE, NUM_CLASSES, type NormName } from './config';
+import type { Net } from './model';
+import { argmax, upsampleBilinear, type ResponseMapInput } from './plots';
+
+const IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * 3;
+const MAP_VALUES = FEATURE_SIZE * FEATURE_SIZE;
+
+/** One image with what the net computed for it. */
+export interface ImageMaps extends ResponseMapInput {
+  /** Its index in the split. */
+  index: number;
+  label: number;
+  predicted: number;
+  /** [10, 8, 8] class-major. */
+  maps: Float32Array;
+  /** [10] logits. */
+  scores: Float32Array;
+}
+
+function checkIndices(split: Cifar10Split, indices: readonly number[]): void {
+  for (const i of indices) {
+    if (!(Number.isInteger(i) && i >= 0 && i < split.count)) throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
+  }
+}
+
+/** Predicted classes (argmax of the logits, evaluation mode) of the images at `indices`. */
+export function predictLabels(net: Net, split: Cifar10Split, indices: readonly number[], norm: NormName, batchSize = 250): Int32Array {
+  checkIndices(split, indices);
+  const out = new Int32Array(indices.length);
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const chunk = indices.slice(start, start + batchSize);
+    const predicted = tf.tidy(() => tf.argMax(net.forward(imagesToTensor(split, chunk, norm), false), 1).dataSync());
+    out.set(predicted, start);
+  }
+  return out;
+}
+
+/** Response maps [10, 8, 8] and scores [10] of the images at `indices` (evaluation mode). */
+export function responseMapsOf(net: Net, split: Cifar10Split, indices: readonly number[], norm: NormName, batchSize = 100): ImageMaps[] {
+  checkIndices(split, indices);
+  const out: ImageMaps[] = [];
+  for (let start = 0; start < indices.length; start += batchSize) {
+    const chunk = indices.slice(start, start + batchSize);
+    const x = imagesToTensor(split, chunk, norm);
+    const { maps, scores } = net.responseMaps(x);
+    const mapValues = maps.dataSync() as Float32Array;
+    const scoreValues = scores.dataSync() as Float32Array;
+    tf.dispose([x, maps, scores]);
+    chunk.forEach((index, k) => {
+      const s = scoreValues.slice(k * NUM_CLASSES, (k + 1) * NUM_CLASSES);
+      out.push({
+        index,
+        image: split.images.subarray(index * IMAGE_BYTES, (index + 1) * IMAGE_BYTES),
+        label: split.labels[index],
+        maps: mapValues.slice(k * NUM_CLASSES * MAP_VALUES, (k + 1) * NUM_CLASSES * MAP_VALUES),
+        scores: s,
+        predicted: argmax(s),
+        caption: `test #${index}`,
+      });
+    });
+  }
+  return out;
+}
+
+/**
+ * Picks up to `perClass` images of each class among `indices`, in order, that the net got right
+ * (`correct: true`) or wrong (`correct: false`).
+ */
+export function chooseExamples(
+  split: Cifar10Split,
+  indices: readonly number[],
+  predictions: ArrayLike<number>,
+  opts: { correct: boolean; perClass?: number; classes?: readonly number[] },
+): number[] {
+  if (predictions.length !== indices.length) throw new Error(`${indices.length} indices but ${predictions.length} predictions`);
+  const perClass = opts.perClass ?? 1;
+  const taken = new Map<number, number>();
+  const out: number[] = [];
+  indices.forEach((index, k) => {
+    const label = split.labels[index];
+    if (opts.classes && !opts.classes.includes(label)) return;
+    if ((predictions[k] === label) !== opts.correct) return;
+    if ((taken.get(label) ?? 0) >= perClass) return;
+    taken.set(label, (taken.get(label) ?? 0) + 1);
+    out.push(index);
+  });
+  return out;
+}
+
+/** Where a class's map peaks once upsampled to 32×32: pixel row and column. */
+export function mapPeak(maps: ArrayLike<number> /* [10, 8, 8] */, cls: number): { y: number; x: number } {
+  const map = upsampleBilinear(Array.prototype.slice.call(maps, cls * MAP_VALUES, (cls + 1) * MAP_VALUES), FEATURE_SIZE, FEATURE_SIZE, IMAGE_SIZE, IMAGE_SIZE);
+  const best = argmax(map);
+  return { y: Math.floor(best / IMAGE_SIZE), x: best % IMAGE_SIZE };
+}
