@@ -96,7 +96,10 @@ def main() -> int:
         # sends no `error` output. Record which cell failed and the error's own line.
         stderr = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stderr")
         lines = [line for line in stderr.splitlines() if line.strip()]
-        message = next((line for line in lines if ERROR_LINE.match(line)), lines[-1] if lines else "the cell failed")
+        message = next(
+            (line for line in lines if ERROR_LINE.match(line)),
+            next((line for line in lines if "Error:" in line and not line.lstrip().startswith("at ")), lines[-1] if lines else "the cell failed"),
+        )
         failed.update(cell=cell_index, message=message.strip())
 
     client = StreamingClient(
