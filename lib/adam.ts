@@ -11,8 +11,13 @@
  * correction of √v, exactly where torch adds it. tf.train.adam differs in both respects (its ε
  * sits inside a rescaled formula), which is why this file exists.
  *
- * The moments live in tf.Variables of the parameter's shape, created at zero on construction
- * (torch creates them lazily on the first step; the values are the same).
+ * The moments of ALL parameters live in two flat tf.Variables ([total size], parameters in
+ * update order), created at zero on construction (torch creates them lazily on the first step;
+ * the values are the same). One step is then about a dozen element-wise kernels over every
+ * parameter at once plus one subtraction per parameter, instead of a dozen kernels per
+ * parameter: on the native backend each kernel costs ~40 µs of dispatch, and the per-parameter
+ * version spent more time dispatching than computing. The arithmetic per element is unchanged.
+ * state() / loadState() still speak per parameter (PyTorch's exp_avg / exp_avg_sq).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -44,8 +49,10 @@ export class Adam {
   lr: number;
   private t = 0;
   private readonly params: Map<string, tf.Variable>;
-  private readonly expAvg = new Map<string, tf.Variable>();
-  private readonly expAvgSq = new Map<string, tf.Variable>();
+  /** Element count of each parameter, in update order (the flat moments' segments). */
+  private readonly sizes: number[];
+  private expAvg: tf.Variable | undefined; // [Σ sizes] torch's exp_avg, all parameters
+  private expAvgSq: tf.Variable | undefined; // [Σ sizes] torch's exp_avg_sq
 
   /** `params`: the variables to update, keyed by their PyTorch names (Net.trainable()). */
   constructor(params: Map<string, tf.Variable>, opts: AdamOptions) {
@@ -57,13 +64,24 @@ export class Adam {
     checkHyperparameters(this.lr, this.beta1, this.beta2, this.eps, this.weightDecay);
     if (params.size === 0) throw new Error('Adam: no parameters to optimise (is everything frozen?)');
     this.params = params;
+    this.sizes = [...params.values()].map((p) => p.size);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
     // In tidy: tf.variable() keeps its own reference, so the zeros it was made from can go.
     tf.tidy(() => {
-      for (const [name, p] of params) {
-        this.expAvg.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
-        this.expAvgSq.set(name, tf.variable(tf.zerosLike(p), false, undefined, 'float32'));
-      }
+      this.expAvg = tf.variable(tf.zeros([total]), false, undefined, 'float32');
+      this.expAvgSq = tf.variable(tf.zeros([total]), false, undefined, 'float32');
     });
+  }
+
+  private moments(): { m: tf.Variable; v: tf.Variable } {
+    if (!this.expAvg || !this.expAvgSq) throw new Error('Adam: used after dispose()');
+    return { m: this.expAvg, v: this.expAvgSq };
+  }
+
+  /** A flat [Σ sizes] tensor → one tensor per parameter, in its shape. */
+  private unflatten(flat: tf.Tensor): tf.Tensor[] {
+    const parts = this.sizes.length === 1 ? [flat] : tf.split(flat, this.sizes);
+    return [...this.params.values()].map((p, i) => tf.reshape(parts[i], p.shape));
   }
 
   /** Steps taken so far (torch's `state['step']`). */
@@ -88,27 +106,34 @@ export class Adam {
     const { beta1, beta2, eps, weightDecay, t } = this;
     const stepSize = lr / (1 - beta1 ** t);
     const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
+    const { m, v } = this.moments();
     tf.tidy(() => {
-      for (const [name, p] of this.params) {
+      const flat = [...this.params].map(([name, p]) => {
         let g = grads[name];
         if (weightDecay !== 0) g = tf.add(g, tf.mul(p, weightDecay));
-        const m = this.expAvg.get(name)!;
-        const v = this.expAvgSq.get(name)!;
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const denom = tf.add(tf.div(tf.sqrt(v), bias2Sqrt), eps);
-        p.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
-      }
+        return tf.reshape(g, [-1]);
+      });
+      const g = flat.length === 1 ? flat[0] : tf.concat(flat); // [Σ sizes]
+      m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+      v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+      const denom = tf.add(tf.div(tf.sqrt(v), bias2Sqrt), eps);
+      const update = this.unflatten(tf.mul(tf.div(m, denom), stepSize));
+      [...this.params.values()].forEach((p, i) => p.assign(tf.sub(p, update[i])));
     });
   }
 
   /** Copies of the state (the caller disposes the tensors). */
   state(): AdamState {
+    const { m, v } = this.moments();
     const tensors: Record<string, tf.Tensor> = {};
-    for (const name of this.params.keys()) {
-      tensors[`${name}.exp_avg`] = this.expAvg.get(name)!.clone();
-      tensors[`${name}.exp_avg_sq`] = this.expAvgSq.get(name)!.clone();
-    }
+    tf.tidy(() => {
+      const ms = this.unflatten(m);
+      const vs = this.unflatten(v);
+      this.names.forEach((name, i) => {
+        tensors[`${name}.exp_avg`] = tf.keep(ms[i].clone());
+        tensors[`${name}.exp_avg_sq`] = tf.keep(vs[i].clone());
+      });
+    });
     return { step: this.t, tensors };
   }
 
@@ -138,18 +163,20 @@ export class Adam {
           '(the checkpoint was saved with other trainable parameters, e.g. another --freeze)',
       );
     }
-    for (const name of this.params.keys()) {
-      this.expAvg.get(name)!.assign(tf.cast(state.tensors[`${name}.exp_avg`], 'float32'));
-      this.expAvgSq.get(name)!.assign(tf.cast(state.tensors[`${name}.exp_avg_sq`], 'float32'));
-    }
+    const { m, v } = this.moments();
+    tf.tidy(() => {
+      const flat = (suffix: string) => tf.concat(this.names.map((name) => tf.reshape(tf.cast(state.tensors[`${name}.${suffix}`], 'float32'), [-1])));
+      m.assign(flat('exp_avg'));
+      v.assign(flat('exp_avg_sq'));
+    });
     this.t = state.step;
   }
 
   /** Frees the moment variables (the parameters belong to the model). */
   dispose(): void {
-    for (const v of [...this.expAvg.values(), ...this.expAvgSq.values()]) v.dispose();
-    this.expAvg.clear();
-    this.expAvgSq.clear();
+    this.expAvg?.dispose();
+    this.expAvgSq?.dispose();
+    this.expAvg = this.expAvgSq = undefined;
   }
 }
 

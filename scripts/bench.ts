@@ -48,6 +48,8 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup N           untimed steps first (default 3; --quick 2)
   --rounds N           alternations PyTorch/ours the steps are split into (default 3; --quick 2)
   --no-torch           ours only (no ratios)
+  --torch-passive      run PyTorch with OMP_WAIT_POLICY=PASSIVE: on a busy machine its OpenMP
+                       threads otherwise spin for CPU the others need (default: as shipped)
   --full-epoch         also train one real epoch of the lab (lib/train, batch 64 unless one
                        --batch-sizes value is given) and report its time and peak memory
   --quick              the smaller defaults above
@@ -62,6 +64,7 @@ interface Options {
   warmup: number;
   rounds: number;
   torch: boolean;
+  torchPassive: boolean;
   fullEpoch: boolean;
   save: boolean;
   out: string;
@@ -80,6 +83,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       warmup: { type: 'string' },
       rounds: { type: 'string' },
       'no-torch': { type: 'boolean' },
+      'torch-passive': { type: 'boolean' },
       'full-epoch': { type: 'boolean' },
       quick: { type: 'boolean' },
       'no-save': { type: 'boolean' },
@@ -116,6 +120,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     warmup: int('warmup', v.warmup, quick ? 2 : 3, 0),
     rounds,
     torch: !v['no-torch'],
+    torchPassive: Boolean(v['torch-passive']),
     fullEpoch: Boolean(v['full-epoch']),
     save: !v['no-save'],
     out: path.resolve(v.out ?? path.join(PATHS.results, 'bench.parquet')),
@@ -135,11 +140,12 @@ class TorchBench {
   version = '';
   threads = 0;
 
-  constructor(threads: number) {
+  constructor(threads: number, passive: boolean) {
     const python = path.join(PATHS.root, '.venv', 'bin', 'python');
     if (!fs.existsSync(python)) throw new Error(`${python} is missing: run \`npm run setup\` (or pass --no-torch)`);
     this.proc = spawn(python, [path.join(PATHS.root, 'python', 'bench_torch.py'), '--serve', '--threads', String(threads)], {
       stdio: ['pipe', 'pipe', 'pipe'],
+      env: passive ? { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } : process.env,
     });
     let stderr = '';
     this.proc.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -347,16 +353,17 @@ async function main(): Promise<number> {
 
   let torch: TorchBench | undefined;
   if (opts.torch) {
-    torch = new TorchBench(threads);
+    torch = new TorchBench(threads, opts.torchPassive);
     await torch.ready();
-    console.log(`PyTorch   ${torch.version}, ${torch.threads} threads (python/bench_torch.py)`);
+    console.log(`PyTorch   ${torch.version}, ${torch.threads} threads (python/bench_torch.py)${opts.torchPassive ? ', OMP_WAIT_POLICY=PASSIVE' : ''}`);
   }
   console.log(`timing    ${opts.steps} steps after ${opts.warmup} warm-up, in ${opts.rounds} alternating rounds; median`);
 
   const rows: Row[] = [];
   const base = {
     time: new Date(), commit: gitCommit(), host: os.hostname(), cpus: os.cpus().length, threads, load1,
-    backend: describeBackend(backend), fused: fusedKernelsActive(), onednn, torch: torch?.version ?? '',
+    backend: describeBackend(backend), fused: fusedKernelsActive(), onednn,
+    torch: torch ? `${torch.version}${opts.torchPassive ? ' OMP_WAIT_POLICY=PASSIVE' : ''}` : '',
   };
   const tensorsAtStart = tf.memory().numTensors;
 
@@ -443,13 +450,14 @@ async function main(): Promise<number> {
   }
 
   // ---- report
-  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ratio', 'epoch s (ours/PyTorch)', 'busy', 'tensors'].join(' | '));
+  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ms ours/PyTorch', 'CPU ratio', 'epoch s (ours/PyTorch)', 'busy', 'tensors'].join(' | '));
   for (const r of rows) {
     console.log([
       r.variant.padEnd(7), String(r.batch).padStart(5), r.mode.padEnd(5),
       fmt(r.oursImagesPerSecond).padStart(10), fmt(r.torchImagesPerSecond).padStart(13),
       (r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`).padStart(5),
       fmt(r.oursMs, 1).padStart(7), fmt(r.torchMs, 1).padStart(10),
+      `${fmt(r.oursCpuMs)} / ${fmt(r.torchCpuMs)}`.padStart(19),
       (r.cpuRatio === null ? '—' : `${r.cpuRatio.toFixed(2)}×`).padStart(9),
       `${fmt(r.epochSeconds)} / ${fmt(r.torchEpochSeconds)}`.padStart(22),
       r.machineBusy === null ? '—' : `${(r.machineBusy * 100).toFixed(0)}%`,
