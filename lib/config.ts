@@ -28,6 +28,8 @@ export const PATHS = {
   cifarDir: path.join(PROJECT_ROOT, 'data', 'cifar-10-batches-bin'),
   results: path.join(PROJECT_ROOT, 'results'),
   runs: path.join(PROJECT_ROOT, 'results', 'runs'),
+  /** `npm run experiments -- --quick`: tiny runs and their tables, kept apart from results/runs. */
+  quick: path.join(PROJECT_ROOT, 'results', 'quick'),
   figures: path.join(PROJECT_ROOT, 'results', 'figures'),
   report: path.join(PROJECT_ROOT, 'results', 'report'),
   cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),

@@ -95,6 +95,17 @@ export class RunDir {
     throw new Error(`could not take the lock ${this.lockFile}; another process keeps creating it`);
   }
 
+  /** The pid of another live process holding the run's lock (training it right now), else undefined. */
+  lockedBy(): number | undefined {
+    let holder: number;
+    try {
+      holder = Number(fs.readFileSync(this.lockFile, 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    return holder && holder !== process.pid && isAlive(holder) ? holder : undefined;
+  }
+
   release(): void {
     if (!this.locked) return;
     this.locked = false;

@@ -1,0 +1,351 @@
+/**
+ * Every experiment of the lab's compare / questions / beyond-the-lab steps, as ONE table of named
+ * runs with their TrainConfig, and what `npm run experiments` does with it: run them in order,
+ * one after the other, skipping finished runs and resuming unfinished ones from their last
+ * checkpoint. Everything the report says about these questions comes from these runs.
+ *
+ *   compare    lab-dynamic-s0…s2, lab-static-s0…s2   the lab's recipe, 3 seeds per head
+ *   freeze     frozen-all, frozen-keep-bn,            the backbone frozen (BatchNorm on the
+ *              frozen-upsample, frozen-adapter        pretrained statistics), and three fixes
+ *   ablation   ablate-no-norm, ablate-no-scale,       the lab's "numerical stability" devices
+ *              ablate-no-norm-no-scale                removed, one and both
+ *   recipe     best-dynamic                           the best recipe for the dynamic net
+ *
+ * Every experiment but the seeds of `compare` uses seed 0, like lab-dynamic-s0: the same head
+ * initialisation and the same order of batches, so each differs from lab-dynamic-s0 only in
+ * what it changes (a paired comparison; the compare group gives the seed-to-seed spread to
+ * judge differences against).
+ *
+ * A run is finished when its saved config equals the experiment's (bookkeeping fields
+ * logEvery / evalBatchSize aside) and its last checkpoint has all epochs. A run of the same name
+ * with another config is never touched: the runner refuses to start and says what differs.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { architectureOf, describeArchitecture } from './architecture';
+import { writeFileAtomic } from './atomic-file';
+import { readCheckpointMeta } from './checkpoint';
+import { PATHS } from './config';
+import { readRunEpochs } from './metrics';
+import { RunDir } from './run-dir';
+import { runOutcomes } from './summary';
+import { DivergedError, train, type TrainEvent, type TrainOptions, type TrainResult } from './train';
+import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from './train-config';
+
+export type ExperimentGroup = 'compare' | 'freeze' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'ablation', 'recipe'];
+
+export interface Experiment {
+  /** The run's name under results/runs (= config.run). */
+  name: string;
+  group: ExperimentGroup;
+  /** What the run measures, in one line. */
+  purpose: string;
+  config: TrainConfig;
+  /**
+   * Time of one of its epochs relative to an epoch of the lab's recipe on the same machine
+   * (training steps measured by `npm run experiments -- --measure`, evaluation included).
+   */
+  relativeEpochCost: number;
+}
+
+/**
+ * The beyond-the-lab recipe for the dynamic net. Each change from the lab's recipe:
+ *  - norm 'imagenet': the statistics the pretrained backbone was trained with (the lab's 0.5/0.5
+ *    shifts every input channel away from what its first BatchNorm expects);
+ *  - augment: random crop (4-pixel padding) + horizontal flip, the standard CIFAR-10 augmentation:
+ *    with it, more epochs keep paying off instead of overfitting;
+ *  - schedule 'cosine' from lr to 0 over all steps, label smoothing 0.1;
+ *  - epochs: BEST_EPOCHS (see below).
+ */
+export const BEST_EPOCHS = 30;
+const BEST: Partial<TrainConfig> = {
+  variant: 'dynamic',
+  norm: 'imagenet',
+  augment: true,
+  schedule: 'cosine',
+  labelSmoothing: 0.1,
+  lr: 2e-3,
+  weightDecay: 5e-5,
+  epochs: BEST_EPOCHS,
+};
+
+function experiment(name: string, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1): Experiment {
+  return { name, group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
+}
+
+/** Every experiment, in the order `npm run experiments` runs them (cheap and most-needed first). */
+export const EXPERIMENTS: readonly Experiment[] = Object.freeze([
+  ...[0, 1, 2].flatMap((seed) => [
+    experiment(`lab-dynamic-s${seed}`, 'compare', `the lab's recipe, dynamic head, seed ${seed}`, { variant: 'dynamic', seed }),
+    experiment(`lab-static-s${seed}`, 'compare', `the lab's recipe, static head (ten learned filters), seed ${seed}`, { variant: 'static', seed }, 1),
+  ]),
+  experiment('frozen-all', 'freeze', 'backbone frozen, BatchNorm in evaluation mode on the pretrained (ImageNet) statistics', { freeze: 'all' }, 0.45),
+  experiment('frozen-keep-bn', 'freeze', 'fix 1: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.8),
+  experiment('frozen-upsample', 'freeze', 'fix 2: backbone frozen, input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8)', { freeze: 'all', upsample: 2 }, 1.6),
+  experiment('frozen-adapter', 'freeze', 'fix 3: backbone frozen, a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.55),
+  experiment('ablate-no-norm', 'ablation', 'dynamic head without the L2 normalisation of the generated filters', { filterNorm: false }),
+  experiment('ablate-no-scale', 'ablation', 'response maps not divided by √64', { responseScale: false }),
+  experiment('ablate-no-norm-no-scale', 'ablation', 'neither the L2 normalisation nor the /√64', { filterNorm: false, responseScale: false }),
+  experiment('best-dynamic', 'recipe', 'beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, 30 epochs', BEST, 1.05),
+]);
+
+/** The experiment called `name`; an unknown name is an error listing the known ones. */
+export function findExperiment(name: string, list: readonly Experiment[] = EXPERIMENTS): Experiment {
+  const e = list.find((x) => x.name === name);
+  if (!e) throw new Error(`no experiment named '${name}'; experiments: ${list.map((x) => x.name).join(', ')}`);
+  return e;
+}
+
+/** The experiments named in `names` (in table order), or all of them. */
+export function selectExperiments(names: readonly string[] | undefined, list: readonly Experiment[] = EXPERIMENTS): Experiment[] {
+  if (!names || names.length === 0) return [...list];
+  const wanted = new Set(names.map((n) => findExperiment(n, list).name));
+  return list.filter((e) => wanted.has(e.name));
+}
+
+// ---- quick mode -------------------------------------------------------------------------------
+
+/** What --quick changes: tiny real slices and one epoch, into PATHS.quick (never results/runs). */
+export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
+
+/** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
+export function quickExperiment(e: Experiment): Experiment {
+  return { ...e, config: validateConfig({ ...e.config, ...QUICK_SLICE }) };
+}
+
+/** Where runs and tables go: results/ (results/runs), or results/quick (results/quick/runs). */
+export function experimentDirs(opts: { quick?: boolean; resultsDir?: string } = {}): { resultsDir: string; runsDir: string } {
+  const resultsDir = opts.resultsDir ?? (opts.quick ? PATHS.quick : PATHS.results);
+  return { resultsDir, runsDir: path.join(resultsDir, 'runs') };
+}
+
+// ---- status -----------------------------------------------------------------------------------
+
+/** Fields that say how a run reports, not what it trains: they may differ from the table. */
+const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['logEvery', 'evalBatchSize'];
+
+/** How a run's saved config differs from the experiment's, one line per field ('' when equal). */
+export function experimentConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
+  return (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
+    .filter((k) => !BOOKKEEPING.includes(k) && saved[k] !== wanted[k])
+    .map((k) => `${k}: the run has ${JSON.stringify(saved[k])}, the experiment wants ${JSON.stringify(wanted[k])}`);
+}
+
+export type ExperimentState =
+  /** All epochs finished with the experiment's config. */
+  | 'done'
+  /** Some epochs finished; the rest resume from the last checkpoint. */
+  | 'partial'
+  | 'not-started'
+  /** Another live process holds the run's lock (e.g. the same run started by hand). */
+  | 'running'
+  /** Training stopped on a NaN/Inf loss (a result for the ablations); skipped unless retried. */
+  | 'diverged'
+  /** A run of that name exists with another config: refused. */
+  | 'mismatch'
+  /** The run's files cannot be read. */
+  | 'unreadable';
+
+export interface ExperimentStatus {
+  name: string;
+  group: ExperimentGroup;
+  state: ExperimentState;
+  /** Epochs finished (the last checkpoint's), and the experiment's epochs. */
+  epochsDone: number;
+  epochs: number;
+  /** Test accuracy: best epoch's, the last finished epoch's; null before the first epoch. */
+  bestAccuracy: number | null;
+  bestEpoch: number | null;
+  finalAccuracy: number | null;
+  /** Mean seconds of a training epoch (the train pass), null before the first epoch. */
+  secondsPerEpoch: number | null;
+  /** mismatch: what differs; diverged / unreadable / running: why. */
+  detail: string[];
+}
+
+/** The file in which the runner records a diverged run (so that reruns do not repeat it). */
+export const DIVERGED_FILE = 'diverged.json';
+
+export interface DivergedRecord {
+  message: string;
+  /** Epochs finished before the divergence. */
+  epochsDone: number;
+  config: TrainConfig;
+  time: string;
+}
+
+function readDiverged(runDir: string): DivergedRecord | undefined {
+  const file = path.join(runDir, DIVERGED_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as DivergedRecord;
+}
+
+/** Where experiment `e` stands under `runsDir` (reads files, never writes). */
+export function experimentStatus(e: Experiment, runsDir: string): ExperimentStatus {
+  const store = new RunDir(runsDir, e.name);
+  const status: ExperimentStatus = {
+    name: e.name, group: e.group, state: 'not-started', epochsDone: 0, epochs: e.config.epochs,
+    bestAccuracy: null, bestEpoch: null, finalAccuracy: null, secondsPerEpoch: null, detail: [],
+  };
+  try {
+    let saved = store.readConfig();
+    const last = store.checkpoint('last');
+    const best = store.checkpoint('best');
+    const newest = fs.existsSync(last) ? last : fs.existsSync(best) ? best : undefined;
+    if (newest) {
+      const meta = readCheckpointMeta(newest);
+      status.epochsDone = meta.epoch;
+      saved ??= validateConfig(meta.config, `the config saved in ${newest}`);
+    }
+    if (saved) {
+      const conflicts = experimentConflicts(saved, e.config);
+      if (conflicts.length) return { ...status, state: 'mismatch', detail: conflicts };
+      const outcome = runOutcomes(readRunEpochs(store.dir))[0];
+      if (outcome) {
+        Object.assign(status, {
+          bestAccuracy: outcome.bestAccuracy, bestEpoch: outcome.bestEpoch, finalAccuracy: outcome.finalAccuracy, secondsPerEpoch: outcome.secondsPerEpoch,
+        });
+      }
+    }
+    const holder = store.lockedBy();
+    if (holder !== undefined) return { ...status, state: 'running', detail: [`process ${holder} is training it`] };
+    if (status.epochsDone >= e.config.epochs) return { ...status, state: 'done' };
+    const diverged = readDiverged(store.dir);
+    if (diverged && experimentConflicts(validateConfig(diverged.config), e.config).length === 0) {
+      return { ...status, state: 'diverged', detail: [diverged.message] };
+    }
+    return { ...status, state: status.epochsDone > 0 ? 'partial' : 'not-started' };
+  } catch (err) {
+    return { ...status, state: 'unreadable', detail: [(err as Error).message] };
+  }
+}
+
+/** Every experiment's status, in table order. */
+export function experimentStatuses(runsDir: string, list: readonly Experiment[] = EXPERIMENTS): ExperimentStatus[] {
+  return list.map((e) => experimentStatus(e, runsDir));
+}
+
+// ---- the runner -------------------------------------------------------------------------------
+
+export type ExperimentEvent =
+  /** The plan: every selected experiment's status before anything runs. */
+  | { type: 'plan'; statuses: ExperimentStatus[]; runsDir: string }
+  /** Experiment `index` (1-based of `total`) starts training or resuming. */
+  | { type: 'begin'; experiment: Experiment; index: number; total: number; status: ExperimentStatus }
+  /** Experiment skipped: done, running elsewhere, or diverged before. */
+  | { type: 'skip'; experiment: Experiment; index: number; total: number; status: ExperimentStatus }
+  /** lib/train's progress of the current experiment. */
+  | { type: 'train'; experiment: Experiment; event: TrainEvent }
+  | { type: 'end'; experiment: Experiment; outcome: ExperimentOutcome };
+
+export interface ExperimentOutcome {
+  name: string;
+  /** trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with `error`. */
+  result: 'trained' | 'skipped' | 'diverged' | 'failed';
+  status: ExperimentStatus;
+  error?: string;
+  train?: TrainResult;
+}
+
+export interface RunExperimentsOptions {
+  /** Tiny slices, one epoch, into PATHS.quick/runs (see QUICK_SLICE). */
+  quick?: boolean;
+  /** Only these experiments (names from the table). */
+  only?: readonly string[];
+  /** Folder of runs (default: results/runs, or results/quick/runs with quick). */
+  runsDir?: string;
+  /** Train diverged runs again (they are skipped otherwise). */
+  retryDiverged?: boolean;
+  onEvent?: (event: ExperimentEvent) => void;
+  /** Passed to lib/train (tests: already loaded data). */
+  data?: TrainOptions['data'];
+  /** The table (tests use their own tiny one). */
+  experiments?: readonly Experiment[];
+}
+
+/**
+ * Runs the selected experiments one after the other. Refuses to start — training nothing — when
+ * a run exists with another config or cannot be read, naming every problem. A run that diverges
+ * is recorded (diverged.json in its folder) and the others go on; any other failure also lets
+ * the others go on and is reported in the outcomes.
+ */
+export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<ExperimentOutcome[]> {
+  const table = (opts.experiments ?? EXPERIMENTS).map((e) => (opts.quick ? quickExperiment(e) : e));
+  const selected = selectExperiments(opts.only, table);
+  const runsDir = opts.runsDir ?? experimentDirs({ quick: opts.quick }).runsDir;
+  const emit = opts.onEvent ?? (() => {});
+  const statuses = selected.map((e) => experimentStatus(e, runsDir));
+  emit({ type: 'plan', statuses, runsDir });
+  const blocking = statuses.filter((s) => s.state === 'mismatch' || s.state === 'unreadable');
+  if (blocking.length) {
+    throw new Error(
+      `refusing to run: ${blocking.length} existing run(s) under ${runsDir} do not match the experiment table (nothing was trained or changed):\n` +
+        blocking.map((s) => `  ${s.name} (${s.state}):\n    ${s.detail.join('\n    ')}`).join('\n') +
+        '\nMove or delete those run folders (or rename the experiment in lib/experiments.ts) and rerun.',
+    );
+  }
+  const outcomes: ExperimentOutcome[] = [];
+  for (const [i, e] of selected.entries()) {
+    const index = i + 1;
+    const status = experimentStatus(e, runsDir); // again: an earlier experiment may have taken long
+    const skip = status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
+    if (skip) {
+      emit({ type: 'skip', experiment: e, index, total: selected.length, status });
+      const outcome: ExperimentOutcome = { name: e.name, result: 'skipped', status };
+      outcomes.push(outcome);
+      emit({ type: 'end', experiment: e, outcome });
+      continue;
+    }
+    emit({ type: 'begin', experiment: e, index, total: selected.length, status });
+    let outcome: ExperimentOutcome;
+    try {
+      const result = await train(e.config, {
+        runsDir,
+        // Unfinished runs continue where they stopped: the planned epochs run back to back.
+        resume: status.epochsDone > 0 ? 'last' : undefined,
+        data: opts.data,
+        onProgress: (event) => emit({ type: 'train', experiment: e, event }),
+      });
+      fs.rmSync(path.join(runsDir, e.name, DIVERGED_FILE), { force: true });
+      outcome = { name: e.name, result: 'trained', status: experimentStatus(e, runsDir), train: result };
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof DivergedError) {
+        const done = experimentStatus(e, runsDir).epochsDone;
+        const record: DivergedRecord = { message, epochsDone: done, config: e.config, time: new Date().toISOString() };
+        writeFileAtomic(path.join(runsDir, e.name, DIVERGED_FILE), `${JSON.stringify(record, null, 2)}\n`);
+        outcome = { name: e.name, result: 'diverged', status: experimentStatus(e, runsDir), error: message };
+      } else {
+        outcome = { name: e.name, result: 'failed', status: experimentStatus(e, runsDir), error: message };
+      }
+    }
+    outcomes.push(outcome);
+    emit({ type: 'end', experiment: e, outcome });
+  }
+  return outcomes;
+}
+
+// ---- descriptions -----------------------------------------------------------------------------
+
+/** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
+export function describeSettings(config: TrainConfig): string {
+  const arch = describeArchitecture(architectureOf(config));
+  const skip = new Set(['run', 'seed', 'variant', 'logEvery', 'evalBatchSize', 'filterNorm', 'responseScale', 'upsample', 'adapter']);
+  const changes = (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
+    .filter((k) => !skip.has(k) && config[k] !== LAB_RECIPE[k as keyof typeof LAB_RECIPE])
+    .map((k) => `${k}=${config[k]}`);
+  return [...changes, ...arch].join(', ') || 'lab recipe';
+}
+
+/**
+ * Estimated minutes for the experiment's remaining epochs, from the lab recipe's training
+ * throughput on this machine (images/s) and the experiment's relative epoch cost.
+ */
+export function estimateMinutes(e: Experiment, labImagesPerSecond: number, epochsDone = 0): number {
+  const trainImages = (e.config.limitTrain || 50_000) - e.config.val;
+  const testImages = e.config.limitTest || 10_000;
+  // Evaluation runs at about 5× the training throughput (forward only, larger batches).
+  const labEpochSeconds = trainImages / labImagesPerSecond + (testImages + e.config.val) / (5 * labImagesPerSecond);
+  return (Math.max(e.config.epochs - epochsDone, 0) * labEpochSeconds * e.relativeEpochCost) / 60;
+}

@@ -1,0 +1,233 @@
+/**
+ * npm run experiments: every experiment of lib/experiments, in order, one after the other —
+ * finished runs skipped, unfinished ones resumed from their last checkpoint — then the
+ * experiment table (results/experiments.parquet) and, when missing, the step-time and
+ * parameter measurements (results/measurements.parquet). Progress as `npm run train`'s.
+ * Exit codes: 0 done (diverged runs are results, not failures), 1 a run failed or a run of the
+ * same name has another config, 2 bad command line.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { describeBackend, initBackend } from '../lib/backend';
+import { parseChoice } from '../lib/config';
+import { writeExperimentTable } from '../lib/experiment-table';
+import {
+  estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments,
+  type Experiment, type ExperimentStatus,
+} from '../lib/experiments';
+import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
+import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
+import type { ProgressCallback } from '../lib/train';
+
+const USAGE = `usage: npm run experiments -- [options]
+
+Runs every experiment (results/runs/<name>) in order: finished runs are skipped, unfinished ones
+resume from their last checkpoint; then writes results/experiments.parquet, and
+results/measurements.parquet when it is missing.
+
+  --list              where each experiment stands (done / partial / not started …), best test
+                      accuracy, time per epoch, estimated time left; trains nothing
+  --only A,B          only these experiments (names as in --list)
+  --quick             tiny slices (256 train / 128 test images, 1 epoch) into results/quick/
+                      (never mixed with results/runs)
+  --measure           parameter counts and time per training / inference step of each net
+                      → results/measurements.parquet (a minute; trains nothing)
+  --table             only rebuild results/experiments.parquet from the runs
+  --retry-diverged    train runs that diverged before again (skipped otherwise)
+  --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
+  --results-dir DIR   instead of results/ (runs in DIR/runs)`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  let v;
+  try {
+    ({ values: v } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        list: { type: 'boolean' },
+        only: { type: 'string' },
+        quick: { type: 'boolean' },
+        measure: { type: 'boolean' },
+        table: { type: 'boolean' },
+        'retry-diverged': { type: 'boolean' },
+        progress: { type: 'string' },
+        'results-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const only = v.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    if (only) selectExperiments(only);
+    return {
+      help: v.help ?? false,
+      list: v.list ?? false,
+      only,
+      quick: v.quick ?? false,
+      measure: v.measure ?? false,
+      table: v.table ?? false,
+      retryDiverged: v['retry-diverged'] ?? false,
+      progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
+      resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
+    };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function stateText(s: ExperimentStatus): string {
+  switch (s.state) {
+    case 'partial':
+      return `partial (epoch ${s.epochsDone} of ${s.epochs})`;
+    case 'running':
+      return `running (epoch ${s.epochsDone} of ${s.epochs} done)`;
+    case 'diverged':
+      return `diverged (after ${s.epochsDone} of ${s.epochs})`;
+    case 'not-started':
+      return 'not started';
+    default:
+      return s.state;
+  }
+}
+
+/** Training throughput of the lab's recipe here: from finished lab-recipe epochs, else 150 images/s. */
+function labThroughput(statuses: readonly ExperimentStatus[], list: readonly Experiment[]): { imagesPerSecond: number; measured: boolean } {
+  const times = statuses.filter((s) => s.group === 'compare' && s.secondsPerEpoch !== null).map((s) => s.secondsPerEpoch!);
+  if (times.length === 0) return { imagesPerSecond: 150, measured: false };
+  const e = list.find((x) => x.group === 'compare')!;
+  const images = e.config.limitTrain || 50_000;
+  return { imagesPerSecond: images / (times.reduce((a, b) => a + b, 0) / times.length), measured: true };
+}
+
+function printList(list: readonly Experiment[], runsDir: string): void {
+  const statuses = experimentStatuses(runsDir, list);
+  const { imagesPerSecond, measured } = labThroughput(statuses, list);
+  const rows = list.map((e, i) => {
+    const s = statuses[i];
+    const left = s.state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, s.epochsDone);
+    return [
+      e.name, e.group, stateText(s),
+      s.bestAccuracy === null ? '-' : `${formatPercent(s.bestAccuracy)} @${s.bestEpoch}`,
+      s.finalAccuracy === null ? '-' : formatPercent(s.finalAccuracy),
+      s.secondsPerEpoch === null ? '-' : formatDuration(s.secondsPerEpoch),
+      s.state === 'done' ? '-' : `~${formatDuration(left * 60)}`,
+      describeSettings(e.config),
+    ];
+  });
+  const head = ['experiment', 'group', 'status', 'best test', 'final', 'epoch time', 'time left', 'settings'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
+  console.log(`runs in ${runsDir}`);
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+  const total = list.reduce((sum, e, i) => sum + (statuses[i].state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, statuses[i].epochsDone)), 0);
+  console.log(
+    `\nestimated time left: ${formatDuration(total * 60)} at ${imagesPerSecond.toFixed(0)} training images/s for the lab's recipe ` +
+      `(${measured ? 'measured on the finished lab-recipe epochs' : 'a guess: no lab-recipe epoch finished yet'}; other nets scaled by their measured relative epoch cost)`,
+  );
+  for (const s of statuses.filter((x) => x.detail.length && x.state !== 'running')) console.log(`${s.name}: ${s.detail.join('; ')}`);
+}
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`error: ${err.message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { resultsDir, runsDir } = experimentDirs({ quick: args.quick, resultsDir: args.resultsDir });
+  const table = selectExperiments(args.only).map((e) => (args.quick ? quickExperiment(e) : e));
+  if (args.list) {
+    printList(table, runsDir);
+    return 0;
+  }
+  if (args.table) {
+    const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick });
+    console.log(`wrote ${path.relative(process.cwd(), file)} (${rows.length} experiments)`);
+    return 0;
+  }
+  const backend = initBackend();
+  process.stderr.write(`backend: ${describeBackend(backend)}\n`);
+  const writeMeasurementFile = async () => {
+    process.stderr.write('measuring parameter counts and time per step of each net (no training)…\n');
+    const rows = await measure(
+      table.map((e) => e.config),
+      { steps: args.quick ? 3 : 12, rounds: args.quick ? 1 : 3, warmup: args.quick ? 1 : 2, onProgress: (m) => process.stderr.write(`  ${m}\n`) },
+    );
+    const file = writeMeasurements(resultsDir, rows);
+    for (const r of rows.filter((x) => x.unit === 'ms')) {
+      console.log(`  ${r.measure.padEnd(36)} ${r.variant.padEnd(8)} ${r.setting.padEnd(28)} batch ${String(r.batch).padStart(3)}  ${r.value.toFixed(2).padStart(9)} ms ± ${r.spread.toFixed(2)}`);
+    }
+    console.log(`wrote ${path.relative(process.cwd(), file)} (${rows.length} rows; load average ${rows[rows.length - 1]?.load1.toFixed(2)} during the timing)`);
+  };
+  if (args.measure) {
+    await writeMeasurementFile();
+    return 0;
+  }
+
+  let progress: ProgressCallback = () => {};
+  const started = Date.now();
+  const outcomes = await runExperiments({
+    quick: args.quick,
+    only: args.only,
+    runsDir,
+    retryDiverged: args.retryDiverged,
+    onEvent: (e) => {
+      switch (e.type) {
+        case 'plan':
+          process.stderr.write(`${e.statuses.length} experiment(s), runs in ${e.runsDir}: ${e.statuses.filter((s) => s.state === 'done').length} done, ` +
+            `${e.statuses.filter((s) => s.state === 'partial').length} partial, ${e.statuses.filter((s) => s.state === 'not-started').length} not started\n`);
+          break;
+        case 'skip':
+          process.stderr.write(`[${e.index}/${e.total}] ${e.experiment.name}: ${stateText(e.status)} — skipped` +
+            `${e.status.state === 'diverged' ? ' (--retry-diverged to train it again)' : e.status.state === 'running' ? ` (${e.status.detail.join('; ')})` : ''}\n`);
+          break;
+        case 'begin':
+          process.stderr.write(`\n[${e.index}/${e.total}] ${e.experiment.name} (${e.experiment.group}): ${e.experiment.purpose}\n` +
+            `  settings: ${describeSettings(e.experiment.config)}; ${stateText(e.status)}${e.status.epochsDone > 0 ? ', resuming from its last checkpoint' : ''}\n`);
+          progress = terminalProgress(process.stderr, { mode: args.progress });
+          break;
+        case 'train':
+          progress(e.event);
+          break;
+        case 'end':
+          if (e.outcome.train) process.stderr.write(`${formatResult(e.outcome.train)}\n`);
+          if (e.outcome.error) process.stderr.write(`${e.experiment.name} ${e.outcome.result.toUpperCase()}: ${e.outcome.error}\n`);
+          break;
+      }
+    },
+  });
+  const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick });
+  if (!fs.existsSync(path.join(resultsDir, MEASUREMENTS_FILE))) await writeMeasurementFile();
+
+  console.log(`\n${outcomes.length} experiment(s) in ${formatDuration((Date.now() - started) / 1000)}; experiment table: ${path.relative(process.cwd(), file)}`);
+  for (const r of rows.filter((x) => !args.only || args.only.includes(x.name))) {
+    const acc = r.bestTestAccuracy === null ? '-' : `best ${formatPercent(r.bestTestAccuracy)}, final ${formatPercent(r.finalTestAccuracy ?? NaN)}`;
+    console.log(`  ${r.name.padEnd(24)} ${r.status.padEnd(12)} ${`${r.epochsDone}/${r.epochs} epochs`.padEnd(13)} ${acc}`);
+  }
+  const running = outcomes.filter((o) => o.status.state === 'running');
+  if (running.length) console.log(`still running in another process: ${running.map((o) => o.name).join(', ')} — rerun when it has finished`);
+  const failed = outcomes.filter((o) => o.result === 'failed');
+  if (failed.length) console.log(`FAILED: ${failed.map((o) => `${o.name} (${o.error})`).join('; ')}`);
+  return failed.length ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`\nerror: ${err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,219 @@
+// The experiment table and its runner on tiny real slices of CIFAR-10 (128 train / 64 test
+// images): the table has every experiment of the issue; the runner skips finished runs, resumes
+// partial ones from their last checkpoint, records diverged ones, refuses mismatched configs
+// without touching anything; the Parquet tables read back.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
+import { PATHS } from '../lib/config';
+import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiment-table';
+import {
+  DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentDirs, experimentStatus, quickExperiment, runExperiments, selectExperiments,
+  type Experiment, type ExperimentEvent,
+} from '../lib/experiments';
+import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/measurements';
+import { readRunEpochs } from '../lib/metrics';
+import { describeState } from '../lib/model';
+import { train } from '../lib/train';
+import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from '../lib/train-config';
+
+let resultsDir: string;
+let runsDir: string;
+let data: { train: Cifar10Split; test: Cifar10Split };
+beforeAll(() => {
+  resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-experiments-'));
+  runsDir = path.join(resultsDir, 'runs');
+  data = { train: loadCifar10('train', { limit: 128 }), test: loadCifar10('test', { limit: 64 }) };
+});
+afterAll(() => fs.rmSync(resultsDir, { recursive: true, force: true }));
+
+const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
+  name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
+  config: trainConfig({ run: name, epochs: 1, limitTrain: 128, limitTest: 64, logEvery: 1, ...over }),
+});
+
+function fingerprint(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out;
+}
+
+describe('the experiment table', () => {
+  it('names every experiment once, each its own run, and covers every group of the issue', () => {
+    const names = EXPERIMENTS.map((e) => e.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const e of EXPERIMENTS) {
+      expect(e.config.run).toBe(e.name);
+      expect(validateConfig(e.config)).toEqual(e.config);
+      expect(e.relativeEpochCost).toBeGreaterThan(0);
+    }
+    expect(new Set(EXPERIMENTS.map((e) => e.group))).toEqual(new Set(EXPERIMENT_GROUPS));
+    // compare: the lab's recipe, three seeds per head, nothing else changed.
+    const compare = EXPERIMENTS.filter((e) => e.group === 'compare');
+    for (const variant of ['dynamic', 'static'] as const) {
+      const runs = compare.filter((e) => e.config.variant === variant);
+      expect(runs.map((e) => e.config.seed).sort()).toEqual([0, 1, 2]);
+      for (const e of runs) expect({ ...e.config, run: '', seed: 0 }).toEqual({ ...LAB_RECIPE, run: '', variant, seed: 0 });
+    }
+    // freeze: fully frozen, and the three fixes, each on the dynamic net with the lab's recipe otherwise.
+    const freeze = Object.fromEntries(EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]));
+    expect(freeze['frozen-all']).toMatchObject({ freeze: 'all', upsample: 1, adapter: false });
+    expect(freeze['frozen-keep-bn']).toMatchObject({ freeze: 'keep-bn' });
+    expect(freeze['frozen-upsample']).toMatchObject({ freeze: 'all', upsample: 2 });
+    expect(freeze['frozen-adapter']).toMatchObject({ freeze: 'all', adapter: true });
+    // ablations: the lab's recipe without the L2 norm, without /√64.
+    const ablation = EXPERIMENTS.filter((e) => e.group === 'ablation').map((e) => e.config);
+    expect(ablation.some((c) => !c.filterNorm && c.responseScale)).toBe(true);
+    expect(ablation.some((c) => c.filterNorm && !c.responseScale)).toBe(true);
+    for (const c of [...ablation, ...Object.values(freeze)]) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
+    // the recipe beyond the lab.
+    const best = EXPERIMENTS.find((e) => e.group === 'recipe')!.config;
+    expect(best).toMatchObject({ variant: 'dynamic', norm: 'imagenet', augment: true, schedule: 'cosine' });
+    expect(best.labelSmoothing).toBeGreaterThan(0);
+    expect(best.epochs).toBeGreaterThanOrEqual(15);
+  });
+
+  it("keeps lab-dynamic-s0 identical to the run the lead started by hand (its saved config matches)", () => {
+    // config.json as `npm run train -- --run lab-dynamic-s0 --variant dynamic --epochs 5 --batch-size 64
+    // --lr 1e-3 --seed 0 --norm half` wrote it before the architecture options existed.
+    const saved = validateConfig({
+      run: 'lab-dynamic-s0', variant: 'dynamic', epochs: 5, batchSize: 64, lr: 0.001, seed: 0, norm: 'half', augment: false,
+      freeze: 'none', pretrained: true, limitTrain: 0, limitTest: 0, val: 0, labelSmoothing: 0, schedule: 'constant',
+      weightDecay: 0, selectBy: 'test', logEvery: 10, evalBatchSize: 500,
+    });
+    expect(selectExperiments(['lab-dynamic-s0'])[0].config).toEqual(saved);
+  });
+
+  it('quick mode: the same settings on a slice, one epoch, in results/quick — never results/runs', () => {
+    for (const e of EXPERIMENTS) {
+      const q = quickExperiment(e);
+      expect(q.config).toEqual({ ...e.config, epochs: 1, limitTrain: 256, limitTest: 128 });
+    }
+    expect(experimentDirs({ quick: true }).runsDir).toBe(path.join(PATHS.quick, 'runs'));
+    expect(experimentDirs({ quick: true }).runsDir).not.toBe(PATHS.runs);
+    expect(experimentDirs({}).runsDir).toBe(PATHS.runs);
+    expect(() => selectExperiments(['lab-dynamic-s0', 'nope'])).toThrow(/no experiment named 'nope'; experiments: lab-dynamic-s0, /);
+  });
+});
+
+describe('runExperiments', () => {
+  const a = tiny('a');
+  const b = tiny('b', { epochs: 2, variant: 'static' });
+  const table = [a, b];
+
+  it('runs what is not started, resumes a partial run from its last checkpoint, and then skips both', async () => {
+    // b stops after its first epoch, as if the machine had been switched off.
+    await expect(
+      train(b.config, {
+        runsDir, data,
+        onProgress: (e) => {
+          if (e.type === 'checkpoint' && e.kind === 'last') throw new Error('power cut');
+        },
+      }),
+    ).rejects.toThrow('power cut');
+    expect(experimentStatus(b, runsDir)).toMatchObject({ state: 'partial', epochsDone: 1, epochs: 2 });
+    expect(experimentStatus(a, runsDir)).toMatchObject({ state: 'not-started', epochsDone: 0, bestAccuracy: null });
+
+    const events: ExperimentEvent[] = [];
+    const outcomes = await runExperiments({ experiments: table, runsDir, data, onEvent: (e) => events.push(e) });
+    expect(outcomes.map((o) => [o.name, o.result])).toEqual([['a', 'trained'], ['b', 'trained']]);
+    expect(outcomes[0].train).toMatchObject({ startEpoch: 0, epoch: 1 });
+    expect(outcomes[1].train).toMatchObject({ startEpoch: 1, epoch: 2 }); // resumed, not restarted
+    const startOfB = events.find((e) => e.type === 'train' && e.experiment.name === 'b' && e.event.type === 'start');
+    expect(startOfB?.type === 'train' && startOfB.event.type === 'start' && startOfB.event.resumedFrom).toBe('last');
+    expect(readRunEpochs(path.join(runsDir, 'b')).filter((r) => r.split === 'test').map((r) => [r.epoch, r.session])).toEqual([[1, 1], [2, 2]]);
+    for (const e of table) expect(experimentStatus(e, runsDir)).toMatchObject({ state: 'done', epochsDone: e.config.epochs });
+    expect(experimentStatus(b, runsDir).bestAccuracy).toBeGreaterThanOrEqual(0);
+
+    // Again: nothing to do, nothing written.
+    const before = fingerprint(runsDir);
+    const again = await runExperiments({ experiments: table, runsDir, data });
+    expect(again.map((o) => o.result)).toEqual(['skipped', 'skipped']);
+    expect(fingerprint(runsDir)).toEqual(before);
+  });
+
+  it('refuses to start when a run of the same name has another config, says what differs, and changes nothing', async () => {
+    const c = tiny('c');
+    await train({ ...c.config, lr: 5e-4, augment: true }, { runsDir, data });
+    const d = tiny('d');
+    const before = fingerprint(runsDir);
+    await expect(runExperiments({ experiments: [c, d], runsDir, data })).rejects.toThrow(
+      /refusing to run.*c \(mismatch\):\s+lr: the run has 0\.0005, the experiment wants 0\.001\s+augment: the run has true, the experiment wants false/s,
+    );
+    expect(fingerprint(runsDir)).toEqual(before); // d was not trained either
+    expect(experimentStatus(d, runsDir).state).toBe('not-started');
+    // Bookkeeping fields are not a mismatch.
+    expect(experimentStatus({ ...c, config: { ...c.config, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe('mismatch');
+    expect(experimentStatus({ ...c, config: { ...c.config, lr: 5e-4, augment: true, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe('done');
+  });
+
+  it('records a diverged run, goes on with the next one, and skips it on a rerun unless asked', async () => {
+    const boom = tiny('boom', { lr: 1e30, epochs: 2 });
+    const after = tiny('after');
+    const outcomes = await runExperiments({ experiments: [boom, after], runsDir, data });
+    expect(outcomes.map((o) => o.result)).toEqual(['diverged', 'trained']);
+    expect(outcomes[0].error).toMatch(/training diverged/);
+    const record = JSON.parse(fs.readFileSync(path.join(runsDir, 'boom', DIVERGED_FILE), 'utf8'));
+    expect(record).toMatchObject({ config: boom.config });
+    expect(experimentStatus(boom, runsDir)).toMatchObject({ state: 'diverged' });
+    const again = await runExperiments({ experiments: [boom, after], runsDir, data });
+    expect(again.map((o) => o.result)).toEqual(['skipped', 'skipped']);
+  });
+});
+
+describe('Parquet tables', () => {
+  it('experiments.parquet: one row per experiment with status, accuracies, times and parameter counts; reads back', () => {
+    const table = [tiny('a'), tiny('b', { epochs: 2, variant: 'static' }), tiny('never', { freeze: 'all', adapter: true })];
+    const { file, rows } = writeExperimentTable({ resultsDir, experiments: table });
+    expect(file).toBe(path.join(resultsDir, EXPERIMENTS_FILE));
+    const back = readExperimentTable(file);
+    expect(back.map((r) => r.name)).toEqual(['a', 'b', 'never']);
+    expect(back.map((r) => r.status)).toEqual(['done', 'done', 'not-started']);
+    expect(back[1]).toMatchObject({ variant: 'static', epochs: 2, epochsDone: 2, subset: true, run: path.join('runs', 'b') });
+    const status = experimentStatus(table[1], runsDir);
+    expect(back[1].bestTestAccuracy).toBeCloseTo(status.bestAccuracy!, 12);
+    expect(back[1].finalTestAccuracy).toBeCloseTo(status.finalAccuracy!, 12);
+    expect(back[1].secondsPerEpoch).toBeGreaterThan(0);
+    expect(back[2]).toMatchObject({ bestTestAccuracy: null, finalTestAccuracy: null, bestEpoch: null, adapter: true, freeze: 'all' });
+    // Parameter counts: every parameter, and only the trained ones under the experiment's freezing.
+    const adapterNet = describeState('dynamic', { adapter: true }, 'all').filter((p) => p.kind === 'parameter');
+    expect(Number(back[2].parameters)).toBe(adapterNet.reduce((s, p) => s + p.size, 0));
+    expect(Number(back[2].trainableParameters)).toBe(adapterNet.filter((p) => !p.name.startsWith('backbone.')).reduce((s, p) => s + p.size, 0));
+    expect(Number(back[2].trainableParameters)).toBeLessThan(Number(back[2].parameters));
+    expect(rows.length).toBe(3);
+  });
+
+  it('measurements.parquet: parameters per head and part, and step times, read back', async () => {
+    const base = { backend: 'test', cpus: 2, load1: 0, time: new Date() };
+    const params = parameterRows(base);
+    const count = (variant: string, part: string, measure = 'parameters') =>
+      params.find((r) => r.variant === variant && r.setting === 'lab' && r.part === part && r.measure === measure)!.value;
+    // The heads differ only in how the ten filters come about: embeddings + generator vs ten learned filters.
+    expect(count('dynamic', 'total') - count('dynamic', 'head.embed') - count('dynamic', 'head.gen')).toBe(count('static', 'total') - count('static', 'head.dc'));
+    expect(count('static', 'head.dc')).toBe(640);
+    expect(count('dynamic', 'head.embed')).toBe(1280);
+    expect(count('dynamic', 'head.gen')).toBe(128 * 256 + 256 + 256 * 64 + 64);
+    const times = await timeSteps(
+      [{ variant: 'dynamic', freeze: 'none', architecture: { filterNorm: true, responseScale: true, upsample: 1, adapter: false } }],
+      { batch: 8, steps: 2, rounds: 1, warmup: 1 },
+    );
+    expect(times.map((t) => t.measure).sort()).toEqual(['filter-generation', 'inference-step', 'inference-step-precomputed-filters', 'train-step']);
+    for (const t of times) expect(t).toMatchObject({ unit: 'ms', n: 2, setting: 'lab' });
+    for (const t of times) expect(t.value).toBeGreaterThan(0);
+    const file = writeMeasurements(resultsDir, [...params, ...times]);
+    const back = readMeasurements(file);
+    expect(back.length).toBe(params.length + times.length);
+    expect(measurementFrame(back).columns).toEqual(measurementFrame(params).columns);
+    expect(back.find((r) => r.measure === 'train-step')!.value).toBeCloseTo(times.find((t) => t.measure === 'train-step')!.value, 9);
+  });
+});
