@@ -14,12 +14,13 @@
  * The moments of ALL parameters live in two flat tf.Variables ([total size], parameters in
  * update order), created at zero on construction (torch creates them lazily on the first step;
  * the values are the same). One step is then about a dozen element-wise kernels over every
- * parameter at once plus one subtraction per parameter, instead of a dozen kernels per
- * parameter: on the native backend each kernel costs ~40 µs of dispatch, and the per-parameter
- * version spent more time dispatching than computing. The arithmetic per element is unchanged.
+ * parameter at once plus one subtraction per parameter (lib/kernels adamUpdate), instead of a
+ * dozen kernels per parameter: the per-parameter version spent more time dispatching small
+ * kernels than computing. The arithmetic per element is unchanged.
  * state() / loadState() still speak per parameter (PyTorch's exp_avg / exp_avg_sq).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamUpdate } from './kernels';
 
 export interface AdamOptions {
   lr: number;
@@ -108,17 +109,13 @@ export class Adam {
     const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
     const { m, v } = this.moments();
     tf.tidy(() => {
-      const flat = [...this.params].map(([name, p]) => {
-        let g = grads[name];
-        if (weightDecay !== 0) g = tf.add(g, tf.mul(p, weightDecay));
-        return tf.reshape(g, [-1]);
+      const params = [...this.params.values()];
+      const next = adamUpdate(params, this.names.map((name) => grads[name]), m as tf.Tensor1D, v as tf.Tensor1D, {
+        beta1, beta2, eps, weightDecay, stepSize, bias2Sqrt,
       });
-      const g = flat.length === 1 ? flat[0] : tf.concat(flat); // [Σ sizes]
-      m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-      v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-      const denom = tf.add(tf.div(tf.sqrt(v), bias2Sqrt), eps);
-      const update = this.unflatten(tf.mul(tf.div(m, denom), stepSize));
-      [...this.params.values()].forEach((p, i) => p.assign(tf.sub(p, update[i])));
+      m.assign(next.m);
+      v.assign(next.v);
+      params.forEach((p, i) => p.assign(next.params[i]));
     });
   }
 

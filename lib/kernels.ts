@@ -9,6 +9,8 @@
  *   maxPool         MaxPool with explicit padding (PyTorch's −∞ padding, no Pad/Slice ops) /
  *                   MaxPoolGrad
  *   crossEntropy    SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one kernel
+ *   adamUpdate      Adam over all parameters at once, as raw TensorFlow ops (no TF.js engine
+ *                   bookkeeping per op: the update is ~90 small kernels, dispatch-bound)
  *
  * On the native TensorFlow backend (tfjs-node) these are TF.js kernels registered here that run
  * TensorFlow's own ops by name; on any other backend, or with `useFusedKernels(false)`, each
@@ -34,8 +36,18 @@ interface NativeBackend {
     TF_ATTR_STRING: number;
     TF_FLOAT: number;
     TF_INT32: number;
+    createTensor(shape: number[], dtype: number, values: Float32Array | Int32Array): number;
+    deleteTensor(id: number): void;
+    executeOp(name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number): TensorMetadata[];
   };
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(meta: TensorMetadata): tf.Tensor;
+}
+interface TensorMetadata {
+  id: number;
+  shape: number[];
+  dtype: number;
 }
 interface OpAttr {
   name: string;
@@ -70,6 +82,7 @@ function attrs(be: NativeBackend) {
   return {
     type: (name: string, dtype: 'float32' | 'int32' = 'float32'): OpAttr => ({ name, type: b.TF_ATTR_TYPE, value: dtype === 'float32' ? b.TF_FLOAT : b.TF_INT32 }),
     float: (name: string, value: number): OpAttr => ({ name, type: b.TF_ATTR_FLOAT, value }),
+    int: (name: string, value: number): OpAttr => ({ name, type: b.TF_ATTR_INT, value }),
     ints: (name: string, value: number[]): OpAttr => ({ name, type: b.TF_ATTR_INT, value }),
     bool: (name: string, value: boolean): OpAttr => ({ name, type: b.TF_ATTR_BOOL, value }),
     string: (name: string, value: string): OpAttr => ({ name, type: b.TF_ATTR_STRING, value }),
@@ -84,7 +97,7 @@ function run1(be: NativeBackend, op: string, opAttrs: OpAttr[], inputs: tf.Tenso
   return run(be, op, opAttrs, inputs, 1)[0];
 }
 
-/** Runs `op` through TF.js's engine on the active backend (the gradient code's ops). */
+/** The active backend as tfjs-node's (only called when the 'tensorflow' backend is active). */
 function current(): NativeBackend {
   return nativeBackend(tf.backend());
 }
@@ -381,4 +394,106 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     const [perExample] = tf.engine().runKernel(XENT_KERNEL, { logits, labels }, {}) as tf.Tensor[];
     return tf.mean(perExample) as tf.Scalar;
   });
+}
+
+// ---- Adam's update over flat moments --------------------------------------------------------------
+
+export interface AdamHyper {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** L2 penalty added to the gradient (torch's Adam weight_decay). */
+  weightDecay: number;
+  /** lr / (1 − β1^t). */
+  stepSize: number;
+  /** √(1 − β2^t). */
+  bias2Sqrt: number;
+}
+
+export interface AdamResult {
+  /** New flat moments [Σ sizes]. */
+  m: tf.Tensor1D;
+  v: tf.Tensor1D;
+  /** New parameter values, each in its parameter's shape. */
+  params: tf.Tensor[];
+}
+
+/**
+ * One step of Adam (PyTorch's formula, eps after the bias correction) for `params` whose moments
+ * `m`, `v` are stored flat, parameters one after the other in order:
+ *
+ *   g = concat(flatten(grad + weightDecay·param))      m' = β1·m + (1 − β1)·g
+ *   v' = β2·v + (1 − β2)·g²                              param' = param − m' / (√v' / bias2Sqrt + eps) · stepSize
+ *
+ * Returns new tensors (the caller assigns them); reads nothing back. The same element-wise
+ * arithmetic in the same order on every backend, so the results are identical.
+ */
+export function adamUpdate(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
+  if (grads.length !== params.length) throw new Error(`adamUpdate: ${params.length} parameters but ${grads.length} gradients`);
+  if (!fusedKernelsActive()) return adamUpdateComposite(params, grads, m, v, h);
+  return adamUpdateRaw(current(), params, grads, m, v, h);
+}
+
+function adamUpdateComposite(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
+  return tf.tidy(() => {
+    const flat = params.map((p, i) => tf.reshape(h.weightDecay !== 0 ? tf.add(grads[i], tf.mul(p, h.weightDecay)) : grads[i], [-1]));
+    const g = flat.length === 1 ? flat[0] : tf.concat(flat);
+    const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)) as tf.Tensor1D;
+    const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)) as tf.Tensor1D;
+    const update = tf.mul(tf.div(m2, tf.add(tf.div(tf.sqrt(v2), h.bias2Sqrt), h.eps)), h.stepSize);
+    const parts = params.length === 1 ? [update] : tf.split(update, params.map((p) => p.size));
+    return { m: m2, v: v2, params: params.map((p, i) => tf.sub(p, tf.reshape(parts[i], p.shape))) };
+  });
+}
+
+/**
+ * adamUpdate as raw TensorFlow ops on tfjs-node's binding: intermediate results are bare
+ * TensorFlow handles, freed here; only the outputs become TF.js tensors.
+ */
+function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
+  const b = be.binding;
+  const at = attrs(be);
+  const T = [at.type('T')];
+  const temps: number[] = [];
+  const scalar = (x: number) => keepId(b.createTensor([], b.TF_FLOAT, Float32Array.of(x)));
+  const ints = (xs: number[]) => keepId(b.createTensor([xs.length], b.TF_INT32, Int32Array.from(xs)));
+  const keepId = (id: number) => (temps.push(id), id);
+  const outputs: number[] = []; // handles that become the results (freed only on failure)
+  const op = (name: string, opAttrs: OpAttr[], inputs: number[], n = 1) => b.executeOp(name, opAttrs, inputs, n);
+  const out = (meta: TensorMetadata) => (outputs.push(meta.id), meta);
+  const tmp = (name: string, opAttrs: OpAttr[], inputs: number[]) => keepId(op(name, opAttrs, inputs)[0].id);
+  let ok = false;
+  try {
+    const pIds = be.getInputTensorIds(params);
+    const gIds = be.getInputTensorIds(grads);
+    const [mId, vId] = be.getInputTensorIds([m, v]);
+    const flatShape = ints([-1]);
+    const reshapeAttrs = [at.type('T'), at.type('Tshape', 'int32')];
+    const wd = h.weightDecay !== 0 ? scalar(h.weightDecay) : -1;
+    const flat = gIds.map((g, i) => {
+      const gi = wd >= 0 ? tmp('AddV2', T, [g, tmp('Mul', T, [pIds[i], wd])]) : g;
+      return tmp('Reshape', reshapeAttrs, [gi, flatShape]);
+    });
+    const axis0 = keepId(b.createTensor([], b.TF_INT32, Int32Array.of(0)));
+    const g = flat.length === 1 ? flat[0] : tmp('ConcatV2', [at.int('N', flat.length), at.type('T'), at.type('Tidx', 'int32')], [...flat, axis0]);
+    const mMeta = out(op('AddV2', T, [tmp('Mul', T, [mId, scalar(h.beta1)]), tmp('Mul', T, [g, scalar(1 - h.beta1)])])[0]);
+    const vMeta = out(op('AddV2', T, [tmp('Mul', T, [vId, scalar(h.beta2)]), tmp('Mul', T, [tmp('Square', T, [g]), scalar(1 - h.beta2)])])[0]);
+    const denom = tmp('AddV2', T, [tmp('RealDiv', T, [tmp('Sqrt', T, [vMeta.id]), scalar(h.bias2Sqrt)]), scalar(h.eps)]);
+    const update = tmp('Mul', T, [tmp('RealDiv', T, [mMeta.id, denom]), scalar(h.stepSize)]);
+    const parts =
+      params.length === 1
+        ? [update]
+        : op('SplitV', [at.int('num_split', params.length), at.type('T'), at.type('Tlen', 'int32')], [update, ints(params.map((p) => p.size)), axis0], params.length).map(
+            (meta) => keepId(meta.id),
+          );
+    const newParams = params.map((p, i) => out(op('Sub', T, [pIds[i], tmp('Reshape', reshapeAttrs, [parts[i], ints(p.shape)])])[0]));
+    ok = true;
+    return {
+      m: be.createOutputTensor(mMeta) as tf.Tensor1D,
+      v: be.createOutputTensor(vMeta) as tf.Tensor1D,
+      params: newParams.map((meta) => be.createOutputTensor(meta)),
+    };
+  } finally {
+    for (const id of new Set(ok ? temps : [...temps, ...outputs])) b.deleteTensor(id);
+  }
 }

@@ -2,7 +2,7 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addRelu, batchNormTrain, crossEntropy, fusedKernelsActive, maxPool, relu, useFusedKernels } from '../lib/kernels';
+import { adamUpdate, addRelu, batchNormTrain, crossEntropy, fusedKernelsActive, maxPool, relu, useFusedKernels } from '../lib/kernels';
 import { mulberry32, randomNormal } from '../lib/random';
 
 afterAll(() => {
@@ -142,6 +142,53 @@ describe('crossEntropy', () => {
 
   it('refuses float labels', () => {
     expect(() => crossEntropy(tf.zeros([2, 10]) as tf.Tensor2D, tf.tensor1d([1, 2]))).toThrow(/int32/);
+  });
+});
+
+describe('adamUpdate', () => {
+  const shapes = [[3, 3, 4, 5], [5], [2, 7], [1]];
+  const setup = (seed: number) => ({
+    params: shapes.map((s, i) => normal(s, seed + i)),
+    grads: shapes.map((s, i) => normal(s, seed + 10 + i, 0, 0.1)),
+    m: normal([shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0)], seed + 20, 0, 0.01) as tf.Tensor1D,
+    v: tf.abs(normal([shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0)], seed + 21, 0, 0.001)) as tf.Tensor1D,
+  });
+  const hyper = (weightDecay: number) => ({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, stepSize: 1e-3 / (1 - 0.9 ** 3), bias2Sqrt: Math.sqrt(1 - 0.999 ** 3) });
+
+  for (const weightDecay of [0, 0.01]) {
+    it(`gives exactly the composite result (weight decay ${weightDecay})`, () => {
+      const { params, grads, m, v } = setup(60);
+      const { fused, plain } = both(() => adamUpdate(params, grads, m, v, hyper(weightDecay)));
+      expect(maxAbsDiff(fused.m, plain.m)).toBe(0);
+      expect(maxAbsDiff(fused.v, plain.v)).toBe(0);
+      fused.params.forEach((p, i) => {
+        expect(p.shape).toEqual(shapes[i]);
+        expect(maxAbsDiff(p, plain.params[i])).toBe(0);
+        expect(maxAbsDiff(p, params[i])).toBeGreaterThan(0); // it moved
+      });
+      // By hand for the first element of the first parameter.
+      const g0 = grads[0].dataSync()[0] + weightDecay * params[0].dataSync()[0];
+      const m0 = 0.9 * m.dataSync()[0] + 0.1 * g0;
+      const v0 = 0.999 * v.dataSync()[0] + 0.001 * g0 * g0;
+      const h = hyper(weightDecay);
+      expect(fused.params[0].dataSync()[0]).toBeCloseTo(params[0].dataSync()[0] - (m0 / (Math.sqrt(v0) / h.bias2Sqrt + h.eps)) * h.stepSize, 6);
+    });
+  }
+
+  it('works for a single parameter and frees every intermediate TensorFlow handle', () => {
+    const binding = (tf.backend() as unknown as { binding: { getNumOfTensors(): number } }).binding;
+    const p = normal([4, 3], 70);
+    const g = normal([4, 3], 71);
+    const m = tf.zeros([12]) as tf.Tensor1D;
+    const v = tf.zeros([12]) as tf.Tensor1D;
+    tf.dispose(Object.values(adamUpdate([p], [g], m, v, hyper(0))).flat()); // creates the inputs' handles
+    const handles = binding.getNumOfTensors();
+    const tensors = tf.memory().numTensors;
+    const out = adamUpdate([p], [g], m, v, hyper(0.1));
+    expect(tf.memory().numTensors).toBe(tensors + 3);
+    tf.dispose([out.m, out.v, ...out.params]);
+    expect(binding.getNumOfTensors()).toBe(handles);
+    expect(() => adamUpdate([p], [], m, v, hyper(0))).toThrow(/1 parameters but 0 gradients/);
   });
 });
 
