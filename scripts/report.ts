@@ -2,6 +2,8 @@
  * npm run report: rebuilds results/report/report.html and report.pdf (and the report's figures in
  * results/figures) from what is in results/. Trains nothing; missing results show as "no run yet".
  */
+import * as path from 'path';
+import { writeExperimentTable } from '../lib/experiment-table';
 import { buildReport } from '../lib/report';
 
 async function main(): Promise<void> {
@@ -13,6 +15,9 @@ async function main(): Promise<void> {
   const unknown = args.filter((a) => a !== '--no-pdf');
   if (unknown.length) throw new Error(`unknown option(s) ${unknown.join(' ')}; see npm run report -- --help`);
   const started = Date.now();
+  // results/experiments.parquet from results/runs (lib/experiments' table; trains nothing).
+  const table = writeExperimentTable();
+  console.log(`experiment table: ${path.relative(process.cwd(), table.file)} (${table.rows.filter((r) => r.status === 'done').length} of ${table.rows.length} experiments done)`);
   const result = await buildReport({ pdf: !args.includes('--no-pdf'), onProgress: (m) => console.log(m) });
   const open = result.answers.filter((a) => a.status !== 'answered').map((a) => `${a.id} (${a.status})`);
   console.log(`report: ${result.figures.length} figure(s), ${result.runs} run(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
