@@ -2,7 +2,7 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adamUpdate, addRelu, batchNormTrain, crossEntropy, fusedKernelsActive, maxPool, relu, useFusedKernels } from '../lib/kernels';
+import { adamUpdate, addRelu, batchNormTrain, crossEntropy, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/kernels';
 import { mulberry32, randomNormal } from '../lib/random';
 
 afterAll(() => {
@@ -117,17 +117,32 @@ describe('relu and addRelu', () => {
 });
 
 describe('maxPool with explicit padding', () => {
-  it('is PyTorch’s MaxPool2d(3, 2, 1): the padding never wins, even over negative values', () => {
-    const x = tf.neg(tf.add(tf.abs(normal([2, 16, 16, 3], 31)), 1)); // all ≤ −1
-    const w = normal([2, 8, 8, 3], 32);
-    const { fused, plain } = both(() => valueAndGrads((xx) => maxPool(xx as tf.Tensor4D, 3, 2, 1), [x], w));
-    expect(fused.y.shape).toEqual([2, 8, 8, 3]);
-    expect(tf.max(fused.y).dataSync()[0]).toBeLessThanOrEqual(-1);
-    expectClose(fused, plain, 1e-6);
-    // The top-left output is the max of the 2×2 corner of the input.
-    const corner = tf.max(tf.slice(x, [0, 0, 0, 0], [1, 2, 2, 1])).dataSync()[0];
-    expect(tf.slice(fused.y, [0, 0, 0, 0], [1, 1, 1, 1]).dataSync()[0]).toBe(corner);
-  });
+  // Both native implementations: oneDNN's (pad + workspace) and Eigen's (EXPLICIT padding).
+  for (const oneDnn of [true, false]) {
+    it(`is PyTorch’s MaxPool2d(3, 2, 1): the padding never wins, even over negative values (${oneDnn ? 'oneDNN' : 'Eigen'})`, () => {
+      const before = useOneDnnMaxPool(oneDnn);
+      try {
+        // TensorFlow's x86-64 builds include oneDNN (and TF_ENABLE_ONEDNN_OPTS=0 turns it off).
+        const expected = oneDnn && process.arch === 'x64' && process.env.TF_ENABLE_ONEDNN_OPTS !== '0' ? 'onednn' : 'eigen';
+        expect(maxPoolImplementation()).toBe(expected);
+        const x = tf.neg(tf.add(tf.abs(normal([2, 16, 16, 3], 31)), 1)); // all ≤ −1
+        const w = normal([2, 8, 8, 3], 32);
+        const { fused, plain } = both(() => valueAndGrads((xx) => maxPool(xx as tf.Tensor4D, 3, 2, 1), [x], w));
+        expect(fused.y.shape).toEqual([2, 8, 8, 3]);
+        expect(tf.max(fused.y).dataSync()[0]).toBeLessThanOrEqual(-1);
+        expectClose(fused, plain, 1e-6);
+        // The top-left output is the max of the 2×2 corner of the input.
+        const corner = tf.max(tf.slice(x, [0, 0, 0, 0], [1, 2, 2, 1])).dataSync()[0];
+        expect(tf.slice(fused.y, [0, 0, 0, 0], [1, 1, 1, 1]).dataSync()[0]).toBe(corner);
+        // Post-ReLU inputs have many ties at 0: each window's gradient still goes to one place.
+        const r = tf.relu(normal([2, 16, 16, 3], 33));
+        const g = both(() => valueAndGrads((xx) => maxPool(xx as tf.Tensor4D, 3, 2, 1), [r], w));
+        expectClose(g.fused, g.plain, 1e-6);
+      } finally {
+        useOneDnnMaxPool(before);
+      }
+    });
+  }
 });
 
 describe('crossEntropy', () => {
@@ -214,8 +229,11 @@ describe('memory', () => {
         return value;
       });
     tf.dispose(step());
+    const binding = (tf.backend() as unknown as { binding: { getNumOfTensors(): number } }).binding;
     const before = tf.memory().numTensors;
+    const handles = binding.getNumOfTensors(); // TensorFlow's own handles, incl. raw ones
     for (let i = 0; i < 3; i++) tf.dispose(step());
     expect(tf.memory().numTensors).toBe(before);
+    expect(binding.getNumOfTensors()).toBe(handles);
   });
 });
