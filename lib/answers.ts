@@ -3,7 +3,7 @@
  * comes from a run, and a question whose runs do not exist yet says so ("no run yet") together
  * with what to run. Notebook 06 and the report both show these.
  */
-import { escapeHtml, formatPercent, htmlTable, textToHtml } from './html-table';
+import { escapeHtml, formatMeanStd, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
 import { labRecipeRuns, type LabResults, type RunResult } from './results';
 import { groupBy, meanStd, summarizeOutcomes, welchT, type MeanStd } from './summary';
 
@@ -26,15 +26,12 @@ const EXPERIMENTS = 'run `npm run experiments` (or notebook 06)';
 function noRunYet(id: string, title: string, question: string, needs: string, todo = EXPERIMENTS): Answer {
   return {
     id, title, question, status: 'no-run-yet',
-    html: `<p class="dcf-placeholder"><strong>No run yet.</strong> This answer needs ${textToHtml(needs)}.</p>`,
+    html: `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>No run yet.</strong> This answer needs ${textToHtml(needs)}.</p>`,
     todo,
   };
 }
 
-/** "80.12 ± 0.31% (n=3)" */
-function pct(s: MeanStd): string {
-  return `${formatPercent(s.mean, s.n > 1 ? s.std : undefined)} (n=${s.n})`;
-}
+const pct = (s: MeanStd) => formatMeanStd(s);
 
 /** Runs grouped by how they differ from the recipe, with best test accuracy mean ± std. */
 function recipeTable(runs: readonly RunResult[], caption: string): string {
@@ -60,7 +57,7 @@ function recipeTable(runs: readonly RunResult[], caption: string): string {
   );
 }
 
-const PENDING_DISCUSSION = '<p class="dcf-placeholder">Discussion: to be written from these measurements (experiments issue).</p>';
+const PENDING_DISCUSSION = `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}">Discussion: to be written from these measurements (experiments issue).</p>`;
 
 function compare(results: LabResults): Answer {
   const id = 'compare';
@@ -82,7 +79,7 @@ function compare(results: LabResults): Answer {
         ? `The gap is larger than the seed-to-seed spread (Welch t = ${t.toFixed(1)}).`
         : `The gap is within the seed-to-seed spread (Welch t = ${t.toFixed(1)}): no measurable difference.`;
   const html =
-    (subset ? '<p class="dcf-warning">These are quick-mode runs on a subset of CIFAR-10: they show the pipeline works, not the lab\'s numbers.</p>' : '') +
+    (subset ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">These are quick-mode runs on a subset of CIFAR-10: they show the pipeline works, not the lab's numbers.</p>` : '') +
     `<p>Best test accuracy: dynamic <strong>${pct(dyn.bestAccuracy)}</strong>, static <strong>${pct(sta.bestAccuracy)}</strong> ` +
     `(difference ${(100 * diff).toFixed(2)} points). Final-epoch test accuracy: dynamic ${pct(dyn.finalAccuracy)}, static ${pct(sta.finalAccuracy)}. ` +
     `${verdict}</p>`;

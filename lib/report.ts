@@ -16,7 +16,7 @@ import { launchChromium } from './chromium';
 import { loadCifar10, indicesPerClass } from './cifar10';
 import { PATHS } from './config';
 import { FigureExporter, loadFigureJson, type ExportedFigure } from './figures-export';
-import { escapeHtml, formatPercent, htmlTable, textToHtml } from './html-table';
+import { escapeHtml, formatMeanStd, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
 import { meanStdBars, perClassAccuracy, sampleGrid, trainingCurves, variantComparison, type Figure } from './plots';
 import { labRecipeRuns, loadLabResults, perClassByVariant, type LabResults, type RunResult } from './results';
 import { summarizeOutcomes } from './summary';
@@ -61,7 +61,7 @@ interface Section {
 const REPORT_PREFIX = 'report-';
 
 function placeholder(text: string): string {
-  return `<p class="dcf-placeholder"><strong>No run yet.</strong> ${textToHtml(text)}</p>`;
+  return `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>No run yet.</strong> ${textToHtml(text)}</p>`;
 }
 
 function pct(mean: number, std?: number): string {
@@ -138,14 +138,14 @@ function compareSection(results: LabResults): Section {
   }
   const groups = summarizeOutcomes(runs.map((r) => r.outcome!));
   section.html =
-    (subset ? '<p class="dcf-warning">Quick-mode runs on a subset of CIFAR-10: these numbers only show that the pipeline works.</p>' : '') +
+    (subset ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Quick-mode runs on a subset of CIFAR-10: these numbers only show that the pipeline works.</p>` : '') +
     htmlTable(groups, {
       caption: 'Test accuracy over seeds (mean ± std)',
       columns: [
         { label: 'head', value: (g) => g.group },
         { label: 'seeds', value: (g) => g.runs.length, align: 'right' },
-        { label: 'final test accuracy', value: (g) => pct(g.finalAccuracy.mean, g.finalAccuracy.n > 1 ? g.finalAccuracy.std : undefined), align: 'right' },
-        { label: 'best test accuracy', value: (g) => pct(g.bestAccuracy.mean, g.bestAccuracy.n > 1 ? g.bestAccuracy.std : undefined), align: 'right' },
+        { label: 'final test accuracy', value: (g) => formatMeanStd(g.finalAccuracy), align: 'right' },
+        { label: 'best test accuracy', value: (g) => formatMeanStd(g.bestAccuracy), align: 'right' },
         { label: 's / epoch', value: (g) => (g.secondsPerEpoch.n ? g.secondsPerEpoch.mean.toFixed(0) : '–'), align: 'right' },
         { label: 'runs', value: (g) => g.runs.join(', ') },
       ],
