@@ -21,17 +21,24 @@ function findProjectRoot(): string {
 export const PROJECT_ROOT = findProjectRoot();
 
 /** Every path the project reads or writes. data/ and results/ are ignored by git. */
+/**
+ * Where results go. Quick mode (DCF_QUICK=1: tests, CI, `npm start -- --quick`) writes under
+ * results/quick/ so that its tiny runs never mix with the real ones in results/runs.
+ */
+const RESULTS = path.join(PROJECT_ROOT, 'results', ...(isQuick() ? ['quick'] : []));
+
+/** Every path the project reads or writes. data/ and results/ are ignored by git. */
 export const PATHS = {
   root: PROJECT_ROOT,
   data: path.join(PROJECT_ROOT, 'data'),
   /** The official binary layout: data_batch_1.bin … data_batch_5.bin, test_batch.bin. */
   cifarDir: path.join(PROJECT_ROOT, 'data', 'cifar-10-batches-bin'),
-  results: path.join(PROJECT_ROOT, 'results'),
-  runs: path.join(PROJECT_ROOT, 'results', 'runs'),
-  /** `npm run experiments -- --quick`: tiny runs and their tables, kept apart from results/runs. */
+  results: RESULTS,
+  runs: path.join(RESULTS, 'runs'),
+  /** `npm run experiments -- --quick` and quick mode: tiny runs and their tables, apart from results/runs. */
   quick: path.join(PROJECT_ROOT, 'results', 'quick'),
-  figures: path.join(PROJECT_ROOT, 'results', 'figures'),
-  report: path.join(PROJECT_ROOT, 'results', 'report'),
+  figures: path.join(RESULTS, 'figures'),
+  report: path.join(RESULTS, 'report'),
   cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),
   /** torchvision's ImageNet ResNet-18 stem + layer1, BatchNorm folded (../shared/weights/README.md). */
   pretrained:
