@@ -109,6 +109,16 @@ function explicitPaddings(pad: number): number[] {
 
 const BACKEND = 'tensorflow';
 
+// Registered once per process: a second copy of this module (e.g. a notebook reloading lib/)
+// reuses the first copy's kernels instead of replacing them with a warning.
+function registerKernel(config: tf.KernelConfig): void {
+  if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);
+}
+
+function registerGradient(config: tf.GradConfig): void {
+  if (!tf.getGradient(config.kernelName)) tf.registerGradient(config);
+}
+
 // ---- BatchNorm in training mode -------------------------------------------------------------
 
 const BN_KERNEL = 'DcfBatchNormTrain';
@@ -118,7 +128,7 @@ interface BnAttrs {
   momentum: number;
 }
 
-tf.registerKernel({
+registerKernel({
   kernelName: BN_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, attrs: a, backend }) => {
@@ -144,7 +154,7 @@ tf.registerKernel({
   },
 });
 
-tf.registerGradient({
+registerGradient({
   kernelName: BN_KERNEL,
   inputsToSave: ['x', 'scale'],
   outputsToSave: [false, false, false, true, true, true],
@@ -237,7 +247,7 @@ function batchNormTrainComposite(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Te
 const RELU_KERNEL = 'DcfRelu';
 const ADD_RELU_KERNEL = 'DcfAddRelu';
 
-tf.registerKernel({
+registerKernel({
   kernelName: RELU_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, backend }) => {
@@ -246,7 +256,7 @@ tf.registerKernel({
   },
 });
 
-tf.registerKernel({
+registerKernel({
   kernelName: ADD_RELU_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, backend }) => {
@@ -265,13 +275,13 @@ function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return run1(be, 'ReluGrad', [attrs(be).type('T')], [dy, y]);
 }
 
-tf.registerGradient({
+registerGradient({
   kernelName: RELU_KERNEL,
   outputsToSave: [true],
   gradFunc: (dy, saved) => ({ x: () => reluGrad(dy as tf.Tensor, saved[0]) }),
 });
 
-tf.registerGradient({
+registerGradient({
   kernelName: ADD_RELU_KERNEL,
   outputsToSave: [true],
   gradFunc: (dy, saved) => {
@@ -314,7 +324,7 @@ function poolAttrs(be: NativeBackend, size: number, stride: number, pad: number)
   ];
 }
 
-tf.registerKernel({
+registerKernel({
   kernelName: MAX_POOL_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, attrs: a, backend }) => {
@@ -324,7 +334,7 @@ tf.registerKernel({
   },
 });
 
-tf.registerGradient({
+registerGradient({
   kernelName: MAX_POOL_KERNEL,
   inputsToSave: ['x'],
   outputsToSave: [true],
@@ -399,7 +409,7 @@ function oneDnnPoolAvailable(be: NativeBackend): boolean {
   return oneDnnPool;
 }
 
-tf.registerKernel({
+registerKernel({
   kernelName: MAX_POOL_ONEDNN_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, attrs: a, backend }) => {
@@ -422,7 +432,7 @@ tf.registerKernel({
   },
 });
 
-tf.registerGradient({
+registerGradient({
   kernelName: MAX_POOL_ONEDNN_KERNEL,
   inputsToSave: ['x'],
   outputsToSave: [true, true, true],
@@ -464,7 +474,7 @@ export function maxPool(x: tf.Tensor4D, size: number, stride: number, pad: numbe
 
 const XENT_KERNEL = 'DcfSparseCrossEntropy';
 
-tf.registerKernel({
+registerKernel({
   kernelName: XENT_KERNEL,
   backendName: BACKEND,
   kernelFunc: ({ inputs, backend }) => {
@@ -475,7 +485,7 @@ tf.registerKernel({
   },
 });
 
-tf.registerGradient({
+registerGradient({
   kernelName: XENT_KERNEL,
   outputsToSave: [false, true],
   gradFunc: (dys, saved) => {
