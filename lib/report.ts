@@ -10,11 +10,12 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser } from 'playwright-core';
-import { answerHtml, answerQuestions, type Answer } from './answers';
+import { answerHtml, answerQuestions, experimentBars, experimentTableHtml, loadEvidence, type Answer, type Evidence } from './answers';
 import { writeFileAtomic } from './atomic-file';
 import { launchChromium } from './chromium';
 import { loadCifar10, indicesPerClass } from './cifar10';
-import { PATHS } from './config';
+import { isQuick, PATHS } from './config';
+import { writeExperimentTable } from './experiment-table';
 import { FigureExporter, loadFigureJson, type ExportedFigure } from './figures-export';
 import { escapeHtml, formatMeanStd, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
 import { meanStdBars, perClassAccuracy, sampleGrid, trainingCurves, variantComparison, type Figure } from './plots';
@@ -28,6 +29,12 @@ export interface ReportOptions {
   outDir?: string;
   /** Where the report's figures go (default <resultsDir>/figures). */
   figuresDir?: string;
+  /**
+   * Rebuild <resultsDir>/experiments.parquet from the runs first (default true; trains nothing).
+   * `quick` picks quick mode's experiment configs (default: isQuick()).
+   */
+  rebuildTable?: boolean;
+  quick?: boolean;
   /** Also print the PDF (default true). */
   pdf?: boolean;
   /** A browser to reuse (default: one is launched and closed). */
@@ -50,12 +57,13 @@ interface ReportFigure {
   figure: Figure;
 }
 
-/** A section: prose and tables (HTML) followed by figures. */
+/** A section: prose and tables (HTML) followed by figures, then blocks of their own (HTML + figures). */
 interface Section {
   id: string;
   title: string;
   html: string;
   figures: ReportFigure[];
+  blocks?: { html: string; figures: ReportFigure[] }[];
 }
 
 const REPORT_PREFIX = 'report-';
@@ -175,8 +183,27 @@ function visualizeSection(results: LabResults): Section {
   };
 }
 
+function experimentsSection(evidence: Evidence): Section {
+  const bars = experimentBars(evidence);
+  return {
+    id: 'experiments',
+    title: 'Experiments',
+    html:
+      '<p>Every experiment of <code>npm run experiments</code> (lib/experiments): the lab recipe with 3 seeds per head, the frozen backbone and its fixes, ' +
+      'the stability ablations and the beyond-the-lab recipe. All but the extra seeds use seed 0, like <code>lab-dynamic-s0</code>, so each differs from it only in what it changes.</p>' +
+      experimentTableHtml(evidence),
+    figures: bars ? [bars] : [],
+  };
+}
+
 function questionsSection(answers: readonly Answer[]): Section {
-  return { id: 'questions', title: 'The lab\'s questions', html: answers.map(answerHtml).join('\n'), figures: [] };
+  return {
+    id: 'questions',
+    title: 'The lab\'s questions',
+    html: '<p>Each answer quotes the experiment table, the measurements and the runs\' metrics, and names the runs it used.</p>',
+    figures: [],
+    blocks: answers.map((a) => ({ html: answerHtml(a), figures: a.figures })),
+  };
 }
 
 function appendixSection(results: LabResults, shown: Set<string>): Section {
@@ -243,7 +270,13 @@ ${results.runs.length} run(s) · backend: ${escapeHtml(backends.join('; ') || 'n
 128-d embedding that a generator MLP (128→256→64, Tanh) turns into a 1×1 filter; the L2-normalised filter's response map,
 divided by √64, is scored by an MLP (64→64→1). The static head learns the ten filters directly.</p>
 <nav><ol>${sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol></nav>
-${sections.map((s) => `<section id="${s.id}"><h2>${escapeHtml(s.title)}</h2>\n${s.html}\n${s.figures.map(figureHtml).join('\n')}</section>`).join('\n')}
+${sections
+  .map((s) =>
+    `<section id="${s.id}"><h2>${escapeHtml(s.title)}</h2>\n${s.html}\n${s.figures.map(figureHtml).join('\n')}` +
+    (s.blocks ?? []).map((b) => `${b.html}\n${b.figures.map(figureHtml).join('\n')}`).join('\n') +
+    '</section>',
+  )
+  .join('\n')}
 </body></html>
 `;
 }
@@ -264,12 +297,18 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
   const outDir = opts.outDir ?? path.join(results.resultsDir, 'report');
   const figuresDir = opts.figuresDir ?? path.join(results.resultsDir, 'figures');
   progress(`${results.runs.length} run(s), ${results.savedFigures.length} saved figure(s) in ${results.resultsDir}`);
+  if (opts.rebuildTable ?? true) {
+    const table = writeExperimentTable({ resultsDir: results.resultsDir, quick: opts.quick ?? isQuick() });
+    progress(`experiment table ${table.file}: ${table.rows.filter((r) => r.status === 'done').length} of ${table.rows.length} done`);
+  }
+  const evidence = loadEvidence(results.resultsDir);
 
-  const answers = answerQuestions(results);
-  const sections = [dataSection(), trainingSection(results), compareSection(results), visualizeSection(results), questionsSection(answers)];
-  const shown = new Set(sections.flatMap((s) => s.figures.map((f) => f.name)));
+  const answers = answerQuestions(results, evidence);
+  const sections = [dataSection(), trainingSection(results), experimentsSection(evidence), compareSection(results), visualizeSection(results), questionsSection(answers)];
+  const sectionFigures = (s: Section) => [...s.figures, ...(s.blocks ?? []).flatMap((b) => b.figures)];
+  const shown = new Set(sections.flatMap((s) => sectionFigures(s).map((f) => f.name)));
   sections.push(appendixSection(results, shown));
-  const figures = sections.flatMap((s) => s.figures);
+  const figures = sections.flatMap(sectionFigures);
 
   const browser = opts.browser ?? (await launchChromium());
   try {

@@ -12,6 +12,7 @@ import { appendEpoch, type EpochRow } from '../lib/metrics';
 import { meanStdBars } from '../lib/plots';
 import { buildReport } from '../lib/report';
 import { labRecipeRuns, loadLabResults, recipeChanges } from '../lib/results';
+import { findExperiment } from '../lib/experiments';
 import { trainConfig, type TrainConfig } from '../lib/train-config';
 
 let browser: Browser;
@@ -46,7 +47,7 @@ describe('report', () => {
     makeRun(results, trainConfig({ run: 'dyn-s1', variant: 'dynamic', seed: 1 }), [0.72, 0.78]);
     makeRun(results, trainConfig({ run: 'sta-s0', variant: 'static', seed: 0 }), [0.6, 0.7]);
     makeRun(results, trainConfig({ run: 'sta-s1', variant: 'static', seed: 1 }), [0.62, 0.66]);
-    makeRun(results, trainConfig({ run: 'frozen', variant: 'dynamic', freeze: 'all' }), [0.4]);
+    makeRun(results, findExperiment('frozen-all').config, [0.4]);
     // A damaged run: listed as unreadable, the rest still reported.
     makeRun(results, trainConfig({ run: 'broken', variant: 'dynamic' }), [0.5]);
     const part = path.join(results, 'runs', 'broken', 'metrics', fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0]);
@@ -55,9 +56,9 @@ describe('report', () => {
     saveFigureJson('report-curves-gone', meanStdBars([]), path.join(results, 'figures')); // from a deleted run
 
     const loaded = loadLabResults({ resultsDir: results });
-    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen', 'sta-s0', 'sta-s1']);
+    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen-all', 'sta-s0', 'sta-s1']);
     expect(loaded.runs.find((r) => r.name === 'broken')!.problem).toMatch(/cannot read metrics part/);
-    expect(loaded.runs.find((r) => r.name === 'frozen')!.changes).toEqual(['freeze=all']);
+    expect(loaded.runs.find((r) => r.name === 'frozen-all')!.changes).toEqual(['freeze=all']);
     expect(labRecipeRuns(loaded).runs.map((r) => r.name)).toEqual(['dyn-s0', 'dyn-s1', 'sta-s0', 'sta-s1']);
 
     const answers = Object.fromEntries(answerQuestions(loaded).map((a) => [a.id, a]));
@@ -66,11 +67,17 @@ describe('report', () => {
     expect(answers.compare.html).toContain('79.00 ± 1.41% (n=2)');
     expect(answers.compare.html).toContain('68.00 ± 2.83% (n=2)');
     expect(answers.compare.html).toContain('larger than the seed-to-seed spread');
-    expect(answers.freeze.html).toContain('dynamic · freeze=all');
+    expect(answers.freeze.status).toBe('no-run-yet'); // no experiment table yet: the report builds it
     expect(answers.stability.status).toBe('no-run-yet');
 
-    const report = await buildReport({ resultsDir: results, browser });
+    const report = await buildReport({ resultsDir: results, browser, quick: false });
     const html = fs.readFileSync(report.html, 'utf8');
+    // The experiment table is rebuilt from the runs: frozen-all is the only experiment run here.
+    expect(fs.existsSync(path.join(results, 'experiments.parquet'))).toBe(true);
+    expect(html).toContain('Every experiment (results/experiments.parquet)');
+    expect(html).toMatch(/<code>frozen-all<\/code><\/td>.*?40.00% \(1\)/); // its row: best 40.00% at epoch 1
+    expect(html).toContain('<code>npm run experiments -- --only lab-dynamic-s0,frozen-keep-bn,frozen-upsample,frozen-adapter</code>'); // the named lab run too
+    expect(report.answers.find((a) => a.id === 'freeze')!.status).toBe('partial');
     expect(report.html).toBe(path.join(results, 'report', 'report.html'));
     expect(html).toContain('unreadable: cannot read metrics part');
     expect(html).toContain('79.00 ± 1.41%');
@@ -79,7 +86,7 @@ describe('report', () => {
     expect((html.match(/<img alt=/g) ?? []).length).toBe(report.figures.length);
     expect(fs.readFileSync(report.pdf!).subarray(0, 5).toString()).toBe('%PDF-');
     const figures = fs.readdirSync(path.join(results, 'figures'));
-    for (const name of ['report-compare-curves', 'report-compare-best', 'report-curves-dyn-s0', 'response-map-test-7']) {
+    for (const name of ['report-compare-curves', 'report-compare-best', 'report-curves-dyn-s0', 'response-map-test-7', 'report-experiments-best']) {
       expect(figures).toContain(`${name}.png`);
       expect(figures).toContain(`${name}.svg`);
     }
