@@ -9,6 +9,9 @@
  *   maxPool         PyTorch's −∞ padding; oneDNN's max-pool and its workspace-based gradient
  *                   where TensorFlow has them, else MaxPool / MaxPoolGrad with EXPLICIT padding
  *   crossEntropy    SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one kernel
+ *   linear          nn.Linear (+ ReLU/tanh): MatMul, BiasAdd, activation / ReluGrad or TanhGrad,
+ *                   2 MatMuls, BiasAddGrad (TF.js's ReLU gradient alone is 6 ops)
+ *   l2NormalizeRows F.normalize(x, dim=1) with its closed-form gradient
  *   adamUpdate      Adam over all parameters at once, as raw TensorFlow ops (no TF.js engine
  *                   bookkeeping per op: the update is ~90 small kernels, dispatch-bound)
  *
@@ -510,6 +513,134 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     const [perExample] = tf.engine().runKernel(XENT_KERNEL, { logits, labels }, {}) as tf.Tensor[];
     return tf.mean(perExample) as tf.Scalar;
   });
+}
+
+// ---- linear layers and L2 normalisation (the heads' small ops) ------------------------------------
+
+export type LinearActivation = 'linear' | 'relu' | 'tanh';
+const LINEAR_KERNEL = 'DcfLinear';
+interface LinearAttrs {
+  activation: LinearActivation;
+}
+
+registerKernel({
+  kernelName: LINEAR_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, attrs: a, backend }) => {
+    const be = nativeBackend(backend);
+    const at = attrs(be);
+    const { activation } = a as unknown as LinearAttrs;
+    const { x, weight, bias } = inputs as Record<string, tf.TensorInfo>;
+    // MatMul (oneDNN) + BiasAdd, then the activation. (tfjs-node's binding cannot pass the
+    // string-list attribute _FusedMatMul needs.)
+    const T = [at.type('T')];
+    const z = run1(be, 'MatMul', [at.type('T'), at.bool('transpose_a', false), at.bool('transpose_b', true)], [x, weight]);
+    const zb = run1(be, 'BiasAdd', [at.type('T'), at.string('data_format', 'NHWC')], [z, bias]);
+    z.dispose();
+    if (activation === 'linear') return zb;
+    const y = run1(be, activation === 'relu' ? 'Relu' : 'Tanh', T, [zb]);
+    zb.dispose();
+    return y;
+  },
+});
+
+registerGradient({
+  kernelName: LINEAR_KERNEL,
+  inputsToSave: ['x', 'weight'],
+  outputsToSave: [true],
+  gradFunc: (dy, saved, a) => {
+    const [x, weight, y] = saved;
+    const { activation } = a as unknown as LinearAttrs;
+    const be = current();
+    const at = attrs(be);
+    const T = [at.type('T')];
+    // The gradient at the pre-activation, shared by the three inputs' gradients.
+    const g =
+      activation === 'relu' ? run1(be, 'ReluGrad', T, [dy as tf.Tensor, y]) : activation === 'tanh' ? run1(be, 'TanhGrad', T, [y, dy as tf.Tensor]) : (dy as tf.Tensor);
+    const matMul = (p: tf.TensorInfo, q: tf.TensorInfo, ta: boolean, tb: boolean) =>
+      run1(be, 'MatMul', [at.type('T'), at.bool('transpose_a', ta), at.bool('transpose_b', tb)], [p, q]);
+    return {
+      x: () => matMul(g, weight, false, false), // [n, out]·[out, in]
+      weight: () => matMul(g, x, true, false), // [n, out]ᵀ·[n, in]
+      bias: () => run1(be, 'BiasAddGrad', [at.type('T'), at.string('data_format', 'NHWC')], [g]),
+    };
+  },
+});
+
+/**
+ * PyTorch's nn.Linear (+ activation): x [n, in] · weightᵀ [out, in] + bias [out] → [n, out],
+ * then ReLU or tanh if asked. Weights stay in PyTorch's [out, in] layout.
+ */
+export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D, activation: LinearActivation = 'linear'): tf.Tensor2D {
+  if (!fusedKernelsActive()) {
+    return tf.tidy((): tf.Tensor2D => {
+      const y = tf.fused.matMul({ a: x, b: weight, transposeB: true, bias, activation: activation === 'relu' ? 'relu' : 'linear' });
+      return (activation === 'tanh' ? tf.tanh(y) : y) as tf.Tensor2D;
+    });
+  }
+  return tf.engine().runKernel(LINEAR_KERNEL, { x, weight, bias }, { activation } satisfies LinearAttrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+const L2_KERNEL = 'DcfL2NormalizeRows';
+/** PyTorch's F.normalize default ε: rows shorter than this are divided by ε instead. */
+export const L2_EPS = 1e-12;
+
+registerKernel({
+  kernelName: L2_KERNEL,
+  backendName: BACKEND,
+  kernelFunc: ({ inputs, backend }) => {
+    const be = nativeBackend(backend);
+    const at = attrs(be);
+    const b = be.binding;
+    const T = [at.type('T')];
+    const axis = b.createTensor([1], b.TF_INT32, Int32Array.of(1));
+    const eps = b.createTensor([], b.TF_FLOAT, Float32Array.of(L2_EPS));
+    const temps: number[] = [];
+    try {
+      const [xId] = be.getInputTensorIds([inputs.x as tf.TensorInfo]);
+      const op = (name: string, opAttrs: OpAttr[], ids: number[]) => b.executeOp(name, opAttrs, ids, 1)[0];
+      const sq = op('Square', T, [xId]);
+      temps.push(sq.id);
+      const sum = op('Sum', [at.bool('keep_dims', true), at.type('T'), at.type('Tidx', 'int32')], [sq.id, axis]);
+      temps.push(sum.id);
+      const norm = op('Sqrt', T, [sum.id]);
+      temps.push(norm.id);
+      const denom = op('Maximum', T, [norm.id, eps]); // [k, 1]
+      const y = op('RealDiv', T, [xId, denom.id]);
+      // Outputs: the rows divided by max(‖row‖, ε), and that divisor (for the gradient).
+      return [be.createOutputTensor(y), be.createOutputTensor(denom)];
+    } finally {
+      for (const id of [axis, eps, ...temps]) b.deleteTensor(id);
+    }
+  },
+});
+
+registerGradient({
+  kernelName: L2_KERNEL,
+  outputsToSave: [true, true],
+  gradFunc: (dys, saved) => {
+    const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
+    const [y, denom] = saved;
+    // d(x/‖x‖) = (dy − y·Σ(dy·y)) / ‖x‖ where ‖x‖ > ε; below ε the divisor is the constant ε.
+    return {
+      x: () =>
+        tf.tidy(() => {
+          const along = tf.mul(y, tf.sum(tf.mul(dy, y), 1, true));
+          const active = tf.cast(tf.greater(denom, L2_EPS), 'float32');
+          return tf.div(tf.sub(dy, tf.mul(along, active)), denom);
+        }),
+    };
+  },
+});
+
+/** Each row of x [k, d] divided by max(its L2 norm, 1e-12): PyTorch's F.normalize(x, dim=1). */
+export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
+  if (!fusedKernelsActive()) {
+    return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), L2_EPS)) as tf.Tensor2D);
+  }
+  const [y, denom] = tf.engine().runKernel(L2_KERNEL, { x }, {}) as tf.Tensor[];
+  denom.dispose();
+  return y as tf.Tensor2D;
 }
 
 // ---- Adam's update over flat moments --------------------------------------------------------------

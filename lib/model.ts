@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Adapter } from './adapter';
 import { architectureDifferences, architectureOf, architectureProblems, LAB_ARCHITECTURE, type Architecture } from './architecture';
 import { EMBED_DIM, FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from './config';
+import { l2NormalizeRows, linear } from './kernels';
 import { deriveSeed, mulberry32, randomNormal } from './random';
 import { BatchNorm2d, ResNet18Stem, hwioToOihw, oihwToHwio, variableFrom, type BnMode } from './resnet';
 import { readPretrainedBackbone } from './weights';
@@ -302,11 +303,12 @@ class LabNet implements Net {
   classFilters(): tf.Tensor2D {
     return tf.tidy(() => {
       if (this.variant === 'static') return this.dc!.clone() as tf.Tensor2D;
-      const h = tf.fused.matMul({ a: this.embed as tf.Tensor2D, b: this.gen0w as tf.Tensor2D, transposeB: true, bias: this.gen0b, activation: 'relu' });
-      const g = tf.tanh(tf.fused.matMul({ a: h, b: this.gen2w as tf.Tensor2D, transposeB: true, bias: this.gen2b })); // [10, 64]
-      if (!this.architecture.filterNorm) return g as tf.Tensor2D;
+      // lib/kernels: one TensorFlow kernel or two per layer, forward and backward.
+      const h = linear(this.embed as tf.Tensor2D, this.gen0w as tf.Tensor2D, this.gen0b as tf.Tensor1D, 'relu');
+      const g = linear(h, this.gen2w as tf.Tensor2D, this.gen2b as tf.Tensor1D, 'tanh'); // [10, 64]
+      if (!this.architecture.filterNorm) return g;
       // F.normalize(g, dim=1): g / max(‖g‖, 1e-12).
-      return tf.div(g, tf.maximum(tf.norm(g, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D;
+      return l2NormalizeRows(g);
     });
   }
 
@@ -346,8 +348,8 @@ class LabNet implements Net {
   private scores(maps: tf.Tensor3D): tf.Tensor2D {
     const [b, k, n] = maps.shape;
     const flat = tf.reshape(maps, [b * k, n]) as tf.Tensor2D;
-    const h = tf.fused.matMul({ a: flat, b: this.score0w as tf.Tensor2D, transposeB: true, bias: this.score0b, activation: 'relu' });
-    const s = tf.fused.matMul({ a: h, b: this.score2w as tf.Tensor2D, transposeB: true, bias: this.score2b }); // [b·10, 1]
+    const h = linear(flat, this.score0w as tf.Tensor2D, this.score0b as tf.Tensor1D, 'relu');
+    const s = linear(h, this.score2w as tf.Tensor2D, this.score2b as tf.Tensor1D); // [b·10, 1]
     return tf.reshape(s, [b, k]) as tf.Tensor2D;
   }
 

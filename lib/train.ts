@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
+import { crossEntropy as sparseCrossEntropy } from './kernels';
 import { architectureOf } from './architecture';
 import { activeBackend, assertFastBackend, describeBackend, initBackend } from './backend';
 import { batches, numBatches, splitValidation } from './batches';
@@ -153,6 +154,8 @@ export class DivergedError extends Error {
 
 /** Mean cross-entropy of logits [batch, 10] against labels [batch] (PyTorch's label_smoothing). */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, labelSmoothing = 0): tf.Scalar {
+  // Without smoothing: one TensorFlow kernel for the loss and its gradient (lib/kernels).
+  if (labelSmoothing === 0) return sparseCrossEntropy(logits, labels);
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits);
     let target = tf.cast(tf.oneHot(labels, NUM_CLASSES), 'float32');

@@ -2,7 +2,7 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adamUpdate, addRelu, batchNormTrain, crossEntropy, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/kernels';
+import { adamUpdate, addRelu, batchNormTrain, crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/kernels';
 import { mulberry32, randomNormal } from '../lib/random';
 
 afterAll(() => {
@@ -143,6 +143,47 @@ describe('maxPool with explicit padding', () => {
       }
     });
   }
+});
+
+describe('linear', () => {
+  for (const activation of ['linear', 'relu', 'tanh'] as const) {
+    it(`is x·Wᵀ + b (${activation}) with the composite gradients for x, W and b`, () => {
+      const x = normal([7, 5], 81);
+      const weight = normal([4, 5], 82, 0, 0.5);
+      const bias = normal([4], 83);
+      const w = normal([7, 4], 84);
+      const { fused, plain } = both(() =>
+        valueAndGrads((xx, ww, bb) => linear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, activation), [x, weight, bias], w),
+      );
+      expect(fused.y.shape).toEqual([7, 4]);
+      expectClose(fused, plain, 1e-5);
+      // By hand for element [0, 0].
+      const xs = x.dataSync(), ws = weight.dataSync();
+      let z = bias.dataSync()[0];
+      for (let i = 0; i < 5; i++) z += xs[i] * ws[i];
+      const expected = activation === 'relu' ? Math.max(z, 0) : activation === 'tanh' ? Math.tanh(z) : z;
+      expect(fused.y.dataSync()[0]).toBeCloseTo(expected, 5);
+    });
+  }
+});
+
+describe('l2NormalizeRows', () => {
+  it('is F.normalize(x, dim=1) with the composite gradient', () => {
+    const x = normal([3, 6], 91, 0.3, 2);
+    const w = normal([3, 6], 92);
+    const { fused, plain } = both(() => valueAndGrads((xx) => l2NormalizeRows(xx as tf.Tensor2D), [x], w));
+    expectClose(fused, plain, 1e-5);
+    const norms = tf.norm(fused.y, 'euclidean', 1).dataSync();
+    expect(Array.from(norms).map((n) => Number(n.toFixed(5)))).toEqual([1, 1, 1]);
+  });
+
+  it('divides a zero row by ε like PyTorch (finite gradient dy / ε, where TF.js’s norm gives NaN)', () => {
+    const x = tf.concat([normal([1, 4], 93), tf.zeros([1, 4])]);
+    const w = tf.ones([2, 4]);
+    const { y, grads } = valueAndGrads((xx) => l2NormalizeRows(xx as tf.Tensor2D), [x], w);
+    expect(Array.from(tf.slice(y, [1, 0], [1, 4]).dataSync())).toEqual([0, 0, 0, 0]);
+    expect(Array.from(tf.slice(grads[0], [1, 0], [1, 4]).dataSync())).toEqual([1e12, 1e12, 1e12, 1e12].map(Math.fround));
+  });
 });
 
 describe('crossEntropy', () => {
