@@ -240,7 +240,7 @@ h3 { margin-bottom: 4px; break-after: avoid; } .dcf-meta { color: #666; font-siz
 table.dcf-table { border-collapse: collapse; margin: 12px 0; font-size: 12.5px; break-inside: avoid; }
 table.dcf-table caption { text-align: left; font-weight: bold; margin-bottom: 4px; }
 table.dcf-table th, table.dcf-table td { border-bottom: 1px solid #ddd; padding: 4px 8px; vertical-align: top; }
-table.dcf-table th { background: #f3f6fa; }
+table.dcf-table th { background: #f3f6fa; } table.dcf-table td code { white-space: nowrap; }
 figure { margin: 16px 0; break-inside: avoid; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 12.5px; color: #555; } code { background: #f4f4f4; padding: 0 3px; border-radius: 3px; }
 .dcf-placeholder { background: #fff8e1; border-left: 4px solid #f0b400; padding: 6px 10px; }
