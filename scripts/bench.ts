@@ -12,7 +12,8 @@
  * timed for `--steps` steps after `--warmup` untimed ones; images/s = batch / median step time.
  * The machine is shared, so the two frameworks take turns: each of `--rounds` rounds runs a
  * block of PyTorch steps, then a block of ours, so both see the same load. Also reported: CPU
- * time per step (each process's own), which load disturbs much less than wall time.
+ * time per step (each process's own), which load disturbs less than wall time, and the ratio of
+ * the fastest steps (each side's best step is the one least disturbed by other processes).
  *
  * Also: the time of one epoch of 50,000 images estimated from the median step; with
  * --full-epoch, one real epoch of the lab's training (lib/train: data, augmentation off, test
@@ -46,7 +47,7 @@ const USAGE = `usage: npm run bench -- [options]
   --modes LIST         train,infer (default both)
   --steps N            timed steps per figure and framework (default 12; --quick 6)
   --warmup N           untimed steps first (default 3; --quick 2)
-  --rounds N           alternations PyTorch/ours the steps are split into (default 3; --quick 2)
+  --rounds N           alternations PyTorch/ours the steps are split into (default 4; --quick 2)
   --no-torch           ours only (no ratios)
   --torch-passive      run PyTorch with OMP_WAIT_POLICY=PASSIVE: on a busy machine its OpenMP
                        threads otherwise spin for CPU the others need (default: as shipped)
@@ -111,7 +112,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     throw new UsageError((err as Error).message);
   }
   const steps = int('steps', v.steps, quick ? 6 : 12, 1);
-  const rounds = Math.min(steps, int('rounds', v.rounds, quick ? 2 : 3, 1));
+  const rounds = Math.min(steps, int('rounds', v.rounds, quick ? 2 : 4, 1));
   return {
     batchSizes,
     variants,
@@ -271,6 +272,10 @@ interface Row {
   ratio: number | null;
   /** PyTorch CPU ms per step ÷ ours (> 1: we need less CPU). */
   cpuRatio: number | null;
+  oursBestMs: number;
+  torchBestMs: number | null;
+  /** PyTorch's fastest step ÷ ours (> 1: we are faster). */
+  bestRatio: number | null;
   /** Seconds for 50,000 images at the median step time (train); measured for mode 'epoch'. */
   epochSeconds: number;
   torchEpochSeconds: number | null;
@@ -304,6 +309,9 @@ const SCHEMA: Record<keyof Row, DataType> = {
   torchCpuMs: pl.Float64,
   ratio: pl.Float64,
   cpuRatio: pl.Float64,
+  oursBestMs: pl.Float64,
+  torchBestMs: pl.Float64,
+  bestRatio: pl.Float64,
   epochSeconds: pl.Float64,
   torchEpochSeconds: pl.Float64,
   machineBusy: pl.Float64,
@@ -408,6 +416,9 @@ async function main(): Promise<number> {
           torchMs, torchImagesPerSecond: torchMs ? (batch * 1000) / torchMs : null, torchCpuMs: torch ? median(theirs.cpu) : null,
           ratio: torchMs ? torchMs / oursMs : null,
           cpuRatio: torch ? median(theirs.cpu) / median(ours.cpu) : null,
+          oursBestMs: Math.min(...ours.wall),
+          torchBestMs: torch ? Math.min(...theirs.wall) : null,
+          bestRatio: torch ? Math.min(...theirs.wall) / Math.min(...ours.wall) : null,
           epochSeconds: (oursMs * perEpoch) / 1000,
           torchEpochSeconds: torchMs ? (torchMs * perEpoch) / 1000 : null,
           machineBusy: cpuBefore && cpuAfter ? (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) : null,
@@ -438,6 +449,7 @@ async function main(): Promise<number> {
         ...base, variant: LAB_RECIPE.variant, batch, mode: 'epoch', steps: Math.ceil(e.train.images / batch),
         oursMs: (e.train.seconds * 1000 * batch) / e.train.images, oursImagesPerSecond: e.train.imagesPerSecond, oursCpuMs: NaN,
         torchMs: null, torchImagesPerSecond: null, torchCpuMs: null, ratio: null, cpuRatio: null,
+        oursBestMs: NaN, torchBestMs: null, bestRatio: null,
         epochSeconds: e.train.seconds, torchEpochSeconds: null,
         machineBusy: cpuBefore && cpuAfter ? (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) : null,
         maxRssMb: rssMb(), tensorsBefore, tensorsAfter: tf.memory().numTensors,
@@ -450,7 +462,7 @@ async function main(): Promise<number> {
   }
 
   // ---- report
-  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ms ours/PyTorch', 'CPU ratio', 'epoch s (ours/PyTorch)', 'busy', 'tensors'].join(' | '));
+  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ms ours/PyTorch', 'CPU ratio', 'best ratio', 'epoch s (ours/PyTorch)', 'busy', 'tensors'].join(' | '));
   for (const r of rows) {
     console.log([
       r.variant.padEnd(7), String(r.batch).padStart(5), r.mode.padEnd(5),
@@ -459,13 +471,15 @@ async function main(): Promise<number> {
       fmt(r.oursMs, 1).padStart(7), fmt(r.torchMs, 1).padStart(10),
       `${fmt(r.oursCpuMs)} / ${fmt(r.torchCpuMs)}`.padStart(19),
       (r.cpuRatio === null ? '—' : `${r.cpuRatio.toFixed(2)}×`).padStart(9),
+      (r.bestRatio === null ? '—' : `${r.bestRatio.toFixed(2)}×`).padStart(10),
       `${fmt(r.epochSeconds)} / ${fmt(r.torchEpochSeconds)}`.padStart(22),
       r.machineBusy === null ? '—' : `${(r.machineBusy * 100).toFixed(0)}%`,
       `${r.tensorsBefore}→${r.tensorsAfter}`,
     ].join(' | '));
   }
   const grew = rows.filter((r) => r.tensorsAfter > r.tensorsBefore);
-  console.log(`\nratio = ours images/s ÷ PyTorch images/s (wall clock, > 1: we are faster); CPU ratio = PyTorch CPU time per step ÷ ours.`);
+  console.log(`\nratio = ours images/s ÷ PyTorch images/s (median wall-clock step, > 1: we are faster); CPU ratio = PyTorch CPU time per step ÷ ours;`);
+  console.log(`best ratio = PyTorch's fastest step ÷ ours (the steps least disturbed by other processes).`);
   console.log(`busy = share of all ${os.cpus().length} CPUs in use during the figure (both frameworks plus everything else on the machine).`);
   console.log(`peak memory (maxRSS) ${rssMb().toFixed(0)} MB; live tensors ${tensorsAtStart} at start, ${tf.memory().numTensors} at end` +
     (grew.length ? `; GREW during ${grew.map((r) => `${r.variant}/${r.batch}/${r.mode}`).join(', ')}` : ' (flat)'));
