@@ -30,14 +30,15 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 }
 
 /**
- * Removes temporary files left in `dir` by processes that no longer run (an interrupted write),
- * leaving those of live processes alone.
+ * Removes temporary files (`.<name>.<pid>.tmp` from writeFileAtomic, `<name>.<pid>.tmp` from
+ * writers that name their own) left in `dir` by processes that no longer run (an interrupted
+ * write), leaving those of live processes alone.
  */
 export function removeStaleTempFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
   const removed: string[] = [];
   for (const name of fs.readdirSync(dir)) {
-    const match = /^\..+\.(\d+)\.tmp$/.exec(name);
+    const match = /\.(\d+)\.tmp$/.exec(name);
     if (!match) continue;
     const pid = Number(match[1]);
     if (pid === process.pid || isAlive(pid)) continue;
@@ -47,7 +48,8 @@ export function removeStaleTempFiles(dir: string): string[] {
   return removed;
 }
 
-function isAlive(pid: number): boolean {
+/** True while process `pid` runs (EPERM: it runs, as another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

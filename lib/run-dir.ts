@@ -19,7 +19,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from './atomic-file';
+import { isAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-file';
 import { checkpointPath, type CheckpointKind } from './checkpoint';
 import { checkRunName, validateConfig, type TrainConfig } from './train-config';
 
@@ -122,7 +122,7 @@ export class RunDir {
    */
   recover(): 'none' | 'committed' | 'discarded' {
     this.removeOldCopies();
-    for (const d of [this.dir, path.join(this.dir, 'metrics')]) removeDeadTempFiles(d);
+    for (const d of [this.dir, path.join(this.dir, 'metrics')]) removeStaleTempFiles(d);
     if (!fs.existsSync(this.staging)) return 'none';
     if (fs.existsSync(this.checkpoint('last', this.staging))) {
       this.commitFresh();
@@ -158,23 +158,3 @@ export class RunDir {
   }
 }
 
-/**
- * Deletes `<name>.<pid>.tmp` and `.<name>.<pid>.tmp` files of processes that no longer run: what
- * a write interrupted by a crash leaves (the real file it was replacing is intact).
- */
-function removeDeadTempFiles(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  for (const name of fs.readdirSync(dir)) {
-    const m = /\.(\d+)\.tmp$/.exec(name);
-    if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
