@@ -3,8 +3,8 @@
  * (python/bench_torch.py, CPU, same thread count), side by side in one run.
  *
  *   npm run bench -- [--batch-sizes 64,128,256] [--variants dynamic,static] [--modes train,infer]
- *                    [--steps 12] [--warmup 3] [--rounds 3] [--no-torch] [--full-epoch]
- *                    [--quick] [--no-save] [--out results/bench.parquet]
+ *                    [--steps 12] [--warmup 3] [--rounds 4] [--no-torch] [--torch-passive]
+ *                    [--full-epoch] [--quick] [--no-save] [--out results/bench.parquet]
  *
  * Per variant (head), batch size and mode:
  *   train  one optimisation step: forward in training mode, cross-entropy, backward, Adam update
@@ -13,13 +13,15 @@
  * The machine is shared, so the two frameworks take turns: each of `--rounds` rounds runs a
  * block of PyTorch steps, then a block of ours, so both see the same load. Also reported: CPU
  * time per step (each process's own), which load disturbs less than wall time, and the ratio of
- * the fastest steps (each side's best step is the one least disturbed by other processes).
+ * the fastest steps (each side's best step is the one least disturbed by other processes), and
+ * the share of the CPUs other processes took meanwhile. PyTorch's OpenMP threads spin-wait,
+ * which costs it dearly on a busy machine: --torch-passive sets OMP_WAIT_POLICY=PASSIVE.
  *
  * Also: the time of one epoch of 50,000 images estimated from the median step; with
  * --full-epoch, one real epoch of the lab's training (lib/train: data, augmentation off, test
  * evaluation, checkpoints) measured end to end; the peak resident memory of this process
- * (maxRSS); the live tensor count before and after each measurement (it must not grow).
- * Rows are appended to results/bench.parquet (read, append, temporary file, rename).
+ * (maxRSS); the live tensor count before and after each measurement (it must not grow; the
+ * exit code is 1 if it did). Rows are appended to results/bench.parquet (read, append, temporary file, rename).
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as fs from 'fs';
@@ -137,6 +139,9 @@ interface Timings {
 
 class TorchBench {
   private readonly proc: ChildProcessWithoutNullStreams;
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
   private readonly lines: AsyncIterator<string>;
   version = '';
   threads = 0;
@@ -225,16 +230,33 @@ function splitSteps(steps: number, rounds: number): number[] {
 
 // ---- machine load --------------------------------------------------------------------------------
 
-/** Busy and total jiffies of all CPUs (/proc/stat), to tell how busy the machine was. */
-function cpuTimes(): { busy: number; total: number } | undefined {
+/** CPU clock ticks (USER_HZ) of a process: utime + stime from /proc/<pid>/stat. */
+function processTicks(pid: number | 'self'): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the line)
+}
+
+/**
+ * Busy and total ticks of all CPUs (/proc/stat) and the ticks used by this process and the
+ * PyTorch child, to tell how much of the machine OTHER processes took during a measurement.
+ */
+function cpuTimes(childPid?: number): { busy: number; total: number; ours: number } | undefined {
   try {
     const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const idle = f[3] + (f[4] ?? 0);
     const total = f.reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
+    const ours = processTicks('self') + (childPid ? processTicks(childPid) : 0);
+    return { busy: total - idle, total, ours };
   } catch {
     return undefined;
   }
+}
+
+/** Share of all CPUs' time taken by other processes between two cpuTimes() readings. */
+function othersShare(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
+  if (!a || !b || b.total === a.total) return null;
+  return Math.max(0, b.busy - a.busy - (b.ours - a.ours)) / (b.total - a.total);
 }
 
 function gitCommit(): string {
@@ -279,7 +301,7 @@ interface Row {
   /** Seconds for 50,000 images at the median step time (train); measured for mode 'epoch'. */
   epochSeconds: number;
   torchEpochSeconds: number | null;
-  /** Fraction of the machine's CPU time that was busy during the measurement (all processes). */
+  /** Share of the machine's CPU time that OTHER processes used during the measurement. */
   machineBusy: number | null;
   maxRssMb: number;
   tensorsBefore: number;
@@ -389,7 +411,7 @@ async function main(): Promise<number> {
       };
       for (const mode of opts.modes) {
         const tensorsBefore = tf.memory().numTensors;
-        const cpuBefore = cpuTimes();
+        const cpuBefore = cpuTimes(torch?.pid);
         for (let i = 0; i < opts.warmup; i++) steps[mode]();
         if (torch && opts.warmup > 0) await torch.run(variant, batch, mode, 0, opts.warmup);
         const ours: Timings = { wall: [], cpu: [] };
@@ -406,7 +428,7 @@ async function main(): Promise<number> {
           ours.wall.push(...o.wall);
           ours.cpu.push(...o.cpu);
         }
-        const cpuAfter = cpuTimes();
+        const cpuAfter = cpuTimes(torch?.pid);
         const oursMs = median(ours.wall);
         const torchMs = torch ? median(theirs.wall) : null;
         const perEpoch = Math.ceil(TRAIN_IMAGES / batch);
@@ -421,7 +443,7 @@ async function main(): Promise<number> {
           bestRatio: torch ? Math.min(...theirs.wall) / Math.min(...ours.wall) : null,
           epochSeconds: (oursMs * perEpoch) / 1000,
           torchEpochSeconds: torchMs ? (torchMs * perEpoch) / 1000 : null,
-          machineBusy: cpuBefore && cpuAfter ? (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) : null,
+          machineBusy: othersShare(cpuBefore, cpuAfter),
           maxRssMb: rssMb(),
           tensorsBefore, tensorsAfter: tf.memory().numTensors,
         });
@@ -451,7 +473,7 @@ async function main(): Promise<number> {
         torchMs: null, torchImagesPerSecond: null, torchCpuMs: null, ratio: null, cpuRatio: null,
         oursBestMs: NaN, torchBestMs: null, bestRatio: null,
         epochSeconds: e.train.seconds, torchEpochSeconds: null,
-        machineBusy: cpuBefore && cpuAfter ? (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total) : null,
+        machineBusy: othersShare(cpuBefore, cpuAfter),
         maxRssMb: rssMb(), tensorsBefore, tensorsAfter: tf.memory().numTensors,
       });
       console.log(`\nfull epoch (lib/train, batch ${batch}): train ${e.train.seconds.toFixed(1)} s (${e.train.imagesPerSecond.toFixed(0)} img/s), ` +
@@ -462,7 +484,7 @@ async function main(): Promise<number> {
   }
 
   // ---- report
-  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ms ours/PyTorch', 'CPU ratio', 'best ratio', 'epoch s (ours/PyTorch)', 'busy', 'tensors'].join(' | '));
+  console.log('\n' + ['variant', 'batch', 'mode', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours ms', 'PyTorch ms', 'CPU ms ours/PyTorch', 'CPU ratio', 'best ratio', 'epoch s (ours/PyTorch)', 'others', 'tensors'].join(' | '));
   for (const r of rows) {
     console.log([
       r.variant.padEnd(7), String(r.batch).padStart(5), r.mode.padEnd(5),
@@ -480,7 +502,14 @@ async function main(): Promise<number> {
   const grew = rows.filter((r) => r.tensorsAfter > r.tensorsBefore);
   console.log(`\nratio = ours images/s ÷ PyTorch images/s (median wall-clock step, > 1: we are faster); CPU ratio = PyTorch CPU time per step ÷ ours;`);
   console.log(`best ratio = PyTorch's fastest step ÷ ours (the steps least disturbed by other processes).`);
-  console.log(`busy = share of all ${os.cpus().length} CPUs in use during the figure (both frameworks plus everything else on the machine).`);
+  console.log(`others = share of all ${os.cpus().length} CPUs taken by OTHER processes during the figure (0%: a quiet machine).`);
+  const busy = rows.filter((r) => (r.machineBusy ?? 0) > 0.25);
+  if (torch && !opts.torchPassive && busy.length) {
+    console.log(
+      `note: other processes took over 25% of the CPUs during ${busy.length} of ${rows.length} figures. PyTorch's OpenMP threads spin-wait ` +
+        'and lose much more than TensorFlow on a busy machine; rerun with --torch-passive (OMP_WAIT_POLICY=PASSIVE) for the fairer comparison.',
+    );
+  }
   console.log(`peak memory (maxRSS) ${rssMb().toFixed(0)} MB; live tensors ${tensorsAtStart} at start, ${tf.memory().numTensors} at end` +
     (grew.length ? `; GREW during ${grew.map((r) => `${r.variant}/${r.batch}/${r.mode}`).join(', ')}` : ' (flat)'));
   if (opts.save) {
