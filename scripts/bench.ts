@@ -243,7 +243,8 @@ function processTicks(pid: number | 'self'): number {
  */
 function cpuTimes(childPid?: number): { busy: number; total: number; ours: number } | undefined {
   try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user/nice).
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
     const idle = f[3] + (f[4] ?? 0);
     const total = f.reduce((a, b) => a + b, 0);
     const ours = processTicks('self') + (childPid ? processTicks(childPid) : 0);
