@@ -165,7 +165,7 @@ export function trainingCurves(rows: readonly EpochPoint[], opts: CurveOptions =
     annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });
-  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, tickformat: '.0%' });
+  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, tickformat: '.1~%' });
   if (maxEpoch(rows) > 20) {
     delete (layout[lossCell.xKey] as Record<string, unknown>).dtick;
     delete (layout[accCell.xKey] as Record<string, unknown>).dtick;
@@ -217,7 +217,7 @@ export function stepCurves(steps: readonly StepPoint[], opts: { runs?: readonly 
     annotations: [cellTitle(lossCell, 'Loss per step'), cellTitle(accCell, 'Batch accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'step' } }, { ...GRID_AXIS });
-  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'step' } }, { ...GRID_AXIS, tickformat: '.0%' });
+  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'step' } }, { ...GRID_AXIS, tickformat: '.1~%' });
   return { data, layout };
 }
 
@@ -271,7 +271,7 @@ export function variantComparison(
     annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
   };
   axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });
-  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, tickformat: '.0%' });
+  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, tickformat: '.1~%' });
   return { data, layout };
 }
 
