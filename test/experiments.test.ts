@@ -2,7 +2,6 @@
 // images): the table has every experiment of the issue; the runner skips finished runs, resumes
 // partial ones from their last checkpoint, records diverged ones, refuses mismatched configs
 // without touching anything; the Parquet tables read back.
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -19,6 +18,7 @@ import { readRunEpochs } from '../lib/metrics';
 import { describeState } from '../lib/model';
 import { train } from '../lib/train';
 import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from '../lib/train-config';
+import { fileDigests } from './helpers/files';
 
 let resultsDir: string;
 let runsDir: string;
@@ -34,19 +34,6 @@ const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
   name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
   config: trainConfig({ run: name, epochs: 1, limitTrain: 128, limitTest: 64, logEvery: 1, ...over }),
 });
-
-function fingerprint(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  if (fs.existsSync(dir)) walk(dir);
-  return out;
-}
 
 describe('the experiment table', () => {
   it('names every experiment once, each its own run, and covers every group of the issue', () => {
@@ -136,21 +123,21 @@ describe('runExperiments', () => {
     expect(experimentStatus(b, runsDir).bestAccuracy).toBeGreaterThanOrEqual(0);
 
     // Again: nothing to do, nothing written.
-    const before = fingerprint(runsDir);
+    const before = fileDigests(runsDir);
     const again = await runExperiments({ experiments: table, runsDir, data });
     expect(again.map((o) => o.result)).toEqual(['skipped', 'skipped']);
-    expect(fingerprint(runsDir)).toEqual(before);
+    expect(fileDigests(runsDir)).toEqual(before);
   });
 
   it('refuses to start when a run of the same name has another config, says what differs, and changes nothing', async () => {
     const c = tiny('c');
     await train({ ...c.config, lr: 5e-4, augment: true }, { runsDir, data });
     const d = tiny('d');
-    const before = fingerprint(runsDir);
+    const before = fileDigests(runsDir);
     await expect(runExperiments({ experiments: [c, d], runsDir, data })).rejects.toThrow(
       /refusing to run.*c \(mismatch\):\s+lr: the run has 0\.0005, the experiment wants 0\.001\s+augment: the run has true, the experiment wants false/s,
     );
-    expect(fingerprint(runsDir)).toEqual(before); // d was not trained either
+    expect(fileDigests(runsDir)).toEqual(before); // d was not trained either
     expect(experimentStatus(d, runsDir).state).toBe('not-started');
     // Bookkeeping fields are not a mismatch.
     expect(experimentStatus({ ...c, config: { ...c.config, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe('mismatch');

@@ -13,6 +13,7 @@ import { loadNetFromStateFile } from '../lib/predict';
 import { parseTrainArgs } from '../lib/train-cli';
 import { LAB_RECIPE, trainConfig, validateConfig } from '../lib/train-config';
 import { recipeTensor } from './helpers/golden';
+import { gradNorms, oneHotLoss } from './helpers/grads';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-arch-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -21,22 +22,9 @@ const images = (n = 4, seed = 5) => tf.tensor4d(recipeTensor([n, 32, 32, 3], see
 const labels = tf.tensor1d([1, 5, 9, 0], 'int32');
 const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 
-function loss(net: Net, x: tf.Tensor4D): tf.Scalar {
-  const logits = net.forward(x, true);
-  return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, 10), tf.logSoftmax(logits)), 1))) as tf.Scalar;
-}
-
-function gradNorms(net: Net, x: tf.Tensor4D): Map<string, number> {
-  const vars = net.trainable();
-  const { value, grads } = tf.variableGrads(() => loss(net, x), [...vars.values()]);
-  const out = new Map([...vars].map(([name, v]) => [name, tf.tidy(() => tf.norm(grads[v.name]).dataSync()[0])]));
-  tf.dispose([value, ...Object.values(grads)]);
-  return out;
-}
-
 function adamStep(net: Net, adam: Adam, x: tf.Tensor4D): void {
   const vars = net.trainable();
-  const { value, grads } = tf.variableGrads(() => loss(net, x), [...vars.values()]);
+  const { value, grads } = tf.variableGrads(() => oneHotLoss(net, x, labels), [...vars.values()]);
   const named = Object.fromEntries([...vars].map(([name, v]) => [name, grads[v.name]]));
   adam.step(named);
   tf.dispose([value, ...Object.values(grads)]);
@@ -175,7 +163,7 @@ describe('adapter', () => {
     expect(trainable.filter((k) => k.startsWith('backbone.'))).toEqual([]);
     expect(trainable.filter((k) => k.startsWith('adapter.'))).toEqual(['adapter.conv.weight', 'adapter.bn.weight', 'adapter.bn.bias']);
     const x = images();
-    let norms = gradNorms(net, x);
+    let norms = gradNorms(net, x, labels);
     expect(norms.get('adapter.bn.weight')).toBeGreaterThan(1e-6);
     expect(norms.get('adapter.bn.bias')).toBeGreaterThan(1e-6);
     const backboneBefore = values(net, 'backbone.');
@@ -183,7 +171,7 @@ describe('adapter', () => {
     const adam = new Adam(net.trainable(), { lr: 1e-2 });
     adamStep(net, adam, x);
     // After one step γ ≠ 0, and the convolution's gradient is no longer zero.
-    norms = gradNorms(net, x);
+    norms = gradNorms(net, x, labels);
     for (const name of ['adapter.conv.weight', 'adapter.bn.weight', 'adapter.bn.bias']) expect(norms.get(name), name).toBeGreaterThan(1e-6);
     const backboneAfter = values(net, 'backbone.');
     const adapterAfter = values(net, 'adapter.');

@@ -9,25 +9,13 @@ import { createNet, expectedStateShapes, type Net } from '../lib/model';
 import { readModelState, writeModelState } from '../lib/weights';
 import { recordsToTensors } from '../lib/safetensors';
 import { recipeTensor } from './helpers/golden';
+import { gradNorms } from './helpers/grads';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-model-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const images = (n = 4, seed = 5) => tf.tensor4d(recipeTensor([n, 32, 32, 3], seed, 0, 2), [n, 32, 32, 3]);
 const labels = tf.tensor1d([1, 5, 9, 0], 'int32');
-
-function loss(net: Net, x: tf.Tensor4D): tf.Scalar {
-  const logits = net.forward(x, true);
-  return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, 10), tf.logSoftmax(logits)), 1))) as tf.Scalar;
-}
-
-function gradNorms(net: Net, x: tf.Tensor4D): Map<string, number> {
-  const vars = net.trainable();
-  const { value, grads } = tf.variableGrads(() => loss(net, x), [...vars.values()]);
-  const out = new Map([...vars].map(([name, v]) => [name, tf.tidy(() => tf.norm(grads[v.name]).dataSync()[0])]));
-  tf.dispose([value, ...Object.values(grads)]);
-  return out;
-}
 
 function snapshot(net: Net): Record<string, number[]> {
   const state = net.stateDict();
@@ -40,7 +28,7 @@ describe('dynamic head', () => {
   it('passes non-zero gradients to the embeddings and the generator (the filters stay in the graph)', () => {
     const net = createNet('dynamic', { seed: 3 });
     const x = images();
-    const norms = gradNorms(net, x);
+    const norms = gradNorms(net, x, labels);
     for (const name of ['embed.weight', 'gen.0.weight', 'gen.0.bias', 'gen.2.weight', 'gen.2.bias', 'score.0.weight', 'backbone.conv1.weight', 'backbone.bn1.weight']) {
       expect(norms.get(name), name).toBeGreaterThan(1e-6);
     }
@@ -138,7 +126,7 @@ describe('BatchNorm and freezing', () => {
     const evalLogits = net.forward(x, false);
     expect(tf.max(tf.abs(tf.sub(train, evalLogits))).dataSync()[0]).toBe(0);
     expect(snapshot(net)).toEqual(before);
-    const norms = gradNorms(net, x);
+    const norms = gradNorms(net, x, labels);
     expect(norms.get('gen.0.weight')).toBeGreaterThan(0);
     tf.dispose([x, train, evalLogits]);
     net.dispose();

@@ -1,6 +1,5 @@
 // The training loop on small real slices of CIFAR-10 (256 train / 128 test images, batches of
 // 64: four steps an epoch): checkpoints, metrics, resume, determinism, faults, isolation.
-import { createHash } from 'crypto';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -13,6 +12,7 @@ import { PATHS } from '../lib/config';
 import { readRunEpochs, readStepRows, type EpochRow } from '../lib/metrics';
 import { DivergedError, train, type TrainEvent } from '../lib/train';
 import { trainConfig, type TrainConfig } from '../lib/train-config';
+import { fileDigests } from './helpers/files';
 
 let runsDir: string;
 let data: { train: Cifar10Split; test: Cifar10Split };
@@ -25,19 +25,6 @@ const small = (run: string, over: Partial<TrainConfig> = {}) =>
   trainConfig({ run, epochs: 2, batchSize: 64, limitTrain: 256, limitTest: 128, logEvery: 1, ...over });
 
 /** Every file under `dir` (recursively) with its SHA-256: "nothing changed" means equal maps. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 const numbers = (r: EpochRow) => ({ split: r.split, loss: r.loss, accuracy: r.accuracy, perClassAccuracy: r.perClassAccuracy });
 const epochOf = (rows: EpochRow[], e: number) => rows.filter((r) => r.epoch === e).map(numbers);
 
@@ -91,7 +78,7 @@ describe('train()', () => {
   });
 
   it('same seed gives the same first epoch; resuming after epoch 1 reproduces epoch 2 exactly; other runs untouched', async () => {
-    const x = snapshot(path.join(runsDir, 'x'));
+    const x = fileDigests(path.join(runsDir, 'x'));
     const one = await train(small('y', { epochs: 1 }), { runsDir, data });
     expect(one).toMatchObject({ status: 'trained', epoch: 1 });
     const xRows = readRunEpochs(path.join(runsDir, 'x'));
@@ -102,27 +89,27 @@ describe('train()', () => {
     const yRows = readRunEpochs(path.join(runsDir, 'y'));
     expect(yRows.map((r) => `${r.epoch}:${r.session}:${r.resumedFrom}`)).toEqual(['1:1:0', '1:1:0', '2:2:1', '2:2:1']);
     expect(epochOf(yRows, 2)).toEqual(epochOf(xRows, 2));
-    expect(snapshot(path.join(runsDir, 'x'))).toEqual(x);
+    expect(fileDigests(path.join(runsDir, 'x'))).toEqual(x);
   });
 
   it('rerunning a finished run evaluates its best checkpoint; evalOnly evaluates; neither writes', async () => {
-    const x = snapshot(runsDir);
+    const x = fileDigests(runsDir);
     const again = await train(small('x'), { runsDir, data });
     expect(again).toMatchObject({ status: 'complete', epoch: firstRun.bestEpoch, history: [] });
     expect(again.test.accuracy).toBe(firstRun.bestAccuracy);
     const last = await train(small('x'), { runsDir, data, evalOnly: true, resume: 'last' });
     expect(last).toMatchObject({ status: 'evaluated', epoch: 2 });
     expect(last.test.accuracy).toBe(firstRun.history[1].test.accuracy);
-    expect(snapshot(runsDir)).toEqual(x);
+    expect(fileDigests(runsDir)).toEqual(x);
     await expect(train(small('nothing'), { runsDir, data, evalOnly: true })).rejects.toThrow(/has no checkpoint to evaluate/);
   });
 
   it('a NaN/Inf loss stops the run with a clear error and keeps every saved file', async () => {
-    const before = snapshot(runsDir);
+    const before = fileDigests(runsDir);
     const err = await train(small('y', { epochs: 3, lr: 1e30 }), { runsDir, data }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(DivergedError);
     expect((err as Error).message).toMatch(/training diverged: the loss became (NaN|-?Infinity) in epoch 3 .*lr 1e\+30.*best checkpoint \(epoch \d.*is kept/s);
-    expect(snapshot(runsDir)).toEqual(before);
+    expect(fileDigests(runsDir)).toEqual(before);
   });
 
   it('refuses corrupt checkpoints, other settings and a live lock, changing nothing', async () => {
@@ -130,22 +117,22 @@ describe('train()', () => {
     const best = path.join(runsDir, 'z', 'best.safetensors');
     const bytes = fs.readFileSync(best);
     fs.writeFileSync(best, bytes.subarray(0, bytes.length / 2));
-    const before = snapshot(runsDir);
+    const before = fileDigests(runsDir);
     await expect(train(small('z', { epochs: 3 }), { runsDir, data })).rejects.toThrow(/checkpoint .*z\/best.safetensors is damaged.*Nothing was changed/s);
     await expect(train(small('y', { epochs: 3, variant: 'static' }), { runsDir, data })).rejects.toThrow(/variant: the run has "dynamic", asked for "static"/);
     await expect(train(small('y', { epochs: 3, norm: 'imagenet', seed: 4 }), { runsDir, data })).rejects.toThrow(/seed: the run has 0, asked for 4.*norm/s);
     fs.writeFileSync(path.join(runsDir, '.y.lock'), String(process.ppid));
     await expect(train(small('y', { epochs: 3 }), { runsDir, data })).rejects.toThrow(/run 'y' is being trained by process/);
     fs.rmSync(path.join(runsDir, '.y.lock'));
-    expect(snapshot(runsDir)).toEqual(before);
+    expect(fileDigests(runsDir)).toEqual(before);
   });
 
   it('fresh keeps the old run intact until the new one has saved its first epoch', async () => {
     const dir = path.join(runsDir, 'x');
-    const old = snapshot(dir);
+    const old = fileDigests(dir);
     // A fresh start that fails leaves the old run as it was.
     await expect(train(small('x', { lr: 1e30 }), { runsDir, data, fresh: true })).rejects.toThrow(DivergedError);
-    expect(snapshot(dir)).toEqual(old);
+    expect(fileDigests(dir)).toEqual(old);
 
     let seenDuringTraining: Record<string, string> | undefined;
     const res = await train(small('x', { epochs: 1, seed: 9 }), {
@@ -153,7 +140,7 @@ describe('train()', () => {
       data,
       fresh: true,
       onProgress: (e) => {
-        if (e.type === 'step' && e.batch === 2) seenDuringTraining = snapshot(dir);
+        if (e.type === 'step' && e.batch === 2) seenDuringTraining = fileDigests(dir);
       },
     });
     expect(seenDuringTraining).toEqual(old);
