@@ -24,8 +24,8 @@ import { PATHS, type Variant } from './config';
 
 export type Split = 'train' | 'val' | 'test';
 
-/** One split evaluated at the end of one epoch. */
-export interface EpochRow {
+/** What every metrics row says about where it comes from. */
+export interface RowOrigin {
   run: string;
   /** Which invocation of training wrote the row (1, 2, …). */
   session: number;
@@ -37,6 +37,10 @@ export interface EpochRow {
   backend: string;
   /** 1-based epoch number. */
   epoch: number;
+}
+
+/** One split evaluated at the end of one epoch. */
+export interface EpochRow extends RowOrigin {
   /** `train`: running averages over the epoch's training batches (augmented, BatchNorm in training
    *  mode); `test` / `val`: a full evaluation pass after the epoch. */
   split: Split;
@@ -61,14 +65,7 @@ export interface EpochRow {
 }
 
 /** Training progress every k steps: averages over the steps since the previous row. */
-export interface StepRow {
-  run: string;
-  session: number;
-  resumedFrom: number;
-  variant: Variant;
-  seed: number;
-  backend: string;
-  epoch: number;
+export interface StepRow extends RowOrigin {
   /** Global optimizer step at the end of the window. */
   step: number;
   /** 1-based batch index within the epoch at the end of the window. */
