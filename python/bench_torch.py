@@ -1,7 +1,7 @@
 """The lab's network in PyTorch (CPU), timed the same way as `npm run bench` times ours.
 
     .venv/bin/python python/bench_torch.py [--batch-sizes 64,128,256] [--variants dynamic,static]
-                                           [--steps 10] [--warmup 3] [--threads N]
+                                           [--steps 10] [--warmup 3] [--threads N] [--profile]
 
 For each variant (head) and batch size: one training step (forward in train mode, cross-entropy,
 backward, torch.optim.Adam update) and one inference pass (eval mode, no grad), each timed over
@@ -9,6 +9,10 @@ backward, torch.optim.Adam update) and one inference pass (eval mode, no grad), 
 normalised inputs and labels (speed does not depend on the pixel values). Prints one JSON object
 on stdout: {"torch": version, "threads": n, "results": [{variant, batch, mode, median_ms,
 images_per_s, cpu_median_ms, times_ms, cpu_ms}, ...]} (cpu: this process's CPU time per step).
+
+--profile instead prints torch.profiler's table of a training step's operators (self CPU time
+per step, which is wall time for the main thread) per variant and batch size: the counterpart of
+`npm run bench -- --profile`.
 
 The network is python/reference.py's DynamicFilterNet, the module the golden tests check
 lib/model.ts against.
@@ -107,6 +111,25 @@ def serve(work: Workloads) -> None:
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
 
 
+def profile(work: Workloads, a: argparse.Namespace) -> None:
+    """torch.profiler's operator table of `--steps` training steps, per variant and batch size."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    for variant in a.variants.split(","):
+        for b in (int(s) for s in a.batch_sizes.split(",")):
+            step = work.get(variant, b)["train"]
+            for _ in range(a.warmup):
+                step()
+            t0 = time.perf_counter()
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(a.steps):
+                    step()
+            ms = (time.perf_counter() - t0) * 1000 / a.steps
+            print(f"\n{variant} head, batch {b}, training step: {ms:.1f} ms (profiled, {a.steps} steps; totals below are for all of them)")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch-sizes", default="64,128,256")
@@ -116,11 +139,15 @@ def main() -> None:
     # TensorFlow's intra-op pool defaults to the cores this process may use; match it.
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--serve", action="store_true", help="line protocol for scripts/bench.ts (see serve())")
+    p.add_argument("--profile", action="store_true", help="print the training step's operator profile instead")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     work = Workloads()
     if a.serve:
         serve(work)
+        return
+    if a.profile:
+        profile(work, a)
         return
     results = []
     for variant in a.variants.split(","):

@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--batch-sizes 64,128,256] [--variants dynamic,static] [--modes train,infer]
  *                    [--steps 12] [--warmup 3] [--rounds 4] [--no-torch] [--torch-passive]
- *                    [--full-epoch] [--quick] [--no-save] [--out results/bench.parquet]
+ *                    [--full-epoch] [--profile] [--quick] [--no-save] [--out results/bench.parquet]
  *
  * Per variant (head), batch size and mode:
  *   train  one optimisation step: forward in training mode, cross-entropy, backward, Adam update
@@ -22,6 +22,8 @@
  * evaluation, checkpoints) measured end to end; the peak resident memory of this process
  * (maxRSS); the live tensor count before and after each measurement (it must not grow; the
  * exit code is 1 if it did). Rows are appended to results/bench.parquet (read, append, temporary file, rename).
+ * With --profile, also where our training step's time goes, per TensorFlow op (lib/op-profile);
+ * `python/bench_torch.py --profile` prints PyTorch's own breakdown for comparison.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'child_process';
 import * as fs from 'fs';
@@ -37,6 +39,7 @@ import { writeFileAtomic } from '../lib/atomic-file';
 import { PATHS, VARIANTS, parseChoice, type Variant } from '../lib/config';
 import { fusedKernelsActive } from '../lib/kernels';
 import { createNet, type Net } from '../lib/model';
+import { formatOpProfile, profileOps } from '../lib/op-profile';
 import { mulberry32, randomNormal } from '../lib/random';
 import { LAB_RECIPE, crossEntropy, train } from '../lib/train';
 
@@ -55,6 +58,8 @@ const USAGE = `usage: npm run bench -- [options]
                        threads otherwise spin for CPU the others need (default: as shipped)
   --full-epoch         also train one real epoch of the lab (lib/train, batch 64 unless one
                        --batch-sizes value is given) and report its time and peak memory
+  --profile            also print our training step's time per TensorFlow op, per variant and
+                       batch size (PyTorch's: .venv/bin/python python/bench_torch.py --profile)
   --quick              the smaller defaults above
   --no-save            do not append to the Parquet file
   --out FILE           Parquet file to append to (default results/bench.parquet)`;
@@ -69,6 +74,7 @@ interface Options {
   torch: boolean;
   torchPassive: boolean;
   fullEpoch: boolean;
+  profile: boolean;
   save: boolean;
   out: string;
 }
@@ -88,6 +94,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'no-torch': { type: 'boolean' },
       'torch-passive': { type: 'boolean' },
       'full-epoch': { type: 'boolean' },
+      profile: { type: 'boolean' },
       quick: { type: 'boolean' },
       'no-save': { type: 'boolean' },
       out: { type: 'string' },
@@ -125,6 +132,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     torch: !v['no-torch'],
     torchPassive: Boolean(v['torch-passive']),
     fullEpoch: Boolean(v['full-epoch']),
+    profile: Boolean(v.profile),
     save: !v['no-save'],
     out: path.resolve(v.out ?? path.join(PATHS.results, 'bench.parquet')),
   };
@@ -397,6 +405,7 @@ async function main(): Promise<number> {
     torch: torch ? `${torch.version}${opts.torchPassive ? ' OMP_WAIT_POLICY=PASSIVE' : ''}` : '',
   };
   const tensorsAtStart = tf.memory().numTensors;
+  const profiles: string[] = [];
 
   for (const variant of opts.variants) {
     const net = createNet(variant, { pretrained: false, seed: 0 });
@@ -451,6 +460,10 @@ async function main(): Promise<number> {
         const r = rows[rows.length - 1];
         process.stderr.write(`  ${variant} ${batch} ${mode}: ours ${fmt(r.oursImagesPerSecond)} img/s, PyTorch ${fmt(r.torchImagesPerSecond)} img/s\n`);
       }
+      if (opts.profile) {
+        const p = profileOps(steps.train, { steps: opts.steps, warmup: 1 });
+        profiles.push(`\n${variant} head, batch ${batch}, training step: ${p.stepMs.toFixed(1)} ms, of which ${p.opMs.toFixed(1)} ms in TensorFlow ops`, ...formatOpProfile(p));
+      }
       tf.dispose([x, y]);
     }
     adam.dispose();
@@ -501,6 +514,7 @@ async function main(): Promise<number> {
     ].join(' | '));
   }
   const grew = rows.filter((r) => r.tensorsAfter > r.tensorsBefore);
+  if (profiles.length) console.log(`\nwhere our training step's time goes (wall time per step, timed around each TensorFlow op):${profiles.join('\n')}`);
   console.log(`\nratio = ours images/s ÷ PyTorch images/s (median wall-clock step, > 1: we are faster); CPU ratio = PyTorch CPU time per step ÷ ours;`);
   console.log(`best ratio = PyTorch's fastest step ÷ ours (the steps least disturbed by other processes).`);
   console.log(`others = share of all ${os.cpus().length} CPUs taken by OTHER processes during the figure (0%: a quiet machine).`);
