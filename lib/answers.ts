@@ -356,6 +356,10 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
   const timed = [...times.flatMap((t) => [t.dynamic, t.static])].filter((m): m is MeasurementRow => !!m);
   if (anyTime) {
     const load = Math.max(...timed.map((m) => m.load1));
+    // Other processes' share of the CPUs during the timing says how quiet it was; files from
+    // before that column have only the load average (trailing, and counting the timing itself).
+    const shares = timed.map((m) => m.othersShare).filter((v): v is number => typeof v === 'number');
+    const busiest = shares.length ? Math.max(...shares) : null;
     const cpus = timed[0].cpus;
     parts.push(
       htmlTable(times, {
@@ -366,8 +370,12 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
           { label: 'static', value: (t) => (t.measure === 'inference-step-precomputed-filters' ? '(filters are parameters)' : t.static ? fmtMs(t.static) : '–'), align: 'right' },
         ],
       }) +
-        (load > cpus * 0.75
-          ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Timed with a load average of ${load.toFixed(1)} on ${cpus} cores (other training ran at the same time): the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
+        (busiest !== null
+          ? busiest > 0.25
+            ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Timed while other processes took ${(busiest * 100).toFixed(0)}% of the ${cpus} CPUs: the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
+            : ''
+          : load > cpus * 0.75
+            ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Timed with a load average of ${load.toFixed(1)} on ${cpus} cores (other training may have run at the same time): the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
           : ''),
     );
   }

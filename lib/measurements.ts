@@ -16,8 +16,9 @@
  *   unit      'count' | 'ms'
  *   spread    for times: half the spread between the 10th and 90th percentile (ms); 0 otherwise
  *   n         timed steps (1 for counts)
- *   backend, cpus, load1 (the load average when timed: the figures are only as quiet as the
- *   machine), time.
+ *   backend, cpus, load1 (the load average when timed), othersShare (share of all CPUs that
+ *   other processes took during the timing, 0–1; null for counts or without /proc: the figures
+ *   are only as quiet as the machine), time.
  * Timing rounds alternate between the nets, so every net sees the same background load.
  */
 import * as os from 'os';
@@ -28,6 +29,7 @@ import { Adam } from './adam';
 import { architectureOf, describeArchitecture, LAB_ARCHITECTURE, type Architecture } from './architecture';
 import { writeFileAtomic } from './atomic-file';
 import { activeBackend, describeBackend, initBackend } from './backend';
+import { cpuSnapshot, othersShare } from './cpu-share';
 import { NUM_CLASSES, VARIANTS, type Freeze, type Variant } from './config';
 import { createNet, describeState } from './model';
 import { deriveSeed, mulberry32, randomNormal } from './random';
@@ -57,6 +59,7 @@ export interface MeasurementRow {
   backend: string;
   cpus: number;
   load1: number;
+  othersShare: number | null;
   time: Date;
 }
 
@@ -73,6 +76,7 @@ export const MEASUREMENT_SCHEMA: { [K in keyof MeasurementRow]-?: DataType } = {
   backend: pl.Utf8,
   cpus: pl.Int32,
   load1: pl.Float64,
+  othersShare: pl.Float64,
   time: pl.Datetime('ms'),
 };
 
@@ -185,6 +189,7 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
       }
     }
     for (const t of timers.values()) for (let i = 0; i < warmup; i++) t.run();
+    const cpuBefore = cpuSnapshot();
     const perRound = Array.from({ length: rounds }, (_, r) => Math.floor(steps / rounds) + (r < steps % rounds ? 1 : 0));
     for (const [r, n] of perRound.entries()) {
       opts.onProgress?.(`timing round ${r + 1}/${rounds}: ${timers.size} measures × ${n} steps`);
@@ -199,7 +204,7 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
-    const base = { backend: describeBackend(info), cpus: os.cpus().length, load1: os.loadavg()[0], time: new Date() };
+    const base = { backend: describeBackend(info), cpus: os.cpus().length, load1: os.loadavg()[0], othersShare: othersShare(cpuBefore, cpuSnapshot()), time: new Date() };
     return [...timers.values()].map((t) => ({
       ...base, measure: t.measure, setting: settingName(t.setting), variant: t.setting.variant, part: '',
       batch: t.measure === 'filter-generation' ? NUM_CLASSES : batch, unit: 'ms' as const, ...summarise(t.ms),
@@ -224,14 +229,16 @@ export function writeMeasurements(resultsDir: string, rows: readonly Measurement
 
 export function readMeasurements(file: string): MeasurementRow[] {
   const df = pl.readParquet(file);
-  const missing = Object.keys(MEASUREMENT_SCHEMA).filter((c) => !df.columns.includes(c));
+  // othersShare came later: files without it still read (as unknown quietness).
+  const missing = Object.keys(MEASUREMENT_SCHEMA).filter((c) => c !== 'othersShare' && !df.columns.includes(c));
   if (missing.length) throw new Error(`${file} lacks column(s) ${missing.join(', ')}: rebuild it with npm run experiments -- --measure`);
-  return df.toRecords() as unknown as MeasurementRow[];
+  const rows = df.toRecords() as unknown as MeasurementRow[];
+  return df.columns.includes('othersShare') ? rows : rows.map((r) => ({ ...r, othersShare: null }));
 }
 
 /** Parameter counts and step times of every distinct net of `configs`, ready to write. */
 export async function measure(configs: readonly TrainConfig[], opts: TimingOptions = {}): Promise<MeasurementRow[]> {
   const times = await timeSteps(distinctSettings(configs), opts);
-  const base = { backend: times[0]?.backend ?? '', cpus: os.cpus().length, load1: os.loadavg()[0], time: new Date() };
+  const base = { backend: times[0]?.backend ?? '', cpus: os.cpus().length, load1: os.loadavg()[0], othersShare: null, time: new Date() };
   return [...parameterRows(base), ...times];
 }

@@ -35,6 +35,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import pl, { type DataType } from 'nodejs-polars';
 import { Adam } from '../lib/adam';
 import { describeBackend, initBackend } from '../lib/backend';
+import { cpuSnapshot, othersShare } from '../lib/cpu-share';
 import { writeFileAtomic } from '../lib/atomic-file';
 import { PATHS, VARIANTS, parseChoice, type Variant } from '../lib/config';
 import { fusedKernelsActive } from '../lib/kernels';
@@ -236,37 +237,7 @@ function splitSteps(steps: number, rounds: number): number[] {
   return Array.from({ length: rounds }, (_, r) => Math.floor((steps * (r + 1)) / rounds) - Math.floor((steps * r) / rounds));
 }
 
-// ---- machine load --------------------------------------------------------------------------------
-
-/** CPU clock ticks (USER_HZ) of a process: utime + stime from /proc/<pid>/stat. */
-function processTicks(pid: number | 'self'): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) "
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the line)
-}
-
-/**
- * Busy and total ticks of all CPUs (/proc/stat) and the ticks used by this process and the
- * PyTorch child, to tell how much of the machine OTHER processes took during a measurement.
- */
-function cpuTimes(childPid?: number): { busy: number; total: number; ours: number } | undefined {
-  try {
-    // user nice system idle iowait irq softirq steal (guest time is already inside user/nice).
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-    const idle = f[3] + (f[4] ?? 0);
-    const total = f.reduce((a, b) => a + b, 0);
-    const ours = processTicks('self') + (childPid ? processTicks(childPid) : 0);
-    return { busy: total - idle, total, ours };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Share of all CPUs' time taken by other processes between two cpuTimes() readings. */
-function othersShare(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
-  if (!a || !b || b.total === a.total) return null;
-  return Math.max(0, b.busy - a.busy - (b.ours - a.ours)) / (b.total - a.total);
-}
+// ---- run identity ------------------------------------------------------------------------------
 
 function gitCommit(): string {
   try {
@@ -421,7 +392,7 @@ async function main(): Promise<number> {
       };
       for (const mode of opts.modes) {
         const tensorsBefore = tf.memory().numTensors;
-        const cpuBefore = cpuTimes(torch?.pid);
+        const cpuBefore = cpuSnapshot(torch?.pid ? [torch.pid] : []);
         for (let i = 0; i < opts.warmup; i++) steps[mode]();
         if (torch && opts.warmup > 0) await torch.run(variant, batch, mode, 0, opts.warmup);
         const ours: Timings = { wall: [], cpu: [] };
@@ -438,7 +409,7 @@ async function main(): Promise<number> {
           ours.wall.push(...o.wall);
           ours.cpu.push(...o.cpu);
         }
-        const cpuAfter = cpuTimes(torch?.pid);
+        const cpuAfter = cpuSnapshot(torch?.pid ? [torch.pid] : []);
         const oursMs = median(ours.wall);
         const torchMs = torch ? median(theirs.wall) : null;
         const perEpoch = Math.ceil(TRAIN_IMAGES / batch);
@@ -475,11 +446,11 @@ async function main(): Promise<number> {
     const batch = opts.batchSizes.length === 1 ? opts.batchSizes[0] : LAB_RECIPE.batchSize;
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-bench-'));
     const tensorsBefore = tf.memory().numTensors;
-    const cpuBefore = cpuTimes();
+    const cpuBefore = cpuSnapshot();
     process.stderr.write(`  one real epoch of the lab's training (batch ${batch}, 50,000 images, then the test set)…\n`);
     try {
       const result = await train({ ...LAB_RECIPE, run: 'bench-epoch', epochs: 1, batchSize: batch, pretrained: fs.existsSync(PATHS.pretrained) }, { runsDir });
-      const cpuAfter = cpuTimes();
+      const cpuAfter = cpuSnapshot();
       const e = result.history[0];
       rows.push({
         ...base, variant: LAB_RECIPE.variant, batch, mode: 'epoch', steps: Math.ceil(e.train.images / batch),

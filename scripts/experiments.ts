@@ -170,7 +170,11 @@ async function main(): Promise<number> {
     for (const r of rows.filter((x) => x.unit === 'ms')) {
       console.log(`  ${r.measure.padEnd(36)} ${r.variant.padEnd(8)} ${r.setting.padEnd(28)} batch ${String(r.batch).padStart(3)}  ${r.value.toFixed(2).padStart(9)} ms ± ${r.spread.toFixed(2)}`);
     }
-    console.log(`wrote ${path.relative(process.cwd(), file)} (${rows.length} rows; load average ${rows[rows.length - 1]?.load1.toFixed(2)} during the timing)`);
+    const others = rows[rows.length - 1]?.othersShare;
+    console.log(
+      `wrote ${path.relative(process.cwd(), file)} (${rows.length} rows; ` +
+        (typeof others === 'number' ? `other processes took ${(others * 100).toFixed(0)}% of the CPUs during the timing)` : `load average ${rows[rows.length - 1]?.load1.toFixed(2)})`),
+    );
   };
   if (args.measure) {
     await writeMeasurementFile();

@@ -46,8 +46,8 @@ function writeTable(resultsDir: string, overrides: Record<string, Partial<Experi
   return rows;
 }
 
-function times(load1: number): MeasurementRow[] {
-  const base = { backend: 'test', cpus: 2, load1, time: new Date(0) };
+function times(load1: number, othersShare: number | null = null): MeasurementRow[] {
+  const base = { backend: 'test', cpus: 2, load1, othersShare, time: new Date(0) };
   const t = (measure: MeasurementRow['measure'], variant: string, value: number, batch = 64): MeasurementRow => ({ ...base, measure, setting: 'lab', variant, part: '', batch, value, unit: 'ms', spread: 1, n: 12 });
   return [
     ...parameterRows(base),
@@ -144,6 +144,16 @@ describe('answers from the experiment table, the measurements and the runs', () 
     writeMeasurements(dir, times(6.5));
     const a = byId(answerQuestions(loadLabResults({ resultsDir: dir }), loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl') })));
     expect(text(a['dynamic-pros-cons'])).toContain('load average of 6.5 on 2 cores');
+    // What other processes took during the timing decides when it is known: the load average
+    // trails by a minute, so a quiet timing right after training must not be flagged ...
+    writeMeasurements(dir, times(6.5, 0.02));
+    const quiet = text(byId(answerQuestions(loadLabResults({ resultsDir: dir }), loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl') })))['dynamic-pros-cons']);
+    expect(quiet).not.toContain('load average');
+    expect(quiet).not.toContain('Re-measure');
+    // ... and a busy one is, whatever the load average says.
+    writeMeasurements(dir, times(0.1, 0.6));
+    const busy = text(byId(answerQuestions(loadLabResults({ resultsDir: dir }), loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl') })))['dynamic-pros-cons']);
+    expect(busy).toContain('other processes took 60% of the 2 CPUs');
     expect(a.beyond.status).toBe('answered'); // the synthetic table marks it done
     expect(text(a.beyond)).toContain('best test accuracy 86.00% at epoch 2');
     expect(text(a.beyond)).toContain('That meets the 85% target');

@@ -181,7 +181,7 @@ describe('Parquet tables', () => {
   });
 
   it('measurements.parquet: parameters per head and part, and step times, read back', async () => {
-    const base = { backend: 'test', cpus: 2, load1: 0, time: new Date() };
+    const base = { backend: 'test', cpus: 2, load1: 0, othersShare: null, time: new Date() };
     const params = parameterRows(base);
     const count = (variant: string, part: string, measure = 'parameters') =>
       params.find((r) => r.variant === variant && r.setting === 'lab' && r.part === part && r.measure === measure)!.value;
@@ -197,10 +197,21 @@ describe('Parquet tables', () => {
     expect(times.map((t) => t.measure).sort()).toEqual(['filter-generation', 'inference-step', 'inference-step-precomputed-filters', 'train-step']);
     for (const t of times) expect(t).toMatchObject({ unit: 'ms', n: 2, setting: 'lab' });
     for (const t of times) expect(t.value).toBeGreaterThan(0);
+    // How quiet the timing was: a share of all CPUs (Linux /proc is there on these machines).
+    for (const t of times) expect(t.othersShare).toBeGreaterThanOrEqual(0);
+    for (const t of times) expect(t.othersShare).toBeLessThanOrEqual(1);
     const file = writeMeasurements(resultsDir, [...params, ...times]);
     const back = readMeasurements(file);
     expect(back.length).toBe(params.length + times.length);
     expect(measurementFrame(back).columns).toEqual(measurementFrame(params).columns);
     expect(back.find((r) => r.measure === 'train-step')!.value).toBeCloseTo(times.find((t) => t.measure === 'train-step')!.value, 9);
+    expect(back.find((r) => r.measure === 'train-step')!.othersShare).toBeCloseTo(times.find((t) => t.measure === 'train-step')!.othersShare!, 9);
+    expect(back.find((r) => r.measure === 'parameters')!.othersShare).toBeNull();
+    // A file from before the othersShare column still reads, as unknown quietness.
+    const old = path.join(resultsDir, 'old-measurements.parquet');
+    fs.writeFileSync(old, measurementFrame(back).drop('othersShare').writeParquet());
+    const oldBack = readMeasurements(old);
+    expect(oldBack.length).toBe(back.length);
+    expect(oldBack.every((r) => r.othersShare === null)).toBe(true);
   });
 });
