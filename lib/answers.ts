@@ -498,7 +498,7 @@ function beyond(results: LabResults, ev: Evidence): Answer {
     parts.push(
       `<p>${code(BEST)} (${escapeHtml(row.settings)}): best test accuracy <strong>${formatPercent(row.bestTestAccuracy)}</strong> at epoch ${row.bestEpoch}, ` +
         `final ${formatPercent(row.finalTestAccuracy)}, after ${row.epochsDone} of ${row.epochs} epochs` +
-        (hours !== null ? `; ${hours.toFixed(1)} h of training passes on this ${'2'}-core machine (${seconds(row.secondsPerEpoch)} s per epoch, evaluation not counted)` : '') +
+        (hours !== null ? `; ${hours.toFixed(1)} h of training passes (${seconds(row.secondsPerEpoch)} s per epoch, wall clock on the machine that trained it, with whatever else ran there; evaluation not counted)` : '') +
         (row.status !== 'done' && full !== null ? `, about ${full.toFixed(1)} h for all ${row.epochs} at that pace` : '') +
         `. ${row.bestTestAccuracy >= 0.85 ? 'That meets the 85% target.' : 'Below the 85% target' + (row.status === 'done' ? '.' : ' so far.')}` +
         (hasResult(lab) ? ` The lab recipe (${code(LAB)}) reached ${formatPercent(lab.bestTestAccuracy)}.` : '') +
