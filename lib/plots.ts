@@ -28,6 +28,8 @@ export const PALETTE = [
 /** Fixed colours for the two heads, so every figure shows them the same way. */
 export const VARIANT_COLORS: Record<string, string> = { dynamic: '#1f77b4', static: '#ff7f0e' };
 const SPLIT_DASH: Record<string, string> = { train: 'solid', val: 'dot', test: 'dash' };
+// Markers differ too: a one-epoch run has no line to dash.
+const SPLIT_SYMBOL: Record<string, string> = { train: 'circle', val: 'diamond', test: 'square-open' };
 
 const BASE_LAYOUT: Layout = {
   font: { family: 'Liberation Sans, Arial, sans-serif', size: 12 },
@@ -144,7 +146,8 @@ export function trainingCurves(rows: readonly EpochPoint[], opts: CurveOptions =
       if (opts.splits && !opts.splits.includes(split as Split)) continue;
       const sorted = [...list].sort((a, b) => a.epoch - b.epoch);
       const line = { color, dash: SPLIT_DASH[split] ?? 'solid', width: 2 };
-      const common = { type: 'scatter', mode: sorted.length > 1 ? 'lines+markers' : 'markers', line, marker: { color, size: 5 } };
+      const marker = { color, size: 5, symbol: SPLIT_SYMBOL[split] ?? 'circle' };
+      const common = { type: 'scatter', mode: sorted.length > 1 ? 'lines+markers' : 'markers', line, marker };
       const name = `${run} · ${split}`;
       const epochs = sorted.map((r) => r.epoch);
       data.push({
@@ -254,7 +257,7 @@ export function variantComparison(
         });
         data.push({
           type: 'scatter', mode: 'lines+markers', x: band.epoch, y: band.mean, ...axes, name: label, legendgroup: label,
-          showlegend: metric === 'loss', line: { color, width: 2, dash: SPLIT_DASH[split] ?? 'solid' }, marker: { size: 5, color },
+          showlegend: metric === 'loss', line: { color, width: 2, dash: SPLIT_DASH[split] ?? 'solid' }, marker: { size: 5, color, symbol: SPLIT_SYMBOL[split] ?? 'circle' },
           customdata: band.epoch.map((_, i) => [band.std[i], band.n[i]]),
           hovertemplate: `${label}<br>epoch %{x}<br>${metric} %{y:${fmt}} ± %{customdata[0]:${fmt}} (n=%{customdata[1]})<extra></extra>`,
         });

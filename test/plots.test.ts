@@ -94,6 +94,9 @@ describe('curves', () => {
     expect(acc.x).toEqual([1, 2, 3]);
     expect(acc.y).toEqual([0.5, 0.6, 0.7]);
     expect((acc.line as { dash: string }).dash).toBe('dash');
+    // Train and test differ by marker as well, which is all a one-epoch run shows.
+    const train = fig.data.find((t) => t.name === 'dynamic-s0 · train' && t.yaxis === 'y2')!;
+    expect((acc.marker as { symbol: string }).symbol).not.toBe((train.marker as { symbol: string }).symbol);
     expect(() => trainingCurves(rows(), { runs: ['nope'] })).toThrow(/no metric rows for run\(s\) nope/);
   });
 
