@@ -198,6 +198,12 @@ const TIME_CAVEAT =
 // ---- the questions ----------------------------------------------------------------------------
 
 const LAB = 'lab-dynamic-s0';
+/** The three reasons a frozen backbone falls short (numbered as in the freezing answer). */
+const CAUSES: Record<string, string> = {
+  '(1)': 'the scale at which the ImageNet filters see a 32×32 image',
+  '(2)': "BatchNorm's ImageNet statistics",
+  '(3)': 'a head that cannot re-mix the frozen features',
+};
 const SEEDS = { dynamic: ['lab-dynamic-s0', 'lab-dynamic-s1', 'lab-dynamic-s2'], static: ['lab-static-s0', 'lab-static-s1', 'lab-static-s2'] };
 
 /** Seed-to-seed spread of the dynamic lab recipe (best test accuracy), when ≥ 2 seeds exist. */
@@ -211,6 +217,18 @@ function spreadSentence(spread: GroupSummary | undefined): string {
   return spread && spread.bestAccuracy.n >= 2
     ? `For scale: the dynamic lab recipe's best test accuracy varies by ${(100 * spread.bestAccuracy.std).toFixed(2)} points (std) between seeds (n=${spread.bestAccuracy.n}: ${spread.runs.join(', ')}).`
     : 'The seed-to-seed spread is not known yet (it needs lab-dynamic-s1 and -s2): with one seed each, differences of about a point cannot be told from noise.';
+}
+
+/**
+ * A one-seed difference (accuracy, 0–1) read against the lab recipe's seed spread: within twice
+ * the std is no measurable effect. '' while the spread is unknown.
+ */
+function againstSpread(diff: number, spread: GroupSummary | undefined): string {
+  if (!spread || spread.bestAccuracy.n < 2) return '';
+  const std = spread.bestAccuracy.std;
+  return Math.abs(diff) <= 2 * std
+    ? 'within twice the seed spread: no measurable effect'
+    : `${(Math.abs(diff) / Math.max(std, 1e-9)).toFixed(1)} times the seed std: a real ${diff > 0 ? 'gain' : 'loss'}, though from one seed`;
 }
 
 function compare(results: LabResults, ev: Evidence): Answer {
@@ -291,6 +309,7 @@ function freeze(results: LabResults, ev: Evidence): Answer {
       `of the ${FEATURE_CHANNELS} channels) per class and scores the 8×8 map; nothing in it can re-mix the features spatially. ` +
       'Training the backbone (the lab recipe) adapts all three.</p>',
   );
+  const spread = dynamicSpread(results);
   const fixes: [string, string][] = [
     ['frozen-keep-bn', 'BatchNorm trainable (affine parameters learnt, running statistics re-estimated on CIFAR-10): addresses (2)'],
     ['frozen-upsample', 'input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8): addresses (1)'],
@@ -302,13 +321,35 @@ function freeze(results: LabResults, ev: Evidence): Answer {
     const cost =
       r.secondsPerEpoch !== null && all.secondsPerEpoch !== null ? `; ${seconds(r.secondsPerEpoch)} s per training epoch against ${seconds(all.secondsPerEpoch)} s frozen` : '';
     const partial = r.status === 'done' ? '' : ` (${r.epochsDone}/${r.epochs} epochs so far)`;
+    const verdict = againstSpread(r.bestTestAccuracy - all.bestTestAccuracy, spread);
     return (
       `<li>${code(name)} — ${escapeHtml(what)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong>${partial}, ` +
-      `${pts(r.bestTestAccuracy, all.bestTestAccuracy)} over frozen${hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against the lab recipe` : ''}; ` +
+      `${pts(r.bestTestAccuracy, all.bestTestAccuracy)} over frozen${verdict ? ` (${verdict})` : ''}${hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against the lab recipe` : ''}; ` +
       `${r.trainableParameters.toLocaleString('en-US')} trained parameters${cost}.</li>`
     );
   });
   parts.push(`<p><strong>The fixes</strong>, each measured:</p><ul>${fixItems.join('')}</ul>`);
+  // Which cause weighs most: the fixes ranked by how much of the frozen net's loss they win back.
+  const measured = fixes
+    .map(([name, what]) => ({ name, cause: what.slice(what.lastIndexOf('(')), r: rows.find((x) => x.name === name) }))
+    .flatMap((f) => (hasResult(f.r) && f.r.status === 'done' ? [{ ...f, r: f.r }] : []));
+  if (hasResult(lab) && measured.length >= 2) {
+    const lost = lab.bestTestAccuracy - all.bestTestAccuracy;
+    const ranked = [...measured].sort((a, b) => b.r.bestTestAccuracy - a.r.bestTestAccuracy);
+    const share = (f: (typeof ranked)[number]) => {
+      const pct = Math.round((100 * (f.r.bestTestAccuracy - all.bestTestAccuracy)) / lost);
+      return `${code(f.name)} ${escapeHtml(f.cause)} ${pct < 0 ? '−' : ''}${Math.abs(pct)}%`;
+    };
+    const none = ranked.filter((f) => againstSpread(f.r.bestTestAccuracy - all.bestTestAccuracy, spread).startsWith('within'));
+    parts.push(
+      `<p><strong>What weighs most.</strong> Freezing costs ${(100 * lost).toFixed(2)} points; of those, each fix on its own wins back: ${ranked.map(share).join(', ')}. ` +
+        `So cause ${escapeHtml(ranked[0].cause)}, ${escapeHtml(CAUSES[ranked[0].cause] ?? 'see its item above')}, weighs most here.` +
+        (none.length
+          ? ` ${none.map((f) => code(f.name)).join(' and ')} on ${none.length === 1 ? 'its' : 'their'} own ${none.length === 1 ? 'gives' : 'give'} nothing measurable: with the other causes left in place, fixing ${none.length === 1 ? 'that one' : 'those'} alone does not reach the head.`
+          : '') +
+        ' Training the whole backbone (the lab recipe) still beats every single fix; they combine (e.g. an adapter with trainable BatchNorm), which these runs do not measure.</p>',
+    );
+  }
   parts.push(`<p class="dcf-note" style="font-size:12.5px;color:#555">${escapeHtml(TIME_CAVEAT)}</p>`);
   parts.push(gapsHtml(g, ev.experiments));
   const figures: AnswerFigure[] = [];
@@ -447,16 +488,38 @@ function stability(results: LabResults, ev: Evidence): Answer {
   const ablated = rows.filter((r) => r.name !== LAB && reportable(r));
   if (ablated.length === 0 && !rows.some((r) => r.name !== LAB && r.status === 'running')) return noRunYet(id, title, question, 'ablation runs without the L2 normalisation and without the /√64 scaling', cmd(ABLATIONS));
   const parts: string[] = [experimentsTable(rows, 'Stability ablations against the lab recipe (seed 0 each; results/experiments.parquet)', lab)];
+  const spread = dynamicSpread(results);
   const items = ABLATIONS.map((name) => {
     const r = rows.find((x) => x.name === name);
     if (r && r.status === 'diverged') return `<li>${code(name)}: <strong>diverged</strong> after ${r.epochsDone} finished epoch(s) — ${escapeHtml(r.detail)}. That is the instability the lab's devices prevent.</li>`;
     const running = r?.status === 'running';
     if (!hasResult(r)) return `<li>${code(name)}: <em>${running ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
     const vs = hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against ${code(LAB)} (${formatPercent(lab.bestTestAccuracy)})` : '';
-    return `<li>${code(name)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch}), final ${formatPercent(r.finalTestAccuracy)}${vs}${r.status === 'done' ? '' : `; ${r.epochsDone}/${r.epochs} epochs so far`}; no divergence.</li>`;
+    const verdict = hasResult(lab) ? againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread) : '';
+    return `<li>${code(name)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch}), final ${formatPercent(r.finalTestAccuracy)}${vs}${verdict ? ` (${verdict})` : ''}${r.status === 'done' ? '' : `; ${r.epochsDone}/${r.epochs} epochs so far`}; no divergence.</li>`;
   });
   parts.push(`<ul>${items.join('')}</ul>`);
-  parts.push(`<p>${escapeHtml(spreadSentence(dynamicSpread(results)))}</p>`);
+  parts.push(`<p>${escapeHtml(spreadSentence(spread))}</p>`);
+  // The verdict, once every ablation has finished and the seed spread is known.
+  const finished = ABLATIONS.map((n) => rows.find((x) => x.name === n)).filter((r): r is ExperimentRow => !!r && (r.status === 'done' || r.status === 'diverged'));
+  if (finished.length === ABLATIONS.length && hasResult(lab) && spread && spread.bestAccuracy.n >= 2) {
+    const diverged = finished.filter((r) => r.status === 'diverged');
+    const scored = finished.flatMap((r) => (hasResult(r) && r.status === 'done' ? [r] : []));
+    const hurt = scored.filter((r) => r.bestTestAccuracy < lab.bestTestAccuracy && !againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread).startsWith('within'));
+    const same = scored.filter((r) => againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread).startsWith('within'));
+    parts.push(
+      `<p><strong>So:</strong> ${diverged.length ? `${diverged.map((r) => code(r.name)).join(', ')} diverged` : 'nothing diverged at the lab\'s learning rate with Adam'}` +
+        (same.length ? `; no measurable change for ${same.map((r) => `${code(r.name)} (${escapeHtml(r.settings)})`).join(', ')}` : '') +
+        (hurt.length ? `; a loss of ${hurt.map((r) => `${(100 * (lab.bestTestAccuracy - r.bestTestAccuracy)).toFixed(1)} points for ${code(r.name)} (${escapeHtml(r.settings)})`).join(' and ')}` : '') +
+        '. ' +
+        (diverged.length
+          ? 'Here the devices are what keeps training from diverging.'
+          : hurt.length
+            ? 'Here the devices buy a little accuracy rather than rescuing training from divergence.'
+            : 'Here the devices make no measurable difference.') +
+        ' One seed per ablation, five epochs.</p>',
+    );
+  }
   parts.push(
     '<p><strong>What the devices do.</strong> The generator ends in Tanh, so each of the 64 filter weights lies in [−1, 1] and a filter\'s length is at most 8; ' +
       'the L2 normalisation fixes it at 1. The response ⟨F, f⟩ sums 64 products, so its size grows like √64 = 8 times the typical product; dividing by √64 ' +

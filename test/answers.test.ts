@@ -136,6 +136,35 @@ describe('answers from the experiment table, the measurements and the runs', () 
     expect(experimentTableHtml(ev)).toContain('7 of 14 finished'); // 6 done + 1 diverged
   });
 
+  it('reads each fix and ablation against the seed spread, and says which cause weighs most, once all have finished', () => {
+    const dir = path.join(root, 'finished');
+    // Three seeds: best 80/79/81% → std 1.00 point.
+    makeRun(dir, 'lab-dynamic-s0', [0.8]);
+    makeRun(dir, 'lab-dynamic-s1', [0.79]);
+    makeRun(dir, 'lab-dynamic-s2', [0.81]);
+    makeRun(dir, 'frozen-all', [0.55]);
+    makeRun(dir, 'frozen-keep-bn', [0.6]); // +5 points: 5 stds
+    makeRun(dir, 'frozen-upsample', [0.555]); // +0.5 points: within 2 stds
+    makeRun(dir, 'frozen-adapter', [0.75]); // +20 points
+    makeRun(dir, 'ablate-no-norm', [0.795]); // −0.5: within
+    makeRun(dir, 'ablate-no-scale', [0.77]); // −3: a loss
+    makeRun(dir, 'ablate-no-norm-no-scale', [0.76]); // −4: a loss
+    writeTable(dir, {});
+    const a = byId(answerQuestions(loadLabResults({ resultsDir: dir }), loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl') })));
+    const freeze = text(a.freeze);
+    expect(freeze).toContain('+5.00 points over frozen (5.0 times the seed std: a real gain, though from one seed)');
+    expect(freeze).toContain('+0.50 points over frozen (within twice the seed spread: no measurable effect)');
+    expect(freeze).toContain('Freezing costs 25.00 points; of those, each fix on its own wins back: frozen-adapter (3) 80%, frozen-keep-bn (2) 20%, frozen-upsample (1) 2%');
+    expect(freeze).toContain('cause (3), a head that cannot re-mix the frozen features, weighs most');
+    expect(freeze).toContain('frozen-upsample on its own gives nothing measurable');
+    const st = text(a.stability);
+    expect(st).toContain('−0.50 points against lab-dynamic-s0 (80.00%) (within twice the seed spread: no measurable effect)');
+    expect(st).toContain('nothing diverged');
+    expect(st).toContain('no measurable change for ablate-no-norm (no filter norm)');
+    expect(st).toContain('a loss of 3.0 points for ablate-no-scale (no /√64) and 4.0 points for ablate-no-norm-no-scale');
+    expect(st).toContain('the devices buy a little accuracy');
+  });
+
   it('warns when step times were taken under load, and answers the recipe when best-dynamic reached 85%', () => {
     const dir = path.join(root, 'loaded');
     makeRun(dir, 'lab-dynamic-s0', [0.76]);
