@@ -221,14 +221,14 @@ function spreadSentence(spread: GroupSummary | undefined): string {
 
 /**
  * A one-seed difference (accuracy, 0–1) read against the lab recipe's seed spread: within twice
- * the std is no measurable effect. '' while the spread is unknown.
+ * the std is no measurable effect. Undefined while the spread is unknown.
  */
-function againstSpread(diff: number, spread: GroupSummary | undefined): string {
-  if (!spread || spread.bestAccuracy.n < 2) return '';
+function spreadVerdict(diff: number, spread: GroupSummary | undefined): { measurable: boolean; text: string } | undefined {
+  if (!spread || spread.bestAccuracy.n < 2) return undefined;
   const std = spread.bestAccuracy.std;
   return Math.abs(diff) <= 2 * std
-    ? 'within twice the seed spread: no measurable effect'
-    : `${(Math.abs(diff) / Math.max(std, 1e-9)).toFixed(1)} times the seed std: a real ${diff > 0 ? 'gain' : 'loss'}, though from one seed`;
+    ? { measurable: false, text: 'within twice the seed spread: no measurable effect' }
+    : { measurable: true, text: `${(Math.abs(diff) / Math.max(std, 1e-9)).toFixed(1)} times the seed std: a real ${diff > 0 ? 'gain' : 'loss'}, though from one seed` };
 }
 
 function compare(results: LabResults, ev: Evidence): Answer {
@@ -321,10 +321,10 @@ function freeze(results: LabResults, ev: Evidence): Answer {
     const cost =
       r.secondsPerEpoch !== null && all.secondsPerEpoch !== null ? `; ${seconds(r.secondsPerEpoch)} s per training epoch against ${seconds(all.secondsPerEpoch)} s frozen` : '';
     const partial = r.status === 'done' ? '' : ` (${r.epochsDone}/${r.epochs} epochs so far)`;
-    const verdict = againstSpread(r.bestTestAccuracy - all.bestTestAccuracy, spread);
+    const verdict = spreadVerdict(r.bestTestAccuracy - all.bestTestAccuracy, spread);
     return (
       `<li>${code(name)} — ${escapeHtml(what)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong>${partial}, ` +
-      `${pts(r.bestTestAccuracy, all.bestTestAccuracy)} over frozen${verdict ? ` (${verdict})` : ''}${hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against the lab recipe` : ''}; ` +
+      `${pts(r.bestTestAccuracy, all.bestTestAccuracy)} over frozen${verdict ? ` (${verdict.text})` : ''}${hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against the lab recipe` : ''}; ` +
       `${r.trainableParameters.toLocaleString('en-US')} trained parameters${cost}.</li>`
     );
   });
@@ -340,7 +340,7 @@ function freeze(results: LabResults, ev: Evidence): Answer {
       const pct = Math.round((100 * (f.r.bestTestAccuracy - all.bestTestAccuracy)) / lost);
       return `${code(f.name)} ${escapeHtml(f.cause)} ${pct < 0 ? '−' : ''}${Math.abs(pct)}%`;
     };
-    const none = ranked.filter((f) => againstSpread(f.r.bestTestAccuracy - all.bestTestAccuracy, spread).startsWith('within'));
+    const none = ranked.filter((f) => spreadVerdict(f.r.bestTestAccuracy - all.bestTestAccuracy, spread)?.measurable === false);
     parts.push(
       `<p><strong>What weighs most.</strong> Freezing costs ${(100 * lost).toFixed(2)} points; of those, each fix on its own wins back: ${ranked.map(share).join(', ')}. ` +
         `So cause ${escapeHtml(ranked[0].cause)}, ${escapeHtml(CAUSES[ranked[0].cause] ?? 'see its item above')}, weighs most here.` +
@@ -495,8 +495,8 @@ function stability(results: LabResults, ev: Evidence): Answer {
     const running = r?.status === 'running';
     if (!hasResult(r)) return `<li>${code(name)}: <em>${running ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
     const vs = hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against ${code(LAB)} (${formatPercent(lab.bestTestAccuracy)})` : '';
-    const verdict = hasResult(lab) ? againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread) : '';
-    return `<li>${code(name)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch}), final ${formatPercent(r.finalTestAccuracy)}${vs}${verdict ? ` (${verdict})` : ''}${r.status === 'done' ? '' : `; ${r.epochsDone}/${r.epochs} epochs so far`}; no divergence.</li>`;
+    const verdict = hasResult(lab) ? spreadVerdict(r.bestTestAccuracy - lab.bestTestAccuracy, spread) : undefined;
+    return `<li>${code(name)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch}), final ${formatPercent(r.finalTestAccuracy)}${vs}${verdict ? ` (${verdict.text})` : ''}${r.status === 'done' ? '' : `; ${r.epochsDone}/${r.epochs} epochs so far`}; no divergence.</li>`;
   });
   parts.push(`<ul>${items.join('')}</ul>`);
   parts.push(`<p>${escapeHtml(spreadSentence(spread))}</p>`);
@@ -505,8 +505,9 @@ function stability(results: LabResults, ev: Evidence): Answer {
   if (finished.length === ABLATIONS.length && hasResult(lab) && spread && spread.bestAccuracy.n >= 2) {
     const diverged = finished.filter((r) => r.status === 'diverged');
     const scored = finished.flatMap((r) => (hasResult(r) && r.status === 'done' ? [r] : []));
-    const hurt = scored.filter((r) => r.bestTestAccuracy < lab.bestTestAccuracy && !againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread).startsWith('within'));
-    const same = scored.filter((r) => againstSpread(r.bestTestAccuracy - lab.bestTestAccuracy, spread).startsWith('within'));
+    const measurable = (r: (typeof scored)[number]) => spreadVerdict(r.bestTestAccuracy - lab.bestTestAccuracy, spread)?.measurable;
+    const hurt = scored.filter((r) => r.bestTestAccuracy < lab.bestTestAccuracy && measurable(r) === true);
+    const same = scored.filter((r) => measurable(r) === false);
     parts.push(
       `<p><strong>So:</strong> ${diverged.length ? `${diverged.map((r) => code(r.name)).join(', ')} diverged` : 'nothing diverged at the lab\'s learning rate with Adam'}` +
         (same.length ? `; no measurable change for ${same.map((r) => `${code(r.name)} (${escapeHtml(r.settings)})`).join(', ')}` : '') +
