@@ -310,12 +310,14 @@ function freeze(results: LabResults, ev: Evidence): Answer {
       'Training the backbone (the lab recipe) adapts all three.</p>',
   );
   const spread = dynamicSpread(results);
-  const fixes: [string, string][] = [
-    ['frozen-keep-bn', 'BatchNorm trainable (affine parameters learnt, running statistics re-estimated on CIFAR-10): addresses (2)'],
-    ['frozen-upsample', 'input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8): addresses (1)'],
-    ['frozen-adapter', 'a trainable residual 3×3 conv + BN + ReLU adapter after the frozen backbone: addresses (3)'],
+  // Each fix, what it is, and the cause above (a CAUSES key) it addresses.
+  const fixes = [
+    { name: 'frozen-keep-bn', how: 'BatchNorm trainable (affine parameters learnt, running statistics re-estimated on CIFAR-10)', cause: '(2)' },
+    { name: 'frozen-upsample', how: 'input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8)', cause: '(1)' },
+    { name: 'frozen-adapter', how: 'a trainable residual 3×3 conv + BN + ReLU adapter after the frozen backbone', cause: '(3)' },
   ];
-  const fixItems = fixes.map(([name, what]) => {
+  const fixItems = fixes.map(({ name, how, cause }) => {
+    const what = `${how}: addresses ${cause}`;
     const r = rows.find((x) => x.name === name);
     if (!hasResult(r)) return `<li>${code(name)} — ${escapeHtml(what)}: <em>not run yet</em> (${code(cmd([name]))}).</li>`;
     const cost =
@@ -330,9 +332,10 @@ function freeze(results: LabResults, ev: Evidence): Answer {
   });
   parts.push(`<p><strong>The fixes</strong>, each measured:</p><ul>${fixItems.join('')}</ul>`);
   // Which cause weighs most: the fixes ranked by how much of the frozen net's loss they win back.
-  const measured = fixes
-    .map(([name, what]) => ({ name, cause: what.slice(what.lastIndexOf('(')), r: rows.find((x) => x.name === name) }))
-    .flatMap((f) => (hasResult(f.r) && f.r.status === 'done' ? [{ ...f, r: f.r }] : []));
+  const measured = fixes.flatMap((f) => {
+    const r = rows.find((x) => x.name === f.name);
+    return hasResult(r) && r.status === 'done' ? [{ ...f, r, verdict: spreadVerdict(r.bestTestAccuracy - all.bestTestAccuracy, spread) }] : [];
+  });
   if (hasResult(lab) && measured.length >= 2) {
     const lost = lab.bestTestAccuracy - all.bestTestAccuracy;
     const ranked = [...measured].sort((a, b) => b.r.bestTestAccuracy - a.r.bestTestAccuracy);
@@ -340,7 +343,7 @@ function freeze(results: LabResults, ev: Evidence): Answer {
       const pct = Math.round((100 * (f.r.bestTestAccuracy - all.bestTestAccuracy)) / lost);
       return `${code(f.name)} ${escapeHtml(f.cause)} ${pct < 0 ? '−' : ''}${Math.abs(pct)}%`;
     };
-    const none = ranked.filter((f) => spreadVerdict(f.r.bestTestAccuracy - all.bestTestAccuracy, spread)?.measurable === false);
+    const none = ranked.filter((f) => f.verdict?.measurable === false);
     parts.push(
       `<p><strong>What weighs most.</strong> Freezing costs ${(100 * lost).toFixed(2)} points; of those, each fix on its own wins back: ${ranked.map(share).join(', ')}. ` +
         `So cause ${escapeHtml(ranked[0].cause)}, ${escapeHtml(CAUSES[ranked[0].cause] ?? 'see its item above')}, weighs most here.` +
@@ -402,6 +405,10 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
     const shares = timed.map((m) => m.othersShare).filter((v): v is number => typeof v === 'number');
     const busiest = shares.length ? Math.max(...shares) : null;
     const cpus = timed[0].cpus;
+    const busy =
+      busiest !== null
+        ? busiest > 0.25 ? `Timed while other processes took ${(busiest * 100).toFixed(0)}% of the ${cpus} CPUs` : undefined
+        : load > cpus * 0.75 ? `Timed with a load average of ${load.toFixed(1)} on ${cpus} cores (other training may have run at the same time)` : undefined;
     parts.push(
       htmlTable(times, {
         caption: `Median time per step, batch ${timed.find((m) => m.batch > 10)?.batch ?? 64} (± half the 10–90% spread; results/measurements.parquet)`,
@@ -411,12 +418,8 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
           { label: 'static', value: (t) => (t.measure === 'inference-step-precomputed-filters' ? '(filters are parameters)' : t.static ? fmtMs(t.static) : '–'), align: 'right' },
         ],
       }) +
-        (busiest !== null
-          ? busiest > 0.25
-            ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Timed while other processes took ${(busiest * 100).toFixed(0)}% of the ${cpus} CPUs: the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
-            : ''
-          : load > cpus * 0.75
-            ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Timed with a load average of ${load.toFixed(1)} on ${cpus} cores (other training may have run at the same time): the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
+        (busy
+          ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">${busy}: the rounds alternate between the nets, so ratios hold better than absolute times. Re-measure on a quiet machine with <code>${measureCmd}</code>.</p>`
           : ''),
     );
   }
