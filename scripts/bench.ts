@@ -377,6 +377,8 @@ async function main(): Promise<number> {
   };
   const tensorsAtStart = tf.memory().numTensors;
   const profiles: string[] = [];
+  // PyTorch's process counts as measured, not as "other" load.
+  const torchPids = torch?.pid ? [torch.pid] : [];
 
   for (const variant of opts.variants) {
     const net = createNet(variant, { pretrained: false, seed: 0 });
@@ -392,7 +394,7 @@ async function main(): Promise<number> {
       };
       for (const mode of opts.modes) {
         const tensorsBefore = tf.memory().numTensors;
-        const cpuBefore = cpuSnapshot(torch?.pid ? [torch.pid] : []);
+        const cpuBefore = cpuSnapshot(torchPids);
         for (let i = 0; i < opts.warmup; i++) steps[mode]();
         if (torch && opts.warmup > 0) await torch.run(variant, batch, mode, 0, opts.warmup);
         const ours: Timings = { wall: [], cpu: [] };
@@ -409,7 +411,7 @@ async function main(): Promise<number> {
           ours.wall.push(...o.wall);
           ours.cpu.push(...o.cpu);
         }
-        const cpuAfter = cpuSnapshot(torch?.pid ? [torch.pid] : []);
+        const cpuAfter = cpuSnapshot(torchPids);
         const oursMs = median(ours.wall);
         const torchMs = torch ? median(theirs.wall) : null;
         const perEpoch = Math.ceil(TRAIN_IMAGES / batch);
