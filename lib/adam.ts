@@ -41,6 +41,12 @@ export interface AdamState {
   tensors: Record<string, tf.Tensor>;
 }
 
+/** The two per-step numbers of the update: lr / (1 − β1^t) and √(1 − β2^t). */
+export interface AdamStepFactors {
+  stepSize: number;
+  bias2Sqrt: number;
+}
+
 export class Adam {
   readonly beta1: number;
   readonly beta2: number;
@@ -100,23 +106,48 @@ export class Adam {
    * keeps ownership of `grads`; everything created here is disposed before returning.
    */
   step(grads: Record<string, tf.Tensor>, lr = this.lr): void {
-    for (const name of this.params.keys()) {
-      if (!grads[name]) throw new Error(`Adam.step: no gradient for '${name}' (is it used by the forward pass?)`);
-    }
+    this.checkGrads(grads);
+    this.apply(grads, this.advance(lr));
+  }
+
+  /**
+   * The JavaScript half of a step: counts it and returns its bias-corrected factors. A step run
+   * as a TensorFlow graph (lib/graph) calls this outside the graph and feeds the factors in.
+   */
+  advance(lr = this.lr): AdamStepFactors {
     this.t += 1;
-    const { beta1, beta2, eps, weightDecay, t } = this;
-    const stepSize = lr / (1 - beta1 ** t);
-    const bias2Sqrt = Math.sqrt(1 - beta2 ** t);
+    return { stepSize: lr / (1 - this.beta1 ** this.t), bias2Sqrt: Math.sqrt(1 - this.beta2 ** this.t) };
+  }
+
+  /**
+   * The tensor half of a step: updates the moments and parameters with the factors of advance()
+   * (numbers, or scalar tensors when they must be graph inputs). Does not count the step.
+   */
+  apply(grads: Record<string, tf.Tensor>, factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar }): void {
+    this.checkGrads(grads);
+    const { beta1, beta2, eps, weightDecay } = this;
     const { m, v } = this.moments();
     tf.tidy(() => {
       const params = [...this.params.values()];
       const next = adamUpdate(params, this.names.map((name) => grads[name]), m as tf.Tensor1D, v as tf.Tensor1D, {
-        beta1, beta2, eps, weightDecay, stepSize, bias2Sqrt,
+        beta1, beta2, eps, weightDecay, ...factors,
       });
       m.assign(next.m);
       v.assign(next.v);
       params.forEach((p, i) => p.assign(next.params[i]));
     });
+  }
+
+  /** The optimizer's own variables (the two flat moments): state a graph step reads and assigns. */
+  variables(): tf.Variable[] {
+    const { m, v } = this.moments();
+    return [m, v];
+  }
+
+  private checkGrads(grads: Record<string, tf.Tensor>): void {
+    for (const name of this.params.keys()) {
+      if (!grads[name]) throw new Error(`Adam.step: no gradient for '${name}' (is it used by the forward pass?)`);
+    }
   }
 
   /** Copies of the state (the caller disposes the tensors). */

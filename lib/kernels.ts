@@ -652,9 +652,9 @@ export interface AdamHyper {
   /** L2 penalty added to the gradient (torch's Adam weight_decay). */
   weightDecay: number;
   /** lr / (1 − β1^t). */
-  stepSize: number;
+  stepSize: number | tf.Scalar;
   /** √(1 − β2^t). */
-  bias2Sqrt: number;
+  bias2Sqrt: number | tf.Scalar;
 }
 
 export interface AdamResult {
@@ -703,6 +703,8 @@ function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[
   const T = [at.type('T')];
   const temps: number[] = [];
   const scalar = (x: number) => keepId(b.createTensor([], b.TF_FLOAT, Float32Array.of(x)));
+  // A per-step value given as a tensor (the caller's, not freed here): a graph input (lib/graph).
+  const scalarOrTensor = (x: number | tf.Scalar) => (typeof x === 'number' ? scalar(x) : be.getInputTensorIds([x])[0]);
   const ints = (xs: number[]) => keepId(b.createTensor([xs.length], b.TF_INT32, Int32Array.from(xs)));
   const keepId = (id: number) => (temps.push(id), id);
   const outputs: number[] = []; // handles that become the results (freed only on failure)
@@ -725,8 +727,8 @@ function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[
     const g = flat.length === 1 ? flat[0] : tmp('ConcatV2', [at.int('N', flat.length), at.type('T'), at.type('Tidx', 'int32')], [...flat, axis0]);
     const mMeta = out(op('AddV2', T, [tmp('Mul', T, [mId, scalar(h.beta1)]), tmp('Mul', T, [g, scalar(1 - h.beta1)])])[0]);
     const vMeta = out(op('AddV2', T, [tmp('Mul', T, [vId, scalar(h.beta2)]), tmp('Mul', T, [tmp('Square', T, [g]), scalar(1 - h.beta2)])])[0]);
-    const denom = tmp('AddV2', T, [tmp('RealDiv', T, [tmp('Sqrt', T, [vMeta.id]), scalar(h.bias2Sqrt)]), scalar(h.eps)]);
-    const update = tmp('Mul', T, [tmp('RealDiv', T, [mMeta.id, denom]), scalar(h.stepSize)]);
+    const denom = tmp('AddV2', T, [tmp('RealDiv', T, [tmp('Sqrt', T, [vMeta.id]), scalarOrTensor(h.bias2Sqrt)]), scalar(h.eps)]);
+    const update = tmp('Mul', T, [tmp('RealDiv', T, [mMeta.id, denom]), scalarOrTensor(h.stepSize)]);
     const parts =
       params.length === 1
         ? [update]

@@ -75,6 +75,8 @@ export interface Net {
   headFilters(): tf.Tensor2D;
   /** The variables the optimizer updates, keyed by PyTorch name (respects freeze). */
   trainable(): Map<string, tf.Variable>;
+  /** Every variable of the state, buffers and BatchNorm counters included: all a training step may change. */
+  variables(): tf.Variable[];
   /** Whole state (parameters + BN buffers incl. num_batches_tracked) as new tensors, PyTorch names/layouts. */
   stateDict(): NamedTensors;
   /** Checks every key and shape (clear error naming the key), then assigns. Nothing changes on error. */
@@ -439,8 +441,12 @@ class LabNet implements Net {
     }));
   }
 
+  variables(): tf.Variable[] {
+    return [...this.slots.map((s) => s.variable), ...this.batchNorms().map(([, bn]) => bn.batchesTracked)];
+  }
+
   dispose(): void {
-    for (const s of this.slots) s.variable.dispose();
+    for (const v of this.variables()) v.dispose();
   }
 }
 

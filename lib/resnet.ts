@@ -35,8 +35,12 @@ export class BatchNorm2d {
   readonly bias: tf.Variable; // β [C]
   readonly runningMean: tf.Variable; // [C]
   readonly runningVar: tf.Variable; // [C]
-  /** PyTorch's num_batches_tracked: training-mode forward passes seen (informational). */
-  numBatchesTracked = 0;
+  /**
+   * PyTorch's num_batches_tracked: training-mode forward passes seen (informational). An int32
+   * scalar variable rather than a JavaScript number, so that steps run as one TensorFlow graph
+   * (lib/graph), which run no JavaScript, count too.
+   */
+  readonly batchesTracked: tf.Variable = variableFrom(tf.scalar(0, 'int32'), false);
 
   constructor(readonly channels: number) {
     this.weight = variableFrom(tf.ones([channels]), true);
@@ -55,7 +59,7 @@ export class BatchNorm2d {
       eps: BN_EPS,
       running: update ? { mean: this.runningMean, variance: this.runningVar, momentum: BN_MOMENTUM } : undefined,
     });
-    if (update) this.numBatchesTracked += 1;
+    if (update) tf.tidy(() => this.batchesTracked.assign(tf.add(this.batchesTracked, tf.scalar(1, 'int32'))));
     return y;
   }
 
@@ -64,6 +68,14 @@ export class BatchNorm2d {
     const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, BN_EPS))) as tf.Tensor1D;
     const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale)) as tf.Tensor1D;
     return { scale, shift };
+  }
+
+  get numBatchesTracked(): number {
+    return this.batchesTracked.dataSync()[0];
+  }
+
+  set numBatchesTracked(n: number) {
+    tf.tidy(() => this.batchesTracked.assign(tf.scalar(n, 'int32')));
   }
 
   variables(): tf.Variable[] {
