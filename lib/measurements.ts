@@ -33,7 +33,7 @@ import { cpuSnapshot, othersShare } from './cpu-share';
 import { NUM_CLASSES, VARIANTS, type Freeze, type Variant } from './config';
 import { createNet, describeState } from './model';
 import { deriveSeed, mulberry32, randomNormal } from './random';
-import { trainStep } from './train';
+import { EvalForward, TrainStep } from './train';
 import type { TrainConfig } from './train-config';
 
 export const MEASUREMENTS_FILE = 'measurements.parquet';
@@ -173,11 +173,13 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
       const trainable = net.trainable();
       const adam = new Adam(trainable, { lr: 1e-4 });
       nets.push(adam);
-      const params = [...trainable.values()];
-      const torchName = new Map([...trainable].map(([name, v]) => [v.name, name]));
+      const step = new TrainStep(net, adam);
+      nets.push(step);
       const add = (measure: Measure, run: () => void) => timers.set(`${s.variant} ${settingName(s)} ${measure}`, { setting: s, measure, ms: [], run });
-      add('train-step', () => tf.dispose(trainStep(net, adam, params, torchName, x, y, 0, 1e-4)));
-      add('inference-step', () => tf.dispose(net.forward(x, false)));
+      add('train-step', () => tf.dispose(step.run(x, y, 1e-4)));
+      const forward = new EvalForward(net);
+      nets.push(forward);
+      add('inference-step', () => tf.dispose(forward.run(x)));
       if (settingName(s) === 'lab') {
         if (s.variant === 'dynamic') {
           // Filters made once (as an evaluation pass over many batches can) and reused.

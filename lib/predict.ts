@@ -10,6 +10,7 @@ import { imagesToTensor } from './batches';
 import { loadCifar10 } from './cifar10';
 import { createNet, type Net } from './model';
 import { recordsToTensors } from './safetensors';
+import { EvalForward } from './train';
 import { readModelState } from './weights';
 
 export interface LoadedNet {
@@ -91,12 +92,13 @@ export async function predict(opts: PredictOptions): Promise<Predictions & { var
   const batchSize = opts.batchSize ?? 500;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
   const { net, variant, norm } = loadNetFromStateFile(opts.weights, opts);
+  const forward = new EvalForward(net);
   try {
     const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
     const logits: number[][] = [];
     for (let start = 0; start < test.count; start += batchSize) {
       const idx = Array.from({ length: Math.min(batchSize, test.count - start) }, (_, i) => start + i);
-      const out = tf.tidy(() => net.forward(imagesToTensor(test, idx, norm), false));
+      const out = tf.tidy(() => forward.run(imagesToTensor(test, idx, norm)));
       const values = await out.data();
       out.dispose();
       for (let i = 0; i < idx.length; i++) logits.push(Array.from(values.subarray(i * 10, (i + 1) * 10)));
@@ -104,6 +106,7 @@ export async function predict(opts: PredictOptions): Promise<Predictions & { var
     }
     return { labels: Array.from(test.labels), logits, variant, norm };
   } finally {
+    forward.dispose();
     net.dispose();
   }
 }

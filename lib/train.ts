@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
+import { GraphFunction, graphsEnabled } from './graph';
 import { crossEntropy as sparseCrossEntropy } from './kernels';
 import { architectureOf } from './architecture';
 import { activeBackend, assertFastBackend, describeBackend, initBackend } from './backend';
@@ -171,21 +172,56 @@ function classCounts(split: Cifar10Split): number[] {
 }
 
 /**
+ * Evaluation-mode logits [batch, 10] of `net` (BatchNorm on running statistics), run as a
+ * TensorFlow graph per batch shape (lib/graph) on the native backend unless `graph: false` or
+ * DCF_GRAPH=0. Keep one for many batches: the first two calls per shape also record the forward.
+ */
+export class EvalForward {
+  private readonly graph?: GraphFunction;
+
+  constructor(
+    private readonly net: Net,
+    opts: { graph?: boolean } = {},
+  ) {
+    if (opts.graph ?? graphsEnabled()) this.graph = new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables());
+  }
+
+  /** Logits of x [batch, 32, 32, 3] (the caller disposes them). */
+  run(x: tf.Tensor4D): tf.Tensor2D {
+    return this.graph ? (this.graph.call([x])[0] as tf.Tensor2D) : this.net.forward(x, false);
+  }
+
+  /** Frees the graphs' TensorFlow sessions (not the net). */
+  dispose(): void {
+    this.graph?.dispose();
+  }
+}
+
+/**
  * Evaluates `net` on a whole split (BatchNorm on running statistics): loss, accuracy, per-class
  * accuracy, confusion matrix. Reads from the device once, at the end.
  */
 export async function evaluate(
   net: Net,
   split: Cifar10Split,
-  opts: { norm: NormName; batchSize?: number; onBatch?: (images: number, total: number) => void },
+  opts: { norm: NormName; batchSize?: number; onBatch?: (images: number, total: number) => void; forward?: EvalForward },
 ): Promise<EvalResult> {
   const t0 = performance.now();
+  const forward = opts.forward ?? new EvalForward(net);
+  try {
+    return await evaluateWith(forward, split, opts, t0);
+  } finally {
+    if (!opts.forward) forward.dispose();
+  }
+}
+
+async function evaluateWith(forward: EvalForward, split: Cifar10Split, opts: { norm: NormName; batchSize?: number; onBatch?: (images: number, total: number) => void }, t0: number): Promise<EvalResult> {
   let lossSum = tf.scalar(0);
   let confusion = tf.zeros([NUM_CLASSES, NUM_CLASSES], 'int32') as tf.Tensor2D;
   let done = 0;
   for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm })) {
     const [nextLoss, nextConfusion] = tf.tidy(() => {
-      const logits = net.forward(batch.x, false);
+      const logits = forward.run(batch.x);
       const loss = tf.mul(crossEntropy(logits, batch.y), batch.indices.length);
       const pred = tf.argMax(logits, 1) as tf.Tensor1D;
       return [tf.add(lossSum, loss), tf.add(confusion, tf.math.confusionMatrix(batch.y, pred, NUM_CLASSES))];
@@ -220,41 +256,81 @@ function yieldToEventLoop(): Promise<void> {
 
 // ---- one training step ----------------------------------------------------------------------
 
-/** Per-step statistics kept on the device: [loss · batch, correct, correct per class × 10]. */
-const STATS = 2 + NUM_CLASSES;
+/**
+ * Per-step statistics kept on the device: [loss · batch, correct, correct per class × 10,
+ * Σ gradient²]. The last one watches for divergence where the loss cannot: a graph's fused
+ * convolution + ReLU turns NaN activations into zeros, so NaN weights can leave the loss finite.
+ */
+const STATS = 3 + NUM_CLASSES;
+const GRAD_SQ = STATS - 1;
 
 /**
- * Forward, loss, gradients and one Adam step. Returns the step's statistics [12] (the caller
- * disposes them); every other tensor made here is freed.
+ * One optimisation step: forward in training mode, cross-entropy, gradients, Adam update.
+ * On the native backend it runs as one TensorFlow graph per batch size (lib/graph): the same
+ * ops, without JavaScript between them; results equal the eager step's up to float rounding.
+ * `graph: false` (or DCF_GRAPH=0 in the environment) keeps every step eager.
  */
-export function trainStep(
-  net: Net,
-  adam: Adam,
-  params: tf.Variable[],
-  torchName: Map<string, string>,
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-  labelSmoothing: number,
-  lr: number,
-): tf.Tensor1D {
-  let stats: tf.Tensor1D | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = net.forward(x, true);
-    const loss = crossEntropy(logits, y, labelSmoothing);
-    stats = tf.keep(
-      tf.tidy(() => {
-        const hit = tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'); // [batch]
-        const perClass = tf.sum(tf.mul(tf.cast(tf.oneHot(y, NUM_CLASSES), 'float32'), tf.expandDims(hit, 1)), 0); // [10]
-        return tf.concat([tf.reshape(tf.mul(loss, y.shape[0]), [1]), tf.reshape(tf.sum(hit), [1]), perClass]) as tf.Tensor1D;
-      }),
-    );
-    return loss;
-  }, params);
-  const named: Record<string, tf.Tensor> = {};
-  for (const [id, g] of Object.entries(grads)) named[torchName.get(id)!] = g;
-  adam.step(named, lr);
-  tf.dispose([value, ...Object.values(grads)]);
-  return stats!;
+export class TrainStep {
+  private readonly params: tf.Variable[];
+  /** TF.js variable name → PyTorch name (variableGrads keys its gradients by the former). */
+  private readonly torchName: Map<string, string>;
+  private readonly graph?: GraphFunction;
+
+  constructor(
+    private readonly net: Net,
+    private readonly adam: Adam,
+    private readonly labelSmoothing = 0,
+    opts: { graph?: boolean } = {},
+  ) {
+    this.params = [...net.trainable().values()];
+    this.torchName = new Map([...net.trainable()].map(([name, v]) => [v.name, name]));
+    if (opts.graph ?? graphsEnabled()) {
+      this.graph = new GraphFunction(
+        ([x, y, stepSize, bias2Sqrt]) => [this.tensors(x as tf.Tensor4D, y as tf.Tensor1D, stepSize as tf.Scalar, bias2Sqrt as tf.Scalar)],
+        [...net.variables(), ...adam.variables()],
+      );
+    }
+  }
+
+  /** One step on the batch x [batch, 32, 32, 3], y [batch]. Returns its statistics [13] (see STATS; the caller disposes them). */
+  run(x: tf.Tensor4D, y: tf.Tensor1D, lr: number): tf.Tensor1D {
+    const f = this.adam.advance(lr); // counts the step (JavaScript state stays outside the graph)
+    if (!this.graph) return this.tensors(x, y, f.stepSize, f.bias2Sqrt);
+    const factors = [tf.scalar(f.stepSize), tf.scalar(f.bias2Sqrt)];
+    try {
+      return this.graph.call([x, y, ...factors])[0] as tf.Tensor1D;
+    } finally {
+      tf.dispose(factors);
+    }
+  }
+
+  /** Frees the graph's TensorFlow sessions (not the net or the optimizer). */
+  dispose(): void {
+    this.graph?.dispose();
+  }
+
+  /** The step's tensor work: what the graph holds. */
+  private tensors(x: tf.Tensor4D, y: tf.Tensor1D, stepSize: number | tf.Scalar, bias2Sqrt: number | tf.Scalar): tf.Tensor1D {
+    let stats: tf.Tensor1D | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = this.net.forward(x, true);
+      const loss = crossEntropy(logits, y, this.labelSmoothing);
+      stats = tf.keep(
+        tf.tidy(() => {
+          const hit = tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'); // [batch]
+          const perClass = tf.sum(tf.mul(tf.cast(tf.oneHot(y, NUM_CLASSES), 'float32'), tf.expandDims(hit, 1)), 0); // [10]
+          return tf.concat([tf.reshape(tf.mul(loss, y.shape[0]), [1]), tf.reshape(tf.sum(hit), [1]), perClass]) as tf.Tensor1D;
+        }),
+      );
+      return loss;
+    }, this.params);
+    const named: Record<string, tf.Tensor> = {};
+    for (const [id, g] of Object.entries(grads)) named[this.torchName.get(id)!] = g;
+    this.adam.apply(named, { stepSize, bias2Sqrt });
+    const withGrads = tf.tidy(() => tf.concat([stats!, tf.reshape(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))), [1])]) as tf.Tensor1D);
+    tf.dispose([value, stats!, ...Object.values(grads)]);
+    return withGrads;
+  }
 }
 
 // ---- the run --------------------------------------------------------------------------------
@@ -330,6 +406,8 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
   if (!opts.evalOnly) store.lock();
   let net: Net | undefined;
   let adam: Adam | undefined;
+  let trainStep: TrainStep | undefined;
+  let evalForward: EvalForward | undefined;
   try {
     if (!opts.evalOnly) store.recover();
     const start = chooseStart(store, config, opts);
@@ -351,6 +429,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const evalSplits = async (epoch: number) => {
       const ev = (split: Split, s: Cifar10Split) =>
         evaluate(net!, s, {
+          forward: (evalForward ??= new EvalForward(net!)),
           norm: config.norm,
           batchSize: config.evalBatchSize,
           onBatch: (images, total) => emit({ type: 'eval', epoch, split, images, total }),
@@ -373,8 +452,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const session = nextSession(dir);
     const perEpoch = numBatches(data.train.count, config.batchSize);
     const totalSteps = config.epochs * perEpoch;
-    const params = [...net.trainable().values()];
-    const torchName = new Map([...net.trainable()].map(([name, v]) => [v.name, name]));
+    trainStep = new TrainStep(net, adam, config.labelSmoothing);
     const trainCounts = classCounts(data.train);
     const identity = { run: config.run, session, resumedFrom: startEpoch, variant: config.variant, seed: config.seed, backend };
     emit({
@@ -404,7 +482,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
         batchIndex++;
         const step = adam.stepCount; // 0-based index of this step
         lr = learningRate(config, step, totalSteps);
-        const stats = trainStep(net, adam, params, torchName, batch.x, batch.y, config.labelSmoothing, lr);
+        const stats = trainStep.run(batch.x, batch.y, lr);
         const next = tf.add(window, stats) as tf.Tensor1D;
         tf.dispose([window, stats, batch.x, batch.y]);
         window = next;
@@ -417,10 +495,11 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
           const w = await window.data();
           window.dispose();
           window = tf.zeros([STATS]) as tf.Tensor1D;
-          if (!Number.isFinite(w[0])) {
+          if (!Number.isFinite(w[0]) || !Number.isFinite(w[GRAD_SQ])) {
             window.dispose();
+            const what = Number.isFinite(w[0]) ? `sum of squared gradients became ${w[GRAD_SQ]}` : `loss became ${w[0]}`;
             throw new DivergedError(
-              `training diverged: the loss became ${w[0]} in epoch ${epoch} between steps ${adam.stepCount - windowSteps + 1} and ${adam.stepCount} ` +
+              `training diverged: the ${what} in epoch ${epoch} between steps ${adam.stepCount - windowSteps + 1} and ${adam.stepCount} ` +
                 `(lr ${lr}). Nothing of this epoch was saved; ${describeKept(store, bestAccuracy, bestEpoch)} ` +
                 'Lower --lr (or check the data) and rerun.',
             );
@@ -514,6 +593,8 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       history, test: last!.test, val: last!.val,
     };
   } finally {
+    trainStep?.dispose();
+    evalForward?.dispose();
     adam?.dispose();
     net?.dispose();
     store.release();

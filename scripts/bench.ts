@@ -39,10 +39,10 @@ import { cpuSnapshot, othersShare } from '../lib/cpu-share';
 import { writeFileAtomic } from '../lib/atomic-file';
 import { PATHS, VARIANTS, parseChoice, type Variant } from '../lib/config';
 import { fusedKernelsActive } from '../lib/kernels';
-import { createNet, type Net } from '../lib/model';
+import { createNet } from '../lib/model';
 import { formatOpProfile, profileOps } from '../lib/op-profile';
 import { mulberry32, randomNormal } from '../lib/random';
-import { LAB_RECIPE, crossEntropy, train } from '../lib/train';
+import { EvalForward, LAB_RECIPE, TrainStep, train } from '../lib/train';
 
 const TRAIN_IMAGES = 50_000;
 type Mode = 'train' | 'infer';
@@ -61,6 +61,9 @@ const USAGE = `usage: npm run bench -- [options]
                        --batch-sizes value is given) and report its time and peak memory
   --profile            also print our training step's time per TensorFlow op, per variant and
                        batch size (PyTorch's: .venv/bin/python python/bench_torch.py --profile)
+  --eager              run our steps eagerly, op by op, instead of as one TensorFlow graph each
+                       (lib/graph, the default; its first two calls per batch size also record
+                       the step, so the warm-up is then at least 2)
   --quick              the smaller defaults above
   --no-save            do not append to the Parquet file
   --out FILE           Parquet file to append to (default results/bench.parquet)`;
@@ -76,6 +79,8 @@ interface Options {
   torchPassive: boolean;
   fullEpoch: boolean;
   profile: boolean;
+  /** Our steps as TensorFlow graphs (lib/graph); false with --eager. */
+  graph: boolean;
   save: boolean;
   out: string;
 }
@@ -96,6 +101,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'torch-passive': { type: 'boolean' },
       'full-epoch': { type: 'boolean' },
       profile: { type: 'boolean' },
+      eager: { type: 'boolean' },
       quick: { type: 'boolean' },
       'no-save': { type: 'boolean' },
       out: { type: 'string' },
@@ -128,12 +134,13 @@ function parseOptions(argv: string[]): Options | 'help' {
     variants,
     modes,
     steps,
-    warmup: int('warmup', v.warmup, quick ? 2 : 3, 0),
+    warmup: Math.max(v.eager ? 0 : 2, int('warmup', v.warmup, quick ? 2 : 3, 0)),
     rounds,
     torch: !v['no-torch'],
     torchPassive: Boolean(v['torch-passive']),
     fullEpoch: Boolean(v['full-epoch']),
     profile: Boolean(v.profile),
+    graph: !v.eager,
     save: !v['no-save'],
     out: path.resolve(v.out ?? path.join(PATHS.results, 'bench.parquet')),
   };
@@ -203,15 +210,6 @@ function makeBatch(batch: number, seed: number): { x: tf.Tensor4D; y: tf.Tensor1
   for (let i = 0; i < x.length; i++) x[i] = randomNormal(rng);
   const y = Int32Array.from({ length: batch }, () => Math.floor(rng() * 10));
   return { x: tf.tensor4d(x, [batch, 32, 32, 3]), y: tf.tensor1d(y, 'int32') };
-}
-
-/** One optimisation step as lib/train takes it: forward (training), cross-entropy, gradients, Adam. */
-function trainStep(net: Net, adam: Adam, params: tf.Variable[], names: string[], x: tf.Tensor4D, y: tf.Tensor1D): void {
-  const { value, grads } = tf.variableGrads(() => crossEntropy(net.forward(x, true), y), params);
-  const named: Record<string, tf.Tensor> = {};
-  params.forEach((p, i) => (named[names[i]] = grads[p.name]));
-  adam.step(named);
-  tf.dispose([value, ...Object.values(grads)]);
 }
 
 function timeOurs(fn: () => void, steps: number): Timings {
@@ -383,14 +381,15 @@ async function main(): Promise<number> {
   for (const variant of opts.variants) {
     const net = createNet(variant, { pretrained: false, seed: 0 });
     const trainable = net.trainable();
-    const params = [...trainable.values()];
-    const names = [...trainable.keys()];
     const adam = new Adam(trainable, { lr: 1e-3 });
+    const trainStep = new TrainStep(net, adam, 0, { graph: opts.graph });
+    const eagerStep = new TrainStep(net, adam, 0, { graph: false }); // for --profile: one binding call per op
+    const evalForward = new EvalForward(net, { graph: opts.graph });
     for (const batch of opts.batchSizes) {
       const { x, y } = makeBatch(batch, 1234 + batch);
       const steps: Record<Mode, () => void> = {
-        train: () => trainStep(net, adam, params, names, x, y),
-        infer: () => tf.dispose(net.forward(x, false)),
+        train: () => tf.dispose(trainStep.run(x, y, 1e-3)),
+        infer: () => tf.dispose(evalForward.run(x)),
       };
       for (const mode of opts.modes) {
         const tensorsBefore = tf.memory().numTensors;
@@ -434,11 +433,12 @@ async function main(): Promise<number> {
         process.stderr.write(`  ${variant} ${batch} ${mode}: ours ${fmt(r.oursImagesPerSecond)} img/s, PyTorch ${fmt(r.torchImagesPerSecond)} img/s\n`);
       }
       if (opts.profile) {
-        const p = profileOps(steps.train, { steps: opts.steps, warmup: 1 });
+        const p = profileOps(() => tf.dispose(eagerStep.run(x, y, 1e-3)), { steps: opts.steps, warmup: 1 });
         profiles.push(`\n${variant} head, batch ${batch}, training step: ${p.stepMs.toFixed(1)} ms, of which ${p.opMs.toFixed(1)} ms in TensorFlow ops`, ...formatOpProfile(p));
       }
       tf.dispose([x, y]);
     }
+    for (const s of [trainStep, eagerStep, evalForward]) s.dispose();
     adam.dispose();
     net.dispose();
   }

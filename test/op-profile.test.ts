@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Adam } from '../lib/adam';
 import { createNet } from '../lib/model';
 import { formatOpProfile, profileOps } from '../lib/op-profile';
-import { trainStep } from '../lib/train';
+import { TrainStep } from '../lib/train';
 
 const binding = () => (tf.backend() as unknown as { binding: { executeOp: unknown } }).binding;
 
@@ -13,14 +13,13 @@ describe('profileOps', () => {
   it('times every TensorFlow op of a training step of the lab net, convolutions by shape', () => {
     const net = createNet('dynamic', { pretrained: false, seed: 0 });
     const trainable = net.trainable();
-    const params = [...trainable.values()];
-    const torchName = new Map([...trainable].map(([name, v]) => [v.name, name]));
     const adam = new Adam(trainable, { lr: 1e-3 });
+    const step = new TrainStep(net, adam, 0, { graph: false }); // eager: one binding call per op
     const x = tf.randomNormal([8, 32, 32, 3]) as tf.Tensor4D;
     const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
     const before = binding();
     try {
-      const p = profileOps(() => tf.dispose(trainStep(net, adam, params, torchName, x, y, 0, 1e-3)), { steps: 2, warmup: 1 });
+      const p = profileOps(() => tf.dispose(step.run(x, y, 1e-3)), { steps: 2, warmup: 1 });
       const calls = (op: string) => p.ops.find((o) => o.op === op)?.calls ?? 0;
       // The stem (7×7, stride 2 → [8,16,16,64]) and layer1's four 3×3 convolutions ([8,8,8,64]).
       expect(calls('Conv2D [8,16,16,64]')).toBe(1);
