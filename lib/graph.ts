@@ -7,7 +7,7 @@
  * fuses, and JavaScript does nothing until the step is over.
  *
  * How: every op this project runs goes through one call of tfjs-node's binding, `executeOp`
- * (see lib/op-profile). GraphFunction runs the function eagerly once with that call recorded,
+ * (lib/binding). GraphFunction runs the function eagerly once with that call recorded,
  * which gives the step's exact dataflow in TensorFlow ops: the gradient ops TF.js chose, the
  * fused kernels of lib/kernels, everything. It writes that graph as a SavedModel (lib/protobuf),
  * loads it into a TensorFlow session and runs the session, then and at every later call. The
@@ -26,6 +26,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { withWrappedBinding } from './binding';
 import { ProtoWriter } from './protobuf';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------
@@ -91,40 +92,31 @@ export interface Recording {
   reads: string[];
 }
 
-/**
- * Runs `fn` with every binding call it makes recorded. The binding object is frozen, so the
- * backend gets a copy with the calls wrapped, restored afterwards (also on error).
- */
+/** Runs `fn` with every op and tensor creation it makes through the binding recorded. */
 export function record<T>(fn: () => T): { result: T; recording: Recording } {
-  const be = nativeBackend();
-  const binding = be.binding as unknown as Record<string, unknown>;
+  nativeBackend();
   const recording: Recording = { ops: [], consts: new Map(), reads: [] };
-  const wrapped: Record<string, unknown> = {};
-  for (const key of Object.getOwnPropertyNames(binding)) {
-    const v = binding[key];
-    wrapped[key] = typeof v === 'function' ? v.bind(binding) : v;
-  }
-  const b = be.binding;
-  wrapped.executeOp = (op: string, attrs: OpAttr[], inputs: number[], n: number) => {
-    const outputs = b.executeOp(op, attrs, inputs, n);
-    recording.ops.push({ op, attrs, inputs: [...inputs], outputs });
-    return outputs;
+  const recordCalls = (binding: Record<string, unknown>) => {
+    const b = binding as unknown as Binding;
+    const calls: Record<string, unknown> = {
+      executeOp: (op: string, attrs: OpAttr[], inputs: number[], n: number) => {
+        const outputs = b.executeOp(op, attrs, inputs, n);
+        recording.ops.push({ op, attrs, inputs: [...inputs], outputs });
+        return outputs;
+      },
+      createTensor: (shape: number[], dtype: number, values: Values) => {
+        const id = b.createTensor(shape, dtype, values);
+        recording.consts.set(id, { shape: [...shape], dtype, values: values.slice() });
+        return id;
+      },
+    };
+    for (const read of ['tensorDataSync', 'runSavedModel']) {
+      const f = binding[read] as ((...args: unknown[]) => unknown) | undefined;
+      if (f) calls[read] = (...args: unknown[]) => (recording.reads.push(read), f.apply(binding, args));
+    }
+    return calls;
   };
-  wrapped.createTensor = (shape: number[], dtype: number, values: Values) => {
-    const id = b.createTensor(shape, dtype, values);
-    recording.consts.set(id, { shape: [...shape], dtype, values: values.slice() });
-    return id;
-  };
-  for (const read of ['tensorDataSync', 'runSavedModel']) {
-    const f = binding[read] as ((...args: unknown[]) => unknown) | undefined;
-    if (f) wrapped[read] = (...args: unknown[]) => (recording.reads.push(read), f.apply(binding, args));
-  }
-  (be as { binding: unknown }).binding = wrapped;
-  try {
-    return { result: fn(), recording };
-  } finally {
-    (be as { binding: unknown }).binding = binding;
-  }
+  return { result: withWrappedBinding('graph execution', recordCalls, fn), recording };
 }
 
 // ---- the graph ------------------------------------------------------------------------------

@@ -6,9 +6,11 @@
  * TensorFlow on the CPU). profileOps() puts a timer around that call for a few steps and returns
  * the wall time per op name; what is left of the step (`outsideMs`) is JavaScript: TF.js's
  * engine and gradient tape, tensor creation and disposal, garbage collection.
- * Convolutions are split by output shape, so that the stem and layer1 show apart.
+ * Convolutions are split by output shape, so that the stem and layer1 show apart. Profile an
+ * eager step (TrainStep with graph: false): a step run as a graph (lib/graph) is one call.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { withWrappedBinding } from './binding';
 
 /** The one call timed (see tfjs-node's dist/nodejs_kernel_backend.js). */
 type ExecuteOp = (name: string, attrs: unknown[], inputIds: number[], numOutputs: number) => Array<{ shape: number[] }>;
@@ -40,40 +42,31 @@ export interface OpProfile {
 export function profileOps(step: () => void, opts: { steps?: number; warmup?: number } = {}): OpProfile {
   const steps = opts.steps ?? 10;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`profileOps: steps must be a positive integer; got ${steps}`);
-  const backend = tf.backend() as unknown as { binding?: Record<string, unknown> };
-  if (tf.getBackend() !== 'tensorflow' || !backend.binding) {
+  if (tf.getBackend() !== 'tensorflow') {
     throw new Error(`profileOps times TensorFlow ops and needs the native backend; the active backend is '${tf.getBackend()}'`);
   }
   for (let i = 0; i < (opts.warmup ?? 2); i++) step();
 
-  const binding = backend.binding;
-  const execute = (binding.executeOp as ExecuteOp).bind(binding);
   const totals = new Map<string, { calls: number; ms: number }>();
-  // The binding object is frozen: time through a copy of it with executeOp wrapped.
-  const timed: Record<string, unknown> = {};
-  for (const key of Object.getOwnPropertyNames(binding)) {
-    const v = binding[key];
-    timed[key] = typeof v === 'function' ? v.bind(binding) : v;
-  }
-  timed.executeOp = ((name, attrs, inputIds, numOutputs) => {
-    const t0 = performance.now();
-    const out = execute(name, attrs, inputIds, numOutputs);
-    const ms = performance.now() - t0;
-    const key = name.startsWith('Conv2D') ? `${name} [${out[0]?.shape.join(',')}]` : name;
-    const t = totals.get(key) ?? { calls: 0, ms: 0 };
-    t.calls++;
-    t.ms += ms;
-    totals.set(key, t);
-    return out;
-  }) satisfies ExecuteOp;
-
-  backend.binding = timed;
+  const timeCalls = (binding: Record<string, unknown>) => {
+    const execute = (binding.executeOp as ExecuteOp).bind(binding);
+    const executeOp: ExecuteOp = (name, attrs, inputIds, numOutputs) => {
+      const t0 = performance.now();
+      const out = execute(name, attrs, inputIds, numOutputs);
+      const ms = performance.now() - t0;
+      const key = name.startsWith('Conv2D') ? `${name} [${out[0]?.shape.join(',')}]` : name;
+      const t = totals.get(key) ?? { calls: 0, ms: 0 };
+      t.calls++;
+      t.ms += ms;
+      totals.set(key, t);
+      return out;
+    };
+    return { executeOp };
+  };
   const t0 = performance.now();
-  try {
+  withWrappedBinding('profileOps', timeCalls, () => {
     for (let i = 0; i < steps; i++) step();
-  } finally {
-    backend.binding = binding;
-  }
+  });
   const stepMs = (performance.now() - t0) / steps;
   const ops = [...totals]
     .map(([op, t]) => ({ op, calls: t.calls / steps, ms: t.ms / steps }))

@@ -1,0 +1,34 @@
+/**
+ * tfjs-node's binding: the one door every TensorFlow op of this project goes through (TF.js
+ * kernels and lib/kernels' raw ops alike call its `executeOp`; tensors made from JavaScript
+ * values go through `createTensor`). lib/op-profile times the calls; lib/graph records them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type Binding = Record<string, unknown>;
+
+/**
+ * Runs `fn` with some of the binding's functions replaced by `wrap(binding)`'s (each may call
+ * the original through the binding it is given). The binding object is frozen, so the backend
+ * gets a copy with those functions swapped in, and its own back afterwards, also on error.
+ * Needs the native backend; `what` names the caller in the error otherwise.
+ */
+export function withWrappedBinding<T>(what: string, wrap: (binding: Binding) => Binding, fn: () => T): T {
+  const backend = tf.backend() as unknown as { binding?: Binding };
+  if (tf.getBackend() !== 'tensorflow' || !backend.binding) {
+    throw new Error(`${what} needs the native backend (tfjs-node); the active backend is '${tf.getBackend()}'`);
+  }
+  const binding = backend.binding;
+  const copy: Binding = {};
+  for (const key of Object.getOwnPropertyNames(binding)) {
+    const v = binding[key];
+    copy[key] = typeof v === 'function' ? v.bind(binding) : v;
+  }
+  Object.assign(copy, wrap(binding));
+  backend.binding = copy;
+  try {
+    return fn();
+  } finally {
+    backend.binding = binding;
+  }
+}
