@@ -138,6 +138,15 @@ export class Adam {
     });
   }
 
+  /**
+   * A bool scalar: whether every first moment is finite. False once any step's gradient was NaN
+   * or infinite (the moment keeps a fraction of every gradient it has seen). The caller disposes it.
+   */
+  allFinite(): tf.Scalar {
+    const { m } = this.moments();
+    return tf.tidy(() => tf.all(tf.isFinite(m)));
+  }
+
   /** The optimizer's own variables (the two flat moments): state a graph step reads and assigns. */
   variables(): tf.Variable[] {
     const { m, v } = this.moments();

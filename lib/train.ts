@@ -256,13 +256,8 @@ function yieldToEventLoop(): Promise<void> {
 
 // ---- one training step ----------------------------------------------------------------------
 
-/**
- * Per-step statistics kept on the device: [loss · batch, correct, correct per class × 10,
- * Σ gradient²]. The last one watches for divergence where the loss cannot: a graph's fused
- * convolution + ReLU turns NaN activations into zeros, so NaN weights can leave the loss finite.
- */
-const STATS = 3 + NUM_CLASSES;
-const GRAD_SQ = STATS - 1;
+/** Per-step statistics kept on the device: [loss · batch, correct, correct per class × 10]. */
+const STATS = 2 + NUM_CLASSES;
 
 /**
  * One optimisation step: forward in training mode, cross-entropy, gradients, Adam update.
@@ -292,7 +287,7 @@ export class TrainStep {
     }
   }
 
-  /** One step on the batch x [batch, 32, 32, 3], y [batch]. Returns its statistics [13] (see STATS; the caller disposes them). */
+  /** One step on the batch x [batch, 32, 32, 3], y [batch]. Returns its statistics [12] (see STATS; the caller disposes them). */
   run(x: tf.Tensor4D, y: tf.Tensor1D, lr: number): tf.Tensor1D {
     const f = this.adam.advance(lr); // counts the step (JavaScript state stays outside the graph)
     if (!this.graph) return this.tensors(x, y, f.stepSize, f.bias2Sqrt);
@@ -327,9 +322,8 @@ export class TrainStep {
     const named: Record<string, tf.Tensor> = {};
     for (const [id, g] of Object.entries(grads)) named[this.torchName.get(id)!] = g;
     this.adam.apply(named, { stepSize, bias2Sqrt });
-    const withGrads = tf.tidy(() => tf.concat([stats!, tf.reshape(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))), [1])]) as tf.Tensor1D);
-    tf.dispose([value, stats!, ...Object.values(grads)]);
-    return withGrads;
+    tf.dispose([value, ...Object.values(grads)]);
+    return stats!;
   }
 }
 
@@ -492,12 +486,16 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
         windowSteps++;
 
         if (windowSteps === config.logEvery || batchIndex === perEpoch) {
-          const w = await window.data();
-          window.dispose();
+          // The loss alone can miss a divergence: in a graph the fused convolution + ReLU turns NaN
+          // activations into zeros, so NaN weights may leave it finite. A NaN or infinite gradient
+          // at any step so far leaves Adam's first moment non-finite for good: check that too.
+          const finiteCheck = adam.allFinite();
+          const [w, finite] = await Promise.all([window.data(), finiteCheck.data()]);
+          tf.dispose([window, finiteCheck]);
           window = tf.zeros([STATS]) as tf.Tensor1D;
-          if (!Number.isFinite(w[0]) || !Number.isFinite(w[GRAD_SQ])) {
+          if (!Number.isFinite(w[0]) || !finite[0]) {
             window.dispose();
-            const what = Number.isFinite(w[0]) ? `sum of squared gradients became ${w[GRAD_SQ]}` : `loss became ${w[0]}`;
+            const what = Number.isFinite(w[0]) ? 'gradients became NaN or infinite' : `loss became ${w[0]}`;
             throw new DivergedError(
               `training diverged: the ${what} in epoch ${epoch} between steps ${adam.stepCount - windowSteps + 1} and ${adam.stepCount} ` +
                 `(lr ${lr}). Nothing of this epoch was saved; ${describeKept(store, bestAccuracy, bestEpoch)} ` +

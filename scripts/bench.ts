@@ -38,6 +38,7 @@ import { describeBackend, initBackend } from '../lib/backend';
 import { cpuSnapshot, othersShare } from '../lib/cpu-share';
 import { writeFileAtomic } from '../lib/atomic-file';
 import { PATHS, VARIANTS, parseChoice, type Variant } from '../lib/config';
+import { graphsEnabled } from '../lib/graph';
 import { fusedKernelsActive } from '../lib/kernels';
 import { createNet } from '../lib/model';
 import { formatOpProfile, profileOps } from '../lib/op-profile';
@@ -256,6 +257,8 @@ interface Row {
   load1: number;
   backend: string;
   fused: boolean;
+  /** Steps run as TensorFlow graphs (lib/graph), not op by op. */
+  graph: boolean;
   onednn: string;
   torch: string;
   variant: string;
@@ -295,6 +298,7 @@ const SCHEMA: Record<keyof Row, DataType> = {
   load1: pl.Float64,
   backend: pl.Utf8,
   fused: pl.Bool,
+  graph: pl.Bool,
   onednn: pl.Utf8,
   torch: pl.Utf8,
   variant: pl.Utf8,
@@ -352,11 +356,16 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // --eager: for everything run here, lib/train's full epoch included.
+  if (!opts.graph) process.env.DCF_GRAPH = '0';
   const backend = initBackend();
   const threads = os.availableParallelism();
   const onednn = process.env.TF_ENABLE_ONEDNN_OPTS ?? 'default';
   const load1 = os.loadavg()[0];
-  console.log(`backend   ${describeBackend(backend)}; fused kernels ${fusedKernelsActive() ? 'on' : 'off'}; TF_ENABLE_ONEDNN_OPTS=${onednn}`);
+  console.log(
+    `backend   ${describeBackend(backend)}; fused kernels ${fusedKernelsActive() ? 'on' : 'off'}; ` +
+      `${graphsEnabled() ? 'steps as TensorFlow graphs' : 'eager steps'}; TF_ENABLE_ONEDNN_OPTS=${onednn}`,
+  );
   console.log(`machine   ${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, ${threads} threads each side; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 
   let torch: TorchBench | undefined;
@@ -370,7 +379,7 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const base = {
     time: new Date(), commit: gitCommit(), host: os.hostname(), cpus: os.cpus().length, threads, load1,
-    backend: describeBackend(backend), fused: fusedKernelsActive(), onednn,
+    backend: describeBackend(backend), fused: fusedKernelsActive(), graph: graphsEnabled(), onednn,
     torch: torch ? `${torch.version}${opts.torchPassive ? ' OMP_WAIT_POLICY=PASSIVE' : ''}` : '',
   };
   const tensorsAtStart = tf.memory().numTensors;
@@ -382,9 +391,9 @@ async function main(): Promise<number> {
     const net = createNet(variant, { pretrained: false, seed: 0 });
     const trainable = net.trainable();
     const adam = new Adam(trainable, { lr: 1e-3 });
-    const trainStep = new TrainStep(net, adam, 0, { graph: opts.graph });
+    const trainStep = new TrainStep(net, adam);
     const eagerStep = new TrainStep(net, adam, 0, { graph: false }); // for --profile: one binding call per op
-    const evalForward = new EvalForward(net, { graph: opts.graph });
+    const evalForward = new EvalForward(net);
     for (const batch of opts.batchSizes) {
       const { x, y } = makeBatch(batch, 1234 + batch);
       const steps: Record<Mode, () => void> = {

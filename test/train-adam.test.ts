@@ -163,4 +163,35 @@ print(json.dumps({k: [float(x) for x in p.detach().flatten()] for k, p in ps.ite
     adam.dispose();
     tf.dispose([...params.values()]);
   });
+
+  it('advance + apply is step; allFinite turns false for good after a NaN gradient', () => {
+    const make = () => new Map([['w', tf.variable(tf.tensor1d([1, -1, 2]))]]);
+    const [pa, pb] = [make(), make()];
+    const [a, b] = [new Adam(pa, { lr: 0.1 }), new Adam(pb, { lr: 0.1 })];
+    const g = { w: tf.tensor1d([0.5, -2, 0]) };
+    a.step(g, 0.05);
+    const f = b.advance(0.05);
+    expect(f).toEqual({ stepSize: 0.05 / (1 - 0.9), bias2Sqrt: Math.sqrt(1 - 0.999) });
+    const factors = { stepSize: tf.scalar(f.stepSize), bias2Sqrt: tf.scalar(f.bias2Sqrt) }; // as a graph step feeds them
+    b.apply(g, factors);
+    tf.dispose([factors.stepSize, factors.bias2Sqrt]);
+    expect(b.stepCount).toBe(1);
+    expectClose(pb.get('w')!.dataSync(), pa.get('w')!.dataSync(), 1e-6);
+
+    const finite = () => {
+      const t = b.allFinite();
+      const v = t.dataSync()[0];
+      t.dispose();
+      return v;
+    };
+    expect(finite()).toBe(1);
+    const nan = { w: tf.tensor1d([NaN, 0, 0]) };
+    b.step(nan);
+    b.step(g);
+    b.step(g);
+    expect(finite()).toBe(0);
+    tf.dispose([g.w, nan.w]);
+    a.dispose();
+    b.dispose();
+  });
 });
