@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { Adam } from '../lib/adam';
 import { GraphFunction, encodeSavedModel, graphSpec, record } from '../lib/graph';
+import { EXPERIMENTS } from '../lib/experiments';
+import { distinctSettings, settingName } from '../lib/measurements';
 import { createNet } from '../lib/model';
 import { ProtoWriter } from '../lib/protobuf';
 import { TrainStep } from '../lib/train';
@@ -149,5 +151,32 @@ describe('TrainStep as a graph', () => {
       s.adam.dispose();
       s.net.dispose();
     }
+  });
+
+  it('records and runs every net the experiments train (frozen, upsampled, adapter, ablations, both heads)', () => {
+    const settings = distinctSettings(EXPERIMENTS.map((e) => e.config));
+    expect(settings.length).toBeGreaterThanOrEqual(8);
+    const x = tf.randomNormal([8, 32, 32, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
+    const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
+    for (const s of settings) {
+      const name = `${s.variant} ${settingName(s)}`;
+      const losses = [false, true].map((graph) => {
+        const net = createNet(s.variant, { pretrained: false, seed: 1, freeze: s.freeze, architecture: s.architecture });
+        const adam = new Adam(net.trainable(), { lr: 1e-3, eps: 1e-2 });
+        const step = new TrainStep(net, adam, 0, { graph });
+        const out = [0, 1, 2].map(() => {
+          const stats = step.run(x, y, 1e-3);
+          const loss = stats.dataSync()[0] / 8;
+          stats.dispose();
+          return loss;
+        });
+        step.dispose();
+        adam.dispose();
+        net.dispose();
+        return out;
+      });
+      losses[1].forEach((l, i) => expect(l, `${name}, step ${i + 1}`).toBeCloseTo(losses[0][i], 4));
+    }
+    tf.dispose([x, y]);
   });
 });
