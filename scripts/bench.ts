@@ -4,11 +4,13 @@
  *
  *   npm run bench -- [--batch-sizes 64,128,256] [--variants dynamic,static] [--modes train,infer]
  *                    [--steps 12] [--warmup 3] [--rounds 4] [--no-torch] [--torch-passive]
- *                    [--full-epoch] [--profile] [--quick] [--no-save] [--out results/bench.parquet]
+ *                    [--full-epoch] [--profile] [--eager] [--quick] [--no-save] [--out results/bench.parquet]
  *
  * Per variant (head), batch size and mode:
  *   train  one optimisation step: forward in training mode, cross-entropy, backward, Adam update
  *   infer  one forward pass in evaluation mode (logits)
+ * as lib/train runs them: TrainStep and EvalForward, each one TensorFlow graph (lib/graph), or
+ * op by op with --eager (or DCF_GRAPH=0).
  * timed for `--steps` steps after `--warmup` untimed ones; images/s = batch / median step time.
  * The machine is shared, so the two frameworks take turns: each of `--rounds` rounds runs a
  * block of PyTorch steps, then a block of ours, so both see the same load. Also reported: CPU
