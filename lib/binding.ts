@@ -5,6 +5,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/** An op attribute as the binding takes it (`type`: TensorFlow's TF_AttrType; a list when `value` is an array). */
+export interface OpAttr {
+  name: string;
+  type: number;
+  value: unknown;
+}
+
+/** A TensorFlow tensor handle as the binding describes it (`dtype`: TensorFlow's TF_DataType). */
+export interface TensorMetadata {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
+/** The binding's op call. */
+export type ExecuteOp = (name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number) => TensorMetadata[];
+
 type Binding = Record<string, unknown>;
 
 /**

@@ -26,21 +26,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { withWrappedBinding } from './binding';
+import { withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
 import { ProtoWriter } from './protobuf';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------
 
-export interface OpAttr {
-  name: string;
-  type: number;
-  value: unknown;
-}
-interface TensorMetadata {
-  id: number;
-  shape: number[];
-  dtype: number;
-}
 type Values = Float32Array | Int32Array | Uint8Array;
 interface Binding {
   createTensor(shape: number[], dtype: number, values: Values): number;

@@ -26,6 +26,7 @@
  * Conv2DBackpropFilter with EXPLICIT padding measured 1.5–3× slower.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { OpAttr, TensorMetadata } from './binding';
 
 // ---- the native backend's op runner ---------------------------------------------------------
 
@@ -46,16 +47,6 @@ interface NativeBackend {
   executeMultipleOutputs(name: string, attrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
   getInputTensorIds(tensors: tf.TensorInfo[]): number[];
   createOutputTensor(meta: TensorMetadata): tf.Tensor;
-}
-interface TensorMetadata {
-  id: number;
-  shape: number[];
-  dtype: number;
-}
-interface OpAttr {
-  name: string;
-  type: number;
-  value: unknown;
 }
 
 let fusedEnabled = process.env.DCF_FUSED !== '0';

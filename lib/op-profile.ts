@@ -10,10 +10,8 @@
  * eager step (TrainStep with graph: false): a step run as a graph (lib/graph) is one call.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { withWrappedBinding } from './binding';
+import { withWrappedBinding, type ExecuteOp } from './binding';
 
-/** The one call timed (see tfjs-node's dist/nodejs_kernel_backend.js). */
-type ExecuteOp = (name: string, attrs: unknown[], inputIds: number[], numOutputs: number) => Array<{ shape: number[] }>;
 
 export interface OpTime {
   /** TensorFlow op name; convolutions with their output shape, e.g. `Conv2D [64,8,8,64]`. */
