@@ -33,6 +33,7 @@ import { cpuSnapshot, othersShare } from './cpu-share';
 import { NUM_CLASSES, VARIANTS, type Freeze, type Variant } from './config';
 import { createNet, describeState } from './model';
 import { deriveSeed, mulberry32, randomNormal } from './random';
+import { GraphFunction, graphsEnabled } from './graph';
 import { EvalForward, TrainStep } from './train';
 import type { TrainConfig } from './train-config';
 
@@ -185,9 +186,12 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
           // Filters made once (as an evaluation pass over many batches can) and reused.
           const filters = net.headFilters();
           nets.push(filters);
-          add('inference-step-precomputed-filters', () => tf.dispose(net.forward(x, false, { filters })));
+          add('inference-step-precomputed-filters', () => tf.dispose(forward.run(x, { filters })));
         }
-        add('filter-generation', () => tf.dispose(net.headFilters()));
+        // As a graph too, like the steps it is compared with (where it runs inside the graph).
+        const generate = graphsEnabled() ? new GraphFunction(() => [net.headFilters()], net.variables()) : undefined;
+        if (generate) nets.push(generate);
+        add('filter-generation', () => tf.dispose(generate ? generate.call([]) : net.headFilters()));
       }
     }
     for (const t of timers.values()) for (let i = 0; i < warmup; i++) t.run();

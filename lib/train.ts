@@ -177,23 +177,34 @@ function classCounts(split: Cifar10Split): number[] {
  * DCF_GRAPH=0. Keep one for many batches: the first two calls per shape also record the forward.
  */
 export class EvalForward {
-  private readonly graph?: GraphFunction;
+  private readonly graphs?: { plain: GraphFunction; cached: GraphFunction };
 
   constructor(
     private readonly net: Net,
     opts: { graph?: boolean } = {},
   ) {
-    if (opts.graph ?? graphsEnabled()) this.graph = new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables());
+    if (opts.graph ?? graphsEnabled()) {
+      this.graphs = {
+        plain: new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables()),
+        cached: new GraphFunction(([x, filters]) => [net.forward(x as tf.Tensor4D, false, { filters: filters as tf.Tensor2D })], net.variables()),
+      };
+    }
   }
 
-  /** Logits of x [batch, 32, 32, 3] (the caller disposes them). */
-  run(x: tf.Tensor4D): tf.Tensor2D {
-    return this.graph ? (this.graph.call([x])[0] as tf.Tensor2D) : this.net.forward(x, false);
+  /**
+   * Logits of x [batch, 32, 32, 3] (the caller disposes them). `filters`: the head's filters
+   * [10, 64] from net.headFilters(), made once for many batches instead of at every one.
+   */
+  run(x: tf.Tensor4D, opts: { filters?: tf.Tensor2D } = {}): tf.Tensor2D {
+    if (!this.graphs) return this.net.forward(x, false, opts);
+    const out = opts.filters ? this.graphs.cached.call([x, opts.filters]) : this.graphs.plain.call([x]);
+    return out[0] as tf.Tensor2D;
   }
 
   /** Frees the graphs' TensorFlow sessions (not the net). */
   dispose(): void {
-    this.graph?.dispose();
+    this.graphs?.plain.dispose();
+    this.graphs?.cached.dispose();
   }
 }
 

@@ -8,7 +8,7 @@ import { EXPERIMENTS } from '../lib/experiments';
 import { distinctSettings, settingName } from '../lib/measurements';
 import { createNet } from '../lib/model';
 import { ProtoWriter } from '../lib/protobuf';
-import { TrainStep } from '../lib/train';
+import { EvalForward, TrainStep } from '../lib/train';
 
 const hex = (w: ProtoWriter) => Buffer.from(w.finish()).toString('hex');
 
@@ -178,5 +178,24 @@ describe('TrainStep as a graph', () => {
       losses[1].forEach((l, i) => expect(l, `${name}, step ${i + 1}`).toBeCloseTo(losses[0][i], 4));
     }
     tf.dispose([x, y]);
+  });
+
+  it('evaluates as a graph with the eager logits, with and without cached filters', () => {
+    const net = createNet('dynamic', { pretrained: false, seed: 5 });
+    const x = tf.randomNormal([20, 32, 32, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const filters = net.headFilters();
+    const eager = net.forward(x, false);
+    const forward = new EvalForward(net, { graph: true });
+    for (let i = 0; i < 3; i++) {
+      for (const opts of [{}, { filters }]) {
+        const logits = forward.run(x, opts);
+        const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(logits, eager))).dataSync()[0]);
+        expect(diff).toBeLessThan(1e-5);
+        logits.dispose();
+      }
+    }
+    forward.dispose();
+    tf.dispose([x, filters, eager]);
+    net.dispose();
   });
 });
