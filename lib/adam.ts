@@ -106,8 +106,8 @@ export class Adam {
    * keeps ownership of `grads`; everything created here is disposed before returning.
    */
   step(grads: Record<string, tf.Tensor>, lr = this.lr): void {
-    this.checkGrads(grads);
-    this.apply(grads, this.advance(lr));
+    this.checkGrads(grads); // before counting a step that cannot be taken
+    this.update(grads, this.advance(lr));
   }
 
   /**
@@ -125,6 +125,10 @@ export class Adam {
    */
   apply(grads: Record<string, tf.Tensor>, factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar }): void {
     this.checkGrads(grads);
+    this.update(grads, factors);
+  }
+
+  private update(grads: Record<string, tf.Tensor>, factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar }): void {
     const { beta1, beta2, eps, weightDecay } = this;
     const { m, v } = this.moments();
     tf.tidy(() => {

@@ -153,14 +153,17 @@ export function graphSpec(rec: Recording, inputIds: number[], inputMeta: Array<{
     if (!slotOf.has(id)) slotOf.set(id, slot);
   });
 
+  /** The recorded op that made `id`, unless it is fed as an input. */
+  const producerOp = (id: number): number[] => (producer.has(id) && !slotOf.has(id) ? [producer.get(id)!.op] : []);
+
   // Keep only the ops the outputs need (TF.js computes gradients nobody asked for, and statistics).
   const needed = new Set<number>();
-  const stack = outputIds.flatMap((id) => (producer.has(id) && !slotOf.has(id) ? [producer.get(id)!.op] : []));
+  const stack = outputIds.flatMap(producerOp);
   while (stack.length) {
     const i = stack.pop()!;
     if (needed.has(i)) continue;
     needed.add(i);
-    for (const id of rec.ops[i].inputs) if (producer.has(id) && !slotOf.has(id)) stack.push(producer.get(id)!.op);
+    stack.push(...rec.ops[i].inputs.flatMap(producerOp));
   }
 
   const nodeIndex = new Map<number, number>();
@@ -200,13 +203,7 @@ export function graphSpec(rec: Recording, inputIds: number[], inputMeta: Array<{
     nodeIndex.set(i, spec.nodes.length - 1);
   });
   spec.outputs = outputIds.map(ref);
-  spec.outputDtypes = outputIds.map((id, k) => {
-    const r = spec.outputs[k];
-    if ('input' in r) return spec.inputs.get(r.input)!.dtype;
-    if ('const' in r) return spec.consts[r.const].dtype;
-    const p = producer.get(id)!;
-    return rec.ops[p.op].outputs[p.output].dtype;
-  });
+  spec.outputDtypes = outputIds.map(dtypeOf);
   return spec;
 }
 

@@ -219,30 +219,26 @@ export async function evaluate(
 ): Promise<EvalResult> {
   const t0 = performance.now();
   const forward = opts.forward ?? new EvalForward(net);
-  try {
-    return await evaluateWith(forward, split, opts, t0);
-  } finally {
-    if (!opts.forward) forward.dispose();
-  }
-}
-
-async function evaluateWith(forward: EvalForward, split: Cifar10Split, opts: { norm: NormName; batchSize?: number; onBatch?: (images: number, total: number) => void }, t0: number): Promise<EvalResult> {
   let lossSum = tf.scalar(0);
   let confusion = tf.zeros([NUM_CLASSES, NUM_CLASSES], 'int32') as tf.Tensor2D;
   let done = 0;
-  for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm })) {
-    const [nextLoss, nextConfusion] = tf.tidy(() => {
-      const logits = forward.run(batch.x);
-      const loss = tf.mul(crossEntropy(logits, batch.y), batch.indices.length);
-      const pred = tf.argMax(logits, 1) as tf.Tensor1D;
-      return [tf.add(lossSum, loss), tf.add(confusion, tf.math.confusionMatrix(batch.y, pred, NUM_CLASSES))];
-    });
-    tf.dispose([lossSum, confusion, batch.x, batch.y]);
-    lossSum = nextLoss as tf.Scalar;
-    confusion = nextConfusion as tf.Tensor2D;
-    done += batch.indices.length;
-    opts.onBatch?.(done, split.count);
-    await yieldToEventLoop();
+  try {
+    for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm })) {
+      const [nextLoss, nextConfusion] = tf.tidy(() => {
+        const logits = forward.run(batch.x);
+        const loss = tf.mul(crossEntropy(logits, batch.y), batch.indices.length);
+        const pred = tf.argMax(logits, 1) as tf.Tensor1D;
+        return [tf.add(lossSum, loss), tf.add(confusion, tf.math.confusionMatrix(batch.y, pred, NUM_CLASSES))];
+      });
+      tf.dispose([lossSum, confusion, batch.x, batch.y]);
+      lossSum = nextLoss as tf.Scalar;
+      confusion = nextConfusion as tf.Tensor2D;
+      done += batch.indices.length;
+      opts.onBatch?.(done, split.count);
+      await yieldToEventLoop();
+    }
+  } finally {
+    if (!opts.forward) forward.dispose();
   }
   const [loss, flat] = await Promise.all([lossSum.data(), confusion.data()]);
   tf.dispose([lossSum, confusion]);
