@@ -6,7 +6,7 @@
  * Only one batch at a time exists as floats ([batch, 32, 32, 3] NHWC); the data set stays bytes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CHANNELS, IMAGE_SIZE, NORMALIZATIONS, type NormName } from './config';
+import { CHANNELS, IMAGE_SIZE, NORMALIZATIONS, NUM_CLASSES, type NormName } from './config';
 import { type Cifar10Split, IMAGE_BYTES, subset } from './cifar10';
 import { deriveSeed, mulberry32, permutation, randomInt } from './random';
 
@@ -172,19 +172,43 @@ export function* batches(split: Cifar10Split, opts: BatchOptions): Generator<Bat
 }
 
 /**
- * Carves a validation set of `count` images out of the training set, chosen by `seed`; both
- * parts keep file order. "Test" stays the official test set: this is for model selection only.
+ * The seed of THE validation split. It is fixed, not the run's seed, so that every run (every
+ * seed, every arm of a comparison) is selected on the same held-out images.
+ */
+export const VALIDATION_SEED = 20260;
+
+/**
+ * Carves a class-balanced validation set of `count` images out of the training set: count / 10
+ * images of each class (the remainder to the first classes), chosen at random by `seed` (default
+ * VALIDATION_SEED); both parts keep file order. "Test" stays the official test set: this is for
+ * model selection only.
  */
 export function splitValidation(
   train: Cifar10Split,
   count: number,
-  seed: number,
+  seed: number = VALIDATION_SEED,
 ): { train: Cifar10Split; val: Cifar10Split; trainIndices: Int32Array; valIndices: Int32Array } {
   if (!(Number.isInteger(count) && count >= 0 && count < train.count)) {
     throw new Error(`validation size must be a whole number from 0 to ${train.count - 1}; got ${count}`);
   }
-  const shuffled = permutation(train.count, mulberry32(deriveSeed(seed, STREAM_VALIDATION)));
-  const valIndices = shuffled.slice(0, count).sort();
-  const trainIndices = shuffled.slice(count).sort();
+  const byClass: number[][] = [];
+  for (let i = 0; i < train.count; i++) (byClass[train.labels[i]] ??= []).push(i);
+  const classes = NUM_CLASSES;
+  const rng = mulberry32(deriveSeed(seed, STREAM_VALIDATION));
+  const val: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const members = byClass[c] ?? [];
+    const want = Math.floor(count / classes) + (c < count % classes ? 1 : 0);
+    if (want > members.length) {
+      throw new Error(`a class-balanced validation split of ${count} needs ${want} images of class ${c}; the training set has ${members.length}`);
+    }
+    const order = permutation(members.length, rng);
+    for (let k = 0; k < want; k++) val.push(members[order[k]]);
+  }
+  const valIndices = Int32Array.from(val).sort();
+  const inVal = new Uint8Array(train.count);
+  for (const i of valIndices) inVal[i] = 1;
+  const trainIndices = Int32Array.from({ length: train.count - count }, () => 0);
+  for (let i = 0, k = 0; i < train.count; i++) if (!inVal[i]) trainIndices[k++] = i;
   return { train: subset(train, trainIndices), val: subset(train, valIndices), trainIndices, valIndices };
 }

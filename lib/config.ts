@@ -20,14 +20,13 @@ function findProjectRoot(): string {
 
 export const PROJECT_ROOT = findProjectRoot();
 
-/** Every path the project reads or writes. data/ and results/ are ignored by git. */
 /**
  * Where results go. Quick mode (DCF_QUICK=1: tests, CI, `npm start -- --quick`) writes under
  * results/quick/ so that its tiny runs never mix with the real ones in results/runs.
  */
 const RESULTS = path.join(PROJECT_ROOT, 'results', ...(isQuick() ? ['quick'] : []));
 
-/** Every path the project reads or writes. data/ and results/ are ignored by git. */
+/** Every path the project reads or writes. data/ (but data/pretrained/) and results/ (but results/recorded/) are ignored by git. */
 export const PATHS = {
   root: PROJECT_ROOT,
   data: path.join(PROJECT_ROOT, 'data'),
@@ -40,11 +39,28 @@ export const PATHS = {
   figures: path.join(RESULTS, 'figures'),
   report: path.join(RESULTS, 'report'),
   cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),
-  /** torchvision's ImageNet ResNet-18 stem + layer1, BatchNorm folded (../shared/weights/README.md). */
-  pretrained:
-    process.env.DCF_PRETRAINED ??
-    path.join(PROJECT_ROOT, '..', 'shared', 'weights', 'resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors'),
+  /** The pretrained backbone the lab starts from (PRETRAINED_FILES.torchvision). */
+  pretrained: path.join(PROJECT_ROOT, 'data', 'pretrained', 'resnet18-imagenet1k-v1-stem-layer1.safetensors'),
 } as const;
+
+/**
+ * The pretrained ResNet-18 stem + layer1 files carried in the repo (data/pretrained/README.md):
+ *  - torchvision: torchvision's names with unfolded BatchNorm, its IMAGENET1K_V1 statistics (the default);
+ *  - folded: each BatchNorm folded into its conv (an ONNX-style export; its statistics are not
+ *    exactly torchvision's), kept for the folded-vs-unfolded control and older runs.
+ * A TrainConfig's `weights` names one of these or gives a file (.safetensors or torchvision's .pth).
+ */
+export const PRETRAINED_FILES = {
+  torchvision: PATHS.pretrained,
+  folded: path.join(PROJECT_ROOT, 'data', 'pretrained', 'resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors'),
+} as const;
+export type PretrainedName = keyof typeof PRETRAINED_FILES;
+
+/** The file a `weights` setting means: a name of PRETRAINED_FILES, else a path (relative to the project root). */
+export function pretrainedFile(weights: string): string {
+  if (weights in PRETRAINED_FILES) return PRETRAINED_FILES[weights as PretrainedName];
+  return path.resolve(PROJECT_ROOT, weights);
+}
 
 /** CIFAR-10's classes in label order (label byte 0 … 9), as in batches.meta.txt. */
 export const CLASS_NAMES = [
@@ -78,11 +94,16 @@ export type Variant = 'dynamic' | 'static';
 export const VARIANTS: readonly Variant[] = ['dynamic', 'static'];
 
 /**
- * Which backbone parameters stay fixed: `none` trains everything (the lab's instruction);
- * `all` freezes every backbone parameter and keeps BatchNorm on its running statistics;
- * `keep-bn` freezes the convolutions but trains BatchNorm's affine parameters and statistics.
+ * Which backbone parameters stay fixed, and how its BatchNorm behaves in training:
+ *  - `none`: everything trains (the lab's recipe);
+ *  - `requires-grad`: the lab's literal freeze, PyTorch's `requires_grad = False` on every backbone
+ *    parameter. BatchNorm stays in training mode: batch statistics, running statistics updated;
+ *  - `all`: every backbone parameter fixed AND BatchNorm in evaluation mode on the pretrained
+ *    (ImageNet) running statistics: the backbone is a fixed function;
+ *  - `keep-bn`: the convolutions fixed, BatchNorm's γ/β trained (and its statistics updated);
+ *  - `stem`: partial unfreezing, only the stem (conv1, bn1) fixed, layer1 trains.
  */
-export type Freeze = 'none' | 'all' | 'keep-bn';
+export type Freeze = 'none' | 'requires-grad' | 'all' | 'keep-bn' | 'stem';
 
 /** Throws a clear error when `value` is not one of `allowed`. */
 export function parseChoice<T extends string>(what: string, value: string, allowed: readonly T[]): T {

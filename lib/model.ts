@@ -165,15 +165,25 @@ function isBuffer(name: string): boolean {
 }
 
 /**
- * Whether the parameter `name` trains under `freeze`: the backbone's convolutions only with
- * 'none', its BatchNorm γ/β unless 'all'; the adapter and the head always.
+ * Whether the parameter `name` trains under `freeze` (lib/config Freeze): every backbone parameter
+ * with 'none'; none with 'requires-grad' or 'all'; BatchNorm's γ/β with 'keep-bn'; all but the
+ * stem's (conv1, bn1) with 'stem'. The adapter and the head always train.
  */
 export function trainsUnder(name: string, freeze: Freeze): boolean {
   if (isBuffer(name) || isCounter(name)) return false;
   const part = partOf(name);
-  if (part === 'backbone.conv') return freeze === 'none';
-  if (part === 'backbone.bn') return freeze !== 'all';
-  return true;
+  if (part !== 'backbone.conv' && part !== 'backbone.bn') return true;
+  switch (freeze) {
+    case 'none':
+      return true;
+    case 'keep-bn':
+      return part === 'backbone.bn';
+    case 'stem':
+      return !/^backbone\.(conv1|bn1)\./.test(name);
+    case 'requires-grad':
+    case 'all':
+      return false;
+  }
 }
 
 /**
@@ -287,6 +297,7 @@ class LabNet implements Net {
   }
 
   private bnMode(training: boolean): BnMode {
+    // Only 'all' fixes BatchNorm's statistics; with requires_grad = False PyTorch's BN still trains its statistics.
     return training && this.freeze !== 'all' ? 'train' : 'eval';
   }
 

@@ -3,11 +3,11 @@
  * config.json and in every checkpoint. The defaults are the lab's recipe.
  */
 import { ARCHITECTURE_KEYS, architectureOf, architectureProblems, LAB_ARCHITECTURE } from './architecture';
-import { NORMALIZATIONS, VARIANTS, type Freeze, type NormName, type Variant } from './config';
+import { NORMALIZATIONS, PRETRAINED_FILES, VARIANTS, type Freeze, type NormName, type Variant } from './config';
 
 export type Schedule = 'constant' | 'cosine';
 export const SCHEDULES: readonly Schedule[] = ['constant', 'cosine'];
-export const FREEZES: readonly Freeze[] = ['none', 'all', 'keep-bn'];
+export const FREEZES: readonly Freeze[] = ['none', 'requires-grad', 'all', 'keep-bn', 'stem'];
 export type SelectBy = 'test' | 'val';
 
 export interface TrainConfig {
@@ -25,8 +25,13 @@ export interface TrainConfig {
   /** Random crop (4-pixel padding) and horizontal flip of training images. */
   augment: boolean;
   freeze: Freeze;
-  /** Start the backbone from the shared ImageNet weights (PATHS.pretrained). */
+  /** Start the backbone from ImageNet weights (else torchvision-style random initialisation). */
   pretrained: boolean;
+  /**
+   * Which pretrained file: 'torchvision' (unfolded BatchNorm, the default), 'folded', or a path
+   * to a .safetensors / torchvision .pth file (lib/config PRETRAINED_FILES, pretrainedFile).
+   */
+  weights: string;
   /** Use only the first N training / test images (0: all). For quick runs and tests. */
   limitTrain: number;
   limitTest: number;
@@ -66,6 +71,7 @@ export const LAB_RECIPE: Omit<TrainConfig, 'run'> = {
   augment: false,
   freeze: 'none',
   pretrained: true,
+  weights: 'torchvision',
   limitTrain: 0,
   limitTest: 0,
   val: 0,
@@ -102,6 +108,8 @@ export function validateConfig(value: unknown, source = 'training config'): Trai
   // Missing architecture fields: a config saved before they existed, i.e. the lab's net.
   const c = { ...(value as Record<string, unknown>) };
   for (const k of ARCHITECTURE_KEYS) if (c[k] === undefined) c[k] = LAB_ARCHITECTURE[k];
+  // A config saved before `weights` existed started from the folded file, then the only one.
+  if (c.weights === undefined) c.weights = 'folded';
   const problems: string[] = [];
   const int = (k: string, min: number) => {
     if (!(Number.isInteger(c[k]) && (c[k] as number) >= min)) problems.push(`${k} must be a whole number ≥ ${min}; got ${JSON.stringify(c[k])}`);
@@ -129,6 +137,7 @@ export function validateConfig(value: unknown, source = 'training config'): Trai
   bool('augment');
   choice('freeze', FREEZES);
   bool('pretrained');
+  if (!(typeof c.weights === 'string' && c.weights.length > 0)) problems.push(`weights must be ${Object.keys(PRETRAINED_FILES).join(' or ')} or a file path; got ${JSON.stringify(c.weights)}`);
   int('limitTrain', 0);
   int('limitTest', 0);
   int('val', 0);

@@ -26,7 +26,7 @@ import { activeBackend, assertFastBackend, describeBackend, initBackend } from '
 import { batches, numBatches, splitValidation } from './batches';
 import { loadCifar10, type Cifar10Split } from './cifar10';
 import { readCheckpoint, readCheckpointMeta, restoreCheckpoint, saveCheckpoint, type CheckpointContent, type CheckpointKind } from './checkpoint';
-import { NUM_CLASSES, PATHS, type NormName } from './config';
+import { NUM_CLASSES, PATHS, pretrainedFile, type NormName } from './config';
 import { appendEpoch, nextSession, type EpochRow, type Split, type StepRow } from './metrics';
 import { createNet, type Net } from './model';
 import { RunDir } from './run-dir';
@@ -349,7 +349,7 @@ function loadData(config: TrainConfig, given?: TrainOptions['data']): Data {
   if (given && config.limitTrain > 0 && train.count > config.limitTrain) train = slice(train, config.limitTrain);
   if (given && config.limitTest > 0 && test.count > config.limitTest) test = slice(test, config.limitTest);
   if (config.val > 0) {
-    const parts = splitValidation(train, config.val, config.seed);
+    const parts = splitValidation(train, config.val); // the fixed split, the same for every run
     return { train: parts.train, val: parts.val, test };
   }
   return { train, test };
@@ -419,7 +419,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       seed: config.seed,
       freeze: config.freeze,
       architecture: architectureOf(config),
-      pretrained: start || !config.pretrained ? false : PATHS.pretrained,
+      pretrained: start || !config.pretrained ? false : pretrainedFile(config.weights),
     });
     adam = new Adam(net.trainable(), { lr: config.lr, weightDecay: config.weightDecay });
     if (start) restoreCheckpoint(start.content, start.file, net, adam);

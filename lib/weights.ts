@@ -2,7 +2,7 @@
  * Weight files: the pretrained backbone in its three forms, and the whole model's state.
  *
  * Pretrained ResNet-18 stem + layer1 (torchvision names, PyTorch layouts), accepted as
- *  - the shared folded safetensors (../shared/weights/README.md): `conv*.weight` with
+ *  - the folded safetensors (data/pretrained/README.md): `conv*.weight` with
  *    BatchNorm folded in and a `conv*.bias`, no `bn*` tensors. Unfolded by the README's rule:
  *    conv weight ← weight; BatchNorm γ ← 1, β ← bias, running mean ← 0, running var ← 1 − ε,
  *    which computes exactly the pretrained function in evaluation mode;
@@ -68,8 +68,8 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
   if (!fs.existsSync(file)) {
     throw new Error(
       `pretrained weights not found: ${file}\n` +
-        'Expected the shared folded file (../shared/weights, see its README), torchvision\'s resnet18-f37072fd.pth, ' +
-        'or set DCF_PRETRAINED to a file; pass pretrained: false to start from random weights.',
+        'The repo carries data/pretrained/*.safetensors (see data/pretrained/README.md; restore them with git checkout -- data/pretrained); ' +
+        'a config\'s weights field also takes torchvision\'s resnet18-f37072fd.pth or another file, and pretrained: false starts from random weights.',
     );
   }
   const zip = isZipFile(file);

@@ -9,6 +9,7 @@ import {
   normalizationTable,
   numBatches,
   splitValidation,
+  VALIDATION_SEED,
   tensorToImages,
 } from '../lib/batches';
 import { type Cifar10Split, loadCifar10 } from '../lib/cifar10';
@@ -208,6 +209,27 @@ describe('validation split', () => {
     expect(splitValidation(split, 12, 42).valIndices).toEqual(valIndices);
     expect(splitValidation(split, 12, 43).valIndices).not.toEqual(valIndices);
     expect(() => splitValidation(split, 50, 1)).toThrow(/validation size must be a whole number from 0 to 49; got 50/);
+  });
+
+  it('is class-balanced and, by default, the same fixed split whatever the run', () => {
+    const split = synthetic(200);
+    const { val, valIndices } = splitValidation(split, 40);
+    const perClass = new Array(10).fill(0);
+    for (const l of val.labels) perClass[l]++;
+    expect(perClass).toEqual(new Array(10).fill(4));
+    expect(splitValidation(split, 40).valIndices).toEqual(valIndices);
+    expect(splitValidation(split, 40, VALIDATION_SEED).valIndices).toEqual(valIndices);
+    // 43 = 4 per class plus one more for classes 0, 1, 2.
+    const odd = new Array(10).fill(0);
+    for (const l of splitValidation(split, 43).val.labels) odd[l]++;
+    expect(odd).toEqual([5, 5, 5, 4, 4, 4, 4, 4, 4, 4]);
+  });
+
+  it('says which class is too small for a balanced split', () => {
+    const split = synthetic(30);
+    split.labels.fill(1);
+    split.labels[0] = 0;
+    expect(() => splitValidation(split, 10)).toThrow(/class-balanced validation split of 10 needs 1 images of class 2; the training set has 0/);
   });
 });
 
