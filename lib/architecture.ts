@@ -4,6 +4,9 @@
  * a checkpoint or a state saved before these options existed means LAB_ARCHITECTURE.
  *
  *   filterNorm     L2-normalise each generated filter (dynamic head; "for numerical stability")
+ *   staticNorm     L2-normalise each of the static head's learned filters: the control that
+ *                  differs from the dynamic net in the generator alone (the lab's static head
+ *                  differs in two factors, no generator AND no normalisation)
  *   responseScale  divide the response maps by √64 (both heads)
  *   upsample       bilinear upsampling of the input by this factor before the backbone: 32×32 →
  *                  64×64 with 2 gives [batch, 16, 16, 64] features, average-pooled back to 8×8
@@ -16,6 +19,7 @@
 
 export interface Architecture {
   filterNorm: boolean;
+  staticNorm: boolean;
   responseScale: boolean;
   /** Whole factor ≥ 1 (1: the lab's 32×32 input). */
   upsample: number;
@@ -23,12 +27,12 @@ export interface Architecture {
 }
 
 /** The lab's net. */
-export const LAB_ARCHITECTURE: Readonly<Architecture> = Object.freeze({ filterNorm: true, responseScale: true, upsample: 1, adapter: false });
+export const LAB_ARCHITECTURE: Readonly<Architecture> = Object.freeze({ filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false });
 
 /** Upsampling factors allowed (memory and time grow with the square of the factor). */
 export const MAX_UPSAMPLE = 4;
 
-export const ARCHITECTURE_KEYS: readonly (keyof Architecture)[] = ['filterNorm', 'responseScale', 'upsample', 'adapter'];
+export const ARCHITECTURE_KEYS: readonly (keyof Architecture)[] = ['filterNorm', 'staticNorm', 'responseScale', 'upsample', 'adapter'];
 
 /**
  * The architecture a record (a TrainConfig, a checkpoint's config, partial options) describes:
@@ -44,6 +48,7 @@ export function architectureOf(record: Partial<Record<keyof Architecture, unknow
 export function architectureProblems(a: Architecture, variant?: string): string[] {
   const problems: string[] = [];
   if (typeof a.filterNorm !== 'boolean') problems.push(`filterNorm must be true or false; got ${JSON.stringify(a.filterNorm)}`);
+  if (typeof a.staticNorm !== 'boolean') problems.push(`staticNorm must be true or false; got ${JSON.stringify(a.staticNorm)}`);
   if (typeof a.responseScale !== 'boolean') problems.push(`responseScale must be true or false; got ${JSON.stringify(a.responseScale)}`);
   if (typeof a.adapter !== 'boolean') problems.push(`adapter must be true or false; got ${JSON.stringify(a.adapter)}`);
   if (!(Number.isInteger(a.upsample) && a.upsample >= 1 && a.upsample <= MAX_UPSAMPLE)) {
@@ -52,6 +57,7 @@ export function architectureProblems(a: Architecture, variant?: string): string[
   if (variant === 'static' && a.filterNorm === false) {
     problems.push('filterNorm false applies to the dynamic head only (the static head\'s filters are never normalised); keep it true for static');
   }
+  if (variant === 'dynamic' && a.staticNorm === true) problems.push('staticNorm applies to the static head only; the dynamic head\'s filters follow filterNorm');
   return problems;
 }
 
@@ -64,6 +70,7 @@ export function sameArchitecture(a: Architecture, b: Architecture): boolean {
 export function describeArchitecture(a: Architecture): string[] {
   const out: string[] = [];
   if (!a.filterNorm) out.push('no filter norm');
+  if (a.staticNorm) out.push('L2-normalised static filters');
   if (!a.responseScale) out.push('no /√64');
   if (a.upsample !== 1) out.push(`upsample ×${a.upsample}`);
   if (a.adapter) out.push('adapter');

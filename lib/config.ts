@@ -36,6 +36,10 @@ export const PATHS = {
   runs: path.join(RESULTS, 'runs'),
   /** `npm run experiments -- --quick` and quick mode: tiny runs and their tables, apart from results/runs. */
   quick: path.join(PROJECT_ROOT, 'results', 'quick'),
+  /** The paired multi-seed suite's runs and table (npm run experiments -- --suite paired). */
+  paired: path.join(RESULTS, 'paired'),
+  /** Recorded results committed to git: suite tables, per-epoch metrics, configs, provenance. */
+  recorded: path.join(PROJECT_ROOT, 'results', 'recorded'),
   figures: path.join(RESULTS, 'figures'),
   report: path.join(RESULTS, 'report'),
   cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),

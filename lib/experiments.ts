@@ -22,7 +22,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { architectureOf, describeArchitecture } from './architecture';
+import { ARCHITECTURE_KEYS, architectureOf, describeArchitecture } from './architecture';
 import { writeFileAtomic } from './atomic-file';
 import { readCheckpointMeta } from './checkpoint';
 import { PATHS } from './config';
@@ -32,12 +32,14 @@ import { runOutcomes } from './summary';
 import { DivergedError, train, type TrainEvent, type TrainOptions, type TrainResult } from './train';
 import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from './train-config';
 
-export type ExperimentGroup = 'compare' | 'freeze' | 'ablation' | 'recipe';
-export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'ablation', 'recipe'];
+export type ExperimentGroup = 'compare' | 'freeze' | 'init' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'init', 'ablation', 'recipe'];
 
 export interface Experiment {
   /** The run's name under results/runs (= config.run). */
   name: string;
+  /** What is compared: the run's name without its seed in the paired suite (`dynamic` of `dynamic-s3`). */
+  arm: string;
   group: ExperimentGroup;
   /** What the run measures, in one line. */
   purpose: string;
@@ -82,25 +84,75 @@ const BEST: Partial<TrainConfig> = {
   epochs: BEST_EPOCHS,
 };
 
-function experiment(name: string, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1): Experiment {
-  return { name, group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
+function experiment(name: string, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1, arm = name): Experiment {
+  return { name, arm, group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
 }
 
-/** Every experiment, in the order `npm run experiments` runs them (cheap and most-needed first). */
-export const EXPERIMENTS: readonly Experiment[] = Object.freeze([
-  ...[0, 1, 2].flatMap((seed) => [
-    experiment(`lab-dynamic-s${seed}`, 'compare', `the lab's recipe, dynamic head, seed ${seed}`, { variant: 'dynamic', seed }),
-    experiment(`lab-static-s${seed}`, 'compare', `the lab's recipe, static head (ten learned filters), seed ${seed}`, { variant: 'static', seed }, 1),
-  ]),
-  experiment('frozen-all', 'freeze', 'backbone frozen, BatchNorm in evaluation mode on the pretrained (ImageNet) statistics', { freeze: 'all' }, 0.35),
-  experiment('frozen-keep-bn', 'freeze', 'fix 1: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
-  experiment('frozen-upsample', 'freeze', 'fix 2: backbone frozen, input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8)', { freeze: 'all', upsample: 2 }, 1.15),
-  experiment('frozen-adapter', 'freeze', 'fix 3: backbone frozen, a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
-  experiment('ablate-no-norm', 'ablation', 'dynamic head without the L2 normalisation of the generated filters', { filterNorm: false }),
-  experiment('ablate-no-scale', 'ablation', 'response maps not divided by √64', { responseScale: false }),
-  experiment('ablate-no-norm-no-scale', 'ablation', 'neither the L2 normalisation nor the /√64', { filterNorm: false, responseScale: false }),
-  experiment('best-dynamic', 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, BEST, 1.05),
+/**
+ * The lab suite: what `npm start` trains on the user's machine (and `npm run experiments` by
+ * default): the lab's recipe, seed 0, best checkpoint on TEST accuracy as the lab states it.
+ * One run per question, so the notebooks answer every question from the user's own runs; the
+ * multi-seed statistics come from the paired suite below.
+ */
+export const LAB_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+  experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }),
+  experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }),
+  experiment('frozen-requires-grad', 'freeze', "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode", { freeze: 'requires-grad' }, 0.45),
+  experiment('frozen-all', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
+  experiment('frozen-keep-bn', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
+  experiment('frozen-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
 ]);
+
+/** Seeds of every arm of the paired suite: run k of each arm shares seed k (init, data order). */
+export const PAIRED_SEEDS = [0, 1, 2, 3, 4] as const;
+/** Images of the fixed, class-balanced validation split (lib/batches splitValidation). */
+export const VALIDATION_IMAGES = 5000;
+
+/** One arm of the paired suite: the settings that differ from the recipe, and its relative cost. */
+interface Arm {
+  arm: string;
+  group: ExperimentGroup;
+  purpose: string;
+  overrides: Partial<TrainConfig>;
+  cost: number;
+}
+
+const ARMS: readonly Arm[] = [
+  { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1 },
+  { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1 },
+  { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1 },
+  { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
+  { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
+  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
+  { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
+  { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
+  { arm: 'dynamic-folded', group: 'init', purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one', overrides: { weights: 'folded' }, cost: 1 },
+  { arm: 'ablate-no-norm', group: 'ablation', purpose: 'dynamic head without the L2 normalisation of the generated filters', overrides: { filterNorm: false }, cost: 1 },
+  { arm: 'ablate-no-scale', group: 'ablation', purpose: 'response maps not divided by √64', overrides: { responseScale: false }, cost: 1 },
+];
+
+/**
+ * The paired suite behind the recorded results (results/recorded/): every arm with each of
+ * PAIRED_SEEDS, trained on 45k images, the best epoch chosen on the fixed 5k validation split
+ * and test reported at that epoch. Seed-major order, so a suite stopped early still has whole
+ * pairs: all arms of seed 0, then of seed 1, … (ablations after the comparison arms).
+ */
+export const PAIRED_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+  ...PAIRED_SEEDS.flatMap((seed) => ARMS.filter((a) => a.group !== 'ablation').map((a) => pairedExperiment(a, seed))),
+  ...PAIRED_SEEDS.flatMap((seed) => ARMS.filter((a) => a.group === 'ablation').map((a) => pairedExperiment(a, seed))),
+  experiment('best-dynamic', 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
+]);
+
+function pairedExperiment(a: Arm, seed: number): Experiment {
+  return experiment(`${a.arm}-s${seed}`, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
+}
+
+/** The suites: the lab's (npm start) and the paired one (recorded). */
+export type Suite = 'lab' | 'paired';
+export const SUITES: Record<Suite, readonly Experiment[]> = { lab: LAB_EXPERIMENTS, paired: PAIRED_EXPERIMENTS };
+
+/** The lab suite (what `npm run experiments` runs unless --suite says otherwise). */
+export const EXPERIMENTS: readonly Experiment[] = LAB_EXPERIMENTS;
 
 /** The experiment called `name`; an unknown name is an error listing the known ones. */
 export function findExperiment(name: string, list: readonly Experiment[] = EXPERIMENTS): Experiment {
@@ -123,12 +175,16 @@ export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as con
 
 /** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
 export function quickExperiment(e: Experiment): Experiment {
-  return { ...e, config: validateConfig({ ...e.config, ...QUICK_SLICE }) };
+  // A validation split, if any, shrinks with the slice (50 of 256: 5 per class).
+  return { ...e, config: validateConfig({ ...e.config, ...QUICK_SLICE, val: e.config.val > 0 ? 50 : 0 }) };
 }
 
-/** Where runs and tables go: results/ (results/runs), or results/quick (results/quick/runs). */
-export function experimentDirs(opts: { quick?: boolean; resultsDir?: string } = {}): { resultsDir: string; runsDir: string } {
-  const resultsDir = opts.resultsDir ?? (opts.quick ? PATHS.quick : PATHS.results);
+/**
+ * Where runs and tables go: results/ (results/runs) for the lab suite, results/paired for the
+ * paired suite, or results/quick (results/quick/runs) in quick mode.
+ */
+export function experimentDirs(opts: { quick?: boolean; resultsDir?: string; suite?: Suite } = {}): { resultsDir: string; runsDir: string } {
+  const resultsDir = opts.resultsDir ?? (opts.quick ? PATHS.quick : opts.suite === 'paired' ? PATHS.paired : PATHS.results);
   return { resultsDir, runsDir: path.join(resultsDir, 'runs') };
 }
 
@@ -343,7 +399,7 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
 /** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
 export function describeSettings(config: TrainConfig): string {
   const arch = describeArchitecture(architectureOf(config));
-  const skip = new Set(['run', 'seed', 'variant', 'logEvery', 'evalBatchSize', 'filterNorm', 'responseScale', 'upsample', 'adapter']);
+  const skip = new Set(['run', 'seed', 'variant', 'logEvery', 'evalBatchSize', ...ARCHITECTURE_KEYS]);
   const changes = (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
     .filter((k) => !skip.has(k) && config[k] !== LAB_RECIPE[k as keyof typeof LAB_RECIPE])
     .map((k) => `${k}=${config[k]}`);

@@ -65,7 +65,7 @@ export interface Net {
   features(x: tf.Tensor4D, training?: boolean): tf.Tensor4D;
   /** Evaluation-mode response maps [batch, 10, 8, 8] (after /√64 unless turned off) and scores [batch, 10]. */
   responseMaps(x: tf.Tensor4D, opts?: { filters?: tf.Tensor2D }): { maps: tf.Tensor4D; scores: tf.Tensor2D };
-  /** The ten 1×1 filters [10, 64] (dynamic: generated, L2-normalised unless filterNorm is off), before /√64. */
+  /** The ten 1×1 filters [10, 64] (dynamic: generated, L2-normalised unless filterNorm is off; static: learned, L2-normalised with staticNorm), before /√64. */
   classFilters(): tf.Tensor2D;
   /**
    * The filters exactly as the head applies them to the features [10, 64]: classFilters() times
@@ -315,7 +315,7 @@ class LabNet implements Net {
 
   classFilters(): tf.Tensor2D {
     return tf.tidy(() => {
-      if (this.variant === 'static') return this.dc!.clone() as tf.Tensor2D;
+      if (this.variant === 'static') return (this.architecture.staticNorm ? l2NormalizeRows(this.dc as tf.Tensor2D) : this.dc!.clone()) as tf.Tensor2D;
       // lib/kernels: one TensorFlow kernel or two per layer, forward and backward.
       const h = linear(this.embed as tf.Tensor2D, this.gen0w as tf.Tensor2D, this.gen0b as tf.Tensor1D, 'relu');
       const g = linear(h, this.gen2w as tf.Tensor2D, this.gen2b as tf.Tensor1D, 'tanh'); // [10, 64]

@@ -52,6 +52,8 @@ export interface TrainConfig {
   // fields existed describe the lab's net and read back with these defaults.
   /** L2-normalise each generated filter (dynamic head). */
   filterNorm: boolean;
+  /** L2-normalise the static head's learned filters (the control that isolates the generator). */
+  staticNorm: boolean;
   /** Divide the response maps by √64. */
   responseScale: boolean;
   /** Bilinear upsampling factor of the input before the backbone (1: none). */

@@ -13,8 +13,8 @@ import { describeBackend, initBackend } from '../lib/backend';
 import { parseChoice } from '../lib/config';
 import { writeExperimentTable } from '../lib/experiment-table';
 import {
-  estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments,
-  type Experiment, type ExperimentStatus,
+  estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments, SUITES,
+  type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
 import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
@@ -28,6 +28,9 @@ results/measurements.parquet when it is missing.
 
   --list              where each experiment stands (done / partial / not started …), best test
                       accuracy, time per epoch, estimated time left; trains nothing
+  --suite lab|paired  lab (default): the lab suite, one run per question (what npm start trains);
+                      paired: every arm × 5 paired seeds, selected on the validation split,
+                      in results/paired/ (the recorded results come from it)
   --only A,B          only these experiments (names as in --list)
   --quick             tiny slices (256 train / 128 test images, 1 epoch) into results/quick/
                       (never mixed with results/runs)
@@ -50,6 +53,7 @@ function parse(argv: string[]) {
       options: {
         list: { type: 'boolean' },
         only: { type: 'string' },
+        suite: { type: 'string' },
         quick: { type: 'boolean' },
         measure: { type: 'boolean' },
         table: { type: 'boolean' },
@@ -64,8 +68,10 @@ function parse(argv: string[]) {
   }
   const only = v.only?.split(',').map((s) => s.trim()).filter(Boolean);
   try {
-    if (only) selectExperiments(only);
+    const suite = parseChoice<Suite>('--suite', v.suite ?? 'lab', Object.keys(SUITES) as Suite[]);
+    if (only) selectExperiments(only, SUITES[suite]);
     return {
+      suite,
       help: v.help ?? false,
       list: v.list ?? false,
       only,
@@ -147,14 +153,15 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const { resultsDir, runsDir } = experimentDirs({ quick: args.quick, resultsDir: args.resultsDir });
-  const table = selectExperiments(args.only).map((e) => (args.quick ? quickExperiment(e) : e));
+  const { resultsDir, runsDir } = experimentDirs({ quick: args.quick, resultsDir: args.resultsDir, suite: args.suite });
+  const suiteTable = SUITES[args.suite];
+  const table = selectExperiments(args.only, suiteTable).map((e) => (args.quick ? quickExperiment(e) : e));
   if (args.list) {
     printList(table, runsDir);
     return 0;
   }
   if (args.table) {
-    const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick });
+    const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick, experiments: suiteTable });
     console.log(`wrote ${path.relative(process.cwd(), file)} (${rows.length} experiments)`);
     return 0;
   }
@@ -186,6 +193,7 @@ async function main(): Promise<number> {
   const outcomes = await runExperiments({
     quick: args.quick,
     only: args.only,
+    experiments: suiteTable,
     runsDir,
     retryDiverged: args.retryDiverged,
     onEvent: (e) => {
@@ -213,8 +221,8 @@ async function main(): Promise<number> {
       }
     },
   });
-  const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick });
-  if (!fs.existsSync(path.join(resultsDir, MEASUREMENTS_FILE))) await writeMeasurementFile();
+  const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick, experiments: suiteTable });
+  if (args.suite === 'lab' && !fs.existsSync(path.join(resultsDir, MEASUREMENTS_FILE))) await writeMeasurementFile();
 
   console.log(`\n${outcomes.length} experiment(s) in ${formatDuration((Date.now() - started) / 1000)}; experiment table: ${path.relative(process.cwd(), file)}`);
   for (const r of rows.filter((x) => !args.only || args.only.includes(x.name))) {

@@ -31,7 +31,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(resultsDir, { recursive: true, force: true }));
 
 const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
-  name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
+  name, arm: name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
   config: trainConfig({ run: name, epochs: 1, limitTrain: 128, limitTest: 64, logEvery: 1, ...over }),
 });
 
@@ -191,7 +191,7 @@ describe('Parquet tables', () => {
     expect(count('dynamic', 'head.embed')).toBe(1280);
     expect(count('dynamic', 'head.gen')).toBe(128 * 256 + 256 + 256 * 64 + 64);
     const times = await timeSteps(
-      [{ variant: 'dynamic', freeze: 'none', architecture: { filterNorm: true, responseScale: true, upsample: 1, adapter: false } }],
+      [{ variant: 'dynamic', freeze: 'none', architecture: { filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false } }],
       { batch: 8, steps: 2, rounds: 1, warmup: 1 },
     );
     expect(times.map((t) => t.measure).sort()).toEqual(['filter-generation', 'inference-step', 'inference-step-precomputed-filters', 'train-step']);
