@@ -42,6 +42,31 @@ const NATIVE_PACKAGES = {
 } as const;
 
 let active: BackendInfo | undefined;
+let versionWarned = false;
+
+/**
+ * The TensorFlow release the project is tested on: `npm run setup` builds the native addon against
+ * the C library of the tensorflow-cpu 2.21 wheel (scripts/native-backend-plan.mjs, TF_VERSION).
+ */
+export const TESTED_TENSORFLOW = '2.21';
+
+/**
+ * The warning to print when the native backend runs on another TensorFlow than the tested one
+ * (say the stock 2.9.1 download of `npm run setup -- --stock-libtensorflow`), else undefined.
+ * `version` is the binding's TF_Version; 'n/a' (the pure-JS backend) never warns.
+ */
+export function untestedTensorflowWarning(version: string, pkg: string = NATIVE_PACKAGES.native): string | undefined {
+  if (version === 'n/a') return undefined;
+  const m = /^\s*(\d+)\.(\d+)\.\d+/.exec(version);
+  if (m && `${m[1]}.${m[2]}` === TESTED_TENSORFLOW) return undefined;
+  const setup = pkg === NATIVE_PACKAGES.gpu ? 'npm run setup -- --gpu' : 'npm run setup';
+  return (
+    `warning: ${pkg} runs on TensorFlow ${m ? version : `of unknown version ('${version}')`}, which this project ` +
+    `has not been tested with: it is tested on TensorFlow ${TESTED_TENSORFLOW} only (graph execution and ` +
+    `the fused kernels included). Run \`${setup}\` to build the native backend against TensorFlow ` +
+    `${TESTED_TENSORFLOW} (the C library of the tensorflow${pkg === NATIVE_PACKAGES.gpu ? '' : '-cpu'} wheel).`
+  );
+}
 
 function isInstalled(pkg: string): boolean {
   try {
@@ -93,10 +118,16 @@ function loadNative(kind: 'gpu' | 'native'): BackendInfo {
     throw new Error(`${pkg} loaded but registered no 'tensorflow' backend; run \`npm run setup\` again.`);
   }
   tf.setBackend('tensorflow');
+  const tensorflowVersion = binding.TF_Version ?? 'unknown';
+  const warning = untestedTensorflowWarning(tensorflowVersion, pkg);
+  if (warning && !versionWarned) {
+    versionWarned = true;
+    console.warn(warning);
+  }
   return {
     name: tf.getBackend(),
     package: pkg,
-    tensorflowVersion: binding.TF_Version ?? 'unknown',
+    tensorflowVersion,
     tfjsVersion: tf.version_core,
     device: kind === 'gpu' ? 'GPU' : 'CPU',
     fast: true,

@@ -3,6 +3,9 @@
 cd "$(dirname "$0")/.."
 missing=()
 [ -d node_modules/@tensorflow/tfjs-node ] || missing+=("node_modules")
+# npm ci (install scripts off) leaves the package without its native addon: set-up builds it.
+[ ! -d node_modules/@tensorflow/tfjs-node ] || compgen -G 'node_modules/@tensorflow/tfjs-node/lib/napi-v*/tfjs_binding.node' >/dev/null \
+  || missing+=("the native TensorFlow addon")
 [ -x .venv/bin/jupyter ] || missing+=(".venv (JupyterLab)")
 [ -f data/cifar-10-batches-bin/test_batch.bin ] || missing+=("CIFAR-10 in data/cifar-10-batches-bin")
 if [ ${#missing[@]} -gt 0 ]; then

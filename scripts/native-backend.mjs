@@ -1,36 +1,37 @@
 #!/usr/bin/env node
 /**
- * Makes the native TensorFlow backend (@tensorflow/tfjs-node, or -gpu) usable on this machine.
+ * Makes the native TensorFlow backend (@tensorflow/tfjs-node, or -gpu) usable on this machine, on
+ * the one TensorFlow the project is tested on: the 2.21 C library of the tensorflow-cpu (or, for
+ * --gpu, tensorflow) wheel.
  *
- *   node scripts/native-backend.mjs [--gpu] [--force]
+ *   node scripts/native-backend.mjs [--gpu] [--force] [--stock-libtensorflow]
  *
- * 1. Already working (the addon loads and runs an op in a child process): done, in a second.
- * 2. A cached build for this exact package/Node/TensorFlow combination: link it back in.
- * 3. The package's own install script, which downloads libtensorflow 2.9.1 from Google's storage
- *    and fetches or builds the addon: used where that host is reachable.
- * 4. Otherwise the TensorFlow C library from the tensorflow-cpu (or, for --gpu, tensorflow) wheel
- *    through pip: its libtensorflow_cc.so.2 exports the C API and the wheel carries the C headers.
- *    Link them where the package's binding.gyp looks (deps/lib, deps/include) and build the addon
- *    with node-gyp.
- * Each step says what it does; a failure names the step and what to do. Uses only Node built-ins
- * (it runs before anything else is known to work).
+ * 1. Already working (the addon loads and runs an op in a child process) and linked against
+ *    TensorFlow 2.21.0: done, in a second. An addon linked against another TensorFlow (an old
+ *    stock 2.9.1 download, say) is replaced.
+ * 2. A cached build for this exact package/Node combination: link it back in.
+ * 3. The TensorFlow C library from the wheel through pip: its libtensorflow_cc.so.2 exports the C
+ *    API and the wheel carries the C headers. Link them where the package's binding.gyp looks
+ *    (deps/lib, deps/include) and build the addon with node-gyp; cache the build.
+ * --stock-libtensorflow instead runs the package's own install script, which downloads
+ * libtensorflow 2.9.1 from Google's storage: UNTESTED with this project, only when asked for.
+ * The decisions are in native-backend-plan.mjs (tested by test/backend.test.ts). Each step says
+ * what it does; a failure names the step and what to do. Uses only Node built-ins (it runs before
+ * anything else is known to work).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { TF_VERSION, USAGE, judgeInstalled, parseArgs, planSteps, stockWarning } from './native-backend-plan.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = process.env.DCF_CACHE_DIR ?? path.join(ROOT, '.cache');
-const args = process.argv.slice(2);
-const GPU = args.includes('--gpu');
-const FORCE = args.includes('--force');
-const unknown = args.filter((a) => !['--gpu', '--force'].includes(a));
-if (unknown.length) fail('arguments', `unknown argument(s) ${unknown.join(' ')}`, 'usage: node scripts/native-backend.mjs [--gpu] [--force]');
+const { gpu: GPU, force: FORCE, stock: STOCK, unknown } = parseArgs(process.argv.slice(2));
+if (unknown.length) fail('arguments', `unknown argument(s) ${unknown.join(' ')}`, USAGE);
 
 /** The wheel whose C library we build against, and its pip name. Same TensorFlow for both. */
-const TF_VERSION = '2.21.0';
 const WHEEL = GPU ? 'tensorflow' : 'tensorflow-cpu';
 const PKG = GPU ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
 
@@ -59,7 +60,7 @@ function fail(step, what, todo) {
   process.exit(1);
 }
 
-/** Loads the package in a fresh process and runs one op; returns [ok, TensorFlow version or error]. */
+/** Loads the package in a fresh process and runs one op: { ok: true, version } or { ok: false, error }. */
 function probe() {
   const code = `
     process.env.TF_CPP_MIN_LOG_LEVEL = '2';
@@ -68,10 +69,16 @@ function probe() {
     if (tf.getBackend() !== 'tensorflow' || y[0] !== 18) throw new Error('wrong result from the native backend');
     console.log(tf.backend().binding.TF_Version);`;
   const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status === 0) return [true, r.stdout.trim()];
-  if (r.signal) return [false, `the loading process died with ${r.signal} (a damaged library?)`];
+  if (r.status === 0) return { ok: true, version: r.stdout.trim().split('\n').pop() };
+  if (r.signal) return { ok: false, error: `the loading process died with ${r.signal} (a damaged library?)` };
   const lines = (r.stderr || r.stdout || '').split('\n').filter((l) => /Error|error|cannot|undefined symbol/.test(l));
-  return [false, lines.slice(0, 3).join(' | ') || `exit ${r.status}`];
+  return { ok: false, error: lines.slice(0, 3).join(' | ') || `exit ${r.status}` };
+}
+
+/** The libtensorflow version the package's own install script downloads (2.9.1 for 4.22.0). */
+function stockVersion() {
+  const constants = fs.readFileSync(path.join(pkgDir, 'scripts', 'deps-constants.js'), 'utf8');
+  return /LIBTENSORFLOW_VERSION\s*=\s*'([^']+)'/.exec(constants)?.[1] ?? 'unknown';
 }
 
 function relLink(target, linkPath) {
@@ -184,51 +191,72 @@ function restoreCachedAddon(libDir) {
   return true;
 }
 
-function stockInstall() {
-  say(`trying ${PKG}'s own install (downloads libtensorflow from Google's storage)`);
+/** --stock-libtensorflow: the package's own install script (downloads from Google's storage). */
+function stockInstall(wanted) {
+  say(`--stock-libtensorflow: running ${PKG}'s own install (downloads libtensorflow ${wanted} from Google's storage; UNTESTED with this project)`);
+  // Our links in deps/ and an addon built against another library must not survive into it:
+  // node-pre-gyp keeps an addon that is already there.
+  fs.rmSync(path.join(pkgDir, 'deps'), { recursive: true, force: true });
+  fs.rmSync(addonPath, { force: true });
   const r = spawnSync(process.execPath, ['scripts/install.js', GPU ? 'gpu' : 'cpu', 'download'], {
     cwd: pkgDir,
     encoding: 'utf8',
     timeout: Number(process.env.DCF_STOCK_INSTALL_TIMEOUT_MS ?? 600_000),
   });
-  if (r.status === 0 && probe()[0]) return true;
-  const why = (r.stderr || '').split('\n').find((l) => /Error|ENOTFOUND|ECONN|ETIMEDOUT|failed/.test(l)) ?? `exit ${r.status ?? r.signal}`;
-  say(`the package's own install did not work here (${why.trim()}); using the wheel instead`);
-  return false;
+  const installed = probe();
+  if (r.status === 0 && judgeInstalled(installed, wanted).keep) return installed;
+  const why =
+    r.status === 0
+      ? judgeInstalled(installed, wanted).reason
+      : ((r.stderr || '').split('\n').find((l) => /Error|ENOTFOUND|ECONN|ETIMEDOUT|failed/.test(l)) ?? `exit ${r.status ?? r.signal}`).trim();
+  fail('stock download', `${PKG}'s own install did not give a working libtensorflow ${wanted}: ${why}`, 'run `npm run setup` without --stock-libtensorflow: it builds against the tested TensorFlow ' + TF_VERSION + ' from the wheel');
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const libDir = path.join(CACHE, `libtensorflow-${TF_VERSION}-${GPU ? 'gpu' : 'cpu'}`);
-say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi})`);
+const wanted = STOCK ? stockVersion() : TF_VERSION;
+say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi}); wanted: TensorFlow ${wanted} ${STOCK ? "(the package's stock download, UNTESTED)" : `(the ${WHEEL} wheel's C library, tested)`}`);
 
-if (!FORCE) {
-  const [ok, detail] = probe();
-  if (ok) {
-    say(`ready: native backend loads, TensorFlow ${detail}`);
+const installed = FORCE ? null : probe();
+if (installed) {
+  const { keep, reason } = judgeInstalled(installed, wanted);
+  if (!keep && (fs.existsSync(addonPath) || fs.existsSync(depsLib))) say(`the installed backend is not right: ${reason}; replacing it`);
+}
+const cached = fs.existsSync(path.join(CACHE, 'addons', buildKey, 'tfjs_binding.node')) && fs.existsSync(path.join(libDir, 'COMPLETE'));
+
+for (const step of planSteps({ stock: STOCK, force: FORCE, installed, wanted, cached })) {
+  if (step === 'keep') {
+    say(`ready: native backend loads, TensorFlow ${installed.version}`);
+    if (STOCK) console.warn(`[native-backend] ${stockWarning(installed.version)}`);
     process.exit(0);
   }
-  if (fs.existsSync(addonPath) || fs.existsSync(depsLib)) say(`installed backend does not load (${detail}); repairing`);
-  if (restoreCachedAddon(libDir)) {
-    const [ok2, detail2] = probe();
-    if (ok2) {
-      say(`ready: native backend loads, TensorFlow ${detail2}`);
+  if (step === 'stock-download') {
+    const done = stockInstall(wanted);
+    say(`ready: native backend loads, TensorFlow ${done.version} (stock download)`);
+    console.warn(`[native-backend] ${stockWarning(done.version)}`);
+    process.exit(0);
+  }
+  if (step === 'restore-cache') {
+    restoreCachedAddon(libDir);
+    const restored = probe();
+    const { keep, reason } = judgeInstalled(restored, wanted);
+    if (keep) {
+      say(`ready: native backend loads, TensorFlow ${restored.version}`);
       process.exit(0);
     }
-    say(`cached build does not load (${detail2}); rebuilding from the wheel`);
+    say(`the cached build is not right: ${reason}; rebuilding from the wheel`);
     fs.rmSync(libDir, { recursive: true, force: true });
     fs.rmSync(path.join(CACHE, 'addons', buildKey), { recursive: true, force: true });
   }
+  if (step === 'build-from-wheel') {
+    linkLibrary(provisionFromWheel());
+    buildAddon();
+    const built = probe();
+    const { keep, reason } = judgeInstalled(built, wanted);
+    if (!keep) fail('verify', `the freshly built addon is not right: ${reason}`, `run with --force after deleting ${path.relative(ROOT, libDir)}`);
+    cacheAddon();
+    say(`ready: native backend loads, TensorFlow ${built.version} (built against the ${WHEEL} wheel's C library)`);
+    process.exit(0);
+  }
 }
-
-if (process.env.DCF_SKIP_STOCK_INSTALL !== '1' && !fs.existsSync(path.join(libDir, 'COMPLETE')) && stockInstall()) {
-  say(`ready: native backend loads, TensorFlow ${probe()[1]} (stock download)`);
-  process.exit(0);
-}
-
-linkLibrary(provisionFromWheel());
-buildAddon();
-const [ok, detail] = probe();
-if (!ok) fail('verify', `the freshly built addon does not load: ${detail}`, `run with --force after deleting ${path.relative(ROOT, libDir)}`);
-cacheAddon();
-say(`ready: native backend loads, TensorFlow ${detail} (built against the ${WHEEL} wheel's C library)`);

@@ -5,6 +5,9 @@
 #   npm run setup -- --torch      also PyTorch in .venv (golden fixtures, benchmark reference)
 #   npm run setup -- --gpu        also @tensorflow/tfjs-node-gpu (needs NVIDIA driver, CUDA, cuDNN)
 #   npm run setup -- --no-data    skip the CIFAR-10 download/conversion
+#   npm run setup -- --stock-libtensorflow
+#                                 the native backend on tfjs-node's own libtensorflow 2.9.1 download
+#                                 instead of the tested TensorFlow 2.21 (UNTESTED; for comparison only)
 #
 # Steps: npm packages → native TensorFlow backend → Python venv with JupyterLab → tslab kernel →
 # Chromium (figure export, browser tests) → CIFAR-10.
@@ -12,13 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-WITH_TORCH=0 WITH_GPU=0 WITH_DATA=1
+WITH_TORCH=0 WITH_GPU=0 WITH_DATA=1 NATIVE_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     --torch) WITH_TORCH=1 ;;
     --gpu) WITH_GPU=1 ;;
     --no-data) WITH_DATA=0 ;;
-    *) echo "setup: unknown option '$arg' (options: --torch --gpu --no-data)" >&2; exit 2 ;;
+    --stock-libtensorflow) NATIVE_ARGS+=(--stock-libtensorflow) ;;
+    *) echo "setup: unknown option '$arg' (options: --torch --gpu --no-data --stock-libtensorflow)" >&2; exit 2 ;;
   esac
 done
 
@@ -28,7 +32,8 @@ trap 'rc=$?; [ $rc -ne 0 ] && printf "\nsetup FAILED at step: %s (exit %s). Fix 
 sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 step "check tools"
-node -e 'const [M]=process.versions.node.split(".").map(Number); if (M < 20) { console.error(`Node ${process.version} is too old: the lab needs Node 20 or newer`); process.exit(1) }'
+# The Node range package.json's engines states: the one the project is tested on.
+node -e 'const [M, m] = process.versions.node.split(".").map(Number); if (M < 20 || (M === 20 && m < 19)) { console.error(`Node ${process.version} is too old: the lab is tested on Node 20.19 and newer`); process.exit(1) }'
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 9), "Python 3.9+ needed"; import venv' \
   || { echo "python3 (3.9+) with the venv module is needed: apt-get install -y python3 python3-venv" >&2; exit 1; }
@@ -47,11 +52,11 @@ else
 fi
 
 step "native TensorFlow backend (CPU)"
-node scripts/native-backend.mjs
+node scripts/native-backend.mjs "${NATIVE_ARGS[@]}"
 if [ $WITH_GPU = 1 ]; then
   step "native TensorFlow backend (GPU)"
   [ -d node_modules/@tensorflow/tfjs-node-gpu ] || npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0
-  node scripts/native-backend.mjs --gpu
+  node scripts/native-backend.mjs --gpu "${NATIVE_ARGS[@]}"
 fi
 
 step "Python environment .venv (JupyterLab, nbclient, plotly$([ $WITH_TORCH = 1 ] && echo ', torch'))"
