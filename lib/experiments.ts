@@ -134,12 +134,15 @@ const ARMS: readonly Arm[] = [
 /**
  * The paired suite behind the recorded results (results/recorded/): every arm with each of
  * PAIRED_SEEDS, trained on 45k images, the best epoch chosen on the fixed 5k validation split
- * and test reported at that epoch. Seed-major order, so a suite stopped early still has whole
- * pairs: all arms of seed 0, then of seed 1, … (ablations after the comparison arms).
+ * and test reported at that epoch. Phase by phase (the comparison, then freezing and
+ * initialisation, then the ablations), seed-major inside each, so a suite stopped early still
+ * has whole pairs: all arms of seed 0, then of seed 1, …
  */
 export const PAIRED_EXPERIMENTS: readonly Experiment[] = Object.freeze([
-  ...PAIRED_SEEDS.flatMap((seed) => ARMS.filter((a) => a.group !== 'ablation').map((a) => pairedExperiment(a, seed))),
-  ...PAIRED_SEEDS.flatMap((seed) => ARMS.filter((a) => a.group === 'ablation').map((a) => pairedExperiment(a, seed))),
+  ...(['compare', 'freeze', 'ablation'] as const).flatMap((phase) => {
+    const arms = ARMS.filter((a) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
+    return PAIRED_SEEDS.flatMap((seed) => arms.map((a) => pairedExperiment(a, seed)));
+  }),
   experiment('best-dynamic', 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
 ]);
 
