@@ -1,8 +1,8 @@
 """Writes test/fixtures/resnet18-stem-layer1-unfolded.pth: torchvision's layout and torch.save
 format (what `resnet18-f37072fd.pth` looks like, cut to the stem and layer1), built from the
-shared folded weights so that tests need no internet.
+repo's folded weights (data/pretrained/, see its README) so that tests need no internet.
 
-Unfolding: the shared file holds W' = W·s and b' = β − μ·s with s = γ/√(σ²+ε). Any BatchNorm
+Unfolding: the folded file holds W' = W·s and b' = β − μ·s with s = γ/√(σ²+ε). Any BatchNorm
 (γ, β, μ, σ²) with W = W'/s and β = b' + μ·s recomputes the same function; this picks random
 γ, μ, σ² (not the trivial γ=1, μ=0, σ²=1−ε), so a loader that ignored or misused a BatchNorm
 tensor would not reproduce the folded network. A few keys of the rest of ResNet-18 are added
@@ -23,7 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from reference import Backbone  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_FOLDED = ROOT.parent / "shared" / "weights" / "resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors"
+DEFAULT_FOLDED = ROOT / "data" / "pretrained" / "resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors"
 OUT = ROOT / "test" / "fixtures" / "resnet18-stem-layer1-unfolded.pth"
 EPS = 1e-5
 CONV_BN = {

@@ -5,7 +5,8 @@ decay), the per-step cosine schedule and label smoothing of lib/train — to cho
 beyond-the-lab recipe (lib/experiments' best-dynamic) before spending hours of 2-core CPU time on
 it. Its random streams (init, order, augmentation) are PyTorch's, not lib/random's: expect
 seed-to-seed differences, not identical numbers. Results of the sweep that chose the recipe:
-recipe_sweep_results.jsonl.
+recipe_sweep_results.jsonl (run on the folded weights, then the only ones: `"weights": "folded"`
+reproduces them).
 
     python python/recipe_sweep.py prepare                 # CIFAR-10 bins (data/ or .gz) → /tmp/cifar.npz
     python python/recipe_sweep.py '{"name": "best40", "norm": "imagenet", "augment": true,
@@ -13,8 +14,10 @@ recipe_sweep_results.jsonl.
 
 Config keys: name, norm (half|imagenet), augment, schedule (constant|cosine), ls, lr, wd, epochs,
 batch (64), seed (0), freeze (none|all|keep-bn), upsample (1), adapter, filter_norm,
-response_scale. DEADLINE (Unix seconds) stops after the epoch that passes it. Prints one JSON
-line per epoch and a final `RESULT {...}` line."""
+response_scale, weights (torchvision|folded|FILE: the backbone file, as lib's `weights` setting;
+default torchvision, data/pretrained/'s unfolded IMAGENET1K_V1 file). DEADLINE (Unix seconds)
+stops after the epoch that passes it. Prints one JSON line per epoch and a final `RESULT {...}`
+line."""
 import gzip, json, math, os, sys, time
 import numpy as np
 import torch
@@ -24,9 +27,14 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import DynamicFilterNet  # noqa: E402
 
-# Where the CIFAR-10 binaries are (plain, or gzipped), and the shared pretrained weights.
+# Where the CIFAR-10 binaries are (plain, or gzipped).
 DATA_DIRS = [os.environ.get("DCF_DATA", "data/cifar-10-batches-bin"), ".cache/gpu/p1", ".cache/gpu/p2", ".cache/gpu/p3"]
-PRETRAINED = os.environ.get("DCF_PRETRAINED", "../shared/weights/resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors")
+# The pretrained backbone files in the repo, by the names of lib/config.ts's PRETRAINED_FILES.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRETRAINED = {
+    "torchvision": os.path.join(ROOT, "data", "pretrained", "resnet18-imagenet1k-v1-stem-layer1.safetensors"),
+    "folded": os.path.join(ROOT, "data", "pretrained", "resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors"),
+}
 NORMS = {"half": ([0.5] * 3, [0.5] * 3), "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
 
 
@@ -73,11 +81,15 @@ class Net(DynamicFilterNet):
         return self.score(maps.flatten(2)).squeeze(-1)
 
 
-def load_pretrained(net):
+def load_pretrained(net, weights="torchvision"):
+    """torchvision's unfolded form loads as it is; the folded one by data/pretrained/README.md's rule."""
     from safetensors.torch import load_file
-    path = PRETRAINED if os.path.exists(PRETRAINED) else ".cache/gpu/p3/" + os.path.basename(PRETRAINED)
-    w = load_file(path)
+    w = load_file(PRETRAINED.get(weights, weights))
     b = net.backbone
+    if "bn1.weight" in w:
+        missing, unexpected = b.load_state_dict(w, strict=False)
+        assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+        return
     pairs = [("conv1", b.conv1, b.bn1)] + [
         (f"layer1.{i}.conv{j}", getattr(b.layer1[i], f"conv{j}"), getattr(b.layer1[i], f"bn{j}")) for i in (0, 1) for j in (1, 2)
     ]
@@ -101,7 +113,7 @@ def run(cfg, deadline):
     mean, std = (torch.tensor(v, device=dev).view(1, 3, 1, 1) for v in NORMS[cfg["norm"]])
     norm = lambda u8: (u8.float() / 255 - mean) / std  # noqa: E731
     net = Net("dynamic", cfg.get("filter_norm", True), cfg.get("response_scale", True), cfg.get("upsample", 1), cfg.get("adapter", False)).to(dev)
-    load_pretrained(net)
+    load_pretrained(net, cfg.get("weights", "torchvision"))
     freeze = cfg.get("freeze", "none")
     for n, p in net.backbone.named_parameters():
         is_bn = ".bn" in n or n.startswith("bn")
