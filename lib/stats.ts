@@ -1,0 +1,144 @@
+/**
+ * Paired statistics for comparing two arms of an experiment run with the same seeds (same head
+ * initialisation, same data order): the per-seed differences, their mean with a 95 % Student-t
+ * interval, an exact sign-flip permutation test, and a verdict computed from the interval.
+ *
+ * Pure functions on numbers: the notebooks and the report state what these return, so no
+ * sentence about "better" or "worse" is ever written by hand.
+ */
+
+/** One arm's value per seed (e.g. test accuracy at the validation-selected epoch). */
+export type BySeed = ReadonlyMap<number, number>;
+
+export type Verdict = 'better' | 'worse' | 'no detectable difference' | 'too few pairs';
+
+export interface PairedComparison {
+  /** Seeds present in both arms, ascending. */
+  seeds: number[];
+  /** b − a per seed, in `seeds` order. */
+  differences: number[];
+  n: number;
+  mean: number;
+  /** Sample standard deviation of the differences (NaN for n < 2). */
+  sd: number;
+  /** 95 % t interval of the mean difference ([NaN, NaN] for n < 2). */
+  low: number;
+  high: number;
+  /** Two-sided exact sign-flip permutation p-value of the mean difference (1 for n = 0). */
+  permutationP: number;
+  /** Seeds where b beat a, lost to a, tied. */
+  wins: number;
+  losses: number;
+  /** From the interval: better when it lies above 0, worse when below, else no detectable difference. */
+  verdict: Verdict;
+}
+
+/** Compares arm `b` against arm `a` over the seeds both have. */
+export function pairedComparison(a: BySeed, b: BySeed, level = 0.95): PairedComparison {
+  const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
+  const differences = seeds.map((s) => b.get(s)! - a.get(s)!);
+  const n = differences.length;
+  const mean = n ? differences.reduce((s, d) => s + d, 0) / n : NaN;
+  const sd = n >= 2 ? Math.sqrt(differences.reduce((s, d) => s + (d - mean) ** 2, 0) / (n - 1)) : NaN;
+  const half = n >= 2 ? studentTQuantile(1 - (1 - level) / 2, n - 1) * (sd / Math.sqrt(n)) : NaN;
+  const low = mean - half;
+  const high = mean + half;
+  return {
+    seeds, differences, n, mean, sd, low, high,
+    permutationP: signFlipPValue(differences),
+    wins: differences.filter((d) => d > 0).length,
+    losses: differences.filter((d) => d < 0).length,
+    verdict: verdictOf(n, low, high),
+  };
+}
+
+/** The verdict an interval allows: it must exclude 0 to say better or worse. */
+export function verdictOf(n: number, low: number, high: number): Verdict {
+  if (n < 2 || !Number.isFinite(low) || !Number.isFinite(high)) return 'too few pairs';
+  if (low > 0) return 'better';
+  if (high < 0) return 'worse';
+  return 'no detectable difference';
+}
+
+/**
+ * Two-sided exact permutation test of a zero mean: under the null each difference's sign is a
+ * fair coin, so p is the share of all 2^n sign patterns whose |sum| is at least the observed one.
+ * With 5 pairs the smallest possible p is 2/32 = 0.0625: 5 seeds cannot reach 0.05 this way.
+ */
+export function signFlipPValue(differences: readonly number[]): number {
+  const n = differences.length;
+  if (n === 0) return 1;
+  if (n > 20) throw new Error(`signFlipPValue enumerates 2^n patterns; n = ${n} is too many (at most 20)`);
+  const observed = Math.abs(differences.reduce((s, d) => s + d, 0));
+  const tolerance = 1e-12 * differences.reduce((s, d) => s + Math.abs(d), 0);
+  let atLeast = 0;
+  for (let mask = 0; mask < 1 << n; mask++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += mask & (1 << i) ? -differences[i] : differences[i];
+    if (Math.abs(sum) >= observed - tolerance) atLeast++;
+  }
+  return atLeast / (1 << n);
+}
+
+/** The p-quantile of Student's t distribution with `df` degrees of freedom (bisection on the CDF). */
+export function studentTQuantile(p: number, df: number): number {
+  if (!(p > 0 && p < 1) || !(df > 0)) throw new Error(`studentTQuantile needs 0 < p < 1 and df > 0; got p=${p}, df=${df}`);
+  if (p < 0.5) return -studentTQuantile(1 - p, df);
+  let lo = 0;
+  let hi = 1;
+  while (studentTCdf(hi, df) < p) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (studentTCdf(mid, df) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** P(T ≤ t) for Student's t with `df` degrees of freedom, through the regularised incomplete beta. */
+export function studentTCdf(t: number, df: number): number {
+  const x = df / (df + t * t);
+  const tail = 0.5 * regularizedIncompleteBeta(x, df / 2, 0.5);
+  return t >= 0 ? 1 - tail : tail;
+}
+
+/** I_x(a, b) by its continued fraction (Numerical Recipes' betacf), accurate to ~1e-14. */
+function regularizedIncompleteBeta(x: number, a: number, b: number): number {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  const front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log(1 - x));
+  // The fraction converges fast for x < (a+1)/(a+b+2); use the symmetry I_x(a,b) = 1 − I_{1−x}(b,a) otherwise.
+  if (x > (a + 1) / (a + b + 2)) return 1 - (front * betaFraction(1 - x, b, a)) / b;
+  return (front * betaFraction(x, a, b)) / a;
+}
+
+function betaFraction(x: number, a: number, b: number): number {
+  const tiny = 1e-300;
+  let c = 1;
+  let d = 1 - ((a + b) * x) / (a + 1);
+  d = 1 / (Math.abs(d) < tiny ? tiny : d);
+  let h = d;
+  for (let m = 1; m <= 300; m++) {
+    for (const num of [(m * (b - m) * x) / ((a + 2 * m - 1) * (a + 2 * m)), (-(a + m) * (a + b + m) * x) / ((a + 2 * m) * (a + 2 * m + 1))]) {
+      d = 1 + num * d;
+      d = 1 / (Math.abs(d) < tiny ? tiny : d);
+      c = 1 + num / c;
+      if (Math.abs(c) < tiny) c = tiny;
+      h *= d * c;
+    }
+    if (Math.abs(d * c - 1) < 1e-15) break;
+  }
+  return h;
+}
+
+/** ln Γ(z) for z > 0 (Lanczos, g = 7). */
+function logGamma(z: number): number {
+  const g = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  if (z < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * z))) - logGamma(1 - z);
+  const zz = z - 1;
+  let sum = g[0];
+  for (let i = 1; i < 9; i++) sum += g[i] / (zz + i);
+  const t = zz + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (zz + 0.5) * Math.log(t) - t + Math.log(sum);
+}
