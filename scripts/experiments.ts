@@ -17,6 +17,7 @@ import {
   type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
+import { recordSuite } from '../lib/recorded';
 import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
 import type { ProgressCallback } from '../lib/train';
 
@@ -37,6 +38,8 @@ results/measurements.parquet when it is missing.
   --measure           parameter counts and time per training / inference step of each net
                       → results/measurements.parquet (a minute; trains nothing)
   --table             only rebuild results/experiments.parquet from the runs
+  --record            write the suite's recorded results (results/recorded/<suite>/: table,
+                      per-epoch metrics, configs, provenance) from its runs; trains nothing
   --retry-diverged    train runs that diverged before again (skipped otherwise)
   --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
   --results-dir DIR   instead of results/ (runs in DIR/runs)`;
@@ -57,6 +60,7 @@ function parse(argv: string[]) {
         quick: { type: 'boolean' },
         measure: { type: 'boolean' },
         table: { type: 'boolean' },
+        record: { type: 'boolean' },
         'retry-diverged': { type: 'boolean' },
         progress: { type: 'string' },
         'results-dir': { type: 'string' },
@@ -78,6 +82,7 @@ function parse(argv: string[]) {
       quick: v.quick ?? false,
       measure: v.measure ?? false,
       table: v.table ?? false,
+      record: v.record ?? false,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
       resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
@@ -158,6 +163,12 @@ async function main(): Promise<number> {
   const table = selectExperiments(args.only, suiteTable).map((e) => (args.quick ? quickExperiment(e) : e));
   if (args.list) {
     printList(table, runsDir);
+    return 0;
+  }
+  if (args.record) {
+    const { dir, rows, provenance } = recordSuite(args.suite, { runsDir, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}` });
+    const done = rows.filter((r) => r.status === 'done').length;
+    console.log(`recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
     return 0;
   }
   if (args.table) {

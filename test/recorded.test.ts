@@ -1,0 +1,78 @@
+// Recorded results: the selection rule per run, and a tiny suite recorded and read back.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCifar10 } from '../lib/cifar10';
+import { runExperiments, type Experiment } from '../lib/experiments';
+import { armsBySeed, readRecorded, recordSuite, summarizeRun } from '../lib/recorded';
+import { trainConfig } from '../lib/train-config';
+
+const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? 100 * epoch : 0, wallSeconds: split === 'train' ? 10 : 1 });
+
+describe('summarizeRun', () => {
+  const rows = [
+    row(1, 'train', 0.5), row(1, 'val', 0.60), row(1, 'test', 0.58),
+    row(2, 'train', 0.6), row(2, 'val', 0.66), row(2, 'test', 0.61),
+    row(3, 'train', 0.7), row(3, 'val', 0.64), row(3, 'test', 0.63),
+  ];
+  it('reports test at the epoch the validation split chose, not the best test epoch', () => {
+    const s = summarizeRun(rows, 'val');
+    expect(s.selected_epoch).toBe(2);
+    expect(s.selected_test_acc).toBe(0.61);
+    expect(s.best_test_acc).toBe(0.63);
+    expect(s.final_test_acc).toBe(0.63);
+    expect(s.best_val_acc).toBe(0.66);
+    expect(s.train_images_per_s).toBe(200);
+    expect(s.train_seconds_per_epoch).toBe(10);
+  });
+  it("selects on test under the lab's rule", () => {
+    const s = summarizeRun(rows, 'test');
+    expect(s.selected_epoch).toBe(3);
+    expect(s.selected_test_acc).toBe(0.63);
+  });
+  it('is empty before the first epoch', () => {
+    expect(summarizeRun([], 'val')).toMatchObject({ selected_epoch: null, selected_test_acc: null, best_val_acc: null, train_images_per_s: null });
+  });
+});
+
+describe('recordSuite', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-recorded-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('writes one row per experiment, the epochs, the configs and the provenance, and reads them back', async () => {
+    const data = { train: loadCifar10('train', { limit: 160 }), test: loadCifar10('test', { limit: 40 }) };
+    const tiny = (arm: string, seed: number): Experiment => {
+      const name = `${arm}-s${seed}`;
+      return { name, arm, group: 'compare', purpose: 'test', relativeEpochCost: 1, config: trainConfig({ run: name, seed, epochs: 2, limitTrain: 160, limitTest: 40, val: 40, selectBy: 'val', logEvery: 1, variant: arm === 'static' ? 'static' : 'dynamic' }) };
+    };
+    const experiments = [tiny('dynamic', 0), tiny('static', 0), tiny('dynamic', 1)];
+    const runsDir = path.join(dir, 'runs');
+    await runExperiments({ experiments: experiments.slice(0, 2), runsDir, data });
+    const out = path.join(dir, 'recorded');
+    const { rows } = recordSuite('paired', { runsDir, outDir: out, experiments, command: 'test', commit: 'abc' });
+    expect(rows.map((r) => [r.name, r.status, r.epochs_done])).toEqual([['dynamic-s0', 'done', 2], ['static-s0', 'done', 2], ['dynamic-s1', 'not-started', 0]]);
+    expect(fs.readdirSync(out).sort()).toEqual(['configs.json', 'epochs.parquet', 'experiments.parquet', 'provenance.json']);
+    const back = readRecorded('paired', out);
+    expect(back.rows.map((r) => r.name)).toEqual(['dynamic-s0', 'static-s0', 'dynamic-s1']);
+    const done = back.rows[0];
+    expect(done.select_by).toBe('val');
+    expect(done.selected_epoch === 1 || done.selected_epoch === 2).toBe(true);
+    expect(done.best_val_acc).toBeGreaterThan(0);
+    expect(done.train_images_per_s).toBeGreaterThan(0);
+    expect(back.provenance).toMatchObject({ suite: 'paired', commit: 'abc', command: 'test' });
+    expect(back.provenance.backend).toMatch(/TensorFlow/);
+    expect(back.provenance.machine.cores).toBeGreaterThan(0);
+    expect(Object.keys(JSON.parse(fs.readFileSync(path.join(out, 'configs.json'), 'utf8')))).toEqual(['dynamic-s0', 'static-s0']);
+    const arms = armsBySeed(back.rows);
+    expect([...arms.keys()].sort()).toEqual(['dynamic', 'static']);
+    expect(arms.get('dynamic')!.get(0)).toBe(done.selected_test_acc);
+  });
+
+  it('says what to do when a suite was never recorded', () => {
+    expect(() => readRecorded('paired', path.join(dir, 'nothing'))).toThrow(/no recorded results for the paired suite: .*experiments.parquet is missing/);
+  });
+});
