@@ -25,7 +25,7 @@ import * as path from 'path';
 import { ARCHITECTURE_KEYS, architectureOf, describeArchitecture } from './architecture';
 import { writeFileAtomic } from './atomic-file';
 import { readCheckpointMeta } from './checkpoint';
-import { PATHS } from './config';
+import { isQuick, PATHS } from './config';
 import { readRunEpochs } from './metrics';
 import { RunDir } from './run-dir';
 import { runOutcomes } from './summary';
@@ -103,6 +103,18 @@ export const LAB_EXPERIMENTS: readonly Experiment[] = Object.freeze([
   experiment('frozen-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
 ]);
 
+/** The lab suite's run names, typed: notebooks and answers name runs through this. */
+export type LabRunName = 'lab-dynamic-s0' | 'lab-static-s0' | 'frozen-requires-grad' | 'frozen-all' | 'frozen-keep-bn' | 'frozen-adapter';
+
+/**
+ * The config a notebook trains for lab-suite run `name`: the suite's, or its quick slice in quick
+ * mode (DCF_QUICK=1, whose runs go to results/quick/runs).
+ */
+export function labRunConfig(name: LabRunName): TrainConfig {
+  const e = findExperiment(name, LAB_EXPERIMENTS);
+  return isQuick() ? quickExperiment(e).config : e.config;
+}
+
 /** Seeds of every arm of the paired suite: run k of each arm shares seed k (init, data order). */
 export const PAIRED_SEEDS = [0, 1, 2, 3, 4] as const;
 /** Images of the fixed, class-balanced validation split (lib/batches splitValidation). */
@@ -149,6 +161,31 @@ export const PAIRED_EXPERIMENTS: readonly Experiment[] = Object.freeze([
 function pairedExperiment(a: Arm, seed: number): Experiment {
   return experiment(`${a.arm}-s${seed}`, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
 }
+
+/** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed. */
+export interface ArmComparison {
+  a: string;
+  b: string;
+  /** What the difference isolates, in a few words. */
+  isolates: string;
+}
+
+/** Every comparison the answers, the report and the README quote from the paired suite. */
+export const PAIRED_COMPARISONS: readonly ArmComparison[] = [
+  { a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and normalisation together" },
+  { a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
+  { a: 'static', b: 'static-l2', isolates: 'L2 normalisation of static filters alone' },
+  { a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze (BatchNorm still training)" },
+  { a: 'dynamic', b: 'frozen-eval', isolates: 'freezing the backbone as a fixed function' },
+  { a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm statistics: CIFAR batches vs ImageNet running' },
+  { a: 'frozen-eval', b: 'frozen-eval-imagenet', isolates: 'fix: ImageNet input normalisation for the fixed backbone' },
+  { a: 'frozen-requires-grad', b: 'fix-bn-only', isolates: "fix: BatchNorm γ/β trained, over the lab's freeze" },
+  { a: 'frozen-requires-grad', b: 'fix-stem-frozen', isolates: "fix: layer1 trained (stem frozen), over the lab's freeze" },
+  { a: 'dynamic', b: 'fix-stem-frozen', isolates: 'what freezing the stem alone costs' },
+  { a: 'dynamic', b: 'dynamic-folded', isolates: 'start from the BN-folded file instead of the unfolded one' },
+  { a: 'dynamic', b: 'ablate-no-norm', isolates: 'removing the L2 normalisation of generated filters' },
+  { a: 'dynamic', b: 'ablate-no-scale', isolates: 'removing the /√64' },
+];
 
 /** The suites: the lab's (npm start) and the paired one (recorded). */
 export type Suite = 'lab' | 'paired';

@@ -10,14 +10,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/backend';
-import { parseChoice } from '../lib/config';
+import { parseChoice, PATHS } from '../lib/config';
 import { writeExperimentTable } from '../lib/experiment-table';
 import {
   estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments, SUITES,
   type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
-import { recordSuite } from '../lib/recorded';
+import { recordedMarkdown, recordSuite, withRecordedBlock } from '../lib/recorded';
+import { writeFileAtomic } from '../lib/atomic-file';
 import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
 import type { ProgressCallback } from '../lib/train';
 
@@ -39,7 +40,9 @@ results/measurements.parquet when it is missing.
                       → results/measurements.parquet (a minute; trains nothing)
   --table             only rebuild results/experiments.parquet from the runs
   --record            write the suite's recorded results (results/recorded/<suite>/: table,
-                      per-epoch metrics, configs, provenance) from its runs; trains nothing
+                      per-epoch metrics, configs, provenance) from its runs, and for the paired
+                      suite the README's block of recorded results; trains nothing
+  --commit SHA        with --record: the commit whose code trained the runs (default: this checkout's)
   --retry-diverged    train runs that diverged before again (skipped otherwise)
   --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
   --results-dir DIR   instead of results/ (runs in DIR/runs)`;
@@ -61,6 +64,7 @@ function parse(argv: string[]) {
         measure: { type: 'boolean' },
         table: { type: 'boolean' },
         record: { type: 'boolean' },
+        commit: { type: 'string' },
         'retry-diverged': { type: 'boolean' },
         progress: { type: 'string' },
         'results-dir': { type: 'string' },
@@ -83,6 +87,7 @@ function parse(argv: string[]) {
       measure: v.measure ?? false,
       table: v.table ?? false,
       record: v.record ?? false,
+      commit: v.commit,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
       resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
@@ -166,9 +171,17 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.record) {
-    const { dir, rows, provenance } = recordSuite(args.suite, { runsDir, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}` });
+    const { dir, rows, provenance } = recordSuite(args.suite, {
+      runsDir, commit: args.commit, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
+    });
     const done = rows.filter((r) => r.status === 'done').length;
     console.log(`recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
+    if (args.suite === 'paired') {
+      // The README quotes the paired suite; its block is regenerated here and checked by test/recorded.test.ts.
+      const readme = path.join(PATHS.root, 'README.md');
+      writeFileAtomic(readme, withRecordedBlock(fs.readFileSync(readme, 'utf8'), recordedMarkdown(rows, provenance)));
+      console.log('updated the recorded-results block of README.md');
+    }
     return 0;
   }
   if (args.table) {
