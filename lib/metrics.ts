@@ -191,6 +191,43 @@ export function appendEpoch(runDir: string, epochRows: readonly EpochRow[], step
   writeFileAtomic(epochsFile, toFrame(epochRows, EPOCH_SCHEMA).writeParquet({ compression: 'zstd' }));
 }
 
+/** The parts of a run's latest finished epoch, when one of them cannot be read back. */
+export interface DamagedEpoch {
+  epoch: number;
+  session: number;
+  /** Its epochs and steps parts. */
+  files: string[];
+  /** Why the first unreadable one failed. */
+  reason: string;
+}
+
+/**
+ * The run's latest metrics block (the parts of its newest session's newest epoch), if it cannot
+ * be read (a damaged disk block, a file cut short outside this program). Reads, never writes.
+ * Only the tail is looked at: a rerun can retrain that epoch from an earlier checkpoint, while
+ * older damage is named by the loaders.
+ */
+export function findDamagedTail(runDir: string): DamagedEpoch | undefined {
+  const parts = listParts(runDir);
+  const finished = parts.filter((p) => p.kind === 'epochs');
+  if (finished.length === 0) return undefined;
+  const tail = finished.reduce((a, b) => (b.session > a.session || (b.session === a.session && b.epoch > a.epoch) ? b : a));
+  const block = parts.filter((p) => p.epoch === tail.epoch && p.session === tail.session);
+  for (const p of block) {
+    try {
+      readPart(p.file, p.kind);
+    } catch (err) {
+      return { epoch: tail.epoch, session: tail.session, files: block.map((b) => b.file), reason: (err as Error).message };
+    }
+  }
+  return undefined;
+}
+
+/** Moves a damaged block out of the metrics (renamed `<part>.damaged`, kept for inspection). */
+export function setAsideDamaged(block: DamagedEpoch): void {
+  for (const file of block.files) fs.renameSync(file, `${file}.damaged`);
+}
+
 export interface LoadOptions {
   /** Folder holding the runs (default PATHS.runs). */
   runsDir?: string;

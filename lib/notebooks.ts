@@ -165,6 +165,8 @@ export interface ExecuteOptions {
   onOutput?: (text: string) => void;
   /** Extra environment for the kernel. */
   env?: Record<string, string>;
+  /** Aborting it interrupts the run as Ctrl-C does (the runner passes SIGINT on to the kernel). */
+  signal?: AbortSignal;
 }
 
 export interface ExecuteResult {
@@ -176,6 +178,8 @@ export interface ExecuteResult {
   errors: CellError[];
   /** What the runner wrote to stderr (why it failed). */
   stderr: string;
+  /** The run was interrupted (Ctrl-C, or `signal`): exit status 130. */
+  interrupted: boolean;
 }
 
 /** Runs a notebook headless through the tslab kernel and reads back its error outputs. */
@@ -184,6 +188,8 @@ export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise
   if (!fs.existsSync(python)) throw new Error(`no Python environment at ${python}: run \`npm run setup\``);
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PYTHONUNBUFFERED: '1' };
   if (opts.quick !== undefined) env.DCF_QUICK = opts.quick ? '1' : '0';
+  // Headless, progress displays print a line per epoch instead of redrawing (lib/progress).
+  env.DCF_PROGRESS_LINES = '1';
   // The kernel must find the project's node and tslab, whatever PATH the caller has.
   env.PATH = `${path.join(PATHS.root, 'node_modules', '.bin')}:${path.dirname(process.execPath)}:${env.PATH ?? ''}`;
   const args = [path.join(PATHS.root, 'scripts', 'execute_notebook.py'), notebook, opts.output, '--kernel', KERNEL_NAME];
@@ -199,10 +205,14 @@ export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise
       stderr += chunk;
       opts.onOutput?.(chunk);
     });
+    const interrupt = () => child.kill('SIGINT');
+    opts.signal?.addEventListener('abort', interrupt, { once: true });
     child.on('error', reject);
     child.on('close', (code) => {
+      opts.signal?.removeEventListener('abort', interrupt);
       const errors = fs.existsSync(opts.output) ? errorOutputs(readNotebook(opts.output)) : [];
-      resolve({ notebook, output: opts.output, seconds: (Date.now() - started) / 1000, exitCode: code ?? 1, errors, stderr });
+      const exitCode = code ?? 1;
+      resolve({ notebook, output: opts.output, seconds: (Date.now() - started) / 1000, exitCode, errors, stderr, interrupted: exitCode === 130 });
     });
   });
 }

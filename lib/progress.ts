@@ -4,7 +4,9 @@
  *  - terminalProgress(stream): one progress bar redrawn in place (loss, accuracy, images/s, ETA),
  *    a line per finished epoch; on a non-terminal (a log file, a test's pipe) plain lines.
  *  - notebookProgress(display): one HTML block (tslab's `newDisplay()`), updated in place, with
- *    the bar and a table of finished epochs — not thousands of printed lines.
+ *    the bar and a table of finished epochs — not thousands of printed lines. Run headless
+ *    (`npm start`, the notebook tests: DCF_PROGRESS_LINES=1 from lib/notebooks) it prints one
+ *    line per epoch instead of redrawing, since a log cannot redraw.
  *
  * The formatting functions are pure; the renderers write only to what they are given.
  */
@@ -68,6 +70,15 @@ export function formatEpoch(s: EpochSummary): string {
   );
 }
 
+/** "lab-dynamic-s0 epoch 2/5 · test acc 70.46% · 912 img/s · 3:12 left": one log line per epoch. */
+export function formatEpochLine(run: string, s: EpochSummary): string {
+  const left = (s.epochs - s.epoch) * s.seconds; // this epoch's time, training and evaluation
+  return (
+    `${run} epoch ${s.epoch}/${s.epochs} · test acc ${formatPercent(s.test.accuracy)}${s.val ? ` · val acc ${formatPercent(s.val.accuracy)}` : ''}` +
+    ` · ${Math.round(s.train.imagesPerSecond)} img/s · ${s.epoch === s.epochs ? 'done' : `${formatDuration(left)} left`}`
+  );
+}
+
 /** One sentence about a finished call of train(). */
 export function formatResult(r: TrainResult): string {
   const test = `test accuracy ${formatPercent(r.test.accuracy)} (loss ${formatLoss(r.test.loss)})`;
@@ -115,6 +126,7 @@ export function terminalProgress(out: ProgressStream, opts: { mode?: TerminalMod
     switch (e.type) {
       case 'start':
         out.write(`${formatStart(e)}\n`);
+        for (const note of e.notes ?? []) out.write(`  note: ${note}\n`);
         break;
       case 'step':
         if (mode === 'bar') {
@@ -139,6 +151,10 @@ export function terminalProgress(out: ProgressStream, opts: { mode?: TerminalMod
         break;
       case 'checkpoint':
         break;
+      case 'interrupted':
+        clearBar();
+        out.write(`${e.message}\n`);
+        break;
     }
   };
 }
@@ -152,12 +168,25 @@ function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** True where notebooks run headless (lib/notebooks sets it for the kernel): progress as log lines. */
+export function headlessNotebook(): boolean {
+  return process.env.DCF_PROGRESS_LINES === '1';
+}
+
 /**
  * A progress callback for a notebook: pass `tslab.newDisplay()`; the one display is redrawn in
- * place (at most every `minIntervalMs`, default 500 ms, and at every epoch's end).
+ * place (at most every `minIntervalMs`, default 500 ms, and at every epoch's end). With `lines`
+ * (default: headlessNotebook()) the display is drawn only at the start and after each epoch, and
+ * `print` (default console.log) gets one formatEpochLine per epoch, and the interrupt line.
  */
-export function notebookProgress(display: DisplayLike, opts: { minIntervalMs?: number } = {}): ProgressCallback {
+export function notebookProgress(
+  display: DisplayLike,
+  opts: { minIntervalMs?: number; lines?: boolean; print?: (line: string) => void } = {},
+): ProgressCallback {
   const minMs = opts.minIntervalMs ?? 500;
+  const lines = opts.lines ?? headlessNotebook();
+  const print = opts.print ?? ((line: string) => console.log(line));
+  let run = '';
   let header = '';
   let status = '';
   let fraction = 0;
@@ -179,7 +208,7 @@ export function notebookProgress(display: DisplayLike, opts: { minIntervalMs?: n
       : '';
     display.html(
       `<div style="font-family: monospace; font-size: 12px">` +
-        `<div>${escapeHtml(header)}</div>` +
+        `<div style="white-space: pre-wrap">${escapeHtml(header)}</div>` +
         `<div><progress value="${fraction.toFixed(4)}" max="1" style="width: 320px"></progress> ${escapeHtml(status)}</div>` +
         `${table}</div>`,
     );
@@ -188,7 +217,8 @@ export function notebookProgress(display: DisplayLike, opts: { minIntervalMs?: n
   return (e) => {
     switch (e.type) {
       case 'start':
-        header = formatStart(e);
+        run = e.run;
+        header = [formatStart(e), ...(e.notes ?? []).map((n) => `note: ${n}`)].join('\n');
         status = 'starting…';
         render();
         return;
@@ -206,10 +236,16 @@ export function notebookProgress(display: DisplayLike, opts: { minIntervalMs?: n
         epochs.push(e.summary);
         status = formatEpoch(e.summary);
         render();
+        if (lines) print(formatEpochLine(run, e.summary));
         return;
       case 'checkpoint':
         return;
+      case 'interrupted':
+        status = e.message;
+        render();
+        print(e.message);
+        return;
     }
-    if (Date.now() - lastDraw >= minMs) render();
+    if (!lines && Date.now() - lastDraw >= minMs) render();
   };
 }

@@ -15,8 +15,14 @@
  * The loop never reads from the device except every `logEvery` steps (loss, accuracy and a
  * NaN/Inf check), creates the same number of tensors at every step, and reports progress only
  * through the `onProgress` callback.
+ *
+ * Interruption: while train() runs it listens for SIGINT (■ in JupyterLab, Ctrl-C in a terminal)
+ * and stops at the next step or evaluation batch, throwing TrainingInterrupted with one line
+ * saying where it stopped and what is saved; the listener is removed when the call ends. One
+ * run trains at most once at a time, in this process or any other (lib/run-dir's lock).
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
 import { GraphFunction, graphsEnabled } from './graph';
@@ -27,7 +33,7 @@ import { batches, numBatches, splitValidation } from './batches';
 import { loadCifar10, type Cifar10Split } from './cifar10';
 import { readCheckpoint, readCheckpointMeta, restoreCheckpoint, saveCheckpoint, type CheckpointContent, type CheckpointKind } from './checkpoint';
 import { NUM_CLASSES, PATHS, pretrainedFile, type NormName } from './config';
-import { appendEpoch, nextSession, type EpochRow, type Split, type StepRow } from './metrics';
+import { appendEpoch, findDamagedTail, nextSession, setAsideDamaged, type DamagedEpoch, type EpochRow, type Split, type StepRow } from './metrics';
 import { createNet, type Net } from './model';
 import { RunDir } from './run-dir';
 import { configConflicts, learningRate, validateConfig, type TrainConfig } from './train-config';
@@ -85,6 +91,8 @@ export type TrainEvent =
       testImages: number;
       valImages: number;
       backend: string;
+      /** What the session repaired before starting (an interrupted --fresh, a damaged metrics block). */
+      notes?: string[];
     }
   | {
       type: 'step';
@@ -105,7 +113,8 @@ export type TrainEvent =
     }
   | { type: 'eval'; epoch: number; split: Split; images: number; total: number }
   | { type: 'epoch'; summary: EpochSummary }
-  | { type: 'checkpoint'; kind: CheckpointKind; file: string; epoch: number };
+  | { type: 'checkpoint'; kind: CheckpointKind; file: string; epoch: number }
+  | { type: 'interrupted'; message: string; epoch: number; step: number };
 
 export type ProgressCallback = (event: TrainEvent) => void;
 
@@ -149,6 +158,54 @@ export class DivergedError extends Error {
     super(message);
     this.name = 'DivergedError';
   }
+}
+
+/** Training stopped on SIGINT at a step (or evaluation batch) boundary; the message says what is saved. */
+export class TrainingInterrupted extends Error {
+  constructor(
+    message: string,
+    /** The epoch that was running (not saved) and the optimizer steps taken when it stopped. */
+    readonly epoch: number,
+    readonly step: number,
+  ) {
+    super(message);
+    this.name = 'TrainingInterrupted';
+  }
+}
+
+// ---- interruption ---------------------------------------------------------------------------
+
+/**
+ * SIGINT for the duration of one train() call. The handler only records the request (an awaited
+ * promise would otherwise go on after tslab gave up on the cell); the loop checks it at every
+ * step and evaluation batch. dispose() removes the handler: none outlives the call, and a Ctrl-C
+ * outside training ends the process as usual.
+ */
+class InterruptRequest {
+  signal?: NodeJS.Signals;
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.signal = signal;
+  };
+
+  constructor() {
+    process.on('SIGINT', this.onSignal);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+  }
+}
+
+/** The train() calls of this process that write a run (by run folder), to let a stopping one finish. */
+const active = new Map<string, { interrupt: InterruptRequest; ended: Promise<void> }>();
+
+/**
+ * A rerun right after ■ finds the interrupted call still finishing its step: wait for it (it ends
+ * within a step) instead of refusing. A call that was not interrupted is left to the lock to refuse.
+ */
+async function waitForInterrupted(dir: string): Promise<void> {
+  const other = active.get(dir);
+  if (other?.interrupt.signal) await other.ended;
 }
 
 // ---- loss and evaluation --------------------------------------------------------------------
@@ -210,7 +267,8 @@ export class EvalForward {
 
 /**
  * Evaluates `net` on a whole split (BatchNorm on running statistics): loss, accuracy, per-class
- * accuracy, confusion matrix. Reads from the device once, at the end.
+ * accuracy, confusion matrix. Reads from the device once, at the end. `onBatch` may throw to stop
+ * the pass (train() does on an interrupt).
  */
 export async function evaluate(
   net: Net,
@@ -222,6 +280,7 @@ export async function evaluate(
   let lossSum = tf.scalar(0);
   let confusion = tf.zeros([NUM_CLASSES, NUM_CLASSES], 'int32') as tf.Tensor2D;
   let done = 0;
+  let complete = false;
   try {
     for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm })) {
       const [nextLoss, nextConfusion] = tf.tidy(() => {
@@ -237,8 +296,10 @@ export async function evaluate(
       opts.onBatch?.(done, split.count);
       await yieldToEventLoop();
     }
+    complete = true;
   } finally {
     if (!opts.forward) forward.dispose();
+    if (!complete) tf.dispose([lossSum, confusion]); // stopped (onBatch threw): free the sums too
   }
   const [loss, flat] = await Promise.all([lossSum.data(), confusion.data()]);
   tf.dispose([lossSum, confusion]);
@@ -359,21 +420,39 @@ function slice(split: Cifar10Split, n: number): Cifar10Split {
   return { images: split.images.subarray(0, n * 32 * 32 * 3), labels: split.labels.subarray(0, n), count: n };
 }
 
-/** Picks the checkpoint a run continues from, or none (a new run). Reads, never writes. */
+/**
+ * Picks the checkpoint a run continues from, or none (a new run). Reads, never writes. With a
+ * `damaged` latest metrics block, only a checkpoint from before that epoch will do (the epoch is
+ * retrained, so that every epoch keeps its rows).
+ */
 function chooseStart(
   store: RunDir,
   config: TrainConfig,
   opts: TrainOptions,
+  damaged?: DamagedEpoch,
 ): { content: CheckpointContent; file: string; kind: CheckpointKind; complete: boolean } | undefined {
   if (opts.fresh || !store.hasCheckpoint()) return undefined;
   const last = store.checkpoint('last');
   const best = store.checkpoint('best');
+  const epochOf = (file: string) => (fs.existsSync(file) ? readCheckpointMeta(file).epoch : undefined);
+  const usable = (file: string) => fs.existsSync(file) && (!damaged || epochOf(file)! < damaged.epoch);
   // A run whose last epoch finished everything asked is complete: evaluate its best, train nothing.
   let complete = false;
-  if (!opts.resume && fs.existsSync(last)) {
-    complete = readCheckpointMeta(last).epoch >= config.epochs;
+  if (!opts.resume && usable(last)) {
+    complete = epochOf(last)! >= config.epochs;
   }
-  const kind: CheckpointKind = opts.resume ?? (fs.existsSync(best) ? 'best' : 'last');
+  let kind: CheckpointKind = opts.resume ?? (fs.existsSync(best) ? 'best' : 'last');
+  if (damaged && !usable(kind === 'best' ? best : last)) {
+    const other: CheckpointKind = kind === 'best' ? 'last' : 'best';
+    if (opts.resume || !usable(other === 'best' ? best : last)) {
+      throw new Error(
+        `run '${config.run}': the metrics of its latest epoch ${damaged.epoch} cannot be read (${damaged.reason}), and ` +
+          `${opts.resume ? `its ${kind} checkpoint is` : 'both checkpoints are'} from epoch ${damaged.epoch} or later: resuming would leave ` +
+          `epoch ${damaged.epoch} without its rows. ${opts.resume ? `Resume from the other checkpoint (--resume ${other}), or s` : 'S'}tart over with --fresh.`,
+      );
+    }
+    kind = other;
+  }
   const file = kind === 'best' ? best : last;
   if (!fs.existsSync(file)) {
     throw new Error(`run '${config.run}' has no ${kind} checkpoint (${file}); use --resume ${kind === 'best' ? 'last' : 'best'}`);
@@ -404,15 +483,28 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
   const emit = opts.onProgress ?? (() => {});
   if (opts.fresh && opts.evalOnly) throw new Error('evalOnly and fresh contradict each other: there is nothing to evaluate after starting over');
 
-  if (!opts.evalOnly) store.lock();
+  const key = path.resolve(store.dir);
+  if (!opts.evalOnly) {
+    await waitForInterrupted(key);
+    store.lock(); // refuses a second training of this run, here or in another process
+  }
+  // Evaluating only writes nothing: there Ctrl-C may end the process as usual.
+  const interrupt = opts.evalOnly ? undefined : new InterruptRequest();
+  let ended!: () => void;
+  if (interrupt) active.set(key, { interrupt, ended: new Promise<void>((resolve) => (ended = resolve)) });
   let net: Net | undefined;
   let adam: Adam | undefined;
   let trainStep: TrainStep | undefined;
   let evalForward: EvalForward | undefined;
   try {
-    if (!opts.evalOnly) store.recover();
-    const start = chooseStart(store, config, opts);
+    const notes = opts.evalOnly ? [] : prepareRunDir(store, !!opts.fresh);
+    const damaged = opts.evalOnly || opts.fresh ? undefined : findDamagedTail(store.dir);
+    const start = chooseStart(store, config, opts, damaged);
     if (opts.evalOnly && !start) throw new Error(`run '${config.run}' has no checkpoint to evaluate under ${store.runsDir}`);
+    if (damaged) {
+      setAsideDamaged(damaged);
+      notes.push(`the metrics of epoch ${damaged.epoch} could not be read: set aside as *.damaged; epoch ${damaged.epoch} is trained again`);
+    }
 
     const data = loadData(config, opts.data);
     net = createNet(config.variant, {
@@ -427,13 +519,30 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     let bestAccuracy = start ? start.content.meta.bestAccuracy : -Infinity;
     let bestEpoch = start ? start.content.meta.bestEpoch : 0;
 
+    // Where things stand if an interrupt stops the call now.
+    let savedEpoch = startEpoch;
+    let committed = !opts.fresh;
+    const stopIfInterrupted = (epoch: number, where: string) => {
+      if (!interrupt?.signal) return;
+      const message =
+        epoch <= startEpoch
+          ? `run ${config.run}: evaluation of its checkpoint interrupted (${interrupt.signal}); nothing was written.`
+          : `run ${config.run} interrupted (${interrupt.signal}) in epoch ${epoch}/${config.epochs} ${where}, step ${adam!.stepCount}: ` +
+            `epoch ${epoch} was not saved. ${describeSaved(store, { savedEpoch, bestAccuracy, bestEpoch, committed })}`;
+      emit({ type: 'interrupted', message, epoch, step: adam!.stepCount });
+      throw new TrainingInterrupted(message, epoch, adam!.stepCount);
+    };
+
     const evalSplits = async (epoch: number) => {
       const ev = (split: Split, s: Cifar10Split) =>
         evaluate(net!, s, {
           forward: (evalForward ??= new EvalForward(net!)),
           norm: config.norm,
           batchSize: config.evalBatchSize,
-          onBatch: (images, total) => emit({ type: 'eval', epoch, split, images, total }),
+          onBatch: (images, total) => {
+            emit({ type: 'eval', epoch, split, images, total });
+            stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
+          },
         });
       const test = await ev('test', data.test);
       const val = data.val ? await ev('val', data.val) : undefined;
@@ -459,6 +568,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     emit({
       type: 'start', run: config.run, dir: store.dir, config, startEpoch, resumedFrom: start?.kind ?? null, session,
       batchesPerEpoch: perEpoch, trainImages: data.train.count, testImages: data.test.count, valImages: data.val?.count ?? 0, backend,
+      ...(notes.length ? { notes } : {}),
     });
 
     const history: EpochSummary[] = [];
@@ -531,6 +641,8 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
           etaSeconds: epochEta + evalEta + (config.epochs - epoch) * (perBatch * perEpoch + evalEta),
         });
         await yieldToEventLoop();
+        if (interrupt?.signal) window.dispose();
+        stopIfInterrupted(epoch, `at batch ${batchIndex}/${perEpoch}`);
       }
       window.dispose();
       const trainSeconds = (performance.now() - epochStart) / 1000;
@@ -582,8 +694,10 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       if (!savedThisSession && opts.fresh) {
         store.commitFresh();
         dir = store.dir;
+        committed = true;
       }
       savedThisSession = true;
+      savedEpoch = epoch;
 
       const summary: EpochSummary = {
         epoch, epochs: config.epochs, step: adam.stepCount, lr, train: trainStats, test, val, selection, improved,
@@ -598,12 +712,43 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       history, test: last!.test, val: last!.val,
     };
   } finally {
+    interrupt?.dispose();
     trainStep?.dispose();
     evalForward?.dispose();
     adam?.dispose();
     net?.dispose();
     store.release();
+    if (interrupt) {
+      active.delete(key);
+      ended();
+    }
   }
+}
+
+/**
+ * Before a session writes (lock held): fails early on a folder it cannot write, and finishes or
+ * discards what an interrupted --fresh left. Returns notes on what it repaired.
+ */
+function prepareRunDir(store: RunDir, fresh: boolean): string[] {
+  store.assertWritable({ fresh });
+  switch (store.recover()) {
+    case 'committed':
+      return [`an interrupted --fresh restart had saved its first epoch: finished it, the restarted run replaced the old one`];
+    case 'discarded':
+      return [`an interrupted --fresh restart had saved no epoch: discarded it, the run is as it was before`];
+    case 'none':
+      return [];
+  }
+}
+
+/** What an interrupted call leaves, in one sentence, and how to go on. */
+function describeSaved(store: RunDir, s: { savedEpoch: number; bestAccuracy: number; bestEpoch: number; committed: boolean }): string {
+  if (!s.committed) return `The --fresh restart saved nothing; run '${store.run}' is as it was before. Rerun to restart it.`;
+  if (s.savedEpoch === 0) return 'No checkpoint had been saved yet; a rerun starts from scratch.';
+  return (
+    `Saved: epochs 1–${s.savedEpoch} (last checkpoint: epoch ${s.savedEpoch}; best: epoch ${s.bestEpoch}, ${(s.bestAccuracy * 100).toFixed(2)}%) ` +
+    `in ${store.dir}. Rerun to resume from the best checkpoint (resume 'last' / --resume last: from epoch ${s.savedEpoch}).`
+  );
 }
 
 function describeKept(store: RunDir, bestAccuracy: number, bestEpoch: number): string {

@@ -9,12 +9,18 @@ the error can be read in context.
 
 The kernel runs in the notebook's folder with this process's environment (DCF_QUICK etc.).
 Exit status: 0 when every cell ran without an error output, 1 when a cell failed (the output
-notebook holds the traceback), 2 for bad arguments.
+notebook holds the traceback), 2 for bad arguments, 130 when interrupted.
+
+Ctrl-C (SIGINT) is passed on to the kernel as JupyterLab's ■ does (the kernel runs in its own
+session, so the terminal's signal does not reach it): a training cell stops at its next step,
+keeping what it saved; the executed copy is written and the runner exits 130. A second Ctrl-C
+ends the runner at once.
 """
 
 import argparse
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -40,7 +46,9 @@ class StreamingClient(NotebookClient):
         content = msg.get("content", {})
         if msg_type == "stream":
             log(content.get("text", ""))
-        elif msg_type in ("display_data", "execute_result", "update_display_data"):
+        elif msg_type == "update_display_data":
+            pass  # an in-place redraw (a progress display): nothing new for a log
+        elif msg_type in ("display_data", "execute_result"):
             data = content.get("data", {})
             if "application/vnd.plotly.v1+json" in data:
                 log("[plotly figure]\n")
@@ -113,6 +121,17 @@ def main() -> int:
         on_cell_start=on_cell_start,
         on_cell_error=on_cell_error,
     )
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted or client.km is None or not client.km.has_kernel:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        log("\ninterrupt: passing Ctrl-C on to the kernel (a training cell stops at its next step; Ctrl-C again ends this at once)\n")
+        pid = client.km.provisioner.process.pid
+        os.killpg(os.getpgid(pid), signal.SIGINT)
+
+    signal.signal(signal.SIGINT, on_sigint)
     failure = None
     try:
         client.execute()
@@ -122,6 +141,13 @@ def main() -> int:
         failure = f"a cell ran past the {args.timeout} s limit: {err}"
     except DeadKernelError as err:
         failure = f"the kernel died: {err}"
+    except KeyboardInterrupt:
+        interrupted.append(True)
+        failure = "interrupted twice: stopped at once"
+    if interrupted:
+        failure = failure if failure and failure.startswith("interrupted twice") else (
+            f"interrupted (Ctrl-C) in cell {failed.get('cell', '?')}; what it had saved is kept, run it again to resume"
+        )
     # The executed copy says how the run ended: lib/notebooks reads it back.
     nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
     write_atomic(nb, args.output)
@@ -133,6 +159,9 @@ def main() -> int:
         for o in c.get("outputs", [])
         if o.get("output_type") == "error"
     ]
+    if interrupted:
+        print(f"interrupted: {args.notebook}: {failure}; executed copy: {args.output}", file=sys.stderr)
+        return 130
     if failure or errors:
         for i, o in errors:
             log(f"error output in cell {i}: {o.get('ename')}: {o.get('evalue')}\n")

@@ -70,12 +70,20 @@ async function main(): Promise<void> {
   for (const notebook of notebooks) {
     const name = path.basename(notebook);
     console.log(`\n━━ ${name} ━━`);
+    // Ctrl-C reaches the runner too (same terminal): it stops the kernel's cell at a step
+    // boundary and exits 130. Wait for that instead of dying before it.
+    const onSigint = () => console.log('\nlab: Ctrl-C: letting the notebook stop at its next step (Ctrl-C again ends it at once)');
+    process.on('SIGINT', onSigint);
     const result = await executeNotebook(notebook, {
       output: path.join(EXECUTED_DIR, name),
       quick: opts.quick,
       onOutput: (text) => process.stdout.write(text),
-    });
+    }).finally(() => process.off('SIGINT', onSigint));
     timings.push(`${name} ${formatSeconds(result.seconds)}`);
+    if (result.interrupted) {
+      console.error(`\nlab: interrupted in ${name}; saved runs are kept. \`npm start -- --from ${name.slice(0, 2)}\` continues (training resumes from its best checkpoint).`);
+      process.exit(130);
+    }
     if (result.exitCode !== 0 || result.errors.length) {
       const where = result.errors.map((e) => `cell ${e.cell}: ${e.ename}: ${e.evalue}`).join('; ') || result.stderr.trim().split('\n').pop();
       throw new Error(`${name} failed (${where}). The executed copy with the error is ${path.relative(process.cwd(), result.output)}`);

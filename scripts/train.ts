@@ -1,11 +1,12 @@
 /**
  * npm run train -- --run NAME [options]: trains, resumes or evaluates a run (lib/train).
  * Flags: lib/train-cli.ts. Progress goes to stderr (a bar on a terminal, lines otherwise); the
- * outcome to stdout. Exit codes: 0 done, 1 failed, 2 bad command line, 3 training diverged.
+ * outcome to stdout. Exit codes: 0 done, 1 failed, 2 bad command line, 3 training diverged, 130
+ * interrupted (Ctrl-C: training stops at its next step; what it saved stays, a rerun resumes).
  */
 import { describeBackend, initBackend } from '../lib/backend';
 import { formatResult, terminalProgress } from '../lib/progress';
-import { DivergedError, train } from '../lib/train';
+import { DivergedError, train, TrainingInterrupted } from '../lib/train';
 import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train-cli';
 import type { TrainConfig } from '../lib/train-config';
 
@@ -40,6 +41,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: Error) => {
+    // The progress callback has printed the interrupt's line: exit as a Ctrl-C'd program does.
+    if (err instanceof TrainingInterrupted) process.exit(130);
     // A diverged run exits 3, any other failure 1; usage errors exit 2 above.
     process.stderr.write(`\nerror: ${err.message}\n`);
     process.exit(err instanceof DivergedError ? 3 : 1);
