@@ -5,7 +5,8 @@ import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments';
-import { armsBySeed, readRecorded, recordSuite, summarizeRun } from '../lib/recorded';
+import { PATHS } from '../lib/config';
+import { armsBySeed, readRecorded, RECORDED_BEGIN, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/recorded';
 import { trainConfig } from '../lib/train-config';
 
 const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? 100 * epoch : 0, wallSeconds: split === 'train' ? 10 : 1 });
@@ -74,5 +75,18 @@ describe('recordSuite', () => {
 
   it('says what to do when a suite was never recorded', () => {
     expect(() => readRecorded('paired', path.join(dir, 'nothing'))).toThrow(/no recorded results for the paired suite: .*experiments.parquet is missing/);
+  });
+});
+
+describe('the README', () => {
+  it('quotes exactly what the committed paired suite records', () => {
+    const { rows, provenance } = readRecorded('paired');
+    const readme = fs.readFileSync(path.join(PATHS.root, 'README.md'), 'utf8');
+    expect(readme).toContain(RECORDED_BEGIN);
+    expect(withRecordedBlock(readme, recordedMarkdown(rows, provenance))).toBe(readme);
+  });
+
+  it('fails loudly when the markers are gone', () => {
+    expect(() => withRecordedBlock('# no markers', 'x')).toThrow(/README.md lacks the recorded-results markers/);
   });
 });
