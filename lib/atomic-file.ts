@@ -10,22 +10,51 @@ export function tempNameFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
 }
 
-/** Writes `data` to `file` atomically (temporary name, fsync, rename), creating the folder. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+/** The fs calls a write makes; tests pass their own to inject faults (a full disk). */
+export interface WriteIo {
+  openSync: typeof fs.openSync;
+  writeFileSync: (fd: number, data: string | Uint8Array) => void;
+  fsyncSync: typeof fs.fsyncSync;
+  closeSync: typeof fs.closeSync;
+  renameSync: typeof fs.renameSync;
+}
+
+/** Error codes that mean the disk (or the user's quota) has no room left. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * A write failure as an error that names the file and says what to do; a full disk says so.
+ * The original error stays as `cause` and its `code` is kept.
+ */
+export function writeError(file: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const why = (err as Error)?.message ?? String(err);
+  const message = code && DISK_FULL.has(code)
+    ? `cannot write ${file}: the disk is full (${code}). Any earlier ${path.basename(file)} is unchanged; free some space and run again.`
+    : `cannot write ${file}: ${why}. Any earlier ${path.basename(file)} is unchanged.`;
+  return Object.assign(new Error(message, { cause: err }), { code });
+}
+
+/**
+ * Writes `data` to `file` atomically (temporary name, fsync, rename), creating the folder.
+ * A failure removes the temporary file, leaves any earlier `file` as it was, and throws an
+ * error naming `file` (writeError). `io` replaces the fs calls (tests inject faults).
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, io: WriteIo = fs): void {
   const tmp = tempNameFor(file);
   try {
-    const fd = fs.openSync(tmp, 'w');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const fd = io.openSync(tmp, 'w');
     try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
+      io.writeFileSync(fd, data);
+      io.fsyncSync(fd);
     } finally {
-      fs.closeSync(fd);
+      io.closeSync(fd);
     }
-    fs.renameSync(tmp, file);
+    io.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw err;
+    throw writeError(file, err);
   }
 }
 

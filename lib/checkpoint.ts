@@ -7,33 +7,48 @@
  *   adam.<param>.exp_avg_sq           parameter's PyTorch layout
  *   __metadata__                      format, kind (best | last), variant, norm, epoch, step,
  *                                     accuracy, bestAccuracy, bestEpoch, session, config (JSON),
- *                                     backend, savedAt, sha256 (of every tensor's bytes)
+ *                                     backend, savedAt, file_sha256
+ *
+ * Formats:
+ *  - `dcf-checkpoint/2` (written now): `file_sha256` is the SHA-256 of the WHOLE file, header
+ *    and metadata included, computed with its own 64 digits written as '0's (lib/safetensors
+ *    says how, with the Python one-liner). Editing any byte, the stored epoch as much as a
+ *    weight, makes the file refuse to load.
+ *  - `dcf-checkpoint/1` (older runs, still read): `sha256` over the tensors only (tensorDigest);
+ *    its metadata is not covered. Resuming such a run writes /2 files from then on.
  *
  * A run keeps two: results/runs/<run>/best.safetensors (highest selection accuracy so far) and
  * last.safetensors (the latest finished epoch, for crash recovery). Files are written to a
  * temporary name, fsynced and renamed, so a crash mid-write leaves the previous file intact.
- * Loading checks everything (format, checksum, variant, every key and shape) before it changes
- * anything, and says what to do when it refuses.
+ * Every read verifies the checksum (readCheckpointMeta too: the whole file is small), then the
+ * format, variant, every key and shape, before it changes anything, and says what to do when it
+ * refuses.
  */
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
 import { architectureOf } from './architecture';
-import { VARIANTS, type Variant } from './config';
+import { PATHS, VARIANTS, type Variant } from './config';
 import { architectureMismatch, checkState, isCounter, type Net, type NamedTensors } from './model';
 import { MODEL_STATE_FORMAT } from './weights';
 import {
+  DamagedFileError,
   readSafetensors,
-  readSafetensorsHeader,
   recordToTensor,
+  tensorDigest,
   tensorsToRecords,
   writeSafetensors,
   type TensorRecord,
 } from './safetensors';
 
-export const CHECKPOINT_FORMAT = 'dcf-checkpoint/1';
+export { tensorDigest };
+
+/** The format written now: a whole-file checksum. */
+export const CHECKPOINT_FORMAT = 'dcf-checkpoint/2';
+/** The format of older runs, still read: a checksum over the tensors only. */
+export const CHECKPOINT_FORMAT_V1 = 'dcf-checkpoint/1';
+export type CheckpointFormat = typeof CHECKPOINT_FORMAT | typeof CHECKPOINT_FORMAT_V1;
 export const ADAM_PREFIX = 'adam.';
 
 export type CheckpointKind = 'best' | 'last';
@@ -41,7 +56,7 @@ export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ['best', 'last'];
 
 /** What a checkpoint says about itself (its safetensors metadata, parsed). */
 export interface CheckpointMeta {
-  format: typeof CHECKPOINT_FORMAT;
+  format: CheckpointFormat;
   kind: CheckpointKind;
   variant: Variant;
   /** Epochs finished when it was saved (1-based; the next epoch to train is epoch + 1). */
@@ -65,17 +80,6 @@ export interface CheckpointMeta {
 
 export function checkpointPath(runDir: string, kind: CheckpointKind): string {
   return path.join(runDir, `${kind}.safetensors`);
-}
-
-/** SHA-256 over every tensor's name, dtype, shape and bytes, in name order. */
-export function tensorDigest(records: Record<string, TensorRecord>): string {
-  const h = createHash('sha256');
-  for (const name of Object.keys(records).sort()) {
-    const r = records[name];
-    h.update(`${name}\0${r.dtype}\0${r.shape.join(',')}\0`);
-    h.update(new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength));
-  }
-  return h.digest('hex');
 }
 
 /**
@@ -110,9 +114,8 @@ export function saveCheckpoint(
       config: JSON.stringify(meta.config),
       backend: meta.backend,
       savedAt: new Date().toISOString(),
-      sha256: tensorDigest(records),
     };
-    writeSafetensors(file, records, metadata);
+    writeSafetensors(file, records, metadata); // adds the whole-file checksum
   } finally {
     tf.dispose([...Object.values(tensors), ...Object.values(state.tensors)]);
   }
@@ -121,12 +124,13 @@ export function saveCheckpoint(
 function damaged(file: string, why: string): Error {
   return new Error(
     `checkpoint ${file} is damaged: ${why}. Nothing was changed. ` +
-      'Resume from the other checkpoint (--resume best|last), or start the run over with --fresh.',
+      'Resume from the other checkpoint (--resume best|last) or start the run over with --fresh; ' +
+      'to export, pick the other one (--which best|last).',
   );
 }
 
 function parseMeta(file: string, metadata: Record<string, string>): CheckpointMeta {
-  if (metadata.format !== CHECKPOINT_FORMAT) {
+  if (metadata.format !== CHECKPOINT_FORMAT && metadata.format !== CHECKPOINT_FORMAT_V1) {
     throw new Error(
       `${file} is not a training checkpoint of this project (format '${metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'). ` +
         'Model state files (npm run export) are for predict, not for resuming training.',
@@ -146,7 +150,7 @@ function parseMeta(file: string, metadata: Record<string, string>): CheckpointMe
     throw damaged(file, 'its config metadata is not JSON');
   }
   return {
-    format: CHECKPOINT_FORMAT,
+    format: metadata.format,
     kind: metadata.kind as CheckpointKind,
     variant: metadata.variant as Variant,
     epoch: num('epoch'),
@@ -161,15 +165,12 @@ function parseMeta(file: string, metadata: Record<string, string>): CheckpointMe
   };
 }
 
-/** Only the metadata (reads the header, not the tensors). */
+/**
+ * Only the metadata, verified like readCheckpoint (the checksum covers the metadata, and a
+ * checkpoint is a few MB): an edited or damaged file is refused here too.
+ */
 export function readCheckpointMeta(file: string): CheckpointMeta {
-  let header: ReturnType<typeof readSafetensorsHeader>;
-  try {
-    header = readSafetensorsHeader(file);
-  } catch (err) {
-    throw damaged(file, (err as Error).message);
-  }
-  return parseMeta(file, header.metadata);
+  return readCheckpoint(file).meta;
 }
 
 export interface CheckpointContent {
@@ -180,17 +181,18 @@ export interface CheckpointContent {
   adam: Record<string, TensorRecord>;
 }
 
-/** Reads and verifies a checkpoint (format, metadata, checksum); no tensors are created. */
+/** Reads and verifies a checkpoint (checksum, format, metadata); no tensors are created. */
 export function readCheckpoint(file: string): CheckpointContent {
   if (!fs.existsSync(file)) throw new Error(`no checkpoint at ${file}`);
   let content: ReturnType<typeof readSafetensors>;
   try {
-    content = readSafetensors(file);
+    content = readSafetensors(file); // verifies file_sha256 when the file has one
   } catch (err) {
-    throw damaged(file, (err as Error).message);
+    throw damaged(file, err instanceof DamagedFileError ? err.problem : (err as Error).message);
   }
   const meta = parseMeta(file, content.metadata);
-  if (content.metadata.sha256 !== tensorDigest(content.tensors)) throw damaged(file, 'its tensors do not match the checksum it was saved with');
+  const problem = checksumProblem(meta.format, content);
+  if (problem) throw damaged(file, problem);
   const model: Record<string, TensorRecord> = {};
   const adam: Record<string, TensorRecord> = {};
   for (const [k, r] of Object.entries(content.tensors)) {
@@ -198,6 +200,19 @@ export function readCheckpoint(file: string): CheckpointContent {
     else model[k] = r;
   }
   return { meta, model, adam };
+}
+
+/**
+ * What is wrong with a checkpoint's checksum for its format, if anything: /2 must carry the
+ * whole-file checksum (verified on parsing), /1 its tensor digest.
+ */
+function checksumProblem(format: CheckpointFormat, content: ReturnType<typeof readSafetensors>): string | undefined {
+  if (format === CHECKPOINT_FORMAT) {
+    return content.checksummed ? undefined : `it says format ${format} but has no file_sha256 checksum`;
+  }
+  if (content.metadata.sha256 === undefined) return `it has no sha256 checksum`;
+  if (content.metadata.sha256 !== tensorDigest(content.tensors)) return 'its tensors do not match the checksum it was saved with';
+  return undefined;
 }
 
 /**
@@ -257,13 +272,61 @@ export function restoreCheckpoint(content: CheckpointContent, file: string, net:
   }
 }
 
+// ---- outputs that must not overwrite inputs ---------------------------------------------------
+
+/** The real path of `file`; for one that does not exist yet, its nearest existing folder's real path + the rest. */
+function realPathOf(file: string): string {
+  const abs = path.resolve(file);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    const parent = path.dirname(abs);
+    return parent === abs ? abs : path.join(realPathOf(parent), path.basename(abs));
+  }
+}
+
+/** True when both exist and are the same file (a hard link counts). */
+function sameInode(a: string, b: string): boolean {
+  try {
+    const [x, y] = [fs.statSync(a), fs.statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why writing to `out` would destroy something, or undefined when it is safe: `out` is (through
+ * links too) one of `inputs`, or any run's best/last checkpoint under one of `runsDirs`
+ * (default results/runs). A command's --out must never cost a checkpoint.
+ */
+export function protectedOutputProblem(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): string | undefined {
+  const real = realPathOf(out);
+  for (const input of opts.inputs ?? []) {
+    if (real === realPathOf(input) || sameInode(out, input)) return `it is the input file ${input}`;
+  }
+  for (const runsDir of opts.runsDirs ?? [PATHS.runs]) {
+    const parts = path.relative(realPathOf(runsDir), real).split(path.sep);
+    const kind = CHECKPOINT_KINDS.find((k) => parts[1] === `${k}.safetensors`);
+    if (parts.length === 2 && parts[0] !== '..' && kind) return `the ${kind} checkpoint of run '${parts[0]}' in ${runsDir}`;
+  }
+  return undefined;
+}
+
+/** Throws, saying what and what to do, when `out` may not be written (protectedOutputProblem). */
+export function assertWritableOutput(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): void {
+  const problem = protectedOutputProblem(out, opts);
+  if (problem) throw new Error(`refusing to write ${out}: ${problem}, which would be overwritten. Choose another --out; nothing was written.`);
+}
+
 /**
  * Writes the model state of a checkpoint (no optimizer moments) as a model state file
  * (lib/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
+ * Refuses an `outFile` that is the checkpoint itself or any run's checkpoint (assertWritableOutput).
  */
-export function exportModelState(checkpointFile: string, outFile: string): CheckpointMeta {
+export function exportModelState(checkpointFile: string, outFile: string, opts: { runsDirs?: string[] } = {}): CheckpointMeta {
   if (!outFile.endsWith('.safetensors')) throw new Error(`the exported file must end in .safetensors; got ${outFile}`);
-  if (path.resolve(outFile) === path.resolve(checkpointFile)) throw new Error('refusing to export a checkpoint onto itself; choose another --out');
+  assertWritableOutput(outFile, { inputs: [checkpointFile], runsDirs: opts.runsDirs });
   const { meta, model } = readCheckpoint(checkpointFile);
   writeSafetensors(outFile, model, {
     format: MODEL_STATE_FORMAT,

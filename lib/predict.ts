@@ -18,10 +18,13 @@ export interface LoadedNet {
   variant: Variant;
   norm: NormName;
   metadata: Record<string, string>;
+  /** What the file's checksum covered ('none': it carries none, e.g. exported before checksums). */
+  checksum: 'file' | 'tensors' | 'none';
 }
 
 /**
- * A net holding the state in `file`. `want.variant` / `want.norm` must agree with what the file
+ * A net holding the state in `file`, its checksum verified (lib/weights readModelState: a damaged
+ * file is refused). `want.variant` / `want.norm` must agree with what the file
  * records (metadata, or the head's keys for the variant); either may be omitted when the file
  * records it. Refuses — naming the problem — a wrong variant or normalisation, a missing key or
  * a mis-shaped tensor.
@@ -48,7 +51,7 @@ export function loadNetFromStateFile(file: string, want: { variant?: Variant; no
   } finally {
     tf.dispose(Object.values(tensors));
   }
-  return { net, variant, norm, metadata: state.metadata };
+  return { net, variant, norm, metadata: state.metadata, checksum: state.checksum };
 }
 
 /**
@@ -86,12 +89,14 @@ export interface Predictions {
   logits: number[][];
 }
 
-export async function predict(opts: PredictOptions): Promise<Predictions & { variant: Variant; norm: NormName }> {
+export async function predict(
+  opts: PredictOptions,
+): Promise<Predictions & { variant: Variant; norm: NormName; checksum: LoadedNet['checksum'] }> {
   if (opts.variant) parseChoice('variant', opts.variant, VARIANTS);
   if (opts.norm) parseChoice('norm', opts.norm, Object.keys(NORMALIZATIONS) as NormName[]);
   const batchSize = opts.batchSize ?? 500;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
-  const { net, variant, norm } = loadNetFromStateFile(opts.weights, opts);
+  const { net, variant, norm, checksum } = loadNetFromStateFile(opts.weights, opts);
   const forward = new EvalForward(net);
   try {
     const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
@@ -104,7 +109,7 @@ export async function predict(opts: PredictOptions): Promise<Predictions & { var
       for (let i = 0; i < idx.length; i++) logits.push(Array.from(values.subarray(i * 10, (i + 1) * 10)));
       opts.onProgress?.(start + idx.length, test.count);
     }
-    return { labels: Array.from(test.labels), logits, variant, norm };
+    return { labels: Array.from(test.labels), logits, variant, norm, checksum };
   } finally {
     forward.dispose();
     net.dispose();

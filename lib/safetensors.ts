@@ -7,12 +7,21 @@
  * then the raw little-endian tensor bytes; offsets count from the end of the header. The data
  * is read with Python's `safetensors.torch.load_file` and written back the same way.
  *
+ * Whole-file checksum. Every file written here carries the metadata `file_sha256`: the SHA-256
+ * of the whole file (length, header and tensor bytes) as written with these 64 hex digits
+ * replaced by 64 '0' characters. Any changed byte (a tensor value, the stored epoch, the
+ * header's shapes) fails it. Reading verifies it whenever it is present; files written
+ * elsewhere (Python, the pretrained weights) have none and are read as they are. In Python:
+ *   b = open(f, 'rb').read(); n = 8 + int.from_bytes(b[:8], 'little'); d = <file_sha256>
+ *   hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest() == d
+ *
  * Everything here is synchronous and pure (no tf.js): records are plain typed arrays, and the
  * helpers at the end convert between records and tf.Tensors.
  */
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { writeFileAtomic } from './atomic-file';
+import { writeFileAtomic, type WriteIo } from './atomic-file';
 
 export type Dtype = 'F32' | 'I64' | 'I32' | 'U8';
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
@@ -26,8 +35,71 @@ export interface TensorRecord {
 
 export interface SafetensorsContent {
   tensors: Record<string, TensorRecord>;
-  /** The file's `__metadata__`: string → string (safetensors allows nothing else). */
+  /** The file's `__metadata__`: string → string (safetensors allows nothing else), without `file_sha256`. */
   metadata: Record<string, string>;
+  /** True when the file carried a whole-file checksum and it matched (false: it carried none). */
+  checksummed: boolean;
+}
+
+/**
+ * A file that cannot be trusted: not safetensors, truncated, or failing its checksum. `problem`
+ * says what is wrong without the file name, for callers that add their own advice.
+ */
+export class DamagedFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    message = `${file} is damaged: ${problem}. Use another copy, or write it again (npm run export, or retrain).`,
+  ) {
+    super(message);
+  }
+}
+
+/** The metadata key of the whole-file checksum (see the module comment). */
+export const FILE_CHECKSUM_KEY = 'file_sha256';
+const PLACEHOLDER = '0'.repeat(64);
+
+/** The checksum field exactly as the writer lays it out in the header JSON. */
+function checksumField(digest: string): Buffer {
+  return Buffer.from(`"${FILE_CHECKSUM_KEY}":"${digest}"`, 'utf8');
+}
+
+/** SHA-256 of `bytes` with the 64 digits at `at` read as '0's (no copy of the file). */
+function digestWithPlaceholder(bytes: Uint8Array, at: number): string {
+  return createHash('sha256')
+    .update(bytes.subarray(0, at))
+    .update(PLACEHOLDER)
+    .update(bytes.subarray(at + 64))
+    .digest('hex');
+}
+
+/**
+ * Verifies a file's whole-file checksum; returns a description of the fault, or undefined.
+ * `header` is the JSON header's byte range within `bytes`.
+ */
+function checksumProblem(bytes: Uint8Array, headerStart: number, headerEnd: number, digest: string): string | undefined {
+  if (!/^[0-9a-f]{64}$/.test(digest)) return `its ${FILE_CHECKSUM_KEY} '${digest.slice(0, 80)}' is not a sha256 digest`;
+  const header = Buffer.from(bytes.buffer, bytes.byteOffset + headerStart, headerEnd - headerStart);
+  const field = checksumField(digest);
+  const at = header.indexOf(field);
+  if (at < 0 || header.indexOf(field, at + 1) >= 0) return `its ${FILE_CHECKSUM_KEY} field is not laid out as this project writes it`;
+  const valueAt = headerStart + at + field.length - 65;
+  const actual = digestWithPlaceholder(bytes, valueAt);
+  if (actual !== digest) {
+    return `its bytes do not match the ${FILE_CHECKSUM_KEY} checksum it was written with (header or tensor data changed after saving)`;
+  }
+  return undefined;
+}
+
+/** SHA-256 over every tensor's name, dtype, shape and bytes, in name order (the checksum of dcf-checkpoint/1). */
+export function tensorDigest(records: Record<string, TensorRecord>): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(records).sort()) {
+    const r = records[name];
+    h.update(`${name}\0${r.dtype}\0${r.shape.join(',')}\0`);
+    h.update(new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength));
+  }
+  return h.digest('hex');
 }
 
 const BYTES: Record<Dtype, number> = { F32: 4, I64: 8, I32: 4, U8: 1 };
@@ -101,7 +173,18 @@ export function dtypeWidth(dtype: string): number | undefined {
  */
 export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContent {
   const bad = (what: string) =>
-    new Error(`${source} is not a valid safetensors file: ${what}. Re-export or re-download it.`);
+    new DamagedFileError(source, what, `${source} is not a valid safetensors file: ${what}. Re-export or re-download it.`);
+  const content = parseUnverified(bytes, source, bad);
+  const digest = content.metadata[FILE_CHECKSUM_KEY];
+  if (digest === undefined) return { ...content, checksummed: false };
+  const headerEnd = 8 + Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const problem = checksumProblem(bytes, 8, headerEnd, digest);
+  if (problem) throw new DamagedFileError(source, problem);
+  delete content.metadata[FILE_CHECKSUM_KEY];
+  return { ...content, checksummed: true };
+}
+
+function parseUnverified(bytes: Uint8Array, source: string, bad: (what: string) => Error): Omit<SafetensorsContent, 'checksummed'> {
   if (bytes.byteLength < 8) throw bad(`only ${bytes.byteLength} bytes, fewer than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
@@ -161,7 +244,10 @@ export function readSafetensors(file: string): SafetensorsContent {
   return parseSafetensors(fs.readFileSync(file), file);
 }
 
-/** Only the header: tensor names, dtypes and shapes plus metadata, without reading the data. */
+/**
+ * Only the header: tensor names, dtypes and shapes plus metadata, without reading the data.
+ * Nothing is verified (the checksum needs every byte): use readSafetensors for anything trusted.
+ */
 export function readSafetensorsHeader(file: string): {
   entries: Record<string, { dtype: string; shape: number[] }>;
   metadata: Record<string, string>;
@@ -183,23 +269,28 @@ export function readSafetensorsHeader(file: string): {
     } catch (err) {
       throw new Error(`${file} is not a valid safetensors file: corrupt JSON header (${(err as Error).message})`);
     }
-    const { __metadata__: metadata = {}, ...rest } = header;
+    const { __metadata__: raw = {}, ...rest } = header;
+    const { [FILE_CHECKSUM_KEY]: _digest, ...metadata } = raw as Record<string, string>;
     const entries: Record<string, { dtype: string; shape: number[] }> = {};
     for (const [k, v] of Object.entries(rest)) entries[k] = { dtype: String(v.dtype), shape: v.shape as unknown as number[] };
-    return { entries, metadata: metadata as Record<string, string> };
+    return { entries, metadata };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Serialises tensors (sorted by name, like the Python library) and metadata to bytes. */
+/**
+ * Serialises tensors (sorted by name, like the Python library) and metadata to bytes, with the
+ * whole-file checksum `file_sha256` (any `file_sha256` given is replaced: it would be stale).
+ */
 export function serializeSafetensors(tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): Buffer {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new Error(`safetensors metadata must be strings; '${k}' is ${typeof v}`);
   }
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  const { [FILE_CHECKSUM_KEY]: _stale, ...rest } = metadata;
+  header.__metadata__ = { ...rest, [FILE_CHECKSUM_KEY]: PLACEHOLDER };
   let offset = 0;
   for (const name of names) {
     if (name === '__metadata__') throw new Error(`'__metadata__' is reserved and cannot name a tensor`);
@@ -229,16 +320,25 @@ export function serializeSafetensors(tensors: Record<string, TensorRecord>, meta
     out.set(src, pos);
     pos += d.byteLength;
   }
+  const at = out.indexOf(checksumField(PLACEHOLDER), 8);
+  const valueAt = at + checksumField(PLACEHOLDER).length - 65;
+  out.write(digestWithPlaceholder(out, valueAt), valueAt, 'latin1');
   return out;
 }
 
 /**
  * Writes a safetensors file atomically (lib/atomic-file: a temporary name in the same folder,
- * fsync, rename). A failure leaves any earlier file untouched. Creates the folder.
+ * fsync, rename), with its whole-file checksum. A failure (a full disk included) names the file
+ * and leaves any earlier file untouched. Creates the folder. `io` replaces the fs calls (tests).
  */
-export function writeSafetensors(file: string, tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Record<string, TensorRecord>,
+  metadata: Record<string, string> = {},
+  io?: WriteIo,
+): void {
   const bytes = serializeSafetensors(tensors, metadata);
-  writeFileAtomic(file, bytes);
+  writeFileAtomic(file, bytes, io);
 }
 
 // ---- tf.Tensor ↔ TensorRecord -------------------------------------------------------------

@@ -11,12 +11,16 @@
  * Keys beyond layer1 (layer2…, fc) are ignored; prefixes `module.` and `backbone.` are accepted.
  *
  * Model state files: safetensors with the state under PyTorch names (lib/model) and metadata
- * `format`, `variant`, `norm`. Training checkpoints (same names plus `adam.*`) read as well.
+ * `format`, `variant`, `norm`, and the whole-file checksum `file_sha256` (lib/safetensors).
+ * Training checkpoints (same names plus `adam.*`) read as well. Reading verifies the checksum
+ * a file's format promises: `dcf-model-state/2` and `dcf-checkpoint/2` the whole file,
+ * `dcf-checkpoint/1` its tensors; `dcf-model-state/1` (exported before checksums) and files from
+ * elsewhere carry none and are read as they are (ModelStateFile.checksum says which).
  */
 import * as fs from 'fs';
 import { BN_EPS, backboneShapes } from './resnet';
 import { isZipFile, readTorchStateDict } from './pth';
-import { readSafetensors, tensorsToRecords, writeSafetensors, type TensorRecord } from './safetensors';
+import { DamagedFileError, readSafetensors, tensorDigest, tensorsToRecords, writeSafetensors, type TensorRecord } from './safetensors';
 import { NORMALIZATIONS, VARIANTS, type NormName, type Variant } from './config';
 import type * as tf from '@tensorflow/tfjs-core';
 
@@ -97,8 +101,13 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
     else if (r.shape.join() !== shape.join()) problems.push(`'${name}' has shape ${shapeText(r.shape)}, expected ${shapeText(shape)}`);
     else if (r.dtype !== 'F32') problems.push(`'${name}' has dtype ${r.dtype}, expected a float tensor`);
   }
-  const formText = folded ? 'folded (conv + bias)' : 'unfolded (conv + BatchNorm)';
-  if (problems.length) throw new Error(`${file} (${formText} ResNet-18 weights) cannot be used:\n  ${problems.join('\n  ')}`);
+  const formText = zip ? 'torchvision .pth, unfolded (conv + BatchNorm)' : folded ? 'folded (conv + bias)' : 'unfolded (conv + BatchNorm)';
+  if (problems.length) {
+    throw new Error(
+      `${file} (${formText} ResNet-18 weights) cannot be used:\n  ${problems.join('\n  ')}\n` +
+        'Use an intact file: the repo\'s data/pretrained/*.safetensors (git checkout -- data/pretrained), or torchvision\'s resnet18-f37072fd.pth.',
+    );
+  }
 
   const tensors: Record<string, TensorRecord> = {};
   for (const conv of CONVS) {
@@ -121,8 +130,10 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
 
 // ---- model state files ----------------------------------------------------------------------
 
-/** The `format` metadata of a model state written by this project. */
-export const MODEL_STATE_FORMAT = 'dcf-model-state/1';
+/** The `format` metadata of a model state written by this project (/1: before the whole-file checksum). */
+export const MODEL_STATE_FORMAT = 'dcf-model-state/2';
+/** Formats whose files must carry the whole-file checksum. */
+const CHECKSUMMED_FORMATS = [MODEL_STATE_FORMAT, 'dcf-checkpoint/2'];
 
 /** Stores the named state (PyTorch names/layouts) atomically, BatchNorm counters as int64. */
 export function writeModelState(
@@ -142,11 +153,17 @@ export interface ModelStateFile {
   /** From the metadata (`norm`, or `config.norm` of a training checkpoint), if recorded. */
   norm: NormName | undefined;
   metadata: Record<string, string>;
+  /** What was verified: the whole file, the tensors (a dcf-checkpoint/1), or nothing (no checksum). */
+  checksum: 'file' | 'tensors' | 'none';
 }
 
-/** Reads a model state or training checkpoint; throws when its metadata contradicts its keys. */
+/**
+ * Reads a model state or training checkpoint, verifying its checksum (see the module comment);
+ * throws when the file is damaged or its metadata contradicts its keys.
+ */
 export function readModelState(file: string): ModelStateFile {
-  const { tensors: all, metadata } = readSafetensors(file);
+  const { tensors: all, metadata, checksummed } = readSafetensors(file);
+  const checksum = verifiedChecksum(file, all, metadata, checksummed);
   const tensors: Record<string, TensorRecord> = {};
   for (const [k, v] of Object.entries(all)) if (!k.startsWith('adam.')) tensors[k] = v;
   const keys = Object.keys(tensors);
@@ -168,5 +185,23 @@ export function readModelState(file: string): ModelStateFile {
   }
   if (norm === '') norm = undefined; // a checkpoint saved without a recorded normalisation
   if (norm !== undefined && !(norm in NORMALIZATIONS)) throw new Error(`${file}: metadata norm '${norm}' is not one of ${Object.keys(NORMALIZATIONS).join(', ')}`);
-  return { tensors, variant: (declared as Variant | undefined) ?? byKeys, norm: norm as NormName | undefined, metadata };
+  return { tensors, variant: (declared as Variant | undefined) ?? byKeys, norm: norm as NormName | undefined, metadata, checksum };
+}
+
+/** Which checksum a state file passed; throws when its format promises one it lacks or fails. */
+function verifiedChecksum(
+  file: string,
+  tensors: Record<string, TensorRecord>,
+  metadata: Record<string, string>,
+  checksummed: boolean,
+): ModelStateFile['checksum'] {
+  if (checksummed) return 'file'; // readSafetensors verified it
+  if (CHECKSUMMED_FORMATS.includes(metadata.format)) {
+    throw new DamagedFileError(file, `it says format ${metadata.format} but has no file_sha256 checksum`);
+  }
+  if (metadata.format === 'dcf-checkpoint/1') {
+    if (metadata.sha256 !== tensorDigest(tensors)) throw new DamagedFileError(file, 'its tensors do not match the sha256 checksum it was saved with');
+    return 'tensors';
+  }
+  return 'none';
 }

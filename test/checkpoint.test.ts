@@ -8,11 +8,13 @@ import { Adam } from '../lib/adam';
 import { batches } from '../lib/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
 import {
-  CHECKPOINT_FORMAT, exportModelState, readCheckpoint, readCheckpointMeta, restoreCheckpoint, saveCheckpoint, tensorDigest,
+  assertWritableOutput, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_V1, exportModelState, protectedOutputProblem, readCheckpoint, readCheckpointMeta,
+  restoreCheckpoint, saveCheckpoint, tensorDigest,
 } from '../lib/checkpoint';
 import { PROJECT_ROOT, type Freeze, type Variant } from '../lib/config';
 import { createNet, type Net } from '../lib/model';
-import { readSafetensors, writeSafetensors } from '../lib/safetensors';
+import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/safetensors';
+import { loadNetFromStateFile } from '../lib/predict';
 import { MODEL_STATE_FORMAT, readModelState } from '../lib/weights';
 import { crossEntropy } from '../lib/train';
 import { trainConfig } from '../lib/train-config';
@@ -53,6 +55,30 @@ function stateValues(net: Net): Record<string, number[]> {
   const out = Object.fromEntries(Object.entries(s).map(([k, t]) => [k, Array.from(t.dataSync())]));
   tf.dispose(Object.values(s));
   return out;
+}
+
+/** The file's bytes with its stored epoch changed in place (same length), as a hand edit would. */
+function editedEpoch(bytes: Buffer, from: string, to: string): Buffer {
+  const field = Buffer.from(`"epoch":"${from}"`);
+  const at = bytes.indexOf(field);
+  expect(at).toBeGreaterThan(0);
+  const out = Buffer.from(bytes);
+  out.write(`"epoch":"${to}"`, at);
+  return out;
+}
+
+/** A file as the dcf-checkpoint/1 writer laid it out: no file_sha256, a tensor-only `sha256`. */
+function legacyV1Bytes(file: string): Buffer {
+  const { tensors, metadata } = readSafetensors(file);
+  const bytes = serializeSafetensors(tensors, { ...metadata, format: CHECKPOINT_FORMAT_V1, sha256: tensorDigest(tensors) });
+  const n = 8 + Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, n).toString());
+  delete header.__metadata__[FILE_CHECKSUM_KEY];
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - ((8 + json.length) % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json, bytes.subarray(n)]);
 }
 
 describe('checkpoints', () => {
@@ -118,7 +144,7 @@ describe('checkpoints', () => {
     flipped[flipped.length - 7] ^= 0x40;
     const flippedFile = path.join(dir, 'flipped.safetensors');
     fs.writeFileSync(flippedFile, flipped);
-    expect(() => readCheckpoint(flippedFile)).toThrow(/is damaged: its tensors do not match the checksum/);
+    expect(() => readCheckpoint(flippedFile)).toThrow(/is damaged: its bytes do not match the file_sha256 checksum/);
     const garbage = path.join(dir, 'garbage.safetensors');
     fs.writeFileSync(garbage, 'not a checkpoint at all');
     expect(() => readCheckpoint(garbage)).toThrow(/is damaged/);
@@ -137,7 +163,7 @@ describe('checkpoints', () => {
     saveCheckpoint(file, a.net, a.adam, { ...meta(2), config: { ...config, variant: 'static', norm: 'imagenet' } });
     const out = path.join(dir, 'exported.safetensors');
     expect(() => exportModelState(file, path.join(dir, 'x.bin'))).toThrow(/must end in .safetensors/);
-    expect(() => exportModelState(file, file)).toThrow(/onto itself/);
+    expect(() => exportModelState(file, file)).toThrow(/refusing to write .*: it is the input file/);
     exportModelState(file, out);
     const exported = readSafetensors(out);
     expect(Object.keys(exported.tensors).some((k) => k.startsWith('adam.'))).toBe(false);
@@ -178,5 +204,129 @@ with safe_open(sys.argv[1], framework='numpy') as f:
     expect(out.dtype).toBe('int64');
     a.adam.dispose();
     a.net.dispose();
+  });
+
+  const anyPython = [python, 'python3'].find((p) => {
+    try {
+      execFileSync(p, ['-c', 'import hashlib, json'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+  it.skipIf(!anyPython)('its file_sha256 verifies by the recipe documented in lib/safetensors (Python hashlib)', () => {
+    const a = make();
+    const file = path.join(dir, 'recipe.safetensors');
+    saveCheckpoint(file, a.net, a.adam, meta(1));
+    a.adam.dispose();
+    a.net.dispose();
+    const recipe = `
+import hashlib, json, sys
+b = open(sys.argv[1], 'rb').read(); n = 8 + int.from_bytes(b[:8], 'little')
+d = json.loads(b[8:n])['__metadata__']['file_sha256']
+print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest() == d)`;
+    expect(execFileSync(anyPython!, ['-c', recipe, file]).toString().trim()).toBe('True');
+    const edited = path.join(dir, 'recipe-edited.safetensors');
+    fs.writeFileSync(edited, editedEpoch(fs.readFileSync(file), '1', '7'));
+    expect(execFileSync(anyPython!, ['-c', recipe, edited]).toString().trim()).toBe('False');
+  });
+
+  describe('the whole-file checksum (issue #14)', () => {
+    let file: string;
+    let bytes: Buffer;
+    beforeAll(() => {
+      const a = make('static');
+      file = path.join(dir, 'checksummed.safetensors');
+      saveCheckpoint(file, a.net, a.adam, { ...meta(3), config: { ...config, variant: 'static' } });
+      a.adam.dispose();
+      a.net.dispose();
+      bytes = fs.readFileSync(file);
+    });
+
+    it('a flipped tensor byte is refused by every reader: predict, export, resume, readModelState, readCheckpointMeta', () => {
+      const flipped = path.join(dir, 'flipped-data.safetensors');
+      const damaged = Buffer.from(bytes);
+      damaged[damaged.length - 1001] ^= 0x40; // inside the tensor data (the header is a few KB)
+      fs.writeFileSync(flipped, damaged);
+      const why = /flipped-data\.safetensors is damaged: its bytes do not match the file_sha256 checksum it was written with/;
+      expect(() => loadNetFromStateFile(flipped)).toThrow(why);
+      expect(() => readModelState(flipped)).toThrow(why);
+      expect(() => readCheckpoint(flipped)).toThrow(why);
+      expect(() => readCheckpointMeta(flipped)).toThrow(why);
+      const out = path.join(dir, 'from-flipped.safetensors');
+      expect(() => exportModelState(flipped, out)).toThrow(why);
+      expect(fs.existsSync(out)).toBe(false);
+      // The intact file still loads.
+      const ok = loadNetFromStateFile(file);
+      expect(ok.checksum).toBe('file');
+      ok.net.dispose();
+    });
+
+    it('covers the metadata: an edited epoch (3 → 9) is refused, a missing checksum too', () => {
+      const edited = path.join(dir, 'edited-epoch.safetensors');
+      fs.writeFileSync(edited, editedEpoch(bytes, '3', '9'));
+      expect(readCheckpointMeta(file).epoch).toBe(3);
+      expect(() => readCheckpointMeta(edited)).toThrow(/edited-epoch\.safetensors is damaged: its bytes do not match the file_sha256 checksum.*--resume best\|last.*--fresh/s);
+      expect(() => readCheckpoint(edited)).toThrow(/is damaged/);
+      expect(() => readModelState(edited)).toThrow(/is damaged/);
+
+      // A dcf-checkpoint/2 file whose checksum was taken out: refused, not read unverified.
+      const stripped = path.join(dir, 'stripped.safetensors');
+      const v1 = legacyV1Bytes(file);
+      fs.writeFileSync(stripped, Buffer.from(v1.toString('latin1').replace(CHECKPOINT_FORMAT_V1, CHECKPOINT_FORMAT), 'latin1'));
+      expect(() => readCheckpoint(stripped)).toThrow(/says format dcf-checkpoint\/2 but has no file_sha256 checksum/);
+      expect(() => readModelState(stripped)).toThrow(/says format dcf-checkpoint\/2 but has no file_sha256 checksum/);
+    });
+
+    it('reads older dcf-checkpoint/1 files by their tensor checksum, and refuses them damaged', () => {
+      const legacy = path.join(dir, 'legacy.safetensors');
+      const v1 = legacyV1Bytes(file);
+      fs.writeFileSync(legacy, v1);
+      const content = readCheckpoint(legacy);
+      expect(content.meta).toMatchObject({ format: CHECKPOINT_FORMAT_V1, epoch: 3, variant: 'static' });
+      expect(readModelState(legacy).checksum).toBe('tensors');
+      const flipped = Buffer.from(v1);
+      flipped[flipped.length - 1001] ^= 0x40;
+      fs.writeFileSync(legacy, flipped);
+      expect(() => readCheckpoint(legacy)).toThrow(/is damaged: its tensors do not match the checksum it was saved with/);
+      expect(() => loadNetFromStateFile(legacy)).toThrow(/legacy\.safetensors is damaged: its tensors do not match/);
+    });
+  });
+
+  describe('outputs never overwrite inputs or checkpoints (issue #14)', () => {
+    it('export refuses its own checkpoint (also through a symlink or hard link) and any run\'s best/last', () => {
+      const runs = path.join(dir, 'runs');
+      const a = make('static');
+      const mine = path.join(runs, 'mine', 'best.safetensors');
+      const other = path.join(runs, 'other', 'last.safetensors');
+      fs.mkdirSync(path.dirname(mine), { recursive: true });
+      saveCheckpoint(mine, a.net, a.adam, { ...meta(1), config: { ...config, variant: 'static' } });
+      saveCheckpoint(other, a.net, a.adam, { ...meta(2), config: { ...config, variant: 'static' } });
+      a.adam.dispose();
+      a.net.dispose();
+      const before = [fs.readFileSync(mine), fs.readFileSync(other)];
+
+      const link = path.join(dir, 'link.safetensors');
+      fs.symlinkSync(mine, link);
+      const hard = path.join(dir, 'hard.safetensors');
+      fs.linkSync(mine, hard);
+      const opts = { runsDirs: [runs] };
+      expect(() => exportModelState(mine, link, opts)).toThrow(/refusing to write .*link\.safetensors: it is the input file .*Choose another --out/);
+      expect(() => exportModelState(mine, hard, opts)).toThrow(/it is the input file/);
+      expect(() => exportModelState(mine, other, opts)).toThrow(/refusing to write .*: the last checkpoint of run 'other'/);
+      // Through a symlinked folder, and onto a checkpoint that does not exist yet: still a checkpoint path.
+      const runsLink = path.join(dir, 'runs-link');
+      fs.symlinkSync(runs, runsLink);
+      expect(() => exportModelState(mine, path.join(runsLink, 'other', 'last.safetensors'), opts)).toThrow(/the last checkpoint of run 'other'/);
+      expect(() => exportModelState(mine, path.join(runs, 'new', 'best.safetensors'), opts)).toThrow(/the best checkpoint of run 'new'/);
+      expect(fs.readFileSync(mine).equals(before[0]) && fs.readFileSync(other).equals(before[1])).toBe(true);
+
+      // Anything else is fine, inside the runs folder too.
+      expect(protectedOutputProblem(path.join(runs, 'mine', 'exported.safetensors'), { inputs: [mine], runsDirs: [runs] })).toBeUndefined();
+      expect(() => assertWritableOutput(path.join(dir, 'preds.json'), { inputs: [mine], runsDirs: [runs] })).not.toThrow();
+      exportModelState(mine, path.join(dir, 'fine.safetensors'), opts);
+      expect(readModelState(path.join(dir, 'fine.safetensors')).checksum).toBe('file');
+    });
   });
 });

@@ -13,7 +13,7 @@ import {
   writeSafetensors,
   type TensorRecord,
 } from '../lib/safetensors';
-import { PATHS } from '../lib/config';
+import { PRETRAINED_FILES } from '../lib/config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-st-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +60,7 @@ describe('safetensors', () => {
   });
 
   it('reads the shared pretrained file with its documented keys and shapes', () => {
-    const { tensors } = readSafetensors(PATHS.pretrained);
+    const { tensors } = readSafetensors(PRETRAINED_FILES.folded);
     expect(tensors['conv1.weight'].shape).toEqual([64, 3, 7, 7]);
     expect(tensors['layer1.1.conv2.bias'].shape).toEqual([64]);
     const count = (suffix: string) =>
@@ -119,5 +119,24 @@ describe('safetensors', () => {
     expect(tensorToRecord(counter, { int64: true })).toEqual({ dtype: 'I64', shape: [], data: new BigInt64Array([42n]) });
     expect(() => recordToTensor(sample['bn.num_batches_tracked'], 'n')).toThrow(/does not fit int32/);
     tf.dispose([t, counter]);
+  });
+
+  it('carries a whole-file checksum: any changed byte, header or data, is refused naming the file', () => {
+    const file = path.join(dir, 'sum.safetensors');
+    writeSafetensors(file, sample, { epoch: '3' });
+    const bytes = fs.readFileSync(file);
+    const n = 8 + Number(bytes.readBigUInt64LE(0));
+    expect(JSON.parse(bytes.subarray(8, n).toString()).__metadata__.file_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(readSafetensors(file).checksummed).toBe(true);
+    // One flipped bit in the data, one edited metadata character: both caught.
+    const data = Buffer.from(bytes);
+    data[n + 2] ^= 0x01;
+    expect(() => parseSafetensors(data, 'data.safetensors')).toThrow(
+      /^data\.safetensors is damaged: its bytes do not match the file_sha256 checksum it was written with/,
+    );
+    const meta = Buffer.from(bytes.toString('latin1').replace('"epoch":"3"', '"epoch":"9"'), 'latin1');
+    expect(() => parseSafetensors(meta, 'meta.safetensors')).toThrow(/meta\.safetensors is damaged: its bytes do not match/);
+    // A file from elsewhere (Python) has none and reads as it is.
+    expect(readSafetensors(path.join(__dirname, 'fixtures', 'python-written.safetensors')).checksummed).toBe(false);
   });
 });

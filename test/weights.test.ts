@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PATHS } from '../lib/config';
+import { PRETRAINED_FILES } from '../lib/config';
 import { createNet } from '../lib/model';
 import { readTorchStateDict } from '../lib/pth';
 import { BN_EPS } from '../lib/resnet';
@@ -20,7 +20,7 @@ const PTH = path.join(__dirname, 'fixtures', 'resnet18-stem-layer1-unfolded.pth'
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-weights-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const folded = readSafetensors(PATHS.pretrained).tensors;
+const folded = readSafetensors(PRETRAINED_FILES.folded).tensors;
 
 /** The folded network computed directly: conv + bias, ReLU, max-pool, two residual blocks. */
 function foldedFeatures(x: tf.Tensor4D): tf.Tensor4D {
@@ -89,7 +89,7 @@ describe('the .pth reader', () => {
 
 describe('pretrained backbone', () => {
   it('unfolds the shared folded file by the README rule', () => {
-    const { form, tensors } = readPretrainedBackbone(PATHS.pretrained);
+    const { form, tensors } = readPretrainedBackbone(PRETRAINED_FILES.folded);
     expect(form).toBe('folded-safetensors');
     expect(Object.keys(tensors).length).toBe(5 + 5 * 4);
     expect(Array.from(tensors['layer1.0.bn2.bias'].data as Float32Array)).toEqual(Array.from(folded['layer1.0.conv2.bias'].data as Float32Array));
@@ -111,7 +111,7 @@ describe('pretrained backbone', () => {
     const expected = foldedFeatures(x);
     const mean = tf.tidy(() => tf.mean(tf.abs(expected)).dataSync()[0]);
     expect(mean).toBeGreaterThan(0.05); // a real signal, not all zeros
-    for (const file of [PATHS.pretrained, PTH, unfolded]) {
+    for (const file of [PRETRAINED_FILES.folded, PTH, unfolded]) {
       const net = createNet('dynamic', { pretrained: file });
       const f = net.features(x, false);
       expect(f.shape).toEqual([8, 8, 8, 64]);
@@ -128,7 +128,7 @@ describe('pretrained backbone', () => {
   it.skipIf(!hasRealData())('reproduces the folded network on real CIFAR-10 images', () => {
     const train = loadCifar10('train', { limit: 32, batches: [1] });
     const x = imagesToTensor(train, Array.from({ length: 32 }, (_, i) => i), 'imagenet');
-    const net = createNet('static');
+    const net = createNet('static', { pretrained: PRETRAINED_FILES.folded });
     const f = net.features(x);
     const expected = foldedFeatures(x);
     expect(maxAbs(f, expected)).toBeLessThan(1e-4);
@@ -153,5 +153,63 @@ describe('pretrained backbone', () => {
     writeSafetensors(file, { 'fc.weight': { dtype: 'F32', shape: [1], data: new Float32Array(1) } });
     expect(() => readPretrainedBackbone(file)).toThrow(/not a ResNet-18 backbone.*fc\.weight/);
     expect(() => createNet('dynamic', { pretrained: path.join(dir, 'nope.pth') })).toThrow(/pretrained weights not found/);
+  });
+
+  describe('a damaged copy of each in-repo form is refused, naming the tensor and the form', () => {
+    /** A copy of `records` with `drop` removed and `reshape` given a wrong shape (same dtype). */
+    function damagedCopy(records: Record<string, TensorRecord>, drop: string, reshape: string, shape: number[]): string {
+      const copy: Record<string, TensorRecord> = { ...records };
+      expect(copy[drop], drop).toBeDefined();
+      delete copy[drop];
+      copy[reshape] = { dtype: 'F32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) };
+      const file = path.join(dir, `damaged-${drop}.safetensors`);
+      writeSafetensors(file, copy);
+      return file;
+    }
+
+    it('folded safetensors (data/pretrained, bnfolded)', () => {
+      const file = damagedCopy(folded, 'layer1.0.conv2.bias', 'conv1.weight', [64, 3, 3, 3]);
+      expect(() => readPretrainedBackbone(file)).toThrow(
+        new RegExp(
+          `${file} \\(folded \\(conv \\+ bias\\) ResNet-18 weights\\) cannot be used:\\n` +
+            `  'conv1\\.weight' has shape \\[64, 3, 3, 3\\], expected \\[64, 3, 7, 7\\]\\n` +
+            `  missing key 'layer1\\.0\\.conv2\\.bias' \\(expected shape \\[64\\]\\)\\n` +
+            'Use an intact file',
+        ),
+      );
+    });
+
+    it('unfolded safetensors (data/pretrained, torchvision names)', () => {
+      const unfolded = readSafetensors(PRETRAINED_FILES.torchvision).tensors;
+      expect(readPretrainedBackbone(PRETRAINED_FILES.torchvision).form).toBe('unfolded-safetensors');
+      const file = damagedCopy(unfolded, 'layer1.1.bn1.running_mean', 'bn1.weight', [32]);
+      expect(() => readPretrainedBackbone(file)).toThrow(
+        /\(unfolded \(conv \+ BatchNorm\) ResNet-18 weights\) cannot be used:\n  'bn1\.weight' has shape \[32\], expected \[64\]\n  missing key 'layer1\.1\.bn1\.running_mean' \(expected shape \[64\]\)/,
+      );
+    });
+
+    it('torchvision .pth (test fixture, edited in its pickle)', () => {
+      // Same-length edits inside data.pkl keep the zip readable (its reader does not check CRCs).
+      const renamed = Buffer.from(fs.readFileSync(PTH));
+      const key = renamed.indexOf('layer1.0.bn2.running_var');
+      expect(key).toBeGreaterThan(0);
+      renamed.write('layer1.0.bn2.running_vaX', key, 'latin1');
+      const missing = path.join(dir, 'missing-key.pth');
+      fs.writeFileSync(missing, renamed);
+      expect(() => readPretrainedBackbone(missing)).toThrow(
+        /missing-key\.pth \(torchvision \.pth, unfolded \(conv \+ BatchNorm\) ResNet-18 weights\) cannot be used:\n  missing key 'layer1\.0\.bn2\.running_var' \(expected shape \[64\]\)/,
+      );
+
+      // The size tuple (64, 64, 3, 3) of layer1.1.conv1.weight, as pickle BININT1 ops, becomes (64, 64, 1, 3).
+      const reshaped = Buffer.from(fs.readFileSync(PTH));
+      const size = reshaped.indexOf(Buffer.from('(K@K@K\x03K\x03t', 'latin1'), reshaped.indexOf('layer1.1.conv1.weight'));
+      expect(size).toBeGreaterThan(0);
+      reshaped[size + 6] = 1;
+      const wrongShape = path.join(dir, 'wrong-shape.pth');
+      fs.writeFileSync(wrongShape, reshaped);
+      expect(() => readPretrainedBackbone(wrongShape)).toThrow(
+        /wrong-shape\.pth \(torchvision \.pth[^)]*\) ResNet-18 weights\) cannot be used:\n  'layer1\.1\.conv1\.weight' has shape \[64, 64, 1, 3\], expected \[64, 64, 3, 3\]/,
+      );
+    });
   });
 });
