@@ -493,6 +493,11 @@ export interface ResponseMapInput {
   classNames?: readonly string[];
   /** Overlay opacity (default 0.5). */
   opacity?: number;
+  /**
+   * What `maps` hold: the raw response maps (default), or an attribution such as gradient ×
+   * response (signed: drawn on a diverging scale symmetric about 0).
+   */
+  kind?: 'response' | 'attribution';
 }
 
 /**
@@ -516,6 +521,14 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
   let zmin = Infinity;
   let zmax = -Infinity;
   for (const m of upsampled) for (const v of m) { if (v < zmin) zmin = v; if (v > zmax) zmax = v; }
+  const attribution = input.kind === 'attribution';
+  if (attribution) {
+    // Signed values: 0 is white, so positive (raises the score) and negative evidence read apart.
+    const bound = Math.max(Math.abs(zmin), Math.abs(zmax), 1e-12);
+    zmin = -bound;
+    zmax = bound;
+  }
+  const what = attribution ? 'grad × response' : 'response';
   const cols = 6;
   const cells = grid(2, cols, 0.012, 0.14);
   const pixels = imageRows(input.image, 0, IMAGE_SIZE);
@@ -534,9 +547,10 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
     for (let y = 0; y < IMAGE_SIZE; y++) z.push(Array.from(upsampled[c].subarray(y * IMAGE_SIZE, (y + 1) * IMAGE_SIZE)));
     data.push({ type: 'image', z: pixels, xaxis: cell.x, yaxis: cell.y, hoverinfo: 'skip' });
     data.push({
-      type: 'heatmap', z, xaxis: cell.x, yaxis: cell.y, zmin, zmax, colorscale: 'Jet', opacity: input.opacity ?? 0.5,
-      zsmooth: false, showscale: c === 0, colorbar: { title: { text: 'response' }, len: 0.8, thickness: 14 },
-      hovertemplate: `${names[c]}<br>x %{x}, y %{y}<br>response %{z:.3f}<extra></extra>`,
+      type: 'heatmap', z, xaxis: cell.x, yaxis: cell.y, zmin, zmax, colorscale: attribution ? 'RdBu' : 'Jet', reversescale: attribution,
+      opacity: input.opacity ?? (attribution ? 0.65 : 0.5),
+      zsmooth: false, showscale: c === 0, colorbar: { title: { text: what }, len: 0.8, thickness: 14 },
+      hovertemplate: `${names[c]}<br>x %{x}, y %{y}<br>${what} %{z:.3f}<extra></extra>`,
     });
     axisPair(layout, cell, { ...HIDDEN_AXIS, range: [-0.5, IMAGE_SIZE - 0.5] }, { ...HIDDEN_AXIS, range: [IMAGE_SIZE - 0.5, -0.5], scaleanchor: cell.x });
     let text = `${names[c]} ${scores[c].toFixed(2)}`;
@@ -549,10 +563,38 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
   const verdict = input.label === undefined ? '' : wrong ? ' — <span style="color:#c0392b">wrong</span>' : ' — correct';
   layout.title = {
     text:
-      `Response maps${input.caption ? ` · ${input.caption}` : ''}: predicted <b>${names[predicted]}</b> ` +
+      `${attribution ? 'Gradient × response' : 'Response maps'}${input.caption ? ` · ${input.caption}` : ''}: predicted <b>${names[predicted]}</b> ` +
       `(p = ${probs[predicted].toFixed(2)})${verdict}<br><span style="font-size:11px">each map upsampled bilinearly from ` +
       `${mapSize}×${mapSize} to ${IMAGE_SIZE}×${IMAGE_SIZE}; titles give each class's score (logit)</span>`,
   };
+  return { data, layout };
+}
+
+/**
+ * Small 8×8 maps side by side (e.g. the score MLP's weight for each map cell), each on one
+ * diverging scale symmetric about 0, rows and columns as in the image (row 0 at the top).
+ */
+export function cellMapsFigure(panels: readonly { title: string; values: ArrayLike<number> }[], opts: { title: string; cols?: number; size?: number } = { title: '' }): Figure {
+  const size = opts.size ?? FEATURE_SIZE;
+  for (const p of panels) if (p.values.length !== size * size) throw new Error(`cellMapsFigure: panel '${p.title}' has ${p.values.length} values, expected ${size}×${size}`);
+  const cols = Math.min(opts.cols ?? 4, panels.length);
+  const rows = Math.ceil(panels.length / cols);
+  const cells = grid(rows, cols, 0.04, 0.12);
+  const bound = Math.max(1e-12, ...panels.flatMap((p) => Array.from(p.values, (v) => Math.abs(v))));
+  const layout: Layout = { ...BASE_LAYOUT, height: 60 + 210 * rows, width: 220 * cols + 120, margin: { l: 10, r: 90, t: 70, b: 10 }, title: { text: opts.title } };
+  const data: Trace[] = [];
+  const annotations: Record<string, unknown>[] = [];
+  panels.forEach((p, i) => {
+    const z: number[][] = [];
+    for (let y = 0; y < size; y++) z.push(Array.from({ length: size }, (_, x) => p.values[y * size + x]));
+    data.push({
+      type: 'heatmap', z, xaxis: cells[i].x, yaxis: cells[i].y, zmin: -bound, zmax: bound, colorscale: 'RdBu', reversescale: true,
+      showscale: i === 0, colorbar: { len: 0.8, thickness: 14 }, hovertemplate: `${p.title}<br>row %{y}, col %{x}: %{z:.4f}<extra></extra>`,
+    });
+    axisPair(layout, cells[i], HIDDEN_AXIS, { ...HIDDEN_AXIS, autorange: 'reversed', scaleanchor: cells[i].x });
+    annotations.push(cellTitle(cells[i], p.title));
+  });
+  layout.annotations = annotations;
   return { data, layout };
 }
 

@@ -129,3 +129,103 @@ export function peakStatistics(examples: readonly ImageMaps[], which: 'label' | 
   const n = examples.length;
   return { images: n, central: n ? central / n : NaN, meanDistance: n ? distance / n : NaN };
 }
+
+// ---- what the score MLP reads from a map -----------------------------------------------------
+
+/**
+ * The score MLP that turns each class's flattened map (64 cells) into its score: 64 → 64 ReLU → 1,
+ * the same for every class. PyTorch layouts: w1 [hidden, cells] row-major, w2 [hidden].
+ */
+export interface ScoreMlp {
+  hidden: number;
+  cells: number;
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: number;
+}
+
+/** The net's score MLP, copied out of its state. */
+export function scoreMlpOf(net: Net): ScoreMlp {
+  const state = net.stateDict();
+  try {
+    const [hidden, cells] = state['score.0.weight'].shape;
+    return {
+      hidden, cells,
+      w1: state['score.0.weight'].dataSync() as Float32Array,
+      b1: state['score.0.bias'].dataSync() as Float32Array,
+      w2: state['score.2.weight'].dataSync() as Float32Array,
+      b2: (state['score.2.bias'].dataSync() as Float32Array)[0],
+    };
+  } finally {
+    tf.dispose(Object.values(state));
+  }
+}
+
+/**
+ * ∂score/∂map for one class's map (`cells` values), exact: the MLP is linear where its ReLU
+ * pattern is fixed, so the gradient is W1ᵀ (w2 ⊙ [W1·m + b1 > 0]).
+ */
+export function scoreGradient(mlp: ScoreMlp, map: ArrayLike<number>): Float32Array {
+  const g = new Float32Array(mlp.cells);
+  for (let h = 0; h < mlp.hidden; h++) {
+    let pre = mlp.b1[h];
+    for (let i = 0; i < mlp.cells; i++) pre += mlp.w1[h * mlp.cells + i] * map[i];
+    if (pre <= 0) continue;
+    for (let i = 0; i < mlp.cells; i++) g[i] += mlp.w2[h] * mlp.w1[h * mlp.cells + i];
+  }
+  return g;
+}
+
+/**
+ * Gradient × response for every class of one image: [10, 8, 8] like the maps. Cell (c, i) is how
+ * much map cell i contributes to class c's score in the MLP's current linear piece; a class's
+ * cells sum to its score minus the MLP's bias terms (b2 + Σ over active units of w2·b1).
+ * Unlike the raw map, it shows what the score MLP actually uses: a bright cell with a near-zero
+ * or negative weight contributes nothing or lowers the score.
+ */
+export function attributionMaps(mlp: ScoreMlp, maps: ArrayLike<number>): Float32Array {
+  const k = maps.length / mlp.cells;
+  const out = new Float32Array(maps.length);
+  for (let c = 0; c < k; c++) {
+    const m = Array.prototype.slice.call(maps, c * mlp.cells, (c + 1) * mlp.cells) as number[];
+    const g = scoreGradient(mlp, m);
+    for (let i = 0; i < mlp.cells; i++) out[c * mlp.cells + i] = g[i] * m[i];
+  }
+  return out;
+}
+
+/**
+ * How the score MLP's first layer weighs each map cell: per hidden unit, the 64 weights as an 8×8
+ * map; summarised as the mean over units of w2[h]·W1[h, i] (the score's slope in cell i if every
+ * unit were active) and the mean |W1[h, i]| (how strongly any unit reads cell i).
+ */
+export function cellWeightMaps(mlp: ScoreMlp): { slope: Float32Array; meanAbs: Float32Array; unit: (h: number) => Float32Array } {
+  const slope = new Float32Array(mlp.cells);
+  const meanAbs = new Float32Array(mlp.cells);
+  for (let h = 0; h < mlp.hidden; h++) {
+    for (let i = 0; i < mlp.cells; i++) {
+      const w = mlp.w1[h * mlp.cells + i];
+      slope[i] += (mlp.w2[h] * w) / mlp.hidden;
+      meanAbs[i] += Math.abs(w) / mlp.hidden;
+    }
+  }
+  return { slope, meanAbs, unit: (h) => mlp.w1.slice(h * mlp.cells, (h + 1) * mlp.cells) };
+}
+
+/** Pearson correlation of two equal-length vectors (NaN when either is constant). */
+export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) { ma += a[i] / n; mb += b[i] / n; }
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
 import { escapeHtml, formatPercent, htmlTable } from '../lib/html-table';
 import {
-  confusionMatrixFigure, meanStdBars, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
+  cellMapsFigure, confusionMatrixFigure, meanStdBars, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
   trainingCurves, upsampleBilinear, variantComparison, type Trace,
 } from '../lib/plots';
 import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, welchT, type EpochPoint } from '../lib/summary';
@@ -183,6 +183,30 @@ describe('images', () => {
     expect(JSON.stringify(fig.layout.title)).toContain('wrong');
     expect(softmax(scores)[3]).toBeCloseTo(Math.exp(4) / (Math.exp(4) + Math.exp(0.5) + Math.exp(1) + 7), 12);
     expect(() => responseMapFigure({ image, maps: maps.subarray(0, 64), scores })).toThrow(/expected 10×8×8/);
+  });
+
+  it('draws an attribution on a diverging scale symmetric about 0', () => {
+    const image = new Uint8Array(3072).fill(128);
+    const maps = new Float32Array(640);
+    maps[2 * 64 + 10] = 3;
+    maps[7 * 64 + 40] = -5;
+    const fig = responseMapFigure({ image, maps, scores: new Array(10).fill(0), kind: 'attribution' });
+    const heatmaps = fig.data.filter((t) => t.type === 'heatmap') as (Trace & { zmax: number; zmin: number; colorscale: string })[];
+    // The bound comes from the larger |value| (the −5, upsampled), so 0 sits in the middle of the scale.
+    expect(heatmaps.every((h) => h.zmin === -h.zmax && h.zmax > 3 && h.colorscale === 'RdBu')).toBe(true);
+    expect(JSON.stringify(fig.layout.title)).toContain('Gradient × response');
+  });
+
+  it('lays small 8×8 cell maps side by side on one symmetric scale', () => {
+    const a = new Float32Array(64);
+    a[8] = 2; // row 1, column 0
+    const b = new Float32Array(64).fill(-0.5);
+    const fig = cellMapsFigure([{ title: 'a', values: a }, { title: 'b', values: b }], { title: 'cells' });
+    const heatmaps = fig.data as (Trace & { z: number[][]; zmax: number; zmin: number })[];
+    expect(heatmaps).toHaveLength(2);
+    expect(heatmaps[0].z[1][0]).toBe(2);
+    expect(heatmaps.every((h) => h.zmax === 2 && h.zmin === -2)).toBe(true);
+    expect(() => cellMapsFigure([{ title: 'x', values: new Float32Array(10) }], { title: '' })).toThrow(/panel 'x' has 10 values, expected 8×8/);
   });
 });
 

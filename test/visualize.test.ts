@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagesToTensor } from '../lib/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
 import { createNet, type Net } from '../lib/model';
-import { chooseExamples, mapPeak, predictLabels, responseMapsOf } from '../lib/visualize';
+import { attributionMaps, cellWeightMaps, chooseExamples, correlation, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/visualize';
 
 let net: Net;
 let test: Cifar10Split;
@@ -49,5 +49,63 @@ describe('response maps of test images', () => {
     expect(y).toBeLessThanOrEqual(27);
     expect(x).toBeGreaterThanOrEqual(4);
     expect(x).toBeLessThanOrEqual(7);
+  });
+});
+
+describe('what the score MLP reads from a map', () => {
+  it('gives the exact gradient of the score with respect to the map (against tf.grad)', () => {
+    const mlp = scoreMlpOf(net);
+    const [example] = responseMapsOf(net, test, [5], 'half');
+    const w1 = tf.tensor2d(mlp.w1, [mlp.hidden, mlp.cells]);
+    const b1 = tf.tensor1d(mlp.b1);
+    const w2 = tf.tensor1d(mlp.w2);
+    const score = (m: tf.Tensor1D) => tf.add(tf.sum(tf.mul(tf.relu(tf.add(tf.matMul(w1, tf.reshape(m, [mlp.cells, 1])).reshape([mlp.hidden]), b1)), w2)), mlp.b2) as tf.Scalar;
+    for (const c of [0, 4, 9]) {
+      const m = tf.tensor1d(example.maps.slice(c * 64, (c + 1) * 64));
+      const want = tf.grad(score)(m).dataSync();
+      const got = scoreGradient(mlp, m.dataSync());
+      Array.from(got).forEach((g, i) => expect(g).toBeCloseTo(want[i], 5));
+      // The MLP's own score of this map is the net's logit.
+      expect(score(m).dataSync()[0]).toBeCloseTo(example.scores[c], 4);
+      m.dispose();
+    }
+    tf.dispose([w1, b1, w2]);
+  });
+
+  it('splits each class score into per-cell gradient × response plus the bias terms', () => {
+    const mlp = scoreMlpOf(net);
+    for (const example of responseMapsOf(net, test, [1, 2, 3], 'half')) {
+      const attribution = attributionMaps(mlp, example.maps);
+      expect(attribution).toHaveLength(640);
+      for (let c = 0; c < 10; c++) {
+        const m = example.maps.slice(c * 64, (c + 1) * 64);
+        let bias = mlp.b2;
+        for (let h = 0; h < mlp.hidden; h++) {
+          let pre = mlp.b1[h];
+          for (let i = 0; i < 64; i++) pre += mlp.w1[h * 64 + i] * m[i];
+          if (pre > 0) bias += mlp.w2[h] * mlp.b1[h];
+        }
+        const sum = attribution.slice(c * 64, (c + 1) * 64).reduce((a, b) => a + b, 0);
+        expect(sum + bias).toBeCloseTo(example.scores[c], 4);
+      }
+    }
+  });
+
+  it('summarises the first layer per map cell', () => {
+    const mlp = scoreMlpOf(net);
+    const { slope, meanAbs, unit } = cellWeightMaps(mlp);
+    expect(slope).toHaveLength(64);
+    expect(unit(3)).toEqual(mlp.w1.slice(3 * 64, 4 * 64));
+    const i = 17;
+    let s = 0;
+    let a = 0;
+    for (let h = 0; h < mlp.hidden; h++) {
+      s += mlp.w2[h] * mlp.w1[h * 64 + i];
+      a += Math.abs(mlp.w1[h * 64 + i]);
+    }
+    expect(slope[i]).toBeCloseTo(s / mlp.hidden, 6);
+    expect(meanAbs[i]).toBeCloseTo(a / mlp.hidden, 6);
+    expect(correlation([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
+    expect(correlation([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
   });
 });
