@@ -28,7 +28,12 @@ export const TEST_FILE = 'test_batch.bin';
 export const BATCH_FILES = [...TRAIN_FILES, TEST_FILE] as const;
 export type BatchFile = (typeof BATCH_FILES)[number];
 export const META_FILE = 'batches.meta.txt';
-/** Records size, mtime and sha256 of files that passed a full check, so that later runs are instant. */
+/**
+ * Records, for each file that passed a full check, its sha256 and its size, mtime, ctime and
+ * inode, so that the loader can trust an unchanged file without hashing it. ctime and inode
+ * matter: any write to a file (or a copy with its mtime kept, `touch -r`) changes them, while
+ * an mtime can be set back.
+ */
 export const STAMP_FILE = '.verified.json';
 
 /**
@@ -89,14 +94,35 @@ export interface BatchStatus {
   ok: boolean;
   /** What is wrong, for a file that is not ok ('is missing', 'has 12 bytes, expected …'). */
   problem?: string;
-  /** True when a size+mtime match with the stamp spared re-reading the file. */
+  /** True when a match with the stamp spared re-reading the file. */
   fromStamp?: boolean;
+  /** True when the file had been verified but changed since (its stamp no longer matches). */
+  changedSinceVerified?: boolean;
 }
 
 interface StampEntry {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  /** The digest computed when the file was verified (equal to BATCH_SHA256 then). */
   sha256: string;
+}
+
+function stampEntry(stat: fs.Stats, digest: string): StampEntry {
+  return { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256: digest };
+}
+
+/** True when `entry` describes the file as it is now, verified to hold the official bytes. */
+function stampMatches(entry: StampEntry | undefined, stat: fs.Stats, name: BatchFile): boolean {
+  return (
+    entry !== undefined &&
+    entry.size === stat.size &&
+    entry.mtimeMs === stat.mtimeMs &&
+    entry.ctimeMs === stat.ctimeMs &&
+    entry.ino === stat.ino &&
+    entry.sha256 === BATCH_SHA256[name]
+  );
 }
 type Stamp = Partial<Record<BatchFile, StampEntry>>;
 
@@ -111,7 +137,7 @@ function readStamp(dir: string): Stamp {
 
 function writeStamp(dir: string, stamp: Stamp): void {
   try {
-    writeFileAtomic(path.join(dir, STAMP_FILE), JSON.stringify({ version: 1, files: stamp }, null, 2) + '\n');
+    writeFileAtomic(path.join(dir, STAMP_FILE), JSON.stringify({ version: 2, files: stamp }, null, 2) + '\n');
   } catch {
     // The stamp only makes the next check faster; a read-only data folder still verifies.
   }
@@ -144,9 +170,10 @@ export function checkBatchFile(dir: string, name: BatchFile, bytes?: Uint8Array)
 }
 
 /**
- * Checks every batch file in `dir` (default: all six). A file whose size and mtime match the
- * stamp of an earlier full check is trusted without re-reading, unless `full` is set. Files that
- * pass a full check are stamped.
+ * Checks every batch file in `dir` (default: all six). With `full`, every file is read and
+ * hashed (npm run data does, every time: ~0.3 s for the six). Without, a file whose size, mtime,
+ * ctime and inode match the stamp of an earlier full check is trusted unread (the loader), and
+ * any other is checked fully. Files that pass a full check are stamped; failing ones unstamped.
  */
 export function verifyBatchFiles(
   dir: string,
@@ -159,23 +186,21 @@ export function verifyBatchFiles(
     const file = path.join(dir, name);
     const stat = fs.existsSync(file) ? fs.statSync(file) : undefined;
     const entry = stamp[name];
-    if (
-      !opts.full &&
-      stat &&
-      entry &&
-      entry.size === stat.size &&
-      entry.mtimeMs === stat.mtimeMs &&
-      entry.sha256 === BATCH_SHA256[name]
-    ) {
-      return { name, path: file, ok: true, fromStamp: true };
-    }
+    if (!opts.full && stat && stampMatches(entry, stat, name)) return { name, path: file, ok: true, fromStamp: true };
     const status = checkBatchFile(dir, name);
     if (status.ok && stat) {
-      stamp[name] = { size: stat.size, mtimeMs: stat.mtimeMs, sha256: BATCH_SHA256[name] };
-      changed = true;
-    } else if (entry) {
+      // Stat again: the file could have been replaced while it was hashed.
+      const after = fs.statSync(file);
+      if (after.mtimeMs === stat.mtimeMs && after.ctimeMs === stat.ctimeMs && after.ino === stat.ino) {
+        stamp[name] = stampEntry(after, BATCH_SHA256[name]);
+        changed = true;
+      }
+      return status;
+    }
+    if (entry) {
       delete stamp[name];
       changed = true;
+      return { ...status, changedSinceVerified: true };
     }
     return status;
   });

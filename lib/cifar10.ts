@@ -18,6 +18,8 @@ import {
   sizeProblem,
   TEST_FILE,
   TRAIN_FILES,
+  verifyBatchFiles,
+  type BatchFile,
 } from './cifar10-files';
 
 export { ensureCifar10, type EnsureOptions, type EnsureReport } from './cifar10-provision';
@@ -62,7 +64,9 @@ export function splitFiles(split: SplitName, batches?: number[]): string[] {
  * Reads a split into uint8 storage, converting each record's CHW planes to HWC once.
  * Each file must hold exactly `recordsPerBatch` records (a shorter file is truncated, even when
  * only its first images are read) and only labels 0 … 9: anything else is an error naming the
- * file and telling how to repair it.
+ * file and telling how to repair it. Official-size files are also checked against their sha256:
+ * cheaply, through the stamp `npm run data` leaves (size, mtime, ctime, inode); a file that no
+ * longer matches its stamp (or has none) is hashed once and re-stamped, or refused if it changed.
  */
 export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Split {
   const dir = opts.dir ?? PATHS.cifarDir;
@@ -75,7 +79,7 @@ export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Sp
   const count = Math.min(opts.limit ?? available, available);
   const images = new Uint8Array(count * IMAGE_BYTES);
   const labels = new Uint8Array(count);
-  const repair = dir === PATHS.cifarDir ? 'run `npm run data` to rebuild it' : 'replace it with a good copy';
+  const repair = dir === PATHS.cifarDir ? 'run `npm run data` to rebuild it' : `rebuild it with \`npm run data -- --dir ${dir}\` or replace it with a good copy`;
 
   let done = 0;
   for (const name of files) {
@@ -86,6 +90,7 @@ export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Sp
     }
     const size = fs.statSync(file).size;
     if (size !== perFile * RECORD_BYTES) throw new Error(`CIFAR-10 batch ${file} ${sizeProblem(size, perFile)}: ${repair}`);
+    if (perFile === RECORDS_PER_BATCH) checkAgainstStamp(dir, name as BatchFile, repair);
     const take = Math.min(perFile, count - done);
     const bytes = readPrefix(file, take * RECORD_BYTES);
     const recordBytes = RECORD_BYTES; // local copies: imported constants are property reads
@@ -99,6 +104,14 @@ export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Sp
     done += take;
   }
   return { images, labels, count };
+}
+
+/** Refuses an official batch file whose bytes are not the official ones (see loadCifar10). */
+function checkAgainstStamp(dir: string, name: BatchFile, repair: string): void {
+  const [status] = verifyBatchFiles(dir, { names: [name] });
+  if (status.ok) return;
+  const since = status.changedSinceVerified ? ' (it changed after it was last verified)' : '';
+  throw new Error(`CIFAR-10 batch ${status.path} ${status.problem}${since}: ${repair}`);
 }
 
 function readPrefix(file: string, length: number): Buffer {

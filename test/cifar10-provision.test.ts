@@ -207,7 +207,7 @@ describe.skipIf(!hasRealData())('ensureCifar10 with the real data', () => {
     expect(report).toMatchObject({ source: 'path', rebuilt: ['data_batch_2.bin'] });
     expect(sha256(fs.readFileSync(path.join(dir, 'data_batch_2.bin')))).toBe(BATCH_SHA256['data_batch_2.bin']);
     expect(fs.readFileSync(path.join(dir, 'batches.meta.txt'), 'utf8').split('\n')[0]).toBe('airplane');
-    // The second run finds everything verified (from the stamp) and rebuilds nothing.
+    // The stamp records the verified digest; the second run hashes everything again and rebuilds nothing.
     expect(JSON.parse(fs.readFileSync(path.join(dir, STAMP_FILE), 'utf8')).files['data_batch_2.bin'].sha256).toBe(
       BATCH_SHA256['data_batch_2.bin'],
     );
@@ -229,6 +229,32 @@ describe.skipIf(!hasRealData())('ensureCifar10 with the real data', () => {
     expect(log).toMatch(/is not the official archive's[\s\S]*test_batch\.bin: extracted and verified/);
     expect(report).toMatchObject({ source: 'path', rebuilt: ['test_batch.bin'] });
     expect(sha256(fs.readFileSync(path.join(dir, 'test_batch.bin')))).toBe(BATCH_SHA256['test_batch.bin']);
+  });
+
+  it('hashes every file on every run: a pixel changed with size and mtime kept is found and rebuilt', async () => {
+    const dir = realDirExcept('data_batch_3.bin');
+    const file = path.join(dir, 'data_batch_3.bin');
+    fs.copyFileSync(path.join(PATHS.cifarDir, 'data_batch_3.bin'), file);
+    const mtime = new Date('2024-01-02T03:04:05Z'); // whole seconds: set back exactly below
+    fs.utimesSync(file, mtime, mtime);
+    expect(await ensureCifar10({ dir })).toMatchObject({ source: 'existing', rebuilt: [] });
+    const stamped = JSON.parse(fs.readFileSync(path.join(dir, STAMP_FILE), 'utf8')).files['data_batch_3.bin'];
+    expect(stamped).toMatchObject({ size: 30_730_000, sha256: BATCH_SHA256['data_batch_3.bin'] });
+    // One pixel byte changed in place, the modification time set back: size and mtime say nothing.
+    const before = fs.statSync(file);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 12_345);
+    fs.closeSync(fd);
+    fs.utimesSync(file, mtime, mtime);
+    expect(fs.statSync(file)).toMatchObject({ size: before.size, mtimeMs: before.mtimeMs });
+
+    const messages: string[] = [];
+    const report = await ensureCifar10({ dir, from: PATHS.cifarDir, onProgress: (m) => messages.push(m) });
+    expect(messages.join('\n')).toMatch(
+      /data_batch_3\.bin: has sha256 [0-9a-f]{12}…, expected bbe8596564c0…: its pixels or labels are corrupt \(it changed after it was last verified\): rebuilding it/,
+    );
+    expect(report).toMatchObject({ source: 'path', rebuilt: ['data_batch_3.bin'] });
+    expect(sha256(fs.readFileSync(file))).toBe(BATCH_SHA256['data_batch_3.bin']);
   });
 
   const cachedPackage = path.join(PATHS.cache, 'cifar10', NPM_PACKAGE.fileName);

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelStats, classCounts, indicesPerClass, loadCifar10, subset } from '../lib/cifar10';
-import { RECORD_BYTES } from '../lib/cifar10-files';
-import { hasRealData, pixelValue, syntheticCifarDir, syntheticRecords } from './cifar10-synthetic';
+import { BATCH_SHA256, RECORD_BYTES, STAMP_FILE, verifyBatchFiles } from '../lib/cifar10-files';
+import { PATHS } from '../lib/config';
+import { hasRealData, pixelValue, syntheticCifarDir, syntheticRecords, tempDir } from './cifar10-synthetic';
 
 const dirs: string[] = [];
 function makeDir(perFile: number): string {
@@ -138,5 +139,57 @@ describe.skipIf(!hasRealData())('loadCifar10 on the real data (data/cifar-10-bat
     const test = loadCifar10('test');
     expect(test.count).toBe(10_000);
     expect(classCounts(test.labels)).toEqual(new Array(10).fill(1000));
+  });
+});
+
+describe.skipIf(!hasRealData())('loadCifar10 checks official files against their sha256 (issue #14)', () => {
+  const MTIME = new Date('2024-01-02T03:04:05Z'); // whole seconds, so that it can be set back exactly
+
+  /** A folder holding a copy of the real test batch. */
+  function copyOfTestBatch(): { dir: string; file: string } {
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = path.join(dir, 'test_batch.bin');
+    fs.copyFileSync(path.join(PATHS.cifarDir, 'test_batch.bin'), file);
+    fs.utimesSync(file, MTIME, MTIME);
+    return { dir, file };
+  }
+
+  /** Changes one pixel byte in place and sets the modification time back, so size and mtime are unchanged. */
+  function changePixelKeepingMtime(file: string): void {
+    const before = fs.statSync(file);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([0xa5]), 0, 1, 100); // pixel 99 of image 0
+    fs.closeSync(fd);
+    fs.utimesSync(file, MTIME, MTIME);
+    expect(fs.statSync(file)).toMatchObject({ size: before.size, mtimeMs: before.mtimeMs });
+  }
+
+  it('verifies a file once, stamps it, then trusts the stamp while the file is unchanged', () => {
+    const { dir, file } = copyOfTestBatch();
+    expect(loadCifar10('test', { dir, limit: 8 }).labels.subarray(0, 8)).toEqual(Uint8Array.from([3, 8, 8, 0, 6, 6, 1, 6]));
+    const stat = fs.statSync(file);
+    const entry = JSON.parse(fs.readFileSync(path.join(dir, STAMP_FILE), 'utf8')).files['test_batch.bin'];
+    expect(entry).toEqual({ size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256: BATCH_SHA256['test_batch.bin'] });
+    expect(verifyBatchFiles(dir, { names: ['test_batch.bin'] })[0]).toMatchObject({ ok: true, fromStamp: true });
+  });
+
+  it('refuses a verified file changed since, even with its size and mtime kept, saying how to rebuild it', () => {
+    const { dir, file } = copyOfTestBatch();
+    loadCifar10('test', { dir, limit: 8 });
+    changePixelKeepingMtime(file);
+    expect(() => loadCifar10('test', { dir, limit: 8 })).toThrow(
+      new RegExp(
+        `CIFAR-10 batch ${file} has sha256 [0-9a-f]{12}…, expected 8e2eb146ae34…: its pixels or labels are corrupt ` +
+          `\\(it changed after it was last verified\\): rebuild it with \`npm run data -- --dir ${dir}\``,
+      ),
+    );
+  });
+
+  it('refuses a corrupt file that was never stamped (labels and size fine)', () => {
+    const { dir, file } = copyOfTestBatch();
+    changePixelKeepingMtime(file);
+    expect(() => loadCifar10('test', { dir, limit: 1 })).toThrow(/test_batch\.bin has sha256 .*its pixels or labels are corrupt: rebuild it/);
+    expect(fs.existsSync(path.join(dir, STAMP_FILE))).toBe(false);
   });
 });
