@@ -598,6 +598,26 @@ export function cellMapsFigure(panels: readonly { title: string; values: ArrayLi
   return { data, layout };
 }
 
+/** Each pair of classes as a point: filter similarity against how often the net confuses them. */
+export function similarityConfusionFigure(
+  pairs: readonly { a: number; b: number; similarity: number; confusion: number }[],
+  opts: { title: string; classNames?: readonly string[] },
+): Figure {
+  const names = opts.classNames ?? CLASS_NAMES;
+  return {
+    data: [{
+      type: 'scatter', mode: 'markers+text', x: pairs.map((p) => p.similarity), y: pairs.map((p) => 100 * p.confusion),
+      text: pairs.map((p) => `${names[p.a]}–${names[p.b]}`), textposition: 'top center', textfont: { size: 9 }, marker: { size: 7, color: PALETTE[0] },
+      hovertemplate: '%{text}<br>filter cosine %{x:.3f}<br>confused %{y:.2f}%<extra></extra>',
+    }],
+    layout: {
+      ...BASE_LAYOUT, height: 460, width: 760, title: { text: opts.title },
+      xaxis: { title: { text: 'cosine similarity of the two classes\' filters' }, zeroline: false },
+      yaxis: { title: { text: 'test images of either class given the other (%)' }, rangemode: 'tozero' },
+    },
+  };
+}
+
 /** The class with the highest score. */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;

@@ -229,3 +229,38 @@ export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number 
   }
   return sab / Math.sqrt(saa * sbb);
 }
+
+// ---- generated filters against the classes the net confuses ------------------------------------
+
+/** Cosine similarity [10][10] of the ten class filters (the generated ones for the dynamic head). */
+export function filterSimilarity(net: Net): number[][] {
+  const f = tf.tidy(() => net.classFilters().arraySync());
+  const norm = f.map((row) => Math.hypot(...row) || 1);
+  return f.map((a, i) => f.map((b, j) => a.reduce((s, v, k) => s + v * b[k], 0) / (norm[i] * norm[j])));
+}
+
+/** Two classes: how alike their filters are, and how often the net mixes them up. */
+export interface ClassPair {
+  a: number;
+  b: number;
+  similarity: number;
+  /** (confusion[a][b] + confusion[b][a]) / (images of a + images of b): the pair's symmetric error rate. */
+  confusion: number;
+}
+
+/**
+ * Every unordered pair of classes with its filter similarity and confusion rate, and the Pearson
+ * correlation between the two over the 45 pairs: do classes with alike filters get confused more?
+ */
+export function similarityVsConfusion(similarity: readonly number[][], confusion: readonly number[][]): { pairs: ClassPair[]; correlation: number } {
+  const k = similarity.length;
+  if (confusion.length !== k) throw new Error(`similarity is ${k}×${k} but confusion has ${confusion.length} rows`);
+  const total = confusion.map((row) => row.reduce((a, b) => a + b, 0));
+  const pairs: ClassPair[] = [];
+  for (let a = 0; a < k; a++) {
+    for (let b = a + 1; b < k; b++) {
+      pairs.push({ a, b, similarity: similarity[a][b], confusion: (confusion[a][b] + confusion[b][a]) / Math.max(total[a] + total[b], 1) });
+    }
+  }
+  return { pairs, correlation: correlation(pairs.map((p) => p.similarity), pairs.map((p) => p.confusion)) };
+}

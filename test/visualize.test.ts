@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagesToTensor } from '../lib/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
 import { createNet, type Net } from '../lib/model';
-import { attributionMaps, cellWeightMaps, chooseExamples, correlation, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/visualize';
+import { attributionMaps, cellWeightMaps, chooseExamples, correlation, filterSimilarity, similarityVsConfusion, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/visualize';
 
 let net: Net;
 let test: Cifar10Split;
@@ -59,7 +59,7 @@ describe('what the score MLP reads from a map', () => {
     const w1 = tf.tensor2d(mlp.w1, [mlp.hidden, mlp.cells]);
     const b1 = tf.tensor1d(mlp.b1);
     const w2 = tf.tensor1d(mlp.w2);
-    const score = (m: tf.Tensor1D) => tf.add(tf.sum(tf.mul(tf.relu(tf.add(tf.matMul(w1, tf.reshape(m, [mlp.cells, 1])).reshape([mlp.hidden]), b1)), w2)), mlp.b2) as tf.Scalar;
+    const score = (m: tf.Tensor) => tf.add(tf.sum(tf.mul(tf.relu(tf.add(tf.reshape(tf.matMul(w1, tf.reshape(m, [mlp.cells, 1])), [mlp.hidden]), b1)), w2)), mlp.b2) as tf.Scalar;
     for (const c of [0, 4, 9]) {
       const m = tf.tensor1d(example.maps.slice(c * 64, (c + 1) * 64));
       const want = tf.grad(score)(m).dataSync();
@@ -107,5 +107,29 @@ describe('what the score MLP reads from a map', () => {
     expect(meanAbs[i]).toBeCloseTo(a / mlp.hidden, 6);
     expect(correlation([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
     expect(correlation([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
+  });
+});
+
+describe('generated filters against confusions', () => {
+  it('gives a symmetric cosine matrix with ones on the diagonal', () => {
+    const s = filterSimilarity(net);
+    expect(s).toHaveLength(10);
+    for (let i = 0; i < 10; i++) {
+      expect(s[i][i]).toBeCloseTo(1, 5);
+      for (let j = 0; j < 10; j++) expect(s[i][j]).toBeCloseTo(s[j][i], 6);
+    }
+  });
+
+  it('pairs each two classes with their symmetric error rate and correlates the two', () => {
+    const sim = Array.from({ length: 3 }, (_, i) => Array.from({ length: 3 }, (_, j) => (i === j ? 1 : i + j === 1 ? 0.9 : 0.1)));
+    // 10 images per class; classes 0 and 1 (alike filters) are mixed up 4 + 2 times, the others once.
+    const conf = [[5, 4, 1], [2, 8, 0], [1, 0, 9]];
+    const { pairs, correlation: r } = similarityVsConfusion(sim, conf);
+    expect(pairs.map((p) => [p.a, p.b])).toEqual([[0, 1], [0, 2], [1, 2]]);
+    expect(pairs[0].confusion).toBeCloseTo(6 / 20, 12);
+    expect(pairs[1].confusion).toBeCloseTo(2 / 20, 12);
+    expect(pairs[2].confusion).toBe(0);
+    expect(r).toBeGreaterThan(0.9);
+    expect(() => similarityVsConfusion(sim, conf.slice(0, 2))).toThrow(/3×3 but confusion has 2 rows/);
   });
 });
