@@ -7,7 +7,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { MAX_UPSAMPLE } from './architecture';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
-import { parseChoice, PATHS, VARIANTS } from './config';
+import { parseChoice, PATHS, PRETRAINED_FILES, PROJECT_ROOT, VARIANTS } from './config';
 import type { TerminalMode } from './progress';
 import { RunDir } from './run-dir';
 import { FREEZES, LAB_RECIPE, SCHEDULES, validateConfig, type TrainConfig } from './train-config';
@@ -22,7 +22,11 @@ export const TRAIN_USAGE = `usage: npm run train -- --run NAME [options]
   --seed S                   init, data order, augmentation, validation split (default ${LAB_RECIPE.seed})
   --norm half|imagenet       input normalisation (default ${LAB_RECIPE.norm})
   --augment                  random crop (pad 4) + horizontal flip
-  --freeze none|all|keep-bn  fix the backbone (all) or its convolutions only (keep-bn)
+  --freeze ${FREEZES.join('|')}
+                             none: train all; requires-grad: the lab's literal freeze (weights fixed,
+                             BatchNorm statistics still updated); all: the backbone fixed, BatchNorm on
+                             ImageNet statistics; keep-bn: convolutions fixed, BatchNorm trained;
+                             stem: only the stem (conv1, bn1) fixed, layer1 trained
   --limit-train N            only the first N training images (0: all)
   --limit-test N             only the first N test images (0: all)
   --resume best|last         continue an existing run from this checkpoint (default best)
@@ -34,6 +38,10 @@ extras:
   --label-smoothing X        cross-entropy label smoothing in [0, 1)
   --schedule constant|cosine learning rate per step (cosine: lr → 0 over all epochs)
   --weight-decay X           Adam's L2 penalty (torch weight_decay)
+  --weights ${Object.keys(PRETRAINED_FILES).join('|')}|FILE
+                             pretrained backbone (default ${LAB_RECIPE.weights}): torchvision's unfolded
+                             BatchNorm file, the BN-folded file (data/pretrained/), or a .safetensors /
+                             torchvision .pth file
   --no-pretrained            start the backbone from random weights
 architecture (experiments; default: the lab's net):
   --no-filter-norm           dynamic head without the L2 normalisation of the generated filters
@@ -51,12 +59,98 @@ only --epochs, --lr, --log-every and --eval-batch-size may change on a resume.`;
 /** A command-line mistake: the CLI prints it with the usage and exits 2. */
 export class UsageError extends Error {}
 
-function number(flag: string, text: string, integer: boolean): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new UsageError(`--${flag} needs ${integer ? 'a whole number' : 'a number'}; got '${text}'`);
+/** What a numeric flag accepts: whole or any number, and its range (inclusive unless said). */
+interface NumberRule {
+  integer: boolean;
+  min?: number;
+  /** The minimum itself is not allowed (e.g. lr > 0). */
+  minExclusive?: boolean;
+  max?: number;
+  maxExclusive?: boolean;
+}
+
+/** The range of a rule in words, as lib/train-config says it: 'a whole number ≥ 1', 'a number in [0, 1)', … */
+function ruleText(r: NumberRule): string {
+  const kind = r.integer ? 'whole number' : 'number';
+  if (r.min !== undefined && r.max !== undefined) {
+    return `a ${kind} in ${r.minExclusive ? '(' : '['}${r.min}, ${r.max}${r.maxExclusive ? ')' : ']'}`;
   }
+  if (r.min !== undefined) return `a ${kind} ${r.minExclusive ? '>' : '≥'} ${r.min}`;
+  return `a ${kind}`;
+}
+
+/**
+ * Parses a numeric flag. Not a number: '--epochs needs a whole number; got 'x''; out of range:
+ * '--epochs must be a whole number ≥ 1; got '-1''.
+ */
+export function parseNumberFlag(flag: string, text: string, rule: NumberRule): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || (rule.integer && !Number.isInteger(v))) {
+    throw new UsageError(`--${flag} needs ${rule.integer ? 'a whole number' : 'a number'}; got '${text}'`);
+  }
+  const inRange =
+    (rule.min === undefined || (rule.minExclusive ? v > rule.min : v >= rule.min)) &&
+    (rule.max === undefined || (rule.maxExclusive ? v < rule.max : v <= rule.max));
+  if (!inRange) throw new UsageError(`--${flag} must be ${ruleText(rule)}; got '${text}'`);
   return v;
+}
+
+const WHOLE_POSITIVE: NumberRule = { integer: true, min: 1 };
+const WHOLE_NON_NEGATIVE: NumberRule = { integer: true, min: 0 };
+const NON_NEGATIVE: NumberRule = { integer: false, min: 0 };
+
+/** The numeric flags of `npm run train` and what each accepts (lib/train-config's ranges). */
+const NUMERIC_FLAGS: Record<string, NumberRule> = {
+  epochs: WHOLE_POSITIVE,
+  'batch-size': { integer: true, min: 2 },
+  lr: { integer: false, min: 0, minExclusive: true },
+  seed: WHOLE_NON_NEGATIVE,
+  'limit-train': WHOLE_NON_NEGATIVE,
+  'limit-test': WHOLE_NON_NEGATIVE,
+  val: WHOLE_NON_NEGATIVE,
+  'label-smoothing': { integer: false, min: 0, max: 1, maxExclusive: true },
+  'weight-decay': NON_NEGATIVE,
+  upsample: { integer: true, min: 1, max: MAX_UPSAMPLE },
+  'log-every': WHOLE_POSITIVE,
+  'eval-batch-size': WHOLE_POSITIVE,
+};
+
+function number(flag: string, text: string): number {
+  return parseNumberFlag(flag, text, NUMERIC_FLAGS[flag]);
+}
+
+/**
+ * Joins `--flag -1` into `--flag=-1` for the string options in `stringFlags`, so that util.parseArgs
+ * hands a negative (or dash-led) value to the range check instead of calling it 'ambiguous'.
+ */
+export function joinDashValues(argv: string[], stringFlags: Iterable<string>): string[] {
+  const takesValue = new Set(Array.from(stringFlags, (f) => `--${f}`));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (takesValue.has(argv[i]) && next !== undefined && /^-\d|^-\.\d|^-Infinity$/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else out.push(argv[i]);
+  }
+  return out;
+}
+
+/**
+ * A --weights value as TrainConfig.weights: a name of PRETRAINED_FILES as it is; a file path
+ * resolved from the directory npm was started in (INIT_CWD), stored relative to the project
+ * root when inside it (lib/config pretrainedFile resolves it back). The file must exist and be
+ * a .safetensors or .pth; its contents are checked when training starts (lib/weights).
+ */
+export function parseWeightsFlag(text: string, cwd = process.env.INIT_CWD ?? process.cwd()): string {
+  if (text in PRETRAINED_FILES) return text;
+  const file = path.resolve(cwd, text);
+  if (!/\.(safetensors|pth|pt)$/.test(file)) {
+    throw new UsageError(`--weights must be ${Object.keys(PRETRAINED_FILES).join(', ')} or a .safetensors / .pth file; got '${text}'`);
+  }
+  if (!fs.existsSync(file)) throw new UsageError(`--weights ${text}: no such file (${file})`);
+  const rel = path.relative(PROJECT_ROOT, file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
 }
 
 function choice<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
@@ -72,7 +166,7 @@ export function parseTrainArgs(argv: string[]) {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinDashValues(argv, Object.keys(NUMERIC_FLAGS)),
       strict: true,
       allowPositionals: false,
       options: {
@@ -95,6 +189,7 @@ export function parseTrainArgs(argv: string[]) {
         'label-smoothing': { type: 'string' },
         schedule: { type: 'string' },
         'weight-decay': { type: 'string' },
+        weights: { type: 'string' },
         'no-pretrained': { type: 'boolean' },
         'no-filter-norm': { type: 'boolean' },
         'no-response-scale': { type: 'boolean' },
@@ -116,27 +211,31 @@ export function parseTrainArgs(argv: string[]) {
   // Only the flags given: a resumed run keeps its saved settings for the rest.
   const given: Partial<TrainConfig> = {};
   if (v.variant !== undefined) given.variant = choice('variant', v.variant, VARIANTS);
-  if (v.epochs !== undefined) given.epochs = number('epochs', v.epochs, true);
-  if (v['batch-size'] !== undefined) given.batchSize = number('batch-size', v['batch-size'], true);
-  if (v.lr !== undefined) given.lr = number('lr', v.lr, false);
-  if (v.seed !== undefined) given.seed = number('seed', v.seed, true);
+  if (v.epochs !== undefined) given.epochs = number('epochs', v.epochs);
+  if (v['batch-size'] !== undefined) given.batchSize = number('batch-size', v['batch-size']);
+  if (v.lr !== undefined) given.lr = number('lr', v.lr);
+  if (v.seed !== undefined) given.seed = number('seed', v.seed);
   if (v.norm !== undefined) given.norm = choice('norm', v.norm, ['half', 'imagenet'] as const);
   if (v.augment) given.augment = true;
   if (v.freeze !== undefined) given.freeze = choice('freeze', v.freeze, FREEZES);
-  if (v['limit-train'] !== undefined) given.limitTrain = number('limit-train', v['limit-train'], true);
-  if (v['limit-test'] !== undefined) given.limitTest = number('limit-test', v['limit-test'], true);
-  if (v.val !== undefined) given.val = number('val', v.val, true);
+  if (v['limit-train'] !== undefined) given.limitTrain = number('limit-train', v['limit-train']);
+  if (v['limit-test'] !== undefined) given.limitTest = number('limit-test', v['limit-test']);
+  if (v.val !== undefined) given.val = number('val', v.val);
   if (v['select-by'] !== undefined) given.selectBy = choice('select-by', v['select-by'], ['test', 'val'] as const);
-  if (v['label-smoothing'] !== undefined) given.labelSmoothing = number('label-smoothing', v['label-smoothing'], false);
+  if (v['label-smoothing'] !== undefined) given.labelSmoothing = number('label-smoothing', v['label-smoothing']);
   if (v.schedule !== undefined) given.schedule = choice('schedule', v.schedule, SCHEDULES);
-  if (v['weight-decay'] !== undefined) given.weightDecay = number('weight-decay', v['weight-decay'], false);
+  if (v['weight-decay'] !== undefined) given.weightDecay = number('weight-decay', v['weight-decay']);
   if (v['no-pretrained']) given.pretrained = false;
+  if (v.weights !== undefined) {
+    if (v['no-pretrained']) throw new UsageError('--weights picks a pretrained backbone; it cannot be combined with --no-pretrained');
+    given.weights = parseWeightsFlag(v.weights);
+  }
   if (v['no-filter-norm']) given.filterNorm = false;
   if (v['no-response-scale']) given.responseScale = false;
-  if (v.upsample !== undefined) given.upsample = number('upsample', v.upsample, true);
+  if (v.upsample !== undefined) given.upsample = number('upsample', v.upsample);
   if (v.adapter) given.adapter = true;
-  if (v['log-every'] !== undefined) given.logEvery = number('log-every', v['log-every'], true);
-  if (v['eval-batch-size'] !== undefined) given.evalBatchSize = number('eval-batch-size', v['eval-batch-size'], true);
+  if (v['log-every'] !== undefined) given.logEvery = number('log-every', v['log-every']);
+  if (v['eval-batch-size'] !== undefined) given.evalBatchSize = number('eval-batch-size', v['eval-batch-size']);
   const resume = v.resume === undefined ? undefined : choice<CheckpointKind>('resume', v.resume, CHECKPOINT_KINDS);
   const progress = v.progress === undefined ? undefined : choice<TerminalMode>('progress', v.progress, ['bar', 'lines', 'none']);
   if (v.fresh && (resume || v['eval-only'])) throw new UsageError('--fresh cannot be combined with --resume or --eval-only');

@@ -41,7 +41,8 @@ function main(): number {
   }
   try {
     const file = new RunDir(runsDir, run).checkpoint(which);
-    const meta = exportModelState(file, out);
+    // Never onto a checkpoint: of this run, of any run in --runs-dir, or in results/runs.
+    const meta = exportModelState(file, out, { runsDirs: [runsDir, PATHS.runs] });
     process.stdout.write(
       `wrote ${out}: ${meta.variant} net of run ${run}, ${which} checkpoint (epoch ${meta.epoch}, ` +
         `${meta.config.selectBy ?? 'test'} accuracy ${(meta.accuracy * 100).toFixed(2)}%, norm ${meta.config.norm})\n`,

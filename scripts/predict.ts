@@ -10,8 +10,10 @@
 import { parseArgs } from 'util';
 import { initBackend } from '../lib/backend';
 import { writeFileAtomic } from '../lib/atomic-file';
+import { assertWritableOutput } from '../lib/checkpoint';
 import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
 import { predict } from '../lib/predict';
+import { joinDashValues } from '../lib/train-cli';
 
 const USAGE = `usage: npm run predict -- --weights FILE.safetensors --out FILE.json [options]
   --weights FILE     model state (npm run export) or training checkpoint (.safetensors)
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
   let values;
   try {
     ({ values } = parseArgs({
+      args: joinDashValues(process.argv.slice(2), ['limit', 'batch-size']),
       options: {
         weights: { type: 'string' },
         variant: { type: 'string' },
@@ -64,10 +67,19 @@ async function main(): Promise<void> {
   }
   const limit = whole('--limit', values.limit, 1, 10_000);
   const batchSize = whole('--batch-size', values['batch-size'], 1, 10_000);
+  // Before any work: --out must not overwrite the weights or any run's checkpoint.
+  try {
+    assertWritableOutput(values.out, { inputs: [values.weights] });
+  } catch (err) {
+    usageError((err as Error).message);
+  }
 
   initBackend();
   const started = Date.now();
   const result = await predict({ weights: values.weights, variant, norm, limit, batchSize });
+  if (result.checksum === 'none') {
+    console.warn(`note: ${values.weights} carries no checksum (written elsewhere, or exported before checksums), so damage would go unnoticed: re-export it with npm run export`);
+  }
   writeFileAtomic(values.out, JSON.stringify({ labels: result.labels, logits: result.logits }) + '\n');
   const correct = result.logits.filter((row, i) => row.indexOf(Math.max(...row)) === result.labels[i]).length;
   console.log(

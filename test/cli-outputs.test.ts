@@ -1,0 +1,74 @@
+// npm run predict / npm run export on bad inputs (issue #14): a damaged weights file is an error
+// (exit 1), an --out that would overwrite the input or another run's checkpoint is refused and
+// nothing is written, and a negative --limit is a range error.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Adam } from '../lib/adam';
+import { saveCheckpoint } from '../lib/checkpoint';
+import { PROJECT_ROOT } from '../lib/config';
+import { createNet } from '../lib/model';
+import { trainConfig } from '../lib/train-config';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-cli-out-'));
+const runs = path.join(dir, 'runs');
+const ckpt = (run: string) => path.join(runs, run, 'best.safetensors');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+beforeAll(() => {
+  const net = createNet('static', { seed: 3, pretrained: false });
+  const adam = new Adam(net.trainable(), { lr: 1e-3 });
+  for (const run of ['a', 'b']) {
+    const config = { ...trainConfig({ run, variant: 'static' }) };
+    saveCheckpoint(ckpt(run), net, adam, { kind: 'best', epoch: 1, accuracy: 0.1, bestAccuracy: 0.1, bestEpoch: 1, session: 1, config, backend: 'test' });
+  }
+  adam.dispose();
+  net.dispose();
+});
+
+function run(script: string, args: string[]) {
+  return spawnSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [`scripts/${script}.ts`, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+}
+
+describe('npm run predict', () => {
+  it('refuses --out equal to --weights (even spelled differently) and writes nothing', () => {
+    const before = fs.readFileSync(ckpt('a'));
+    const same = path.join(runs, 'a', '..', 'a', 'best.safetensors');
+    const r = run('predict', ['--weights', ckpt('a'), '--out', same, '--limit', '2']);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`refusing to write ${same}: it is the input file ${ckpt('a')}`);
+    expect(fs.readFileSync(ckpt('a')).equals(before)).toBe(true);
+  });
+
+  it('exits 1 naming a damaged weights file (a flipped byte), and writes no predictions', () => {
+    const flipped = path.join(dir, 'flipped.safetensors');
+    const bytes = fs.readFileSync(ckpt('a'));
+    bytes[bytes.length - 2001] ^= 0x10;
+    fs.writeFileSync(flipped, bytes);
+    const out = path.join(dir, 'preds.json');
+    const r = run('predict', ['--weights', flipped, '--out', out, '--limit', '2']);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/flipped\.safetensors is damaged: its bytes do not match the file_sha256 checksum/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('a negative --limit is a range error, not "ambiguous"', () => {
+    const r = run('predict', ['--weights', ckpt('a'), '--out', path.join(dir, 'x.json'), '--limit', '-1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--limit must be a whole number from 1 to 10000; got '-1'");
+  });
+});
+
+describe('npm run export', () => {
+  it("refuses to write onto another run's checkpoint and leaves it as it was", () => {
+    const before = fs.readFileSync(ckpt('b'));
+    const r = run('export', ['--run', 'a', '--runs-dir', runs, '--out', ckpt('b')]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`refusing to write ${ckpt('b')}: the best checkpoint of run 'b' in ${runs}`);
+    expect(fs.readFileSync(ckpt('b')).equals(before)).toBe(true);
+    const ok = run('export', ['--run', 'a', '--runs-dir', runs, '--out', path.join(dir, 'a.safetensors')]);
+    expect(ok.status, ok.stderr).toBe(0);
+  });
+});
