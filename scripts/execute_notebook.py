@@ -18,6 +18,7 @@ ends the runner at once.
 """
 
 import argparse
+import asyncio
 import os
 import re
 import signal
@@ -95,7 +96,11 @@ def main() -> int:
     folder = os.path.dirname(os.path.abspath(args.notebook))
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
+    running = {}
+
     def on_cell_start(cell, cell_index, **_):
+        take_over_sigint()  # the kernel runs by now, and nbclient has set its handler
+        running.update(cell=cell_index)
         if cell.cell_type == "code":
             first = next((line for line in cell.source.splitlines() if line.strip()), "")
             log(f"── cell {code_cells.index(cell_index) + 1}/{len(code_cells)}: {first[:90]}\n")
@@ -123,15 +128,20 @@ def main() -> int:
     )
     interrupted = []
 
-    def on_sigint(signum, frame):
-        if interrupted or client.km is None or not client.km.has_kernel:
-            raise KeyboardInterrupt
+    def on_sigint():
+        # Replaces nbclient's own handler, which shuts the kernel down at once.
+        if interrupted:
+            log("\ninterrupt again: shutting the kernel down\n")
+            asyncio.ensure_future(client._async_cleanup_kernel())
+            return
         interrupted.append(True)
-        log("\ninterrupt: passing Ctrl-C on to the kernel (a training cell stops at its next step; Ctrl-C again ends this at once)\n")
+        log("\ninterrupt: passing Ctrl-C on to the kernel (a training cell stops at its next step; Ctrl-C again ends it at once)\n")
         pid = client.km.provisioner.process.pid
         os.killpg(os.getpgid(pid), signal.SIGINT)
 
-    signal.signal(signal.SIGINT, on_sigint)
+    def take_over_sigint():
+        asyncio.get_event_loop().add_signal_handler(signal.SIGINT, on_sigint)
+
     failure = None
     try:
         client.execute()
@@ -146,7 +156,7 @@ def main() -> int:
         failure = "interrupted twice: stopped at once"
     if interrupted:
         failure = failure if failure and failure.startswith("interrupted twice") else (
-            f"interrupted (Ctrl-C) in cell {failed.get('cell', '?')}; what it had saved is kept, run it again to resume"
+            f"interrupted (Ctrl-C) in cell {failed.get('cell', running.get('cell', '?'))}; what it had saved is kept, run it again to resume"
         )
     # The executed copy says how the run ended: lib/notebooks reads it back.
     nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
