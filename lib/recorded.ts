@@ -6,6 +6,8 @@
  *   epochs.parquet       every run's per-epoch metrics (lib/metrics' epoch rows)
  *   configs.json         { run name: its TrainConfig }
  *   provenance.json      commit, machine, TensorFlow, date, command, wall time (Provenance)
+ *   confusion.parquet    each finished run's test confusion matrix at its selected (best) checkpoint,
+ *                        long form: run, arm, seed, true, predicted, count (recordConfusions)
  *
  * The test accuracy a comparison quotes is `selected_test_acc`: test accuracy at the epoch that
  * the run's own rule selected (validation accuracy in the paired suite, test in the lab's).
@@ -18,7 +20,11 @@ import pl, { type DataType } from 'nodejs-polars';
 import { writeFileAtomic } from './atomic-file';
 import { PATHS } from './config';
 import { describeSettings, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
+import { checkpointPath } from './checkpoint';
+import { loadCifar10 } from './cifar10';
 import { listRuns, loadEpochMetrics, readEpochRows, type EpochRow } from './metrics';
+import { loadNetFromStateFile } from './predict';
+import { evaluate } from './train';
 import { pairedComparison, type BySeed, type PairedComparison } from './stats';
 
 export interface RecordedRow {
@@ -255,4 +261,59 @@ export function withRecordedBlock(readme: string, block: string): string {
   const j = readme.indexOf(RECORDED_END);
   if (i < 0 || j < i) throw new Error(`README.md lacks the recorded-results markers (${RECORDED_BEGIN} … ${RECORDED_END})`);
   return `${readme.slice(0, i + RECORDED_BEGIN.length)}\n${block}\n${readme.slice(j)}`;
+}
+
+export interface ConfusionRow {
+  run: string;
+  arm: string;
+  seed: number;
+  true: number;
+  predicted: number;
+  count: number;
+}
+
+const CONFUSION_SCHEMA: { [K in keyof ConfusionRow]-?: DataType } = {
+  run: pl.Utf8, arm: pl.Utf8, seed: pl.Int64, true: pl.Int32, predicted: pl.Int32, count: pl.Int32,
+};
+
+/**
+ * Evaluates each finished run's best checkpoint (the epoch its rule selected) on the whole test
+ * set and writes the confusion matrices to `<outDir>/confusion.parquet` (long form, 100 rows a run).
+ */
+export async function recordConfusions(
+  suite: Suite,
+  opts: { runsDir?: string; outDir?: string; experiments?: readonly Experiment[]; onRun?: (name: string) => void } = {},
+): Promise<ConfusionRow[]> {
+  const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
+  const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
+  const experiments = opts.experiments ?? SUITES[suite];
+  const test = loadCifar10('test');
+  const rows: ConfusionRow[] = [];
+  for (const e of experiments) {
+    if (experimentStatus(e, runsDir).state !== 'done') continue;
+    opts.onRun?.(e.name);
+    const { net, norm } = loadNetFromStateFile(checkpointPath(path.join(runsDir, e.name), 'best'));
+    try {
+      const limited = e.config.limitTest > 0 ? { ...test, count: Math.min(e.config.limitTest, test.count), labels: test.labels.subarray(0, e.config.limitTest), images: test.images.subarray(0, e.config.limitTest * 3072) } : test;
+      const { confusion } = await evaluate(net, limited, { norm });
+      confusion.forEach((row, t) => row.forEach((count, p) => rows.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count })));
+    } finally {
+      net.dispose();
+    }
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'confusion.parquet'), frame(CONFUSION_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
+  return rows;
+}
+
+/** The recorded confusion matrices [10][10] of every run of `arm`, summed over its seeds ([] without the file). */
+export function recordedConfusion(suite: Suite, arm: string, dir: string = path.join(PATHS.recorded, suite)): number[][] | undefined {
+  const file = path.join(dir, 'confusion.parquet');
+  if (!fs.existsSync(file)) return undefined;
+  const rows = (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => r.arm === arm);
+  if (rows.length === 0) return undefined;
+  const k = Math.max(...rows.map((r) => r.true)) + 1;
+  const m = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  for (const r of rows) m[r.true][r.predicted] += r.count;
+  return m;
 }

@@ -17,7 +17,7 @@ import {
   type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
-import { recordedMarkdown, recordSuite, withRecordedBlock } from '../lib/recorded';
+import { recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock } from '../lib/recorded';
 import { writeFileAtomic } from '../lib/atomic-file';
 import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
 import type { ProgressCallback } from '../lib/train';
@@ -171,11 +171,13 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.record) {
+    initBackend(); // the confusion matrices evaluate each run's best checkpoint
     const { dir, rows, provenance } = recordSuite(args.suite, {
       runsDir, commit: args.commit, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
+    const confusions = await recordConfusions(args.suite, { runsDir, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
     const done = rows.filter((r) => r.status === 'done').length;
-    console.log(`recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
+    console.log(`${confusions.length / 100} confusion matrices; recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
     if (args.suite === 'paired') {
       // The README quotes the paired suite; its block is regenerated here and checked by test/recorded.test.ts.
       const readme = path.join(PATHS.root, 'README.md');

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments';
 import { PATHS } from '../lib/config';
-import { armsBySeed, readRecorded, RECORDED_BEGIN, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/recorded';
+import { armsBySeed, readRecorded, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/recorded';
 import { trainConfig } from '../lib/train-config';
 
 const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? 100 * epoch : 0, wallSeconds: split === 'train' ? 10 : 1 });
@@ -56,7 +56,14 @@ describe('recordSuite', () => {
     const out = path.join(dir, 'recorded');
     const { rows } = recordSuite('paired', { runsDir, outDir: out, experiments, command: 'test', commit: 'abc' });
     expect(rows.map((r) => [r.name, r.status, r.epochs_done])).toEqual([['dynamic-s0', 'done', 2], ['static-s0', 'done', 2], ['dynamic-s1', 'not-started', 0]]);
-    expect(fs.readdirSync(out).sort()).toEqual(['configs.json', 'epochs.parquet', 'experiments.parquet', 'provenance.json']);
+    const confusions = await recordConfusions('paired', { runsDir, outDir: out, experiments });
+    expect(fs.readdirSync(out).sort()).toEqual(['configs.json', 'confusion.parquet', 'epochs.parquet', 'experiments.parquet', 'provenance.json']);
+    // Two finished runs, 100 cells each, every test image counted once.
+    expect(confusions).toHaveLength(200);
+    expect(confusions.filter((c) => c.run === 'static-s0').reduce((n, c) => n + c.count, 0)).toBe(40);
+    const matrix = recordedConfusion('paired', 'dynamic', out)!;
+    expect(matrix.flat().reduce((a, b) => a + b, 0)).toBe(40);
+    expect(recordedConfusion('paired', 'no-such-arm', out)).toBeUndefined();
     const back = readRecorded('paired', out);
     expect(back.rows.map((r) => r.name)).toEqual(['dynamic-s0', 'static-s0', 'dynamic-s1']);
     const done = back.rows[0];
