@@ -1,20 +1,30 @@
 /**
- * The lab's questions and their answers, built from what is in results/: the experiment table
- * (results/experiments.parquet, lib/experiment-table), the step-time and parameter measurements
- * (results/measurements.parquet, lib/measurements) and the runs' own metrics (curves). Every number
- * quoted comes from there and names its run; an experiment that has not run yet is named with the
- * command that runs it ("not run yet: npm run experiments -- --only NAME"), never guessed.
+ * The lab's questions and their answers, built from two sources kept apart, never mixed in one
+ * statistic:
+ *  - "Your runs": the lab suite that `npm start` trains (lib/experiments LAB_EXPERIMENTS, seed 0,
+ *    best epoch chosen on test accuracy as the lab states it), read from the experiment table
+ *    (results/experiments.parquet, lib/experiment-table), the measurements
+ *    (results/measurements.parquet) and the runs' own metrics (curves). One run per setting:
+ *    differences between them are stated, never given a verdict.
+ *  - "Recorded results": the paired suite committed under results/recorded/paired (lib/recorded):
+ *    every arm with seeds 0–4, the epoch chosen on a fixed validation split and test accuracy
+ *    quoted at that epoch; arms compared seed by seed with lib/stats (95% t interval,
+ *    permutation p, a verdict computed from the interval).
+ * Every number quoted comes from there and names its run or arm; every verdict is computed.
  * Notebook 06 and the report both show these answers and their figures.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { FEATURE_CHANNELS, PATHS } from './config';
+import { FEATURE_CHANNELS, IMAGE_SIZE, PATHS } from './config';
+import { BEST_EPOCHS, DIVERGED_FILE, PAIRED_SEEDS, VALIDATION_IMAGES } from './experiments';
 import { EXPERIMENTS_FILE, readExperimentTable, type ExperimentRow } from './experiment-table';
-import { escapeHtml, formatMeanStd, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
+import { escapeHtml, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
 import { MEASUREMENTS_FILE, readMeasurements, type Measure, type MeasurementRow } from './measurements';
 import { meanStdBars, trainingCurves, type Figure } from './plots';
-import { labRecipeRuns, type LabResults } from './results';
-import { meanStd, summarizeOutcomes, welchT, type GroupSummary } from './summary';
+import { armsBySeed, readRecorded, type Provenance, type RecordedRow } from './recorded';
+import type { LabResults } from './results';
+import { pairedComparison, type PairedComparison, type Verdict } from './stats';
+import { meanStd } from './summary';
 
 export type AnswerStatus = 'answered' | 'partial' | 'no-run-yet';
 
@@ -35,7 +45,7 @@ export interface Answer {
   html: string;
   /** What to run to get (the rest of) the evidence, when something is missing. */
   todo?: string;
-  /** The runs whose numbers the answer quotes. */
+  /** Your runs (results/runs) whose numbers the answer quotes. */
   cites: string[];
   figures: AnswerFigure[];
 }
@@ -51,17 +61,26 @@ export interface SweepRow {
   machine: string;
 }
 
-/** Everything the answers read besides the runs. Missing files give empty lists. */
+/** The recorded paired suite (lib/recorded readRecorded('paired')). */
+export interface Recorded {
+  rows: RecordedRow[];
+  provenance: Provenance;
+}
+
+/** Everything the answers read besides the runs. Missing files give empty lists (and no `recorded`). */
 export interface Evidence {
-  /** results/experiments.parquet: one row per experiment of lib/experiments. */
+  /** results/experiments.parquet: one row per experiment of the lab suite (your runs). */
   experiments: ExperimentRow[];
   /** results/measurements.parquet: parameter counts and step times. */
   measurements: MeasurementRow[];
   /** python/recipe_sweep_results.jsonl (a GPU sweep; motivation, not a result of this machine). */
   sweep: SweepRow[];
+  /** results/recorded/paired: the multi-seed paired suite, when the checkout has it. */
+  recorded?: Recorded;
 }
 
 export const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
+export const RECORDED_PAIRED_DIR = path.join(PATHS.recorded, 'paired');
 
 /** Reads the recipe sweep's JSON lines ([] when the file is absent). */
 export function readSweep(file: string = SWEEP_FILE): SweepRow[] {
@@ -81,8 +100,11 @@ export function readSweep(file: string = SWEEP_FILE): SweepRow[] {
     });
 }
 
-/** Reads experiments.parquet and measurements.parquet of `resultsDir` and the sweep ([] for what is missing). */
-export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFile?: string } = {}): Evidence {
+/**
+ * Reads experiments.parquet and measurements.parquet of `resultsDir`, the sweep, and the recorded
+ * paired suite (`recordedDir`, default results/recorded/paired) when its experiments.parquet exists.
+ */
+export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFile?: string; recordedDir?: string } = {}): Evidence {
   const experimentsFile = path.join(resultsDir, EXPERIMENTS_FILE);
   const measurementsFile = path.join(resultsDir, MEASUREMENTS_FILE);
   const experiments = fs.existsSync(experimentsFile) ? readExperimentTable(experimentsFile) : [];
@@ -93,14 +115,24 @@ export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFi
     r.trainableParameters = Number(r.trainableParameters);
     r.seed = Number(r.seed);
   }
-  return { experiments, measurements, sweep: readSweep(opts.sweepFile) };
+  const recordedDir = opts.recordedDir ?? RECORDED_PAIRED_DIR;
+  const evidence: Evidence = { experiments, measurements, sweep: readSweep(opts.sweepFile) };
+  if (fs.existsSync(path.join(recordedDir, 'experiments.parquet'))) {
+    const recorded = readRecorded('paired', recordedDir);
+    for (const r of recorded.rows) r.seed = Number(r.seed);
+    evidence.recorded = recorded;
+  }
+  return evidence;
 }
 
-// ---- helpers over the experiment table ------------------------------------------------------
+// ---- your runs: helpers over the experiment table ---------------------------------------------
 
 const cmd = (names: readonly string[]) => `npm run experiments -- --only ${names.join(',')}`;
+const PAIRED_CMD = 'npm run experiments -- --suite paired';
 const code = (s: string) => `<code>${escapeHtml(s)}</code>`;
-const pts = (a: number, b: number) => `${a >= b ? '+' : '−'}${Math.abs(100 * (a - b)).toFixed(2)} points`;
+/** A difference of accuracies (fractions) in points, signed: "+1.23" / "−0.40". */
+const signed = (d: number) => (Number.isFinite(d) ? `${d < 0 ? '−' : '+'}${Math.abs(100 * d).toFixed(2)}` : '–');
+const pts = (a: number, b: number) => `${signed(a - b)} points`;
 
 function hasResult(r: ExperimentRow | undefined): r is ExperimentRow & { bestTestAccuracy: number; finalTestAccuracy: number; bestEpoch: number } {
   return !!r && r.bestTestAccuracy !== null && r.bestTestAccuracy !== undefined && r.finalTestAccuracy !== null;
@@ -119,8 +151,8 @@ interface Gaps {
   unfinished: ExperimentRow[];
 }
 
-function gaps(rows: readonly (ExperimentRow | undefined)[], names: readonly string[]): Gaps {
-  const byName = new Map(rows.filter((r): r is ExperimentRow => !!r).map((r) => [r.name, r]));
+function gaps(rows: readonly ExperimentRow[], names: readonly string[]): Gaps {
+  const byName = new Map(rows.map((r) => [r.name, r]));
   const missing: string[] = [];
   const unfinished: ExperimentRow[] = [];
   for (const n of names) {
@@ -130,6 +162,8 @@ function gaps(rows: readonly (ExperimentRow | undefined)[], names: readonly stri
   }
   return { missing, unfinished };
 }
+
+const complete = (g: Gaps) => g.missing.length === 0 && g.unfinished.length === 0;
 
 /** "Not run yet: …" and "unfinished: …" notes with the commands that complete them. */
 function gapsHtml(g: Gaps, rows: readonly ExperimentRow[]): string {
@@ -148,25 +182,34 @@ function gapsHtml(g: Gaps, rows: readonly ExperimentRow[]): string {
         textToHtml(`\`${cmd(g.unfinished.map((r) => r.name))}\``),
     );
   }
-  return out.length ? `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}">${out.map((s) => s.replace(/`([^`]+)`/g, '<code>$1</code>')).join('<br>')}</p>` : '';
+  return out.length ? placeholder(out.map((s) => s.replace(/`([^`]+)`/g, '<code>$1</code>')).join('<br>')) : '';
 }
 
-function todoOf(g: Gaps): string | undefined {
+function todoOf(g: Gaps, recordedMissing = false): string | undefined {
   const names = [...g.missing, ...g.unfinished.map((r) => r.name)];
-  return names.length ? `\`${cmd(names)}\`` : undefined;
+  const todo = [...(names.length ? [`\`${cmd(names)}\``] : []), ...(recordedMissing ? ['`git checkout -- results/recorded` (the recorded paired suite)'] : [])];
+  return todo.length ? todo.join('; ') : undefined;
 }
+
+const placeholder = (html: string) => `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}">${html}</p>`;
+const note = (html: string) => `<p class="dcf-note" style="font-size:12.5px;color:#555">${html}</p>`;
 
 function noRunYet(id: string, title: string, question: string, needs: string, todo: string): Answer {
   return {
     id, title, question, status: 'no-run-yet', cites: [], figures: [],
-    html: `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>No run yet.</strong> This answer needs ${textToHtml(needs)}: \`${textToHtml(todo)}\`.</p>`.replace(/`([^`]+)`/g, '<code>$1</code>'),
+    html: placeholder(`<strong>No run yet.</strong> This answer needs ${textToHtml(needs)}: <code>${escapeHtml(todo)}</code>.`),
     todo: `\`${todo}\``,
   };
 }
 
+/** Answered when your runs are complete, partial when anything is there, else no run yet. */
+function statusOf(g: Gaps, anything: boolean): AnswerStatus {
+  return complete(g) ? 'answered' : anything ? 'partial' : 'no-run-yet';
+}
+
 const seconds = (s: number | null) => (s === null || !Number.isFinite(s) ? '–' : s.toFixed(0));
 
-/** A table of experiments (one row each): status, best (epoch), final, Δ best vs `base`, cost. */
+/** A table of your runs (one row each): status, best (epoch), final, Δ best vs `base`, cost. */
 function experimentsTable(rows: readonly ExperimentRow[], caption: string, base?: ExperimentRow): string {
   return htmlTable(rows, {
     caption,
@@ -195,75 +238,184 @@ function curvesFigure(results: LabResults, names: readonly string[], name: strin
 const TIME_CAVEAT =
   'Seconds per epoch are wall-clock times of each run\'s training pass, taken whenever that run trained: they include whatever else the 2 cores were doing then (and code changes between runs), so compare them only roughly; the controlled comparison is the step-time measurement (results/measurements.parquet).';
 
-// ---- the questions ----------------------------------------------------------------------------
-
-const LAB = 'lab-dynamic-s0';
-/** The three reasons a frozen backbone falls short (numbered as in the freezing answer). */
-const CAUSES: Record<string, string> = {
-  '(1)': 'the scale at which the ImageNet filters see a 32×32 image',
-  '(2)': "BatchNorm's ImageNet statistics",
-  '(3)': 'a head that cannot re-mix the frozen features',
-};
-const SEEDS = { dynamic: ['lab-dynamic-s0', 'lab-dynamic-s1', 'lab-dynamic-s2'], static: ['lab-static-s0', 'lab-static-s1', 'lab-static-s2'] };
-
-/** Seed-to-seed spread of the dynamic lab recipe (best test accuracy), when ≥ 2 seeds exist. */
-function dynamicSpread(results: LabResults): GroupSummary | undefined {
-  const { runs, subset } = labRecipeRuns(results);
-  if (subset) return undefined;
-  return summarizeOutcomes(runs.map((r) => r.outcome!)).find((g) => g.group === 'dynamic');
+/** The "Your runs" heading and what the lab suite is. */
+function yourRunsHeading(): string {
+  return (
+    '<h4 class="dcf-part">Your runs</h4>' +
+    note('The lab suite in results/runs (what <code>npm start</code> trains): seed 0, each run\'s best epoch chosen on <em>test</em> accuracy as the lab states it. One run per setting, so a difference between two of them is stated, never given a verdict.')
+  );
 }
 
-function spreadSentence(spread: GroupSummary | undefined): string {
-  return spread && spread.bestAccuracy.n >= 2
-    ? `For scale: the dynamic lab recipe's best test accuracy varies by ${(100 * spread.bestAccuracy.std).toFixed(2)} points (std) between seeds (n=${spread.bestAccuracy.n}: ${spread.runs.join(', ')}).`
-    : 'The seed-to-seed spread is not known yet (it needs lab-dynamic-s1 and -s2): with one seed each, differences of about a point cannot be told from noise.';
+/** Quick-mode runs on a slice of CIFAR-10 are flagged. */
+function subsetWarning(rows: readonly ExperimentRow[]): string {
+  return rows.some((r) => r.subset && hasResult(r))
+    ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Some of your runs are quick-mode runs on a subset of CIFAR-10: they show that the pipeline works, not the lab's numbers.</p>`
+    : '';
+}
+
+// ---- recorded results: paired comparisons -----------------------------------------------------
+
+/** One paired comparison: arm `b` against arm `a` (b − a per seed), and what it isolates. */
+interface Pair {
+  b: string;
+  a: string;
+  what: string;
+}
+
+const VERDICT_TEXT: Record<Verdict, string> = {
+  better: 'better',
+  worse: 'worse',
+  'no detectable difference': 'no detectable difference at this n',
+  'too few pairs': 'too few pairs',
+};
+
+function comparison(rec: Recorded, p: Pair): PairedComparison {
+  const arms = armsBySeed(rec.rows);
+  return pairedComparison(arms.get(p.a) ?? new Map(), arms.get(p.b) ?? new Map());
+}
+
+/** An arm's selected test accuracy over its finished seeds: the mean (NaN without one) and their number. */
+function armAccuracy(rec: Recorded, arm: string): { mean: number; n: number } {
+  const values = [...(armsBySeed(rec.rows).get(arm)?.values() ?? [])];
+  return { mean: values.length ? values.reduce((s, v) => s + v, 0) / values.length : NaN, n: values.length };
+}
+
+/** "84.12% (n=5)" */
+function armMean(rec: Recorded, arm: string): string {
+  const { mean, n } = armAccuracy(rec, arm);
+  return n ? `${formatPercent(mean)} (n=${n})` : '–';
+}
+
+/** "+1.23 points (95% interval +0.40 to +2.06)" */
+function differenceText(c: PairedComparison): string {
+  if (c.n === 0) return 'no pairs';
+  return c.n < 2 ? `${signed(c.mean)} points (one pair: no interval)` : `${signed(c.mean)} points (95% interval ${signed(c.low)} to ${signed(c.high)})`;
+}
+
+/** One comparison in a sentence, its verdict computed by lib/stats. */
+function pairSentence(rec: Recorded, p: Pair): string {
+  const c = comparison(rec, p);
+  if (c.n === 0) return `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.what)}): no finished pair in the recorded suite yet.`;
+  return (
+    `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.what)}): ${differenceText(c)}, permutation p = ${c.permutationP.toFixed(3)}, ` +
+    `${c.wins} win(s) and ${c.losses} loss(es) over ${c.n} paired seed(s): <strong>${VERDICT_TEXT[c.verdict]}</strong>.`
+  );
+}
+
+/** Recorded runs of these arms left out of the statistics (not finished, diverged, …), by arm. */
+function excludedNote(rec: Recorded, arms: readonly string[]): string {
+  const out = arms.flatMap((arm) => {
+    const left = rec.rows.filter((r) => r.arm === arm && (r.status !== 'done' || r.selected_test_acc === null));
+    if (!left.length) return [];
+    const byStatus = new Map<string, number[]>();
+    for (const r of left) byStatus.set(r.status, [...(byStatus.get(r.status) ?? []), Number(r.seed)]);
+    return [`${code(arm)}: ${[...byStatus].map(([s, seeds]) => `seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')} ${escapeHtml(s)}`).join('; ')}`];
+  });
+  return out.length ? note(`Not in these statistics (runs of the suite without a finished result): ${out.join(' · ')}.`) : '';
 }
 
 /**
- * A one-seed difference (accuracy, 0–1) read against the lab recipe's seed spread: within twice
- * the std is no measurable effect. Undefined while the spread is unknown.
+ * The table every answer uses for the recorded suite: each row arm B vs arm A with both arms'
+ * means, the number of pairs, the mean difference with its 95% interval, the permutation p,
+ * wins/losses and the verdict.
  */
-function spreadVerdict(diff: number, spread: GroupSummary | undefined): { measurable: boolean; text: string } | undefined {
-  if (!spread || spread.bestAccuracy.n < 2) return undefined;
-  const std = spread.bestAccuracy.std;
-  return Math.abs(diff) <= 2 * std
-    ? { measurable: false, text: 'within twice the seed spread: no measurable effect' }
-    : { measurable: true, text: `${(Math.abs(diff) / Math.max(std, 1e-9)).toFixed(1)} times the seed std: a real ${diff > 0 ? 'gain' : 'loss'}, though from one seed` };
+function pairedTable(rec: Recorded, pairs: readonly Pair[], caption: string): string {
+  const rows = pairs.map((p) => ({ p, c: comparison(rec, p) }));
+  return (
+    htmlTable(rows, {
+      caption,
+      columns: [
+        { label: 'B vs A', value: ({ p }) => ({ html: `${code(p.b)} vs ${code(p.a)}` }) },
+        { label: 'what it isolates', value: ({ p }) => p.what },
+        { label: 'B: test acc. (seeds)', value: ({ p }) => armMean(rec, p.b), align: 'right' },
+        { label: 'A: test acc. (seeds)', value: ({ p }) => armMean(rec, p.a), align: 'right' },
+        { label: 'pairs', value: ({ c }) => c.n, align: 'right' },
+        { label: 'B − A, points (95% interval)', value: ({ c }) => (c.n === 0 ? '–' : c.n < 2 ? signed(c.mean) : `${signed(c.mean)} (${signed(c.low)} to ${signed(c.high)})`), align: 'right' },
+        { label: 'permutation p', value: ({ c }) => (c.n ? c.permutationP.toFixed(3) : '–'), align: 'right' },
+        { label: 'wins / losses', value: ({ c }) => `${c.wins} / ${c.losses}`, align: 'right' },
+        { label: 'verdict', value: ({ c }) => ({ html: `<strong>${VERDICT_TEXT[c.verdict]}</strong>` }) },
+      ],
+    }) + excludedNote(rec, [...new Set(pairs.flatMap((p) => [p.a, p.b]))])
+  );
 }
 
+/** The "Recorded results" heading: what the suite is, and where and when it ran (provenance). */
+function recordedHeading(rec: Recorded | undefined): string {
+  const heading = '<h4 class="dcf-part">Recorded results</h4>';
+  if (!rec) {
+    return (
+      heading +
+      placeholder(
+        '<strong>The recorded paired suite is missing</strong> from this checkout (results/recorded/paired/experiments.parquet): ' +
+          `<code>git checkout -- results/recorded</code> restores the committed one; <code>${PAIRED_CMD}</code> trains it again and <code>${PAIRED_CMD} --record</code> records it.`,
+      )
+    );
+  }
+  const pv = rec.provenance;
+  const commit = pv.commit.replace(/-dirty$/, '');
+  const day = (s: string | null) => (s ? s.slice(0, 10) : '?');
+  const m = pv.machine;
+  return (
+    heading +
+    note(
+      `The paired suite committed in results/recorded/paired: every arm trained with seeds ${PAIRED_SEEDS.join(', ')} (run k of each arm shares seed k: head initialisation and batch order) ` +
+        `on ${(50000 - VALIDATION_IMAGES).toLocaleString('en-US')} training images; each run's epoch chosen on a fixed ${VALIDATION_IMAGES.toLocaleString('en-US')}-image validation split, ` +
+        'and the number quoted is its <em>test</em> accuracy at that epoch (<code>selected_test_acc</code>). ' +
+        `Trained at commit <code>${escapeHtml(commit.slice(0, 12))}</code>${pv.commit.endsWith('-dirty') ? ' (with uncommitted changes)' : ''} on ${escapeHtml(m.cpu)} (${m.cores} cores, ${m.memoryGiB} GiB), ` +
+        `${escapeHtml(pv.backend || 'backend not recorded')}, epochs from ${day(pv.firstEpochAt)} to ${day(pv.lastEpochAt)}, recorded ${day(pv.recordedAt)}. ` +
+        'B − A is taken seed by seed; the verdict says better or worse only when the 95% t interval of the mean difference excludes 0 ' +
+        `(the exact sign-flip permutation p cannot go below ${2 / 2 ** PAIRED_SEEDS.length} with ${PAIRED_SEEDS.length} pairs).`,
+    )
+  );
+}
+
+// ---- the questions ----------------------------------------------------------------------------
+
+const LAB = 'lab-dynamic-s0';
+const LAB_STATIC = 'lab-static-s0';
+
+const COMPARE_PAIRS: readonly Pair[] = [
+  { b: 'dynamic', a: 'static', what: "the lab's comparison: generator and L2 normalisation together" },
+  { b: 'dynamic', a: 'static-l2', what: 'the generator alone' },
+  { b: 'static-l2', a: 'static', what: 'the L2 normalisation alone' },
+];
+
 function compare(results: LabResults, ev: Evidence): Answer {
+  void results;
   const id = 'compare';
   const title = 'Dynamic vs static head';
   const question = 'Does generating the class filters from embeddings (dynamic) beat learning them directly (static), with the lab\'s recipe?';
-  const { runs, subset } = labRecipeRuns(results);
-  const groups = summarizeOutcomes(runs.map((r) => r.outcome!));
-  const dyn = groups.find((g) => g.group === 'dynamic');
-  const sta = groups.find((g) => g.group === 'static');
-  const g = gaps(ev.experiments, ev.experiments.length ? [...SEEDS.dynamic, ...SEEDS.static] : []);
-  if (!dyn || !sta) {
-    return noRunYet(id, title, question, 'lab-recipe runs of both heads (3 seeds each)', cmd([...SEEDS.dynamic, ...SEEDS.static]));
+  const names = [LAB, LAB_STATIC];
+  const rows = names.map((n) => ev.experiments.find((r) => r.name === n)).filter((r): r is ExperimentRow => !!r);
+  const g = gaps(ev.experiments, names);
+  const dyn = rows.find((r) => r.name === LAB);
+  const sta = rows.find((r) => r.name === LAB_STATIC);
+  const rec = ev.recorded;
+  if (!rec && !hasResult(dyn) && !hasResult(sta)) return noRunYet(id, title, question, 'your lab-recipe runs of both heads', cmd(names));
+  const parts = [yourRunsHeading(), subsetWarning(rows)];
+  if (hasResult(dyn) && hasResult(sta)) {
+    parts.push(
+      experimentsTable(rows, 'Your runs: the two heads with the lab\'s recipe (results/experiments.parquet)', sta) +
+        `<p>Best test accuracy: dynamic ${code(LAB)} <strong>${formatPercent(dyn.bestTestAccuracy)}</strong> (epoch ${dyn.bestEpoch}), ` +
+        `static ${code(LAB_STATIC)} <strong>${formatPercent(sta.bestTestAccuracy)}</strong> (epoch ${sta.bestEpoch}): dynamic − static = ${pts(dyn.bestTestAccuracy, sta.bestTestAccuracy)}. ` +
+        'This is one pair: it cannot separate the heads, because one pair says nothing about how much two runs of the same head differ by seed. No verdict from your runs; the recorded results below give one.</p>',
+    );
   }
-  const diff = dyn.bestAccuracy.mean - sta.bestAccuracy.mean;
-  const t = welchT(dyn.bestAccuracy, sta.bestAccuracy);
-  const n = `n = ${dyn.bestAccuracy.n} dynamic, ${sta.bestAccuracy.n} static seed(s)`;
-  const verdict =
-    t === null
-      ? `With ${n}, the seed-to-seed spread of at least one head is unknown, so this difference cannot be told from noise yet.`
-      : Math.abs(t) >= 2
-        ? `The gap is larger than the seed-to-seed spread (${n}; Welch t = ${t.toFixed(1)}).`
-        : `The gap is within the seed-to-seed spread (${n}; Welch t = ${t.toFixed(1)}): no measurable difference.`;
-  const html =
-    (subset ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">These are quick-mode runs on a subset of CIFAR-10: they show the pipeline works, not the lab's numbers.</p>` : '') +
-    `<p>Best test accuracy: dynamic <strong>${formatMeanStd(dyn.bestAccuracy)}</strong> (${dyn.runs.map(code).join(', ')}), ` +
-    `static <strong>${formatMeanStd(sta.bestAccuracy)}</strong> (${sta.runs.map(code).join(', ')}): difference ${pts(dyn.bestAccuracy.mean, sta.bestAccuracy.mean).replace(' points', '')} points. ` +
-    `Final-epoch test accuracy: dynamic ${formatMeanStd(dyn.finalAccuracy)}, static ${formatMeanStd(sta.finalAccuracy)}. ${verdict}</p>` +
-    `<p>The two heads share the backbone and the score MLP; the dynamic head adds the embeddings and the generator ` +
-    `(see "Pros and cons of dynamic filters" for their cost). ${diff > 0 ? 'The dynamic head is ahead' : 'The static head is ahead or level'} on these seeds.</p>` +
-    gapsHtml(g, ev.experiments);
-  const enough = dyn.bestAccuracy.n >= 3 && sta.bestAccuracy.n >= 3 && !subset;
+  parts.push(gapsHtml(g, ev.experiments), recordedHeading(rec));
+  if (rec) {
+    parts.push(
+      pairedTable(rec, COMPARE_PAIRS, 'Recorded: dynamic vs static, and the two factors apart (test accuracy at the validation-selected epoch)') +
+        `<p>${COMPARE_PAIRS.map((p) => pairSentence(rec, p)).join(' ')}</p>`,
+    );
+  }
+  parts.push(
+    '<p>The static head lacks two things the dynamic one has: the generator (embeddings → MLP → filter) and the L2 normalisation of the filters. ' +
+      'The lab\'s comparison changes both at once; <code>static-l2</code> (learned filters, L2-normalised) separates them. ' +
+      'See "Pros and cons of dynamic filters" for what the generator costs.</p>',
+  );
   return {
-    id, title, question, status: enough ? 'answered' : 'partial', html, cites: [...dyn.runs, ...sta.runs], figures: [],
-    todo: enough ? undefined : todoOf(g) ?? 'train at least 3 seeds of each head on the full set',
+    id, title, question, status: statusOf(g, true), html: parts.join('\n'), todo: todoOf(g, !rec),
+    cites: rows.filter(hasResult).map((r) => r.name), figures: [],
   };
 }
 
@@ -281,85 +433,154 @@ function responseMaps(results: LabResults): Answer {
   };
 }
 
-const FREEZE = ['frozen-all', 'frozen-keep-bn', 'frozen-upsample', 'frozen-adapter'];
+/** Your freezing runs: the lab's freeze, the fixed-function freeze, and two fixes, each with the run it differs from in one thing. */
+const OWN_FREEZE: readonly { name: string; what: string; base: string }[] = [
+  {
+    name: 'frozen-requires-grad', base: LAB,
+    what: "THE LAB'S FREEZE: requires_grad = False on every backbone parameter, BatchNorm still in training mode (each batch normalised with its own statistics; the running statistics keep updating, and evaluation uses them)",
+  },
+  {
+    name: 'frozen-all', base: 'frozen-requires-grad',
+    what: 'a different experiment: parameters frozen AND BatchNorm in evaluation mode on the ImageNet running statistics, so the backbone is a fixed function',
+  },
+  { name: 'frozen-keep-bn', base: 'frozen-requires-grad', what: "fix for cause (2): convolutions frozen, BatchNorm's γ/β trained (training mode)" },
+  { name: 'frozen-adapter', base: 'frozen-all', what: 'fix for cause (3): the fixed backbone followed by a trainable residual 3×3 conv + BN + ReLU adapter' },
+];
+const FREEZE = OWN_FREEZE.map((f) => f.name);
+
+/** The recorded fixes, each with its control (the frozen arm it differs from in that fix alone) and the cause it addresses. */
+const RECORDED_FIXES: readonly { arm: string; control: string; causes: string; how: string }[] = [
+  { arm: 'frozen-eval-imagenet', control: 'frozen-eval', causes: '(2)', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
+  { arm: 'fix-bn-only', control: 'frozen-requires-grad', causes: '(2)', how: "BatchNorm's affine parameters trained" },
+  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', causes: '(1) and (3)', how: "layer1's filters retuned to the 32-pixel scale, free to re-mix" },
+];
+
+/** Theoretical receptive field of a layer1 cell in input pixels: conv1 7×7/2, max-pool 3×3/2, layer1's four 3×3 convs. */
+function layer1ReceptiveField(): { size: number; terms: string } {
+  const layers: readonly [number, number][] = [[7, 2], [3, 2], [3, 1], [3, 1], [3, 1], [3, 1]];
+  let size = 1;
+  let jump = 1;
+  const terms: string[] = [];
+  for (const [kernel, stride] of layers) {
+    terms.push(jump === 1 ? `${kernel}` : `${kernel - 1}·${jump}`);
+    size += (kernel - 1) * jump;
+    jump *= stride;
+  }
+  return { size, terms: terms.join(' + ') };
+}
 
 function freeze(results: LabResults, ev: Evidence): Answer {
   const id = 'freeze';
   const title = 'Freezing the backbone';
   const question = 'What happens when the pretrained backbone is frozen, why, and how can it be fixed?';
-  const rows = [LAB, ...FREEZE].map((n) => ev.experiments.find((r) => r.name === n)).filter((r): r is ExperimentRow => !!r);
-  const lab = rows.find((r) => r.name === LAB);
-  const all = rows.find((r) => r.name === 'frozen-all');
-  const g = gaps(rows, [LAB, ...FREEZE]);
-  if (!hasResult(all)) return noRunYet(id, title, question, 'the run with the backbone frozen (and its fixes) beside the lab recipe', cmd(hasResult(lab) ? FREEZE : [LAB, ...FREEZE]));
-  const parts: string[] = [experimentsTable(rows, 'Frozen backbone and its fixes against the lab recipe (seed 0 each; results/experiments.parquet)', lab)];
-  if (hasResult(lab)) {
+  const names = [LAB, ...FREEZE];
+  const rows = names.map((n) => ev.experiments.find((r) => r.name === n)).filter((r): r is ExperimentRow => !!r);
+  const row = (n: string) => rows.find((r) => r.name === n);
+  const g = gaps(ev.experiments, names);
+  const rec = ev.recorded;
+  if (!rec && !rows.some(hasResult)) return noRunYet(id, title, question, 'your runs with the backbone frozen (and its fixes) beside the lab recipe', cmd(names));
+  const lab = row(LAB);
+  const parts: string[] = [yourRunsHeading(), subsetWarning(rows)];
+  if (rows.some(hasResult)) {
+    parts.push(experimentsTable(rows, 'Your runs: frozen backbones and fixes against the lab recipe (results/experiments.parquet)', lab));
+    const items = OWN_FREEZE.map(({ name, what, base }) => {
+      const r = row(name);
+      if (!hasResult(r)) return `<li>${code(name)} — ${escapeHtml(what)}: <em>${r?.status === 'running' ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
+      const b = row(base);
+      const vs = [
+        ...(base !== LAB && hasResult(b) ? [`${pts(r.bestTestAccuracy, b.bestTestAccuracy)} against ${code(base)}`] : []),
+        ...(hasResult(lab) ? [`${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against ${code(LAB)}`] : []),
+      ];
+      return (
+        `<li>${code(name)} — ${escapeHtml(what)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch})` +
+        `${r.status === 'done' ? '' : ` (${r.epochsDone}/${r.epochs} epochs so far)`}${vs.length ? `, ${vs.join(', ')}` : ''}; ` +
+        `${r.trainableParameters.toLocaleString('en-US')} of ${r.parameters.toLocaleString('en-US')} parameters trained.</li>`
+      );
+    });
+    parts.push(`<ul>${items.join('')}</ul>`);
+    const scored = rows.filter(hasResult).sort((a, b) => b.bestTestAccuracy - a.bestTestAccuracy);
+    const frozen = scored.filter((r) => r.name !== LAB);
     parts.push(
-      `<p><strong>Frozen:</strong> ${code('frozen-all')} reaches <strong>${formatPercent(all.bestTestAccuracy)}</strong> best test accuracy against ` +
-        `<strong>${formatPercent(lab.bestTestAccuracy)}</strong> for the lab recipe ${code(LAB)} (${pts(all.bestTestAccuracy, lab.bestTestAccuracy)}), ` +
-        `training ${all.trainableParameters.toLocaleString('en-US')} of ${all.parameters.toLocaleString('en-US')} parameters (the head only). ${spreadSentence(dynamicSpread(results))}</p>`,
+      `<p>Of your runs, ${code(scored[0].name)} is highest at ${formatPercent(scored[0].bestTestAccuracy)}` +
+        (frozen.length && hasResult(lab) ? `; the best with a frozen backbone, ${code(frozen[0].name)}, is ${pts(frozen[0].bestTestAccuracy, lab.bestTestAccuracy)} against ${code(LAB)}` : '') +
+        '. One seed each: no verdict from these; the recorded comparisons below give one.</p>',
     );
   }
+  parts.push(gapsHtml(g, ev.experiments), note(escapeHtml(TIME_CAVEAT)));
+  const rf = layer1ReceptiveField();
   parts.push(
-    '<p><strong>Why.</strong> (1) The backbone was trained on 224×224 ImageNet images, where its stem (stride 2 + max-pool) and ' +
-      '<code>layer1</code> see object parts; a 32×32 CIFAR image comes out at 8×8 positions, each covering a quarter of the ' +
-      'object, at a scale the ImageNet filters were never tuned for. (2) Frozen, BatchNorm normalises with ImageNet\'s running ' +
-      'statistics, which do not match CIFAR-10 activations (and the lab\'s mean/std 0.5 input normalisation is not ImageNet\'s), so ' +
-      'the features reach the head shifted and scaled. (3) The head cannot repair this: it only takes a 1×1 filter (a weighted sum ' +
-      `of the ${FEATURE_CHANNELS} channels) per class and scores the 8×8 map; nothing in it can re-mix the features spatially. ` +
-      'Training the backbone (the lab recipe) adapts all three.</p>',
+    '<p><strong>Why a frozen backbone falls short.</strong> (1) <em>Scale.</em> A <code>layer1</code> cell\'s theoretical receptive field is ' +
+      `${rf.size}×${rf.size} input pixels (${rf.terms} = ${rf.size}: each layer adds (kernel − 1) × the stride so far), which covers the whole ${IMAGE_SIZE}×${IMAGE_SIZE} image; ` +
+      'its effective receptive field, where the gradient mass lies, is much smaller and centred. The backbone was tuned on 224-pixel ImageNet objects, so on ' +
+      `${IMAGE_SIZE}-pixel images each cell's effective field covers a large part of a small object, at a scale its filters were not trained for. ` +
+      '(2) <em>Statistics.</em> The lab\'s freeze leaves BatchNorm in training mode: it normalises each batch with the batch\'s own statistics and moves its running ' +
+      'statistics towards CIFAR-10\'s. The fixed-function freeze normalises with ImageNet\'s running statistics, which do not match CIFAR-10 activations, the less so as the ' +
+      'lab\'s input normalisation (mean/std 0.5) is not ImageNet\'s; the features reach the head shifted and scaled. (3) <em>The head.</em> It only takes a 1×1 filter ' +
+      `(a weighted sum of the ${FEATURE_CHANNELS} channels) per class and scores the 8×8 map: nothing in it re-mixes the features spatially. ` +
+      'Training the whole backbone (the lab\'s recipe) adapts all three.</p>',
   );
-  const spread = dynamicSpread(results);
-  // Each fix, what it is, and the cause above (a CAUSES key) it addresses.
-  const fixes = [
-    { name: 'frozen-keep-bn', how: 'BatchNorm trainable (affine parameters learnt, running statistics re-estimated on CIFAR-10)', cause: '(2)' },
-    { name: 'frozen-upsample', how: 'input upsampled ×2 (64×64 → 16×16 features, pooled to 8×8)', cause: '(1)' },
-    { name: 'frozen-adapter', how: 'a trainable residual 3×3 conv + BN + ReLU adapter after the frozen backbone', cause: '(3)' },
-  ];
-  const fixItems = fixes.map(({ name, how, cause }) => {
-    const what = `${how}: addresses ${cause}`;
-    const r = rows.find((x) => x.name === name);
-    if (!hasResult(r)) return `<li>${code(name)} — ${escapeHtml(what)}: <em>not run yet</em> (${code(cmd([name]))}).</li>`;
-    const cost =
-      r.secondsPerEpoch !== null && all.secondsPerEpoch !== null ? `; ${seconds(r.secondsPerEpoch)} s per training epoch against ${seconds(all.secondsPerEpoch)} s frozen` : '';
-    const partial = r.status === 'done' ? '' : ` (${r.epochsDone}/${r.epochs} epochs so far)`;
-    const verdict = spreadVerdict(r.bestTestAccuracy - all.bestTestAccuracy, spread);
-    return (
-      `<li>${code(name)} — ${escapeHtml(what)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong>${partial}, ` +
-      `${pts(r.bestTestAccuracy, all.bestTestAccuracy)} over frozen${verdict ? ` (${verdict.text})` : ''}${hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against the lab recipe` : ''}; ` +
-      `${r.trainableParameters.toLocaleString('en-US')} trained parameters${cost}.</li>`
-    );
-  });
-  parts.push(`<p><strong>The fixes</strong>, each measured:</p><ul>${fixItems.join('')}</ul>`);
-  // Which cause weighs most: the fixes ranked by how much of the frozen net's loss they win back.
-  const measured = fixes.flatMap((f) => {
-    const r = rows.find((x) => x.name === f.name);
-    return hasResult(r) && r.status === 'done' ? [{ ...f, r, verdict: spreadVerdict(r.bestTestAccuracy - all.bestTestAccuracy, spread) }] : [];
-  });
-  if (hasResult(lab) && measured.length >= 2) {
-    const lost = lab.bestTestAccuracy - all.bestTestAccuracy;
-    const ranked = [...measured].sort((a, b) => b.r.bestTestAccuracy - a.r.bestTestAccuracy);
-    const share = (f: (typeof ranked)[number]) => {
-      const pct = Math.round((100 * (f.r.bestTestAccuracy - all.bestTestAccuracy)) / lost);
-      return `${code(f.name)} ${escapeHtml(f.cause)} ${pct < 0 ? '−' : ''}${Math.abs(pct)}%`;
-    };
-    const none = ranked.filter((f) => f.verdict?.measurable === false);
+  parts.push(recordedHeading(rec));
+  if (rec) {
+    const vsDynamic = [
+      { b: 'frozen-requires-grad', a: 'dynamic', what: "the lab's freeze against training everything" },
+      { b: 'frozen-eval', a: 'dynamic', what: 'the fixed-function freeze against training everything' },
+      ...RECORDED_FIXES.map((f) => ({ b: f.arm, a: 'dynamic', what: 'the fix against training everything' })),
+    ];
+    const fixPairs = [
+      { b: 'frozen-eval', a: 'frozen-requires-grad', what: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
+      ...RECORDED_FIXES.flatMap((f) => ['frozen-eval', 'frozen-requires-grad'].map((a) => ({ b: f.arm, a, what: a === f.control ? `the fix alone (cause ${f.causes}): ${f.how}` : 'the fix against the other freeze' }))),
+    ];
+    const init = { b: 'dynamic-folded', a: 'dynamic', what: 'initialisation control: the BN-folded pretrained file instead of the unfolded torchvision one' };
     parts.push(
-      `<p><strong>What weighs most.</strong> Freezing costs ${(100 * lost).toFixed(2)} points; of those, each fix on its own wins back: ${ranked.map(share).join(', ')}. ` +
-        `So cause ${escapeHtml(ranked[0].cause)}, ${escapeHtml(CAUSES[ranked[0].cause] ?? 'see its item above')}, weighs most here.` +
-        (none.length
-          ? ` ${none.map((f) => code(f.name)).join(' and ')} on ${none.length === 1 ? 'its' : 'their'} own ${none.length === 1 ? 'gives' : 'give'} nothing measurable: with the other causes left in place, fixing ${none.length === 1 ? 'that one' : 'those'} alone does not reach the head.`
-          : '') +
-        ' Training the whole backbone (the lab recipe) still beats every single fix; they combine (e.g. an adapter with trainable BatchNorm), which these runs do not measure.</p>',
+      pairedTable(rec, vsDynamic, 'Recorded: each frozen arm against training the whole backbone (dynamic)') +
+        pairedTable(rec, fixPairs, 'Recorded: each fix against both frozen arms (its control is the one it differs from in the fix alone)') +
+        pairedTable(rec, [init], 'Recorded: initialisation control') +
+        `<p>The lab's freeze: ${pairSentence(rec, vsDynamic[0])} The fixed-function freeze: ${pairSentence(rec, vsDynamic[1])} Initialisation: ${pairSentence(rec, init)}</p>`,
     );
+    parts.push(weighsMost(rec));
   }
-  parts.push(`<p class="dcf-note" style="font-size:12.5px;color:#555">${escapeHtml(TIME_CAVEAT)}</p>`);
-  parts.push(gapsHtml(g, ev.experiments));
   const figures: AnswerFigure[] = [];
-  const curves = curvesFigure(results, [LAB, ...FREEZE], 'report-freeze-curves', 'Frozen backbone and fixes against the lab recipe', 'Frozen backbone (and fixes) against the lab recipe: loss and accuracy per epoch, train solid, test dashed.');
+  const curves = curvesFigure(results, names, 'report-freeze-curves', 'Frozen backbone and fixes against the lab recipe', 'Your frozen-backbone runs (and fixes) against the lab recipe: loss and accuracy per epoch, train solid, test dashed.');
   if (curves) figures.push(curves);
-  const done = g.missing.length === 0 && g.unfinished.length === 0;
-  return { id, title, question, status: done ? 'answered' : 'partial', html: parts.join('\n'), todo: todoOf(g), cites: rows.filter(hasResult).map((r) => r.name), figures };
+  return { id, title, question, status: statusOf(g, true), html: parts.join('\n'), todo: todoOf(g, !rec), cites: rows.filter(hasResult).map((r) => r.name), figures };
+}
+
+/** Which cause weighs most, from the recorded paired comparisons alone. */
+function weighsMost(rec: Recorded): string {
+  const measured = RECORDED_FIXES.map((f) => ({
+    f,
+    gain: comparison(rec, { b: f.arm, a: f.control, what: '' }),
+    gap: comparison(rec, { b: 'dynamic', a: f.control, what: '' }),
+  })).filter((x) => x.gain.n >= 2 && x.gap.n >= 2);
+  if (measured.length === 0) return placeholder(`<strong>What weighs most:</strong> the recorded suite has no fix with its control over two seeds or more yet — <code>${PAIRED_CMD}</code>.`);
+  const ranked = [...measured].sort((a, b) => b.gain.mean - a.gain.mean);
+  const share = (x: (typeof ranked)[number]) => (x.gap.mean > 0 ? ` (${Math.round((100 * x.gain.mean) / x.gap.mean)}% of the ${(100 * x.gap.mean).toFixed(2)} points ${code(x.f.control)} is behind dynamic)` : '');
+  const top = ranked[0];
+  const nothing = ranked.filter((x) => x.gain.verdict === 'no detectable difference');
+  const fixes = RECORDED_FIXES.map((f) => f.arm).filter((a) => armAccuracy(rec, a).n > 0);
+  const best = [...fixes].sort((a, b) => armAccuracy(rec, b).mean - armAccuracy(rec, a).mean)[0];
+  const bestVsDynamic = best ? comparison(rec, { b: best, a: 'dynamic', what: '' }) : undefined;
+  const conclusion: Record<Verdict, string> = {
+    worse: 'Training the whole backbone stays ahead of the best single fix.',
+    better: 'The best single fix beats training the whole backbone.',
+    'no detectable difference': 'The best single fix cannot be told from training the whole backbone at this n.',
+    'too few pairs': 'Too few pairs to compare the best fix with training the whole backbone.',
+  };
+  return (
+    `<p><strong>What weighs most</strong> (recorded, each fix against its control, mean over paired seeds): ` +
+    ranked.map((x) => `${code(x.f.arm)} ${signed(x.gain.mean)} points over ${code(x.f.control)}${share(x)}, ${VERDICT_TEXT[x.gain.verdict]}`).join('; ') +
+    '. ' +
+    (top.gain.verdict === 'better'
+      ? `So ${top.f.causes.includes('and') ? `causes ${top.f.causes} weigh` : `cause ${top.f.causes} weighs`} most here (${code(top.f.arm)}: ${escapeHtml(top.f.how)}).`
+      : 'No fix is measurably better than its control at this n, so the recorded suite does not rank the causes.') +
+    (nothing.length
+      ? ` ${nothing.map((x) => `${code(x.f.arm)} against ${code(x.f.control)}: ${VERDICT_TEXT[x.gain.verdict]} (${x.gain.n} pairs)`).join('; ')} — on ${nothing.length === 1 ? 'its' : 'their'} own, ${nothing.length === 1 ? 'that fix gives' : 'those fixes give'} nothing measurable here.`
+      : '') +
+    (best && bestVsDynamic
+      ? ` The best fix by mean test accuracy, ${code(best)} (${formatPercent(armAccuracy(rec, best).mean)}): ${pairSentence(rec, { b: best, a: 'dynamic', what: 'best fix against training everything' })} ${conclusion[bestVsDynamic.verdict]}`
+      : '') +
+    ' Fixes can combine (an adapter with trainable BatchNorm, say), which these runs do not measure.</p>'
+  );
 }
 
 function timeOf(ms: readonly MeasurementRow[], measure: Measure, variant: string, setting = 'lab'): MeasurementRow | undefined {
@@ -368,7 +589,7 @@ function timeOf(ms: readonly MeasurementRow[], measure: Measure, variant: string
 
 const fmtMs = (m: MeasurementRow | undefined) => (m ? `${m.value.toFixed(m.value < 1 ? 2 : 1)} ± ${m.spread.toFixed(m.spread < 1 ? 2 : 1)} ms` : 'not measured yet');
 
-function prosCons(results: LabResults, ev: Evidence): Answer {
+function prosCons(ev: Evidence): Answer {
   const id = 'dynamic-pros-cons';
   const title = 'Pros and cons of dynamic filters';
   const question = 'What do dynamic filters cost and buy here (parameters, time per step), and what would input-conditioned filters add?';
@@ -456,12 +677,13 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
   pros.push(
     'The classes share the generator: a filter is a function of a 128-d embedding, so classes can share structure, and a new class needs only a new embedding (or one derived from side information such as a word vector — the route to zero-shot classes), not a new filter learnt from scratch.',
   );
-  const cmp = summarizeOutcomes(labRecipeRuns(results).runs.map((r) => r.outcome!));
-  const dyn = cmp.find((x) => x.group === 'dynamic');
-  const sta = cmp.find((x) => x.group === 'static');
-  if (dyn && sta) {
-    pros.push(`Accuracy here: best ${formatMeanStd(dyn.bestAccuracy)} dynamic against ${formatMeanStd(sta.bestAccuracy)} static (${[...dyn.runs, ...sta.runs].map(code).join(', ')}; see the comparison for whether that exceeds the seed spread).`);
-  }
+  const own = [LAB, LAB_STATIC].map((n) => ev.experiments.find((r) => r.name === n));
+  const [dyn, sta] = own;
+  pros.push(
+    'Accuracy — ' +
+      (ev.recorded ? `recorded: ${pairSentence(ev.recorded, COMPARE_PAIRS[0])}` : 'recorded: the paired suite is missing from this checkout (see the comparison).') +
+      (hasResult(dyn) && hasResult(sta) ? ` Your runs: ${code(LAB)} ${formatPercent(dyn.bestTestAccuracy)} against ${code(LAB_STATIC)} ${formatPercent(sta.bestTestAccuracy)} (one pair, no verdict).` : ''),
+  );
   parts.push(`<p><strong>Pros</strong></p><ul>${pros.map((p) => `<li>${p}</li>`).join('')}</ul>`);
   parts.push(`<p><strong>Cons</strong></p><ul>${cons.map((p) => `<li>${p}</li>`).join('') || '<li>Parameter counts and step times: not measured yet.</li>'}</ul>`);
   parts.push(
@@ -475,61 +697,62 @@ function prosCons(results: LabResults, ev: Evidence): Answer {
   if (missingTimes.length) parts.push(`<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>Not measured yet:</strong> ${escapeHtml(missingTimes.join(', '))} of ${missingTimes.some((m) => !timeOf(ev.measurements, m, 'dynamic')) ? 'the dynamic head' : 'the static head'} — <code>${measureCmd}</code></p>`);
   return {
     id, title, question, status: missingTimes.length || !counts.length ? 'partial' : 'answered', html: parts.join('\n'),
-    todo: missingTimes.length || !counts.length ? `\`${measureCmd}\` (on a quiet machine)` : undefined, cites: dyn && sta ? [...dyn.runs, ...sta.runs] : [], figures: [],
+    todo: missingTimes.length || !counts.length ? `\`${measureCmd}\` (on a quiet machine)` : undefined, cites: own.filter(hasResult).map((r) => r!.name), figures: [],
   };
 }
 
-const ABLATIONS = ['ablate-no-norm', 'ablate-no-scale', 'ablate-no-norm-no-scale'];
+
+const ABLATION_PAIRS: readonly Pair[] = [
+  { b: 'ablate-no-norm', a: 'dynamic', what: 'without the L2 normalisation of the generated filters' },
+  { b: 'ablate-no-scale', a: 'dynamic', what: 'response maps not divided by √64' },
+];
 
 function stability(results: LabResults, ev: Evidence): Answer {
   const id = 'stability';
   const title = 'Numerical stability: L2 normalisation and /√64';
   const question = 'The lab normalises each generated filter (L2) and divides the response map by √64 "for numerical stability": what changes without them?';
-  const rows = [LAB, ...ABLATIONS].map((n) => ev.experiments.find((r) => r.name === n)).filter((r): r is ExperimentRow => !!r);
-  const lab = rows.find((r) => r.name === LAB);
-  const g = gaps(rows, [LAB, ...ABLATIONS]);
-  const ablated = rows.filter((r) => r.name !== LAB && reportable(r));
-  if (ablated.length === 0 && !rows.some((r) => r.name !== LAB && r.status === 'running')) return noRunYet(id, title, question, 'ablation runs without the L2 normalisation and without the /√64 scaling', cmd(ABLATIONS));
-  const parts: string[] = [experimentsTable(rows, 'Stability ablations against the lab recipe (seed 0 each; results/experiments.parquet)', lab)];
-  const spread = dynamicSpread(results);
-  const items = ABLATIONS.map((name) => {
-    const r = rows.find((x) => x.name === name);
-    if (r && r.status === 'diverged') return `<li>${code(name)}: <strong>diverged</strong> after ${r.epochsDone} finished epoch(s) — ${escapeHtml(r.detail)}. That is the instability the lab's devices prevent.</li>`;
-    const running = r?.status === 'running';
-    if (!hasResult(r)) return `<li>${code(name)}: <em>${running ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
-    const vs = hasResult(lab) ? `, ${pts(r.bestTestAccuracy, lab.bestTestAccuracy)} against ${code(LAB)} (${formatPercent(lab.bestTestAccuracy)})` : '';
-    const verdict = hasResult(lab) ? spreadVerdict(r.bestTestAccuracy - lab.bestTestAccuracy, spread) : undefined;
-    return `<li>${code(name)}: best <strong>${formatPercent(r.bestTestAccuracy)}</strong> (epoch ${r.bestEpoch}), final ${formatPercent(r.finalTestAccuracy)}${vs}${verdict ? ` (${verdict.text})` : ''}${r.status === 'done' ? '' : `; ${r.epochsDone}/${r.epochs} epochs so far`}; no divergence.</li>`;
-  });
-  parts.push(`<ul>${items.join('')}</ul>`);
-  parts.push(`<p>${escapeHtml(spreadSentence(spread))}</p>`);
-  // The verdict, once every ablation has finished and the seed spread is known.
-  const finished = ABLATIONS.map((n) => rows.find((x) => x.name === n)).filter((r): r is ExperimentRow => !!r && (r.status === 'done' || r.status === 'diverged'));
-  if (finished.length === ABLATIONS.length && hasResult(lab) && spread && spread.bestAccuracy.n >= 2) {
-    const diverged = finished.filter((r) => r.status === 'diverged');
-    const scored = finished.flatMap((r) => (hasResult(r) && r.status === 'done' ? [r] : []));
-    const measurable = (r: (typeof scored)[number]) => spreadVerdict(r.bestTestAccuracy - lab.bestTestAccuracy, spread)?.measurable;
-    const hurt = scored.filter((r) => r.bestTestAccuracy < lab.bestTestAccuracy && measurable(r) === true);
-    const same = scored.filter((r) => measurable(r) === false);
+  const rec = ev.recorded;
+  // Your ablation runs, if any: not in the lab suite, but trained by hand (or by an older suite).
+  const lab = results.runs.find((r) => r.name === LAB && r.outcome);
+  const own = results.runs.filter((r) => !r.problem && (r.config.filterNorm === false || r.config.responseScale === false) && (r.outcome || fs.existsSync(path.join(r.dir, DIVERGED_FILE))));
+  if (!rec && own.length === 0) return noRunYet(id, title, question, 'the stability ablations of the recorded paired suite (ablate-no-norm, ablate-no-scale)', PAIRED_CMD);
+  const parts: string[] = [yourRunsHeading()];
+  if (own.length) {
+    const items = own.map((r) => {
+      const diverged = fs.existsSync(path.join(r.dir, DIVERGED_FILE)) ? '; <strong>diverged</strong> (its diverged.json says why)' : '';
+      const acc = r.outcome
+        ? `best <strong>${formatPercent(r.outcome.bestAccuracy)}</strong> (epoch ${r.outcome.bestEpoch})${lab?.outcome ? `, ${pts(r.outcome.bestAccuracy, lab.outcome.bestAccuracy)} against ${code(LAB)} (${formatPercent(lab.outcome.bestAccuracy)})` : ''}`
+        : 'no finished epoch';
+      return `<li>${code(r.name)} (${escapeHtml(r.changes.join(', '))}, seed ${r.config.seed ?? '?'}): ${acc}${diverged}.</li>`;
+    });
+    parts.push(`<ul>${items.join('')}</ul>`);
+  } else {
+    parts.push('<p>The lab suite has no ablation run (results/runs holds none): the answer is the recorded one below.</p>');
+  }
+  parts.push(recordedHeading(rec));
+  let status: AnswerStatus = 'partial';
+  if (rec) {
+    const arms = ABLATION_PAIRS.map((p) => p.b);
+    const settled = rec.rows.filter((r) => arms.includes(r.arm) && (r.status === 'done' || r.status === 'diverged'));
+    const diverged = settled.filter((r) => r.status === 'diverged');
     parts.push(
-      `<p><strong>So:</strong> ${diverged.length ? `${diverged.map((r) => code(r.name)).join(', ')} diverged` : 'nothing diverged at the lab\'s learning rate with Adam'}` +
-        (same.length ? `; no measurable change for ${same.map((r) => `${code(r.name)} (${escapeHtml(r.settings)})`).join(', ')}` : '') +
-        (hurt.length ? `; a loss of ${hurt.map((r) => `${(100 * (lab.bestTestAccuracy - r.bestTestAccuracy)).toFixed(1)} points for ${code(r.name)} (${escapeHtml(r.settings)})`).join(' and ')}` : '') +
-        '. ' +
+      pairedTable(rec, ABLATION_PAIRS, 'Recorded: each stability device removed, against the lab\'s net (dynamic)') +
+        `<p>${ABLATION_PAIRS.map((p) => pairSentence(rec, p)).join(' ')} ` +
         (diverged.length
-          ? 'Here the devices are what keeps training from diverging.'
-          : hurt.length
-            ? 'Here the devices buy a little accuracy rather than rescuing training from divergence.'
-            : 'Here the devices make no measurable difference.') +
-        ' One seed per ablation, five epochs.</p>',
+          ? `Diverged: ${diverged.map((r) => code(r.name)).join(', ')} (${diverged.length} of ${settled.length} finished ablation runs).`
+          : `None of the ${settled.length} finished ablation runs diverged at the lab's learning rate with Adam.`) +
+        '</p>',
     );
+    if (ABLATION_PAIRS.every((p) => comparison(rec, p).n >= 2)) status = 'answered';
   }
   parts.push(
-    '<p><strong>What the devices do.</strong> The generator ends in Tanh, so each of the 64 filter weights lies in [−1, 1] and a filter\'s length is at most 8; ' +
-      'the L2 normalisation fixes it at 1. The response ⟨F, f⟩ sums 64 products, so its size grows like √64 = 8 times the typical product; dividing by √64 ' +
-      'brings it back (as in scaled dot-product attention). Without one of them the maps reach the score MLP up to 8× larger, without both up to 64×: larger ' +
-      'pre-activations and gradients early in training. Adam rescales each parameter\'s step by its own gradient size, which absorbs much of this; what is left ' +
-      'shows as the differences (or the divergence) measured above, to be read against the seed spread.</p>',
+    '<p><strong>What the devices do.</strong> The generator ends in Tanh, so each of the 64 filter weights lies in [−1, 1] and a filter\'s length is at most √64 = 8; ' +
+      'the L2 normalisation fixes it at 1, so the response depends on the filter\'s direction only. ' +
+      'The filter is unit-norm, the features are not: for a unit-norm filter f and the feature vector x at a position, ⟨f, x⟩ = ‖x‖ cos θ, so the response\'s size is set by the ' +
+      'feature norm ‖x‖ — not by a sum of 64 unit-variance products growing like √64, the argument for the /√d of scaled dot-product attention, where both vectors have ' +
+      'unit-variance entries. Here the /√64 (= /8) is a fixed rescale of the score MLP\'s input: the same as dividing the initial weights of the score MLP\'s first layer by 8, and, ' +
+      'because Adam\'s step does not depend on the gradient\'s scale, the same as giving those weights an 8× smaller effective learning rate than every other parameter, that layer\'s bias included. ' +
+      'That is a change of initialisation and step size rather than a guard against sums growing like √64; whether it matters is what the recorded ablation above says.</p>',
   );
   const tuples = ev.sweep.filter((s) => s.config.filter_norm === false || s.config.response_scale === false);
   const labSweep = ev.sweep.find((s) => s.name === 'lab5');
@@ -539,47 +762,60 @@ function stability(results: LabResults, ev: Evidence): Answer {
         tuples.map((s) => `${escapeHtml(s.name)} ${formatPercent(s.bestTestAccuracy)}`).join(', ') + '.</p>',
     );
   }
-  parts.push(gapsHtml(g, ev.experiments));
   const figures: AnswerFigure[] = [];
-  const curves = curvesFigure(results, [LAB, ...ABLATIONS], 'report-ablation-curves', 'Stability ablations against the lab recipe', 'Without the L2 normalisation and/or the /√64, against the lab recipe: loss and accuracy per epoch, train solid, test dashed.');
-  if (curves) figures.push(curves);
-  const done = g.missing.length === 0 && g.unfinished.length === 0;
-  return { id, title, question, status: done ? 'answered' : 'partial', html: parts.join('\n'), todo: todoOf(g), cites: [LAB, ...ABLATIONS].filter((n) => rows.some((r) => r.name === n && reportable(r))), figures };
+  const curves = curvesFigure(results, [LAB, ...own.map((r) => r.name)], 'report-ablation-curves', 'Stability ablations against the lab recipe', 'Your ablation runs against the lab recipe: loss and accuracy per epoch, train solid, test dashed.');
+  if (curves && own.length) figures.push(curves);
+  return {
+    id, title, question, status, html: parts.join('\n'), figures,
+    todo: status === 'answered' ? undefined : rec ? `\`${PAIRED_CMD}\` (the ablation phase), then \`${PAIRED_CMD} --record\`` : '`git checkout -- results/recorded` (the recorded paired suite)',
+    cites: [...(lab && own.length ? [LAB] : []), ...own.map((r) => r.name)],
+  };
 }
 
 const BEST = 'best-dynamic';
+const BEST_CMD = `${PAIRED_CMD} --only ${BEST}`;
 
 function beyond(results: LabResults, ev: Evidence): Answer {
-  void results;
   const id = 'beyond';
   const title = 'Beyond the lab: the best recipe';
   const question = 'How far can the dynamic net go on this machine (target: 85% test accuracy), and at what training cost?';
-  const row = ev.experiments.find((r) => r.name === BEST);
+  const rec = ev.recorded;
+  const row = rec?.rows.find((r) => r.name === BEST);
   const lab = ev.experiments.find((r) => r.name === LAB);
-  const parts: string[] = [];
-  let status: AnswerStatus = 'no-run-yet';
-  let todo: string | undefined = `\`${cmd([BEST])}\``;
-  if (row && hasResult(row)) {
-    const hours = row.secondsPerEpoch !== null ? (row.secondsPerEpoch * row.epochsDone) / 3600 : null;
-    const full = row.secondsPerEpoch !== null ? (row.secondsPerEpoch * row.epochs) / 3600 : null;
+  const done = !!row && row.status === 'done' && row.selected_test_acc !== null;
+  if (!rec && !hasResult(lab)) return noRunYet(id, title, question, `the ${BEST} run of the paired suite`, BEST_CMD);
+  const parts: string[] = [yourRunsHeading()];
+  if (hasResult(lab)) {
     parts.push(
-      `<p>${code(BEST)} (${escapeHtml(row.settings)}): best test accuracy <strong>${formatPercent(row.bestTestAccuracy)}</strong> at epoch ${row.bestEpoch}, ` +
-        `final ${formatPercent(row.finalTestAccuracy)}, after ${row.epochsDone} of ${row.epochs} epochs` +
-        (hours !== null ? `; ${hours.toFixed(1)} h of training passes (${seconds(row.secondsPerEpoch)} s per epoch, wall clock on the machine that trained it, with whatever else ran there; evaluation not counted)` : '') +
-        (row.status !== 'done' && full !== null ? `, about ${full.toFixed(1)} h for all ${row.epochs} at that pace` : '') +
-        `. ${row.bestTestAccuracy >= 0.85 ? 'That meets the 85% target.' : 'Below the 85% target' + (row.status === 'done' ? '.' : ' so far.')}` +
-        (hasResult(lab) ? ` The lab recipe (${code(LAB)}) reached ${formatPercent(lab.bestTestAccuracy)}.` : '') +
+      `<p>Your lab recipe run ${code(LAB)} reached ${formatPercent(lab.bestTestAccuracy)} (best test epoch ${lab.bestEpoch} of ${lab.epochs}).` +
+        (lab.secondsPerEpoch !== null
+          ? ` ${code(BEST)} trains ${BEST_EPOCHS} epochs: at ${code(LAB)}'s ${seconds(lab.secondsPerEpoch)} s per training pass that would take about ${((BEST_EPOCHS * lab.secondsPerEpoch) / 3600).toFixed(1)} h on your machine (an estimate from that run's wall-clock time, not a measurement of ${code(BEST)}).`
+          : '') +
         '</p>',
     );
-    status = row.status === 'done' ? (row.bestTestAccuracy >= 0.85 ? 'answered' : 'partial') : 'partial';
-    todo = row.status === 'done' ? undefined : `\`${cmd([BEST])}\` (${row.epochsDone}/${row.epochs} epochs)`;
   } else {
-    const estimate =
-      row && lab && lab.secondsPerEpoch !== null
-        ? ` Its cost can only be estimated until then: ${row.epochs} epochs at ${code(LAB)}'s ${seconds(lab.secondsPerEpoch)} s per training pass would take about ${((row.epochs * lab.secondsPerEpoch) / 3600).toFixed(1)} h (an estimate from that run's wall-clock time, taken under whatever load it shared the machine with; not a measurement of ${code(BEST)}).`
-        : '';
+    parts.push(gapsHtml(gaps(ev.experiments, [LAB]), ev.experiments));
+  }
+  parts.push(recordedHeading(rec));
+  if (rec && row && done) {
+    const acc = row.selected_test_acc!;
+    const baseline = rec.rows.find((r) => r.arm === 'dynamic' && Number(r.seed) === Number(row.seed) && r.status === 'done' && r.selected_test_acc !== null);
+    const hours = row.train_seconds_per_epoch !== null ? (row.train_seconds_per_epoch * row.epochs_done) / 3600 : null;
     parts.push(
-      `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>Not run yet:</strong> ${code(BEST)}${row ? ` (${escapeHtml(row.settings)})` : ''} — <code>${cmd([BEST])}</code>.${estimate}</p>`,
+      `<p>${code(BEST)} (${escapeHtml(row.settings)}; seed ${row.seed}): test accuracy <strong>${formatPercent(acc)}</strong> at epoch ${row.selected_epoch} of ${row.epochs_done}, ` +
+        `the epoch chosen on validation (${row.best_val_acc !== null ? formatPercent(row.best_val_acc) : '–'}); final-epoch test accuracy ${row.final_test_acc !== null ? formatPercent(row.final_test_acc) : '–'}. ` +
+        `${acc >= 0.85 ? 'That meets the 85% target.' : 'That is below the 85% target.'}` +
+        (hours !== null ? ` Training passes took ${hours.toFixed(1)} h (${seconds(row.train_seconds_per_epoch)} s per epoch on the recording machine, evaluation not counted).` : '') +
+        (baseline ? ` The lab's recipe with the same seed and selection rule (${code(baseline.name)}) reached ${formatPercent(baseline.selected_test_acc!)}: ${pts(acc, baseline.selected_test_acc!)} (one pair, no verdict).` : '') +
+        '</p>',
+    );
+  } else if (rec) {
+    parts.push(
+      placeholder(
+        row && row.epochs_done > 0
+          ? `<strong>Unfinished in the recorded suite:</strong> ${code(BEST)} has ${row.epochs_done} of ${row.epochs} epochs (${escapeHtml(row.status)}) — <code>${BEST_CMD}</code>, then <code>${PAIRED_CMD} --record</code>.`
+          : `<strong>Not in the recorded suite yet:</strong> ${code(BEST)} — <code>${BEST_CMD}</code>, then <code>${PAIRED_CMD} --record</code>.`,
+      ),
     );
   }
   if (ev.sweep.length) {
@@ -602,7 +838,11 @@ function beyond(results: LabResults, ev: Evidence): Answer {
   const figures: AnswerFigure[] = [];
   const curves = curvesFigure(results, [LAB, BEST], 'report-best-curves', 'Best recipe against the lab recipe', 'The beyond-the-lab recipe against the lab recipe: loss and accuracy per epoch, train solid, test dashed.');
   if (curves && results.runs.some((r) => r.name === BEST && r.epochs.length)) figures.push(curves);
-  return { id, title, question, status, html: parts.join('\n'), todo, cites: row && hasResult(row) ? [BEST] : [], figures };
+  return {
+    id, title, question, status: done ? 'answered' : 'partial', html: parts.join('\n'), figures,
+    todo: done ? undefined : rec ? `\`${BEST_CMD}\`, then \`${PAIRED_CMD} --record\`` : '`git checkout -- results/recorded` (the recorded paired suite)',
+    cites: hasResult(lab) ? [LAB] : [],
+  };
 }
 
 /** Best test accuracy of every experiment with a result, as bars (one seed each unless grouped). */
@@ -652,7 +892,7 @@ export function experimentTableHtml(ev: Evidence): string {
  */
 export function answerQuestions(results: LabResults, evidence?: Partial<Evidence>): Answer[] {
   const ev = { ...loadEvidenceIfNeeded(results.resultsDir, evidence), ...evidence } as Evidence;
-  return [compare(results, ev), responseMaps(results), freeze(results, ev), prosCons(results, ev), stability(results, ev), beyond(results, ev)];
+  return [compare(results, ev), responseMaps(results), freeze(results, ev), prosCons(ev), stability(results, ev), beyond(results, ev)];
 }
 
 function loadEvidenceIfNeeded(resultsDir: string, evidence?: Partial<Evidence>): Evidence {

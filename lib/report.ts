@@ -35,6 +35,8 @@ export interface ReportOptions {
    */
   rebuildTable?: boolean;
   quick?: boolean;
+  /** The recorded paired suite the answers quote (default results/recorded/paired; lib/answers loadEvidence). */
+  recordedDir?: string;
   /** Also print the PDF (default true). */
   pdf?: boolean;
   /** A browser to reuse (default: one is launched and closed). */
@@ -141,7 +143,7 @@ function compareSection(results: LabResults): Section {
   const { runs, subset } = labRecipeRuns(results);
   const variants = new Set(runs.map((r) => r.config.variant));
   if (!variants.has('dynamic') || !variants.has('static')) {
-    section.html = placeholder('The comparison needs lab-recipe runs of both heads (3 seeds each): run notebook 04 or `npm run experiments`.');
+    section.html = placeholder('The comparison needs lab-recipe runs of both heads: run notebook 04 or `npm run experiments`.');
     return section;
   }
   const groups = summarizeOutcomes(runs.map((r) => r.outcome!));
@@ -189,8 +191,8 @@ function experimentsSection(evidence: Evidence): Section {
     id: 'experiments',
     title: 'Experiments',
     html:
-      '<p>Every experiment of <code>npm run experiments</code> (lib/experiments): the lab recipe with 3 seeds per head, the frozen backbone and its fixes, ' +
-      'the stability ablations and the beyond-the-lab recipe. All but the extra seeds use seed 0, like <code>lab-dynamic-s0</code>, so each differs from it only in what it changes.</p>' +
+      '<p>Your runs: every experiment of the lab suite (<code>npm run experiments</code>, what <code>npm start</code> trains; lib/experiments): both heads with the lab\'s recipe, ' +
+      'the lab\'s freeze, the fixed-function freeze and two fixes, all with seed 0 and the best epoch chosen on test accuracy as the lab states it. The multi-seed comparisons come from the recorded paired suite, quoted in the answers.</p>' +
       experimentTableHtml(evidence),
     figures: bars ? [bars] : [],
   };
@@ -200,7 +202,7 @@ function questionsSection(answers: readonly Answer[]): Section {
   return {
     id: 'questions',
     title: 'The lab\'s questions',
-    html: '<p>Each answer quotes the experiment table, the measurements and the runs\' metrics, and names the runs it used.</p>',
+    html: '<p>Each answer shows your runs (the experiment table, the measurements, the runs\' metrics) and the recorded paired suite apart, and names the runs it used.</p>',
     figures: [],
     blocks: answers.map((a) => ({ html: answerHtml(a), figures: a.figures })),
   };
@@ -301,7 +303,7 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
     const table = writeExperimentTable({ resultsDir: results.resultsDir, quick: opts.quick ?? isQuick() });
     progress(`experiment table ${table.file}: ${table.rows.filter((r) => r.status === 'done').length} of ${table.rows.length} done`);
   }
-  const evidence = loadEvidence(results.resultsDir);
+  const evidence = loadEvidence(results.resultsDir, { recordedDir: opts.recordedDir });
 
   const answers = answerQuestions(results, evidence);
   const sections = [dataSection(), trainingSection(results), experimentsSection(evidence), compareSection(results), visualizeSection(results), questionsSection(answers)];

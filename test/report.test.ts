@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerQuestions } from '../lib/answers';
+import { answerQuestions, loadEvidence } from '../lib/answers';
 import { launchChromium } from '../lib/chromium';
 import { saveFigureJson } from '../lib/figures-export';
 import { appendEpoch, type EpochRow } from '../lib/metrics';
@@ -61,22 +61,22 @@ describe('report', () => {
     expect(loaded.runs.find((r) => r.name === 'frozen-all')!.changes).toEqual(['freeze=all']);
     expect(labRecipeRuns(loaded).runs.map((r) => r.name)).toEqual(['dyn-s0', 'dyn-s1', 'sta-s0', 'sta-s1']);
 
-    const answers = Object.fromEntries(answerQuestions(loaded).map((a) => [a.id, a]));
-    expect(answers.compare.status).toBe('partial'); // two seeds per head, three wanted
-    // best: dynamic 0.80 / 0.78 → 79.00 ± 1.41; static 0.70 / 0.66 → 68.00 ± 2.83
-    expect(answers.compare.html).toContain('79.00 ± 1.41% (n=2)');
-    expect(answers.compare.html).toContain('68.00 ± 2.83% (n=2)');
-    expect(answers.compare.html).toContain('larger than the seed-to-seed spread');
+    // Nothing recorded here (the checkout's results/recorded is not read): the answers rest on these runs alone.
+    const recordedDir = path.join(root, 'no-recorded');
+    const answers = Object.fromEntries(answerQuestions(loaded, loadEvidence(results, { recordedDir })).map((a) => [a.id, a]));
+    expect(answers.compare.status).toBe('no-run-yet'); // no lab-suite run (lab-dynamic-s0, lab-static-s0)
+    expect(answers.compare.html).toContain('npm run experiments -- --only lab-dynamic-s0,lab-static-s0');
     expect(answers.freeze.status).toBe('no-run-yet'); // no experiment table yet: the report builds it
     expect(answers.stability.status).toBe('no-run-yet');
 
-    const report = await buildReport({ resultsDir: results, browser, quick: false });
+    const report = await buildReport({ resultsDir: results, browser, quick: false, recordedDir });
     const html = fs.readFileSync(report.html, 'utf8');
     // The experiment table is rebuilt from the runs: frozen-all is the only experiment run here.
     expect(fs.existsSync(path.join(results, 'experiments.parquet'))).toBe(true);
     expect(html).toContain('Every experiment (results/experiments.parquet)');
     expect(html).toMatch(/<code>frozen-all<\/code><\/td>.*?40.00% \(1\)/); // its row: best 40.00% at epoch 1
-    expect(html).toContain('<code>npm run experiments -- --only lab-dynamic-s0,frozen-keep-bn,frozen-upsample,frozen-adapter</code>'); // the named lab run too
+    expect(html).toContain('<code>npm run experiments -- --only lab-dynamic-s0,frozen-requires-grad,frozen-keep-bn,frozen-adapter</code>'); // the named lab run too
+    expect(html).toContain('The recorded paired suite is missing');
     expect(report.answers.find((a) => a.id === 'freeze')!.status).toBe('partial');
     expect(report.html).toBe(path.join(results, 'report', 'report.html'));
     expect(html).toContain('unreadable: cannot read metrics part');
@@ -96,7 +96,7 @@ describe('report', () => {
 
   it('builds from an empty results folder, every question saying "no run yet"', { timeout: 120_000 }, async () => {
     const results = path.join(root, 'empty');
-    const report = await buildReport({ resultsDir: results, browser, pdf: false });
+    const report = await buildReport({ resultsDir: results, browser, pdf: false, recordedDir: path.join(root, 'no-recorded') });
     expect(report.runs).toBe(0);
     expect(report.answers.every((a) => a.status === 'no-run-yet')).toBe(true);
     expect(fs.readFileSync(report.html, 'utf8')).toContain('No runs yet: train one with <code>npm run train</code>');
