@@ -10,8 +10,9 @@ import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
 import { PATHS } from '../lib/config';
 import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiment-table';
 import {
-  DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentDirs, experimentStatus, quickExperiment, runExperiments, selectExperiments,
-  type Experiment, type ExperimentEvent,
+  DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentConflicts, experimentDirs, experimentStatus, findExperiment, LAB_EXPERIMENTS, labRunConfig,
+  PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
+  type Experiment, type ExperimentEvent, type LabRunName,
 } from '../lib/experiments';
 import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/measurements';
 import { readRunEpochs } from '../lib/metrics';
@@ -36,49 +37,56 @@ const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
 });
 
 describe('the experiment table', () => {
-  it('names every experiment once, each its own run, and covers every group of the issue', () => {
-    const names = EXPERIMENTS.map((e) => e.name);
-    expect(new Set(names).size).toBe(names.length);
-    for (const e of EXPERIMENTS) {
+  it('names every experiment once per suite, each its own run, and covers every group of the issue', () => {
+    const all = Object.values(SUITES).flat();
+    for (const suite of Object.values(SUITES)) {
+      const names = suite.map((e) => e.name);
+      expect(new Set(names).size).toBe(names.length);
+    }
+    for (const e of all) {
       expect(e.config.run).toBe(e.name);
       expect(validateConfig(e.config)).toEqual(e.config);
       expect(e.relativeEpochCost).toBeGreaterThan(0);
     }
-    expect(new Set(EXPERIMENTS.map((e) => e.group))).toEqual(new Set(EXPERIMENT_GROUPS));
-    // compare: the lab's recipe, three seeds per head, nothing else changed.
-    const compare = EXPERIMENTS.filter((e) => e.group === 'compare');
+    expect(new Set(all.map((e) => e.group))).toEqual(new Set(EXPERIMENT_GROUPS));
+    // The lab suite: the lab's recipe for both heads, seed 0, nothing else changed.
     for (const variant of ['dynamic', 'static'] as const) {
-      const runs = compare.filter((e) => e.config.variant === variant);
-      expect(runs.map((e) => e.config.seed).sort()).toEqual([0, 1, 2]);
-      for (const e of runs) expect({ ...e.config, run: '', seed: 0 }).toEqual({ ...LAB_RECIPE, run: '', variant, seed: 0 });
+      const [e] = LAB_EXPERIMENTS.filter((x) => x.group === 'compare' && x.config.variant === variant);
+      expect({ ...e.config, run: '' }).toEqual({ ...LAB_RECIPE, run: '', variant });
     }
-    // freeze: fully frozen, and the three fixes, each on the dynamic net with the lab's recipe otherwise.
-    const freeze = Object.fromEntries(EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]));
+    // Its freezing runs: both semantics of "frozen" and two fixes, on the dynamic net with the lab's recipe otherwise.
+    const freeze = Object.fromEntries(LAB_EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]));
+    expect(freeze['frozen-requires-grad']).toMatchObject({ freeze: 'requires-grad', adapter: false });
     expect(freeze['frozen-all']).toMatchObject({ freeze: 'all', upsample: 1, adapter: false });
     expect(freeze['frozen-keep-bn']).toMatchObject({ freeze: 'keep-bn' });
-    expect(freeze['frozen-upsample']).toMatchObject({ freeze: 'all', upsample: 2 });
     expect(freeze['frozen-adapter']).toMatchObject({ freeze: 'all', adapter: true });
-    // ablations: the lab's recipe without the L2 norm, without /√64.
-    const ablation = EXPERIMENTS.filter((e) => e.group === 'ablation').map((e) => e.config);
-    expect(ablation.some((c) => !c.filterNorm && c.responseScale)).toBe(true);
-    expect(ablation.some((c) => c.filterNorm && !c.responseScale)).toBe(true);
-    for (const c of [...ablation, ...Object.values(freeze)]) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
+    for (const c of Object.values(freeze)) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
+    // The paired suite's controls, one factor each.
+    const arm = (name: string) => findExperiment(`${name}-s0`, PAIRED_EXPERIMENTS).config;
+    expect(arm('static-l2')).toMatchObject({ variant: 'static', staticNorm: true });
+    expect(arm('frozen-eval-imagenet')).toMatchObject({ freeze: 'all', norm: 'imagenet' });
+    expect(arm('fix-stem-frozen')).toMatchObject({ freeze: 'stem' });
+    expect(arm('dynamic-folded')).toMatchObject({ weights: 'folded', variant: 'dynamic' });
+    expect(arm('ablate-no-norm')).toMatchObject({ filterNorm: false, responseScale: true });
+    expect(arm('ablate-no-scale')).toMatchObject({ filterNorm: true, responseScale: false });
     // the recipe beyond the lab.
-    const best = EXPERIMENTS.find((e) => e.group === 'recipe')!.config;
+    const best = all.find((e) => e.group === 'recipe')!.config;
     expect(best).toMatchObject({ variant: 'dynamic', norm: 'imagenet', augment: true, schedule: 'cosine' });
     expect(best.labelSmoothing).toBeGreaterThan(0);
     expect(best.epochs).toBeGreaterThanOrEqual(15);
   });
 
-  it("keeps lab-dynamic-s0 identical to the run the lead started by hand (its saved config matches)", () => {
-    // config.json as `npm run train -- --run lab-dynamic-s0 --variant dynamic --epochs 5 --batch-size 64
-    // --lr 1e-3 --seed 0 --norm half` wrote it before the architecture options existed.
+  it('does not take a run saved before the weights setting for the lab run: it started from the folded file', () => {
+    // config.json as `npm run train -- --run lab-dynamic-s0 …` wrote it before `weights` and the architecture options existed.
     const saved = validateConfig({
       run: 'lab-dynamic-s0', variant: 'dynamic', epochs: 5, batchSize: 64, lr: 0.001, seed: 0, norm: 'half', augment: false,
       freeze: 'none', pretrained: true, limitTrain: 0, limitTest: 0, val: 0, labelSmoothing: 0, schedule: 'constant',
       weightDecay: 0, selectBy: 'test', logEvery: 10, evalBatchSize: 500,
     });
-    expect(selectExperiments(['lab-dynamic-s0'])[0].config).toEqual(saved);
+    expect(saved.weights).toBe('folded');
+    expect(experimentConflicts(saved, selectExperiments(['lab-dynamic-s0'])[0].config)).toEqual([
+      'weights: the run has "folded", the experiment wants "torchvision"',
+    ]);
   });
 
   it('quick mode: the same settings on a slice, one epoch, in results/quick — never results/runs', () => {
@@ -213,5 +221,36 @@ describe('Parquet tables', () => {
     const oldBack = readMeasurements(old);
     expect(oldBack.length).toBe(back.length);
     expect(oldBack.every((r) => r.othersShare === null)).toBe(true);
+  });
+});
+
+describe('the suites', () => {
+  it('pairs every arm of the paired suite over the same seeds, selected on the fixed validation split', () => {
+    const arms = new Map<string, number[]>();
+    for (const e of PAIRED_EXPERIMENTS) {
+      if (e.group === 'recipe') continue;
+      expect(e.name).toBe(`${e.arm}-s${e.config.seed}`);
+      arms.set(e.arm, [...(arms.get(e.arm) ?? []), e.config.seed]);
+    }
+    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual([...PAIRED_SEEDS]);
+    expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(5);
+    for (const e of PAIRED_EXPERIMENTS) expect([e.config.val, e.config.selectBy], e.name).toEqual([VALIDATION_IMAGES, 'val']);
+    // Seed k of two arms differs only in what the arms change (and never in the seed).
+    const a = findExperiment('dynamic-s3', PAIRED_EXPERIMENTS).config;
+    const b = findExperiment('static-l2-s3', PAIRED_EXPERIMENTS).config;
+    expect(experimentConflicts(a, { ...b, run: a.run }).map((l) => l.split(':')[0]).sort()).toEqual(['staticNorm', 'variant']);
+  });
+
+  it('compares only arms that exist, and keeps the lab suite on the lab rule', () => {
+    const arms = new Set(PAIRED_EXPERIMENTS.map((e) => e.arm));
+    for (const c of PAIRED_COMPARISONS) {
+      expect(arms.has(c.a), c.a).toBe(true);
+      expect(arms.has(c.b), c.b).toBe(true);
+    }
+    for (const e of LAB_EXPERIMENTS) {
+      expect([e.config.seed, e.config.val, e.config.selectBy], e.name).toEqual([0, 0, 'test']);
+      expect(labRunConfig(e.name as LabRunName)).toEqual(e.config);
+    }
+    expect(() => labRunConfig('nope' as LabRunName)).toThrow(/no experiment named 'nope'/);
   });
 });

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { Adam } from '../lib/adam';
 import { GraphFunction, encodeSavedModel, graphSpec, record } from '../lib/graph';
-import { EXPERIMENTS } from '../lib/experiments';
+import { SUITES } from '../lib/experiments';
 import { distinctSettings, settingName } from '../lib/measurements';
 import { createNet } from '../lib/model';
 import { ProtoWriter } from '../lib/protobuf';
@@ -153,8 +153,8 @@ describe('TrainStep as a graph', () => {
     }
   });
 
-  it('records and runs every net the experiments train (frozen, upsampled, adapter, ablations, both heads)', () => {
-    const settings = distinctSettings(EXPERIMENTS.map((e) => e.config));
+  it('records and runs every net the experiment suites train (every freeze, adapter, ablations, both heads, normalised static filters)', () => {
+    const settings = distinctSettings(Object.values(SUITES).flatMap((suite) => suite.map((e) => e.config)));
     expect(settings.length).toBeGreaterThanOrEqual(8);
     const x = tf.randomNormal([8, 32, 32, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
     const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');

@@ -144,6 +144,32 @@ describe('BatchNorm and freezing', () => {
     x.dispose();
     net.dispose();
   });
+
+  it("freeze 'requires-grad' (the lab's) trains no backbone parameter, but BatchNorm stays in training mode", () => {
+    const net = createNet('dynamic', { seed: 2, freeze: 'requires-grad' });
+    expect([...net.trainable().keys()].some((k) => k.startsWith('backbone.'))).toBe(false);
+    const before = snapshot(net);
+    const x = images();
+    const train = net.forward(x, true);
+    const evalLogits = net.forward(x, false);
+    // Batch statistics in training differ from the running ones in evaluation, and the running ones move.
+    expect(tf.max(tf.abs(tf.sub(train, evalLogits))).dataSync()[0]).toBeGreaterThan(1e-4);
+    const after = snapshot(net);
+    expect(after['backbone.layer1.0.bn1.running_mean']).not.toEqual(before['backbone.layer1.0.bn1.running_mean']);
+    expect(after['backbone.conv1.weight']).toEqual(before['backbone.conv1.weight']);
+    expect(after['backbone.bn1.weight']).toEqual(before['backbone.bn1.weight']);
+    tf.dispose([x, train, evalLogits]);
+    net.dispose();
+  });
+
+  it("freeze 'stem' fixes conv1 and bn1 only: layer1 trains", () => {
+    const net = createNet('static', { seed: 2, freeze: 'stem' });
+    const backbone = [...net.trainable().keys()].filter((k) => k.startsWith('backbone.'));
+    expect(backbone.some((k) => /^backbone\.(conv1|bn1)\./.test(k))).toBe(false);
+    expect(backbone.filter((k) => k.startsWith('backbone.layer1.')).length).toBe(4 + 8);
+    expect(backbone).toHaveLength(12);
+    net.dispose();
+  });
 });
 
 describe('state', () => {
