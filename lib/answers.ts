@@ -485,7 +485,8 @@ function freeze(results: LabResults, ev: Evidence): Answer {
     parts.push(experimentsTable(rows, 'Your runs: frozen backbones and fixes against the lab recipe (results/experiments.parquet)', lab));
     const items = OWN_FREEZE.map(({ name, what, base }) => {
       const r = row(name);
-      if (!hasResult(r)) return `<li>${code(name)} — ${escapeHtml(what)}: <em>${r?.status === 'running' ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
+      // row(name) again, not r: tslab's TypeScript 5.0 narrows r to never in this branch.
+      if (!hasResult(r)) return `<li>${code(name)} — ${escapeHtml(what)}: <em>${row(name)?.status === 'running' ? 'training now, no finished epoch yet' : 'not run yet'}</em> (${code(cmd([name]))}).</li>`;
       const b = row(base);
       const vs = [
         ...(base !== LAB && hasResult(b) ? [`${pts(r.bestTestAccuracy, b.bestTestAccuracy)} against ${code(base)}`] : []),

@@ -21,6 +21,7 @@
  *   are only as quiet as the machine), time.
  * Timing rounds alternate between the nets, so every net sees the same background load.
  */
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -247,4 +248,20 @@ export async function measure(configs: readonly TrainConfig[], opts: TimingOptio
   const times = await timeSteps(distinctSettings(configs), opts);
   const base = { backend: times[0]?.backend ?? '', cpus: os.cpus().length, load1: os.loadavg()[0], othersShare: null, time: new Date() };
   return [...parameterRows(base), ...times];
+}
+
+/**
+ * The measurements of `resultsDir`, measured first when the file is missing (a minute on two
+ * cores; trains nothing): npm start needs them for the pros-and-cons answer. `quick` times a few
+ * steps only, to check the path.
+ */
+export async function ensureMeasurements(
+  resultsDir: string,
+  configs: readonly TrainConfig[],
+  opts: { quick?: boolean; onProgress?: (message: string) => void } = {},
+): Promise<{ file: string; rows: MeasurementRow[]; measured: boolean }> {
+  const file = path.join(resultsDir, MEASUREMENTS_FILE);
+  if (fs.existsSync(file)) return { file, rows: readMeasurements(file), measured: false };
+  const rows = await measure(configs, { steps: opts.quick ? 3 : 12, rounds: opts.quick ? 1 : 3, warmup: opts.quick ? 1 : 2, onProgress: opts.onProgress });
+  return { file: writeMeasurements(resultsDir, rows), rows, measured: true };
 }

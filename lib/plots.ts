@@ -618,6 +618,19 @@ export function similarityConfusionFigure(
   };
 }
 
+/**
+ * Arms compared seed by seed: one line per seed through the arms' values (e.g. test accuracy at
+ * the validation-selected epoch), so a paired difference reads as the slope of each line.
+ */
+export function pairedSeedsFigure(arms: readonly { name: string; bySeed: ReadonlyMap<number, number> }[], opts: { title: string; yTitle?: string }): Figure {
+  const seeds = [...new Set(arms.flatMap((a) => [...a.bySeed.keys()]))].sort((a, b) => a - b);
+  const data: Trace[] = seeds.map((seed, i) => ({
+    type: 'scatter', mode: 'lines+markers', name: `seed ${seed}`, x: arms.map((a) => a.name), y: arms.map((a) => (a.bySeed.has(seed) ? 100 * a.bySeed.get(seed)! : null)),
+    line: { color: PALETTE[i % PALETTE.length] }, hovertemplate: `seed ${seed}<br>%{x}: %{y:.2f}%<extra></extra>`,
+  }));
+  return { data, layout: { ...BASE_LAYOUT, height: 420, width: 720, title: { text: opts.title }, yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } } } };
+}
+
 /** The class with the highest score. */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;

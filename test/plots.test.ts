@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
 import { escapeHtml, formatPercent, htmlTable } from '../lib/html-table';
 import {
-  cellMapsFigure, confusionMatrixFigure, meanStdBars, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
+  cellMapsFigure, confusionMatrixFigure, meanStdBars, pairedSeedsFigure, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
   trainingCurves, upsampleBilinear, variantComparison, type Trace,
 } from '../lib/plots';
 import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, welchT, type EpochPoint } from '../lib/summary';
@@ -195,6 +195,16 @@ describe('images', () => {
     // The bound comes from the larger |value| (the −5, upsampled), so 0 sits in the middle of the scale.
     expect(heatmaps.every((h) => h.zmin === -h.zmax && h.zmax > 3 && h.colorscale === 'RdBu')).toBe(true);
     expect(JSON.stringify(fig.layout.title)).toContain('Gradient × response');
+  });
+
+  it('draws one line per seed through the arms, leaving a gap where a seed is missing', () => {
+    const fig = pairedSeedsFigure([
+      { name: 'static', bySeed: new Map([[0, 0.75], [1, 0.76]]) },
+      { name: 'dynamic', bySeed: new Map([[0, 0.77]]) },
+    ], { title: 't' });
+    expect(fig.data.map((t) => t.name)).toEqual(['seed 0', 'seed 1']);
+    expect((fig.data[0] as Trace & { y: (number | null)[] }).y).toEqual([75, 77]);
+    expect((fig.data[1] as Trace & { y: (number | null)[] }).y).toEqual([76, null]);
   });
 
   it('lays small 8×8 cell maps side by side on one symmetric scale', () => {
