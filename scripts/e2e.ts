@@ -8,6 +8,11 @@
  * Screenshots of each notebook and of each figure go to results/screenshots/. The server it
  * started is always stopped, also on failure or Ctrl-C.
  *
+ * Notebook 03 (training) is driven through interruption and resume first (issue #14): run all,
+ * press ■ once the first epoch is saved, check that no epoch is added for 30 s, run all again
+ * (it resumes and completes, each epoch recorded once), then restart the kernel and run all (it
+ * completes without training again); the usual checks then apply to that last run.
+ *
  * JupyterLab runs with its own temporary settings: autosave off (notebooks/ is never written;
  * the run checks that), every cell attached to the page (so off-screen figures draw), no news
  * or update checks (the machine may be offline).
@@ -24,6 +29,7 @@ import type { Browser, Page } from 'playwright-core';
 import { writeFileAtomic } from '../lib/atomic-file';
 import { launchChromium } from '../lib/chromium';
 import { PATHS } from '../lib/config';
+import { readRunEpochs } from '../lib/metrics';
 import { listNotebooks, type NotebookOutput } from '../lib/notebooks';
 
 const SCREENSHOTS = path.join(PATHS.results, 'screenshots');
@@ -228,6 +234,90 @@ interface NotebookReport {
   screenshots: string[];
 }
 
+/** Run → Run All Cells, as a user would. */
+async function runAllFromMenu(page: Page): Promise<void> {
+  await page.locator('.lm-MenuBar-item', { hasText: /^Run$/ }).click();
+  await page.locator('.lm-Menu-item:has(.lm-Menu-itemLabel:text-is("Run All Cells"))').click();
+}
+
+/** Waits until nothing runs and the kernel has been idle for 3 s in a row; false on timeout. */
+async function waitUntilIdle(page: Page, deadline: number): Promise<boolean> {
+  let idleSince = 0;
+  for (;;) {
+    if (Date.now() > deadline) return false;
+    await page.waitForTimeout(1000);
+    const cells = await cellStates(page);
+    const status = await kernelStatus(page);
+    const busy = status !== 'idle' || cells.some((c) => c.running);
+    if (busy) idleSince = 0;
+    else if (!idleSince) idleSince = Date.now();
+    else if (Date.now() - idleSince > 3000) return true;
+  }
+}
+
+/** The quick-mode run notebook 03 trains (DCF_QUICK=1 on the server). */
+const QUICK_RUN = path.join(PATHS.root, 'results', 'quick', 'runs', 'lab-dynamic-quick');
+/** Finished epochs as their metrics parts (names), sorted. */
+function epochParts(): string[] {
+  const dir = path.join(QUICK_RUN, 'metrics');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.startsWith('epochs-')).sort() : [];
+}
+const QUIET_SECONDS = 30;
+
+/**
+ * Issue #14's path through notebook 03, up to (not including) the final wait: see the module
+ * comment. Problems go to `problems`; returns when the last "restart and run all" has started,
+ * with the check of step 5 to run once it is done.
+ */
+async function interruptAndResume(page: Page, problems: string[]): Promise<(() => void) | undefined> {
+  const step = (message: string) => log(`03 resume: ${message}`);
+  // A fresh quick run, so that the cell trains (results/quick holds only quick-mode scratch).
+  const runsDir = path.dirname(QUICK_RUN);
+  for (const name of ['lab-dynamic-quick', '.lab-dynamic-quick.fresh', '.lab-dynamic-quick.lock']) fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
+
+  // 1. run the training cell (Run All: the set-up cell, then training)
+  await runAllFromMenu(page);
+  const deadline = Date.now() + NOTEBOOK_TIMEOUT_MS;
+  while (epochParts().length === 0) {
+    if (Date.now() > deadline) return void problems.push('resume: no epoch was saved');
+    await page.waitForTimeout(250);
+  }
+  // 2. ■ after the first saved epoch
+  await page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').first().click();
+  const atStop = epochParts();
+  step(`pressed ■ with ${atStop.join(', ')} saved`);
+  // 3. no new epoch for 30 s
+  await page.waitForTimeout(QUIET_SECONDS * 1000);
+  const after = epochParts();
+  if (after.join() !== atStop.join()) problems.push(`resume: epochs kept coming after ■: ${atStop.join(', ')} → ${after.join(', ')}`);
+  if (atStop.length >= 3) problems.push('resume: training had finished before ■ could interrupt it');
+  step(`${QUIET_SECONDS} s after ■: ${after.length} epoch(s), none added`);
+  // 4. rerun: resumes and completes
+  await runAllFromMenu(page);
+  if (!(await waitUntilIdle(page, deadline))) return void problems.push('resume: the rerun did not finish');
+  const rows = readRunEpochs(QUICK_RUN).map((r) => `${r.epoch}:${r.split}`);
+  const expected = ['1:test', '1:train', '2:test', '2:train', '3:test', '3:train'];
+  if (rows.join() !== expected.join()) problems.push(`resume: after the rerun the run's epochs are ${rows.join(', ')}, expected each of 1–3 once`);
+  const text = (await cellStates(page)).flatMap((c) => c.outputs).map(outputText).join('');
+  if (!/run lab-dynamic-quick: trained epochs? \d/.test(text)) problems.push('resume: the rerun did not report training to the end');
+  step(`rerun finished: ${rows.length / 2} epochs recorded once each`);
+  // 5. restart the kernel and run all: completes without training again
+  const parts = epochParts();
+  // Not awaited in the page: the command waits for the dialog's answer, given below.
+  await page.evaluate(() => void (window as any).jupyterapp.commands.execute('notebook:restart-run-all')); // eslint-disable-line @typescript-eslint/no-explicit-any
+  await page.locator('.jp-Dialog .jp-mod-accept').click();
+  await page.waitForFunction(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    () => (window as any).jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status !== 'idle',
+    undefined,
+    { timeout: 60_000, polling: 200 },
+  ).catch(() => undefined);
+  step('restarted the kernel, running all cells');
+  return () => {
+    if (epochParts().join() !== parts.join()) problems.push(`resume: after restart and run all the run trained again (${epochParts().join(', ')})`);
+  };
+}
+
 async function runNotebook(browser: Browser, server: LabServer, notebook: string): Promise<NotebookReport> {
   const name = path.basename(notebook);
   const rel = path.relative(PATHS.root, notebook);
@@ -253,25 +343,15 @@ async function runNotebook(browser: Browser, server: LabServer, notebook: string
     await page.evaluate(() => { const shell = (window as any).jupyterapp.shell; shell.collapseLeft(); shell.collapseRight(); });
     if (kernel !== 'tslab') report.problems.push(`kernel is '${kernel}', expected tslab`);
 
-    // Run → Run All Cells, as a user would.
-    await page.locator('.lm-MenuBar-item', { hasText: /^Run$/ }).click();
-    await page.locator('.lm-Menu-item:has(.lm-Menu-itemLabel:text-is("Run All Cells"))').click();
+    let afterRestart: (() => void) | undefined;
+    if (name.startsWith('03-')) afterRestart = await interruptAndResume(page, report.problems);
+    else await runAllFromMenu(page);
 
     // Done when nothing runs and the kernel is idle for 3 s in a row (a failing cell stops the rest).
-    let idleSince = 0;
-    for (;;) {
-      if (Date.now() - started > NOTEBOOK_TIMEOUT_MS) {
-        report.problems.push(`still running after ${NOTEBOOK_TIMEOUT_MS / 60_000} min`);
-        break;
-      }
-      await page.waitForTimeout(1000);
-      const cells = await cellStates(page);
-      const status = await kernelStatus(page);
-      const busy = status !== 'idle' || cells.some((c) => c.running);
-      if (busy) idleSince = 0;
-      else if (!idleSince) idleSince = Date.now();
-      else if (Date.now() - idleSince > 3000) break;
+    if (!(await waitUntilIdle(page, started + NOTEBOOK_TIMEOUT_MS))) {
+      report.problems.push(`still running after ${NOTEBOOK_TIMEOUT_MS / 60_000} min`);
     }
+    afterRestart?.();
 
     const cells = await cellStates(page);
     const code = cells.filter((c) => c.type === 'code');
