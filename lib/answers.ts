@@ -16,7 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FEATURE_CHANNELS, IMAGE_SIZE, PATHS } from './config';
-import { BEST_EPOCHS, DIVERGED_FILE, PAIRED_SEEDS, VALIDATION_IMAGES } from './experiments';
+import { BEST_EPOCHS, DIVERGED_FILE, PAIRED_COMPARISONS, PAIRED_FIXES, PAIRED_SEEDS, VALIDATION_IMAGES, type ArmComparison, type ExperimentGroup } from './experiments';
 import { EXPERIMENTS_FILE, readExperimentTable, type ExperimentRow } from './experiment-table';
 import { escapeHtml, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
 import { MEASUREMENTS_FILE, readMeasurements, type Measure, type MeasurementRow } from './measurements';
@@ -255,12 +255,8 @@ function subsetWarning(rows: readonly ExperimentRow[]): string {
 
 // ---- recorded results: paired comparisons -----------------------------------------------------
 
-/** One paired comparison: arm `b` against arm `a` (b − a per seed), and what it isolates. */
-interface Pair {
-  b: string;
-  a: string;
-  what: string;
-}
+/** One paired comparison: arm `b` against arm `a` (b − a per seed), and what it isolates (lib/experiments PAIRED_COMPARISONS). */
+type Pair = Pick<ArmComparison, 'a' | 'b' | 'isolates'>;
 
 const VERDICT_TEXT: Record<Verdict, string> = {
   better: 'better',
@@ -269,7 +265,7 @@ const VERDICT_TEXT: Record<Verdict, string> = {
   'too few pairs': 'too few pairs',
 };
 
-function comparison(rec: Recorded, p: Pair): PairedComparison {
+function comparison(rec: Recorded, p: Pick<Pair, 'a' | 'b'>): PairedComparison {
   const arms = armsBySeed(rec.rows);
   return pairedComparison(arms.get(p.a) ?? new Map(), arms.get(p.b) ?? new Map());
 }
@@ -295,9 +291,9 @@ function differenceText(c: PairedComparison): string {
 /** One comparison in a sentence, its verdict computed by lib/stats. */
 function pairSentence(rec: Recorded, p: Pair): string {
   const c = comparison(rec, p);
-  if (c.n === 0) return `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.what)}): no finished pair in the recorded suite yet.`;
+  if (c.n === 0) return `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.isolates)}): no finished pair in the recorded suite yet.`;
   return (
-    `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.what)}): ${differenceText(c)}, permutation p = ${c.permutationP.toFixed(3)}, ` +
+    `${code(p.b)} vs ${code(p.a)} (${escapeHtml(p.isolates)}): ${differenceText(c)}, permutation p = ${c.permutationP.toFixed(3)}, ` +
     `${c.wins} win(s) and ${c.losses} loss(es) over ${c.n} paired seed(s): <strong>${VERDICT_TEXT[c.verdict]}</strong>.`
   );
 }
@@ -326,7 +322,7 @@ function pairedTable(rec: Recorded, pairs: readonly Pair[], caption: string): st
       caption,
       columns: [
         { label: 'B vs A', value: ({ p }) => ({ html: `${code(p.b)} vs ${code(p.a)}` }) },
-        { label: 'what it isolates', value: ({ p }) => p.what },
+        { label: 'what it isolates', value: ({ p }) => p.isolates },
         { label: 'B: test acc. (seeds)', value: ({ p }) => armMean(rec, p.b), align: 'right' },
         { label: 'A: test acc. (seeds)', value: ({ p }) => armMean(rec, p.a), align: 'right' },
         { label: 'pairs', value: ({ c }) => c.n, align: 'right' },
@@ -374,11 +370,8 @@ function recordedHeading(rec: Recorded | undefined): string {
 const LAB = 'lab-dynamic-s0';
 const LAB_STATIC = 'lab-static-s0';
 
-const COMPARE_PAIRS: readonly Pair[] = [
-  { b: 'dynamic', a: 'static', what: "the lab's comparison: generator and L2 normalisation together" },
-  { b: 'dynamic', a: 'static-l2', what: 'the generator alone' },
-  { b: 'static-l2', a: 'static', what: 'the L2 normalisation alone' },
-];
+const pairsOf = (group: ExperimentGroup): ArmComparison[] => PAIRED_COMPARISONS.filter((c) => c.group === group);
+const COMPARE_PAIRS = pairsOf('compare');
 
 function compare(results: LabResults, ev: Evidence): Answer {
   void results;
@@ -448,12 +441,9 @@ const OWN_FREEZE: readonly { name: string; what: string; base: string }[] = [
 ];
 const FREEZE = OWN_FREEZE.map((f) => f.name);
 
-/** The recorded fixes, each with its control (the frozen arm it differs from in that fix alone) and the cause it addresses. */
-const RECORDED_FIXES: readonly { arm: string; control: string; causes: string; how: string }[] = [
-  { arm: 'frozen-eval-imagenet', control: 'frozen-eval', causes: '(2)', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
-  { arm: 'fix-bn-only', control: 'frozen-requires-grad', causes: '(2)', how: "BatchNorm's affine parameters trained" },
-  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', causes: '(1) and (3)', how: "layer1's filters retuned to the 32-pixel scale, free to re-mix" },
-];
+/** Which of the causes above each recorded fix (lib/experiments PAIRED_FIXES) addresses. */
+const FIX_CAUSES: Record<string, string> = { 'frozen-eval-imagenet': '(2)', 'fix-bn-only': '(2)', 'fix-stem-frozen': '(1) and (3)' };
+const RECORDED_FIXES = PAIRED_FIXES.map((f) => ({ ...f, causes: FIX_CAUSES[f.arm] ?? '' }));
 
 /** Theoretical receptive field of a layer1 cell in input pixels: conv1 7×7/2, max-pool 3×3/2, layer1's four 3×3 convs. */
 function layer1ReceptiveField(): { size: number; terms: string } {
@@ -522,16 +512,11 @@ function freeze(results: LabResults, ev: Evidence): Answer {
   );
   parts.push(recordedHeading(rec));
   if (rec) {
-    const vsDynamic = [
-      { b: 'frozen-requires-grad', a: 'dynamic', what: "the lab's freeze against training everything" },
-      { b: 'frozen-eval', a: 'dynamic', what: 'the fixed-function freeze against training everything' },
-      ...RECORDED_FIXES.map((f) => ({ b: f.arm, a: 'dynamic', what: 'the fix against training everything' })),
-    ];
-    const fixPairs = [
-      { b: 'frozen-eval', a: 'frozen-requires-grad', what: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
-      ...RECORDED_FIXES.flatMap((f) => ['frozen-eval', 'frozen-requires-grad'].map((a) => ({ b: f.arm, a, what: a === f.control ? `the fix alone (cause ${f.causes}): ${f.how}` : 'the fix against the other freeze' }))),
-    ];
-    const init = { b: 'dynamic-folded', a: 'dynamic', what: 'initialisation control: the BN-folded pretrained file instead of the unfolded torchvision one' };
+    const vsDynamic = pairsOf('freeze').filter((c) => c.a === 'dynamic');
+    const fixPairs = pairsOf('freeze')
+      .filter((c) => c.a !== 'dynamic')
+      .map((c) => ({ ...c, isolates: RECORDED_FIXES.some((f) => f.arm === c.b && f.control === c.a) ? `${c.isolates} (cause ${FIX_CAUSES[c.b]})` : c.isolates }));
+    const [init] = pairsOf('init');
     parts.push(
       pairedTable(rec, vsDynamic, 'Recorded: each frozen arm against training the whole backbone (dynamic)') +
         pairedTable(rec, fixPairs, 'Recorded: each fix against both frozen arms (its control is the one it differs from in the fix alone)') +
@@ -550,8 +535,8 @@ function freeze(results: LabResults, ev: Evidence): Answer {
 function weighsMost(rec: Recorded): string {
   const measured = RECORDED_FIXES.map((f) => ({
     f,
-    gain: comparison(rec, { b: f.arm, a: f.control, what: '' }),
-    gap: comparison(rec, { b: 'dynamic', a: f.control, what: '' }),
+    gain: comparison(rec, { b: f.arm, a: f.control }),
+    gap: comparison(rec, { b: 'dynamic', a: f.control }),
   })).filter((x) => x.gain.n >= 2 && x.gap.n >= 2);
   if (measured.length === 0) return placeholder(`<strong>What weighs most:</strong> the recorded suite has no fix with its control over two seeds or more yet — <code>${PAIRED_CMD}</code>.`);
   const ranked = [...measured].sort((a, b) => b.gain.mean - a.gain.mean);
@@ -560,7 +545,7 @@ function weighsMost(rec: Recorded): string {
   const nothing = ranked.filter((x) => x.gain.verdict === 'no detectable difference');
   const fixes = RECORDED_FIXES.map((f) => f.arm).filter((a) => armAccuracy(rec, a).n > 0);
   const best = [...fixes].sort((a, b) => armAccuracy(rec, b).mean - armAccuracy(rec, a).mean)[0];
-  const bestVsDynamic = best ? comparison(rec, { b: best, a: 'dynamic', what: '' }) : undefined;
+  const bestVsDynamic = best ? comparison(rec, { b: best, a: 'dynamic' }) : undefined;
   const conclusion: Record<Verdict, string> = {
     worse: 'Training the whole backbone stays ahead of the best single fix.',
     better: 'The best single fix beats training the whole backbone.',
@@ -578,7 +563,7 @@ function weighsMost(rec: Recorded): string {
       ? ` ${nothing.map((x) => `${code(x.f.arm)} against ${code(x.f.control)}: ${VERDICT_TEXT[x.gain.verdict]} (${x.gain.n} pairs)`).join('; ')} — on ${nothing.length === 1 ? 'its' : 'their'} own, ${nothing.length === 1 ? 'that fix gives' : 'those fixes give'} nothing measurable here.`
       : '') +
     (best && bestVsDynamic
-      ? ` The best fix by mean test accuracy, ${code(best)} (${formatPercent(armAccuracy(rec, best).mean)}): ${pairSentence(rec, { b: best, a: 'dynamic', what: 'best fix against training everything' })} ${conclusion[bestVsDynamic.verdict]}`
+      ? ` The best fix by mean test accuracy, ${code(best)} (${formatPercent(armAccuracy(rec, best).mean)}): ${pairSentence(rec, { b: best, a: 'dynamic', isolates: 'best fix against training everything' })} ${conclusion[bestVsDynamic.verdict]}`
       : '') +
     ' Fixes can combine (an adapter with trainable BatchNorm, say), which these runs do not measure.</p>'
   );
@@ -703,10 +688,7 @@ function prosCons(ev: Evidence): Answer {
 }
 
 
-const ABLATION_PAIRS: readonly Pair[] = [
-  { b: 'ablate-no-norm', a: 'dynamic', what: 'without the L2 normalisation of the generated filters' },
-  { b: 'ablate-no-scale', a: 'dynamic', what: 'response maps not divided by √64' },
-];
+const ABLATION_PAIRS = pairsOf('ablation');
 
 function stability(results: LabResults, ev: Evidence): Answer {
   const id = 'stability';

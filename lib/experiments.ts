@@ -162,29 +162,43 @@ function pairedExperiment(a: Arm, seed: number): Experiment {
   return experiment(`${a.arm}-s${seed}`, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
 }
 
-/** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed. */
+/** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
 export interface ArmComparison {
   a: string;
   b: string;
+  /** The question it answers (the group of its arms). */
+  group: ExperimentGroup;
   /** What the difference isolates, in a few words. */
   isolates: string;
 }
 
-/** Every comparison the answers, the report and the README quote from the paired suite. */
+/**
+ * The fixes of the paired suite, each with its control: the frozen arm it differs from in the fix
+ * alone (the other frozen arm is compared too).
+ */
+export const PAIRED_FIXES: readonly { arm: string; control: 'frozen-eval' | 'frozen-requires-grad'; how: string }[] = [
+  { arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
+  { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
+  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
+];
+
+/** Every comparison the answers, the report and the README quote from the paired suite: the one list of them. */
 export const PAIRED_COMPARISONS: readonly ArmComparison[] = [
-  { a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and normalisation together" },
-  { a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
-  { a: 'static', b: 'static-l2', isolates: 'L2 normalisation of static filters alone' },
-  { a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze (BatchNorm still training)" },
-  { a: 'dynamic', b: 'frozen-eval', isolates: 'freezing the backbone as a fixed function' },
-  { a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm statistics: CIFAR batches vs ImageNet running' },
-  { a: 'frozen-eval', b: 'frozen-eval-imagenet', isolates: 'fix: ImageNet input normalisation for the fixed backbone' },
-  { a: 'frozen-requires-grad', b: 'fix-bn-only', isolates: "fix: BatchNorm γ/β trained, over the lab's freeze" },
-  { a: 'frozen-requires-grad', b: 'fix-stem-frozen', isolates: "fix: layer1 trained (stem frozen), over the lab's freeze" },
-  { a: 'dynamic', b: 'fix-stem-frozen', isolates: 'what freezing the stem alone costs' },
-  { a: 'dynamic', b: 'dynamic-folded', isolates: 'start from the BN-folded file instead of the unfolded one' },
-  { a: 'dynamic', b: 'ablate-no-norm', isolates: 'removing the L2 normalisation of generated filters' },
-  { a: 'dynamic', b: 'ablate-no-scale', isolates: 'removing the /√64' },
+  { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
+  { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
+  { group: 'compare', a: 'static', b: 'static-l2', isolates: 'the L2 normalisation alone' },
+  { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
+  { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
+  ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic', b: f.arm, isolates: 'the fix against training everything' })),
+  { group: 'freeze', a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
+  ...PAIRED_FIXES.flatMap((f) =>
+    (['frozen-eval', 'frozen-requires-grad'] as const).map((a) => ({
+      group: 'freeze' as const, a, b: f.arm, isolates: a === f.control ? `the fix alone: ${f.how}` : 'the fix against the other freeze',
+    })),
+  ),
+  { group: 'init', a: 'dynamic', b: 'dynamic-folded', isolates: 'initialisation: the BN-folded pretrained file instead of the unfolded torchvision one' },
+  { group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'without the L2 normalisation of the generated filters' },
+  { group: 'ablation', a: 'dynamic', b: 'ablate-no-scale', isolates: 'response maps not divided by √64' },
 ];
 
 /** The suites: the lab's (npm start) and the paired one (recorded). */

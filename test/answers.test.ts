@@ -175,7 +175,7 @@ describe('answers from your runs and the recorded paired suite', () => {
     expect(fr).not.toContain('quarter');
     expect(fr).not.toContain('frozen-upsample');
     expect(fr).toMatch(/fix-stem-frozen \+15\.00 points over frozen-requires-grad \(75% of the 20\.00 points frozen-requires-grad is behind dynamic\), better/);
-    expect(fr).toContain("So causes (1) and (3) weigh most here (fix-stem-frozen: layer1's filters retuned to the 32-pixel scale, free to re-mix).");
+    expect(fr).toContain("So causes (1) and (3) weigh most here (fix-stem-frozen: layer1's filters trained (the stem stays frozen)).");
     expect(fr).toMatch(/frozen-eval-imagenet against frozen-eval: no detectable difference at this n \(5 pairs\) — on its own, that fix gives nothing measurable/);
     expect(fr).toMatch(/The best fix by mean test accuracy, fix-stem-frozen \(75\.40%\): fix-stem-frozen vs dynamic [^:]*: −5\.00 points[^:]*: worse\. Training the whole backbone stays ahead of the best single fix\./);
     expect(fr).toMatch(/dynamic-folded vs dynamic \([^)]*\): [^:]*: no detectable difference at this n/);
