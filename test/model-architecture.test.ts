@@ -41,7 +41,7 @@ describe('defaults', () => {
   it("is the lab's net unless asked otherwise: same keys, same logits as an explicit LAB_ARCHITECTURE", () => {
     const a = createNet('dynamic', { seed: 7, pretrained: false });
     const b = createNet('dynamic', { seed: 7, pretrained: false, architecture: { ...LAB_ARCHITECTURE } });
-    expect(a.architecture).toEqual({ filterNorm: true, responseScale: true, upsample: 1, adapter: false });
+    expect(a.architecture).toEqual({ filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false });
     expect(a.describe().map((p) => p.name)).toEqual([...expectedStateShapes('dynamic').keys()]);
     const x = images();
     expect(maxDiff(a.forward(x, false), b.forward(x, false))).toBe(0);
@@ -79,9 +79,26 @@ describe('filterNorm: false', () => {
     raw.dispose();
   });
 
-  it('is refused for the static head (its filters are never normalised)', () => {
+  it('is refused for the static head (its filters follow staticNorm)', () => {
     expect(() => createNet('static', { pretrained: false, architecture: { filterNorm: false } })).toThrow(/dynamic head only/);
     expect(() => trainConfig({ run: 'x', variant: 'static', filterNorm: false })).toThrow(/dynamic head only/);
+  });
+});
+
+describe('staticNorm: true', () => {
+  it("L2-normalises the static head's learned filters, and only those (the control that isolates the generator)", () => {
+    const plain = createNet('static', { seed: 4, pretrained: false });
+    const normed = createNet('static', { seed: 4, pretrained: false, architecture: { staticNorm: true } });
+    const [p, n] = [plain, normed].map((net) => tf.tidy(() => net.classFilters().arraySync()));
+    n.forEach((row, c) => {
+      expect(Math.hypot(...row)).toBeCloseTo(1, 5);
+      const scale = Math.hypot(...p[c]);
+      row.forEach((v, k) => expect(v * scale).toBeCloseTo(p[c][k], 5)); // the same direction
+    });
+    expect(Math.hypot(...p[0])).not.toBeCloseTo(1, 2);
+    expect(() => createNet('dynamic', { pretrained: false, architecture: { staticNorm: true } })).toThrow(/staticNorm applies to the static head only/);
+    plain.dispose();
+    normed.dispose();
   });
 });
 
