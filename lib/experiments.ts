@@ -1,20 +1,16 @@
 /**
- * Every experiment of the lab's compare / questions / beyond-the-lab steps, as ONE table of named
- * runs with their TrainConfig, and what `npm run experiments` does with it: run them in order,
- * one after the other, skipping finished runs and resuming unfinished ones from their last
- * checkpoint. Everything the report says about these questions comes from these runs.
+ * Every experiment of the lab, as tables of named runs with their TrainConfig (two suites), and
+ * what `npm run experiments` does with them: run them in order, one after the other, skipping
+ * finished runs and resuming unfinished ones from their last checkpoint.
  *
- *   compare    lab-dynamic-s0…s2, lab-static-s0…s2   the lab's recipe, 3 seeds per head
- *   freeze     frozen-all, frozen-keep-bn,            the backbone frozen (BatchNorm on the
- *              frozen-upsample, frozen-adapter        pretrained statistics), and three fixes
- *   ablation   ablate-no-norm, ablate-no-scale,       the lab's "numerical stability" devices
- *              ablate-no-norm-no-scale                removed, one and both
- *   recipe     best-dynamic                           the best recipe for the dynamic net
- *
- * Every experiment but the seeds of `compare` uses seed 0, like lab-dynamic-s0: the same head
- * initialisation and the same order of batches, so each differs from lab-dynamic-s0 only in
- * what it changes (a paired comparison; the compare group gives the seed-to-seed spread to
- * judge differences against).
+ *   lab suite (LAB_EXPERIMENTS; what npm start trains, results/runs): one run per question, the
+ *     lab's recipe with seed 0, best epoch on TEST accuracy as the lab states it —
+ *     lab-dynamic-s0, lab-static-s0, frozen-requires-grad (the lab's freeze), frozen-all (a
+ *     fixed-function freeze), frozen-keep-bn and frozen-adapter (two fixes).
+ *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
+ *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
+ *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
+ *     reported at that epoch; compared seed by seed as PAIRED_COMPARISONS lists (lib/stats).
  *
  * A run is finished when its saved config equals the experiment's (bookkeeping fields
  * logEvery / evalBatchSize aside) and its last checkpoint has all epochs. A run of the same name
