@@ -159,17 +159,6 @@ export function epochBands(
   return bands;
 }
 
-/**
- * Welch's t statistic for the difference of two groups' means (a − b), or null when either group
- * has fewer than two runs. |t| well above 2 means the gap is larger than the seed-to-seed spread.
- */
-export function welchT(a: MeanStd, b: MeanStd): number | null {
-  if (a.n < 2 || b.n < 2) return null;
-  const se = Math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n);
-  if (se === 0) return a.mean === b.mean ? 0 : (a.mean - b.mean > 0 ? Infinity : -Infinity);
-  return (a.mean - b.mean) / se;
-}
-
 /** counts[true][predicted] for labels and predictions in [0, numClasses). */
 export function confusionMatrix(
   labels: ArrayLike<number>,

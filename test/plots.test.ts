@@ -6,7 +6,7 @@ import {
   cellMapsFigure, confusionMatrixFigure, meanStdBars, pairedSeedsFigure, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
   trainingCurves, upsampleBilinear, variantComparison, type Trace,
 } from '../lib/plots';
-import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, welchT, type EpochPoint } from '../lib/summary';
+import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, type EpochPoint } from '../lib/summary';
 
 /** Two variants × two seeds × 3 epochs × train/test, with accuracies chosen by hand. */
 function rows(): EpochPoint[] {
@@ -57,10 +57,6 @@ describe('summary', () => {
     expect(band.n).toEqual([2, 2, 2]);
   });
 
-  it('welchT is large for separated groups and null with one seed', () => {
-    expect(welchT({ mean: 0.7, std: 0.01, n: 3 }, { mean: 0.6, std: 0.01, n: 3 })!).toBeGreaterThan(10);
-    expect(welchT({ mean: 0.7, std: 0.01, n: 1 }, { mean: 0.6, std: 0.01, n: 3 })).toBeNull();
-  });
 
   it('confusionMatrix counts true × predicted and rejects labels out of range', () => {
     const m = confusionMatrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3);
