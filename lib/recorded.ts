@@ -50,9 +50,9 @@ export interface RecordedRow {
   final_test_acc: number | null;
   /** Best validation accuracy (null without a validation split). */
   best_val_acc: number | null;
-  /** Mean training throughput over the run's epochs. */
+  /** Median training throughput over the run's epochs. */
   train_images_per_s: number | null;
-  /** Mean wall-clock seconds of a training pass. */
+  /** Median wall-clock seconds of a training pass. */
   train_seconds_per_epoch: number | null;
 }
 
@@ -91,15 +91,21 @@ export function summarizeRun(
   const train = of('train');
   const argmax = (xs: typeof test) => xs.reduce<(typeof test)[number] | undefined>((best, r) => (best === undefined || r.accuracy > best.accuracy ? r : best), undefined);
   const chooser = argmax(selectBy === 'val' ? val : test);
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+  // The median, not the mean: an epoch that shared the machine or was paused should not set the rate.
+  const median = (xs: number[]) => {
+    if (xs.length === 0) return null;
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
   return {
     selected_epoch: chooser?.epoch ?? null,
     selected_test_acc: chooser ? (test.find((r) => r.epoch === chooser.epoch)?.accuracy ?? null) : null,
     best_test_acc: argmax(test)?.accuracy ?? null,
     final_test_acc: test.length ? test[test.length - 1].accuracy : null,
     best_val_acc: argmax(val)?.accuracy ?? null,
-    train_images_per_s: mean(train.map((r) => r.imagesPerSecond)),
-    train_seconds_per_epoch: mean(train.map((r) => r.wallSeconds)),
+    train_images_per_s: median(train.map((r) => r.imagesPerSecond)),
+    train_seconds_per_epoch: median(train.map((r) => r.wallSeconds)),
   };
 }
 
