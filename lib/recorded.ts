@@ -244,7 +244,7 @@ export function recordedMarkdown(rows: readonly RecordedRow[], provenance: Prove
   );
   const m = provenance.machine;
   return [
-    `Recorded ${provenance.lastEpochAt?.slice(0, 10) ?? '–'} at commit \`${provenance.commit.slice(0, 12)}\` on ${m.cores} cores of ${m.cpu} (${m.flags.filter((f) => f.startsWith('avx')).join(', ') || 'no AVX flags'}), ${provenance.backend}; ${(provenance.runSeconds / 3600).toFixed(1)} h of training and evaluation, one run at a time or two side by side.`,
+    `Recorded ${provenance.lastEpochAt?.slice(0, 10) ?? '–'} at commit \`${provenance.commit.slice(0, 12)}\` on ${m.cores} cores of ${m.cpu} (${m.flags.filter((f) => f.startsWith('avx')).join(', ') || 'no AVX flags'}), ${provenance.backend}; ${(provenance.runSeconds / 3600).toFixed(1)} h of training and evaluation summed over the runs${provenance.note ? ` (${provenance.note})` : ''}.`,
     '',
     '| arm | what it is | runs done | test accuracy at the val-selected epoch (mean ± sd over seeds) | training images/s |',
     '|---|---|---|---|---|',

@@ -43,6 +43,7 @@ results/measurements.parquet when it is missing.
                       per-epoch metrics, configs, provenance) from its runs, and for the paired
                       suite the README's block of recorded results; trains nothing
   --commit SHA        with --record: the commit whose code trained the runs (default: this checkout's)
+  --note TEXT         with --record: how the runs were made (lanes, pauses), kept in provenance.json
   --retry-diverged    train runs that diverged before again (skipped otherwise)
   --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
   --results-dir DIR   instead of results/ (runs in DIR/runs)`;
@@ -65,6 +66,7 @@ function parse(argv: string[]) {
         table: { type: 'boolean' },
         record: { type: 'boolean' },
         commit: { type: 'string' },
+        note: { type: 'string' },
         'retry-diverged': { type: 'boolean' },
         progress: { type: 'string' },
         'results-dir': { type: 'string' },
@@ -88,6 +90,7 @@ function parse(argv: string[]) {
       table: v.table ?? false,
       record: v.record ?? false,
       commit: v.commit,
+      note: v.note,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
       resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
@@ -173,7 +176,7 @@ async function main(): Promise<number> {
   if (args.record) {
     initBackend(); // the confusion matrices evaluate each run's best checkpoint
     const { dir, rows, provenance } = recordSuite(args.suite, {
-      runsDir, commit: args.commit, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
+      runsDir, commit: args.commit, note: args.note, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
     const confusions = await recordConfusions(args.suite, { runsDir, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
     const done = rows.filter((r) => r.status === 'done').length;
