@@ -26,6 +26,7 @@ import { listRuns, loadEpochMetrics, readEpochRows, type EpochRow } from './metr
 import { loadNetFromStateFile } from './predict';
 import { evaluate } from './train';
 import { pairedComparison, type BySeed, type PairedComparison } from './stats';
+import { meanStd } from './summary';
 
 export interface RecordedRow {
   name: string;
@@ -166,7 +167,7 @@ export function recordSuite(
   const epochs = names.length ? loadEpochMetrics({ runsDir, runs: names }) : undefined;
   const configs: Record<string, unknown> = {};
   for (const e of experiments) if (names.includes(e.name)) configs[e.name] = e.config;
-  const epochRows = names.length ? readEpochRows({ runsDir, runs: names }) : [];
+  const epochRows = (epochs?.toRecords() ?? []) as unknown as EpochRow[]; // the frame above, not a second read
   const times = epochRows.map((r) => r.time.getTime()).sort((a, b) => a - b);
   const provenance: Provenance = {
     suite,
@@ -232,8 +233,7 @@ export function recordedMarkdown(rows: readonly RecordedRow[], provenance: Prove
     const all = rows.filter((r) => r.arm === arm);
     const done = all.filter((r) => r.status === 'done' && r.selected_test_acc !== null);
     const acc = done.map((r) => r.selected_test_acc!);
-    const mean = acc.reduce((a, b) => a + b, 0) / (acc.length || 1);
-    const sd = acc.length > 1 ? Math.sqrt(acc.reduce((a, b) => a + (b - mean) ** 2, 0) / (acc.length - 1)) : NaN;
+    const { mean, std: sd } = meanStd(acc);
     const ips = done.map((r) => r.train_images_per_s ?? NaN).filter(Number.isFinite);
     const purpose = all[0].purpose.replace(/\|/g, '/');
     return `| \`${arm}\` | ${purpose} | ${done.length}/${all.length} | ${acc.length ? pct(mean) : '–'}${acc.length > 1 ? ` ± ${(100 * sd).toFixed(2)}` : ''} | ${ips.length ? Math.round(ips.reduce((a, b) => a + b, 0) / ips.length) : '–'} |`;
