@@ -3,10 +3,9 @@
  * verifying the files, loading the whole training and test sets into uint8, the per-channel
  * statistics, and one epoch of float batches with and without augmentation.
  */
-import { initBackend } from '../lib/backend';
+import { initBackend } from '../lib/runtime';
 import * as tf from '@tensorflow/tfjs-core';
-import { channelStats, loadCifar10, verifyBatchFiles } from '../lib/cifar10';
-import { batches } from '../lib/batches';
+import { batches, channelStats, loadCifar10, verifyBatchFiles } from '../lib/data';
 import { PATHS } from '../lib/config';
 
 function time<T>(label: string, run: () => T): T {

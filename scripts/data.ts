@@ -6,7 +6,7 @@
  * (well under a second), rebuilds any that changed, and otherwise does nothing.
  */
 import { parseArgs } from 'util';
-import { ensureCifar10 } from '../lib/cifar10';
+import { ensureCifar10 } from '../lib/data';
 
 const USAGE = `usage: npm run data [-- options]
   --from PATH     the official cifar-10-binary.tar.gz, a folder with the batch files,

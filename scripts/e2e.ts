@@ -26,11 +26,10 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
-import { writeFileAtomic } from '../lib/atomic-file';
-import { launchChromium } from '../lib/chromium';
+import { writeFileAtomic } from '../lib/formats';
+import { launchChromium, listNotebooks, type NotebookOutput } from '../lib/report';
 import { PATHS } from '../lib/config';
-import { readRunEpochs } from '../lib/metrics';
-import { listNotebooks, type NotebookOutput } from '../lib/notebooks';
+import { readRunEpochs } from '../lib/train';
 
 const SCREENSHOTS = path.join(PATHS.results, 'screenshots');
 const NOTEBOOK_TIMEOUT_MS = 20 * 60_000;

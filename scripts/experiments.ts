@@ -9,18 +9,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { describeBackend, initBackend } from '../lib/backend';
+import { describeBackend, initBackend } from '../lib/runtime';
 import { parseChoice, PATHS } from '../lib/config';
-import { writeExperimentTable } from '../lib/experiment-table';
+import { measure, MEASUREMENTS_FILE, recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
   estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments, SUITES,
   type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
-import { measure, MEASUREMENTS_FILE, writeMeasurements } from '../lib/measurements';
-import { recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock } from '../lib/recorded';
-import { writeFileAtomic } from '../lib/atomic-file';
-import { formatDuration, formatPercent, formatResult, terminalProgress, type TerminalMode } from '../lib/progress';
-import type { ProgressCallback } from '../lib/train';
+import { writeFileAtomic } from '../lib/formats';
+import { formatDuration, formatPercent, formatResult, type ProgressCallback, type TerminalMode, terminalProgress } from '../lib/train';
 
 const USAGE = `usage: npm run experiments -- [options]
 

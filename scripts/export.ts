@@ -5,9 +5,8 @@
  */
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { CHECKPOINT_KINDS, exportModelState, type CheckpointKind } from '../lib/checkpoint';
+import { CHECKPOINT_KINDS, type CheckpointKind, exportModelState, RunDir } from '../lib/train';
 import { parseChoice, PATHS } from '../lib/config';
-import { RunDir } from '../lib/run-dir';
 
 const USAGE = `usage: npm run export -- --run NAME [--which best|last] --out FILE.safetensors [--runs-dir DIR]
 

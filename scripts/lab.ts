@@ -11,8 +11,7 @@
  *   npm start -- --no-report       skip the report
  */
 import * as path from 'path';
-import { EXECUTED_DIR, executeNotebook, listNotebooks } from '../lib/notebooks';
-import { buildReport } from '../lib/report';
+import { buildReport, EXECUTED_DIR, executeNotebook, listNotebooks } from '../lib/report';
 
 const USAGE = `usage: npm start [-- options]
   --quick        DCF_QUICK=1: small slices, one short epoch (minutes, not the lab's numbers)

@@ -8,12 +8,10 @@
  * --variant and --norm may be omitted when the file records them; given, they must agree.
  */
 import { parseArgs } from 'util';
-import { initBackend } from '../lib/backend';
-import { writeFileAtomic } from '../lib/atomic-file';
-import { assertWritableOutput } from '../lib/checkpoint';
+import { initBackend } from '../lib/runtime';
+import { writeFileAtomic } from '../lib/formats';
+import { assertWritableOutput, joinDashValues, predict } from '../lib/train';
 import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
-import { predict } from '../lib/predict';
-import { joinDashValues } from '../lib/train-cli';
 
 const USAGE = `usage: npm run predict -- --weights FILE.safetensors --out FILE.json [options]
   --weights FILE     model state (npm run export) or training checkpoint (.safetensors)

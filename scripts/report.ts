@@ -3,7 +3,7 @@
  * results/figures) from what is in results/. Trains nothing; missing results show as "no run yet".
  */
 import * as path from 'path';
-import { writeExperimentTable } from '../lib/experiment-table';
+import { writeExperimentTable } from '../lib/experiments';
 import { buildReport } from '../lib/report';
 
 async function main(): Promise<void> {

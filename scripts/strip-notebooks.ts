@@ -5,7 +5,7 @@
  * the same on every `npm test`).
  */
 import * as path from 'path';
-import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebookFile } from '../lib/notebooks';
+import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebookFile } from '../lib/report';
 
 const args = process.argv.slice(2);
 const check = args.includes('--check');

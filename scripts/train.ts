@@ -4,11 +4,8 @@
  * outcome to stdout. Exit codes: 0 done, 1 failed, 2 bad command line, 3 training diverged, 130
  * interrupted (Ctrl-C: training stops at its next step; what it saved stays, a rerun resumes).
  */
-import { describeBackend, initBackend } from '../lib/backend';
-import { formatResult, terminalProgress } from '../lib/progress';
-import { DivergedError, train, TrainingInterrupted } from '../lib/train';
-import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train-cli';
-import type { TrainConfig } from '../lib/train-config';
+import { describeBackend, initBackend } from '../lib/runtime';
+import { DivergedError, formatResult, parseTrainArgs, resolveTrainConfig, terminalProgress, train, TRAIN_USAGE, type TrainConfig, TrainingInterrupted, UsageError } from '../lib/train';
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseTrainArgs>;

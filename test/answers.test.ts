@@ -8,16 +8,16 @@ import * as os from 'os';
 import * as path from 'path';
 import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerQuestions, experimentBars, experimentTableHtml, loadEvidence, type Answer } from '../lib/answers';
-import { LAB_EXPERIMENTS } from '../lib/experiments';
-import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiment-table';
-import { saveFigureJson } from '../lib/figures-export';
-import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/measurements';
-import { appendEpoch, type EpochRow } from '../lib/metrics';
-import { meanStdBars } from '../lib/plots';
-import { RECORDED_SCHEMA, type Provenance, type RecordedRow } from '../lib/recorded';
-import { loadLabResults } from '../lib/results';
-import { trainConfig, type TrainConfig } from '../lib/train-config';
+import { answerQuestions, experimentBars, experimentTableHtml, loadEvidence, type Answer } from '../lib/report/answers';
+import { LAB_EXPERIMENTS } from '../lib/experiments/experiments';
+import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiments/experiment-table';
+import { saveFigureJson } from '../lib/report/figures-export';
+import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/experiments/measurements';
+import { appendEpoch, type EpochRow } from '../lib/train/metrics';
+import { meanStdBars } from '../lib/report/plots';
+import { RECORDED_SCHEMA, type Provenance, type RecordedRow } from '../lib/experiments/recorded';
+import { loadLabResults } from '../lib/experiments/results';
+import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 
 let root: string;
 beforeAll(() => {

@@ -5,8 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFileAtomic, type WriteIo } from '../lib/atomic-file';
-import { readSafetensors, writeSafetensors, type TensorRecord } from '../lib/safetensors';
+import { writeFileAtomic, type WriteIo } from '../lib/formats/atomic-file';
+import { readSafetensors, writeSafetensors, type TensorRecord } from '../lib/formats/safetensors';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-atomic-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

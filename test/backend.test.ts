@@ -11,7 +11,7 @@ import {
   describeBackend,
   initBackend,
   untestedTensorflowWarning,
-} from '../lib/backend';
+} from '../lib/runtime/backend';
 import { TF_VERSION, judgeInstalled, parseArgs, planSteps, release, stockWarning } from '../scripts/native-backend-plan.mjs';
 
 describe('backend', () => {

@@ -11,10 +11,10 @@ import {
   splitValidation,
   VALIDATION_SEED,
   tensorToImages,
-} from '../lib/batches';
-import { type Cifar10Split, loadCifar10 } from '../lib/cifar10';
+} from '../lib/data/batches';
+import { type Cifar10Split, loadCifar10 } from '../lib/data/cifar10';
 import { NORMALIZATIONS } from '../lib/config';
-import { mulberry32 } from '../lib/random';
+import { mulberry32 } from '../lib/runtime/random';
 import { hasRealData } from './cifar10-synthetic';
 
 /** n images whose every byte is distinct enough to identify image, position and channel. */

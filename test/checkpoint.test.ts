@@ -4,20 +4,20 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Adam } from '../lib/adam';
-import { batches } from '../lib/batches';
-import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
+import { Adam } from '../lib/train/adam';
+import { batches } from '../lib/data/batches';
+import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import {
   assertWritableOutput, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_V1, exportModelState, protectedOutputProblem, readCheckpoint, readCheckpointMeta,
   restoreCheckpoint, saveCheckpoint, tensorDigest,
-} from '../lib/checkpoint';
+} from '../lib/train/checkpoint';
 import { PROJECT_ROOT, type Freeze, type Variant } from '../lib/config';
-import { createNet, type Net } from '../lib/model';
-import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/safetensors';
-import { loadNetFromStateFile } from '../lib/predict';
-import { MODEL_STATE_FORMAT, readModelState } from '../lib/weights';
-import { crossEntropy } from '../lib/train';
-import { trainConfig } from '../lib/train-config';
+import { createNet, type Net } from '../lib/model/model';
+import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/formats/safetensors';
+import { loadNetFromStateFile } from '../lib/train/predict';
+import { MODEL_STATE_FORMAT, readModelState } from '../lib/model/weights';
+import { crossEntropy } from '../lib/train/train';
+import { trainConfig } from '../lib/train/train-config';
 
 let images: Cifar10Split;
 let dir: string;

@@ -1,6 +1,6 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { imageGridPng, imagesGridPng, pngDataUri } from '../lib/image-grid';
+import { imageGridPng, imagesGridPng, pngDataUri } from '../lib/report/image-grid';
 
 function solid(r: number, g: number, b: number): Uint8Array {
   const image = new Uint8Array(3072);

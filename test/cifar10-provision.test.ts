@@ -6,9 +6,9 @@ import * as zlib from 'zlib';
 import { PNG } from 'pngjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PATHS } from '../lib/config';
-import { BATCH_FILES, BATCH_SHA256, sha256, STAMP_FILE } from '../lib/cifar10-files';
-import { ensureCifar10, NPM_PACKAGE, parseLabels, recordsFromPngStrip } from '../lib/cifar10-provision';
-import { readTar } from '../lib/tar';
+import { BATCH_FILES, BATCH_SHA256, sha256, STAMP_FILE } from '../lib/data/cifar10-files';
+import { ensureCifar10, NPM_PACKAGE, parseLabels, recordsFromPngStrip } from '../lib/data/cifar10-provision';
+import { readTar } from '../lib/formats/tar';
 import { hasRealData, pixelValue, syntheticRecords, tempDir } from './cifar10-synthetic';
 
 const dirs: string[] = [];

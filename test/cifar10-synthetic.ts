@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PATHS } from '../lib/config';
-import { BATCH_FILES, PIXELS_PER_CHANNEL, RECORD_BYTES } from '../lib/cifar10-files';
+import { BATCH_FILES, PIXELS_PER_CHANNEL, RECORD_BYTES } from '../lib/data/cifar10-files';
 
 /** The byte a synthetic image holds at channel c, pixel p (p = y * 32 + x). */
 export function pixelValue(image: number, channel: number, p: number): number {

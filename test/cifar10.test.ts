@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { channelStats, classCounts, indicesPerClass, loadCifar10, subset } from '../lib/cifar10';
-import { BATCH_SHA256, RECORD_BYTES, STAMP_FILE, verifyBatchFiles } from '../lib/cifar10-files';
+import { channelStats, classCounts, indicesPerClass, loadCifar10, subset } from '../lib/data/cifar10';
+import { BATCH_SHA256, RECORD_BYTES, STAMP_FILE, verifyBatchFiles } from '../lib/data/cifar10-files';
 import { PATHS } from '../lib/config';
 import { hasRealData, pixelValue, syntheticCifarDir, syntheticRecords, tempDir } from './cifar10-synthetic';
 

@@ -6,11 +6,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Adam } from '../lib/adam';
-import { saveCheckpoint } from '../lib/checkpoint';
+import { Adam } from '../lib/train/adam';
+import { saveCheckpoint } from '../lib/train/checkpoint';
 import { PROJECT_ROOT } from '../lib/config';
-import { createNet } from '../lib/model';
-import { trainConfig } from '../lib/train-config';
+import { createNet } from '../lib/model/model';
+import { trainConfig } from '../lib/train/train-config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-cli-out-'));
 const runs = path.join(dir, 'runs');

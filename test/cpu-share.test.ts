@@ -1,6 +1,6 @@
 // lib/cpu-share: how much of the machine other processes took while something was timed.
 import { describe, expect, it } from 'vitest';
-import { cpuSnapshot, othersShare } from '../lib/cpu-share';
+import { cpuSnapshot, othersShare } from '../lib/runtime/cpu-share';
 
 describe('othersShare', () => {
   it('is the busy time not spent by the measured processes, as a share of all CPU time', () => {

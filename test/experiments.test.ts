@@ -6,19 +6,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
+import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { PATHS } from '../lib/config';
-import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiment-table';
+import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiments/experiment-table';
 import {
   DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentConflicts, experimentDirs, experimentStatus, findExperiment, LAB_EXPERIMENTS, labRunConfig,
   PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
   type Experiment, type ExperimentEvent, type LabRunName,
-} from '../lib/experiments';
-import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/measurements';
-import { readRunEpochs } from '../lib/metrics';
-import { describeState } from '../lib/model';
-import { train } from '../lib/train';
-import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from '../lib/train-config';
+} from '../lib/experiments/experiments';
+import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/experiments/measurements';
+import { readRunEpochs } from '../lib/train/metrics';
+import { describeState } from '../lib/model/model';
+import { train } from '../lib/train/train';
+import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from '../lib/train/train-config';
 import { fileDigests } from './helpers/files';
 
 let resultsDir: string;

@@ -2,13 +2,13 @@
 // the eager results — for a toy function and for the lab's whole training step.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { Adam } from '../lib/adam';
-import { GraphFunction, encodeSavedModel, graphSpec, record } from '../lib/graph';
-import { SUITES } from '../lib/experiments';
-import { distinctSettings, settingName } from '../lib/measurements';
-import { createNet } from '../lib/model';
-import { ProtoWriter } from '../lib/protobuf';
-import { EvalForward, TrainStep } from '../lib/train';
+import { Adam } from '../lib/train/adam';
+import { GraphFunction, encodeSavedModel, graphSpec, record } from '../lib/runtime/graph';
+import { SUITES } from '../lib/experiments/experiments';
+import { distinctSettings, settingName } from '../lib/experiments/measurements';
+import { createNet } from '../lib/model/model';
+import { ProtoWriter } from '../lib/formats/protobuf';
+import { EvalForward, TrainStep } from '../lib/train/train';
 
 const hex = (w: ProtoWriter) => Buffer.from(w.finish()).toString('hex');
 

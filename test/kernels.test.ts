@@ -2,8 +2,8 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adamUpdate, addRelu, batchNormTrain, crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/kernels';
-import { mulberry32, randomNormal } from '../lib/random';
+import { adamUpdate, addRelu, batchNormTrain, crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/runtime/kernels';
+import { mulberry32, randomNormal } from '../lib/runtime/random';
 
 afterAll(() => {
   useFusedKernels(true);

@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import {
   appendEpoch, EPOCH_SCHEMA, listRuns, loadEpochMetrics, loadStepMetrics, metricsDir, nextSession, readEpochRows,
   readRunEpochs, readStepRows, STEP_SCHEMA, type EpochRow, type Split, type StepRow,
-} from '../lib/metrics';
+} from '../lib/train/metrics';
 
 let runsDir: string;
 beforeEach(() => {

@@ -3,8 +3,8 @@
 // gradients within 1e-3 relative.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNet, expectedStateShapes, type Net } from '../lib/model';
-import type { TensorRecord } from '../lib/safetensors';
+import { createNet, expectedStateShapes, type Net } from '../lib/model/model';
+import type { TensorRecord } from '../lib/formats/safetensors';
 import { VARIANTS } from '../lib/config';
 import { loadGolden, type Golden } from './helpers/golden';
 

@@ -7,12 +7,12 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../lib/config';
-import { createNet, type NamedTensors } from '../lib/model';
-import { loadNetFromStateFile, predict } from '../lib/predict';
-import { writeSafetensors, tensorsToRecords } from '../lib/safetensors';
-import { writeModelState } from '../lib/weights';
-import { loadCifar10 } from '../lib/cifar10';
-import { imagesToTensor } from '../lib/batches';
+import { createNet, type NamedTensors } from '../lib/model/model';
+import { loadNetFromStateFile, predict } from '../lib/train/predict';
+import { writeSafetensors, tensorsToRecords } from '../lib/formats/safetensors';
+import { writeModelState } from '../lib/model/weights';
+import { loadCifar10 } from '../lib/data/cifar10';
+import { imagesToTensor } from '../lib/data/batches';
 import { hasRealData } from './cifar10-synthetic';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-predict-'));

@@ -5,9 +5,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createNet, expectedStateShapes, type Net } from '../lib/model';
-import { readModelState, writeModelState } from '../lib/weights';
-import { recordsToTensors } from '../lib/safetensors';
+import { createNet, expectedStateShapes, type Net } from '../lib/model/model';
+import { readModelState, writeModelState } from '../lib/model/weights';
+import { recordsToTensors } from '../lib/formats/safetensors';
 import { recipeTensor } from './helpers/golden';
 import { gradNorms } from './helpers/grads';
 

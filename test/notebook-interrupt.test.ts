@@ -6,9 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../lib/config';
-import { readCheckpointMeta } from '../lib/checkpoint';
-import { readRunEpochs } from '../lib/metrics';
-import { executeNotebook } from '../lib/notebooks';
+import { readCheckpointMeta } from '../lib/train/checkpoint';
+import { readRunEpochs } from '../lib/train/metrics';
+import { executeNotebook } from '../lib/report/notebooks';
 
 // Inside the project (results/ is not in git): the kernel's TypeScript finds node_modules from there.
 fs.mkdirSync(path.join(PROJECT_ROOT, 'results'), { recursive: true });

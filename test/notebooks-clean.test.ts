@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describe, expect, it } from 'vitest';
-import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebook, stripNotebookFile, type NotebookJson } from '../lib/notebooks';
+import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebook, stripNotebookFile, type NotebookJson } from '../lib/report/notebooks';
 
 describe('committed notebooks', () => {
   it('hold no outputs or execution counts and use the tslab kernel', () => {

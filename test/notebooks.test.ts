@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { executeNotebook, listNotebooks } from '../lib/notebooks';
+import { executeNotebook, listNotebooks } from '../lib/report/notebooks';
 
 const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-notebooks-'));
 afterAll(() => fs.rmSync(outDir, { recursive: true, force: true }));

@@ -2,10 +2,10 @@
 // left as it was afterwards (also when the step throws).
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { Adam } from '../lib/adam';
-import { createNet } from '../lib/model';
-import { formatOpProfile, profileOps } from '../lib/op-profile';
-import { TrainStep } from '../lib/train';
+import { Adam } from '../lib/train/adam';
+import { createNet } from '../lib/model/model';
+import { formatOpProfile, profileOps } from '../lib/runtime/op-profile';
+import { TrainStep } from '../lib/train/train';
 
 const binding = () => (tf.backend() as unknown as { binding: { executeOp: unknown } }).binding;
 

@@ -3,8 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FigureExporter, exportFigures, listSavedFigures, loadFigureJson } from '../lib/figures-export';
-import { meanStdBars, type Figure } from '../lib/plots';
+import { FigureExporter, exportFigures, listSavedFigures, loadFigureJson } from '../lib/report/figures-export';
+import { meanStdBars, type Figure } from '../lib/report/plots';
 
 // One headless Chromium for the whole file (a launch takes a few seconds on 2 cores).
 let dir: string;

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
-import { escapeHtml, formatPercent, htmlTable } from '../lib/html-table';
+import { escapeHtml, formatPercent, htmlTable } from '../lib/report/html-table';
 import {
   cellMapsFigure, confusionMatrixFigure, meanStdBars, pairedSeedsFigure, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
   trainingCurves, upsampleBilinear, variantComparison, type Trace,
-} from '../lib/plots';
-import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, type EpochPoint } from '../lib/summary';
+} from '../lib/report/plots';
+import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, type EpochPoint } from '../lib/experiments/summary';
 
 /** Two variants × two seeds × 3 epochs × train/test, with accuracies chosen by hand. */
 function rows(): EpochPoint[] {

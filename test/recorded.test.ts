@@ -3,11 +3,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCifar10 } from '../lib/cifar10';
-import { runExperiments, type Experiment } from '../lib/experiments';
+import { loadCifar10 } from '../lib/data/cifar10';
+import { runExperiments, type Experiment } from '../lib/experiments/experiments';
 import { PATHS } from '../lib/config';
-import { armsBySeed, readRecorded, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/recorded';
-import { trainConfig } from '../lib/train-config';
+import { armsBySeed, readRecorded, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
+import { trainConfig } from '../lib/train/train-config';
 
 // Epoch 3's training pass was slow and its rate odd (a paused epoch, say): medians ignore it.
 const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? [0, 100, 200, 900][epoch] : 0, wallSeconds: split === 'train' ? [0, 10, 10, 40][epoch] : 1 });

@@ -12,7 +12,7 @@ import {
   tensorToRecord,
   writeSafetensors,
   type TensorRecord,
-} from '../lib/safetensors';
+} from '../lib/formats/safetensors';
 import { PRETRAINED_FILES } from '../lib/config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-st-'));

@@ -1,7 +1,7 @@
 // Paired statistics: t quantiles against published values, the sign-flip test by hand, and the
 // verdict logic on synthetic runs (including one where the sign of the difference flips).
 import { describe, expect, it } from 'vitest';
-import { pairedComparison, signFlipPValue, studentTCdf, studentTQuantile, verdictOf } from '../lib/stats';
+import { pairedComparison, signFlipPValue, studentTCdf, studentTQuantile, verdictOf } from '../lib/experiments/stats';
 
 const bySeed = (values: number[]) => new Map(values.map((v, seed) => [seed, v]));
 

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { Adam } from '../lib/adam';
+import { Adam } from '../lib/train/adam';
 import { PROJECT_ROOT } from '../lib/config';
 
 const vals = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));

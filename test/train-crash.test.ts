@@ -6,9 +6,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describe, expect, it } from 'vitest';
-import { readCheckpointMeta } from '../lib/checkpoint';
+import { readCheckpointMeta } from '../lib/train/checkpoint';
 import { PROJECT_ROOT } from '../lib/config';
-import { readRunEpochs, readStepRows } from '../lib/metrics';
+import { readRunEpochs, readStepRows } from '../lib/train/metrics';
 
 const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-'));
 const args = [

@@ -5,11 +5,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../lib/config';
-import { formatDuration, formatStep, notebookProgress, progressBar, terminalProgress } from '../lib/progress';
-import { RunDir } from '../lib/run-dir';
-import type { EpochSummary, TrainEvent } from '../lib/train';
-import { parseTrainArgs, resolveTrainConfig, UsageError } from '../lib/train-cli';
-import { trainConfig } from '../lib/train-config';
+import { formatDuration, formatStep, notebookProgress, progressBar, terminalProgress } from '../lib/train/progress';
+import { RunDir } from '../lib/train/run-dir';
+import type { EpochSummary, TrainEvent } from '../lib/train/train';
+import { parseTrainArgs, resolveTrainConfig, UsageError } from '../lib/train/train-cli';
+import { trainConfig } from '../lib/train/train-config';
 
 const config = trainConfig({ run: 'demo', epochs: 2 });
 const start: TrainEvent = {

@@ -4,8 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { RunDir } from '../lib/run-dir';
-import { configConflicts, learningRate, trainConfig, validateConfig } from '../lib/train-config';
+import { RunDir } from '../lib/train/run-dir';
+import { configConflicts, learningRate, trainConfig, validateConfig } from '../lib/train/train-config';
 
 let runsDir: string;
 beforeEach(() => {

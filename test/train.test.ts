@@ -6,12 +6,12 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
-import { readCheckpoint, readCheckpointMeta } from '../lib/checkpoint';
+import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
+import { readCheckpoint, readCheckpointMeta } from '../lib/train/checkpoint';
 import { PATHS } from '../lib/config';
-import { readRunEpochs, readStepRows, type EpochRow } from '../lib/metrics';
-import { DivergedError, train, type TrainEvent } from '../lib/train';
-import { trainConfig, type TrainConfig } from '../lib/train-config';
+import { readRunEpochs, readStepRows, type EpochRow } from '../lib/train/metrics';
+import { DivergedError, train, type TrainEvent } from '../lib/train/train';
+import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 import { fileDigests } from './helpers/files';
 
 let runsDir: string;

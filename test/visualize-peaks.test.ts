@@ -1,6 +1,6 @@
 // Peak statistics of response maps: synthetic maps with a known peak cell.
 import { describe, expect, it } from 'vitest';
-import { peakStatistics, type ImageMaps } from '../lib/visualize';
+import { peakStatistics, type ImageMaps } from '../lib/report/visualize';
 
 /** An image whose class-`cls` map is 1 at cell (y, x) of the 8×8 grid and 0 elsewhere. */
 function example(label: number, predicted: number, peaks: Record<number, [number, number]>): ImageMaps {

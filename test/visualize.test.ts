@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imagesToTensor } from '../lib/batches';
-import { loadCifar10, type Cifar10Split } from '../lib/cifar10';
-import { createNet, type Net } from '../lib/model';
-import { attributionMaps, cellWeightMaps, chooseExamples, correlation, filterSimilarity, similarityVsConfusion, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/visualize';
+import { imagesToTensor } from '../lib/data/batches';
+import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
+import { createNet, type Net } from '../lib/model/model';
+import { attributionMaps, cellWeightMaps, chooseExamples, correlation, filterSimilarity, similarityVsConfusion, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/report/visualize';
 
 let net: Net;
 let test: Cifar10Split;

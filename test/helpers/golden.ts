@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readSafetensors, recordToTensor, type TensorRecord } from '../../lib/safetensors';
+import { readSafetensors, recordToTensor, type TensorRecord } from '../../lib/formats/safetensors';
 import type { Variant } from '../../lib/config';
 
 /**

@@ -1,6 +1,6 @@
 // Cross-entropy of a net's training-mode logits, and the gradient norm of each trainable variable.
 import * as tf from '@tensorflow/tfjs-core';
-import type { Net } from '../../lib/model';
+import type { Net } from '../../lib/model/model';
 
 export function oneHotLoss(net: Net, x: tf.Tensor4D, labels: tf.Tensor1D): tf.Scalar {
   const logits = net.forward(x, true);

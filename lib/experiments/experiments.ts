@@ -1,0 +1,465 @@
+/**
+ * Every experiment of the lab, as tables of named runs with their TrainConfig (two suites), and
+ * what `npm run experiments` does with them: run them in order, one after the other, skipping
+ * finished runs and resuming unfinished ones from their last checkpoint.
+ *
+ *   lab suite (LAB_EXPERIMENTS; what npm start trains, results/runs): one run per question, the
+ *     lab's recipe with seed 0, best epoch on TEST accuracy as the lab states it —
+ *     lab-dynamic-s0, lab-static-s0, frozen-requires-grad (the lab's freeze), frozen-all (a
+ *     fixed-function freeze), frozen-keep-bn and frozen-adapter (two fixes).
+ *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
+ *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
+ *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
+ *     reported at that epoch; compared seed by seed as PAIRED_COMPARISONS lists (lib/stats).
+ *
+ * A run is finished when its saved config equals the experiment's (bookkeeping fields
+ * logEvery / evalBatchSize aside) and its last checkpoint has all epochs. A run of the same name
+ * with another config is never touched: the runner refuses to start and says what differs.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ARCHITECTURE_KEYS, architectureOf, describeArchitecture } from '../model';
+import { writeFileAtomic } from '../formats';
+import { DivergedError, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train, trainConfig, type TrainConfig, type TrainEvent, type TrainOptions, type TrainResult, validateConfig } from '../train';
+import { isQuick, PATHS } from '../config';
+import { runOutcomes } from './summary';
+
+export type ExperimentGroup = 'compare' | 'freeze' | 'init' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'init', 'ablation', 'recipe'];
+
+export interface Experiment {
+  /** The run's name under results/runs (= config.run). */
+  name: string;
+  /** What is compared: the run's name without its seed in the paired suite (`dynamic` of `dynamic-s3`). */
+  arm: string;
+  group: ExperimentGroup;
+  /** What the run measures, in one line. */
+  purpose: string;
+  config: TrainConfig;
+  /**
+   * Time of one of its epochs relative to an epoch of the lab's recipe on the same machine, from
+   * the training- and inference-step times of `npm run experiments -- --measure` with steps run as
+   * graphs (frozen nets skip most of the backward pass; the upsampled one's forward costs 3×).
+   */
+  relativeEpochCost: number;
+}
+
+/**
+ * The beyond-the-lab recipe for the dynamic net, chosen with a PyTorch sweep of the same net,
+ * data pipeline and optimiser on a GPU (python/recipe_sweep.py; every number in
+ * python/recipe_sweep_results.jsonl; best test accuracy, seed 0 unless said):
+ *
+ *   lab recipe, 5 epochs                                     77.1%   (lib/train: 73.7% after 3 of 5)
+ *   + ImageNet norm, augmentation, cosine, smoothing 0.1:
+ *       20 epochs 83.6%, 30 epochs 84.6% (seed 1: 84.9%), 40 epochs 85.5%, 50 epochs 85.5%
+ *     30 epochs with lr 1e-3 / wd 0: 84.0%; lr 3e-3: 84.6%; wd 5e-4: 84.7%; no smoothing: 84.3%
+ *   + input upsampled ×2: 15 epochs 82.8%, 20 epochs 84.3%, 30 epochs 86.0%
+ *
+ * So: 40 epochs is the cheapest measured budget past 85% (50 adds nothing); upsampling ×2
+ * reaches 86.0% in 30 epochs but costs about 4× per epoch on the CPU (≈ 120 lab-epochs instead
+ * of 42), so it is not the default. On this machine 40 epochs take about 3 h at ~200 training
+ * images/s (twice that while the cores are shared). The margin over 85% is ~0.5 points, about
+ * the seed-to-seed spread, so a run may land just below it. Each change from the lab's recipe:
+ *  - norm 'imagenet': the statistics the pretrained backbone was trained with;
+ *  - augment: random crop (4-pixel padding) + horizontal flip — with it more epochs keep paying off;
+ *  - schedule 'cosine' from lr 2e-3 to 0 over all steps, label smoothing 0.1, weight decay 5e-5.
+ */
+export const BEST_EPOCHS = 40;
+const BEST: Partial<TrainConfig> = {
+  variant: 'dynamic',
+  norm: 'imagenet',
+  augment: true,
+  schedule: 'cosine',
+  labelSmoothing: 0.1,
+  lr: 2e-3,
+  weightDecay: 5e-5,
+  epochs: BEST_EPOCHS,
+};
+
+function experiment(name: string, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1, arm = name): Experiment {
+  return { name, arm, group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
+}
+
+/**
+ * The lab suite: what `npm start` trains on the user's machine (and `npm run experiments` by
+ * default): the lab's recipe, seed 0, best checkpoint on TEST accuracy as the lab states it.
+ * One run per question, so the notebooks answer every question from the user's own runs; the
+ * multi-seed statistics come from the paired suite below.
+ */
+export const LAB_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+  experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }),
+  experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }),
+  experiment('frozen-requires-grad', 'freeze', "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode", { freeze: 'requires-grad' }, 0.45),
+  experiment('frozen-all', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
+  experiment('frozen-keep-bn', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
+  experiment('frozen-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
+]);
+
+/** The lab suite's run names, typed: notebooks and answers name runs through this. */
+export type LabRunName = 'lab-dynamic-s0' | 'lab-static-s0' | 'frozen-requires-grad' | 'frozen-all' | 'frozen-keep-bn' | 'frozen-adapter';
+
+/**
+ * The config a notebook trains for lab-suite run `name`: the suite's, or its quick slice in quick
+ * mode (DCF_QUICK=1, whose runs go to results/quick/runs).
+ */
+export function labRunConfig(name: LabRunName): TrainConfig {
+  const e = findExperiment(name, LAB_EXPERIMENTS);
+  return isQuick() ? quickExperiment(e).config : e.config;
+}
+
+/** Seeds of every arm of the paired suite: run k of each arm shares seed k (init, data order). */
+export const PAIRED_SEEDS = [0, 1, 2, 3, 4] as const;
+/** Images of the fixed, class-balanced validation split (lib/batches splitValidation). */
+export const VALIDATION_IMAGES = 5000;
+
+/** One arm of the paired suite: the settings that differ from the recipe, and its relative cost. */
+interface Arm {
+  arm: string;
+  group: ExperimentGroup;
+  purpose: string;
+  overrides: Partial<TrainConfig>;
+  cost: number;
+}
+
+const ARMS: readonly Arm[] = [
+  { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1 },
+  { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1 },
+  { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1 },
+  { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
+  { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
+  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
+  { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
+  { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
+  { arm: 'dynamic-folded', group: 'init', purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one', overrides: { weights: 'folded' }, cost: 1 },
+  { arm: 'ablate-no-norm', group: 'ablation', purpose: 'dynamic head without the L2 normalisation of the generated filters', overrides: { filterNorm: false }, cost: 1 },
+  { arm: 'ablate-no-scale', group: 'ablation', purpose: 'response maps not divided by √64', overrides: { responseScale: false }, cost: 1 },
+];
+
+/**
+ * The paired suite behind the recorded results (results/recorded/): every arm with each of
+ * PAIRED_SEEDS, trained on 45k images, the best epoch chosen on the fixed 5k validation split
+ * and test reported at that epoch. Phase by phase (the comparison, then freezing and
+ * initialisation, then the ablations), seed-major inside each, so a suite stopped early still
+ * has whole pairs: all arms of seed 0, then of seed 1, …
+ */
+export const PAIRED_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+  ...(['compare', 'freeze', 'ablation'] as const).flatMap((phase) => {
+    const arms = ARMS.filter((a) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
+    return PAIRED_SEEDS.flatMap((seed) => arms.map((a) => pairedExperiment(a, seed)));
+  }),
+  experiment('best-dynamic', 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
+]);
+
+function pairedExperiment(a: Arm, seed: number): Experiment {
+  return experiment(`${a.arm}-s${seed}`, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
+}
+
+/** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
+export interface ArmComparison {
+  a: string;
+  b: string;
+  /** The question it answers (the group of its arms). */
+  group: ExperimentGroup;
+  /** What the difference isolates, in a few words. */
+  isolates: string;
+}
+
+/**
+ * The fixes of the paired suite, each with its control: the frozen arm it differs from in the fix
+ * alone (the other frozen arm is compared too).
+ */
+export const PAIRED_FIXES: readonly { arm: string; control: 'frozen-eval' | 'frozen-requires-grad'; how: string }[] = [
+  { arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
+  { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
+  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
+];
+
+/** Every comparison the answers, the report and the README quote from the paired suite: the one list of them. */
+export const PAIRED_COMPARISONS: readonly ArmComparison[] = [
+  { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
+  { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
+  { group: 'compare', a: 'static', b: 'static-l2', isolates: 'the L2 normalisation alone' },
+  { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
+  { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
+  ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic', b: f.arm, isolates: 'the fix against training everything' })),
+  { group: 'freeze', a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
+  ...PAIRED_FIXES.flatMap((f) =>
+    (['frozen-eval', 'frozen-requires-grad'] as const).map((a) => ({
+      group: 'freeze' as const, a, b: f.arm, isolates: a === f.control ? `the fix alone: ${f.how}` : 'the fix against the other freeze',
+    })),
+  ),
+  { group: 'init', a: 'dynamic', b: 'dynamic-folded', isolates: 'initialisation: the BN-folded pretrained file instead of the unfolded torchvision one' },
+  { group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'without the L2 normalisation of the generated filters' },
+  { group: 'ablation', a: 'dynamic', b: 'ablate-no-scale', isolates: 'response maps not divided by √64' },
+];
+
+/** The suites: the lab's (npm start) and the paired one (recorded). */
+export type Suite = 'lab' | 'paired';
+export const SUITES: Record<Suite, readonly Experiment[]> = { lab: LAB_EXPERIMENTS, paired: PAIRED_EXPERIMENTS };
+
+/** The lab suite (what `npm run experiments` runs unless --suite says otherwise). */
+export const EXPERIMENTS: readonly Experiment[] = LAB_EXPERIMENTS;
+
+/** The experiment called `name`; an unknown name is an error listing the known ones. */
+export function findExperiment(name: string, list: readonly Experiment[] = EXPERIMENTS): Experiment {
+  const e = list.find((x) => x.name === name);
+  if (!e) throw new Error(`no experiment named '${name}'; experiments: ${list.map((x) => x.name).join(', ')}`);
+  return e;
+}
+
+/** The experiments named in `names` (in table order), or all of them. */
+export function selectExperiments(names: readonly string[] | undefined, list: readonly Experiment[] = EXPERIMENTS): Experiment[] {
+  if (!names || names.length === 0) return [...list];
+  const wanted = new Set(names.map((n) => findExperiment(n, list).name));
+  return list.filter((e) => wanted.has(e.name));
+}
+
+// ---- quick mode -------------------------------------------------------------------------------
+
+/** What --quick changes: tiny real slices and one epoch, into PATHS.quick (never results/runs). */
+export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
+
+/** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
+export function quickExperiment(e: Experiment): Experiment {
+  // A validation split, if any, shrinks with the slice (50 of 256: 5 per class).
+  return { ...e, config: validateConfig({ ...e.config, ...QUICK_SLICE, val: e.config.val > 0 ? 50 : 0 }) };
+}
+
+/**
+ * Where runs and tables go: results/ (results/runs) for the lab suite, results/paired for the
+ * paired suite, or results/quick (results/quick/runs) in quick mode.
+ */
+export function experimentDirs(opts: { quick?: boolean; resultsDir?: string; suite?: Suite } = {}): { resultsDir: string; runsDir: string } {
+  const resultsDir = opts.resultsDir ?? (opts.quick ? PATHS.quick : opts.suite === 'paired' ? PATHS.paired : PATHS.results);
+  return { resultsDir, runsDir: path.join(resultsDir, 'runs') };
+}
+
+// ---- status -----------------------------------------------------------------------------------
+
+/** Fields that say how a run reports, not what it trains: they may differ from the table. */
+const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['logEvery', 'evalBatchSize'];
+
+/** How a run's saved config differs from the experiment's, one line per field ('' when equal). */
+export function experimentConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
+  return (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
+    .filter((k) => !BOOKKEEPING.includes(k) && saved[k] !== wanted[k])
+    .map((k) => `${k}: the run has ${JSON.stringify(saved[k])}, the experiment wants ${JSON.stringify(wanted[k])}`);
+}
+
+export type ExperimentState =
+  /** All epochs finished with the experiment's config. */
+  | 'done'
+  /** Some epochs finished; the rest resume from the last checkpoint. */
+  | 'partial'
+  | 'not-started'
+  /** Another live process holds the run's lock (e.g. the same run started by hand). */
+  | 'running'
+  /** Training stopped on a NaN/Inf loss (a result for the ablations); skipped unless retried. */
+  | 'diverged'
+  /** A run of that name exists with another config: refused. */
+  | 'mismatch'
+  /** The run's files cannot be read. */
+  | 'unreadable';
+
+export interface ExperimentStatus {
+  name: string;
+  group: ExperimentGroup;
+  state: ExperimentState;
+  /** Epochs finished (the last checkpoint's), and the experiment's epochs. */
+  epochsDone: number;
+  epochs: number;
+  /** Test accuracy: best epoch's, the last finished epoch's; null before the first epoch. */
+  bestAccuracy: number | null;
+  bestEpoch: number | null;
+  finalAccuracy: number | null;
+  /** Mean seconds of a training epoch (the train pass), null before the first epoch. */
+  secondsPerEpoch: number | null;
+  /** mismatch: what differs; diverged / unreadable / running: why. */
+  detail: string[];
+}
+
+/** The file in which the runner records a diverged run (so that reruns do not repeat it). */
+export const DIVERGED_FILE = 'diverged.json';
+
+export interface DivergedRecord {
+  message: string;
+  /** Epochs finished before the divergence. */
+  epochsDone: number;
+  config: TrainConfig;
+  time: string;
+}
+
+function readDiverged(runDir: string): DivergedRecord | undefined {
+  const file = path.join(runDir, DIVERGED_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as DivergedRecord;
+}
+
+/** Where experiment `e` stands under `runsDir` (reads files, never writes). */
+export function experimentStatus(e: Experiment, runsDir: string): ExperimentStatus {
+  const store = new RunDir(runsDir, e.name);
+  const status: ExperimentStatus = {
+    name: e.name, group: e.group, state: 'not-started', epochsDone: 0, epochs: e.config.epochs,
+    bestAccuracy: null, bestEpoch: null, finalAccuracy: null, secondsPerEpoch: null, detail: [],
+  };
+  try {
+    let saved = store.readConfig();
+    const last = store.checkpoint('last');
+    const best = store.checkpoint('best');
+    const newest = fs.existsSync(last) ? last : fs.existsSync(best) ? best : undefined;
+    if (newest) {
+      const meta = readCheckpointMeta(newest);
+      status.epochsDone = meta.epoch;
+      saved ??= validateConfig(meta.config, `the config saved in ${newest}`);
+    }
+    if (saved) {
+      const conflicts = experimentConflicts(saved, e.config);
+      if (conflicts.length) return { ...status, state: 'mismatch', detail: conflicts };
+      const outcome = runOutcomes(readRunEpochs(store.dir))[0];
+      if (outcome) {
+        Object.assign(status, {
+          bestAccuracy: outcome.bestAccuracy, bestEpoch: outcome.bestEpoch, finalAccuracy: outcome.finalAccuracy, secondsPerEpoch: outcome.secondsPerEpoch,
+        });
+      }
+    }
+    const holder = store.lockedBy();
+    if (holder !== undefined) return { ...status, state: 'running', detail: [`process ${holder} is training it`] };
+    if (status.epochsDone >= e.config.epochs) return { ...status, state: 'done' };
+    const diverged = readDiverged(store.dir);
+    if (diverged && experimentConflicts(validateConfig(diverged.config), e.config).length === 0) {
+      return { ...status, state: 'diverged', detail: [diverged.message] };
+    }
+    return { ...status, state: status.epochsDone > 0 ? 'partial' : 'not-started' };
+  } catch (err) {
+    return { ...status, state: 'unreadable', detail: [(err as Error).message] };
+  }
+}
+
+/** Every experiment's status, in table order. */
+export function experimentStatuses(runsDir: string, list: readonly Experiment[] = EXPERIMENTS): ExperimentStatus[] {
+  return list.map((e) => experimentStatus(e, runsDir));
+}
+
+// ---- the runner -------------------------------------------------------------------------------
+
+export type ExperimentEvent =
+  /** The plan: every selected experiment's status before anything runs. */
+  | { type: 'plan'; statuses: ExperimentStatus[]; runsDir: string }
+  /** Experiment `index` (1-based of `total`) starts training or resuming. */
+  | { type: 'begin'; experiment: Experiment; index: number; total: number; status: ExperimentStatus }
+  /** Experiment skipped: done, running elsewhere, or diverged before. */
+  | { type: 'skip'; experiment: Experiment; index: number; total: number; status: ExperimentStatus }
+  /** lib/train's progress of the current experiment. */
+  | { type: 'train'; experiment: Experiment; event: TrainEvent }
+  | { type: 'end'; experiment: Experiment; outcome: ExperimentOutcome };
+
+export interface ExperimentOutcome {
+  name: string;
+  /** trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with `error`. */
+  result: 'trained' | 'skipped' | 'diverged' | 'failed';
+  status: ExperimentStatus;
+  error?: string;
+  train?: TrainResult;
+}
+
+export interface RunExperimentsOptions {
+  /** Tiny slices, one epoch, into PATHS.quick/runs (see QUICK_SLICE). */
+  quick?: boolean;
+  /** Only these experiments (names from the table). */
+  only?: readonly string[];
+  /** Folder of runs (default: results/runs, or results/quick/runs with quick). */
+  runsDir?: string;
+  /** Train diverged runs again (they are skipped otherwise). */
+  retryDiverged?: boolean;
+  onEvent?: (event: ExperimentEvent) => void;
+  /** Passed to lib/train (tests: already loaded data). */
+  data?: TrainOptions['data'];
+  /** The table (tests use their own tiny one). */
+  experiments?: readonly Experiment[];
+}
+
+/**
+ * Runs the selected experiments one after the other. Refuses to start — training nothing — when
+ * a run exists with another config or cannot be read, naming every problem. A run that diverges
+ * is recorded (diverged.json in its folder) and the others go on; any other failure also lets
+ * the others go on and is reported in the outcomes.
+ */
+export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<ExperimentOutcome[]> {
+  const table = (opts.experiments ?? EXPERIMENTS).map((e) => (opts.quick ? quickExperiment(e) : e));
+  const selected = selectExperiments(opts.only, table);
+  const runsDir = opts.runsDir ?? experimentDirs({ quick: opts.quick }).runsDir;
+  const emit = opts.onEvent ?? (() => {});
+  const statuses = selected.map((e) => experimentStatus(e, runsDir));
+  emit({ type: 'plan', statuses, runsDir });
+  const blocking = statuses.filter((s) => s.state === 'mismatch' || s.state === 'unreadable');
+  if (blocking.length) {
+    throw new Error(
+      `refusing to run: ${blocking.length} existing run(s) under ${runsDir} do not match the experiment table (nothing was trained or changed):\n` +
+        blocking.map((s) => `  ${s.name} (${s.state}):\n    ${s.detail.join('\n    ')}`).join('\n') +
+        '\nMove or delete those run folders (or rename the experiment in lib/experiments.ts) and rerun.',
+    );
+  }
+  const outcomes: ExperimentOutcome[] = [];
+  for (const [i, e] of selected.entries()) {
+    const index = i + 1;
+    const status = experimentStatus(e, runsDir); // again: an earlier experiment may have taken long
+    const skip = status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
+    if (skip) {
+      emit({ type: 'skip', experiment: e, index, total: selected.length, status });
+      const outcome: ExperimentOutcome = { name: e.name, result: 'skipped', status };
+      outcomes.push(outcome);
+      emit({ type: 'end', experiment: e, outcome });
+      continue;
+    }
+    emit({ type: 'begin', experiment: e, index, total: selected.length, status });
+    let outcome: ExperimentOutcome;
+    try {
+      const result = await train(e.config, {
+        runsDir,
+        // Unfinished runs continue where they stopped: the planned epochs run back to back.
+        resume: status.epochsDone > 0 ? 'last' : undefined,
+        data: opts.data,
+        onProgress: (event) => emit({ type: 'train', experiment: e, event }),
+      });
+      fs.rmSync(path.join(runsDir, e.name, DIVERGED_FILE), { force: true });
+      outcome = { name: e.name, result: 'trained', status: experimentStatus(e, runsDir), train: result };
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof DivergedError) {
+        const done = experimentStatus(e, runsDir).epochsDone;
+        const record: DivergedRecord = { message, epochsDone: done, config: e.config, time: new Date().toISOString() };
+        writeFileAtomic(path.join(runsDir, e.name, DIVERGED_FILE), `${JSON.stringify(record, null, 2)}\n`);
+        outcome = { name: e.name, result: 'diverged', status: experimentStatus(e, runsDir), error: message };
+      } else {
+        outcome = { name: e.name, result: 'failed', status: experimentStatus(e, runsDir), error: message };
+      }
+    }
+    outcomes.push(outcome);
+    emit({ type: 'end', experiment: e, outcome });
+  }
+  return outcomes;
+}
+
+// ---- descriptions -----------------------------------------------------------------------------
+
+/** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
+export function describeSettings(config: TrainConfig): string {
+  const arch = describeArchitecture(architectureOf(config));
+  const skip = new Set(['run', 'seed', 'variant', 'logEvery', 'evalBatchSize', ...ARCHITECTURE_KEYS]);
+  const changes = (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
+    .filter((k) => !skip.has(k) && config[k] !== LAB_RECIPE[k as keyof typeof LAB_RECIPE])
+    .map((k) => `${k}=${config[k]}`);
+  return [...changes, ...arch].join(', ') || 'lab recipe';
+}
+
+/**
+ * Estimated minutes for the experiment's remaining epochs, from the lab recipe's training
+ * throughput on this machine (images/s) and the experiment's relative epoch cost.
+ */
+export function estimateMinutes(e: Experiment, labImagesPerSecond: number, epochsDone = 0): number {
+  const trainImages = (e.config.limitTrain || 50_000) - e.config.val;
+  const testImages = e.config.limitTest || 10_000;
+  // Evaluation runs at about 3× the training throughput (forward only, larger batches).
+  const labEpochSeconds = trainImages / labImagesPerSecond + (testImages + e.config.val) / (3 * labImagesPerSecond);
+  return (Math.max(e.config.epochs - epochsDone, 0) * labEpochSeconds * e.relativeEpochCost) / 60;
+}

@@ -1,0 +1,322 @@
+/**
+ * Recorded results: a suite's outcome committed to git under results/recorded/<suite>/, so that
+ * the numbers the README and the report quote can be checked on any machine. No checkpoints.
+ *
+ *   experiments.parquet  one row per experiment of the suite (RECORDED_SCHEMA, snake_case)
+ *   epochs.parquet       every run's per-epoch metrics (lib/metrics' epoch rows)
+ *   configs.json         { run name: its TrainConfig }
+ *   provenance.json      commit, machine, TensorFlow, date, command, wall time (Provenance)
+ *   confusion.parquet    each finished run's test confusion matrix at its selected (best) checkpoint,
+ *                        long form: run, arm, seed, true, predicted, count (recordConfusions)
+ *
+ * The test accuracy a comparison quotes is `selected_test_acc`: test accuracy at the epoch that
+ * the run's own rule selected (validation accuracy in the paired suite, test in the lab's).
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import pl, { type DataType } from 'nodejs-polars';
+import { writeFileAtomic } from '../formats';
+import { PATHS } from '../config';
+import { describeSettings, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
+import { checkpointPath, type EpochRow, evaluate, listRuns, loadEpochMetrics, loadNetFromStateFile, readEpochRows } from '../train';
+import { loadCifar10 } from '../data';
+import { pairedComparison, type BySeed, type PairedComparison } from './stats';
+import { meanStd } from './summary';
+
+export interface RecordedRow {
+  name: string;
+  suite: string;
+  group: string;
+  /** The run's name without its seed (`dynamic` of `dynamic-s3`): what is compared across seeds. */
+  arm: string;
+  purpose: string;
+  settings: string;
+  variant: string;
+  seed: number;
+  /** lib/experiments' state: done, partial, not-started, diverged, … */
+  status: string;
+  epochs: number;
+  epochs_done: number;
+  /** Which split chose the epoch: 'val' (paired suite) or 'test' (the lab's rule). */
+  select_by: string;
+  selected_epoch: number | null;
+  /** Test accuracy at the selected epoch: the number comparisons quote. */
+  selected_test_acc: number | null;
+  best_test_acc: number | null;
+  final_test_acc: number | null;
+  /** Best validation accuracy (null without a validation split). */
+  best_val_acc: number | null;
+  /** Median training throughput over the run's epochs. */
+  train_images_per_s: number | null;
+  /** Median wall-clock seconds of a training pass. */
+  train_seconds_per_epoch: number | null;
+}
+
+export const RECORDED_SCHEMA: { [K in keyof RecordedRow]-?: DataType } = {
+  name: pl.Utf8, suite: pl.Utf8, group: pl.Utf8, arm: pl.Utf8, purpose: pl.Utf8, settings: pl.Utf8, variant: pl.Utf8,
+  seed: pl.Int64, status: pl.Utf8, epochs: pl.Int32, epochs_done: pl.Int32, select_by: pl.Utf8, selected_epoch: pl.Int32,
+  selected_test_acc: pl.Float64, best_test_acc: pl.Float64, final_test_acc: pl.Float64, best_val_acc: pl.Float64,
+  train_images_per_s: pl.Float64, train_seconds_per_epoch: pl.Float64,
+};
+
+export interface Provenance {
+  suite: string;
+  /** The commit whose code trained the runs. */
+  commit: string;
+  machine: { cpu: string; cores: number; flags: string[]; memoryGiB: number };
+  /** The backend string the runs recorded (TensorFlow version included). */
+  backend: string;
+  /** When the record was written, and the span of the runs' epochs. */
+  recordedAt: string;
+  firstEpochAt: string | null;
+  lastEpochAt: string | null;
+  /** Sum of the runs' training and evaluation wall-clock seconds (one run at a time). */
+  runSeconds: number;
+  command: string;
+  note: string;
+}
+
+/** What a run's epochs say, by its selection rule. Pure. */
+export function summarizeRun(
+  rows: readonly (Pick<EpochRow, 'epoch' | 'accuracy' | 'imagesPerSecond' | 'wallSeconds'> & { split: string })[],
+  selectBy: 'val' | 'test',
+) {
+  const of = (split: string) => rows.filter((r) => r.split === split).sort((a, b) => a.epoch - b.epoch);
+  const test = of('test');
+  const val = of('val');
+  const train = of('train');
+  const argmax = (xs: typeof test) => xs.reduce<(typeof test)[number] | undefined>((best, r) => (best === undefined || r.accuracy > best.accuracy ? r : best), undefined);
+  const chooser = argmax(selectBy === 'val' ? val : test);
+  // The median, not the mean: an epoch that shared the machine or was paused should not set the rate.
+  const median = (xs: number[]) => {
+    if (xs.length === 0) return null;
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  return {
+    selected_epoch: chooser?.epoch ?? null,
+    selected_test_acc: chooser ? (test.find((r) => r.epoch === chooser.epoch)?.accuracy ?? null) : null,
+    best_test_acc: argmax(test)?.accuracy ?? null,
+    final_test_acc: test.length ? test[test.length - 1].accuracy : null,
+    best_val_acc: argmax(val)?.accuracy ?? null,
+    train_images_per_s: median(train.map((r) => r.imagesPerSecond)),
+    train_seconds_per_epoch: median(train.map((r) => r.wallSeconds)),
+  };
+}
+
+/** The suite's rows from its runs under `runsDir` (reads, never writes). */
+export function recordedRows(suite: Suite, runsDir: string, experiments: readonly Experiment[] = SUITES[suite]): RecordedRow[] {
+  const present = new Set(listRuns(runsDir));
+  return experiments.map((e) => {
+    const status = experimentStatus(e, runsDir);
+    const rows = present.has(e.name) ? readEpochRows({ runsDir, runs: [e.name] }) : [];
+    return {
+      name: e.name, suite, group: e.group, arm: e.arm, purpose: e.purpose, settings: describeSettings(e.config), variant: e.config.variant,
+      seed: e.config.seed, status: status.state, epochs: e.config.epochs, epochs_done: status.epochsDone, select_by: e.config.selectBy,
+      ...summarizeRun(rows, e.config.selectBy),
+    };
+  });
+}
+
+function frame<T>(schema: { [K in keyof T]-?: DataType }, rows: readonly T[]): pl.DataFrame {
+  return pl.DataFrame((Object.keys(schema) as (keyof T & string)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], schema[k])));
+}
+
+function machine(): Provenance['machine'] {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const flags = (/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(' ');
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    // The flags that change TensorFlow's CPU kernels (and so the speed figures).
+    flags: flags.filter((f) => /^(avx2|fma|avx512f|avx512_bf16|avx512_vnni|amx_\w+)$/.test(f)).sort(),
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  };
+}
+
+/** The commit of the checkout at `dir` (with `-dirty` when it has uncommitted changes to tracked files). */
+export function gitCommit(dir: string = PATHS.root): string {
+  try {
+    const head = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Writes results/recorded/<suite>/ from the suite's runs (default: the suite's results folder).
+ * Every file is written atomically; the folder holds nothing else.
+ */
+export function recordSuite(
+  suite: Suite,
+  opts: { runsDir?: string; outDir?: string; commit?: string; command: string; note?: string; experiments?: readonly Experiment[] },
+): { dir: string; rows: RecordedRow[]; provenance: Provenance } {
+  const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
+  const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
+  const experiments = opts.experiments ?? SUITES[suite];
+  const rows = recordedRows(suite, runsDir, experiments);
+  const names = rows.filter((r) => r.epochs_done > 0).map((r) => r.name);
+  const epochs = names.length ? loadEpochMetrics({ runsDir, runs: names }) : undefined;
+  const configs: Record<string, unknown> = {};
+  for (const e of experiments) if (names.includes(e.name)) configs[e.name] = e.config;
+  const epochRows = (epochs?.toRecords() ?? []) as unknown as EpochRow[]; // the frame above, not a second read
+  const times = epochRows.map((r) => r.time.getTime()).sort((a, b) => a - b);
+  const provenance: Provenance = {
+    suite,
+    commit: opts.commit ?? gitCommit(),
+    machine: machine(),
+    backend: [...new Set(epochRows.map((r) => r.backend))].join(' | '),
+    recordedAt: new Date().toISOString(),
+    firstEpochAt: times.length ? new Date(times[0]).toISOString() : null,
+    lastEpochAt: times.length ? new Date(times[times.length - 1]).toISOString() : null,
+    runSeconds: Math.round(epochRows.reduce((s, r) => s + r.wallSeconds, 0)),
+    command: opts.command,
+    note: opts.note ?? '',
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'experiments.parquet'), frame(RECORDED_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
+  if (epochs) writeFileAtomic(path.join(dir, 'epochs.parquet'), epochs.writeParquet({ compression: 'zstd' }));
+  writeFileAtomic(path.join(dir, 'configs.json'), `${JSON.stringify(configs, null, 2)}\n`);
+  writeFileAtomic(path.join(dir, 'provenance.json'), `${JSON.stringify(provenance, null, 2)}\n`);
+  return { dir, rows, provenance };
+}
+
+/** A recorded suite read back: its rows and provenance (a clear error when it is missing or incomplete). */
+export function readRecorded(suite: Suite, dir: string = path.join(PATHS.recorded, suite)): { rows: RecordedRow[]; provenance: Provenance } {
+  const table = path.join(dir, 'experiments.parquet');
+  if (!fs.existsSync(table)) throw new Error(`no recorded results for the ${suite} suite: ${table} is missing (git checkout -- results/recorded restores it)`);
+  const df = pl.readParquet(table);
+  const missing = Object.keys(RECORDED_SCHEMA).filter((c) => !df.columns.includes(c));
+  if (missing.length) throw new Error(`${table} lacks column(s) ${missing.join(', ')}`);
+  const provenance = JSON.parse(fs.readFileSync(path.join(dir, 'provenance.json'), 'utf8')) as Provenance;
+  return { rows: df.toRecords() as unknown as RecordedRow[], provenance };
+}
+
+/** Finished runs' selected test accuracy per seed, for each arm (for lib/stats' pairedComparison). */
+export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_acc' | 'best_val_acc' = 'selected_test_acc'): Map<string, BySeed> {
+  const arms = new Map<string, Map<number, number>>();
+  for (const r of rows) {
+    const v = r[metric];
+    if (r.status !== 'done' || v === null) continue;
+    if (!arms.has(r.arm)) arms.set(r.arm, new Map());
+    arms.get(r.arm)!.set(Number(r.seed), v);
+  }
+  return arms;
+}
+
+/** Each comparison over the recorded rows (b − a per seed, selected test accuracy). */
+export function compareArms(rows: readonly RecordedRow[], comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS): (ArmComparison & PairedComparison)[] {
+  const arms = armsBySeed(rows);
+  const none: BySeed = new Map();
+  return comparisons.map((c) => ({ ...c, ...pairedComparison(arms.get(c.a) ?? none, arms.get(c.b) ?? none) }));
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(2)}`;
+
+/**
+ * The README's block of recorded results (between RECORDED_BEGIN and RECORDED_END): each arm's
+ * mean test accuracy at the validation-selected epoch, and every paired comparison with its
+ * interval and verdict. A test checks that the README holds exactly this text.
+ */
+export function recordedMarkdown(rows: readonly RecordedRow[], provenance: Provenance): string {
+  const arms = [...new Set(rows.map((r) => r.arm))];
+  const armLines = arms.map((arm) => {
+    const all = rows.filter((r) => r.arm === arm);
+    const done = all.filter((r) => r.status === 'done' && r.selected_test_acc !== null);
+    const acc = done.map((r) => r.selected_test_acc!);
+    const { mean, std: sd } = meanStd(acc);
+    const ips = done.map((r) => r.train_images_per_s ?? NaN).filter(Number.isFinite);
+    const purpose = all[0].purpose.replace(/\|/g, '/');
+    return `| \`${arm}\` | ${purpose} | ${done.length}/${all.length} | ${acc.length ? pct(mean) : '–'}${acc.length > 1 ? ` ± ${(100 * sd).toFixed(2)}` : ''} | ${ips.length ? Math.round(ips.reduce((a, b) => a + b, 0) / ips.length) : '–'} |`;
+  });
+  const cmpLines = compareArms(rows).map(
+    (c) =>
+      `| \`${c.b}\` − \`${c.a}\` | ${c.isolates} | ${c.n} | ${c.n ? pts(c.mean) : '–'} | ${c.n > 1 ? `[${pts(c.low)}, ${pts(c.high)}]` : '–'} | ${c.n ? c.permutationP.toFixed(3) : '–'} | ${c.wins}/${c.losses} | ${c.verdict}${c.verdict === 'no detectable difference' ? ` at n = ${c.n}` : ''} |`,
+  );
+  const m = provenance.machine;
+  return [
+    `Recorded ${provenance.lastEpochAt?.slice(0, 10) ?? '–'} at commit \`${provenance.commit.slice(0, 12)}\` on ${m.cores} cores of ${m.cpu} (${m.flags.filter((f) => f.startsWith('avx')).join(', ') || 'no AVX flags'}), ${provenance.backend}; ${(provenance.runSeconds / 3600).toFixed(1)} h of training and evaluation summed over the runs${provenance.note ? ` (${provenance.note})` : ''}.`,
+    '',
+    '| arm | what it is | runs done | test accuracy at the val-selected epoch (mean ± sd over seeds) | training images/s |',
+    '|---|---|---|---|---|',
+    ...armLines,
+    '',
+    'Paired by seed (b − a, points of test accuracy at each run\'s validation-selected epoch; 95 % t interval; two-sided sign-flip permutation p; seeds won/lost):',
+    '',
+    '| comparison | isolates | pairs | mean | 95 % interval | p | won/lost | verdict |',
+    '|---|---|---|---|---|---|---|---|',
+    ...cmpLines,
+  ].join('\n');
+}
+
+export const RECORDED_BEGIN = '<!-- recorded results: generated by npm run experiments -- --suite paired --record; do not edit -->';
+export const RECORDED_END = '<!-- end of recorded results -->';
+
+/** `readme` with its recorded block replaced by `block` (an error when the markers are missing). */
+export function withRecordedBlock(readme: string, block: string): string {
+  const i = readme.indexOf(RECORDED_BEGIN);
+  const j = readme.indexOf(RECORDED_END);
+  if (i < 0 || j < i) throw new Error(`README.md lacks the recorded-results markers (${RECORDED_BEGIN} … ${RECORDED_END})`);
+  return `${readme.slice(0, i + RECORDED_BEGIN.length)}\n${block}\n${readme.slice(j)}`;
+}
+
+export interface ConfusionRow {
+  run: string;
+  arm: string;
+  seed: number;
+  true: number;
+  predicted: number;
+  count: number;
+}
+
+const CONFUSION_SCHEMA: { [K in keyof ConfusionRow]-?: DataType } = {
+  run: pl.Utf8, arm: pl.Utf8, seed: pl.Int64, true: pl.Int32, predicted: pl.Int32, count: pl.Int32,
+};
+
+/**
+ * Evaluates each finished run's best checkpoint (the epoch its rule selected) on the whole test
+ * set and writes the confusion matrices to `<outDir>/confusion.parquet` (long form, 100 rows a run).
+ */
+export async function recordConfusions(
+  suite: Suite,
+  opts: { runsDir?: string; outDir?: string; experiments?: readonly Experiment[]; onRun?: (name: string) => void } = {},
+): Promise<ConfusionRow[]> {
+  const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
+  const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
+  const experiments = opts.experiments ?? SUITES[suite];
+  const test = loadCifar10('test');
+  const rows: ConfusionRow[] = [];
+  for (const e of experiments) {
+    if (experimentStatus(e, runsDir).state !== 'done') continue;
+    opts.onRun?.(e.name);
+    const { net, norm } = loadNetFromStateFile(checkpointPath(path.join(runsDir, e.name), 'best'));
+    try {
+      const limited = e.config.limitTest > 0 ? { ...test, count: Math.min(e.config.limitTest, test.count), labels: test.labels.subarray(0, e.config.limitTest), images: test.images.subarray(0, e.config.limitTest * 3072) } : test;
+      const { confusion } = await evaluate(net, limited, { norm });
+      confusion.forEach((row, t) => row.forEach((count, p) => rows.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count })));
+    } finally {
+      net.dispose();
+    }
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'confusion.parquet'), frame(CONFUSION_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
+  return rows;
+}
+
+/** The recorded confusion matrices [10][10] of every run of `arm`, summed over its seeds ([] without the file). */
+export function recordedConfusion(suite: Suite, arm: string, dir: string = path.join(PATHS.recorded, suite)): number[][] | undefined {
+  const file = path.join(dir, 'confusion.parquet');
+  if (!fs.existsSync(file)) return undefined;
+  const rows = (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => r.arm === arm);
+  if (rows.length === 0) return undefined;
+  const k = Math.max(...rows.map((r) => r.true)) + 1;
+  const m = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  for (const r of rows) m[r.true][r.predicted] += r.count;
+  return m;
+}

@@ -1,0 +1,6 @@
+/** lib/formats: File formats, nothing of ours below: safetensors, PyTorch .pth, tar, protobuf, atomic writes. */
+export * from './atomic-file';
+export * from './protobuf';
+export * from './pth';
+export * from './safetensors';
+export * from './tar';

@@ -1,0 +1,553 @@
+/**
+ * The lab's network: ResNet-18 features (lib/resnet) and one of two heads that score each of
+ * the ten classes from its response map.
+ *
+ * Dynamic head (the lab's model):
+ *   embed [10, 128] → gen: Linear(128, 256) → ReLU → Linear(256, 64) → Tanh → filters [10, 64]
+ *   each filter L2-normalised → 1×1 convolution of the features [batch, 8, 8, 64] (no bias)
+ *   → response maps [batch, 10, 8, 8] / √64 → flatten 64 → score: Linear(64, 64) → ReLU →
+ *   Linear(64, 1) → logits [batch, 10].
+ * Static head (the comparison "without the dynamic mechanism"): the ten 1×1 filters `dc`
+ *   [10, 64] are parameters trained directly — no embeddings, generator or normalisation —
+ *   followed by the same /√64 and the same score predictor. It needs one filter PER CLASS:
+ *   a single shared filter with the one-output score predictor would compute the same map and
+ *   hence the same score for every class, and the logits could not tell classes apart.
+ *
+ * Architecture options (lib/architecture; the defaults are the lab's net, used by the
+ * experiments): no L2 normalisation of the generated filters, no /√64, bilinear upsampling of
+ * the input before the backbone, and a trainable adapter after it (lib/adapter).
+ *
+ * All ten classes run in one batched matrix product (equal to the lab's loop over classes).
+ * The generated filters are computed inside the forward pass from the embeddings and the
+ * generator, so the loss's gradient reaches both (copying them into a conv layer's weights
+ * would cut it).
+ *
+ * State: named tensors with PyTorch's names and layouts (see `stateDict`), so that a state file
+ * loads into the PyTorch reference module (python/reference.py) and back.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Adapter } from './adapter';
+import { architectureDifferences, architectureOf, architectureProblems, LAB_ARCHITECTURE, type Architecture } from './architecture';
+import { EMBED_DIM, FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from '../config';
+import { deriveSeed, l2NormalizeRows, linear, mulberry32, randomNormal } from '../runtime';
+import { BatchNorm2d, ResNet18Stem, hwioToOihw, oihwToHwio, variableFrom, type BnMode } from './resnet';
+import { readPretrainedBackbone } from './weights';
+import { recordToTensor } from '../formats';
+
+/** Tensors by PyTorch name in PyTorch layout (OIHW convs, [out, in] linears). */
+export type NamedTensors = Record<string, tf.Tensor>;
+
+/** Generator hidden width and score-predictor hidden width (the lab's recipe). */
+export const GEN_HIDDEN = 256;
+export const SCORE_HIDDEN = 64;
+/** Response maps are divided by √(channels) = √64 = 8. */
+const MAP_SCALE = 1 / Math.sqrt(FEATURE_CHANNELS);
+
+export interface Net {
+  readonly variant: Variant;
+  readonly freeze: Freeze;
+  /** The architecture options (LAB_ARCHITECTURE for the lab's net). */
+  readonly architecture: Architecture;
+  /**
+   * Logits [batch, 10] of images [batch, 32, 32, 3] (normalised). training=true: BatchNorm uses
+   * batch statistics and updates its running statistics (momentum 0.1), except with freeze
+   * 'all', which keeps BatchNorm in evaluation mode. No data leaves the device.
+   * `filters` (evaluation only): the head's filters from headFilters(), computed once and reused
+   * across batches, so that the generator does not run for every batch.
+   */
+  forward(x: tf.Tensor4D, training: boolean, opts?: { filters?: tf.Tensor2D }): tf.Tensor2D;
+  /**
+   * What the head sees before pooling: backbone features [batch, 8·u, 8·u, 64] of the input
+   * upsampled by u (architecture.upsample; [batch, 8, 8, 64] for the lab's net), after the
+   * adapter when there is one (evaluation mode unless training).
+   */
+  features(x: tf.Tensor4D, training?: boolean): tf.Tensor4D;
+  /** Evaluation-mode response maps [batch, 10, 8, 8] (after /√64 unless turned off) and scores [batch, 10]. */
+  responseMaps(x: tf.Tensor4D, opts?: { filters?: tf.Tensor2D }): { maps: tf.Tensor4D; scores: tf.Tensor2D };
+  /** The ten 1×1 filters [10, 64] (dynamic: generated, L2-normalised unless filterNorm is off; static: learned, L2-normalised with staticNorm), before /√64. */
+  classFilters(): tf.Tensor2D;
+  /**
+   * The filters exactly as the head applies them to the features [10, 64]: classFilters() times
+   * 1/√64 (unless responseScale is off). They depend on the parameters only, never on the
+   * image: compute them once and pass them to forward/responseMaps for inference.
+   */
+  headFilters(): tf.Tensor2D;
+  /** The variables the optimizer updates, keyed by PyTorch name (respects freeze). */
+  trainable(): Map<string, tf.Variable>;
+  /** Every variable of the state, buffers and BatchNorm counters included: all a training step may change. */
+  variables(): tf.Variable[];
+  /** Whole state (parameters + BN buffers incl. num_batches_tracked) as new tensors, PyTorch names/layouts. */
+  stateDict(): NamedTensors;
+  /** Checks every key and shape (clear error naming the key), then assigns. Nothing changes on error. */
+  loadStateDict(state: NamedTensors): void;
+  /** A tensor in this net's internal layout (e.g. a gradient or Adam moment) → PyTorch layout. */
+  toTorchLayout(name: string, t: tf.Tensor): tf.Tensor;
+  /** A tensor in PyTorch layout → this net's internal layout (the inverse of toTorchLayout). */
+  fromTorchLayout(name: string, t: tf.Tensor): tf.Tensor;
+  /** Every tensor of the state with its part, PyTorch shape and whether it is trained (for summaries). */
+  describe(): ParameterInfo[];
+  dispose(): void;
+}
+
+export interface ParameterInfo {
+  name: string;
+  /** 'backbone.conv' | 'backbone.bn' | 'adapter' | 'head.embed' | 'head.gen' | 'head.dc' | 'head.score' */
+  part: string;
+  shape: number[];
+  size: number;
+  /** Parameter (learned) or buffer (running statistics, counters). */
+  kind: 'parameter' | 'buffer';
+  trainable: boolean;
+}
+
+/** How a parameter is stored internally relative to PyTorch. */
+type Layout = 'same' | 'conv' | 'dc';
+
+interface Slot {
+  name: string;
+  variable: tf.Variable;
+  part: string;
+  kind: 'parameter' | 'buffer';
+  layout: Layout;
+  torchShape: number[];
+}
+
+/** The PyTorch shape of every key of a variant's state (without num_batches_tracked). */
+export function expectedStateShapes(variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const bn = (p: string) => ['weight', 'bias', 'running_mean', 'running_var'].forEach((s) => shapes.set(`${p}.${s}`, [64]));
+  shapes.set('backbone.conv1.weight', [64, 3, 7, 7]);
+  bn('backbone.bn1');
+  for (const i of [0, 1]) {
+    shapes.set(`backbone.layer1.${i}.conv1.weight`, [64, 64, 3, 3]);
+    bn(`backbone.layer1.${i}.bn1`);
+    shapes.set(`backbone.layer1.${i}.conv2.weight`, [64, 64, 3, 3]);
+    bn(`backbone.layer1.${i}.bn2`);
+  }
+  if (architectureOf(architecture).adapter) {
+    shapes.set('adapter.conv.weight', [FEATURE_CHANNELS, FEATURE_CHANNELS, 3, 3]);
+    bn('adapter.bn');
+  }
+  if (variant === 'dynamic') {
+    shapes.set('embed.weight', [NUM_CLASSES, EMBED_DIM]);
+    shapes.set('gen.0.weight', [GEN_HIDDEN, EMBED_DIM]);
+    shapes.set('gen.0.bias', [GEN_HIDDEN]);
+    shapes.set('gen.2.weight', [FEATURE_CHANNELS, GEN_HIDDEN]);
+    shapes.set('gen.2.bias', [FEATURE_CHANNELS]);
+  } else {
+    shapes.set('dc.weight', [NUM_CLASSES, FEATURE_CHANNELS, 1, 1]);
+  }
+  shapes.set('score.0.weight', [SCORE_HIDDEN, FEATURE_SIZE * FEATURE_SIZE]);
+  shapes.set('score.0.bias', [SCORE_HIDDEN]);
+  shapes.set('score.2.weight', [1, SCORE_HIDDEN]);
+  shapes.set('score.2.bias', [1]);
+  return shapes;
+}
+
+/** The BatchNorm counters: `backbone.<bn>.num_batches_tracked`, stored as int64 scalars. */
+export function isCounter(name: string): boolean {
+  return name.endsWith('.num_batches_tracked');
+}
+
+/** The part of the net a state key belongs to (ParameterInfo.part). */
+function partOf(name: string): string {
+  if (name.startsWith('backbone.')) return /\.conv\d?\.weight$/.test(name) ? 'backbone.conv' : 'backbone.bn';
+  if (name.startsWith('adapter.')) return 'adapter';
+  if (name.startsWith('embed.')) return 'head.embed';
+  if (name.startsWith('gen.')) return 'head.gen';
+  if (name.startsWith('dc.')) return 'head.dc';
+  return 'head.score';
+}
+
+function isBuffer(name: string): boolean {
+  return name.endsWith('.running_mean') || name.endsWith('.running_var');
+}
+
+/**
+ * Whether the parameter `name` trains under `freeze` (lib/config Freeze): every backbone parameter
+ * with 'none'; none with 'requires-grad' or 'all'; BatchNorm's γ/β with 'keep-bn'; all but the
+ * stem's (conv1, bn1) with 'stem'. The adapter and the head always train.
+ */
+export function trainsUnder(name: string, freeze: Freeze): boolean {
+  if (isBuffer(name) || isCounter(name)) return false;
+  const part = partOf(name);
+  if (part !== 'backbone.conv' && part !== 'backbone.bn') return true;
+  switch (freeze) {
+    case 'none':
+      return true;
+    case 'keep-bn':
+      return part === 'backbone.bn';
+    case 'stem':
+      return !/^backbone\.(conv1|bn1)\./.test(name);
+    case 'requires-grad':
+    case 'all':
+      return false;
+  }
+}
+
+/**
+ * What net.describe() returns for a net of this variant, architecture and freezing, computed
+ * from the state's shapes alone (no tensors): for parameter counts in tables and reports.
+ */
+export function describeState(variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE, freeze: Freeze = 'none'): ParameterInfo[] {
+  return [...expectedStateShapes(variant, architecture)].map(([name, shape]) => ({
+    name,
+    part: partOf(name),
+    shape: shape.slice(),
+    size: shape.reduce((a, b) => a * b, 1),
+    kind: isBuffer(name) ? 'buffer' : 'parameter',
+    trainable: trainsUnder(name, freeze),
+  }));
+}
+
+/** Which variant a state's keys describe, or undefined when they show neither head. */
+export function variantOfState(keys: Iterable<string>): Variant | undefined {
+  const set = new Set(keys);
+  const dynamic = set.has('embed.weight') || set.has('gen.0.weight');
+  const isStatic = set.has('dc.weight');
+  if (dynamic && !isStatic) return 'dynamic';
+  if (isStatic && !dynamic) return 'static';
+  return undefined;
+}
+
+class LabNet implements Net {
+  readonly backbone: ResNet18Stem;
+  readonly adapter?: Adapter;
+  private readonly slots: Slot[] = [];
+  private readonly byName = new Map<string, Slot>();
+  // Head parameters, PyTorch layouts ([out, in] linears are used with transposeB).
+  private readonly embed?: tf.Variable; // [10, 128]
+  private readonly gen0w?: tf.Variable; // [256, 128]
+  private readonly gen0b?: tf.Variable; // [256]
+  private readonly gen2w?: tf.Variable; // [64, 256]
+  private readonly gen2b?: tf.Variable; // [64]
+  private readonly dc?: tf.Variable; // [10, 64] (PyTorch [10, 64, 1, 1])
+  private readonly score0w: tf.Variable; // [64, 64]
+  private readonly score0b: tf.Variable; // [64]
+  private readonly score2w: tf.Variable; // [1, 64]
+  private readonly score2b: tf.Variable; // [1]
+
+  constructor(
+    readonly variant: Variant,
+    readonly freeze: Freeze,
+    seed: number,
+    readonly architecture: Architecture = { ...LAB_ARCHITECTURE },
+  ) {
+    this.backbone = new ResNet18Stem(deriveSeed(seed, 1));
+    // The adapter draws from its own seed stream: the backbone's and the head's initialisation
+    // are the same with or without it.
+    if (architecture.adapter) this.adapter = new Adapter(deriveSeed(seed, 3));
+    const modules: [string, ReturnType<ResNet18Stem['entries']>][] = [['backbone', this.backbone.entries()]];
+    if (this.adapter) modules.push(['adapter', this.adapter.entries()]);
+    for (const [prefix, entries] of modules) {
+      for (const e of entries) {
+        const name = `${prefix}.${e.name}`;
+        e.variable.trainable = trainsUnder(name, freeze);
+        this.add(name, e.variable, partOf(name), e.kind === 'bn-buffer' ? 'buffer' : 'parameter', e.kind === 'conv' ? 'conv' : 'same');
+      }
+    }
+    let k = 0;
+    const next = () => mulberry32(deriveSeed(seed, 2, k++));
+    // PyTorch's nn.Linear init: weight and bias ~ U(−1/√fan_in, 1/√fan_in).
+    const uniform = (shape: number[], fanIn: number) => {
+      const rng = next();
+      const bound = 1 / Math.sqrt(fanIn);
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < data.length; i++) data[i] = (2 * rng() - 1) * bound;
+      return variableFrom(tf.tensor(data, shape), true);
+    };
+    if (variant === 'dynamic') {
+      // nn.Embedding init: N(0, 1).
+      const rng = next();
+      const data = new Float32Array(NUM_CLASSES * EMBED_DIM);
+      for (let i = 0; i < data.length; i++) data[i] = randomNormal(rng);
+      this.embed = variableFrom(tf.tensor(data, [NUM_CLASSES, EMBED_DIM]), true);
+      this.gen0w = uniform([GEN_HIDDEN, EMBED_DIM], EMBED_DIM);
+      this.gen0b = uniform([GEN_HIDDEN], EMBED_DIM);
+      this.gen2w = uniform([FEATURE_CHANNELS, GEN_HIDDEN], GEN_HIDDEN);
+      this.gen2b = uniform([FEATURE_CHANNELS], GEN_HIDDEN);
+      this.add('embed.weight', this.embed, 'head.embed');
+      this.add('gen.0.weight', this.gen0w, 'head.gen');
+      this.add('gen.0.bias', this.gen0b, 'head.gen');
+      this.add('gen.2.weight', this.gen2w, 'head.gen');
+      this.add('gen.2.bias', this.gen2b, 'head.gen');
+    } else {
+      // nn.Conv2d(64, 10, 1, bias=False) init: U(−1/√64, 1/√64).
+      this.dc = uniform([NUM_CLASSES, FEATURE_CHANNELS], FEATURE_CHANNELS);
+      this.add('dc.weight', this.dc, 'head.dc', 'parameter', 'dc');
+    }
+    const mapSize = FEATURE_SIZE * FEATURE_SIZE;
+    this.score0w = uniform([SCORE_HIDDEN, mapSize], mapSize);
+    this.score0b = uniform([SCORE_HIDDEN], mapSize);
+    this.score2w = uniform([1, SCORE_HIDDEN], SCORE_HIDDEN);
+    this.score2b = uniform([1], SCORE_HIDDEN);
+    this.add('score.0.weight', this.score0w, 'head.score');
+    this.add('score.0.bias', this.score0b, 'head.score');
+    this.add('score.2.weight', this.score2w, 'head.score');
+    this.add('score.2.bias', this.score2b, 'head.score');
+    const shapes = expectedStateShapes(variant, architecture);
+    for (const s of this.slots) s.torchShape = shapes.get(s.name)!;
+  }
+
+  private add(name: string, variable: tf.Variable, part: string, kind: 'parameter' | 'buffer' = 'parameter', layout: Layout = 'same') {
+    const slot: Slot = { name, variable, part, kind, layout, torchShape: [] };
+    this.slots.push(slot);
+    this.byName.set(name, slot);
+  }
+
+  private bnMode(training: boolean): BnMode {
+    // Only 'all' fixes BatchNorm's statistics; with requires_grad = False PyTorch's BN still trains its statistics.
+    return training && this.freeze !== 'all' ? 'train' : 'eval';
+  }
+
+  features(x: tf.Tensor4D, training = false): tf.Tensor4D {
+    checkInput(x);
+    return tf.tidy(() => {
+      const u = this.architecture.upsample;
+      // Bilinear like PyTorch's F.interpolate(mode='bilinear', align_corners=False).
+      const input = u === 1 ? x : tf.image.resizeBilinear(x, [x.shape[1] * u, x.shape[2] * u], false, true);
+      const f = this.backbone.apply(input, this.bnMode(training)); // [b, 8u, 8u, 64]
+      // The adapter always trains (batch statistics in training), even with a frozen backbone.
+      return this.adapter ? this.adapter.apply(f, training ? 'train' : 'eval') : f;
+    });
+  }
+
+  classFilters(): tf.Tensor2D {
+    return tf.tidy(() => {
+      if (this.variant === 'static') return (this.architecture.staticNorm ? l2NormalizeRows(this.dc as tf.Tensor2D) : this.dc!.clone()) as tf.Tensor2D;
+      // lib/kernels: one TensorFlow kernel or two per layer, forward and backward.
+      const h = linear(this.embed as tf.Tensor2D, this.gen0w as tf.Tensor2D, this.gen0b as tf.Tensor1D, 'relu');
+      const g = linear(h, this.gen2w as tf.Tensor2D, this.gen2b as tf.Tensor1D, 'tanh'); // [10, 64]
+      if (!this.architecture.filterNorm) return g;
+      // F.normalize(g, dim=1): g / max(‖g‖, 1e-12).
+      return l2NormalizeRows(g);
+    });
+  }
+
+  headFilters(): tf.Tensor2D {
+    // Scale the ten filters instead of the maps: /8 is exact in floating point.
+    return tf.tidy(() => (this.architecture.responseScale ? tf.mul(this.classFilters(), MAP_SCALE) : this.classFilters()) as tf.Tensor2D);
+  }
+
+  /**
+   * The head's input [batch, 8, 8, 64]: the features, average-pooled by the upsampling factor.
+   *
+   * Why pool back to 8×8 rather than score 16×16 maps with a 256-input MLP: the head — its
+   * parameters, their count and their names — stays exactly the lab's, so a run with upsampling
+   * differs from one without only in what the backbone sees (objects at twice the scale, closer
+   * to the ImageNet scale its filters were trained on, and finer 16×16 features). A 1×1
+   * convolution commutes with average pooling, so this equals averaging each 16×16 response map
+   * over 2×2 cells: the maps keep the finer features' evidence, and checkpoints and the
+   * visualisation keep their 8×8 maps. A 256-input score MLP would change the head's capacity
+   * (4× the first layer) at the same time, and the comparison would no longer isolate the input.
+   */
+  private pooled(features: tf.Tensor4D): tf.Tensor4D {
+    const u = this.architecture.upsample;
+    return u === 1 ? features : tf.avgPool(features, u, u, 'valid');
+  }
+
+  /** Response maps as [batch, 10, 64] (flattened 8×8, /√64 unless turned off) from features. */
+  private maps(features: tf.Tensor4D, given?: tf.Tensor2D): tf.Tensor3D {
+    const pooled = this.pooled(features);
+    const [b, h, w, c] = pooled.shape;
+    const filters = given ?? this.headFilters(); // [10, 64]
+    // [b·h·w, C] × [10, C]ᵀ → [b, h·w, 10]: every class's 1×1 convolution in one product.
+    const m = tf.matMul(tf.reshape(pooled, [b * h * w, c]) as tf.Tensor2D, filters, false, true);
+    return tf.transpose(tf.reshape(m, [b, h * w, NUM_CLASSES]), [0, 2, 1]) as tf.Tensor3D; // [b, 10, h·w]
+  }
+
+  /** Scores [batch, 10] from maps [batch, 10, 64]: the same MLP applied to every class's map. */
+  private scores(maps: tf.Tensor3D): tf.Tensor2D {
+    const [b, k, n] = maps.shape;
+    const flat = tf.reshape(maps, [b * k, n]) as tf.Tensor2D;
+    const h = linear(flat, this.score0w as tf.Tensor2D, this.score0b as tf.Tensor1D, 'relu');
+    const s = linear(h, this.score2w as tf.Tensor2D, this.score2b as tf.Tensor1D); // [b·10, 1]
+    return tf.reshape(s, [b, k]) as tf.Tensor2D;
+  }
+
+  /** Checks filters passed in for inference: the right shape, and never in training (the generator must be in the graph). */
+  private givenFilters(training: boolean, filters: tf.Tensor2D | undefined): tf.Tensor2D | undefined {
+    if (!filters) return undefined;
+    if (training) throw new Error('precomputed filters are for evaluation only: in training the filters must be computed in the graph so that their gradient reaches the generator');
+    if (filters.rank !== 2 || filters.shape[0] !== NUM_CLASSES || filters.shape[1] !== FEATURE_CHANNELS) {
+      throw new Error(`filters must be headFilters()' [${NUM_CLASSES}, ${FEATURE_CHANNELS}]; got [${filters.shape}]`);
+    }
+    return filters;
+  }
+
+  forward(x: tf.Tensor4D, training: boolean, opts: { filters?: tf.Tensor2D } = {}): tf.Tensor2D {
+    const filters = this.givenFilters(training, opts.filters);
+    return tf.tidy(() => this.scores(this.maps(this.features(x, training), filters)));
+  }
+
+  responseMaps(x: tf.Tensor4D, opts: { filters?: tf.Tensor2D } = {}): { maps: tf.Tensor4D; scores: tf.Tensor2D } {
+    const filters = this.givenFilters(false, opts.filters);
+    return tf.tidy(() => {
+      const m = this.maps(this.features(x, false), filters);
+      return { maps: tf.reshape(m, [x.shape[0], NUM_CLASSES, FEATURE_SIZE, FEATURE_SIZE]) as tf.Tensor4D, scores: this.scores(m) };
+    });
+  }
+
+  trainable(): Map<string, tf.Variable> {
+    return new Map(this.slots.filter((s) => s.kind === 'parameter' && s.variable.trainable).map((s) => [s.name, s.variable]));
+  }
+
+  toTorchLayout(name: string, t: tf.Tensor): tf.Tensor {
+    const slot = this.slot(name);
+    if (slot.layout === 'conv') return hwioToOihw(t);
+    if (slot.layout === 'dc') return tf.reshape(t, slot.torchShape);
+    return t.clone();
+  }
+
+  fromTorchLayout(name: string, t: tf.Tensor): tf.Tensor {
+    const slot = this.slot(name);
+    if (slot.layout === 'conv') return oihwToHwio(t);
+    if (slot.layout === 'dc') return tf.reshape(t, slot.variable.shape);
+    return t.clone();
+  }
+
+  private slot(name: string): Slot {
+    const s = this.byName.get(name);
+    if (!s) throw new Error(`the ${this.variant} net has no tensor named '${name}'`);
+    return s;
+  }
+
+  /** Every BatchNorm layer under its full state prefix (`backbone.bn1`, …, `adapter.bn`). */
+  private batchNorms(): [string, BatchNorm2d][] {
+    const out: [string, BatchNorm2d][] = [...this.backbone.batchNorms()].map(([p, bn]): [string, BatchNorm2d] => [`backbone.${p}`, bn]);
+    if (this.adapter) out.push(['adapter.bn', this.adapter.bn]);
+    return out;
+  }
+
+  stateDict(): NamedTensors {
+    const out: NamedTensors = {};
+    for (const s of this.slots) out[s.name] = tf.tidy(() => this.toTorchLayout(s.name, s.variable));
+    for (const [prefix, bn] of this.batchNorms()) {
+      out[`${prefix}.num_batches_tracked`] = tf.scalar(bn.numBatchesTracked, 'int32');
+    }
+    return out;
+  }
+
+  loadStateDict(state: NamedTensors): void {
+    const problems = checkState(state, this.variant, this.architecture);
+    if (problems.length) throw new Error(`cannot load this state into the ${this.variant} net:\n  ${problems.join('\n  ')}`);
+    const values = this.slots.map((s) => tf.tidy(() => this.fromTorchLayout(s.name, tf.cast(state[s.name], 'float32'))));
+    this.slots.forEach((s, i) => s.variable.assign(values[i]));
+    tf.dispose(values);
+    for (const [prefix, bn] of this.batchNorms()) {
+      const counter = state[`${prefix}.num_batches_tracked`];
+      if (counter) bn.numBatchesTracked = counter.dataSync()[0];
+    }
+  }
+
+  describe(): ParameterInfo[] {
+    return this.slots.map((s) => ({
+      name: s.name,
+      part: s.part,
+      shape: s.torchShape.slice(),
+      size: s.torchShape.reduce((a, b) => a * b, 1),
+      kind: s.kind,
+      trainable: s.kind === 'parameter' && s.variable.trainable,
+    }));
+  }
+
+  variables(): tf.Variable[] {
+    return [...this.slots.map((s) => s.variable), ...this.batchNorms().map(([, bn]) => bn.batchesTracked)];
+  }
+
+  dispose(): void {
+    for (const v of this.variables()) v.dispose();
+  }
+}
+
+/** An error naming how a saved architecture differs from a net's, or undefined when they agree. */
+export function architectureMismatch(saved: Architecture, net: Net, what: string): string | undefined {
+  const diff = architectureDifferences(saved, net.architecture);
+  if (diff.length === 0) return undefined;
+  return `${what} was saved from another architecture than this net's (saved vs net): ${diff.join('; ')}`;
+}
+
+function checkInput(x: tf.Tensor): void {
+  if (x.rank !== 4 || x.shape[3] !== 3 || x.dtype !== 'float32') {
+    throw new Error(`the net takes float32 images [batch, height, width, 3] (NHWC, normalised); got ${x.dtype} [${x.shape}]`);
+  }
+}
+
+/**
+ * Every problem with a state for `variant`: wrong variant, missing keys, unexpected keys and
+ * wrong shapes, each naming the key. Empty when the state fits. num_batches_tracked is optional.
+ */
+export function checkState(state: Record<string, { shape: number[] }>, variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE): string[] {
+  const expected = expectedStateShapes(variant, architecture);
+  const problems: string[] = [];
+  const other = variantOfState(Object.keys(state));
+  if (other && other !== variant) {
+    problems.push(`it is a ${other}-variant state (it has ${other === 'dynamic' ? 'embed.weight/gen.*' : 'dc.weight'}), but the net is ${variant}: use --variant ${other} or the right file`);
+  }
+  const hasAdapter = Object.keys(state).some((k) => k.startsWith('adapter.'));
+  const wantsAdapter = architectureOf(architecture).adapter;
+  if (hasAdapter !== wantsAdapter) {
+    problems.push(
+      hasAdapter
+        ? 'the state has an adapter (adapter.*) but the net has none: build the net with the adapter (--adapter) or use the right file'
+        : 'the net has an adapter (adapter.*) but the state has none: build the net without the adapter or use the right file',
+    );
+  }
+  for (const [name, shape] of expected) {
+    const t = state[name];
+    if (!t && name.startsWith('adapter.') && !hasAdapter) continue; // said once above
+    if (!t) problems.push(`missing key '${name}' (expected shape [${shape}])`);
+    else if (!sameShape(t.shape, shape)) problems.push(`'${name}' has shape [${t.shape}], expected [${shape}]`);
+  }
+  for (const name of Object.keys(state)) {
+    if (expected.has(name)) continue;
+    if (name.startsWith('adapter.') && !wantsAdapter) continue; // said once above
+    if (isCounter(name) && expected.has(name.replace(/num_batches_tracked$/, 'running_mean'))) {
+      if (state[name].shape.length !== 0 && !sameShape(state[name].shape, [1])) problems.push(`'${name}' must be a scalar`);
+      continue;
+    }
+    if (!(other && other !== variant)) problems.push(`unexpected key '${name}'`);
+  }
+  return problems;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * A new net. `pretrained` (default: the shared ImageNet weights, PATHS.pretrained) loads the
+ * backbone from a folded or unfolded safetensors file or torchvision's .pth (lib/weights);
+ * false keeps the seeded torchvision-style initialisation. The head is always initialised from
+ * `seed` like PyTorch's defaults. `freeze` (default 'none', the lab's instruction) fixes the
+ * backbone's convolutions ('keep-bn') or everything in it including BatchNorm ('all').
+ * `architecture` (default: the lab's net) changes the net for the experiments (lib/architecture).
+ */
+export function createNet(
+  variant: Variant,
+  opts: { seed?: number; pretrained?: string | false; freeze?: Freeze; architecture?: Partial<Architecture> } = {},
+): Net {
+  if (variant !== 'dynamic' && variant !== 'static') throw new Error(`variant must be 'dynamic' or 'static'; got '${variant}'`);
+  const architecture = architectureOf(opts.architecture);
+  const problems = architectureProblems(architecture, variant);
+  if (problems.length) throw new Error(`invalid architecture for the ${variant} net:\n  ${problems.join('\n  ')}`);
+  const net = new LabNet(variant, opts.freeze ?? 'none', opts.seed ?? 0, architecture);
+  const file = opts.pretrained ?? PATHS.pretrained;
+  if (file !== false) {
+    try {
+      const { tensors } = readPretrainedBackbone(file);
+      const state = net.stateDict();
+      const loaded: NamedTensors = {};
+      for (const [k, r] of Object.entries(tensors)) loaded[`backbone.${k}`] = recordToTensor(r, k);
+      try {
+        net.loadStateDict({ ...state, ...loaded });
+      } finally {
+        tf.dispose([...Object.values(state), ...Object.values(loaded)]);
+      }
+    } catch (err) {
+      net.dispose();
+      throw err;
+    }
+  }
+  return net;
+}

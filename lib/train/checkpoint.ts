@@ -1,0 +1,342 @@
+/**
+ * A training checkpoint is ONE safetensors file, readable by Python's safetensors as it is:
+ *
+ *   <PyTorch state names>             the model's whole state (lib/model stateDict: parameters,
+ *                                     BatchNorm statistics, num_batches_tracked as I64)
+ *   adam.<param>.exp_avg              Adam's moments for every trainable parameter, in the
+ *   adam.<param>.exp_avg_sq           parameter's PyTorch layout
+ *   __metadata__                      format, kind (best | last), variant, norm, epoch, step,
+ *                                     accuracy, bestAccuracy, bestEpoch, session, config (JSON),
+ *                                     backend, savedAt, file_sha256
+ *
+ * Formats:
+ *  - `dcf-checkpoint/2` (written now): `file_sha256` is the SHA-256 of the WHOLE file, header
+ *    and metadata included, computed with its own 64 digits written as '0's (lib/safetensors
+ *    says how, with the Python one-liner). Editing any byte, the stored epoch as much as a
+ *    weight, makes the file refuse to load.
+ *  - `dcf-checkpoint/1` (older runs, still read): `sha256` over the tensors only (tensorDigest);
+ *    its metadata is not covered. Resuming such a run writes /2 files from then on.
+ *
+ * A run keeps two: results/runs/<run>/best.safetensors (highest selection accuracy so far) and
+ * last.safetensors (the latest finished epoch, for crash recovery). Files are written to a
+ * temporary name, fsynced and renamed, so a crash mid-write leaves the previous file intact.
+ * Every read verifies the checksum (readCheckpointMeta too: the whole file is small), then the
+ * format, variant, every key and shape, before it changes anything, and says what to do when it
+ * refuses.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Adam } from './adam';
+import { architectureMismatch, architectureOf, checkState, isCounter, MODEL_STATE_FORMAT, type NamedTensors, type Net } from '../model';
+import { PATHS, VARIANTS, type Variant } from '../config';
+import {
+  DamagedFileError,
+  readSafetensors,
+  recordToTensor,
+  tensorDigest,
+  tensorsToRecords,
+  writeSafetensors,
+  type TensorRecord,
+} from '../formats';
+
+export { tensorDigest };
+
+/** The format written now: a whole-file checksum. */
+export const CHECKPOINT_FORMAT = 'dcf-checkpoint/2';
+/** The format of older runs, still read: a checksum over the tensors only. */
+export const CHECKPOINT_FORMAT_V1 = 'dcf-checkpoint/1';
+export type CheckpointFormat = typeof CHECKPOINT_FORMAT | typeof CHECKPOINT_FORMAT_V1;
+export const ADAM_PREFIX = 'adam.';
+
+export type CheckpointKind = 'best' | 'last';
+export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ['best', 'last'];
+
+/** What a checkpoint says about itself (its safetensors metadata, parsed). */
+export interface CheckpointMeta {
+  format: CheckpointFormat;
+  kind: CheckpointKind;
+  variant: Variant;
+  /** Epochs finished when it was saved (1-based; the next epoch to train is epoch + 1). */
+  epoch: number;
+  /** Optimizer steps taken (Adam's step count). */
+  step: number;
+  /** Selection accuracy (test, or val when configured) of this epoch, in [0, 1]. */
+  accuracy: number;
+  /** Best selection accuracy up to and including this epoch, and the epoch it came from. */
+  bestAccuracy: number;
+  bestEpoch: number;
+  /** The training session that saved it (lib/metrics). */
+  session: number;
+  /** The run's training configuration (lib/train's TrainConfig), as saved. */
+  config: Record<string, unknown>;
+  /** describeBackend() of the saving process. */
+  backend: string;
+  /** ISO time of saving. */
+  savedAt: string;
+}
+
+export function checkpointPath(runDir: string, kind: CheckpointKind): string {
+  return path.join(runDir, `${kind}.safetensors`);
+}
+
+/**
+ * Saves model and optimizer state atomically to `file`. The moments are converted to PyTorch
+ * layout (net.toTorchLayout), so the file means the same to torch.optim.Adam.
+ */
+export function saveCheckpoint(
+  file: string,
+  net: Net,
+  adam: Adam,
+  meta: Omit<CheckpointMeta, 'format' | 'variant' | 'step' | 'savedAt'>,
+): void {
+  const tensors: NamedTensors = net.stateDict();
+  const state = adam.state();
+  try {
+    for (const [key, moment] of Object.entries(state.tensors)) {
+      const param = key.replace(/\.exp_avg(_sq)?$/, '');
+      tensors[`${ADAM_PREFIX}${key}`] = net.toTorchLayout(param, moment);
+    }
+    const records = tensorsToRecords(tensors, isCounter);
+    const metadata: Record<string, string> = {
+      format: CHECKPOINT_FORMAT,
+      kind: meta.kind,
+      variant: net.variant,
+      norm: String(meta.config.norm ?? ''),
+      epoch: String(meta.epoch),
+      step: String(state.step),
+      accuracy: String(meta.accuracy),
+      bestAccuracy: String(meta.bestAccuracy),
+      bestEpoch: String(meta.bestEpoch),
+      session: String(meta.session),
+      config: JSON.stringify(meta.config),
+      backend: meta.backend,
+      savedAt: new Date().toISOString(),
+    };
+    writeSafetensors(file, records, metadata); // adds the whole-file checksum
+  } finally {
+    tf.dispose([...Object.values(tensors), ...Object.values(state.tensors)]);
+  }
+}
+
+function damaged(file: string, why: string): Error {
+  return new Error(
+    `checkpoint ${file} is damaged: ${why}. Nothing was changed. ` +
+      'Resume from the other checkpoint (--resume best|last) or start the run over with --fresh; ' +
+      'to export, pick the other one (--which best|last).',
+  );
+}
+
+function parseMeta(file: string, metadata: Record<string, string>): CheckpointMeta {
+  if (metadata.format !== CHECKPOINT_FORMAT && metadata.format !== CHECKPOINT_FORMAT_V1) {
+    throw new Error(
+      `${file} is not a training checkpoint of this project (format '${metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'). ` +
+        'Model state files (npm run export) are for predict, not for resuming training.',
+    );
+  }
+  const num = (key: string): number => {
+    const v = Number(metadata[key]);
+    if (metadata[key] === undefined || !Number.isFinite(v)) throw damaged(file, `metadata '${key}' is '${metadata[key]}'`);
+    return v;
+  };
+  if (!(VARIANTS as readonly string[]).includes(metadata.variant)) throw damaged(file, `metadata variant '${metadata.variant}'`);
+  if (!(CHECKPOINT_KINDS as readonly string[]).includes(metadata.kind)) throw damaged(file, `metadata kind '${metadata.kind}'`);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(metadata.config);
+  } catch {
+    throw damaged(file, 'its config metadata is not JSON');
+  }
+  return {
+    format: metadata.format,
+    kind: metadata.kind as CheckpointKind,
+    variant: metadata.variant as Variant,
+    epoch: num('epoch'),
+    step: num('step'),
+    accuracy: num('accuracy'),
+    bestAccuracy: num('bestAccuracy'),
+    bestEpoch: num('bestEpoch'),
+    session: num('session'),
+    config,
+    backend: metadata.backend ?? 'unknown',
+    savedAt: metadata.savedAt ?? '',
+  };
+}
+
+/**
+ * Only the metadata, verified like readCheckpoint (the checksum covers the metadata, and a
+ * checkpoint is a few MB): an edited or damaged file is refused here too.
+ */
+export function readCheckpointMeta(file: string): CheckpointMeta {
+  return readCheckpoint(file).meta;
+}
+
+export interface CheckpointContent {
+  meta: CheckpointMeta;
+  /** The model state, PyTorch names and layouts. */
+  model: Record<string, TensorRecord>;
+  /** Adam's moments keyed `<param>.exp_avg` / `<param>.exp_avg_sq`, PyTorch layouts. */
+  adam: Record<string, TensorRecord>;
+}
+
+/** Reads and verifies a checkpoint (checksum, format, metadata); no tensors are created. */
+export function readCheckpoint(file: string): CheckpointContent {
+  if (!fs.existsSync(file)) throw new Error(`no checkpoint at ${file}`);
+  let content: ReturnType<typeof readSafetensors>;
+  try {
+    content = readSafetensors(file); // verifies file_sha256 when the file has one
+  } catch (err) {
+    throw damaged(file, err instanceof DamagedFileError ? err.problem : (err as Error).message);
+  }
+  const meta = parseMeta(file, content.metadata);
+  const problem = checksumProblem(meta.format, content);
+  if (problem) throw damaged(file, problem);
+  const model: Record<string, TensorRecord> = {};
+  const adam: Record<string, TensorRecord> = {};
+  for (const [k, r] of Object.entries(content.tensors)) {
+    if (k.startsWith(ADAM_PREFIX)) adam[k.slice(ADAM_PREFIX.length)] = r;
+    else model[k] = r;
+  }
+  return { meta, model, adam };
+}
+
+/**
+ * What is wrong with a checkpoint's checksum for its format, if anything: /2 must carry the
+ * whole-file checksum (verified on parsing), /1 its tensor digest.
+ */
+function checksumProblem(format: CheckpointFormat, content: ReturnType<typeof readSafetensors>): string | undefined {
+  if (format === CHECKPOINT_FORMAT) {
+    return content.checksummed ? undefined : `it says format ${format} but has no file_sha256 checksum`;
+  }
+  if (content.metadata.sha256 === undefined) return `it has no sha256 checksum`;
+  if (content.metadata.sha256 !== tensorDigest(content.tensors)) return 'its tensors do not match the checksum it was saved with';
+  return undefined;
+}
+
+/**
+ * Restores a checkpoint into a fresh `net` and `adam`. Refuses (clear error, nothing assigned)
+ * another variant, another set of trainable parameters (e.g. another --freeze), any missing,
+ * extra or misshapen tensor.
+ */
+export function restoreCheckpoint(content: CheckpointContent, file: string, net: Net, adam: Adam): void {
+  const { meta } = content;
+  if (meta.variant !== net.variant) {
+    throw new Error(
+      `checkpoint ${file} holds a ${meta.variant} net, but this run trains the ${net.variant} net. ` +
+        `Use --variant ${meta.variant}, another --run name, or --fresh to start this run over.`,
+    );
+  }
+  // The architecture options (filter norm, /√64, upsampling) leave the state's shapes alone:
+  // the config saved with the checkpoint says which net it is (no fields: the lab's net).
+  const otherNet = architectureMismatch(architectureOf(meta.config), net, `checkpoint ${file}`);
+  if (otherNet) throw new Error(`${otherNet}. Use the run's own settings, another --run name, or --fresh. Nothing was changed.`);
+  const problems = checkState(content.model, net.variant, net.architecture);
+  if (problems.length) {
+    throw new Error(`checkpoint ${file} does not fit the ${net.variant} net:\n  ${problems.join('\n  ')}\nNothing was changed.`);
+  }
+  const torchShapes = new Map(net.describe().map((p) => [p.name, p.shape]));
+  const moments: Record<string, tf.Tensor> = {};
+  const model: NamedTensors = {};
+  try {
+    for (const name of adam.names) {
+      for (const suffix of ['exp_avg', 'exp_avg_sq']) {
+        const key = `${name}.${suffix}`;
+        const r = content.adam[key];
+        if (!r) {
+          throw new Error(
+            `checkpoint ${file} has no optimizer state 'adam.${key}': it was saved with other trainable parameters ` +
+              `(config freeze '${String(meta.config.freeze)}', this run '${net.freeze}'). Nothing was changed.`,
+          );
+        }
+        const want = torchShapes.get(name)!;
+        if (r.shape.join(',') !== want.join(',')) {
+          throw new Error(`checkpoint ${file}: 'adam.${key}' has shape [${r.shape}], expected [${want}]. Nothing was changed.`);
+        }
+        moments[key] = tf.tidy(() => net.fromTorchLayout(name, recordToTensor(r, key)));
+      }
+    }
+    const extra = Object.keys(content.adam).filter((k) => !(k in moments));
+    if (extra.length) {
+      throw new Error(
+        `checkpoint ${file} has optimizer state for parameters this run does not train (adam.${extra[0]} …): ` +
+          `it was saved with freeze '${String(meta.config.freeze)}', this run uses '${net.freeze}'. Nothing was changed.`,
+      );
+    }
+    for (const [k, r] of Object.entries(content.model)) model[k] = recordToTensor(r, k);
+    adam.loadState({ step: meta.step, tensors: moments });
+    net.loadStateDict(model);
+  } finally {
+    tf.dispose([...Object.values(moments), ...Object.values(model)]);
+  }
+}
+
+// ---- outputs that must not overwrite inputs ---------------------------------------------------
+
+/** The real path of `file`; for one that does not exist yet, its nearest existing folder's real path + the rest. */
+function realPathOf(file: string): string {
+  const abs = path.resolve(file);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    const parent = path.dirname(abs);
+    return parent === abs ? abs : path.join(realPathOf(parent), path.basename(abs));
+  }
+}
+
+/** True when both exist and are the same file (a hard link counts). */
+function sameInode(a: string, b: string): boolean {
+  try {
+    const [x, y] = [fs.statSync(a), fs.statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why writing to `out` would destroy something, or undefined when it is safe: `out` is (through
+ * links too) one of `inputs`, or any run's best/last checkpoint under one of `runsDirs`
+ * (default results/runs). A command's --out must never cost a checkpoint.
+ */
+export function protectedOutputProblem(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): string | undefined {
+  const real = realPathOf(out);
+  for (const input of opts.inputs ?? []) {
+    if (real === realPathOf(input) || sameInode(out, input)) return `it is the input file ${input}`;
+  }
+  for (const runsDir of opts.runsDirs ?? [PATHS.runs]) {
+    const parts = path.relative(realPathOf(runsDir), real).split(path.sep);
+    const kind = CHECKPOINT_KINDS.find((k) => parts[1] === `${k}.safetensors`);
+    if (parts.length === 2 && parts[0] !== '..' && kind) return `the ${kind} checkpoint of run '${parts[0]}' in ${runsDir}`;
+  }
+  return undefined;
+}
+
+/** Throws, saying what and what to do, when `out` may not be written (protectedOutputProblem). */
+export function assertWritableOutput(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): void {
+  const problem = protectedOutputProblem(out, opts);
+  if (problem) throw new Error(`refusing to write ${out}: ${problem}, which would be overwritten. Choose another --out; nothing was written.`);
+}
+
+/**
+ * Writes the model state of a checkpoint (no optimizer moments) as a model state file
+ * (lib/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
+ * Refuses an `outFile` that is the checkpoint itself or any run's checkpoint (assertWritableOutput).
+ */
+export function exportModelState(checkpointFile: string, outFile: string, opts: { runsDirs?: string[] } = {}): CheckpointMeta {
+  if (!outFile.endsWith('.safetensors')) throw new Error(`the exported file must end in .safetensors; got ${outFile}`);
+  assertWritableOutput(outFile, { inputs: [checkpointFile], runsDirs: opts.runsDirs });
+  const { meta, model } = readCheckpoint(checkpointFile);
+  writeSafetensors(outFile, model, {
+    format: MODEL_STATE_FORMAT,
+    variant: meta.variant,
+    norm: String(meta.config.norm),
+    run: String(meta.config.run),
+    epoch: String(meta.epoch),
+    accuracy: String(meta.accuracy),
+    selectBy: String(meta.config.selectBy ?? 'test'),
+    architecture: JSON.stringify(architectureOf(meta.config)),
+    source: path.basename(checkpointFile),
+    backend: meta.backend,
+  });
+  return meta;
+}
