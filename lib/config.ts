@@ -1,6 +1,7 @@
 /**
- * One place for the lab's facts: paths, class names, normalisations, the lab's recipe and the
- * quick mode that tests and CI use. Every notebook, CLI and test reads them from here.
+ * One place for the lab's facts: paths, class names, normalisations, the lab's recipe, and the
+ * environment (readEnv: every variable the lab reads, quick mode among them). Every notebook, CLI
+ * and test reads them from here. Importing it reads no environment variable and sets none.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,29 +21,141 @@ function findProjectRoot(): string {
 
 export const PROJECT_ROOT = findProjectRoot();
 
-/**
- * Where results go. Quick mode (DCF_QUICK=1: tests, CI, `npm start -- --quick`) writes under
- * results/quick/ so that its tiny runs never mix with the real ones in results/runs.
- */
-const RESULTS = path.join(PROJECT_ROOT, 'results', ...(isQuick() ? ['quick'] : []));
+// ---- the environment ---------------------------------------------------------------------------
 
-/** Every path the project reads or writes. data/ (but data/pretrained/) and results/ (but results/recorded/) are ignored by git. */
+/**
+ * Every environment variable the lab reads, parsed in one place (readEnv). Nothing else in lib/
+ * reads process.env; entry points that take a flag for one of these (e.g. `--quick`) call
+ * setEnv, which also writes the variable back so that child processes (notebook kernels) see it.
+ */
+export interface Env {
+  /** DCF_QUICK=1: quick mode (tests, CI, `npm start -- --quick`): small slices, results under results/quick. */
+  quick: boolean;
+  /** DCF_CACHE_DIR: where downloads are kept (default .cache in the project). */
+  cacheDir: string;
+  /** DCF_BACKEND: auto (default) | gpu | native | cpu (lib/runtime/backend). */
+  backend: string;
+  /** DCF_GRAPH=0: run every step eagerly instead of as one TensorFlow graph (lib/runtime/graph). */
+  graph: boolean;
+  /** DCF_FUSED=0: start with the fused TensorFlow kernels off (lib/runtime/kernels). */
+  fused: boolean;
+  /** DCF_PROGRESS_LINES=1: training progress as plain lines, not an updating display (lib/train/progress). */
+  progressLines: boolean;
+  /** DCF_CHROMIUM: the Chromium executable for figures and the PDF (default /usr/bin/chromium). */
+  chromium: string;
+  /** INIT_CWD: the folder `npm run` was started in (relative paths on a command line); else the cwd. */
+  initCwd: string;
+  /**
+   * TF_ENABLE_ONEDNN_OPTS (default on): oneDNN kernels for convolutions and BatchNorm. TensorFlow
+   * turns them on by itself only on CPUs with AVX-512; on the 2-core AVX2 machines here they made
+   * a training step ~20% cheaper (npm run bench). Handed to TensorFlow when it loads (initBackend).
+   */
+  oneDnn: boolean;
+  /** TF_CPP_MIN_LOG_LEVEL (default 2): keeps TensorFlow's C++ start-up banner out of output (errors still show). */
+  tfLogLevel: string;
+}
+
+/** Each field's variable and how it is written back (setEnv). */
+const ENV_VARS: { [K in keyof Env]: { name: string; format: (v: Env[K]) => string } } = {
+  quick: { name: 'DCF_QUICK', format: (v) => (v ? '1' : '0') },
+  cacheDir: { name: 'DCF_CACHE_DIR', format: (v) => v },
+  backend: { name: 'DCF_BACKEND', format: (v) => v },
+  graph: { name: 'DCF_GRAPH', format: (v) => (v ? '1' : '0') },
+  fused: { name: 'DCF_FUSED', format: (v) => (v ? '1' : '0') },
+  progressLines: { name: 'DCF_PROGRESS_LINES', format: (v) => (v ? '1' : '0') },
+  chromium: { name: 'DCF_CHROMIUM', format: (v) => v },
+  initCwd: { name: 'INIT_CWD', format: (v) => v },
+  oneDnn: { name: 'TF_ENABLE_ONEDNN_OPTS', format: (v) => (v ? '1' : '0') },
+  tfLogLevel: { name: 'TF_CPP_MIN_LOG_LEVEL', format: (v) => v },
+};
+
+/** The record of `vars` (process.env by default), defaults filled in. */
+export function parseEnv(vars: NodeJS.ProcessEnv = process.env): Env {
+  return {
+    quick: vars.DCF_QUICK === '1',
+    cacheDir: vars.DCF_CACHE_DIR || path.join(PROJECT_ROOT, '.cache'),
+    backend: vars.DCF_BACKEND || 'auto',
+    graph: vars.DCF_GRAPH !== '0',
+    fused: vars.DCF_FUSED !== '0',
+    progressLines: vars.DCF_PROGRESS_LINES === '1',
+    chromium: vars.DCF_CHROMIUM || '/usr/bin/chromium',
+    initCwd: vars.INIT_CWD || process.cwd(),
+    oneDnn: vars.TF_ENABLE_ONEDNN_OPTS !== '0',
+    tfLogLevel: vars.TF_CPP_MIN_LOG_LEVEL ?? '2',
+  };
+}
+
+let env: Env | undefined;
+
+/** The environment, read at the first call (never at import) and kept for the process. */
+export function readEnv(): Readonly<Env> {
+  return (env ??= parseEnv());
+}
+
+/**
+ * Changes settings for this process from an entry point's flags (`npm start -- --quick`:
+ * setEnv({ quick: true })), before anything uses them. Also sets the variables in process.env so
+ * that child processes (notebook kernels, workers) inherit them. Returns the new record.
+ */
+export function setEnv(changes: Partial<Env>): Readonly<Env> {
+  const next = { ...readEnv(), ...changes };
+  for (const key of Object.keys(changes) as (keyof Env)[]) {
+    const v = ENV_VARS[key] as { name: string; format: (v: unknown) => string };
+    process.env[v.name] = v.format(next[key]);
+  }
+  env = next;
+  return env;
+}
+
+/** True when DCF_QUICK=1 (or setEnv({ quick: true })): small real slices and one short epoch, for tests and CI. */
+export function isQuick(): boolean {
+  return readEnv().quick;
+}
+
+// ---- paths -----------------------------------------------------------------------------------
+
+/**
+ * Where results go. Quick mode writes under results/quick/ so that its tiny runs never mix with
+ * the real ones in results/runs. Read at each use: setEnv({ quick }) moves it.
+ */
+function resultsDir(): string {
+  return path.join(PROJECT_ROOT, 'results', ...(isQuick() ? ['quick'] : []));
+}
+
+/**
+ * Every path the project reads or writes. data/ (but data/pretrained/) and results/ (but
+ * results/recorded/) are ignored by git. The results paths follow quick mode at each read.
+ */
 export const PATHS = {
   root: PROJECT_ROOT,
   data: path.join(PROJECT_ROOT, 'data'),
   /** The official binary layout: data_batch_1.bin … data_batch_5.bin, test_batch.bin. */
   cifarDir: path.join(PROJECT_ROOT, 'data', 'cifar-10-batches-bin'),
-  results: RESULTS,
-  runs: path.join(RESULTS, 'runs'),
+  /** results/, or results/quick in quick mode. */
+  get results(): string {
+    return resultsDir();
+  },
+  get runs(): string {
+    return path.join(resultsDir(), 'runs');
+  },
   /** `npm run experiments -- --quick` and quick mode: tiny runs and their tables, apart from results/runs. */
   quick: path.join(PROJECT_ROOT, 'results', 'quick'),
   /** The paired multi-seed suite's runs and table (npm run experiments -- --suite paired). */
-  paired: path.join(RESULTS, 'paired'),
+  get paired(): string {
+    return path.join(resultsDir(), 'paired');
+  },
   /** Recorded results committed to git: suite tables, per-epoch metrics, configs, provenance. */
   recorded: path.join(PROJECT_ROOT, 'results', 'recorded'),
-  figures: path.join(RESULTS, 'figures'),
-  report: path.join(RESULTS, 'report'),
-  cache: process.env.DCF_CACHE_DIR ?? path.join(PROJECT_ROOT, '.cache'),
+  get figures(): string {
+    return path.join(resultsDir(), 'figures');
+  },
+  get report(): string {
+    return path.join(resultsDir(), 'report');
+  },
+  /** Downloads (DCF_CACHE_DIR, default .cache). */
+  get cache(): string {
+    return readEnv().cacheDir;
+  },
   /** The pretrained backbone the lab starts from (PRETRAINED_FILES.torchvision). */
   pretrained: path.join(PROJECT_ROOT, 'data', 'pretrained', 'resnet18-imagenet1k-v1-stem-layer1.safetensors'),
 } as const;
@@ -113,9 +226,4 @@ export type Freeze = 'none' | 'requires-grad' | 'all' | 'keep-bn' | 'stem';
 export function parseChoice<T extends string>(what: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new Error(`${what} must be one of ${allowed.join(', ')}; got '${value}'`);
-}
-
-/** True when DCF_QUICK=1: small real slices and one short epoch, for tests and CI. */
-export function isQuick(): boolean {
-  return process.env.DCF_QUICK === '1';
 }

@@ -38,7 +38,7 @@ import pl, { type DataType } from 'nodejs-polars';
 import { Adam, EvalForward, LAB_RECIPE, train, TrainStep } from '../lib/train';
 import { cpuSnapshot, describeBackend, formatOpProfile, fusedKernelsActive, graphsEnabled, initBackend, mulberry32, othersShare, profileOps, randomNormal } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { PATHS, VARIANTS, parseChoice, type Variant } from '../lib/config';
+import { PATHS, VARIANTS, parseChoice, readEnv, setEnv, type Variant } from '../lib/config';
 import { createNet } from '../lib/model';
 
 const TRAIN_IMAGES = 50_000;
@@ -353,10 +353,10 @@ async function main(): Promise<number> {
     return 0;
   }
   // --eager: for everything run here, lib/train's full epoch included.
-  if (!opts.graph) process.env.DCF_GRAPH = '0';
+  if (!opts.graph) setEnv({ graph: false });
   const backend = initBackend();
   const threads = os.availableParallelism();
-  const onednn = process.env.TF_ENABLE_ONEDNN_OPTS ?? 'default';
+  const onednn = readEnv().oneDnn ? '1' : '0';
   const load1 = os.loadavg()[0];
   console.log(
     `backend   ${describeBackend(backend)}; fused kernels ${fusedKernelsActive() ? 'on' : 'off'}; ` +

@@ -10,14 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseChoice } from '../config';
-
-// Keep TensorFlow's C++ start-up banner out of notebooks and test output (errors still show).
-process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
-// oneDNN kernels for convolutions and BatchNorm: TensorFlow turns them on by default only on CPUs
-// with AVX-512; on the 2-core AVX2 machines here they made a training step ~20% cheaper (npm run
-// bench). Read once, when the library loads; TF_ENABLE_ONEDNN_OPTS=0 in the environment wins.
-process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
+import { parseChoice, readEnv } from '../config';
 
 export type BackendChoice = 'auto' | 'gpu' | 'native' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'gpu', 'native', 'cpu'];
@@ -97,8 +90,19 @@ export function checkLinkedLibraries(deps: string): void {
   }
 }
 
+/**
+ * TensorFlow reads its settings from the environment once, when its library loads: hand it ours
+ * (lib/config Env: the start-up banner off, oneDNN on unless TF_ENABLE_ONEDNN_OPTS=0).
+ */
+function tensorflowEnvironment(): void {
+  const env = readEnv();
+  process.env.TF_CPP_MIN_LOG_LEVEL = env.tfLogLevel;
+  process.env.TF_ENABLE_ONEDNN_OPTS = env.oneDnn ? '1' : '0';
+}
+
 function loadNative(kind: 'gpu' | 'native'): BackendInfo {
   const pkg = NATIVE_PACKAGES[kind];
+  tensorflowEnvironment();
   checkLinkedLibraries(path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'deps'));
   let binding: { TF_Version?: string };
   try {
@@ -153,7 +157,7 @@ function loadPureJs(): BackendInfo {
  * call asking for a different one is an error rather than a silent switch.
  */
 export function initBackend(choice?: BackendChoice | string): BackendInfo {
-  const wanted = parseChoice('DCF_BACKEND', choice ?? process.env.DCF_BACKEND ?? 'auto', BACKEND_CHOICES);
+  const wanted = parseChoice('DCF_BACKEND', choice ?? readEnv().backend, BACKEND_CHOICES);
   if (active) {
     const same =
       wanted === 'auto' ||

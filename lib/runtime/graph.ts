@@ -28,6 +28,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
 import { ProtoWriter } from '../formats';
+import { readEnv } from '../config';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------
 
@@ -447,5 +448,5 @@ function tfDtype(dtype: tf.DataType): number {
 
 /** Whether lib/ runs its training steps as graphs: on the native backend, unless DCF_GRAPH=0. */
 export function graphsEnabled(): boolean {
-  return tf.getBackend() === 'tensorflow' && process.env.DCF_GRAPH !== '0';
+  return tf.getBackend() === 'tensorflow' && readEnv().graph;
 }

@@ -27,6 +27,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { OpAttr, TensorMetadata } from './binding';
+import { readEnv } from '../config';
 
 // ---- the native backend's op runner ---------------------------------------------------------
 
@@ -49,21 +50,22 @@ interface NativeBackend {
   createOutputTensor(meta: TensorMetadata): tf.Tensor;
 }
 
-let fusedEnabled = process.env.DCF_FUSED !== '0';
+/** Undefined until first asked: DCF_FUSED (lib/config readEnv) decides, not the import. */
+let fusedEnabled: boolean | undefined;
 
 /**
  * Turns the fused kernels on or off (for comparisons and tests; DCF_FUSED=0 starts with them
  * off). Returns the previous setting. They are only ever used on the 'tensorflow' backend.
  */
 export function useFusedKernels(on: boolean): boolean {
-  const before = fusedEnabled;
+  const before = fusedEnabled ?? readEnv().fused;
   fusedEnabled = on;
   return before;
 }
 
 /** True when the functions below run TensorFlow's fused kernels (native backend, enabled). */
 export function fusedKernelsActive(): boolean {
-  return fusedEnabled && tf.getBackend() === 'tensorflow';
+  return (fusedEnabled ??= readEnv().fused) && tf.getBackend() === 'tensorflow';
 }
 
 function nativeBackend(backend: unknown): NativeBackend {
@@ -387,7 +389,7 @@ export function maxPoolImplementation(): 'onednn' | 'eigen' | 'tfjs' {
 function oneDnnPoolAvailable(be: NativeBackend): boolean {
   if (oneDnnPool === undefined) {
     oneDnnPool = false;
-    if (process.env.TF_ENABLE_ONEDNN_OPTS !== '0') {
+    if (readEnv().oneDnn) {
       const b = be.binding;
       const x = b.createTensor([1, 3, 3, 1], b.TF_FLOAT, new Float32Array(9));
       try {

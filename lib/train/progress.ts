@@ -11,6 +11,7 @@
  * The formatting functions are pure; the renderers write only to what they are given.
  */
 import type { EpochSummary, ProgressCallback, TrainEvent, TrainResult } from './train';
+import { readEnv } from '../config';
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;
 type StartEvent = Extract<TrainEvent, { type: 'start' }>;
@@ -170,7 +171,7 @@ function escapeHtml(s: string): string {
 
 /** True where notebooks run headless (lib/notebooks sets it for the kernel): progress as log lines. */
 export function headlessNotebook(): boolean {
-  return process.env.DCF_PROGRESS_LINES === '1';
+  return readEnv().progressLines;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { MAX_UPSAMPLE } from '../model';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
-import { parseChoice, PATHS, PRETRAINED_FILES, PROJECT_ROOT, VARIANTS } from '../config';
+import { parseChoice, PATHS, PRETRAINED_FILES, PROJECT_ROOT, readEnv, VARIANTS } from '../config';
 import type { TerminalMode } from './progress';
 import { RunDir } from './run-dir';
 import { FREEZES, LAB_RECIPE, SCHEDULES, validateConfig, type TrainConfig } from './train-config';
@@ -142,7 +142,7 @@ export function joinDashValues(argv: string[], stringFlags: Iterable<string>): s
  * root when inside it (lib/config pretrainedFile resolves it back). The file must exist and be
  * a .safetensors or .pth; its contents are checked when training starts (lib/weights).
  */
-export function parseWeightsFlag(text: string, cwd = process.env.INIT_CWD ?? process.cwd()): string {
+export function parseWeightsFlag(text: string, cwd = readEnv().initCwd): string {
   if (text in PRETRAINED_FILES) return text;
   const file = path.resolve(cwd, text);
   if (!/\.(safetensors|pth|pt)$/.test(file)) {
