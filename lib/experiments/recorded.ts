@@ -197,6 +197,19 @@ export function readRecorded(suite: Suite, dir: string = path.join(PATHS.recorde
   return { rows: df.toRecords() as unknown as RecordedRow[], provenance };
 }
 
+/**
+ * A recorded suite's per-epoch metrics (epochs.parquet; [] without the file), numbers as numbers,
+ * optionally only the runs in `runs`.
+ */
+export function readRecordedEpochs(suite: Suite, dir: string = path.join(PATHS.recorded, suite), runs?: readonly string[]): EpochRow[] {
+  const file = path.join(dir, 'epochs.parquet');
+  if (!fs.existsSync(file)) return [];
+  const rows = pl.readParquet(file).toRecords() as unknown as EpochRow[];
+  return rows
+    .filter((r) => !runs || runs.includes(r.run))
+    .map((r) => ({ ...r, seed: Number(r.seed), epoch: Number(r.epoch), step: Number(r.step), images: Number(r.images) }));
+}
+
 /** Finished runs' selected test accuracy per seed, for each arm (for lib/stats' pairedComparison). */
 export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_acc' | 'best_val_acc' = 'selected_test_acc'): Map<string, BySeed> {
   const arms = new Map<string, Map<number, number>>();

@@ -8,4 +8,5 @@ export * from './image-grid';
 export * from './notebooks';
 export * from './plots';
 export * from './report';
+export * from './tables';
 export * from './visualize';

@@ -631,6 +631,39 @@ export function pairedSeedsFigure(arms: readonly { name: string; bySeed: Readonl
   return { data, layout: { ...BASE_LAYOUT, height: 420, width: 720, title: { text: opts.title }, yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } } } };
 }
 
+/**
+ * Paired differences with their 95 % intervals, one row per comparison (b − a, in points): each
+ * seed's difference as a dot, the mean as a diamond and the interval as a bar. A row whose bar
+ * misses 0 is the one the verdict calls better or worse.
+ */
+export function pairedIntervalsFigure(
+  rows: readonly { a: string; b: string; differences: readonly number[]; mean: number; low: number; high: number; n: number }[],
+  opts: { title: string },
+): Figure {
+  const labels = rows.map((r) => `${r.b} − ${r.a}`);
+  const interval = rows.map((r) => (r.n >= 2 ? [100 * (r.high - r.mean), 100 * (r.mean - r.low)] : [0, 0]));
+  return {
+    data: [
+      {
+        type: 'scatter', mode: 'markers', name: 'seed', x: rows.flatMap((r) => r.differences.map((d) => 100 * d)), y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
+        marker: { color: PALETTE[7], size: 6, opacity: 0.7 }, hovertemplate: '%{y}: %{x:+.2f} points<extra>one seed</extra>',
+      },
+      {
+        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x: rows.map((r) => 100 * r.mean), y: labels,
+        error_x: { type: 'data', symmetric: false, array: interval.map((i) => i[0]), arrayminus: interval.map((i) => i[1]), visible: true, color: PALETTE[0], thickness: 2 },
+        marker: { color: PALETTE[0], size: 10, symbol: 'diamond' }, hovertemplate: '%{y}: mean %{x:+.2f} points<extra></extra>',
+      },
+    ],
+    layout: {
+      ...BASE_LAYOUT, title: { text: opts.title }, height: 120 + 40 * rows.length,
+      margin: { ...(BASE_LAYOUT.margin as object), l: 260 },
+      xaxis: { ...GRID_AXIS, title: { text: 'b − a, points of test accuracy' }, zeroline: true, zerolinecolor: '#444' },
+      yaxis: { autorange: 'reversed', automargin: true },
+      legend: { orientation: 'h', y: -0.2, yanchor: 'top' },
+    },
+  };
+}
+
 /** The class with the highest score. */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;
