@@ -1,6 +1,8 @@
 /**
  * lib/'s layers and the rule between them: a file imports only from its own folder, from a
  * folder of a LOWER layer (through that folder's index.ts, its public face), or from lib/config.ts.
+ * A folder is imported as '../model/index', not '../model': the notebooks' tslab kernel compiles
+ * lib/ itself and resolves './x' to x.js only, never to a folder's index.
  *
  *   npm run lint:layers      lists every import that breaks the rule (exit 1), else says OK
  *
@@ -72,7 +74,9 @@ export function importProblem(edge: ImportEdge): string | null {
   const [a, b] = [layerOf(fromFolder), layerOf(toFolder)];
   if (b > a) return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} (layer ${a}) must not import ${toFolder} (layer ${b}, above it)`;
   if (b === a) return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} and ${toFolder} are one layer and must not import each other`;
-  if (toParts.length > 1) return `lib/${edge.from} imports '${edge.specifier}': import lib/${toFolder} through its index.ts ('${path.relative(path.dirname(path.join('lib', edge.from)), path.join('lib', toFolder))}')`;
+  const index = `${path.relative(path.dirname(path.join('lib', edge.from)), path.join('lib', toFolder))}/index`;
+  if (toParts.length === 1) return `lib/${edge.from} imports '${edge.specifier}': write '${index}' (tslab resolves a folder import to ${toFolder}.js, not to its index.ts)`;
+  if (toParts.length > 2 || toParts[1] !== 'index') return `lib/${edge.from} imports '${edge.specifier}': import lib/${toFolder} through its index.ts ('${index}')`;
   return null;
 }
 

@@ -12,7 +12,7 @@ describe("lib/'s layers", () => {
     expect(layerViolations(path.join(PROJECT_ROOT, 'lib'))).toEqual([]);
   });
 
-  it('names an upward import, a same-layer import, a deep import and a folder outside the layers', () => {
+  it('names an upward import, a same-layer import, a deep import, a bare folder import and a folder outside the layers', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-layers-'));
     try {
       const write = (file: string, text: string) => {
@@ -21,15 +21,16 @@ describe("lib/'s layers", () => {
       };
       for (const f of LAYERS.flat()) write(`${f}/index.ts`, '');
       write('config.ts', '');
-      write('model/model.ts', "import { train } from '../train';\nimport type { Batch } from '../data';\nimport { PATHS } from '../config';\nimport { a } from './resnet';\n");
-      write('train/loop.ts', "import { safetensors } from '../formats/safetensors';\nimport { Model } from '../model';\n");
+      write('model/model.ts', "import { train } from '../train/index';\nimport type { Batch } from '../data/index';\nimport { PATHS } from '../config';\nimport { a } from './resnet';\n");
+      write('train/loop.ts', "import { safetensors } from '../formats/safetensors';\nimport { Model } from '../model/index';\nimport { loop } from '../runtime';\n");
       write('extras/x.ts', '');
       const problems = layerViolations(dir);
-      expect(problems).toHaveLength(4);
-      expect(problems.find((p) => p.includes("model/model.ts imports '../train'"))).toMatch(/must not import train .*above it/);
-      expect(problems.find((p) => p.includes("model/model.ts imports '../data'"))).toMatch(/one layer/);
-      expect(problems.find((p) => p.includes('formats/safetensors'))).toMatch(/through its index\.ts \('\.\.\/formats'\)/);
+      expect(problems).toHaveLength(5);
+      expect(problems.find((p) => p.includes("model/model.ts imports '../train/index'"))).toMatch(/must not import train .*above it/);
+      expect(problems.find((p) => p.includes("model/model.ts imports '../data/index'"))).toMatch(/one layer/);
+      expect(problems.find((p) => p.includes('formats/safetensors'))).toMatch(/through its index\.ts \('\.\.\/formats\/index'\)/);
       expect(problems.find((p) => p.includes('extras'))).toMatch(/not a layer folder/);
+      expect(problems.find((p) => p.includes("imports '../runtime'"))).toMatch(/write '\.\.\/runtime\/index' \(tslab/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
