@@ -3,8 +3,8 @@
  * showTable): labels and number formats only. What the numbers mean is the notebooks' Markdown;
  * verdicts are the computed ones (lib/experiments/stats), shown as they are.
  */
-import type { ComparisonRow, ExcludedRuns, StepTime, ExperimentRow, FixEffect, LabRunRow, PairedComparison, RecipeRow, RecipeTarget, RunRow, SweepRow } from '../experiments';
-import { sweepSettings } from '../experiments';
+import type { ComparisonRow, ExcludedRuns, StepTime, ExperimentRow, FixEffect, LabRunRow, PairedComparison, RecipeRow, RecipeTarget, RunRow, SweepRow } from '../experiments/index';
+import { sweepSettings } from '../experiments/index';
 import { escapeHtml, formatPercent, type Column } from './html-table';
 
 const code = (s: string) => ({ html: `<code>${escapeHtml(s)}</code>` });
@@ -133,5 +133,5 @@ export const SWEEP_COLUMNS: readonly Column<SweepRow>[] = [
   { label: 'settings', value: (s) => sweepSettings(s).join(', ') },
   { label: 'best test (test-selected)', value: (s) => formatPercent(s.bestTestAccuracy), align: 'right' },
   { label: 'final test', value: (s) => formatPercent(s.finalTestAccuracy), align: 'right' },
-  { label: 'seconds (GPU)', value: (s) => s.seconds, align: 'right' },
+  { label: 'seconds (GPU)', value: (s) => s.seconds.toFixed(0), align: 'right' },
 ];
