@@ -16,7 +16,7 @@ import { createNet, type Net } from '../lib/model/model';
 import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/formats/safetensors';
 import { loadNetFromStateFile } from '../lib/train/predict';
 import { MODEL_STATE_FORMAT, readModelState } from '../lib/model/weights';
-import { crossEntropy } from '../lib/train/train';
+import { crossEntropy } from '../lib/train/loss';
 import { trainConfig } from '../lib/train/train-config';
 
 let images: Cifar10Split;

@@ -8,7 +8,8 @@ import { SUITES } from '../lib/experiments/experiments';
 import { distinctSettings, settingName } from '../lib/experiments/measurements';
 import { createNet } from '../lib/model/model';
 import { ProtoWriter } from '../lib/formats/protobuf';
-import { EvalForward, TrainStep } from '../lib/train/train';
+import { EvalForward } from '../lib/train/evaluate';
+import { TrainStep } from '../lib/train/train-step';
 
 const hex = (w: ProtoWriter) => Buffer.from(w.finish()).toString('hex');
 

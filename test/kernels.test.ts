@@ -2,7 +2,7 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adamUpdate, addRelu, batchNormTrain, crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/runtime/kernels';
+import { adamUpdate, addRelu, batchNormTrain, sparseSoftmaxCrossEntropy as crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/runtime/kernels';
 import { mulberry32, randomNormal } from '../lib/runtime/random';
 
 afterAll(() => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Adam } from '../lib/train/adam';
 import { createNet } from '../lib/model/model';
 import { formatOpProfile, profileOps } from '../lib/runtime/op-profile';
-import { TrainStep } from '../lib/train/train';
+import { TrainStep } from '../lib/train/train-step';
 
 const binding = () => (tf.backend() as unknown as { binding: { executeOp: unknown } }).binding;
 

@@ -14,7 +14,9 @@ import { PROJECT_ROOT } from '../lib/config';
 import { readRunEpochs, type EpochRow } from '../lib/train/metrics';
 import { formatEpochLine, notebookProgress } from '../lib/train/progress';
 import { RunLockedError } from '../lib/train/run-dir';
-import { train, TrainingInterrupted, type TrainEvent } from '../lib/train/train';
+import { train } from '../lib/train/train';
+import { TrainingInterrupted } from '../lib/train/interrupt';
+import type { TrainEvent } from '../lib/train/events';
 import { resolveTrainConfig } from '../lib/train/train-cli';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 

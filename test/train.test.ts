@@ -10,7 +10,9 @@ import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { readCheckpoint, readCheckpointMeta } from '../lib/train/checkpoint';
 import { PATHS } from '../lib/config';
 import { readRunEpochs, readStepRows, type EpochRow } from '../lib/train/metrics';
-import { DivergedError, train, type TrainEvent } from '../lib/train/train';
+import { train } from '../lib/train/train';
+import { DivergedError } from '../lib/train/divergence';
+import type { TrainEvent } from '../lib/train/events';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 import { fileDigests } from './helpers/files';
 

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CHANNELS, IMAGE_SIZE, NORMALIZATIONS, NUM_CLASSES, type NormName } from '../config';
 import { type Cifar10Split, IMAGE_BYTES, subset } from './cifar10';
-import { deriveSeed, mulberry32, permutation, randomInt } from '../runtime';
+import { deriveSeed, mulberry32, permutation, randomInt } from '../runtime/index';
 
 export interface Batch {
   /** [batch, 32, 32, 3] float32, normalised. */
@@ -31,6 +31,8 @@ export interface BatchOptions {
   epoch?: number;
   /** Skip a last batch smaller than batchSize (default false). */
   dropLast?: boolean;
+  /** Only the images at these indices of the split, in this order (default: all, in the epoch's order). */
+  indices?: ArrayLike<number>;
 }
 
 /** Zero padding on each side before the random 32×32 crop. */
@@ -132,6 +134,16 @@ export function tensorToImages(x: tf.Tensor4D, norm: NormName): Uint8Array[] {
   return Array.from({ length: x.shape[0] }, (_, i) => bytes.subarray(i * imageBytes, (i + 1) * imageBytes));
 }
 
+/** `indices` checked against the split (a chosen subset is visited as given: no shuffling). */
+function selectIndices(split: Cifar10Split, indices: ArrayLike<number>, opts: { shuffle?: boolean }): Int32Array {
+  if (opts.shuffle) throw new Error('batches: indices are visited in the order given; shuffle cannot apply to them');
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    if (!(Number.isInteger(i) && i >= 0 && i < split.count)) throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
+  }
+  return Int32Array.from(indices);
+}
+
 /**
  * Yields one epoch of batches. The caller owns each batch's tensors and disposes them
  * (`tf.dispose([batch.x, batch.y])`) once used.
@@ -140,13 +152,13 @@ export function* batches(split: Cifar10Split, opts: BatchOptions): Generator<Bat
   const { batchSize } = opts;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batchSize must be a whole number > 0; got ${batchSize}`);
   const table = normalizationTable(opts.norm);
-  const order = epochOrder(split.count, opts);
+  const order = opts.indices ? selectIndices(split, opts.indices, opts) : epochOrder(split.count, opts);
   const rng = mulberry32(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0, STREAM_AUGMENT));
   const scratch = new Uint8Array(IMAGE_BYTES);
-  const total = numBatches(split.count, batchSize, opts.dropLast);
+  const total = numBatches(order.length, batchSize, opts.dropLast);
 
   for (let b = 0; b < total; b++) {
-    const indices = order.slice(b * batchSize, Math.min((b + 1) * batchSize, split.count));
+    const indices = order.slice(b * batchSize, Math.min((b + 1) * batchSize, order.length));
     const n = indices.length;
     const x = new Float32Array(n * IMAGE_BYTES);
     const y = new Int32Array(n);

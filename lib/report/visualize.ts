@@ -4,9 +4,10 @@
  * nothing is trained or written.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Cifar10Split, imagesToTensor } from '../data';
+import { type Cifar10Split, imagesToTensor } from '../data/index';
 import { FEATURE_SIZE, IMAGE_SIZE, NUM_CLASSES, type NormName } from '../config';
-import type { Net } from '../model';
+import type { Net } from '../model/index';
+import { predictClasses } from '../train/index';
 import { argmax, upsampleBilinear, type ResponseMapInput } from './plots';
 
 const IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * 3;
@@ -33,13 +34,7 @@ function checkIndices(split: Cifar10Split, indices: readonly number[]): void {
 /** Predicted classes (argmax of the logits, evaluation mode) of the images at `indices`. */
 export function predictLabels(net: Net, split: Cifar10Split, indices: readonly number[], norm: NormName, batchSize = 250): Int32Array {
   checkIndices(split, indices);
-  const out = new Int32Array(indices.length);
-  for (let start = 0; start < indices.length; start += batchSize) {
-    const chunk = indices.slice(start, start + batchSize);
-    const predicted = tf.tidy(() => tf.argMax(net.forward(imagesToTensor(split, chunk, norm), false), 1).dataSync());
-    out.set(predicted, start);
-  }
-  return out;
+  return predictClasses(net, split, { indices, norm, batchSize }); // lib/train's one inference path
 }
 
 /** Response maps [10, 8, 8] and scores [10] of the images at `indices` (evaluation mode). */

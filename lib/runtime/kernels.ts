@@ -8,7 +8,8 @@
  *                   composed of IsNan, Greater, Fill, Select, …)
  *   maxPool         PyTorch's −∞ padding; oneDNN's max-pool and its workspace-based gradient
  *                   where TensorFlow has them, else MaxPool / MaxPoolGrad with EXPLICIT padding
- *   crossEntropy    SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one kernel
+ *   sparseSoftmaxCrossEntropy  SparseSoftmaxCrossEntropyWithLogits: loss and its gradient in one
+ *                   kernel (the lab's loss is lib/train's crossEntropy, built on it)
  *   linear          nn.Linear (+ ReLU/tanh): MatMul, BiasAdd, activation / ReluGrad or TanhGrad,
  *                   2 MatMuls, BiasAddGrad (TF.js's ReLU gradient alone is 6 ops)
  *   l2NormalizeRows F.normalize(x, dim=1) with its closed-form gradient
@@ -495,9 +496,10 @@ registerGradient({
 
 /**
  * Mean cross-entropy of logits [batch, k] against integer labels [batch] (PyTorch's
- * F.cross_entropy without label smoothing).
+ * F.cross_entropy without label smoothing): the kernel under lib/train's crossEntropy, which is
+ * the loss to call.
  */
-export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+export function sparseSoftmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
   if (labels.dtype !== 'int32') throw new Error(`crossEntropy: labels must be int32 class numbers; got ${labels.dtype}`);
   if (!fusedKernelsActive()) {
     return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, logits.shape[1]), tf.logSoftmax(logits)), 1))) as tf.Scalar);

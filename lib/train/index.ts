@@ -1,10 +1,20 @@
-/** lib/train: Training: the config record, the loop, Adam, checkpoints, metrics, the run folder, progress, prediction. */
+/** lib/train: Training: the config record, the loop and its parts (step, loss, evaluation, checkpointer, metrics recorder, interrupt, run start), Adam, checkpoints, metrics, the run folder, progress, prediction. */
 export * from './adam';
 export * from './checkpoint';
+export * from './checkpointer';
+export * from './divergence';
+export * from './evaluate';
+export * from './events';
+export * from './interrupt';
+export * from './loss';
 export * from './metrics';
+export * from './metrics-recorder';
 export * from './predict';
 export * from './progress';
 export * from './run-dir';
+export * from './run-start';
 export * from './train';
 export * from './train-cli';
 export * from './train-config';
+export * from './train-data';
+export * from './train-step';

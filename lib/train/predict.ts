@@ -4,11 +4,11 @@
  * exported model state or a training checkpoint (its optimizer moments are ignored).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Architecture, architectureOf, createNet, type Net, readModelState } from '../model';
-import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName, type Variant } from '../config';
-import { imagesToTensor, loadCifar10 } from '../data';
-import { recordsToTensors } from '../formats';
-import { EvalForward } from './train';
+import { type Architecture, architectureOf, createNet, type Net, readModelState } from '../model/index';
+import { NORMALIZATIONS, NUM_CLASSES, parseChoice, VARIANTS, type NormName, type Variant } from '../config';
+import { loadCifar10 } from '../data/index';
+import { recordsToTensors } from '../formats/index';
+import { predictLogits } from './evaluate';
 
 export interface LoadedNet {
   net: Net;
@@ -94,21 +94,12 @@ export async function predict(
   const batchSize = opts.batchSize ?? 500;
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
   const { net, variant, norm, checksum } = loadNetFromStateFile(opts.weights, opts);
-  const forward = new EvalForward(net);
   try {
     const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
-    const logits: number[][] = [];
-    for (let start = 0; start < test.count; start += batchSize) {
-      const idx = Array.from({ length: Math.min(batchSize, test.count - start) }, (_, i) => start + i);
-      const out = tf.tidy(() => forward.run(imagesToTensor(test, idx, norm)));
-      const values = await out.data();
-      out.dispose();
-      for (let i = 0; i < idx.length; i++) logits.push(Array.from(values.subarray(i * 10, (i + 1) * 10)));
-      opts.onProgress?.(start + idx.length, test.count);
-    }
+    const values = await predictLogits(net, test, { norm, batchSize, onBatch: opts.onProgress });
+    const logits = Array.from({ length: test.count }, (_, i) => Array.from(values.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES)));
     return { labels: Array.from(test.labels), logits, variant, norm, checksum };
   } finally {
-    forward.dispose();
     net.dispose();
   }
 }

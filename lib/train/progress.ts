@@ -10,7 +10,8 @@
  *
  * The formatting functions are pure; the renderers write only to what they are given.
  */
-import type { EpochSummary, ProgressCallback, TrainEvent, TrainResult } from './train';
+import type { EpochSummary, ProgressCallback, TrainEvent } from './events';
+import type { TrainResult } from './train';
 import { readEnv } from '../config';
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;

@@ -1,0 +1,64 @@
+/**
+ * Interruption of a training call: while train() runs it listens for SIGINT (■ in JupyterLab,
+ * Ctrl-C in a terminal); the loop checks at every step and evaluation batch and stops there,
+ * throwing TrainingInterrupted with one line saying where it stopped and what is saved. The
+ * listener is removed when the call ends: none outlives it, and a Ctrl-C outside training ends
+ * the process as usual.
+ */
+import * as path from 'path';
+import type { RunDir } from './run-dir';
+
+/** Training stopped on SIGINT at a step (or evaluation batch) boundary; the message says what is saved. */
+export class TrainingInterrupted extends Error {
+  constructor(
+    message: string,
+    /** The epoch that was running (not saved) and the optimizer steps taken when it stopped. */
+    readonly epoch: number,
+    readonly step: number,
+  ) {
+    super(message);
+    this.name = 'TrainingInterrupted';
+  }
+}
+
+/** The train() calls of this process that write a run (by run folder), to let a stopping one finish. */
+const active = new Map<string, { interrupt: InterruptRequest; ended: Promise<void> }>();
+
+/**
+ * SIGINT for the duration of one training call on a run, which it also holds the lock of. The
+ * handler only records the request (an awaited promise would otherwise go on after tslab gave up
+ * on the cell); the loop reads `signal`.
+ */
+export class InterruptRequest {
+  signal?: NodeJS.Signals;
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.signal = signal;
+  };
+  private ended!: () => void;
+
+  private constructor(private readonly key: string) {
+    process.on('SIGINT', this.onSignal);
+    active.set(key, { interrupt: this, ended: new Promise<void>((resolve) => (this.ended = resolve)) });
+  }
+
+  /**
+   * Takes the run's lock (one training of a run at a time, in this process or any other) and
+   * starts listening. A rerun right after ■ finds the interrupted call still finishing its step:
+   * it waits for it (it ends within a step) instead of refusing; a call that was not interrupted
+   * is left to the lock to refuse (RunLockedError).
+   */
+  static async lockRun(store: RunDir): Promise<InterruptRequest> {
+    const key = path.resolve(store.dir);
+    const other = active.get(key);
+    if (other?.interrupt.signal) await other.ended;
+    store.lock();
+    return new InterruptRequest(key);
+  }
+
+  /** Stops listening and lets a waiting rerun go (call after the run's lock is released). */
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+    active.delete(this.key);
+    this.ended();
+  }
+}
