@@ -1,5 +1,4 @@
 /** lib/report: Presentation: plots, tables, visualisations, notebook execution and the report. */
-export * from './answers';
 export * from './chromium';
 export * from './display';
 export * from './figures-export';
