@@ -142,3 +142,50 @@ function logGamma(z: number): number {
   const t = zz + 7.5;
   return 0.5 * Math.log(2 * Math.PI) + (zz + 0.5) * Math.log(t) - t + Math.log(sum);
 }
+
+/** The 0.975 quantile of the standard normal (two-sided 95 %). */
+const Z95 = 1.959963984540054;
+
+/** A share of successes against the share chance would give, with its 95 % Wilson interval. */
+export interface ChanceComparison {
+  successes: number;
+  n: number;
+  share: number;
+  /** 95 % Wilson score interval of the share ([NaN, NaN] for n = 0). */
+  low: number;
+  high: number;
+  chance: number;
+  /** From the interval: above or below chance only when it excludes `chance`. */
+  verdict: 'above chance' | 'below chance' | 'no detectable difference' | 'no data';
+}
+
+export function proportionVsChance(successes: number, n: number, chance: number): ChanceComparison {
+  if (n <= 0) return { successes, n, share: NaN, low: NaN, high: NaN, chance, verdict: 'no data' };
+  const p = successes / n;
+  const z2 = Z95 * Z95;
+  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (Z95 * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
+  const low = centre - half;
+  const high = centre + half;
+  return { successes, n, share: p, low, high, chance, verdict: low > chance ? 'above chance' : high < chance ? 'below chance' : 'no detectable difference' };
+}
+
+/** A Pearson correlation with its 95 % interval (Fisher z, as for independent pairs). */
+export interface CorrelationInterval {
+  r: number;
+  n: number;
+  low: number;
+  high: number;
+  /** From the interval: positive or negative only when it excludes 0. */
+  verdict: 'positive' | 'negative' | 'no detectable correlation' | 'too few';
+}
+
+export function correlationInterval(r: number, n: number): CorrelationInterval {
+  if (n < 4 || !Number.isFinite(r)) return { r, n, low: NaN, high: NaN, verdict: 'too few' };
+  const clipped = Math.max(-0.999999999999, Math.min(0.999999999999, r));
+  const z = Math.atanh(clipped);
+  const half = Z95 / Math.sqrt(n - 3);
+  const low = Math.tanh(z - half);
+  const high = Math.tanh(z + half);
+  return { r, n, low, high, verdict: low > 0 ? 'positive' : high < 0 ? 'negative' : 'no detectable correlation' };
+}
