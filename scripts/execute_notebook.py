@@ -24,6 +24,7 @@ import re
 import signal
 import sys
 import tempfile
+from datetime import datetime, timezone
 
 import nbformat
 from nbclient import NotebookClient
@@ -62,6 +63,10 @@ class StreamingClient(NotebookClient):
         elif msg_type == "error":
             log(f"{content.get('ename', 'Error')}: {content.get('evalue', '')}\n")
         return super().process_message(msg, cell, cell_index)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_atomic(nb, path: str) -> None:
@@ -143,6 +148,7 @@ def main() -> int:
         asyncio.get_event_loop().add_signal_handler(signal.SIGINT, on_sigint)
 
     failure = None
+    started = now()
     try:
         client.execute()
     except CellExecutionError as err:
@@ -159,7 +165,8 @@ def main() -> int:
             f"interrupted (Ctrl-C) in cell {failed.get('cell', running.get('cell', '?'))}; what it had saved is kept, run it again to resume"
         )
     # The executed copy says how the run ended: lib/notebooks reads it back.
-    nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
+    # started/finished (UTC) and quick (DCF_QUICK=1) are shown by the report.
+    nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", "started": started, "finished": now(), "quick": os.environ.get("DCF_QUICK") == "1", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
     write_atomic(nb, args.output)
 
     errors = [

@@ -1,17 +1,17 @@
 /**
  * npm start: the whole lab, headless. Runs notebooks/NN-*.ipynb in order through the tslab
  * kernel (full configuration unless --quick), saves the executed copies to results/notebooks/
- * (notebooks/ itself is never written), stops at the first notebook with an error, then builds
- * the report (results/report/report.html and report.pdf).
+ * (notebooks/ itself is never written), stops at the first notebook with an error, then renders
+ * them as the report (results/report/report.html and report.pdf; lib/report/report.ts).
  *
  *   npm start                      everything, full lab
- *   npm start -- --quick           DCF_QUICK=1: small slices, one short epoch (minutes)
+ *   npm start -- --quick           DCF_QUICK=1: small slices, one short epoch (minutes); executed
+ *                                  copies in results/quick/notebooks, report in results/quick/report
  *   npm start -- --from 04         start at notebook 04 (earlier results are reused)
  *   npm start -- --only 05         run just notebook 05, then the report
  *   npm start -- --no-report       skip the report
  */
 import * as path from 'path';
-import { buildReport, EXECUTED_DIR, executeNotebook, listNotebooks } from '../lib/report';
 
 const USAGE = `usage: npm start [-- options]
   --quick        DCF_QUICK=1: small slices, one short epoch (minutes, not the lab's numbers)
@@ -53,6 +53,13 @@ function formatSeconds(s: number): string {
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
+  // Before lib/ loads (lib/config reads DCF_QUICK for its paths), so that this process, the
+  // kernels and the report all use results/quick in quick mode.
+  process.env.DCF_QUICK = opts.quick ? '1' : '0';
+  const { PATHS } = await import('../lib/config');
+  const { buildReport, executeNotebook, listNotebooks } = await import('../lib/report');
+  const results = opts.quick ? PATHS.quick : PATHS.results;
+  const executedDir = path.join(results, 'notebooks');
   const all = listNotebooks();
   if (all.length === 0) throw new Error('no notebooks found in notebooks/');
   const prefix = (f: string) => path.basename(f).slice(0, 2);
@@ -64,7 +71,7 @@ async function main(): Promise<void> {
   } else if (opts.from) {
     notebooks = all.filter((f) => prefix(f) >= opts.from!);
   }
-  console.log(`lab: ${notebooks.length} notebook(s), ${opts.quick ? 'QUICK mode (DCF_QUICK=1: small slices, not the lab\'s numbers)' : 'full configuration'}; executed copies in ${path.relative(process.cwd(), EXECUTED_DIR)}/`);
+  console.log(`lab: ${notebooks.length} notebook(s), ${opts.quick ? 'QUICK mode (DCF_QUICK=1: small slices, not the lab\'s numbers)' : 'full configuration'}; executed copies in ${path.relative(process.cwd(), executedDir)}/`);
   const timings: string[] = [];
   for (const notebook of notebooks) {
     const name = path.basename(notebook);
@@ -74,7 +81,7 @@ async function main(): Promise<void> {
     const onSigint = () => console.log('\nlab: Ctrl-C: letting the notebook stop at its next step (Ctrl-C again ends it at once)');
     process.on('SIGINT', onSigint);
     const result = await executeNotebook(notebook, {
-      output: path.join(EXECUTED_DIR, name),
+      output: path.join(executedDir, name),
       quick: opts.quick,
       onOutput: (text) => process.stdout.write(text),
     }).finally(() => process.off('SIGINT', onSigint));
@@ -91,7 +98,7 @@ async function main(): Promise<void> {
   }
   if (opts.report) {
     console.log('\n━━ report ━━');
-    const report = await buildReport({ onProgress: (m) => console.log(m) });
+    const report = await buildReport({ notebooksDir: executedDir, outDir: path.join(results, 'report'), quick: opts.quick, onProgress: (m) => console.log(m) });
     console.log(`report: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`);
   }
   console.log(`\nlab done: ${timings.join(', ')}`);

@@ -1,27 +1,45 @@
 /**
- * npm run report: rebuilds results/report/report.html and report.pdf (and the report's figures in
- * results/figures) from what is in results/. Trains nothing; missing results show as "no run yet".
+ * npm run report: results/report/report.html and report.pdf, rendered from the executed notebooks
+ * in results/notebooks (written by `npm start`); lib/report/report.ts. Trains and runs nothing:
+ * a notebook that is missing, failed, or has changed since it ran is an error naming it and the
+ * command that runs it.
+ *
+ *   npm run report                     results/notebooks → results/report
+ *   npm run report -- --quick          results/quick/notebooks → results/quick/report
+ *   npm run report -- --no-pdf         the HTML only
+ *   npm run report -- --allow-stale    render notebooks changed since they ran (a warning each)
  */
 import * as path from 'path';
-import { writeExperimentTable } from '../lib/experiments';
-import { buildReport } from '../lib/report';
+
+const USAGE = `usage: npm run report [-- --quick] [--no-pdf] [--allow-stale]
+Renders the executed notebooks in results/notebooks (results/quick/notebooks with --quick) as
+results/report/report.html and report.pdf. Run \`npm start\` first.`;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args.includes('--help')) {
-    console.log('usage: npm run report [-- --no-pdf]\nRebuilds results/report/report.html and report.pdf from results/.');
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(USAGE);
     return;
   }
-  const unknown = args.filter((a) => a !== '--no-pdf');
+  const known = ['--quick', '--no-pdf', '--allow-stale'];
+  const unknown = args.filter((a) => !known.includes(a));
   if (unknown.length) throw new Error(`unknown option(s) ${unknown.join(' ')}; see npm run report -- --help`);
+  const quick = args.includes('--quick') || process.env.DCF_QUICK === '1';
+  // Before lib/ loads: lib/config reads DCF_QUICK for its paths.
+  process.env.DCF_QUICK = quick ? '1' : '0';
+  const { PATHS } = await import('../lib/config');
+  const { buildReport } = await import('../lib/report');
+  const results = quick ? PATHS.quick : PATHS.results;
   const started = Date.now();
-  // results/experiments.parquet from results/runs (lib/experiments' table; trains nothing).
-  const table = writeExperimentTable();
-  console.log(`experiment table: ${path.relative(process.cwd(), table.file)} (${table.rows.filter((r) => r.status === 'done').length} of ${table.rows.length} experiments done)`);
-  const result = await buildReport({ pdf: !args.includes('--no-pdf'), onProgress: (m) => console.log(m) });
-  const open = result.answers.filter((a) => a.status !== 'answered').map((a) => `${a.id} (${a.status})`);
-  console.log(`report: ${result.figures.length} figure(s), ${result.runs} run(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  if (open.length) console.log(`questions not fully answered yet: ${open.join(', ')}`);
+  const report = await buildReport({
+    notebooksDir: path.join(results, 'notebooks'),
+    outDir: path.join(results, 'report'),
+    pdf: !args.includes('--no-pdf'),
+    allowStale: args.includes('--allow-stale'),
+    quick,
+    onProgress: (m) => console.log(m),
+  });
+  console.log(`report: ${report.notebooks.length} notebook(s) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 main().catch((err) => {

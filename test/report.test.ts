@@ -1,19 +1,17 @@
-// The report builds from whatever results/ holds: real numbers where runs exist, "no run yet"
-// where they do not, an unreadable run listed rather than fatal; HTML, PDF and figure files.
+// The report renders the executed notebooks through the real path (nbconvert with the project's
+// template, Chromium for the PDF): a table of contents from the Markdown headings, code inputs
+// hidden until "Show code", plotly figures drawn offline, tables and images inline. A missing,
+// failed or outdated executed notebook is a clear error, and the previous report stays as it was.
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { pathToFileURL } from 'url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerQuestions, loadEvidence } from '../lib/report/answers';
 import { launchChromium } from '../lib/report/chromium';
-import { saveFigureJson } from '../lib/report/figures-export';
-import { appendEpoch, type EpochRow } from '../lib/train/metrics';
-import { meanStdBars } from '../lib/report/plots';
-import { buildReport } from '../lib/report/report';
-import { labRecipeRuns, loadLabResults, recipeChanges } from '../lib/experiments/results';
-import { findExperiment } from '../lib/experiments/experiments';
-import { trainConfig, type TrainConfig } from '../lib/train/train-config';
+import { formatNotebook, type NotebookCell, type NotebookJson, type NotebookOutput } from '../lib/report/notebooks';
+import { buildReport, checkExecutedNotebooks } from '../lib/report/report';
 
 let browser: Browser;
 let root: string;
@@ -26,85 +24,181 @@ afterAll(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** A run folder with config.json and `acc.length` finished epochs (test accuracy acc[e]). */
-function makeRun(resultsDir: string, config: TrainConfig, acc: number[]): void {
-  const dir = path.join(resultsDir, 'runs', config.run);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  acc.forEach((a, i) => {
-    const base = { run: config.run, session: 1, resumedFrom: 0, variant: config.variant, seed: config.seed, backend: 'tensorflow (test)', epoch: i + 1, step: 100 * (i + 1), lr: 1e-3, time: new Date(0) };
-    const row = (split: 'train' | 'test', accuracy: number): EpochRow => ({
-      ...base, split, images: 1000, loss: 2 - accuracy, accuracy, perClassAccuracy: new Array(10).fill(accuracy), imagesPerSecond: 500, wallSeconds: split === 'train' ? 60 : 5,
-    });
-    appendEpoch(dir, [row('train', a + 0.05), row('test', a)], []);
-  });
+// A 1×1 PNG.
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
+const FIGURE = {
+  data: [{ type: 'bar', x: ['dynamic', 'static'], y: [0.78, 0.74], name: 'fixture-trace' }],
+  layout: { title: { text: 'Fixture figure' }, width: 1400, height: 420 },
+};
+
+let cellCount = 0;
+const md = (source: string): NotebookCell => ({ cell_type: 'markdown', id: `c${cellCount++}`, source, metadata: {} });
+const code = (source: string, outputs: NotebookOutput[] = []): NotebookCell => ({
+  cell_type: 'code', id: `c${cellCount++}`, source, metadata: {}, outputs, execution_count: 1,
+});
+const notebook = (cells: NotebookCell[], executed: boolean): NotebookJson => ({
+  cells: executed ? cells : cells.map((c) => (c.cell_type === 'code' ? { ...c, outputs: [], execution_count: null } : c)),
+  metadata: {
+    kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' },
+    language_info: { name: 'typescript' },
+    ...(executed ? { dcf_execution: { status: 'ok', started: '2026-12-02T10:00:00Z', finished: '2026-12-02T10:01:00Z', quick: false } } : {}),
+  },
+  nbformat: 4,
+  nbformat_minor: 5,
+});
+
+const FIXTURES: Record<string, NotebookCell[]> = {
+  '00-kernel-check.ipynb': [md('# 00 · Kernel check, not in the report'), code('1 + 1', [{ output_type: 'execute_result', data: { 'text/plain': '2' } }])],
+  '01-first.ipynb': [
+    md('# 01 · First notebook\n\nProse of the first notebook.'),
+    code('const hiddenInputMarker = 42;', [
+      { output_type: 'stream', name: 'stdout', text: 'printed-by-the-cell\n' },
+      { output_type: 'stream', name: 'stderr', text: 'stderr-warning-marker\n' },
+    ]),
+    md('## 1 · A table'),
+    code('showTable(rows)', [{ output_type: 'display_data', data: { 'text/html': '<table><tr><th>head</th></tr><tr><td>fixture-cell-value</td></tr></table>' } }]),
+    code('const noOutputHere = 1;'),
+  ],
+  '02-second.ipynb': [
+    md('# 02 · Second notebook'),
+    md('## 1 · A figure'),
+    code('show(figure)', [{ output_type: 'display_data', data: { 'application/vnd.plotly.v1+json': FIGURE } }]),
+    md('## 2 · An image'),
+    code('display.png(bytes)', [{ output_type: 'display_data', data: { 'image/png': PNG } }]),
+  ],
+};
+
+/** notebooks/ (clean) and results/notebooks/ (executed copies, but `skip`) under `dir`. */
+function makeLab(dir: string, skip: string[] = []): { sourceDir: string; notebooksDir: string; outDir: string } {
+  const sourceDir = path.join(dir, 'notebooks');
+  const notebooksDir = path.join(dir, 'results', 'notebooks');
+  fs.mkdirSync(sourceDir, { recursive: true });
+  fs.mkdirSync(notebooksDir, { recursive: true });
+  for (const [name, cells] of Object.entries(FIXTURES)) {
+    fs.writeFileSync(path.join(sourceDir, name), formatNotebook(notebook(cells, false)));
+    if (!skip.includes(name)) fs.writeFileSync(path.join(notebooksDir, name), formatNotebook(notebook(cells, true)));
+  }
+  return { sourceDir, notebooksDir, outDir: path.join(dir, 'results', 'report') };
 }
 
-describe('report', () => {
-  it('assembles runs, comparison, saved figures and answers, and writes HTML, PDF and figures', { timeout: 180_000 }, async () => {
-    const results = path.join(root, 'full');
-    makeRun(results, trainConfig({ run: 'dyn-s0', variant: 'dynamic', seed: 0 }), [0.7, 0.8]);
-    makeRun(results, trainConfig({ run: 'dyn-s1', variant: 'dynamic', seed: 1 }), [0.72, 0.78]);
-    makeRun(results, trainConfig({ run: 'sta-s0', variant: 'static', seed: 0 }), [0.6, 0.7]);
-    makeRun(results, trainConfig({ run: 'sta-s1', variant: 'static', seed: 1 }), [0.62, 0.66]);
-    makeRun(results, findExperiment('frozen-all').config, [0.4]);
-    // A damaged run: listed as unreadable, the rest still reported.
-    makeRun(results, trainConfig({ run: 'broken', variant: 'dynamic' }), [0.5]);
-    const part = path.join(results, 'runs', 'broken', 'metrics', fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0]);
-    fs.writeFileSync(part, 'not parquet');
-    saveFigureJson('response-map-test-7', meanStdBars([{ name: 'x', mean: 0.5, std: 0, n: 1 }]), path.join(results, 'figures'));
-    saveFigureJson('report-curves-gone', meanStdBars([]), path.join(results, 'figures')); // from a deleted run
+function editExecuted(file: string, edit: (nb: NotebookJson) => void): void {
+  const nb = JSON.parse(fs.readFileSync(file, 'utf8')) as NotebookJson;
+  edit(nb);
+  fs.writeFileSync(file, formatNotebook(nb));
+}
 
-    const loaded = loadLabResults({ resultsDir: results });
-    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen-all', 'sta-s0', 'sta-s1']);
-    expect(loaded.runs.find((r) => r.name === 'broken')!.problem).toMatch(/cannot read metrics part/);
-    expect(loaded.runs.find((r) => r.name === 'frozen-all')!.changes).toEqual(['freeze=all']);
-    expect(labRecipeRuns(loaded).runs.map((r) => r.name)).toEqual(['dyn-s0', 'dyn-s1', 'sta-s0', 'sta-s1']);
+/** Every file in the report folder with the sha256 of its bytes (no temporary file may stay). */
+function snapshot(outDir: string): Record<string, string> {
+  return Object.fromEntries(fs.readdirSync(outDir).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(outDir, f))).digest('hex')]));
+}
 
-    // Nothing recorded here (the checkout's results/recorded is not read): the answers rest on these runs alone.
-    const recordedDir = path.join(root, 'no-recorded');
-    const answers = Object.fromEntries(answerQuestions(loaded, loadEvidence(results, { recordedDir })).map((a) => [a.id, a]));
-    expect(answers.compare.status).toBe('no-run-yet'); // no lab-suite run (lab-dynamic-s0, lab-static-s0)
-    expect(answers.compare.html).toContain('npm run experiments -- --only lab-dynamic-s0,lab-static-s0');
-    expect(answers.freeze.status).toBe('no-run-yet'); // no experiment table yet: the report builds it
-    expect(answers.stability.status).toBe('no-run-yet');
+describe('report from the executed notebooks', () => {
+  const lab = () => makeLab(path.join(root, 'lab'));
+  let dirs: ReturnType<typeof makeLab>;
 
-    const report = await buildReport({ resultsDir: results, browser, quick: false, recordedDir });
+  it('renders one HTML document with a table of contents, hidden code, inline figures, and a PDF', { timeout: 180_000 }, async () => {
+    dirs = lab();
+    const messages: string[] = [];
+    const report = await buildReport({ ...dirs, browser, onProgress: (m) => messages.push(m) });
+    expect(report.html).toBe(path.join(dirs.outDir, 'report.html'));
+    expect(report.notebooks.map((f) => path.basename(f))).toEqual(['01-first.ipynb', '02-second.ipynb']);
+    expect(report.figures).toBe(1);
+    expect(fs.readdirSync(dirs.outDir).sort()).toEqual(['report.html', 'report.pdf']);
+
     const html = fs.readFileSync(report.html, 'utf8');
-    // The experiment table is rebuilt from the runs: frozen-all is the only experiment run here.
-    expect(fs.existsSync(path.join(results, 'experiments.parquet'))).toBe(true);
-    expect(html).toContain('Every experiment (results/experiments.parquet)');
-    expect(html).toMatch(/<code>frozen-all<\/code><\/td>.*?40.00% \(1\)/); // its row: best 40.00% at epoch 1
-    expect(html).toContain('<code>npm run experiments -- --only lab-dynamic-s0,frozen-requires-grad,frozen-keep-bn,frozen-adapter</code>'); // the named lab run too
-    expect(html).toContain('The recorded paired suite is missing');
-    expect(report.answers.find((a) => a.id === 'freeze')!.status).toBe('partial');
-    expect(report.html).toBe(path.join(results, 'report', 'report.html'));
-    expect(html).toContain('unreadable: cannot read metrics part');
-    expect(html).toContain('79.00 ± 1.41%');
-    expect(html).toContain('<strong>No run yet.</strong>');
-    expect(html).toContain('id="fig-response-map-test-7"');
-    expect((html.match(/<img alt=/g) ?? []).length).toBe(report.figures.length);
-    expect(fs.readFileSync(report.pdf!).subarray(0, 5).toString()).toBe('%PDF-');
-    const figures = fs.readdirSync(path.join(results, 'figures'));
-    for (const name of ['report-compare-curves', 'report-compare-best', 'report-curves-dyn-s0', 'response-map-test-7', 'report-experiments-best']) {
-      expect(figures).toContain(`${name}.png`);
-      expect(figures).toContain(`${name}.svg`);
+    // The table of contents: each notebook's title and its sections, linking to unique ids.
+    const toc = /<nav[^>]*id="dcf-toc"[^>]*>([\s\S]*?)<\/nav>/.exec(html)?.[1] ?? '';
+    for (const [id, text] of [['nb01', '01 · First notebook'], ['nb01-1-a-table', '1 · A table'], ['nb02', '02 · Second notebook'], ['nb02-1-a-figure', '1 · A figure'], ['nb02-2-an-image', '2 · An image']]) {
+      expect(toc).toContain(`<a href="#${id}">${text}</a>`);
+      expect(html).toContain(`id="${id}"`);
     }
-    expect(figures.filter((f) => f.startsWith('report-curves-gone'))).toEqual([]);
-    expect(fs.readdirSync(path.join(results, 'report')).sort()).toEqual(['report.html', 'report.pdf']);
+    expect(html).not.toContain('Kernel check'); // 00 is not part of the report
+    expect(html).toContain('Prose of the first notebook.');
+    expect(html).toContain('<td>fixture-cell-value</td>');
+    expect(html).toContain('printed-by-the-cell');
+    expect(html).not.toContain('stderr-warning-marker');
+    expect(html).toContain(`data:image/png;base64,${PNG}`);
+    expect(html).toContain('application/vnd.plotly.v1+json');
+    expect(html).toContain('plotly.js v'); // the bundle itself, inlined
+    // Offline: no script, stylesheet or image from elsewhere (plotly.js's own source aside).
+    const outsideScripts = html.replace(/<script[\s\S]*?<\/script>/g, '');
+    expect(outsideScripts).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
+    expect(html).not.toMatch(/<script[^>]+src=/i);
+    expect(outsideScripts).not.toMatch(/cdn/i);
+
+    // In the browser: code hidden until "Show code", the figure drawn, nothing fetched.
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
+    });
+    try {
+      await page.goto(pathToFileURL(report.html).href);
+      await page.waitForFunction(() => (window as unknown as { dcfReport?: { done: boolean } }).dcfReport?.done === true);
+      expect(await page.getByText('hiddenInputMarker').isVisible()).toBe(false);
+      expect(await page.getByText('noOutputHere').isVisible()).toBe(false);
+      expect(await page.getByText('printed-by-the-cell').isVisible()).toBe(true);
+      expect(await page.getByText('fixture-cell-value').isVisible()).toBe(true);
+      expect(await page.locator('.dcf-plotly .main-svg').count()).toBeGreaterThan(0);
+      expect(await page.locator('.dcf-plotly').textContent()).toContain('Fixture figure');
+      // Wider than the page: drawn at the page's width.
+      const width = await page.locator('.dcf-plotly .main-svg').first().evaluate((e) => e.getBoundingClientRect().width);
+      expect(width).toBeLessThan(1000);
+      await page.click('#dcf-code-toggle');
+      expect(await page.getByText('hiddenInputMarker').isVisible()).toBe(true);
+      expect(requests).toEqual([]);
+    } finally {
+      await page.close();
+    }
+
+    const pdf = fs.readFileSync(report.pdf!);
+    expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+    expect(pdf.length).toBeGreaterThan(20_000);
+    expect(messages.some((m) => m.startsWith('wrote') && m.includes('report.pdf'))).toBe(true);
   });
 
-  it('builds from an empty results folder, every question saying "no run yet"', { timeout: 120_000 }, async () => {
-    const results = path.join(root, 'empty');
-    const report = await buildReport({ resultsDir: results, browser, pdf: false, recordedDir: path.join(root, 'no-recorded') });
-    expect(report.runs).toBe(0);
-    expect(report.answers.every((a) => a.status === 'no-run-yet')).toBe(true);
-    expect(fs.readFileSync(report.html, 'utf8')).toContain('No runs yet: train one with <code>npm run train</code>');
-    expect(report.pdf).toBeUndefined();
+  it('refuses a missing notebook with the command that makes it, and keeps the previous report', { timeout: 60_000 }, async () => {
+    const before = snapshot(dirs.outDir);
+    expect(Object.keys(before)).toEqual(['report.html', 'report.pdf']);
+    fs.renameSync(path.join(dirs.notebooksDir, '02-second.ipynb'), path.join(root, 'aside.ipynb'));
+    try {
+      await expect(buildReport({ ...dirs, browser })).rejects.toThrow(/02-second\.ipynb is missing: run `npm start` \(or `npm start -- --only 02`\) first/);
+      expect(() => checkExecutedNotebooks({ ...dirs, quick: true })).toThrow(/`npm start -- --quick --only 02`/);
+      expect(snapshot(dirs.outDir)).toEqual(before);
+    } finally {
+      fs.renameSync(path.join(root, 'aside.ipynb'), path.join(dirs.notebooksDir, '02-second.ipynb'));
+    }
   });
 
-  it('names recipe changes and nothing for the recipe itself', () => {
-    expect(recipeChanges(trainConfig({ run: 'x', variant: 'static', seed: 3, logEvery: 5 }))).toEqual([]);
-    expect(recipeChanges(trainConfig({ run: 'x', norm: 'imagenet', epochs: 30, augment: true }))).toEqual(['epochs=30', 'norm=imagenet', 'augment=true']);
+  it('refuses a notebook with an error, naming it and the cell, and keeps the previous report', { timeout: 60_000 }, async () => {
+    const before = snapshot(dirs.outDir);
+    const file = path.join(dirs.notebooksDir, '02-second.ipynb');
+    const good = fs.readFileSync(file);
+    try {
+      // An error output, as a Python kernel writes it.
+      editExecuted(file, (nb) => nb.cells[2].outputs!.push({ output_type: 'error', ename: 'Error', evalue: 'boom', traceback: [] }));
+      await expect(buildReport({ ...dirs, browser })).rejects.toThrow(/02-second\.ipynb has an error in cell 2 \(`show\(figure\)`\): Error: boom\. Fix it and run `npm start -- --only 02`/);
+      // tslab's way: no error output, the runner's record names the cell.
+      fs.writeFileSync(file, good);
+      editExecuted(file, (nb) => (nb.metadata.dcf_execution = { status: 'error', failed_cell: 4, message: 'TypeError: x is not a function' }));
+      await expect(buildReport({ ...dirs, browser, pdf: false })).rejects.toThrow(/has an error in cell 4 \(`display\.png\(bytes\)`\): TypeError: x is not a function/);
+      expect(snapshot(dirs.outDir)).toEqual(before);
+    } finally {
+      fs.writeFileSync(file, good);
+    }
+  });
+
+  it('refuses an executed copy of an older notebook unless told to render it anyway', { timeout: 120_000 }, async () => {
+    const source = path.join(dirs.sourceDir, '01-first.ipynb');
+    const good = fs.readFileSync(source);
+    try {
+      editExecuted(source, (nb) => (nb.cells[3].source = 'showTable(otherRows)'));
+      expect(() => checkExecutedNotebooks(dirs)).toThrow(/01-first\.ipynb was run from another version of .*01-first\.ipynb \(cell 3 differs\): run `npm start -- --only 01`/);
+      const report = await buildReport({ ...dirs, browser, pdf: false, allowStale: true });
+      expect(report.warnings).toHaveLength(1);
+      expect(fs.readFileSync(report.html, 'utf8')).toContain('changed since they ran');
+    } finally {
+      fs.writeFileSync(source, good);
+    }
   });
 });

@@ -7,7 +7,7 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 
 export const NOTEBOOKS_DIR = path.join(PATHS.root, 'notebooks');
@@ -182,10 +182,16 @@ export interface ExecuteResult {
   interrupted: boolean;
 }
 
-/** Runs a notebook headless through the tslab kernel and reads back its error outputs. */
-export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise<ExecuteResult> {
+/** The project's Python (.venv: nbclient, nbconvert, JupyterLab); a clear error when set-up has not made it. */
+export function venvPython(): string {
   const python = path.join(PATHS.root, '.venv', 'bin', 'python');
   if (!fs.existsSync(python)) throw new Error(`no Python environment at ${python}: run \`npm run setup\``);
+  return python;
+}
+
+/** Runs a notebook headless through the tslab kernel and reads back its error outputs. */
+export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise<ExecuteResult> {
+  const python = venvPython();
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PYTHONUNBUFFERED: '1' };
   if (opts.quick !== undefined) env.DCF_QUICK = opts.quick ? '1' : '0';
   // Headless, progress displays print a line per epoch instead of redrawing (lib/progress).

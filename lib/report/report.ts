@@ -1,42 +1,48 @@
 /**
- * The lab report: results/report/report.html and report.pdf, rebuilt from what is in results/
- * (runs, their Parquet metrics, the figures the notebooks saved) without training anything.
+ * The lab report: the executed notebooks (results/notebooks/01-… to 06-…, written by `npm start`)
+ * rendered as one HTML document, results/report/report.html, and printed to report.pdf. The
+ * notebooks are the report: nothing here computes or words a result.
  *
- * The report's own figures are named report-* in results/figures (PNG, SVG and the plotly spec,
- * like every figure); the notebooks' saved figures keep their names. Each figure is embedded in
- * the HTML as SVG, so report.html stands alone and the PDF stays vector.
+ * 1. checkExecutedNotebooks: every notebook of notebooks/ (but 00-kernel-check) has an executed
+ *    copy, ran to the end without an error, and was run from the notebook as it is now in git
+ *    (its cells' sources); otherwise a clear error naming the notebook, the cell and the command.
+ * 2. scripts/render_report.py (the .venv's nbconvert, template lib/report/nbconvert-template):
+ *    the notebooks merged in order, code inputs hidden (a "Show code" button shows them), a table
+ *    of contents from the Markdown headings, plotly figures drawn by plotly.js inlined from
+ *    node_modules (the page reaches no network), images and HTML tables inline.
+ * 3. Chromium (playwright-core) opens the HTML, waits until every plotly figure is drawn and
+ *    prints the PDF.
+ *
+ * Both files are written to temporary names and renamed at the end: a failed render leaves the
+ * previous report as it was.
  */
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+import { pathToFileURL } from 'url';
 import type { Browser } from 'playwright-core';
-import { answerHtml, answerQuestions, experimentBars, experimentTableHtml, loadEvidence, type Answer, type Evidence } from './answers';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
+import { PATHS } from '../config';
 import { launchChromium } from './chromium';
-import { loadCifar10, indicesPerClass } from '../data';
-import { isQuick, PATHS } from '../config';
-import { labRecipeRuns, type LabResults, loadLabResults, perClassByVariant, type RunResult, summarizeOutcomes, writeExperimentTable } from '../experiments';
-import { FigureExporter, listSavedFigures, loadFigureJson, type ExportedFigure } from './figures-export';
-import { escapeHtml, formatMeanStd, formatPercent, htmlTable, NOTE_STYLE, textToHtml } from './html-table';
-import { meanStdBars, perClassAccuracy, sampleGrid, trainingCurves, variantComparison, type Figure } from './plots';
+import { cellSource, errorOutputs, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
+
+export const REPORT_TITLE = 'Dynamic convolutional filters for CIFAR-10: lab report';
+export const TEMPLATE_DIR = path.join(__dirname, 'nbconvert-template');
 
 export interface ReportOptions {
-  /** Where the runs and saved figures are read (default results/). */
-  resultsDir?: string;
-  /** Where report.html and report.pdf go (default results/report). */
+  /** The executed copies (default <results>/notebooks: results/notebooks, results/quick/notebooks in quick mode). */
+  notebooksDir?: string;
+  /** The notebooks in git: their NN-*.ipynb but 00 are the report's chapters, and the executed copies must match them (default notebooks/). */
+  sourceDir?: string;
+  /** Where report.html and report.pdf go (default <results>/report). */
   outDir?: string;
-  /** Where the report's figures go (default <resultsDir>/figures). */
-  figuresDir?: string;
-  /**
-   * Rebuild <resultsDir>/experiments.parquet from the runs first (default true; trains nothing).
-   * `quick` picks quick mode's experiment configs (default: isQuick()).
-   */
-  rebuildTable?: boolean;
-  quick?: boolean;
-  /** The recorded paired suite the answers quote (default results/recorded/paired; lib/answers loadEvidence). */
-  recordedDir?: string;
   /** Also print the PDF (default true). */
   pdf?: boolean;
+  /** Render executed copies whose cells differ from notebooks/ (a warning instead of an error). */
+  allowStale?: boolean;
+  /** Quick mode: only for the commands the errors suggest (`npm start -- --quick …`). */
+  quick?: boolean;
   /** A browser to reuse (default: one is launched and closed). */
   browser?: Browser;
   onProgress?: (message: string) => void;
@@ -45,184 +51,115 @@ export interface ReportOptions {
 export interface ReportResult {
   html: string;
   pdf?: string;
-  figures: ExportedFigure[];
-  runs: number;
-  answers: { id: string; status: Answer['status'] }[];
+  /** The executed notebooks rendered, in order. */
+  notebooks: string[];
+  /** Plotly figures drawn (counted when the PDF is printed). */
+  figures?: number;
+  /** Stale notebooks rendered anyway (allowStale). */
+  warnings: string[];
 }
 
-/** One figure in the report: its file name, caption, and the spec to draw. */
-interface ReportFigure {
-  name: string;
-  caption: string;
-  figure: Figure;
+/** How scripts/execute_notebook.py records a run in the executed copy. */
+interface ExecutionRecord {
+  status?: 'ok' | 'error';
+  quick?: boolean;
+  started?: string;
+  finished?: string;
 }
 
-/** A section: prose and tables (HTML) followed by figures, then blocks of their own (HTML + figures). */
-interface Section {
-  id: string;
-  title: string;
-  html: string;
-  figures: ReportFigure[];
-  blocks?: { html: string; figures: ReportFigure[] }[];
+export interface CheckedNotebooks {
+  files: string[];
+  records: (ExecutionRecord | undefined)[];
+  warnings: string[];
 }
 
-const REPORT_PREFIX = 'report-';
-
-function placeholder(text: string): string {
-  return `<p class="dcf-placeholder" style="${NOTE_STYLE.placeholder}"><strong>No run yet.</strong> ${textToHtml(text)}</p>`;
+/** The notebooks that make up the report: notebooks/NN-*.ipynb but 00-kernel-check. */
+export function reportNotebookNames(sourceDir: string = NOTEBOOKS_DIR): string[] {
+  return listNotebooks(sourceDir)
+    .map((f) => path.basename(f))
+    .filter((name) => !name.startsWith('00-'));
 }
 
-function pct(mean: number, std?: number): string {
-  return formatPercent(mean, std);
+function rel(file: string): string {
+  const r = path.relative(process.cwd(), file);
+  return r.startsWith('..') ? file : r;
 }
 
-/** Every run as an HTML table: recipe, epochs, final and best test accuracy, time, checkpoints. */
-export function runsTable(runs: readonly RunResult[]): string {
-  return htmlTable(runs, {
-    caption: 'Every run in results/runs (test accuracy; time per epoch from the training pass)',
-    empty: 'No runs yet: train one with `npm run train`, notebook 03, or `npm run experiments`.',
-    columns: [
-      { label: 'run', value: (r) => ({ html: `<code>${escapeHtml(r.name)}</code>` }) },
-      { label: 'head', value: (r) => r.config.variant ?? '–' },
-      { label: 'seed', value: (r) => r.config.seed ?? '–', align: 'right' },
-      { label: 'recipe', value: (r) => (r.problem ? `unreadable: ${r.problem}` : [r.changes.join(', ') || 'lab recipe', r.subset ? '(subset)' : ''].join(' ').trim()) },
-      { label: 'epochs', value: (r) => (r.outcome ? `${r.outcome.epochs}/${r.config.epochs ?? '?'}` : `0/${r.config.epochs ?? '?'}`), align: 'right' },
-      { label: 'final', value: (r) => (r.outcome ? pct(r.outcome.finalAccuracy) : '–'), align: 'right' },
-      { label: 'best (epoch)', value: (r) => (r.outcome ? `${pct(r.outcome.bestAccuracy)} (${r.outcome.bestEpoch})` : '–'), align: 'right' },
-      { label: 's / epoch', value: (r) => (r.outcome?.secondsPerEpoch != null ? r.outcome.secondsPerEpoch.toFixed(0) : '–'), align: 'right' },
-      { label: 'checkpoints', value: (r) => [r.hasBest ? 'best' : '', r.hasLast ? 'last' : ''].filter(Boolean).join(' + ') || '–' },
-    ],
-  });
+function firstLine(text: string): string {
+  const line = text.split('\n').find((l) => l.trim()) ?? '';
+  return line.length > 70 ? `${line.slice(0, 67)}…` : line;
 }
 
-function savedFigures(results: LabResults, prefix: string, caption: (name: string) => string): ReportFigure[] {
-  const dir = path.join(results.resultsDir, 'figures');
-  return savedFigureNames(results)
-    .filter((n) => n.startsWith(prefix))
-    .map((name) => ({ name, caption: caption(name), figure: loadFigureJson(name, dir) }));
-}
-
-function dataSection(): Section {
-  const section: Section = { id: 'data', title: 'Data', html: '', figures: [] };
-  try {
-    const test = loadCifar10('test', { limit: 1000 });
-    const picks = indicesPerClass(test.labels, 2).flat().sort((a, b) => a - b);
-    const images = new Uint8Array(picks.length * 3072);
-    picks.forEach((idx, k) => images.set(test.images.subarray(idx * 3072, (idx + 1) * 3072), k * 3072));
-    section.html = '<p>CIFAR-10: 50,000 training and 10,000 test images of 32×32 pixels in ten balanced classes. Two test images of each class:</p>';
-    section.figures.push({
-      name: `${REPORT_PREFIX}samples`,
-      caption: 'Test images (index under each), two per class.',
-      figure: sampleGrid(images, picks.map((i) => test.labels[i]), { columns: 10, indices: picks, title: 'CIFAR-10 test images' }),
-    });
-  } catch (err) {
-    section.html = placeholder(`CIFAR-10 is not in data/ (${(err as Error).message.split('\n')[0]}): run \`npm run data\` or notebook 01.`);
+/** The first cell where the executed copy and the source differ, or undefined. */
+function firstDifference(executed: NotebookJson, source: NotebookJson): string | undefined {
+  const n = Math.max(executed.cells.length, source.cells.length);
+  for (let i = 0; i < n; i++) {
+    const a = executed.cells[i];
+    const b = source.cells[i];
+    if (!a || !b) return `it has ${executed.cells.length} cells, the notebook ${source.cells.length}`;
+    if (a.cell_type !== b.cell_type || cellSource(a) !== cellSource(b)) return `cell ${i} differs`;
   }
-  return section;
+  return undefined;
 }
 
-function trainingSection(results: LabResults): Section {
-  const section: Section = { id: 'training', title: 'Training', html: runsTable(results.runs), figures: [] };
-  const { runs, subset } = labRecipeRuns(results);
-  if (runs.length) {
-    section.figures.push({
-      name: `${REPORT_PREFIX}curves-lab-recipe`,
-      caption: `Loss and accuracy per epoch of the lab-recipe runs${subset ? ' (quick-mode subset runs)' : ''}: train solid, test dashed.`,
-      figure: trainingCurves(runs.flatMap((r) => r.epochs), { title: 'Training curves — lab recipe' }),
-    });
-  } else {
-    section.html += placeholder('No lab-recipe run has finished an epoch: run notebook 03 or `npm run train`.');
+/**
+ * The executed copies the report renders, checked: each present, run to the end without an error,
+ * and run from the notebook as it is in `sourceDir`. Every problem is listed in one error.
+ */
+export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' | 'sourceDir' | 'allowStale' | 'quick'> = {}): CheckedNotebooks {
+  const sourceDir = opts.sourceDir ?? NOTEBOOKS_DIR;
+  const notebooksDir = opts.notebooksDir ?? path.join(PATHS.results, 'notebooks');
+  const names = reportNotebookNames(sourceDir);
+  if (names.length === 0) throw new Error(`no notebooks NN-*.ipynb in ${rel(sourceDir)}`);
+  const start = opts.quick ? 'npm start -- --quick' : 'npm start';
+  const rerun = (name: string) => `\`npm start -- ${opts.quick ? '--quick ' : ''}--only ${name.slice(0, 2)}\``;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const files: string[] = [];
+  const records: (ExecutionRecord | undefined)[] = [];
+  for (const name of names) {
+    const file = path.join(notebooksDir, name);
+    if (!fs.existsSync(file)) {
+      problems.push(`${rel(file)} is missing: run \`${start}\` (or ${rerun(name)}) first`);
+      continue;
+    }
+    let nb: NotebookJson;
+    try {
+      nb = readNotebook(file);
+    } catch (err) {
+      problems.push(`${(err as Error).message}: run ${rerun(name)} again`);
+      continue;
+    }
+    const errors = errorOutputs(nb);
+    if (errors.length) {
+      for (const e of errors) {
+        const cell = nb.cells[e.cell];
+        const where = cell ? `cell ${e.cell} (\`${firstLine(cellSource(cell))}\`)` : 'a cell';
+        problems.push(`${rel(file)} has an error in ${where}: ${e.ename}: ${e.evalue}. Fix it and run ${rerun(name)}`);
+      }
+      continue;
+    }
+    const notRun = nb.cells.findIndex((c) => c.cell_type === 'code' && cellSource(c).trim() !== '' && (c.execution_count === null || c.execution_count === undefined));
+    if (notRun >= 0) {
+      problems.push(`${rel(file)} did not run to the end (cell ${notRun} never ran): run ${rerun(name)}`);
+      continue;
+    }
+    const difference = firstDifference(nb, readNotebook(path.join(sourceDir, name)));
+    if (difference) {
+      const message = `${rel(file)} was run from another version of ${rel(path.join(sourceDir, name))} (${difference}): run ${rerun(name)}`;
+      if (opts.allowStale) warnings.push(message);
+      else {
+        problems.push(`${message} (or \`npm run report -- --allow-stale\` to render it as it is)`);
+        continue;
+      }
+    }
+    files.push(file);
+    records.push(nb.metadata.dcf_execution as ExecutionRecord | undefined);
   }
-  return section;
-}
-
-function compareSection(results: LabResults): Section {
-  const section: Section = { id: 'compare', title: 'Dynamic vs static', html: '', figures: [] };
-  const { runs, subset } = labRecipeRuns(results);
-  const variants = new Set(runs.map((r) => r.config.variant));
-  if (!variants.has('dynamic') || !variants.has('static')) {
-    section.html = placeholder('The comparison needs lab-recipe runs of both heads: run notebook 04 or `npm run experiments`.');
-    return section;
+  if (problems.length) {
+    throw new Error(`cannot build the report from ${rel(notebooksDir)}:\n  - ${problems.join('\n  - ')}`);
   }
-  const groups = summarizeOutcomes(runs.map((r) => r.outcome!));
-  section.html =
-    (subset ? `<p class="dcf-warning" style="${NOTE_STYLE.warning}">Quick-mode runs on a subset of CIFAR-10: these numbers only show that the pipeline works.</p>` : '') +
-    htmlTable(groups, {
-      caption: 'Test accuracy over seeds (mean ± std)',
-      columns: [
-        { label: 'head', value: (g) => g.group },
-        { label: 'seeds', value: (g) => g.runs.length, align: 'right' },
-        { label: 'final test accuracy', value: (g) => formatMeanStd(g.finalAccuracy), align: 'right' },
-        { label: 'best test accuracy', value: (g) => formatMeanStd(g.bestAccuracy), align: 'right' },
-        { label: 's / epoch', value: (g) => (g.secondsPerEpoch.n ? g.secondsPerEpoch.mean.toFixed(0) : '–'), align: 'right' },
-        { label: 'runs', value: (g) => g.runs.join(', ') },
-      ],
-    });
-  const rows = runs.flatMap((r) => r.epochs);
-  section.figures.push(
-    { name: `${REPORT_PREFIX}compare-curves`, caption: 'Mean over seeds (line) ± one standard deviation (band).', figure: variantComparison(rows) },
-    {
-      name: `${REPORT_PREFIX}compare-best`,
-      caption: 'Best test accuracy of each head, mean ± std over seeds.',
-      figure: meanStdBars(groups.map((g) => ({ name: g.group, ...g.bestAccuracy }))),
-    },
-  );
-  const perClass = perClassByVariant(runs);
-  section.figures.push({ name: `${REPORT_PREFIX}per-class`, caption: 'Per-class test accuracy at the last epoch (mean over seeds).', figure: perClassAccuracy(perClass) });
-  section.figures.push(...savedFigures(results, 'confusion', (n) => `Confusion matrix (${n}).`));
-  return section;
-}
-
-function visualizeSection(results: LabResults): Section {
-  const figures = savedFigures(results, 'response-map', (n) => `Response maps (${n}): each class's 8×8 map upsampled bilinearly to 32×32 over the image, titled with the class's score.`);
-  return {
-    id: 'visualize',
-    title: 'Response maps',
-    html: figures.length ? '' : placeholder('No response-map figure saved yet: run notebook 05 (it saves them to results/figures/response-map-*).'),
-    figures,
-  };
-}
-
-function experimentsSection(evidence: Evidence): Section {
-  const bars = experimentBars(evidence);
-  return {
-    id: 'experiments',
-    title: 'Experiments',
-    html:
-      '<p>Your runs: every experiment of the lab suite (<code>npm run experiments</code>, what <code>npm start</code> trains; lib/experiments): both heads with the lab\'s recipe, ' +
-      'the lab\'s freeze, the fixed-function freeze and two fixes, all with seed 0 and the best epoch chosen on test accuracy as the lab states it. The multi-seed comparisons come from the recorded paired suite, quoted in the answers.</p>' +
-      experimentTableHtml(evidence),
-    figures: bars ? [bars] : [],
-  };
-}
-
-function questionsSection(answers: readonly Answer[]): Section {
-  return {
-    id: 'questions',
-    title: 'The lab\'s questions',
-    html: '<p>Each answer shows your runs (the experiment table, the measurements, the runs\' metrics) and the recorded paired suite apart, and names the runs it used.</p>',
-    figures: [],
-    blocks: answers.map((a) => ({ html: answerHtml(a), figures: a.figures })),
-  };
-}
-
-function appendixSection(results: LabResults, shown: Set<string>): Section {
-  const section: Section = { id: 'appendix', title: 'Appendix: every run and other figures', html: '', figures: [] };
-  for (const run of results.runs) {
-    if (!run.outcome) continue;
-    section.figures.push({
-      name: `${REPORT_PREFIX}curves-${run.name}`,
-      caption: `Run ${run.name}: ${run.changes.join(', ') || 'lab recipe'}${run.subset ? ' (subset)' : ''}.`,
-      figure: trainingCurves(run.epochs, { title: `Run ${run.name}` }),
-    });
-  }
-  const dir = path.join(results.resultsDir, 'figures');
-  for (const name of savedFigureNames(results)) {
-    if (name.startsWith(REPORT_PREFIX) || shown.has(name)) continue;
-    section.figures.push({ name, caption: `Figure saved by a notebook: ${name}.`, figure: loadFigureJson(name, dir) });
-  }
-  if (section.figures.length === 0) section.html = '<p>No runs or other figures yet.</p>';
-  return section;
+  return { files, records, warnings };
 }
 
 function gitCommit(): string {
@@ -233,125 +170,129 @@ function gitCommit(): string {
   }
 }
 
-const CSS = `
-body { font-family: 'Liberation Sans', Arial, sans-serif; color: #222; max-width: 1000px; margin: 24px auto; padding: 0 16px; line-height: 1.45; }
-h1 { font-size: 26px; margin-bottom: 4px; } h2 { border-bottom: 2px solid #1f77b4; padding-bottom: 4px; margin-top: 32px; break-after: avoid; }
-h3 { margin-bottom: 4px; break-after: avoid; } .dcf-meta { color: #666; font-size: 13px; }
-table.dcf-table { border-collapse: collapse; margin: 12px 0; font-size: 12.5px; break-inside: avoid; }
-table.dcf-table caption { text-align: left; font-weight: bold; margin-bottom: 4px; }
-table.dcf-table th, table.dcf-table td { border-bottom: 1px solid #ddd; padding: 4px 8px; vertical-align: top; }
-table.dcf-table th { background: #f3f6fa; } table.dcf-table td code { white-space: nowrap; }
-figure { margin: 16px 0; break-inside: avoid; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 12.5px; color: #555; } code { background: #f4f4f4; padding: 0 3px; border-radius: 3px; }
-.dcf-placeholder { background: #fff8e1; border-left: 4px solid #f0b400; padding: 6px 10px; }
-.dcf-warning { background: #fdecea; border-left: 4px solid #d62728; padding: 6px 10px; }
-.dcf-answer { break-inside: avoid; margin-bottom: 18px; } .dcf-question { font-style: italic; }
-.dcf-status { font-size: 12px; font-weight: normal; padding: 1px 6px; border-radius: 8px; background: #eee; }
-.dcf-answered .dcf-status { background: #dff0d8; } .dcf-no-run-yet .dcf-status { background: #fff3cd; }
-.dcf-todo { color: #8a6d3b; font-size: 13px; } nav ol { columns: 2; font-size: 14px; }
-`;
-
-/** The report's HTML from its sections; `images` maps figure names to their SVG text. */
-function renderHtml(results: LabResults, sections: readonly Section[], images: Map<string, string>): string {
-  const generated = new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-  const backends = [...new Set(results.epochRows.map((r) => r.backend))];
-  const figureHtml = (f: ReportFigure) => {
-    const svg = images.get(f.name);
-    const img = svg ? `<img alt="${escapeHtml(f.name)}" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}">` : '<p>(figure missing)</p>';
-    return `<figure id="fig-${escapeHtml(f.name)}">${img}<figcaption><strong>${escapeHtml(f.name)}</strong> — ${escapeHtml(f.caption)}</figcaption></figure>`;
-  };
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Dynamic convolutional filters for CIFAR-10 — lab report</title><style>${CSS}</style></head>
-<body>
-<h1>Dynamic convolutional filters for CIFAR-10</h1>
-<p class="dcf-meta">Lab report generated ${escapeHtml(generated)} from <code>results/</code> (commit ${escapeHtml(gitCommit())}) ·
-${results.runs.length} run(s) · backend: ${escapeHtml(backends.join('; ') || 'no runs yet')}. Rebuild with <code>npm run report</code>.</p>
-<p>An image goes through an ImageNet-pretrained ResNet-18 cut after <code>layer1</code> (64×8×8 features). Each class has a learned
-128-d embedding that a generator MLP (128→256→64, Tanh) turns into a 1×1 filter; the L2-normalised filter's response map,
-divided by √64, is scored by an MLP (64→64→1). The static head learns the ten filters directly.</p>
-<nav><ol>${sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol></nav>
-${sections
-  .map((s) =>
-    `<section id="${s.id}"><h2>${escapeHtml(s.title)}</h2>\n${s.html}\n${s.figures.map(figureHtml).join('\n')}` +
-    (s.blocks ?? []).map((b) => `${b.html}\n${b.figures.map(figureHtml).join('\n')}`).join('\n') +
-    '</section>',
-  )
-  .join('\n')}
-</body></html>
-`;
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** Removes report-* figure files that this build did not write (runs that are gone). */
-function removeStaleReportFigures(dir: string, keep: Set<string>): void {
-  if (!fs.existsSync(dir)) return;
-  for (const file of fs.readdirSync(dir)) {
-    const m = /^(report-.+)\.(json|svg|png)$/.exec(file);
-    if (m && !keep.has(m[1])) fs.rmSync(path.join(dir, file), { force: true });
+const minute = (iso: string) => iso.replace('T', ' ').slice(0, 16);
+
+/** The line under the title: where the notebooks came from, when they ran, the commit. */
+function metaHtml(checked: CheckedNotebooks, notebooksDir: string): string {
+  const times = checked.records.flatMap((r, i) => {
+    if (r?.started && r?.finished) return [r.started, r.finished];
+    return [fs.statSync(checked.files[i]).mtime.toISOString()];
+  });
+  times.sort();
+  const names = checked.files.map((f) => path.basename(f, '.ipynb'));
+  const ran = times.length ? `run ${minute(times[0])}–${minute(times[times.length - 1]).slice(11)} UTC` : '';
+  return (
+    `The executed notebooks ${escapeHtml(names[0])} … ${escapeHtml(names[names.length - 1])} in <code>${escapeHtml(rel(notebooksDir))}</code>` +
+    `${ran ? ` (${ran})` : ''}, rendered ${minute(new Date().toISOString())} UTC at commit ${escapeHtml(gitCommit())}. ` +
+    'Rebuild with <code>npm run report</code>; code inputs are hidden (<em>Show code</em> shows them).'
+  );
+}
+
+/** Runs scripts/render_report.py; the HTML goes to `output`. */
+function renderHtml(spec: Record<string, unknown>, output: string): Promise<void> {
+  const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-report-')), 'spec.json');
+  fs.writeFileSync(specFile, JSON.stringify({ ...spec, output }));
+  const python = venvPython();
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(python, [path.join(PATHS.root, 'scripts', 'render_report.py'), specFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0 && fs.existsSync(output)) resolve();
+      else reject(new Error(`nbconvert could not render the report (scripts/render_report.py, exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+    });
+  }).finally(() => fs.rmSync(path.dirname(specFile), { recursive: true, force: true }));
+}
+
+/** Prints the HTML file to PDF once every plotly figure is drawn; the number of figures drawn. */
+async function printPdf(browser: Browser, htmlFile: string): Promise<{ pdf: Buffer; figures: number }> {
+  // The print area of A4 less 12 mm margins is 703 CSS px; at scale 0.8 the page lays out 880 px wide,
+  // the width the figures are drawn at.
+  const page = await browser.newPage({ viewport: { width: 880, height: 1200 } });
+  try {
+    const blocked: string[] = [];
+    await page.route(/^(https?|wss?):/, (route) => {
+      blocked.push(route.request().url());
+      return route.abort();
+    });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(pathToFileURL(htmlFile).href, { waitUntil: 'load', timeout: 120_000 });
+    if (!(await page.evaluate(() => 'dcfReport' in window))) {
+      throw new Error(`the report page's script did not run (${pageErrors.join('; ') || 'no error reported'})`);
+    }
+    await page.waitForFunction(() => (window as unknown as { dcfReport?: { done: boolean } }).dcfReport?.done === true, undefined, { timeout: 120_000 });
+    const state = await page.evaluate(() => (window as unknown as { dcfReport: { figures: number; errors: string[] } }).dcfReport);
+    const problems = [...state.errors, ...pageErrors];
+    if (problems.length) throw new Error(`the report's figures did not draw: ${problems.join('; ')}`);
+    if (blocked.length) throw new Error(`the report reached for the network (blocked): ${[...new Set(blocked)].slice(0, 3).join(', ')}`);
+    await page.emulateMedia({ media: 'print' });
+    const pdf = await page.pdf({
+      format: 'A4',
+      scale: 0.8,
+      printBackground: true,
+      outline: true,
+      margin: { top: '14mm', bottom: '14mm', left: '12mm', right: '12mm' },
+    });
+    return { pdf, figures: state.figures };
+  } finally {
+    await page.close();
   }
 }
 
-/** Builds report.html (and report.pdf) from results/. */
+/** Builds report.html (and report.pdf) from the executed notebooks. */
 export async function buildReport(opts: ReportOptions = {}): Promise<ReportResult> {
   const progress = opts.onProgress ?? (() => undefined);
-  const results = loadLabResults({ resultsDir: opts.resultsDir });
-  const outDir = opts.outDir ?? path.join(results.resultsDir, 'report');
-  const figuresDir = opts.figuresDir ?? path.join(results.resultsDir, 'figures');
-  progress(`${results.runs.length} run(s), ${savedFigureNames(results).length} saved figure(s) in ${results.resultsDir}`);
-  if (opts.rebuildTable ?? true) {
-    const table = writeExperimentTable({ resultsDir: results.resultsDir, quick: opts.quick ?? isQuick() });
-    progress(`experiment table ${table.file}: ${table.rows.filter((r) => r.status === 'done').length} of ${table.rows.length} done`);
-  }
-  const evidence = loadEvidence(results.resultsDir, { recordedDir: opts.recordedDir });
+  const notebooksDir = opts.notebooksDir ?? path.join(PATHS.results, 'notebooks');
+  const outDir = opts.outDir ?? path.join(path.dirname(notebooksDir), 'report');
+  const checked = checkExecutedNotebooks({ ...opts, notebooksDir });
+  for (const w of checked.warnings) progress(`warning: ${w}`);
+  progress(`rendering ${checked.files.length} executed notebook(s) from ${rel(notebooksDir)}`);
 
-  const answers = answerQuestions(results, evidence);
-  const sections = [dataSection(), trainingSection(results), experimentsSection(evidence), compareSection(results), visualizeSection(results), questionsSection(answers)];
-  const sectionFigures = (s: Section) => [...s.figures, ...(s.blocks ?? []).flatMap((b) => b.figures)];
-  const shown = new Set(sections.flatMap((s) => sectionFigures(s).map((f) => f.name)));
-  sections.push(appendixSection(results, shown));
-  const figures = sections.flatMap(sectionFigures);
-
-  const browser = opts.browser ?? (await launchChromium());
+  const quick = checked.records.some((r) => r?.quick);
+  const htmlFile = path.join(outDir, 'report.html');
+  const pdfFile = path.join(outDir, 'report.pdf');
+  fs.mkdirSync(outDir, { recursive: true });
+  // Ends in .html: Chromium shows a file by its extension.
+  const tmpHtml = path.join(outDir, `.report.${process.pid}.${Date.now()}.tmp.html`);
+  let browser: Browser | undefined;
   try {
-    const exporter = await FigureExporter.open({ browser });
-    const exported: ExportedFigure[] = [];
-    const images = new Map<string, string>();
-    try {
-      for (const f of figures) {
-        const written = await exporter.export(f.name, f.figure, { dir: figuresDir });
-        exported.push(written);
-        images.set(f.name, fs.readFileSync(written.svg!, 'utf8'));
-        progress(`figure ${f.name}`);
-      }
-    } finally {
-      await exporter.close();
-    }
-    removeStaleReportFigures(figuresDir, new Set(figures.filter((f) => f.name.startsWith(REPORT_PREFIX)).map((f) => f.name)));
-
-    const html = renderHtml(results, sections, images);
-    const htmlFile = path.join(outDir, 'report.html');
-    writeFileAtomic(htmlFile, html);
-    progress(`wrote ${htmlFile}`);
-    let pdfFile: string | undefined;
+    await renderHtml(
+      {
+        notebooks: checked.files,
+        template_dir: TEMPLATE_DIR,
+        plotly_js: require.resolve('plotly.js-dist-min/plotly.min.js'),
+        title: REPORT_TITLE,
+        meta_html: metaHtml(checked, notebooksDir),
+        warning_html: [
+          quick ? 'Quick mode (<code>DCF_QUICK=1</code>): small slices of CIFAR-10 and one short epoch; these numbers only show that the pipeline works.' : '',
+          checked.warnings.length ? `Rendered from notebooks that have changed since they ran: ${checked.warnings.map((w) => escapeHtml(w.split(' ')[0])).join(', ')}.` : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+      },
+      tmpHtml,
+    );
+    progress(`HTML rendered (${(fs.statSync(tmpHtml).size / 1e6).toFixed(1)} MB)`);
+    let figures: number | undefined;
     if (opts.pdf ?? true) {
-      const page = await browser.newPage();
-      try {
-        await page.route(/^(https?|wss?):/, (route) => route.abort());
-        await page.setContent(html, { waitUntil: 'load' });
-        const pdf = await page.pdf({ format: 'A4', printBackground: true, margin: { top: '14mm', bottom: '14mm', left: '12mm', right: '12mm' } });
-        pdfFile = path.join(outDir, 'report.pdf');
-        writeFileAtomic(pdfFile, pdf);
-        progress(`wrote ${pdfFile}`);
-      } finally {
-        await page.close();
-      }
+      browser = opts.browser ?? (await launchChromium());
+      const printed = await printPdf(browser, tmpHtml);
+      figures = printed.figures;
+      writeFileAtomic(pdfFile, printed.pdf);
+      progress(`wrote ${rel(pdfFile)} (${figures} figure(s), ${(printed.pdf.length / 1e6).toFixed(1)} MB)`);
     }
-    return { html: htmlFile, pdf: pdfFile, figures: exported, runs: results.runs.length, answers: answers.map((a) => ({ id: a.id, status: a.status })) };
+    fs.renameSync(tmpHtml, htmlFile);
+    progress(`wrote ${rel(htmlFile)}`);
+    return { html: htmlFile, pdf: opts.pdf ?? true ? pdfFile : undefined, notebooks: checked.files, figures, warnings: checked.warnings };
   } finally {
-    if (!opts.browser) await browser.close();
+    fs.rmSync(tmpHtml, { force: true });
+    if (browser && !opts.browser) await browser.close();
   }
-}
-
-/** The figure specs the notebooks saved under the results folder's figures/. */
-function savedFigureNames(results: LabResults): string[] {
-  return listSavedFigures(path.join(results.resultsDir, 'figures'));
 }
