@@ -57,3 +57,12 @@ describe('stripNotebook', () => {
     fs.rmSync(path.dirname(file), { recursive: true });
   });
 });
+
+describe('the notebooks are the report', () => {
+  it('read typed results from lib, never the report renderer or prose built in lib', () => {
+    const sources = listNotebooks().map((f) => ({ name: path.basename(f), code: readNotebook(f).cells.filter((c) => c.cell_type === 'code').map((c) => (Array.isArray(c.source) ? c.source.join('') : c.source)).join('\n') }));
+    const offending = sources.filter((s) => /from '\.\/lib\/report\/(report|answers)'/.test(s.code)).map((s) => s.name);
+    expect(offending).toEqual([]);
+    expect(fs.existsSync(path.join(__dirname, '..', 'lib', 'report', 'answers.ts'))).toBe(false);
+  });
+});
