@@ -12,7 +12,7 @@ import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../
 import {
   DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentConflicts, experimentDirs, experimentStatus, findExperiment, LAB_EXPERIMENTS, labRunConfig,
   PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
-  type Experiment, type ExperimentEvent, type LabRunName,
+  type ArmName, type Experiment, type ExperimentEvent, type LabRunName,
 } from '../lib/experiments/experiments';
 import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/experiments/measurements';
 import { readRunEpochs } from '../lib/train/metrics';
@@ -62,7 +62,7 @@ describe('the experiment table', () => {
     expect(freeze['frozen-adapter']).toMatchObject({ freeze: 'all', adapter: true });
     for (const c of Object.values(freeze)) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
     // The paired suite's controls, one factor each.
-    const arm = (name: string) => findExperiment(`${name}-s0`, PAIRED_EXPERIMENTS).config;
+    const arm = (name: ArmName) => findExperiment(`${name}-s0`, PAIRED_EXPERIMENTS).config;
     expect(arm('static-l2')).toMatchObject({ variant: 'static', staticNorm: true });
     expect(arm('frozen-eval-imagenet')).toMatchObject({ freeze: 'all', norm: 'imagenet' });
     expect(arm('fix-stem-frozen')).toMatchObject({ freeze: 'stem' });

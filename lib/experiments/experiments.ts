@@ -18,20 +18,24 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARCHITECTURE_KEYS, architectureOf, describeArchitecture } from '../model';
-import { writeFileAtomic } from '../formats';
-import { DivergedError, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train, trainConfig, type TrainConfig, type TrainEvent, type TrainOptions, type TrainResult, validateConfig } from '../train';
+import { ARCHITECTURE_KEYS, describeArchitectureField, type Architecture } from '../model/index';
+import { writeFileAtomic } from '../formats/index';
+import { configDifferences, DivergedError, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train, trainConfig, type TrainConfig, type TrainEvent, type TrainOptions, type TrainResult, validateConfig } from '../train/index';
 import { isQuick, PATHS } from '../config';
 import { runOutcomes } from './summary';
 
 export type ExperimentGroup = 'compare' | 'freeze' | 'init' | 'ablation' | 'recipe';
 export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'init', 'ablation', 'recipe'];
 
-export interface Experiment {
+/**
+ * One experiment: a named run and its config. `N` / `A` type its name and arm: the tables below
+ * give ExperimentName / ArmName; a table made elsewhere (a test's) may use any string.
+ */
+export interface Experiment<N extends string = string, A extends string = string> {
   /** The run's name under results/runs (= config.run). */
-  name: string;
+  name: N;
   /** What is compared: the run's name without its seed in the paired suite (`dynamic` of `dynamic-s3`). */
-  arm: string;
+  arm: A;
   group: ExperimentGroup;
   /** What the run measures, in one line. */
   purpose: string;
@@ -76,8 +80,10 @@ const BEST: Partial<TrainConfig> = {
   epochs: BEST_EPOCHS,
 };
 
-function experiment(name: string, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1, arm = name): Experiment {
-  return { name, arm, group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
+function experiment<N extends string, A extends string = N>(
+  name: N, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1, arm?: A,
+): Experiment<N, A> {
+  return { name, arm: arm ?? (name as unknown as A), group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
 }
 
 /**
@@ -86,17 +92,18 @@ function experiment(name: string, group: ExperimentGroup, purpose: string, overr
  * One run per question, so the notebooks answer every question from the user's own runs; the
  * multi-seed statistics come from the paired suite below.
  */
-export const LAB_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+const LAB_TABLE = [
   experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }),
   experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }),
   experiment('frozen-requires-grad', 'freeze', "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode", { freeze: 'requires-grad' }, 0.45),
   experiment('frozen-all', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
   experiment('frozen-keep-bn', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
   experiment('frozen-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
-]);
+] as const;
 
-/** The lab suite's run names, typed: notebooks and answers name runs through this. */
-export type LabRunName = 'lab-dynamic-s0' | 'lab-static-s0' | 'frozen-requires-grad' | 'frozen-all' | 'frozen-keep-bn' | 'frozen-adapter';
+/** The lab suite's run names, typed from its table: notebooks and answers name runs through this. */
+export type LabRunName = (typeof LAB_TABLE)[number]['name'];
+export const LAB_EXPERIMENTS: readonly Experiment<LabRunName>[] = Object.freeze(LAB_TABLE);
 
 /**
  * The config a notebook trains for lab-suite run `name`: the suite's, or its quick slice in quick
@@ -113,15 +120,15 @@ export const PAIRED_SEEDS = [0, 1, 2, 3, 4] as const;
 export const VALIDATION_IMAGES = 5000;
 
 /** One arm of the paired suite: the settings that differ from the recipe, and its relative cost. */
-interface Arm {
-  arm: string;
+interface Arm<A extends string = string> {
+  arm: A;
   group: ExperimentGroup;
   purpose: string;
   overrides: Partial<TrainConfig>;
   cost: number;
 }
 
-const ARMS: readonly Arm[] = [
+const ARMS = [
   { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1 },
   { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1 },
   { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1 },
@@ -133,7 +140,18 @@ const ARMS: readonly Arm[] = [
   { arm: 'dynamic-folded', group: 'init', purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one', overrides: { weights: 'folded' }, cost: 1 },
   { arm: 'ablate-no-norm', group: 'ablation', purpose: 'dynamic head without the L2 normalisation of the generated filters', overrides: { filterNorm: false }, cost: 1 },
   { arm: 'ablate-no-scale', group: 'ablation', purpose: 'response maps not divided by √64', overrides: { responseScale: false }, cost: 1 },
-];
+] as const satisfies readonly Arm[];
+
+/** The paired suite's arms (what is compared, seed by seed). */
+export type ArmName = (typeof ARMS)[number]['arm'];
+export const ARM_NAMES: readonly ArmName[] = ARMS.map((a) => a.arm);
+export type PairedSeed = (typeof PAIRED_SEEDS)[number];
+/** The beyond-the-lab run of the paired suite's table (its own arm). */
+export const BEST_DYNAMIC = 'best-dynamic';
+/** A run of the paired suite: arm k's run with seed s is `${arm}-s${s}`, and best-dynamic. */
+export type PairedRunName = `${ArmName}-s${PairedSeed}` | typeof BEST_DYNAMIC;
+/** Every run name of the experiment tables (both suites). */
+export type ExperimentName = LabRunName | PairedRunName;
 
 /**
  * The paired suite behind the recorded results (results/recorded/): every arm with each of
@@ -142,22 +160,22 @@ const ARMS: readonly Arm[] = [
  * initialisation, then the ablations), seed-major inside each, so a suite stopped early still
  * has whole pairs: all arms of seed 0, then of seed 1, …
  */
-export const PAIRED_EXPERIMENTS: readonly Experiment[] = Object.freeze([
+export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | typeof BEST_DYNAMIC>[] = Object.freeze([
   ...(['compare', 'freeze', 'ablation'] as const).flatMap((phase) => {
-    const arms = ARMS.filter((a) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
+    const arms = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
     return PAIRED_SEEDS.flatMap((seed) => arms.map((a) => pairedExperiment(a, seed)));
   }),
-  experiment('best-dynamic', 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
+  experiment(BEST_DYNAMIC, 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
 ]);
 
-function pairedExperiment(a: Arm, seed: number): Experiment {
-  return experiment(`${a.arm}-s${seed}`, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
+function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
+  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
 }
 
 /** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
-export interface ArmComparison {
-  a: string;
-  b: string;
+export interface ArmComparison<A extends string = string> {
+  a: A;
+  b: A;
   /** The question it answers (the group of its arms). */
   group: ExperimentGroup;
   /** What the difference isolates, in a few words. */
@@ -168,20 +186,20 @@ export interface ArmComparison {
  * The fixes of the paired suite, each with its control: the frozen arm it differs from in the fix
  * alone (the other frozen arm is compared too).
  */
-export const PAIRED_FIXES: readonly { arm: string; control: 'frozen-eval' | 'frozen-requires-grad'; how: string }[] = [
+export const PAIRED_FIXES: readonly { arm: ArmName; control: Extract<ArmName, 'frozen-eval' | 'frozen-requires-grad'>; how: string }[] = [
   { arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
   { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
   { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
 ];
 
 /** Every comparison the answers, the report and the README quote from the paired suite: the one list of them. */
-export const PAIRED_COMPARISONS: readonly ArmComparison[] = [
+export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
   { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
   { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
   { group: 'compare', a: 'static', b: 'static-l2', isolates: 'the L2 normalisation alone' },
   { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
   { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
-  ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic', b: f.arm, isolates: 'the fix against training everything' })),
+  ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic' as const, b: f.arm, isolates: 'the fix against training everything' })),
   { group: 'freeze', a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
   ...PAIRED_FIXES.flatMap((f) =>
     (['frozen-eval', 'frozen-requires-grad'] as const).map((a) => ({
@@ -195,22 +213,25 @@ export const PAIRED_COMPARISONS: readonly ArmComparison[] = [
 
 /** The suites: the lab's (npm start) and the paired one (recorded). */
 export type Suite = 'lab' | 'paired';
-export const SUITES: Record<Suite, readonly Experiment[]> = { lab: LAB_EXPERIMENTS, paired: PAIRED_EXPERIMENTS };
+export const SUITES: Record<Suite, readonly Experiment<ExperimentName>[]> = { lab: LAB_EXPERIMENTS, paired: PAIRED_EXPERIMENTS };
 
 /** The lab suite (what `npm run experiments` runs unless --suite says otherwise). */
-export const EXPERIMENTS: readonly Experiment[] = LAB_EXPERIMENTS;
+export const EXPERIMENTS: readonly Experiment<LabRunName>[] = LAB_EXPERIMENTS;
 
-/** The experiment called `name`; an unknown name is an error listing the known ones. */
-export function findExperiment(name: string, list: readonly Experiment[] = EXPERIMENTS): Experiment {
+/** The experiment called `name` in `list` (typed by the list: a lab suite name by default); an unknown name is an error listing the known ones. */
+export function findExperiment<E extends Experiment = Experiment<LabRunName>>(name: NoInfer<E['name']>, list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E {
   const e = list.find((x) => x.name === name);
   if (!e) throw new Error(`no experiment named '${name}'; experiments: ${list.map((x) => x.name).join(', ')}`);
   return e;
 }
 
-/** The experiments named in `names` (in table order), or all of them. */
-export function selectExperiments(names: readonly string[] | undefined, list: readonly Experiment[] = EXPERIMENTS): Experiment[] {
+/**
+ * The experiments named in `names` (in table order), or all of them. Names as typed on a command
+ * line: each is checked against the table (an unknown one is an error listing the known ones).
+ */
+export function selectExperiments<E extends Experiment = Experiment<LabRunName>>(names: readonly string[] | undefined, list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E[] {
   if (!names || names.length === 0) return [...list];
-  const wanted = new Set(names.map((n) => findExperiment(n, list).name));
+  const wanted = new Set(names.map((n) => findExperiment<Experiment>(n, list).name));
   return list.filter((e) => wanted.has(e.name));
 }
 
@@ -220,7 +241,7 @@ export function selectExperiments(names: readonly string[] | undefined, list: re
 export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
 
 /** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
-export function quickExperiment(e: Experiment): Experiment {
+export function quickExperiment<E extends Experiment>(e: E): E {
   // A validation split, if any, shrinks with the slice (50 of 256: 5 per class).
   return { ...e, config: validateConfig({ ...e.config, ...QUICK_SLICE, val: e.config.val > 0 ? 50 : 0 }) };
 }
@@ -239,11 +260,9 @@ export function experimentDirs(opts: { quick?: boolean; resultsDir?: string; sui
 /** Fields that say how a run reports, not what it trains: they may differ from the table. */
 const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['logEvery', 'evalBatchSize'];
 
-/** How a run's saved config differs from the experiment's, one line per field ('' when equal). */
+/** How a run's saved config differs from the experiment's, one line per field (none when equal). */
 export function experimentConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
-  return (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
-    .filter((k) => !BOOKKEEPING.includes(k) && saved[k] !== wanted[k])
-    .map((k) => `${k}: the run has ${JSON.stringify(saved[k])}, the experiment wants ${JSON.stringify(wanted[k])}`);
+  return configDifferences(saved, wanted, { ignore: BOOKKEEPING }).map((d) => `${d.field}: the run has ${JSON.stringify(d.a)}, the experiment wants ${JSON.stringify(d.b)}`);
 }
 
 export type ExperimentState =
@@ -444,12 +463,12 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
 
 /** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
 export function describeSettings(config: TrainConfig): string {
-  const arch = describeArchitecture(architectureOf(config));
-  const skip = new Set(['run', 'seed', 'variant', 'logEvery', 'evalBatchSize', ...ARCHITECTURE_KEYS]);
-  const changes = (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
-    .filter((k) => !skip.has(k) && config[k] !== LAB_RECIPE[k as keyof typeof LAB_RECIPE])
-    .map((k) => `${k}=${config[k]}`);
-  return [...changes, ...arch].join(', ') || 'lab recipe';
+  const arch = new Set<string>(ARCHITECTURE_KEYS);
+  return (
+    configDifferences(config, LAB_RECIPE, { ignore: ['seed', 'variant', 'logEvery', 'evalBatchSize'] })
+      .map((d) => (arch.has(d.field) ? describeArchitectureField(d.field as keyof Architecture, d.a) : `${d.field}=${d.a}`))
+      .join(', ') || 'lab recipe'
+  );
 }
 
 /**

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NUM_CLASSES, PATHS } from '../config';
-import { type EpochRow, LAB_RECIPE, listRuns, readEpochRows, type TrainConfig } from '../train';
+import { configDifferences, type EpochRow, LAB_RECIPE, listRuns, readEpochRows, type TrainConfig } from '../train/index';
 import { groupBy, runOutcomes, type RunOutcome } from './summary';
 
 export interface RunResult {
@@ -36,13 +36,11 @@ export interface LabResults {
 }
 
 /** Fields that say how a run is reported, not what it trains: never a "change" from the recipe. */
-const BOOKKEEPING: readonly string[] = ['run', 'variant', 'seed', 'logEvery', 'evalBatchSize', 'limitTrain', 'limitTest'];
+const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['variant', 'seed', 'logEvery', 'evalBatchSize', 'limitTrain', 'limitTest'];
 
-/** The fields in which a config differs from the lab's recipe, as `key=value`. */
+/** The fields in which a config (as saved: fields it lacks are not compared) differs from the lab's recipe, as `key=value`. */
 export function recipeChanges(config: Partial<TrainConfig>): string[] {
-  return (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
-    .filter((k) => !BOOKKEEPING.includes(k) && config[k] !== undefined && config[k] !== LAB_RECIPE[k as keyof typeof LAB_RECIPE])
-    .map((k) => `${k}=${config[k]}`);
+  return configDifferences(config, LAB_RECIPE, { ignore: BOOKKEEPING }).map((d) => `${d.field}=${d.a}`);
 }
 
 /** Reads every run under results/runs and the saved figure names. */

@@ -66,18 +66,32 @@ export function sameArchitecture(a: Architecture, b: Architecture): boolean {
   return ARCHITECTURE_KEYS.every((k) => a[k] === b[k]);
 }
 
-/** How `a` differs from the lab's net, e.g. ['no filter norm', 'upsample ×2']; empty for the lab's net. */
-export function describeArchitecture(a: Architecture): string[] {
-  const out: string[] = [];
-  if (!a.filterNorm) out.push('no filter norm');
-  if (a.staticNorm) out.push('L2-normalised static filters');
-  if (!a.responseScale) out.push('no /√64');
-  if (a.upsample !== 1) out.push(`upsample ×${a.upsample}`);
-  if (a.adapter) out.push('adapter');
-  return out;
+/**
+ * The fields in which architecture `a` differs from `b`, as { field, a, b }. For whole training
+ * configs (architecture fields included) use lib/train's configDifferences; this is the part the
+ * model layer, which knows no configs, compares.
+ */
+export function architectureDifferences(a: Architecture, b: Architecture): { field: keyof Architecture; a: Architecture[keyof Architecture]; b: Architecture[keyof Architecture] }[] {
+  return ARCHITECTURE_KEYS.filter((k) => a[k] !== b[k]).map((field) => ({ field, a: a[field], b: b[field] }));
 }
 
-/** The differences between two architectures, one line each ("upsample: 1 vs 2"). */
-export function architectureDifferences(have: Architecture, want: Architecture): string[] {
-  return ARCHITECTURE_KEYS.filter((k) => have[k] !== want[k]).map((k) => `${k}: ${JSON.stringify(have[k])} vs ${JSON.stringify(want[k])}`);
+/** An architecture field's value in words, as a change from the lab's net: 'no filter norm', 'upsample ×2'. */
+export function describeArchitectureField(field: keyof Architecture, value: unknown): string {
+  switch (field) {
+    case 'filterNorm':
+      return value ? 'filter norm' : 'no filter norm';
+    case 'staticNorm':
+      return value ? 'L2-normalised static filters' : 'unnormalised static filters';
+    case 'responseScale':
+      return value ? '/√64' : 'no /√64';
+    case 'upsample':
+      return `upsample ×${value}`;
+    case 'adapter':
+      return value ? 'adapter' : 'no adapter';
+  }
+}
+
+/** How `a` differs from the lab's net, e.g. ['no filter norm', 'upsample ×2']; empty for the lab's net. */
+export function describeArchitecture(a: Architecture): string[] {
+  return architectureDifferences(a, LAB_ARCHITECTURE).map((d) => describeArchitectureField(d.field, d.a));
 }

@@ -29,10 +29,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Adapter } from './adapter';
 import { architectureDifferences, architectureOf, architectureProblems, LAB_ARCHITECTURE, type Architecture } from './architecture';
 import { EMBED_DIM, FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from '../config';
-import { deriveSeed, l2NormalizeRows, linear, mulberry32, randomNormal } from '../runtime';
+import { deriveSeed, l2NormalizeRows, linear, mulberry32, randomNormal } from '../runtime/index';
 import { BatchNorm2d, ResNet18Stem, hwioToOihw, oihwToHwio, variableFrom, type BnMode } from './resnet';
 import { readPretrainedBackbone } from './weights';
-import { recordToTensor } from '../formats';
+import { recordToTensor } from '../formats/index';
 
 /** Tensors by PyTorch name in PyTorch layout (OIHW convs, [out, in] linears). */
 export type NamedTensors = Record<string, tf.Tensor>;
@@ -464,7 +464,7 @@ class LabNet implements Net {
 export function architectureMismatch(saved: Architecture, net: Net, what: string): string | undefined {
   const diff = architectureDifferences(saved, net.architecture);
   if (diff.length === 0) return undefined;
-  return `${what} was saved from another architecture than this net's (saved vs net): ${diff.join('; ')}`;
+  return `${what} was saved from another architecture than this net's (saved vs net): ${diff.map((d) => `${d.field}: ${JSON.stringify(d.a)} vs ${JSON.stringify(d.b)}`).join('; ')}`;
 }
 
 function checkInput(x: tf.Tensor): void {

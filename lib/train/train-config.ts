@@ -2,7 +2,7 @@
  * What a training run is asked to do: one plain, JSON-serialisable record, saved in the run's
  * config.json and in every checkpoint. The defaults are the lab's recipe.
  */
-import { ARCHITECTURE_KEYS, architectureOf, architectureProblems, LAB_ARCHITECTURE } from '../model';
+import { ARCHITECTURE_KEYS, architectureOf, architectureProblems, LAB_ARCHITECTURE } from '../model/index';
 import { NORMALIZATIONS, PRETRAINED_FILES, VARIANTS, type Freeze, type NormName, type Variant } from '../config';
 
 export type Schedule = 'constant' | 'cosine';
@@ -159,11 +159,38 @@ export function validateConfig(value: unknown, source = 'training config'): Trai
   return clean as unknown as TrainConfig;
 }
 
-/** The fields in which `wanted` differs from a run's `saved` config and that a resume cannot change. */
+/** A setting of a training config (its name is `run`, which is not a setting). */
+export type ConfigField = keyof typeof LAB_RECIPE;
+/** Every setting, in the recipe's order (the architecture's last). */
+export const CONFIG_FIELDS = Object.keys(LAB_RECIPE) as ConfigField[];
+
+/** One setting in which two configs differ. */
+export interface ConfigDifference<K extends ConfigField = ConfigField> {
+  field: K;
+  a: TrainConfig[K];
+  b: TrainConfig[K];
+}
+
+/**
+ * THE comparison of two training configs: every setting (the architecture's included) in which
+ * `a` differs from `b` (default: the lab's recipe), in the recipe's order, but those in `ignore`.
+ * A setting either leaves out (a saved config.json read as it is) is not compared. Callers only
+ * format the result: a resume's conflicts, an experiment's mismatch, a run's changes from the recipe.
+ */
+export function configDifferences(
+  a: Partial<TrainConfig>,
+  b: Partial<TrainConfig> = LAB_RECIPE,
+  opts: { ignore?: readonly (keyof TrainConfig)[] } = {},
+): ConfigDifference[] {
+  const ignore = new Set<keyof TrainConfig>(opts.ignore ?? []);
+  return CONFIG_FIELDS.filter((k) => !ignore.has(k) && a[k] !== undefined && b[k] !== undefined && a[k] !== b[k]).map(
+    (field) => ({ field, a: a[field], b: b[field] }) as ConfigDifference,
+  );
+}
+
+/** The settings in which `wanted` differs from a run's `saved` config and that a resume cannot change, one line each. */
 export function configConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
-  return (Object.keys(LAB_RECIPE) as (keyof TrainConfig)[])
-    .filter((k) => !RESUMABLE_FIELDS.includes(k) && saved[k] !== wanted[k])
-    .map((k) => `${k}: the run has ${JSON.stringify(saved[k])}, asked for ${JSON.stringify(wanted[k])}`);
+  return configDifferences(saved, wanted, { ignore: RESUMABLE_FIELDS }).map((d) => `${d.field}: the run has ${JSON.stringify(d.a)}, asked for ${JSON.stringify(d.b)}`);
 }
 
 /** The learning rate of 0-based global step `step` of `totalSteps`. */
