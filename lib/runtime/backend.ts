@@ -199,6 +199,13 @@ export function describeBackend(info: BackendInfo): string {
   return `${info.name} (${info.package}, TensorFlow ${info.tensorflowVersion}, ${info.device})`;
 }
 
+/** The backend to train on: the active one (initialised when none is), refused when slow unless `allowSlow`. */
+export function trainingBackend(allowSlow = false): BackendInfo {
+  const info = active ?? initBackend();
+  assertFastBackend(info, allowSlow);
+  return info;
+}
+
 /**
  * Training on the pure-JS backend takes minutes per step; refuse unless the caller asks for it
  * explicitly (tiny unit tests do).

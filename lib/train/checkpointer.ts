@@ -79,6 +79,13 @@ export class Checkpointer {
     this.savedEpoch = epoch;
   }
 
+  /** The line an interrupted call ends with: where it stopped (`where`: 'at batch 3/10') and what is saved. */
+  describeInterrupt(signal: string, epoch: number, where: string, step: number): string {
+    const { run, epochs } = this.config;
+    if (epoch <= (this.session.start?.epoch ?? 0)) return `run ${run}: evaluation of its checkpoint interrupted (${signal}); nothing was written.`;
+    return `run ${run} interrupted (${signal}) in epoch ${epoch}/${epochs} ${where}, step ${step}: epoch ${epoch} was not saved. ${this.describeSaved()}`;
+  }
+
   /** What an interrupted call leaves, in one sentence, and how to go on. */
   describeSaved(): string {
     const store = this.store;

@@ -142,6 +142,21 @@ export async function evaluate(
 }
 
 /**
+ * A run's evaluation after an epoch: the test split, then the validation split when there is one.
+ * `onBatch` may throw to stop (train() does on an interrupt).
+ */
+export async function evaluateRun(
+  net: Net,
+  splits: { test: Cifar10Split; val?: Cifar10Split },
+  opts: Omit<InferOptions, 'indices'>,
+  onBatch: (split: 'test' | 'val', images: number, total: number) => void,
+): Promise<{ test: EvalResult; val?: EvalResult }> {
+  const test = await evaluate(net, splits.test, { ...opts, onBatch: (images, total) => onBatch('test', images, total) });
+  const val = splits.val ? await evaluate(net, splits.val, { ...opts, onBatch: (images, total) => onBatch('val', images, total) }) : undefined;
+  return { test, val };
+}
+
+/**
  * Evaluation-mode logits of the images of `split` (or those at `indices`), [n × 10] row-major,
  * read back batch by batch. `onBatch` reports the images done.
  */

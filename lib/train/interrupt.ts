@@ -6,6 +6,7 @@
  * the process as usual.
  */
 import * as path from 'path';
+import type { ProgressCallback } from './events';
 import type { RunDir } from './run-dir';
 
 /** Training stopped on SIGINT at a step (or evaluation batch) boundary; the message says what is saved. */
@@ -53,6 +54,17 @@ export class InterruptRequest {
     if (other?.interrupt.signal) await other.ended;
     store.lock();
     return new InterruptRequest(key);
+  }
+
+  /**
+   * Throws TrainingInterrupted, after an 'interrupted' event, once SIGINT arrived; `describe` says
+   * where it stopped and what is saved.
+   */
+  stopIfRequested(emit: ProgressCallback, epoch: number, step: number, describe: (signal: NodeJS.Signals) => string): void {
+    if (!this.signal) return;
+    const message = describe(this.signal);
+    emit({ type: 'interrupted', message, epoch, step });
+    throw new TrainingInterrupted(message, epoch, step);
   }
 
   /** Stops listening and lets a waiting rerun go (call after the run's lock is released). */

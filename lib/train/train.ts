@@ -22,18 +22,19 @@
  * one line saying where it stopped and what is saved. One run trains at most once at a time, in
  * this process or any other (run-dir's lock).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
-import { activeBackend, assertFastBackend, describeBackend, initBackend } from '../runtime/index';
+import { describeBackend, trainingBackend } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
 import { batches, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
 import { restoreCheckpoint, type CheckpointKind } from './checkpoint';
 import { Checkpointer } from './checkpointer';
 import { checkEvaluationFinite } from './divergence';
-import { EvalForward, evaluate, yieldToEventLoop, type EvalResult } from './evaluate';
+import { EvalForward, evaluateRun, yieldToEventLoop, type EvalResult } from './evaluate';
 import { ProgressClock, type EpochSummary, type ProgressCallback } from './events';
-import { InterruptRequest, TrainingInterrupted } from './interrupt';
-import { appendEpoch, nextSession, type Split } from './metrics';
+import { InterruptRequest } from './interrupt';
+import { appendEpoch, nextSession } from './metrics';
 import { MetricsRecorder } from './metrics-recorder';
 import { RunDir } from './run-dir';
 import { openRun } from './run-start';
@@ -81,9 +82,7 @@ export interface TrainResult {
  */
 export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const config = validateConfig(configIn);
-  const info = activeBackend() ?? initBackend();
-  assertFastBackend(info, opts.allowSlowBackend);
-  const backend = describeBackend(info);
+  const backend = describeBackend(trainingBackend(opts.allowSlowBackend));
   const emit = opts.onProgress ?? (() => {});
   const store = new RunDir(opts.runsDir ?? PATHS.runs, config.run);
   // Takes the run's lock and listens for SIGINT; evaluating only writes nothing (Ctrl-C ends it as usual).
@@ -101,23 +100,15 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     if (start) restoreCheckpoint(start.content, start.file, net, adam);
     const startEpoch = start?.content.meta.epoch ?? 0;
     const saver = new Checkpointer(store, config, { fresh: !!opts.fresh, backend, start: start?.content.meta });
-    const stopIfInterrupted = (epoch: number, where: string) => {
-      if (!interrupt?.signal) return;
-      const message = epoch <= startEpoch
-        ? `run ${config.run}: evaluation of its checkpoint interrupted (${interrupt.signal}); nothing was written.`
-        : `run ${config.run} interrupted (${interrupt.signal}) in epoch ${epoch}/${config.epochs} ${where}, step ${adam.stepCount}: epoch ${epoch} was not saved. ${saver.describeSaved()}`;
-      emit({ type: 'interrupted', message, epoch, step: adam.stepCount });
-      throw new TrainingInterrupted(message, epoch, adam.stepCount);
-    };
+    // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
+    const stopIfInterrupted = (epoch: number, where: string) =>
+      interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => saver.describeInterrupt(signal, epoch, where, adam.stepCount));
     const forward = own(new EvalForward(net));
-    const evaluateSplits = async (epoch: number): Promise<{ test: EvalResult; val?: EvalResult }> => {
-      const on = (split: Split, s: TrainData['test']) => evaluate(net, s, {
-        forward, norm: config.norm, batchSize: config.evalBatchSize,
-        onBatch: (images, total) => (emit({ type: 'eval', epoch, split, images, total }), stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`)),
+    const evaluateSplits = (epoch: number) =>
+      evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
+        emit({ type: 'eval', epoch, split, images, total });
+        stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
       });
-      const test = await on('test', data.test);
-      return { test, val: data.val ? await on('val', data.val) : undefined };
-    };
     const result = { run: config.run, dir: store.dir, config, startEpoch, history: [] as EpochSummary[] };
 
     if (opts.evalOnly || start?.complete || startEpoch >= config.epochs) {
@@ -147,8 +138,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       for (const batch of batches(data.train, { batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
         lr = learningRate(config, adam.stepCount, totalSteps);
         const due = metrics.add(step.run(batch.x, batch.y, lr), batch.indices.length);
-        batch.x.dispose();
-        batch.y.dispose();
+        tf.dispose([batch.x, batch.y]);
         if (due) await metrics.readBack(adam, lr, saver.describeKept); // throws DivergedError on NaN/Inf
         emit(clock.step({ epoch, batch: metrics.batch, step: adam.stepCount, images: metrics.images, loss: metrics.loss, accuracy: metrics.accuracy, lr }));
         await yieldToEventLoop();
