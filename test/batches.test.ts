@@ -191,6 +191,17 @@ describe('batches', () => {
   it('rejects a bad batch size', () => {
     expect(() => [...batches(synthetic(2), { batchSize: 0, norm: 'half' })]).toThrow(/batchSize must be a whole number > 0; got 0/);
   });
+
+  it('visits only the chosen images, in the order given, and refuses an index outside the split', () => {
+    const split = synthetic(10);
+    const got = [...batches(split, { batchSize: 2, norm: 'half', indices: [7, 2, 9] })];
+    expect(got.map((b) => Array.from(b.indices))).toEqual([[7, 2], [9]]);
+    expect(Array.from(got[0].y.dataSync())).toEqual([split.labels[7], split.labels[2]]);
+    const direct = imagesToTensor(split, [9], 'half');
+    expect(Array.from(got[1].x.dataSync())).toEqual(Array.from(direct.dataSync()));
+    tf.dispose([direct, ...got.flatMap((b) => [b.x, b.y])]);
+    expect(() => [...batches(split, { batchSize: 2, norm: 'half', indices: [3, 10] })]).toThrow(/image index 10 outside 0 … 9/);
+  });
 });
 
 describe('validation split', () => {

@@ -1,0 +1,34 @@
+// lib/config's environment record: read once at first use (never at import), and entry points'
+// flags (setEnv) move the quick-mode results paths even after lib/ was imported.
+import * as path from 'path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isQuick, parseEnv, PATHS, PROJECT_ROOT, readEnv, setEnv } from '../lib/config';
+
+describe('environment', () => {
+  const before = { quick: readEnv().quick, variable: process.env.DCF_QUICK };
+  afterEach(() => {
+    setEnv({ quick: before.quick });
+    if (before.variable === undefined) delete process.env.DCF_QUICK;
+    else process.env.DCF_QUICK = before.variable;
+  });
+
+  it('parses every variable with its default', () => {
+    const env = parseEnv({});
+    expect(env).toMatchObject({ quick: false, backend: 'auto', graph: true, fused: true, progressLines: false, oneDnn: true, tfLogLevel: '2' });
+    expect(env.cacheDir).toBe(path.join(PROJECT_ROOT, '.cache'));
+    expect(parseEnv({ DCF_QUICK: '1', DCF_GRAPH: '0', DCF_FUSED: '0', TF_ENABLE_ONEDNN_OPTS: '0', DCF_CACHE_DIR: '/tmp/c' })).toMatchObject({
+      quick: true, graph: false, fused: false, oneDnn: false, cacheDir: '/tmp/c',
+    });
+  });
+
+  it('setEnv({ quick }) after import moves the results paths and tells child processes', () => {
+    setEnv({ quick: false });
+    expect(PATHS.results).toBe(path.join(PROJECT_ROOT, 'results'));
+    setEnv({ quick: true });
+    expect(isQuick()).toBe(true);
+    expect(process.env.DCF_QUICK).toBe('1');
+    expect(PATHS.results).toBe(path.join(PROJECT_ROOT, 'results', 'quick'));
+    expect(PATHS.runs).toBe(path.join(PROJECT_ROOT, 'results', 'quick', 'runs'));
+    expect(PATHS.report).toBe(path.join(PROJECT_ROOT, 'results', 'quick', 'report'));
+  });
+});
