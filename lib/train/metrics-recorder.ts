@@ -42,7 +42,11 @@ export class MetricsRecorder {
   }
 
   startEpoch(epoch: number): void {
-    Object.assign(this, { epoch, batch: 0, images: 0, loss: NaN, accuracy: NaN, stepRows: [], totals: new Float64Array(STATS) });
+    this.epoch = epoch;
+    this.batch = this.images = 0;
+    this.loss = this.accuracy = NaN;
+    this.stepRows = [];
+    this.totals = new Float64Array(STATS);
     this.started = this.windowStart = performance.now();
     this.windowImages = this.windowSteps = 0;
     this.window?.dispose();
