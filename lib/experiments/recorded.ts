@@ -17,11 +17,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 import { describeSettings, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
-import { checkpointPath, type EpochRow, evaluate, listRuns, loadEpochMetrics, loadNetFromStateFile, readEpochRows } from '../train';
-import { loadCifar10 } from '../data';
+import { checkpointPath, type EpochRow, evaluate, listRuns, loadEpochMetrics, loadNetFromStateFile, readEpochRows } from '../train/index';
+import { loadCifar10 } from '../data/index';
 import { pairedComparison, type BySeed, type PairedComparison } from './stats';
 import { meanStd } from './summary';
 

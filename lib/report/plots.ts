@@ -7,7 +7,7 @@
  * ([32, 32, 3]); response maps are class-major ([10, 8, 8]).
  */
 import { CLASS_NAMES, FEATURE_SIZE, IMAGE_SIZE } from '../config';
-import { epochBands, groupBy, type EpochPoint, type MeanStd, type Split, type StepPoint } from '../experiments';
+import { epochBands, groupBy, type EpochPoint, type MeanStd, type Split, type StepPoint } from '../experiments/index';
 
 /** One plotly trace: plotly.js attributes, passed through as they are. */
 export interface Trace {
