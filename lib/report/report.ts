@@ -135,7 +135,7 @@ export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' 
       for (const e of errors) {
         const cell = nb.cells[e.cell];
         const where = cell ? `cell ${e.cell} (\`${firstLine(cellSource(cell))}\`)` : 'a cell';
-        problems.push(`${rel(file)} has an error in ${where}: ${e.ename}: ${e.evalue}. Fix it and run ${rerun(name)}`);
+        problems.push(`${rel(file)} has an error in ${where}: ${e.ename}: ${e.evalue.replace(/\.$/, '')}. Fix it and run ${rerun(name)}`);
       }
       continue;
     }
@@ -177,7 +177,7 @@ function escapeHtml(text: string): string {
 const minute = (iso: string) => iso.replace('T', ' ').slice(0, 16);
 
 /** The line under the title: where the notebooks came from, when they ran, the commit. */
-function metaHtml(checked: CheckedNotebooks, notebooksDir: string): string {
+function metaHtml(checked: CheckedNotebooks, notebooksDir: string, quick: boolean): string {
   const times = checked.records.flatMap((r, i) => {
     if (r?.started && r?.finished) return [r.started, r.finished];
     return [fs.statSync(checked.files[i]).mtime.toISOString()];
@@ -186,9 +186,9 @@ function metaHtml(checked: CheckedNotebooks, notebooksDir: string): string {
   const names = checked.files.map((f) => path.basename(f, '.ipynb'));
   const ran = times.length ? `run ${minute(times[0])}–${minute(times[times.length - 1]).slice(11)} UTC` : '';
   return (
-    `The executed notebooks ${escapeHtml(names[0])} … ${escapeHtml(names[names.length - 1])} in <code>${escapeHtml(rel(notebooksDir))}</code>` +
+    `The executed notebook${names.length > 1 ? `s ${escapeHtml(names[0])} … ${escapeHtml(names[names.length - 1])}` : ` ${escapeHtml(names[0])}`} in <code>${escapeHtml(rel(notebooksDir))}</code>` +
     `${ran ? ` (${ran})` : ''}, rendered ${minute(new Date().toISOString())} UTC at commit ${escapeHtml(gitCommit())}. ` +
-    'Rebuild with <code>npm run report</code>; code inputs are hidden (<em>Show code</em> shows them).'
+    `Rebuild with <code>npm run report${quick ? ' -- --quick' : ''}</code>; code inputs are hidden (<em>Show code</em> shows them).`
   );
 }
 
@@ -269,7 +269,7 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
         template_dir: TEMPLATE_DIR,
         plotly_js: require.resolve('plotly.js-dist-min/plotly.min.js'),
         title: REPORT_TITLE,
-        meta_html: metaHtml(checked, notebooksDir),
+        meta_html: metaHtml(checked, notebooksDir, quick),
         warning_html: [
           quick ? 'Quick mode (<code>DCF_QUICK=1</code>): small slices of CIFAR-10 and one short epoch; these numbers only show that the pipeline works.' : '',
           checked.warnings.length ? `Rendered from notebooks that have changed since they ran: ${checked.warnings.map((w) => escapeHtml(w.split(' ')[0])).join(', ')}.` : '',
