@@ -164,6 +164,7 @@ describe('report from the executed notebooks', () => {
     try {
       await expect(buildReport({ ...dirs, browser })).rejects.toThrow(/02-second\.ipynb is missing: run `npm start` \(or `npm start -- --only 02`\) first/);
       expect(() => checkExecutedNotebooks({ ...dirs, quick: true })).toThrow(/`npm start -- --quick --only 02`/);
+      expect(() => checkExecutedNotebooks({ ...dirs, notebooksDir: path.join(root, 'none') })).toThrow(/^no executed notebooks in .*none: run `npm start` first/);
       expect(snapshot(dirs.outDir)).toEqual(before);
     } finally {
       fs.renameSync(path.join(root, 'aside.ipynb'), path.join(dirs.notebooksDir, '02-second.ipynb'));

@@ -156,6 +156,9 @@ export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' 
     files.push(file);
     records.push(nb.metadata.dcf_execution as ExecutionRecord | undefined);
   }
+  if (files.length === 0 && names.every((name) => !fs.existsSync(path.join(notebooksDir, name)))) {
+    throw new Error(`no executed notebooks in ${rel(notebooksDir)}: run \`${start}\` first (it runs them, then builds the report)`);
+  }
   if (problems.length) {
     throw new Error(`cannot build the report from ${rel(notebooksDir)}:\n  - ${problems.join('\n  - ')}`);
   }
