@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 import { launchChromium } from './chromium';
 import { PATHS } from '../config';
 import type { Figure } from './plots';
