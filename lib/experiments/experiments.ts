@@ -219,7 +219,7 @@ export const SUITES: Record<Suite, readonly Experiment<ExperimentName>[]> = { la
 export const EXPERIMENTS: readonly Experiment<LabRunName>[] = LAB_EXPERIMENTS;
 
 /** The experiment called `name` in `list` (typed by the list: a lab suite name by default); an unknown name is an error listing the known ones. */
-export function findExperiment<E extends Experiment = Experiment<LabRunName>>(name: NoInfer<E['name']>, list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E {
+export function findExperiment<E extends Experiment = Experiment<LabRunName>>(name: E['name'], list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E {
   const e = list.find((x) => x.name === name);
   if (!e) throw new Error(`no experiment named '${name}'; experiments: ${list.map((x) => x.name).join(', ')}`);
   return e;
