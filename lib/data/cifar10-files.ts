@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CHANNELS, CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES } from '../config';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 
 export const PIXELS_PER_CHANNEL = IMAGE_SIZE * IMAGE_SIZE; // 1024
 export const IMAGE_BYTES = CHANNELS * PIXELS_PER_CHANNEL; // 3072

@@ -21,7 +21,7 @@ import * as path from 'path';
 import { once } from 'events';
 import { PNG } from 'pngjs';
 import { NUM_CLASSES, PATHS } from '../config';
-import { readTarFile, removeStaleTempFiles, tempNameFor, writeError, writeFileAtomic } from '../formats';
+import { readTarFile, removeStaleTempFiles, tempNameFor, writeError, writeFileAtomic } from '../formats/index';
 import {
   BATCH_FILES,
   type BatchFile,

@@ -15,9 +15,9 @@
  */
 import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 import { EXPERIMENTS, describeSettings, experimentDirs, experimentStatus, quickExperiment, type Experiment, type ExperimentGroup, type ExperimentState } from './experiments';
-import { architectureOf, describeState } from '../model';
+import { architectureOf, describeState } from '../model/index';
 
 export const EXPERIMENTS_FILE = 'experiments.parquet';
 

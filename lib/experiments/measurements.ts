@@ -26,10 +26,10 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import pl, { type DataType } from 'nodejs-polars';
-import { Adam, EvalForward, type TrainConfig, TrainStep } from '../train';
-import { type Architecture, architectureOf, createNet, describeArchitecture, describeState, LAB_ARCHITECTURE } from '../model';
-import { writeFileAtomic } from '../formats';
-import { activeBackend, cpuSnapshot, deriveSeed, describeBackend, GraphFunction, graphsEnabled, initBackend, mulberry32, othersShare, randomNormal } from '../runtime';
+import { Adam, EvalForward, type TrainConfig, TrainStep } from '../train/index';
+import { type Architecture, architectureOf, createNet, describeArchitecture, describeState, LAB_ARCHITECTURE } from '../model/index';
+import { writeFileAtomic } from '../formats/index';
+import { activeBackend, cpuSnapshot, deriveSeed, describeBackend, GraphFunction, graphsEnabled, initBackend, mulberry32, othersShare, randomNormal } from '../runtime/index';
 import { NUM_CLASSES, VARIANTS, type Freeze, type Variant } from '../config';
 
 export const MEASUREMENTS_FILE = 'measurements.parquet';

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FEATURE_CHANNELS } from '../config';
-import { addRelu, deriveSeed, mulberry32, randomNormal } from '../runtime';
+import { addRelu, deriveSeed, mulberry32, randomNormal } from '../runtime/index';
 import { BatchNorm2d, convBn, variableFrom, type BackboneEntry, type BnMode } from './resnet';
 
 export class Adapter {

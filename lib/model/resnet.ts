@@ -16,7 +16,7 @@
  * Evaluation folds each BatchNorm into the convolution before it (one conv + bias per layer).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { addRelu, batchNormTrain, deriveSeed, maxPool, mulberry32, randomNormal, relu as reluKernel } from '../runtime';
+import { addRelu, batchNormTrain, deriveSeed, maxPool, mulberry32, randomNormal, relu as reluKernel } from '../runtime/index';
 
 export const BN_EPS = 1e-5;
 

@@ -19,7 +19,7 @@
  */
 import * as fs from 'fs';
 import { BN_EPS, backboneShapes } from './resnet';
-import { DamagedFileError, isZipFile, readSafetensors, readTorchStateDict, tensorDigest, type TensorRecord, tensorsToRecords, writeSafetensors } from '../formats';
+import { DamagedFileError, isZipFile, readSafetensors, readTorchStateDict, tensorDigest, type TensorRecord, tensorsToRecords, writeSafetensors } from '../formats/index';
 import { NORMALIZATIONS, VARIANTS, type NormName, type Variant } from '../config';
 import type * as tf from '@tensorflow/tfjs-core';
 

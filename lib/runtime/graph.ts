@@ -27,7 +27,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
-import { ProtoWriter } from '../formats';
+import { ProtoWriter } from '../formats/index';
 import { readEnv } from '../config';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------

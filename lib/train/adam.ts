@@ -20,7 +20,7 @@
  * state() / loadState() still speak per parameter (PyTorch's exp_avg / exp_avg_sq).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { adamUpdate } from '../runtime';
+import { adamUpdate } from '../runtime/index';
 
 export interface AdamOptions {
   lr: number;

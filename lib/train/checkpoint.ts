@@ -28,7 +28,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
-import { architectureMismatch, architectureOf, checkState, isCounter, MODEL_STATE_FORMAT, type NamedTensors, type Net } from '../model';
+import { architectureMismatch, architectureOf, checkState, isCounter, MODEL_STATE_FORMAT, type NamedTensors, type Net } from '../model/index';
 import { PATHS, VARIANTS, type Variant } from '../config';
 import {
   DamagedFileError,
@@ -38,7 +38,7 @@ import {
   tensorsToRecords,
   writeSafetensors,
   type TensorRecord,
-} from '../formats';
+} from '../formats/index';
 
 export { tensorDigest };
 

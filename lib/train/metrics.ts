@@ -19,7 +19,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
-import { writeFileAtomic } from '../formats';
+import { writeFileAtomic } from '../formats/index';
 import { PATHS, type Variant } from '../config';
 
 export type Split = 'train' | 'val' | 'test';

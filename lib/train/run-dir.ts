@@ -23,7 +23,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { isAlive, removeStaleTempFiles, writeFileAtomic } from '../formats';
+import { isAlive, removeStaleTempFiles, writeFileAtomic } from '../formats/index';
 import { checkpointPath, type CheckpointKind } from './checkpoint';
 import { checkRunName, validateConfig, type TrainConfig } from './train-config';
 

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { MAX_UPSAMPLE } from '../model';
+import { MAX_UPSAMPLE } from '../model/index';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
 import { parseChoice, PATHS, PRETRAINED_FILES, PROJECT_ROOT, readEnv, VARIANTS } from '../config';
 import type { TerminalMode } from './progress';
