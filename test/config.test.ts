@@ -1,5 +1,6 @@
 // lib/config's environment record: read once at first use (never at import), and entry points'
 // flags (setEnv) move the quick-mode results paths even after lib/ was imported.
+import { execFileSync } from 'child_process';
 import * as path from 'path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isQuick, parseEnv, PATHS, PROJECT_ROOT, readEnv, setEnv } from '../lib/config';
@@ -19,6 +20,19 @@ describe('environment', () => {
     expect(parseEnv({ DCF_QUICK: '1', DCF_GRAPH: '0', DCF_FUSED: '0', TF_ENABLE_ONEDNN_OPTS: '0', DCF_CACHE_DIR: '/tmp/c' })).toMatchObject({
       quick: true, graph: false, fused: false, oneDnn: false, cacheDir: '/tmp/c',
     });
+  });
+
+  it('importing lib/ reads and sets no environment variable (TensorFlow gets its settings from initBackend)', () => {
+    const script = [
+      'const before = JSON.stringify(process.env);',
+      "for (const f of ['runtime', 'data', 'model', 'train', 'experiments']) require(`./lib/${f}/index`);",
+      "process.stdout.write(before === JSON.stringify(process.env) ? 'unchanged' : 'changed');",
+    ].join('\n');
+    const env = { ...process.env };
+    delete env.TF_CPP_MIN_LOG_LEVEL;
+    delete env.TF_ENABLE_ONEDNN_OPTS;
+    const out = execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), ['-e', script], { cwd: PROJECT_ROOT, env, encoding: 'utf8' });
+    expect(out).toBe('unchanged');
   });
 
   it('setEnv({ quick }) after import moves the results paths and tells child processes', () => {
