@@ -4,7 +4,7 @@
  */
 import { PNG } from 'pngjs';
 import { CHANNELS, IMAGE_SIZE } from '../config';
-import type { Cifar10Split } from '../data';
+import type { Cifar10Split } from '../data/index';
 
 export interface GridOptions {
   /** Each image pixel becomes scale×scale screen pixels (default 2). */
