@@ -11,8 +11,14 @@ import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 
 export const NOTEBOOKS_DIR = path.join(PATHS.root, 'notebooks');
-/** Where `npm start` keeps the executed copies (never notebooks/ itself). */
-export const EXECUTED_DIR = path.join(PATHS.results, 'notebooks');
+/**
+ * Where `npm start` keeps the executed copies (never notebooks/ itself): <results>/notebooks, so
+ * results/quick/notebooks in quick mode. A function, read at each call: setEnv({ quick }) from an
+ * entry point's flag may come after this module loads.
+ */
+export function executedDir(): string {
+  return path.join(PATHS.results, 'notebooks');
+}
 export const KERNEL_NAME = 'tslab';
 
 /** The notebooks in `dir` named NN-*.ipynb, in order. */

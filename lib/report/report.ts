@@ -25,7 +25,7 @@ import type { Browser } from 'playwright-core';
 import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 import { launchChromium } from './chromium';
-import { cellSource, errorOutputs, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
+import { cellSource, errorOutputs, executedDir, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
 
 export const REPORT_TITLE = 'Dynamic convolutional filters for CIFAR-10: lab report';
 export const TEMPLATE_DIR = path.join(__dirname, 'nbconvert-template');
@@ -108,7 +108,7 @@ function firstDifference(executed: NotebookJson, source: NotebookJson): string |
  */
 export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' | 'sourceDir' | 'allowStale' | 'quick'> = {}): CheckedNotebooks {
   const sourceDir = opts.sourceDir ?? NOTEBOOKS_DIR;
-  const notebooksDir = opts.notebooksDir ?? path.join(PATHS.results, 'notebooks');
+  const notebooksDir = opts.notebooksDir ?? executedDir();
   const names = reportNotebookNames(sourceDir);
   if (names.length === 0) throw new Error(`no notebooks NN-*.ipynb in ${rel(sourceDir)}`);
   const start = opts.quick ? 'npm start -- --quick' : 'npm start';
@@ -252,7 +252,7 @@ async function printPdf(browser: Browser, htmlFile: string): Promise<{ pdf: Buff
 /** Builds report.html (and report.pdf) from the executed notebooks. */
 export async function buildReport(opts: ReportOptions = {}): Promise<ReportResult> {
   const progress = opts.onProgress ?? (() => undefined);
-  const notebooksDir = opts.notebooksDir ?? path.join(PATHS.results, 'notebooks');
+  const notebooksDir = opts.notebooksDir ?? executedDir();
   const outDir = opts.outDir ?? path.join(path.dirname(notebooksDir), 'report');
   const checked = checkExecutedNotebooks({ ...opts, notebooksDir });
   for (const w of checked.warnings) progress(`warning: ${w}`);
