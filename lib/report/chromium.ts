@@ -8,10 +8,11 @@
  */
 import * as fs from 'fs';
 import type { Browser } from 'playwright-core';
+import { readEnv } from '../config';
 
-/** DCF_CHROMIUM overrides the executable (e.g. another build of Chromium or Chrome). */
+/** DCF_CHROMIUM overrides the executable (e.g. another build of Chromium or Chrome); readEnv().chromium. */
 export function chromiumPath(): string {
-  return process.env.DCF_CHROMIUM ?? '/usr/bin/chromium';
+  return readEnv().chromium;
 }
 
 export const CHROMIUM_ARGS: readonly string[] = [
