@@ -12,6 +12,8 @@
  *   npm start -- --no-report       skip the report
  */
 import * as path from 'path';
+import { PATHS, readEnv, setEnv } from '../lib/config';
+import { buildReport, executedDir, executeNotebook, listNotebooks } from '../lib/report';
 
 const USAGE = `usage: npm start [-- options]
   --quick        DCF_QUICK=1: small slices, one short epoch (minutes, not the lab's numbers)
@@ -27,7 +29,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { quick: process.env.DCF_QUICK === '1', report: true };
+  const opts: Options = { quick: readEnv().quick, report: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -53,13 +55,10 @@ function formatSeconds(s: number): string {
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
-  // Before lib/ loads (lib/config reads DCF_QUICK for its paths), so that this process, the
-  // kernels and the report all use results/quick in quick mode.
-  process.env.DCF_QUICK = opts.quick ? '1' : '0';
-  const { PATHS } = await import('../lib/config');
-  const { buildReport, executeNotebook, listNotebooks } = await import('../lib/report');
-  const results = opts.quick ? PATHS.quick : PATHS.results;
-  const executedDir = path.join(results, 'notebooks');
+  // Before any path is read: this process's PATHS, the kernels (setEnv writes DCF_QUICK back to
+  // process.env, which they inherit) and the report all use results/quick in quick mode.
+  setEnv({ quick: opts.quick });
+  const notebooksOut = executedDir();
   const all = listNotebooks();
   if (all.length === 0) throw new Error('no notebooks found in notebooks/');
   const prefix = (f: string) => path.basename(f).slice(0, 2);
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
   } else if (opts.from) {
     notebooks = all.filter((f) => prefix(f) >= opts.from!);
   }
-  console.log(`lab: ${notebooks.length} notebook(s), ${opts.quick ? 'QUICK mode (DCF_QUICK=1: small slices, not the lab\'s numbers)' : 'full configuration'}; executed copies in ${path.relative(process.cwd(), executedDir)}/`);
+  console.log(`lab: ${notebooks.length} notebook(s), ${opts.quick ? 'QUICK mode (DCF_QUICK=1: small slices, not the lab\'s numbers)' : 'full configuration'}; executed copies in ${path.relative(process.cwd(), notebooksOut)}/`);
   const timings: string[] = [];
   for (const notebook of notebooks) {
     const name = path.basename(notebook);
@@ -81,7 +80,7 @@ async function main(): Promise<void> {
     const onSigint = () => console.log('\nlab: Ctrl-C: letting the notebook stop at its next step (Ctrl-C again ends it at once)');
     process.on('SIGINT', onSigint);
     const result = await executeNotebook(notebook, {
-      output: path.join(executedDir, name),
+      output: path.join(notebooksOut, name),
       quick: opts.quick,
       onOutput: (text) => process.stdout.write(text),
     }).finally(() => process.off('SIGINT', onSigint));
@@ -98,7 +97,7 @@ async function main(): Promise<void> {
   }
   if (opts.report) {
     console.log('\n━━ report ━━');
-    const report = await buildReport({ notebooksDir: executedDir, outDir: path.join(results, 'report'), quick: opts.quick, onProgress: (m) => console.log(m) });
+    const report = await buildReport({ notebooksDir: notebooksOut, outDir: PATHS.report, quick: opts.quick, onProgress: (m) => console.log(m) });
     console.log(`report: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`);
   }
   console.log(`\nlab done: ${timings.join(', ')}`);

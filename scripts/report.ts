@@ -9,7 +9,8 @@
  *   npm run report -- --no-pdf         the HTML only
  *   npm run report -- --allow-stale    render notebooks changed since they ran (a warning each)
  */
-import * as path from 'path';
+import { PATHS, readEnv, setEnv } from '../lib/config';
+import { buildReport, executedDir } from '../lib/report';
 
 const USAGE = `usage: npm run report [-- --quick] [--no-pdf] [--allow-stale]
 Renders the executed notebooks in results/notebooks (results/quick/notebooks with --quick) as
@@ -24,16 +25,13 @@ async function main(): Promise<void> {
   const known = ['--quick', '--no-pdf', '--allow-stale'];
   const unknown = args.filter((a) => !known.includes(a));
   if (unknown.length) throw new Error(`unknown option(s) ${unknown.join(' ')}; see npm run report -- --help`);
-  const quick = args.includes('--quick') || process.env.DCF_QUICK === '1';
-  // Before lib/ loads: lib/config reads DCF_QUICK for its paths.
-  process.env.DCF_QUICK = quick ? '1' : '0';
-  const { PATHS } = await import('../lib/config');
-  const { buildReport } = await import('../lib/report');
-  const results = quick ? PATHS.quick : PATHS.results;
+  const quick = args.includes('--quick') || readEnv().quick;
+  // Before any path is read: PATHS.results is results/quick in quick mode.
+  setEnv({ quick });
   const started = Date.now();
   const report = await buildReport({
-    notebooksDir: path.join(results, 'notebooks'),
-    outDir: path.join(results, 'report'),
+    notebooksDir: executedDir(),
+    outDir: PATHS.report,
     pdf: !args.includes('--no-pdf'),
     allowStale: args.includes('--allow-stale'),
     quick,
