@@ -16,7 +16,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
-import { DIVERGED_FILE, type ExperimentState } from './experiments';
+import { DIVERGED_FILE, type ExperimentState, type LabRunName } from './experiments';
 import { type ExperimentRow, EXPERIMENTS_FILE, readExperimentTable } from './experiment-table';
 import { type MeasurementRow, MEASUREMENTS_FILE, readMeasurements } from './measurements';
 import { type Provenance, readRecorded, type RecordedRow } from './recorded';
@@ -234,7 +234,7 @@ export interface AblationRunRow {
   vsBase: number | null;
 }
 
-export function ablationRunRows(results: LabResults, base = 'lab-dynamic-s0'): AblationRunRow[] {
+export function ablationRunRows(results: LabResults, base: LabRunName = 'lab-dynamic-s0'): AblationRunRow[] {
   const baseRun = results.runs.find((r) => r.name === base && r.outcome);
   return results.runs
     .filter((r) => !r.problem && (r.config.filterNorm === false || r.config.responseScale === false))
