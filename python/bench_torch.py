@@ -15,7 +15,7 @@ per step, which is wall time for the main thread) per variant and batch size: th
 `npm run bench -- --profile`.
 
 The network is python/reference.py's DynamicFilterNet, the module the golden tests check
-lib/model.ts against.
+lib/model/model.ts against.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from reference import DynamicFilterNet  # noqa: E402
 
 
 def build_net(variant: str) -> nn.Module:
-    """The model engineer's PyTorch reference module (same network and state names as lib/model.ts)."""
+    """The model engineer's PyTorch reference module (same network and state names as lib/model/model.ts)."""
     return DynamicFilterNet(variant)
 
 

@@ -1,9 +1,9 @@
 """Recipe sweep for the dynamic net in PyTorch, on a GPU when there is one: the same network
-(reference.py, plus the architecture options of lib/architecture), the same data pipeline
+(reference.py, plus the architecture options of lib/model/architecture), the same data pipeline
 (RandomCrop(32, pad 4) + flip on bytes, per-channel normalisation), Adam (torch's L2 weight
 decay), the per-step cosine schedule and label smoothing of lib/train — to choose the
 beyond-the-lab recipe (lib/experiments' best-dynamic) before spending hours of 2-core CPU time on
-it. Its random streams (init, order, augmentation) are PyTorch's, not lib/random's: expect
+it. Its random streams (init, order, augmentation) are PyTorch's, not lib/runtime/random's: expect
 seed-to-seed differences, not identical numbers. Results of the sweep that chose the recipe:
 recipe_sweep_results.jsonl (run on the folded weights, then the only ones: `"weights": "folded"`
 reproduces them).

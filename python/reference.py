@@ -1,4 +1,4 @@
-"""PyTorch reference of the lab's network, with exactly the state names of lib/model.ts.
+"""PyTorch reference of the lab's network, with exactly the state names of lib/model/model.ts.
 
     backbone.conv1.weight, backbone.bn1.*, backbone.layer1.{0,1}.{conv1,bn1,conv2,bn2}.*
     embed.weight, gen.0.*, gen.2.*            (dynamic head)
@@ -102,7 +102,7 @@ class DynamicFilterNet(nn.Module):
 # ---- deterministic tensors shared with TypeScript (test/golden-recipe.ts) --------------------
 
 def mulberry32(seed: int, n: int) -> np.ndarray:
-    """The first n outputs of mulberry32(seed) in [0, 1), as lib/random.ts computes them."""
+    """The first n outputs of mulberry32(seed) in [0, 1), as lib/runtime/random.ts computes them."""
     M = np.uint64(0xFFFFFFFF)
     state = (np.uint64(seed & 0xFFFFFFFF) + np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x6D2B79F5)) & M
     t = state.astype(np.uint64)

@@ -9,7 +9,7 @@
  * Per variant (head), batch size and mode:
  *   train  one optimisation step: forward in training mode, cross-entropy, backward, Adam update
  *   infer  one forward pass in evaluation mode (logits)
- * as lib/train runs them: TrainStep and EvalForward, each one TensorFlow graph (lib/graph), or
+ * as lib/train runs them: TrainStep and EvalForward, each one TensorFlow graph (lib/runtime/graph), or
  * op by op with --eager (or DCF_GRAPH=0).
  * timed for `--steps` steps after `--warmup` untimed ones; images/s = batch / median step time.
  * The machine is shared, so the two frameworks take turns: each of `--rounds` rounds runs a
@@ -24,7 +24,7 @@
  * evaluation, checkpoints) measured end to end; the peak resident memory of this process
  * (maxRSS); the live tensor count before and after each measurement (it must not grow; the
  * exit code is 1 if it did). Rows are appended to results/bench.parquet (read, append, temporary file, rename).
- * With --profile, also where our training step's time goes, per TensorFlow op (lib/op-profile);
+ * With --profile, also where our training step's time goes, per TensorFlow op (lib/runtime/op-profile);
  * `python/bench_torch.py --profile` prints PyTorch's own breakdown for comparison.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'child_process';
@@ -59,7 +59,7 @@ const USAGE = `usage: npm run bench -- [options]
   --profile            also print our training step's time per TensorFlow op, per variant and
                        batch size (PyTorch's: .venv/bin/python python/bench_torch.py --profile)
   --eager              run our steps eagerly, op by op, instead of as one TensorFlow graph each
-                       (lib/graph, the default; its first two calls per batch size also record
+                       (lib/runtime/graph, the default; its first two calls per batch size also record
                        the step, so the warm-up is then at least 2)
   --quick              the smaller defaults above
   --no-save            do not append to the Parquet file
@@ -76,7 +76,7 @@ interface Options {
   torchPassive: boolean;
   fullEpoch: boolean;
   profile: boolean;
-  /** Our steps as TensorFlow graphs (lib/graph); false with --eager. */
+  /** Our steps as TensorFlow graphs (lib/runtime/graph); false with --eager. */
   graph: boolean;
   save: boolean;
   out: string;
@@ -253,7 +253,7 @@ interface Row {
   load1: number;
   backend: string;
   fused: boolean;
-  /** Steps run as TensorFlow graphs (lib/graph), not op by op. */
+  /** Steps run as TensorFlow graphs (lib/runtime/graph), not op by op. */
   graph: boolean;
   onednn: string;
   torch: string;

@@ -2,7 +2,7 @@
  * npm run data [-- --from PATH] [--no-download] [--dir DIR]
  *
  * Puts CIFAR-10's official binary layout into data/cifar-10-batches-bin/ and verifies it
- * (lib/cifar10-provision.ts says where it comes from). A second run hashes every file again
+ * (lib/data/cifar10-provision.ts says where it comes from). A second run hashes every file again
  * (well under a second), rebuilds any that changed, and otherwise does nothing.
  */
 import { parseArgs } from 'util';

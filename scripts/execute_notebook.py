@@ -1,6 +1,6 @@
 """Executes one notebook headless through a Jupyter kernel (tslab by default) with nbclient.
 
-Used by `npm start` (scripts/lab.ts) and the notebook tests (lib/notebooks.ts). Unlike
+Used by `npm start` (scripts/lab.ts) and the notebook tests (lib/report/notebooks.ts). Unlike
 `jupyter execute` it streams what the cells print while they run (long training cells show
 their progress in the terminal), and it saves the executed notebook even when a cell fails, so
 the error can be read in context.
@@ -164,7 +164,7 @@ def main() -> int:
         failure = failure if failure and failure.startswith("interrupted twice") else (
             f"interrupted (Ctrl-C) in cell {failed.get('cell', running.get('cell', '?'))}; what it had saved is kept, run it again to resume"
         )
-    # The executed copy says how the run ended: lib/notebooks reads it back.
+    # The executed copy says how the run ended: lib/report/notebooks reads it back.
     # started/finished (UTC) and quick (DCF_QUICK=1) are shown by the report.
     nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", "started": started, "finished": now(), "quick": os.environ.get("DCF_QUICK") == "1", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
     write_atomic(nb, args.output)

@@ -149,7 +149,7 @@ function linkLibrary(libDir) {
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so'));
   relLink(path.join(depsLib, 'libtensorflow_framework.so.2'), path.join(depsLib, 'libtensorflow_framework.so'));
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so.2.9.1'));
-  // Sizes of what was linked: lib/backend.ts checks them before loading, because a truncated
+  // Sizes of what was linked: lib/runtime/backend.ts checks them before loading, because a truncated
   // library kills the process in dlopen instead of throwing an error it could report.
   const manifest = { source: `${WHEEL}==${TF_VERSION}`, files: {} };
   for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) manifest.files[so] = fs.statSync(path.join(libDir, 'lib', so)).size;

@@ -1,6 +1,6 @@
 /**
  * npm run train -- --run NAME [options]: trains, resumes or evaluates a run (lib/train).
- * Flags: lib/train-cli.ts. Progress goes to stderr (a bar on a terminal, lines otherwise); the
+ * Flags: lib/train/train-cli.ts. Progress goes to stderr (a bar on a terminal, lines otherwise); the
  * outcome to stdout. Exit codes: 0 done, 1 failed, 2 bad command line, 3 training diverged, 130
  * interrupted (Ctrl-C: training stops at its next step; what it saved stays, a rerun resumes).
  */

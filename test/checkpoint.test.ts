@@ -156,7 +156,7 @@ describe('checkpoints', () => {
     }
   });
 
-  it('exports the model state only, readable by lib/weights and refused as a checkpoint', () => {
+  it('exports the model state only, readable by lib/model/weights and refused as a checkpoint', () => {
     const a = make('static');
     trainSteps(a.net, a.adam, 1);
     const file = path.join(dir, 'c.safetensors');
@@ -215,7 +215,7 @@ with safe_open(sys.argv[1], framework='numpy') as f:
     }
   });
 
-  it.skipIf(!anyPython)('its file_sha256 verifies by the recipe documented in lib/safetensors (Python hashlib)', () => {
+  it.skipIf(!anyPython)('its file_sha256 verifies by the recipe documented in lib/formats/safetensors (Python hashlib)', () => {
     const a = make();
     const file = path.join(dir, 'recipe.safetensors');
     saveCheckpoint(file, a.net, a.adam, meta(1));

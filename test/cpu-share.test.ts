@@ -1,4 +1,4 @@
-// lib/cpu-share: how much of the machine other processes took while something was timed.
+// lib/runtime/cpu-share: how much of the machine other processes took while something was timed.
 import { describe, expect, it } from 'vitest';
 import { cpuSnapshot, othersShare } from '../lib/runtime/cpu-share';
 

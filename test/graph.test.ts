@@ -1,4 +1,4 @@
-// lib/protobuf and lib/graph: the wire format, and functions run as one TensorFlow graph giving
+// lib/formats/protobuf and lib/runtime/graph: the wire format, and functions run as one TensorFlow graph giving
 // the eager results — for a toy function and for the lab's whole training step.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';

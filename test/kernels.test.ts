@@ -1,4 +1,4 @@
-// The fused TensorFlow kernels (lib/kernels) against the same functions composed from public
+// The fused TensorFlow kernels (lib/runtime/kernels) against the same functions composed from public
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// The architecture options of the experiments (lib/architecture): each changes what it should and
+// The architecture options of the experiments (lib/model/architecture): each changes what it should and
 // nothing else, is recorded in configs and checkpoints, and the lab's net stays the default.
 import * as fs from 'fs';
 import * as os from 'os';

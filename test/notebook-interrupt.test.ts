@@ -1,4 +1,4 @@
-// A training cell run headless through the tslab kernel (lib/notebooks, as `npm start` runs it),
+// A training cell run headless through the tslab kernel (lib/report/notebooks, as `npm start` runs it),
 // interrupted as Ctrl-C does after its first saved epoch, then run again: the rerun resumes and
 // every epoch 1..3 is recorded once. Headless, the progress display prints one line per epoch
 // (not a redraw per update). 1024 train / 128 test images, batches of 64.

@@ -1,4 +1,4 @@
-// lib/op-profile: per-op timing of a real training step on the native backend, and the binding
+// lib/runtime/op-profile: per-op timing of a real training step on the native backend, and the binding
 // left as it was afterwards (also when the step throws).
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';

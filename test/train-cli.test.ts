@@ -1,4 +1,4 @@
-// npm run train's flags (lib/train-cli): numeric ranges named per flag (issue #14: `--epochs -1`
+// npm run train's flags (lib/train/train-cli): numeric ranges named per flag (issue #14: `--epochs -1`
 // was called "ambiguous"), the freeze choices, and --weights (issue #13).
 import * as fs from 'fs';
 import * as os from 'os';

@@ -12,7 +12,7 @@
  * Every batch file is checked (size, label bytes, sha256) before it is written, and written to a
  * temporary name then renamed. Only missing or faulty files are rebuilt. The files already there
  * are hashed on every run (~0.3 s for the six; a file can change with its size and mtime kept),
- * and the verified stamp (lib/cifar10-files) is renewed for the loader's cheap check.
+ * and the verified stamp (lib/data/cifar10-files) is renewed for the loader's cheap check.
  */
 import { spawn } from 'child_process';
 import * as crypto from 'crypto';

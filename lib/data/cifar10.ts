@@ -1,9 +1,9 @@
 /**
  * CIFAR-10 as typed uint8 arrays: the loader for the official binary layout, and the dataset's
  * simple statistics. The whole training set is 150 MB as bytes; float copies are made per batch
- * only (lib/batches.ts). "Test" always means the official 10,000 test images.
+ * only (lib/data/batches.ts). "Test" always means the official 10,000 test images.
  *
- * Files, verification and provisioning live in lib/cifar10-files.ts and lib/cifar10-provision.ts;
+ * Files, verification and provisioning live in lib/data/cifar10-files.ts and lib/data/cifar10-provision.ts;
  * the names other modules need are re-exported here.
  */
 import * as fs from 'fs';

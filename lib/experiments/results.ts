@@ -14,7 +14,7 @@ export interface RunResult {
   dir: string;
   /** config.json as saved (not re-validated: an older run still shows). */
   config: Partial<TrainConfig>;
-  /** Epoch rows of the run's current history (lib/metrics). */
+  /** Epoch rows of the run's current history (lib/train/metrics). */
   epochs: EpochRow[];
   /** Final/best test accuracy; null before the first finished epoch. */
   outcome: RunOutcome | null;

@@ -2,12 +2,12 @@
  * Numbers the comparison, the figures and the report agree on: mean ± std over seeds, each run's
  * final and best epoch, and the confusion matrix. Pure functions over metric rows.
  *
- * The row types name only the fields read here, so lib/metrics' richer rows fit them as they are.
+ * The row types name only the fields read here, so lib/train/metrics' richer rows fit them as they are.
  */
 
 export type Split = 'train' | 'val' | 'test';
 
-/** One evaluation of one run at the end of one epoch (a subset of lib/metrics' epoch row). */
+/** One evaluation of one run at the end of one epoch (a subset of lib/train/metrics' epoch row). */
 export interface EpochPoint {
   run: string;
   variant: string;
@@ -22,7 +22,7 @@ export interface EpochPoint {
   imagesPerSecond?: number | null;
 }
 
-/** One optimisation step of one run (a subset of lib/metrics' step row). */
+/** One optimisation step of one run (a subset of lib/train/metrics' step row). */
 export interface StepPoint {
   run: string;
   step: number;

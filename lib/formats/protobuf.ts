@@ -1,5 +1,5 @@
 /**
- * A minimal Protocol Buffers writer: just what lib/graph needs to write a TensorFlow GraphDef
+ * A minimal Protocol Buffers writer: just what lib/runtime/graph needs to write a TensorFlow GraphDef
  * inside a SavedModel (varints, 32-bit floats, length-delimited fields, packed repeated fields).
  * Wire format: https://protobuf.dev/programming-guides/encoding/
  */

@@ -141,7 +141,7 @@ function widenToF32(dtype: string, bytes: Uint8Array): Float32Array {
 /**
  * Decodes little-endian tensor bytes of a safetensors dtype name into a fresh, aligned typed
  * array (file bytes need not be 4- or 8-aligned). F64, F16 and BF16 are widened to F32.
- * Also used for PyTorch's storages (lib/pth.ts). Undefined for an unknown dtype.
+ * Also used for PyTorch's storages (lib/formats/pth.ts). Undefined for an unknown dtype.
  */
 export function decodeTensorBytes(dtype: string, bytes: Uint8Array): { dtype: Dtype; data: TensorData } | undefined {
   if (dtype in BYTES) {
@@ -327,7 +327,7 @@ export function serializeSafetensors(tensors: Record<string, TensorRecord>, meta
 }
 
 /**
- * Writes a safetensors file atomically (lib/atomic-file: a temporary name in the same folder,
+ * Writes a safetensors file atomically (lib/formats/atomic-file: a temporary name in the same folder,
  * fsync, rename), with its whole-file checksum. A failure (a full disk included) names the file
  * and leaves any earlier file untouched. Creates the folder. `io` replaces the fs calls (tests).
  */

@@ -12,7 +12,7 @@
  *                  64×64 with 2 gives [batch, 16, 16, 64] features, average-pooled back to 8×8
  *                  for the head (lib/model explains why)
  *   adapter        a trainable residual block after the backbone: relu(x + BN(conv3×3(x))),
- *                  64→64, state `adapter.*` (lib/adapter)
+ *                  64→64, state `adapter.*` (lib/model/adapter)
  *
  * Pure: no tensors here, so configs, checkpoints and reports can reason about architectures.
  */

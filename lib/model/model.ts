@@ -1,5 +1,5 @@
 /**
- * The lab's network: ResNet-18 features (lib/resnet) and one of two heads that score each of
+ * The lab's network: ResNet-18 features (lib/model/resnet) and one of two heads that score each of
  * the ten classes from its response map.
  *
  * Dynamic head (the lab's model):
@@ -13,9 +13,9 @@
  *   a single shared filter with the one-output score predictor would compute the same map and
  *   hence the same score for every class, and the logits could not tell classes apart.
  *
- * Architecture options (lib/architecture; the defaults are the lab's net, used by the
+ * Architecture options (lib/model/architecture; the defaults are the lab's net, used by the
  * experiments): no L2 normalisation of the generated filters, no /√64, bilinear upsampling of
- * the input before the backbone, and a trainable adapter after it (lib/adapter).
+ * the input before the backbone, and a trainable adapter after it (lib/model/adapter).
  *
  * All ten classes run in one batched matrix product (equal to the lab's loop over classes).
  * The generated filters are computed inside the forward pass from the embeddings and the
@@ -315,7 +315,7 @@ class LabNet implements Net {
   classFilters(): tf.Tensor2D {
     return tf.tidy(() => {
       if (this.variant === 'static') return (this.architecture.staticNorm ? l2NormalizeRows(this.dc as tf.Tensor2D) : this.dc!.clone()) as tf.Tensor2D;
-      // lib/kernels: one TensorFlow kernel or two per layer, forward and backward.
+      // lib/runtime/kernels: one TensorFlow kernel or two per layer, forward and backward.
       const h = linear(this.embed as tf.Tensor2D, this.gen0w as tf.Tensor2D, this.gen0b as tf.Tensor1D, 'relu');
       const g = linear(h, this.gen2w as tf.Tensor2D, this.gen2b as tf.Tensor1D, 'tanh'); // [10, 64]
       if (!this.architecture.filterNorm) return g;
@@ -517,11 +517,11 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /**
  * A new net. `pretrained` (default: the shared ImageNet weights, PATHS.pretrained) loads the
- * backbone from a folded or unfolded safetensors file or torchvision's .pth (lib/weights);
+ * backbone from a folded or unfolded safetensors file or torchvision's .pth (lib/model/weights);
  * false keeps the seeded torchvision-style initialisation. The head is always initialised from
  * `seed` like PyTorch's defaults. `freeze` (default 'none', the lab's instruction) fixes the
  * backbone's convolutions ('keep-bn') or everything in it including BatchNorm ('all').
- * `architecture` (default: the lab's net) changes the net for the experiments (lib/architecture).
+ * `architecture` (default: the lab's net) changes the net for the experiments (lib/model/architecture).
  */
 export function createNet(
   variant: Variant,

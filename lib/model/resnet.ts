@@ -37,7 +37,7 @@ export class BatchNorm2d {
   /**
    * PyTorch's num_batches_tracked: training-mode forward passes seen (informational). An int32
    * scalar variable rather than a JavaScript number, so that steps run as one TensorFlow graph
-   * (lib/graph), which run no JavaScript, count too.
+   * (lib/runtime/graph), which run no JavaScript, count too.
    */
   readonly batchesTracked: tf.Variable = variableFrom(tf.scalar(0, 'int32'), false);
 
@@ -53,7 +53,7 @@ export class BatchNorm2d {
    * and (when `update`) moves the running statistics towards them like PyTorch.
    */
   normaliseWithBatchStats(x: tf.Tensor4D, update: boolean): tf.Tensor4D {
-    // One fused kernel forward and one backward on the native backend (lib/kernels).
+    // One fused kernel forward and one backward on the native backend (lib/runtime/kernels).
     const y = batchNormTrain(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, {
       eps: BN_EPS,
       running: update ? { mean: this.runningMean, variance: this.runningVar, momentum: BN_MOMENTUM } : undefined,

@@ -7,11 +7,11 @@
  *    conv weight ← weight; BatchNorm γ ← 1, β ← bias, running mean ← 0, running var ← 1 − ε,
  *    which computes exactly the pretrained function in evaluation mode;
  *  - an unfolded safetensors file with `conv*.weight` and `bn*.{weight,bias,running_mean,running_var}`;
- *  - torchvision's own `resnet18-f37072fd.pth` (torch.save zip, read by lib/pth).
+ *  - torchvision's own `resnet18-f37072fd.pth` (torch.save zip, read by lib/formats/pth).
  * Keys beyond layer1 (layer2…, fc) are ignored; prefixes `module.` and `backbone.` are accepted.
  *
  * Model state files: safetensors with the state under PyTorch names (lib/model) and metadata
- * `format`, `variant`, `norm`, and the whole-file checksum `file_sha256` (lib/safetensors).
+ * `format`, `variant`, `norm`, and the whole-file checksum `file_sha256` (lib/formats/safetensors).
  * Training checkpoints (same names plus `adam.*`) read as well. Reading verifies the checksum
  * a file's format promises: `dcf-model-state/2` and `dcf-checkpoint/2` the whole file,
  * `dcf-checkpoint/1` its tensors; `dcf-model-state/1` (exported before checksums) and files from

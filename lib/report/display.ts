@@ -22,17 +22,17 @@ function raw(mime: string, content: unknown): void {
   } catch (err) {
     if ((err as Error).message === 'Not ready') {
       throw new Error(
-        `lib/display shows ${mime} only inside a tslab notebook kernel; outside one, write figures with ` +
-          'lib/figures-export (exportFigures) or tables with lib/html-table (htmlTable).',
+        `lib/report/display shows ${mime} only inside a tslab notebook kernel; outside one, write figures with ` +
+          'lib/report/figures-export (exportFigures) or tables with lib/report/html-table (htmlTable).',
       );
     }
     throw err;
   }
 }
 
-/** Draws a plotly figure (from lib/plots) in the cell's output. */
+/** Draws a plotly figure (from lib/report/plots) in the cell's output. */
 export function show(figure: Figure): void {
-  if (!figure || !Array.isArray(figure.data)) throw new Error('show() takes a plotly figure { data, layout } (from lib/plots)');
+  if (!figure || !Array.isArray(figure.data)) throw new Error('show() takes a plotly figure { data, layout } (from lib/report/plots)');
   // A plain, JSON-safe copy: typed arrays become arrays, undefined fields disappear.
   raw(PLOTLY_MIME, JSON.parse(JSON.stringify(figure)));
 }
@@ -45,7 +45,7 @@ export function showMarkdown(markdown: string): void {
   raw('text/markdown', markdown);
 }
 
-/** Renders rows as an HTML table (lib/html-table) in the cell's output. */
+/** Renders rows as an HTML table (lib/report/html-table) in the cell's output. */
 export function showTable<Row extends object>(rows: readonly Row[], opts?: TableOptions<Row>): void {
   showHtml(htmlTable(rows, opts));
 }

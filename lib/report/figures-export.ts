@@ -48,7 +48,7 @@ export function checkFigureName(name: string): string {
 
 function checkFigure(name: string, figure: Figure): void {
   if (!figure || !Array.isArray(figure.data) || typeof figure.layout !== 'object' || figure.layout === null) {
-    throw new Error(`figure '${name}' is not a plotly figure: expected { data: [...], layout: {...} } (from lib/plots)`);
+    throw new Error(`figure '${name}' is not a plotly figure: expected { data: [...], layout: {...} } (from lib/report/plots)`);
   }
 }
 

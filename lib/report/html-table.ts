@@ -1,5 +1,5 @@
 /**
- * Results tables as HTML, for notebooks (lib/display) and the report (lib/report): one renderer,
+ * Results tables as HTML, for notebooks (lib/report/display) and the report (lib/report): one renderer,
  * so a table looks the same in both. Pure: rows in, an HTML string out.
  */
 

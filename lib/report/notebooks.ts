@@ -200,7 +200,7 @@ export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise
   const python = venvPython();
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PYTHONUNBUFFERED: '1' };
   if (opts.quick !== undefined) env.DCF_QUICK = opts.quick ? '1' : '0';
-  // Headless, progress displays print a line per epoch instead of redrawing (lib/progress).
+  // Headless, progress displays print a line per epoch instead of redrawing (lib/train/progress).
   env.DCF_PROGRESS_LINES = '1';
   // The kernel must find the project's node and tslab, whatever PATH the caller has.
   env.PATH = `${path.join(PATHS.root, 'node_modules', '.bin')}:${path.dirname(process.execPath)}:${env.PATH ?? ''}`;

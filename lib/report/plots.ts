@@ -1,7 +1,7 @@
 /**
  * Figures as data: every function here turns numbers into a plotly figure object
- * ({ data, layout }) and does nothing else. Notebooks display them (lib/display), the export
- * writes them to PNG/SVG (lib/figures-export), the report assembles them (lib/report).
+ * ({ data, layout }) and does nothing else. Notebooks display them (lib/report/display), the export
+ * writes them to PNG/SVG (lib/report/figures-export), the report assembles them (lib/report).
  *
  * Conventions: accuracy is a fraction in [0, 1] shown as percent; images are uint8 HWC RGB
  * ([32, 32, 3]); response maps are class-major ([10, 8, 8]).

@@ -1,5 +1,5 @@
 /**
- * Columns for showing lib/experiments' typed rows as tables (lib/html-table, lib/display
+ * Columns for showing lib/experiments' typed rows as tables (lib/report/html-table, lib/report/display
  * showTable): labels and number formats only. What the numbers mean is the notebooks' Markdown;
  * verdicts are the computed ones (lib/experiments/stats), shown as they are.
  */

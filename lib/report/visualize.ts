@@ -1,6 +1,6 @@
 /**
  * What a trained net does on particular test images: its predictions, and each image's ten
- * response maps with their scores, ready for lib/plots' responseMapFigure. Evaluation mode only;
+ * response maps with their scores, ready for lib/report/plots' responseMapFigure. Evaluation mode only;
  * nothing is trained or written.
  */
 import * as tf from '@tensorflow/tfjs-core';

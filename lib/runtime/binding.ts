@@ -1,7 +1,7 @@
 /**
  * tfjs-node's binding: the one door every TensorFlow op of this project goes through (TF.js
- * kernels and lib/kernels' raw ops alike call its `executeOp`; tensors made from JavaScript
- * values go through `createTensor`). lib/op-profile times the calls; lib/graph records them.
+ * kernels and lib/runtime/kernels' raw ops alike call its `executeOp`; tensors made from JavaScript
+ * values go through `createTensor`). lib/runtime/op-profile times the calls; lib/runtime/graph records them.
  */
 import * as tf from '@tensorflow/tfjs-core';
 

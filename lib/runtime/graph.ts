@@ -7,9 +7,9 @@
  * fuses, and JavaScript does nothing until the step is over.
  *
  * How: every op this project runs goes through one call of tfjs-node's binding, `executeOp`
- * (lib/binding). GraphFunction runs the function eagerly once with that call recorded,
+ * (lib/runtime/binding). GraphFunction runs the function eagerly once with that call recorded,
  * which gives the step's exact dataflow in TensorFlow ops: the gradient ops TF.js chose, the
- * fused kernels of lib/kernels, everything. It writes that graph as a SavedModel (lib/protobuf),
+ * fused kernels of lib/runtime/kernels, everything. It writes that graph as a SavedModel (lib/formats/protobuf),
  * loads it into a TensorFlow session and runs the session, then and at every later call. The
  * second call is recorded too, to check it is the same graph with the same constants (a
  * per-step number baked into a constant would differ, and must be an input instead).

@@ -698,7 +698,7 @@ function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[
   const T = [at.type('T')];
   const temps: number[] = [];
   const scalar = (x: number) => keepId(b.createTensor([], b.TF_FLOAT, Float32Array.of(x)));
-  // A per-step value given as a tensor (the caller's, not freed here): a graph input (lib/graph).
+  // A per-step value given as a tensor (the caller's, not freed here): a graph input (lib/runtime/graph).
   const scalarOrTensor = (x: number | tf.Scalar) => (typeof x === 'number' ? scalar(x) : be.getInputTensorIds([x])[0]);
   const ints = (xs: number[]) => keepId(b.createTensor([xs.length], b.TF_INT32, Int32Array.from(xs)));
   const keepId = (id: number) => (temps.push(id), id);

@@ -1,13 +1,13 @@
 /**
  * Where a training step's time goes, per TensorFlow op, on the native backend (tfjs-node).
  *
- * Every TensorFlow op this project runs, TF.js kernels and lib/kernels' raw ops alike, goes
+ * Every TensorFlow op this project runs, TF.js kernels and lib/runtime/kernels' raw ops alike, goes
  * through one call of tfjs-node's binding, `executeOp`, which runs the op synchronously (eager
  * TensorFlow on the CPU). profileOps() puts a timer around that call for a few steps and returns
  * the wall time per op name; what is left of the step (`outsideMs`) is JavaScript: TF.js's
  * engine and gradient tape, tensor creation and disposal, garbage collection.
  * Convolutions are split by output shape, so that the stem and layer1 show apart. Profile an
- * eager step (TrainStep with graph: false): a step run as a graph (lib/graph) is one call.
+ * eager step (TrainStep with graph: false): a step run as a graph (lib/runtime/graph) is one call.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { withWrappedBinding, type ExecuteOp } from './binding';

@@ -14,7 +14,7 @@
  * The moments of ALL parameters live in two flat tf.Variables ([total size], parameters in
  * update order), created at zero on construction (torch creates them lazily on the first step;
  * the values are the same). One step is then about a dozen element-wise kernels over every
- * parameter at once plus one subtraction per parameter (lib/kernels adamUpdate), instead of a
+ * parameter at once plus one subtraction per parameter (lib/runtime/kernels adamUpdate), instead of a
  * dozen kernels per parameter: the per-parameter version spent more time dispatching small
  * kernels than computing. The arithmetic per element is unchanged.
  * state() / loadState() still speak per parameter (PyTorch's exp_avg / exp_avg_sq).
@@ -112,7 +112,7 @@ export class Adam {
 
   /**
    * The JavaScript half of a step: counts it and returns its bias-corrected factors. A step run
-   * as a TensorFlow graph (lib/graph) calls this outside the graph and feeds the factors in.
+   * as a TensorFlow graph (lib/runtime/graph) calls this outside the graph and feeds the factors in.
    */
   advance(lr = this.lr): AdamStepFactors {
     this.t += 1;

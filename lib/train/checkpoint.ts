@@ -11,7 +11,7 @@
  *
  * Formats:
  *  - `dcf-checkpoint/2` (written now): `file_sha256` is the SHA-256 of the WHOLE file, header
- *    and metadata included, computed with its own 64 digits written as '0's (lib/safetensors
+ *    and metadata included, computed with its own 64 digits written as '0's (lib/formats/safetensors
  *    says how, with the Python one-liner). Editing any byte, the stored epoch as much as a
  *    weight, makes the file refuse to load.
  *  - `dcf-checkpoint/1` (older runs, still read): `sha256` over the tensors only (tensorDigest);
@@ -66,7 +66,7 @@ export interface CheckpointMeta {
   /** Best selection accuracy up to and including this epoch, and the epoch it came from. */
   bestAccuracy: number;
   bestEpoch: number;
-  /** The training session that saved it (lib/metrics). */
+  /** The training session that saved it (lib/train/metrics). */
   session: number;
   /** The run's training configuration (lib/train's TrainConfig), as saved. */
   config: Record<string, unknown>;
@@ -319,7 +319,7 @@ export function assertWritableOutput(out: string, opts: { inputs?: string[]; run
 
 /**
  * Writes the model state of a checkpoint (no optimizer moments) as a model state file
- * (lib/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
+ * (lib/model/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
  * Refuses an `outFile` that is the checkpoint itself or any run's checkpoint (assertWritableOutput).
  */
 export function exportModelState(checkpointFile: string, outFile: string, opts: { runsDirs?: string[] } = {}): CheckpointMeta {

@@ -20,7 +20,7 @@ export interface LoadedNet {
 }
 
 /**
- * A net holding the state in `file`, its checksum verified (lib/weights readModelState: a damaged
+ * A net holding the state in `file`, its checksum verified (lib/model/weights readModelState: a damaged
  * file is refused). `want.variant` / `want.norm` must agree with what the file
  * records (metadata, or the head's keys for the variant); either may be omitted when the file
  * records it. Refuses — naming the problem — a wrong variant or normalisation, a missing key or

@@ -5,7 +5,7 @@
  *    a line per finished epoch; on a non-terminal (a log file, a test's pipe) plain lines.
  *  - notebookProgress(display): one HTML block (tslab's `newDisplay()`), updated in place, with
  *    the bar and a table of finished epochs — not thousands of printed lines. Run headless
- *    (`npm start`, the notebook tests: DCF_PROGRESS_LINES=1 from lib/notebooks) it prints one
+ *    (`npm start`, the notebook tests: DCF_PROGRESS_LINES=1 from lib/report/notebooks) it prints one
  *    line per epoch instead of redrawing, since a log cannot redraw.
  *
  * The formatting functions are pure; the renderers write only to what they are given.
@@ -170,7 +170,7 @@ function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** True where notebooks run headless (lib/notebooks sets it for the kernel): progress as log lines. */
+/** True where notebooks run headless (lib/report/notebooks sets it for the kernel): progress as log lines. */
 export function headlessNotebook(): boolean {
   return readEnv().progressLines;
 }

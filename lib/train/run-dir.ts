@@ -2,9 +2,9 @@
  * A run's folder, results/runs/<run>/:
  *
  *   config.json          the TrainConfig of the latest session that saved a checkpoint
- *   best.safetensors     checkpoint of the best epoch so far (lib/checkpoint)
+ *   best.safetensors     checkpoint of the best epoch so far (lib/train/checkpoint)
  *   last.safetensors     checkpoint of the latest finished epoch
- *   metrics/             Parquet parts (lib/metrics)
+ *   metrics/             Parquet parts (lib/train/metrics)
  *
  * Beside it, in the runs folder, only hidden names of the same run:
  *

@@ -69,7 +69,7 @@ interface NumberRule {
   maxExclusive?: boolean;
 }
 
-/** The range of a rule in words, as lib/train-config says it: 'a whole number ≥ 1', 'a number in [0, 1)', … */
+/** The range of a rule in words, as lib/train/train-config says it: 'a whole number ≥ 1', 'a number in [0, 1)', … */
 function ruleText(r: NumberRule): string {
   const kind = r.integer ? 'whole number' : 'number';
   if (r.min !== undefined && r.max !== undefined) {
@@ -99,7 +99,7 @@ const WHOLE_POSITIVE: NumberRule = { integer: true, min: 1 };
 const WHOLE_NON_NEGATIVE: NumberRule = { integer: true, min: 0 };
 const NON_NEGATIVE: NumberRule = { integer: false, min: 0 };
 
-/** The numeric flags of `npm run train` and what each accepts (lib/train-config's ranges). */
+/** The numeric flags of `npm run train` and what each accepts (lib/train/train-config's ranges). */
 const NUMERIC_FLAGS: Record<string, NumberRule> = {
   epochs: WHOLE_POSITIVE,
   'batch-size': { integer: true, min: 2 },
@@ -140,7 +140,7 @@ export function joinDashValues(argv: string[], stringFlags: Iterable<string>): s
  * A --weights value as TrainConfig.weights: a name of PRETRAINED_FILES as it is; a file path
  * resolved from the directory npm was started in (INIT_CWD), stored relative to the project
  * root when inside it (lib/config pretrainedFile resolves it back). The file must exist and be
- * a .safetensors or .pth; its contents are checked when training starts (lib/weights).
+ * a .safetensors or .pth; its contents are checked when training starts (lib/model/weights).
  */
 export function parseWeightsFlag(text: string, cwd = readEnv().initCwd): string {
   if (text in PRETRAINED_FILES) return text;

@@ -48,7 +48,7 @@ export interface TrainConfig {
   /** Read the loss and accuracy back every k steps (a step row, a NaN check). */
   logEvery: number;
   evalBatchSize: number;
-  // Architecture (lib/architecture; the lab's net by default). Configs saved before these
+  // Architecture (lib/model/architecture; the lab's net by default). Configs saved before these
   // fields existed describe the lab's net and read back with these defaults.
   /** L2-normalise each generated filter (dynamic head). */
   filterNorm: boolean;

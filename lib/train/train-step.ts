@@ -15,7 +15,7 @@ export const STATS = 2 + NUM_CLASSES;
 
 /**
  * One optimisation step: forward in training mode, cross-entropy, gradients, Adam update.
- * On the native backend it runs as one TensorFlow graph per batch size (lib/graph): the same
+ * On the native backend it runs as one TensorFlow graph per batch size (lib/runtime/graph): the same
  * ops, without JavaScript between them; results equal the eager step's up to float rounding.
  * `graph: false` (or DCF_GRAPH=0 in the environment) keeps every step eager.
  */

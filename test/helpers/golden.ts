@@ -9,7 +9,7 @@ import { readSafetensors, recordToTensor, type TensorRecord } from '../../lib/fo
 import type { Variant } from '../../lib/config';
 
 /**
- * mulberry32, as the fixtures define it (a copy of lib/random's, so that a change there cannot
+ * mulberry32, as the fixtures define it (a copy of lib/runtime/random's, so that a change there cannot
  * silently change the golden weights).
  */
 function mulberry32(seed: number): () => number {
