@@ -144,6 +144,10 @@ export const PATHS = {
   get paired(): string {
     return path.join(resultsDir(), 'paired');
   },
+  /** The recipe candidates' runs (npm run experiments -- --suite recipe). */
+  get recipe(): string {
+    return path.join(resultsDir(), 'recipe');
+  },
   /** Recorded results committed to git: suite tables, per-epoch metrics, configs, provenance. */
   recorded: path.join(PROJECT_ROOT, 'results', 'recorded'),
   get figures(): string {

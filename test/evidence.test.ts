@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ablationRunRows, experimentsCommand, labRunRows, loadEvidence, readSweep, runGaps, runRows, sweepSettings } from '../lib/experiments/evidence';
 import { armAccuracy, bestFix, comparisonRows, comparisonsOf, divergedRuns, excludedRuns, fixEffects, recordedSummary, smallestPermutationP } from '../lib/experiments/comparisons';
 import { dynamicCosts } from '../lib/experiments/costs';
-import { RECIPE_TARGET, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
+import { chooseOnValidation, RECIPE_TARGET, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
 import { LAB_EXPERIMENTS, PAIRED_FIXES, type ArmComparison } from '../lib/experiments/experiments';
 import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiments/experiment-table';
 import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/experiments/measurements';
@@ -182,6 +182,22 @@ describe('recipes against the target', () => {
     const html = htmlTable([a, b], { columns: recipeColumns(RECIPE_TARGET) });
     expect(html).toContain('≥ 87% test');
     expect(html).toContain('18.0 min (15.0 min)');
+  });
+
+  it('chooses the recipe on validation accuracy, not on test, and only among finished runs', () => {
+    // best-a: higher test (0.88) but lower validation (0.87); best-b: higher validation (0.89), lower test.
+    const rows = recordedRows({ 'best-a': [0.88], 'best-b': [0.86] });
+    const all = [...epochs('best-a', [0.85, 0.87, 0.86], [0.86, 0.88, 0.875]), ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86])];
+    const chosen = chooseOnValidation(recipeRows(rows, all, machine));
+    expect(chosen.map((r) => [r.name, r.chosen])).toEqual([['best-a', false], ['best-b', true]]);
+    // The same tables with validation the other way round: the choice follows it.
+    const swapped = [...epochs('best-a', [0.85, 0.9, 0.86], [0.86, 0.88, 0.875]), ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86])];
+    expect(chooseOnValidation(recipeRows(rows, swapped, machine)).find((r) => r.chosen)?.name).toBe('best-a');
+    // An unfinished run is never chosen, however high its validation accuracy.
+    const partial = recordedRows({ 'best-a': [0.88], 'best-b': [0.86] }, { 'best-b': 'partial' });
+    expect(chooseOnValidation(recipeRows(partial, all, machine)).find((r) => r.chosen)?.name).toBe('best-a');
+    expect(chooseOnValidation([]).length).toBe(0);
+    expect(htmlTable(chosen, { columns: recipeColumns(RECIPE_TARGET) })).toContain('chosen on val');
   });
 
   it('meets nothing before the run has finished', () => {

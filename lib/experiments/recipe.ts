@@ -46,6 +46,8 @@ export interface RecipeRow {
   meetsCores: boolean;
   /** All three at once. */
   meetsTarget: boolean;
+  /** The recipe chosen on validation among the rows shown together (chooseOnValidation). */
+  chosen: boolean;
 }
 
 /**
@@ -76,7 +78,19 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
         name: r.name, settings: r.settings, seed: Number(r.seed), status: r.status, epochs: r.epochs, epochsDone: r.epochs_done, selectBy: r.select_by,
         selectedEpoch: r.selected_epoch, valAccuracy: val ? val.accuracy : r.best_val_acc, testAccuracy, finalTestAccuracy: r.final_test_acc,
         trainSeconds: sum(mine.filter((e) => e.split === 'train')), wallSeconds, cores,
-        meetsAccuracy, meetsTime, meetsCores, meetsTarget: meetsAccuracy && meetsTime && meetsCores,
+        meetsAccuracy, meetsTime, meetsCores, meetsTarget: meetsAccuracy && meetsTime && meetsCores, chosen: false,
       };
     });
+}
+
+/**
+ * The recipe among `rows` (recipeRows of one or more recorded suites) chosen on validation: the
+ * finished one with the highest validation accuracy at its selected epoch; its test accuracy is
+ * the recipe's number, read once. Returns the rows with `chosen` set on that one (none when no
+ * row is finished). Ties keep the first row.
+ */
+export function chooseOnValidation(rows: readonly RecipeRow[]): RecipeRow[] {
+  let best: RecipeRow | undefined;
+  for (const r of rows) if (r.status === 'done' && r.valAccuracy !== null && (best === undefined || r.valAccuracy > best.valAccuracy!)) best = r;
+  return rows.map((r) => ({ ...r, chosen: r === best }));
 }

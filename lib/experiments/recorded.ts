@@ -3,7 +3,7 @@
  * the numbers the README and the report quote can be checked on any machine. No checkpoints.
  *
  *   experiments.parquet  one row per experiment of the suite (RECORDED_SCHEMA, snake_case)
- *   epochs.parquet       every run's per-epoch metrics (lib/metrics' epoch rows)
+ *   epochs.parquet       every run's per-epoch metrics (lib/train/metrics' epoch rows)
  *   configs.json         { run name: its TrainConfig }
  *   provenance.json      commit, machine, TensorFlow, date, command, wall time (Provenance)
  *   confusion.parquet    each finished run's test confusion matrix at its selected (best) checkpoint,
@@ -210,7 +210,7 @@ export function readRecordedEpochs(suite: Suite, dir: string = path.join(PATHS.r
     .map((r) => ({ ...r, seed: Number(r.seed), epoch: Number(r.epoch), step: Number(r.step), images: Number(r.images) }));
 }
 
-/** Finished runs' selected test accuracy per seed, for each arm (for lib/stats' pairedComparison). */
+/** Finished runs' selected test accuracy per seed, for each arm (for lib/experiments/stats' pairedComparison). */
 export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_acc' | 'best_val_acc' = 'selected_test_acc'): Map<string, BySeed> {
   const arms = new Map<string, Map<number, number>>();
   for (const r of rows) {

@@ -123,6 +123,7 @@ export function recipeColumns(target: RecipeTarget): Column<RecipeRow>[] {
     { label: `≤ ${target.seconds / 60} min`, value: (r) => yesNo(r.meetsTime) },
     { label: `≤ ${target.cores} cores`, value: (r) => yesNo(r.meetsCores) },
     { label: 'target met', value: (r) => ({ html: `<strong>${yesNo(r.meetsTarget)}</strong>` }) },
+    { label: 'chosen on val', value: (r) => (r.chosen ? '✓' : '') },
   ];
 }
 
