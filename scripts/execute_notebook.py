@@ -23,12 +23,13 @@ import os
 import re
 import signal
 import sys
-import tempfile
 from datetime import datetime, timezone
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError, CellTimeoutError
+
+from atomic_write import write_atomic  # scripts/atomic_write.py
 
 
 # "Error: boom", "TypeError: x is not a function", tslab's "1:7 - Cannot find name 'x'."
@@ -67,23 +68,6 @@ class StreamingClient(NotebookClient):
 
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_atomic(nb, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the copy is an ordinary result file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main() -> int:
@@ -167,7 +151,7 @@ def main() -> int:
     # The executed copy says how the run ended: lib/report/notebooks reads it back.
     # started/finished (UTC) and quick (DCF_QUICK=1) are shown by the report.
     nb.metadata["dcf_execution"] = {"status": "error" if (failure or failed) else "ok", "started": started, "finished": now(), "quick": os.environ.get("DCF_QUICK") == "1", **({"failed_cell": failed["cell"], "message": failed["message"]} if failed else {}), **({"failure": failure} if failure else {})}
-    write_atomic(nb, args.output)
+    write_atomic(args.output, lambda f: nbformat.write(nb, f))
 
     errors = [
         (i, o)

@@ -25,12 +25,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 import nbformat
 from bs4 import BeautifulSoup
 from nbconvert import HTMLExporter
 from traitlets.config import Config
+
+from atomic_write import write_atomic  # scripts/atomic_write.py
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 PLOTLY_MARKER = "/*DCF_PLOTLY_JS*/"
@@ -162,23 +163,6 @@ def render(spec: dict) -> str:
     return html.replace(PLOTLY_MARKER, plotly, 1)
 
 
-def write_atomic(text: str, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -190,7 +174,7 @@ def main() -> int:
         return 2
     try:
         html = render(spec)
-        write_atomic(html, spec["output"])
+        write_atomic(spec["output"], lambda f: f.write(html))
     except Exception as err:  # one line for the caller, which names what failed
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

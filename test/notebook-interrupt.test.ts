@@ -20,9 +20,7 @@ function writeNotebook(): string {
   fs.symlinkSync(path.join(PROJECT_ROOT, 'lib'), path.join(dir, 'lib'));
   const source = [
     "import * as tslab from 'tslab';",
-    "import { notebookProgress } from './lib/progress';",
-    "import { train } from './lib/train';",
-    "import { trainConfig } from './lib/train-config';",
+    "import { notebookProgress, train, trainConfig } from './lib/train/index';",
     "const config = trainConfig({ run: 'nb', epochs: 3, batchSize: 64, limitTrain: 1024, limitTest: 128, logEvery: 4 });",
     'const result = await train(config, { runsDir: process.env.NB_RUNS_DIR, onProgress: notebookProgress(tslab.newDisplay()) });',
     'console.log(`cell done: epochs ${result.startEpoch + 1}-${result.epoch}`);',
