@@ -11,6 +11,7 @@ import { saveCheckpoint } from '../lib/train/checkpoint';
 import { PROJECT_ROOT } from '../lib/config';
 import { createNet } from '../lib/model/model';
 import { trainConfig } from '../lib/train/train-config';
+import { readRecorded } from '../lib/experiments/recorded';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-cli-out-'));
 const runs = path.join(dir, 'runs');
@@ -70,5 +71,21 @@ describe('npm run export', () => {
     expect(fs.readFileSync(ckpt('b')).equals(before)).toBe(true);
     const ok = run('export', ['--run', 'a', '--runs-dir', runs, '--out', path.join(dir, 'a.safetensors')]);
     expect(ok.status, ok.stderr).toBe(0);
+  });
+});
+
+describe('npm run experiments -- --list --recorded', () => {
+  it("lists every recorded run of the paired suite with its status, from the committed files (no run folder needed)", () => {
+    const r = run('experiments', ['--suite', 'paired', '--list', '--recorded']);
+    expect(r.status, r.stderr).toBe(0);
+    const { rows } = readRecorded('paired');
+    for (const row of rows) expect(r.stdout).toMatch(new RegExp(`^${row.name}\\s+${row.group}\\s+${row.arm}\\s+${row.status}\\s`, 'm'));
+    expect(r.stdout).toContain(`${rows.filter((x) => x.status === 'done').length} of ${rows.length} recorded runs done`);
+  });
+
+  it('--recorded without --list is a usage error', () => {
+    const r = run('experiments', ['--recorded']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--recorded goes with --list');
   });
 });
