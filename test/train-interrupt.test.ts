@@ -13,9 +13,9 @@ import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { PROJECT_ROOT } from '../lib/config';
 import { readRunEpochs, type EpochRow } from '../lib/train/metrics';
 import { formatEpochLine, notebookProgress } from '../lib/train/progress';
-import { RunLockedError } from '../lib/train/run-dir';
 import { train } from '../lib/train/train';
-import { TrainingInterrupted } from '../lib/train/interrupt';
+import { InterruptRequest, TrainingInterrupted } from '../lib/train/interrupt';
+import { RunDir, RunLockedError } from '../lib/train/run-dir';
 import type { TrainEvent } from '../lib/train/events';
 import { resolveTrainConfig } from '../lib/train/train-cli';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
@@ -98,6 +98,25 @@ describe('interrupt and rerun', () => {
     expect((refusal as Error).message).toMatch(new RegExp(`run 'twice' is already being trained in this process \\(pid ${process.pid}, since .+\\): a second training would run next to it`));
     expect(second).toEqual([]);
     expect(epochsOf(readRunEpochs(path.join(runsDir, 'twice')))).toEqual(ONCE(2));
+  });
+});
+
+describe('the SIGINT listener and tslab', () => {
+  it("is added only after the caller's synchronous code has returned (outside tslab's breakOnSigint window)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-sigint-'));
+    try {
+      const before = process.listenerCount('SIGINT');
+      const pending = InterruptRequest.lockRun(new RunDir(dir, 'listener'));
+      // A cell's code runs inside vm.runInThisContext({ breakOnSigint: true }): a listener added
+      // here would lose its native handler when the cell's synchronous part returns (■ killed the kernel).
+      expect(process.listenerCount('SIGINT')).toBe(before);
+      const request = await pending;
+      expect(process.listenerCount('SIGINT')).toBe(before + 1);
+      request.dispose();
+      expect(process.listenerCount('SIGINT')).toBe(before);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

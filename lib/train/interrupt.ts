@@ -49,6 +49,11 @@ export class InterruptRequest {
    * is left to the lock to refuse (RunLockedError).
    */
   static async lockRun(store: RunDir): Promise<InterruptRequest> {
+    // Listen only after the caller's synchronous part has returned. tslab runs a cell's code in
+    // vm.runInThisContext({ breakOnSigint: true }), whose SIGINT watchdog restores the process's
+    // handler when the code returns: a listener added before that is left without a native
+    // handler, and the next ■ kills the kernel instead of stopping the run.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const key = path.resolve(store.dir);
     const other = active.get(key);
     if (other?.interrupt.signal) await other.ended;
