@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/data/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments/experiments';
 import { PATHS } from '../lib/config';
-import { armsBySeed, readRecorded, readRecordedEpochs, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
+import { armsBySeed, readRecorded, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
 import { trainConfig } from '../lib/train/train-config';
-import { chooseOnValidation, recipeRows } from '../lib/experiments/recipe';
+import { chooseOnValidation, readRecordedRecipes } from '../lib/experiments/recipe';
 
 // Epoch 3's training pass was slow and its rate odd (a paused epoch, say): medians ignore it.
 const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? [0, 100, 200, 900][epoch] : 0, wallSeconds: split === 'train' ? [0, 10, 10, 40][epoch] : 1 });
@@ -96,11 +96,7 @@ describe('the README', () => {
   });
 
   it("quotes the recipe chosen on validation as the recorded suites say (name, validation and test accuracy)", () => {
-    const candidates = chooseOnValidation((['paired', 'recipe'] as const).flatMap((suite) => {
-      const { rows, provenance } = readRecorded(suite);
-      const names = rows.filter((r) => r.group === 'recipe').map((r) => r.name);
-      return recipeRows(rows, readRecordedEpochs(suite, undefined, names), provenance);
-    }));
+    const candidates = chooseOnValidation(readRecordedRecipes().flatMap((s) => s.recipes));
     const chosen = candidates.find((r) => r.chosen)!;
     const others = candidates.filter((r) => !r.chosen);
     const pct = (x: number | null) => `${(100 * x!).toFixed(2)} %`;

@@ -1,11 +1,15 @@
 /**
- * Beyond the lab: each recorded recipe (the paired suite's rows of group 'recipe') against the
+ * Beyond the lab: each recorded recipe (the rows of group 'recipe' of the paired and recipe suites) against the
  * target of ≥ 87 % test accuracy in ≤ 20 minutes on 2 cores. The epoch is the one the run
  * selected on its validation split; test accuracy is quoted at that epoch; the wall time is the
  * sum of the run's recorded epoch times (training pass and evaluations), so it is the machine's
  * time as recorded, with whatever else ran beside it then (provenance.json's note says what).
  */
-import type { Provenance, RecordedRow } from './recorded';
+import * as fs from 'fs';
+import * as path from 'path';
+import { PATHS } from '../config';
+import type { Suite } from './experiments';
+import { readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
 
 export const RECIPE_TARGET = { testAccuracy: 0.87, seconds: 20 * 60, cores: 2 } as const;
 export type RecipeTarget = { testAccuracy: number; seconds: number; cores: number };
@@ -93,4 +97,24 @@ export function chooseOnValidation(rows: readonly RecipeRow[]): RecipeRow[] {
   let best: RecipeRow | undefined;
   for (const r of rows) if (r.status === 'done' && r.valAccuracy !== null && (best === undefined || r.valAccuracy > best.valAccuracy!)) best = r;
   return rows.map((r) => ({ ...r, chosen: r === best }));
+}
+
+/** The recorded suites that hold recipe candidates: best-dynamic in paired, the later candidates in recipe. */
+export const RECIPE_SUITES: readonly Suite[] = ['paired', 'recipe'];
+
+/**
+ * Every recorded recipe candidate, suite by suite (a suite not in this checkout is left out): its
+ * recipeRows, the epochs they come from and the suite's provenance. chooseOnValidation over all
+ * suites' rows picks the recipe.
+ */
+export function readRecordedRecipes(suites: readonly Suite[] = RECIPE_SUITES, recordedDir: string = PATHS.recorded) {
+  return suites.flatMap((suite) => {
+    const dir = path.join(recordedDir, suite);
+    if (!fs.existsSync(path.join(dir, 'experiments.parquet'))) return [];
+    const { rows, provenance } = readRecorded(suite, dir);
+    const names = rows.filter((r) => r.group === 'recipe').map((r) => r.name);
+    if (!names.length) return [];
+    const epochs = readRecordedEpochs(suite, dir, names);
+    return [{ suite, provenance, names, epochs, recipes: recipeRows(rows, epochs, provenance) }];
+  });
 }
