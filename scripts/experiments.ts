@@ -130,6 +130,14 @@ function labThroughput(statuses: readonly ExperimentStatus[], list: readonly Exp
   return { imagesPerSecond: images / (times.reduce((a, b) => a + b, 0) / times.length), measured: true };
 }
 
+/** A plain-text table: columns padded to their widest cell, the last one left ragged. */
+function printColumns(head: string[], rows: string[][]): void {
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
+
 /** The suite's recorded results (committed), one line per run: what `--list --recorded` prints. */
 function printRecorded(suite: Suite): void {
   const { rows, provenance } = readRecorded(suite);
@@ -138,12 +146,8 @@ function printRecorded(suite: Suite): void {
     r.name, r.group, r.arm, r.status, `${r.epochs_done}/${r.epochs}`, r.selected_epoch === null ? '-' : `${r.selected_epoch} (on ${r.select_by})`,
     pct(r.best_val_acc), pct(r.selected_test_acc), r.purpose,
   ]);
-  const head = ['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'];
-  const widths = head.map((h, c) => Math.max(h.length, ...table.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
   console.log(`recorded ${suite} suite (results/recorded/${suite}/, commit ${provenance.commit.slice(0, 12)}, ${provenance.machine.cores} cores of ${provenance.machine.cpu})`);
-  console.log(line(head));
-  for (const r of table) console.log(line(r));
+  printColumns(['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'], table);
   const done = rows.filter((r) => r.status === 'done').length;
   console.log(`\n${done} of ${rows.length} recorded runs done`);
 }
@@ -163,12 +167,8 @@ function printList(list: readonly Experiment[], runsDir: string): void {
       describeSettings(e.config),
     ];
   });
-  const head = ['experiment', 'group', 'status', 'best test', 'final', 'epoch time', 'time left', 'settings'];
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
   console.log(`runs in ${runsDir}`);
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
+  printColumns(['experiment', 'group', 'status', 'best test', 'final', 'epoch time', 'time left', 'settings'], rows);
   const total = list.reduce((sum, e, i) => sum + (statuses[i].state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, statuses[i].epochsDone)), 0);
   console.log(
     `\nestimated time left: ${formatDuration(total * 60)} at ${imagesPerSecond.toFixed(0)} training images/s for the lab's recipe ` +
