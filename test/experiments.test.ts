@@ -11,7 +11,7 @@ import { PATHS } from '../lib/config';
 import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiments/experiment-table';
 import {
   DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentConflicts, experimentDirs, experimentStatus, findExperiment, LAB_EXPERIMENTS, labRunConfig,
-  PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
+  BASE_SEEDS, PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
   type ArmName, type Experiment, type ExperimentEvent, type LabRunName,
 } from '../lib/experiments/experiments';
 import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/experiments/measurements';
@@ -232,9 +232,14 @@ describe('the suites', () => {
       expect(e.name).toBe(`${e.arm}-s${e.config.seed}`);
       arms.set(e.arm, [...(arms.get(e.arm) ?? []), e.config.seed]);
     }
-    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual([...PAIRED_SEEDS]);
-    expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(5);
-    for (const e of PAIRED_EXPERIMENTS) expect([e.config.val, e.config.selectBy], e.name).toEqual([VALIDATION_IMAGES, 'val']);
+    // The main comparison has ten paired seeds, every other arm the first five of them.
+    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : [...BASE_SEEDS]);
+    expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(10);
+    expect(PAIRED_SEEDS.slice(0, BASE_SEEDS.length)).toEqual([...BASE_SEEDS]);
+    // The lab's protocol arms train on all 50k and select on test; every other arm on the validation split.
+    for (const e of PAIRED_EXPERIMENTS) {
+      expect([e.config.val, e.config.selectBy], e.name).toEqual(e.group === 'protocol' ? [0, 'test'] : [VALIDATION_IMAGES, 'val']);
+    }
     // Seed k of two arms differs only in what the arms change (and never in the seed).
     const a = findExperiment('dynamic-s3', PAIRED_EXPERIMENTS).config;
     const b = findExperiment('static-l2-s3', PAIRED_EXPERIMENTS).config;

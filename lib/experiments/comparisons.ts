@@ -5,7 +5,7 @@
  * statistics, and each fix measured against its control. Pure functions of the recorded rows:
  * the notebooks show them; no sentence about the outcome is written anywhere.
  */
-import { PAIRED_COMPARISONS, PAIRED_FIXES, PAIRED_SEEDS, VALIDATION_IMAGES, type ArmComparison, type ExperimentGroup } from './experiments';
+import { BASE_SEEDS, PAIRED_COMPARISONS, PAIRED_FIXES, VALIDATION_IMAGES, type ArmComparison, type ExperimentGroup } from './experiments';
 import { armsBySeed, compareArms, type Provenance, type RecordedRow } from './recorded';
 import { pairedComparison, signFlipPValue, type BySeed, type PairedComparison } from './stats';
 import { meanStd } from './summary';
@@ -54,7 +54,7 @@ export function comparisonRows(rows: readonly RecordedRow[], comparisons: readon
 }
 
 /** The smallest two-sided sign-flip p that `n` pairs can reach (2 / 2^n): 0.0625 for 5 pairs. */
-export function smallestPermutationP(n: number = PAIRED_SEEDS.length): number {
+export function smallestPermutationP(n: number = BASE_SEEDS.length): number {
   return signFlipPValue(new Array<number>(n).fill(1));
 }
 
@@ -155,7 +155,7 @@ export function recordedSummary(provenance: Provenance): RecordedSummary {
     backend: provenance.backend,
     firstEpoch: day(provenance.firstEpochAt), lastEpoch: day(provenance.lastEpochAt), recorded: day(provenance.recordedAt) ?? '',
     runHours: provenance.runSeconds / 3600,
-    seeds: [...PAIRED_SEEDS], trainingImages: 50_000 - VALIDATION_IMAGES, validationImages: VALIDATION_IMAGES,
-    smallestP: smallestPermutationP(PAIRED_SEEDS.length),
+    seeds: [...BASE_SEEDS], trainingImages: 50_000 - VALIDATION_IMAGES, validationImages: VALIDATION_IMAGES,
+    smallestP: smallestPermutationP(BASE_SEEDS.length),
   };
 }

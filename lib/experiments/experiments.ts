@@ -27,8 +27,8 @@ import { configDifferences, DivergedError, LAB_RECIPE, readCheckpointMeta, readR
 import { isQuick, PATHS } from '../config';
 import { runOutcomes } from './summary';
 
-export type ExperimentGroup = 'compare' | 'freeze' | 'init' | 'ablation' | 'recipe';
-export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'freeze', 'init', 'ablation', 'recipe'];
+export type ExperimentGroup = 'compare' | 'protocol' | 'freeze' | 'init' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'freeze', 'init', 'ablation', 'recipe'];
 
 /**
  * One experiment: a named run and its config. `N` / `A` type its name and arm: the tables below
@@ -119,8 +119,23 @@ export function labRunConfig(name: LabRunName): TrainConfig {
   return isQuick() ? quickExperiment(e).config : e.config;
 }
 
-/** Seeds of every arm of the paired suite: run k of each arm shares seed k (init, data order). */
-export const PAIRED_SEEDS = [0, 1, 2, 3, 4] as const;
+/**
+ * Seeds of the paired suite: run k of each arm shares seed k (data order, augmentation, the seeded
+ * initialisation streams). Every arm has the first five; the lab's main comparison (dynamic, static,
+ * static-l2) has ten, so that "equivalent within the margin" can be shown (five pairs cannot go
+ * below p = 0.0625 and gave ±1.2-point intervals).
+ */
+export const PAIRED_SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
+/** The seeds of arms that are not the main comparison. */
+export const BASE_SEEDS = [0, 1, 2, 3, 4] as const;
+/**
+ * The equivalence margin, declared before the ten-seed runs (commit of this line): a difference in
+ * test accuracy between two arms inside ±EQUIVALENCE_MARGIN points, shown by a 90 % interval
+ * (two one-sided tests at 5 %), is called equivalent.
+ */
+export const EQUIVALENCE_MARGIN = 0.01;
+/** Seeds of each recipe candidate: chosen on mean validation accuracy over them. */
+export const RECIPE_SEEDS = [0, 1, 2] as const;
 /** Images of the fixed, class-balanced validation split (lib/data/batches splitValidation). */
 export const VALIDATION_IMAGES = 5000;
 
@@ -131,17 +146,23 @@ interface Arm<A extends string = string> {
   purpose: string;
   overrides: Partial<TrainConfig>;
   cost: number;
+  /** Its seeds (default BASE_SEEDS). */
+  seeds?: readonly number[];
 }
 
 const ARMS = [
-  { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1 },
-  { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1 },
-  { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1 },
+  { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1, seeds: PAIRED_SEEDS },
+  { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1, seeds: PAIRED_SEEDS },
+  { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1, seeds: PAIRED_SEEDS },
+  { arm: 'lab-dynamic', group: 'protocol', purpose: "the lab's protocol: dynamic net trained on all 50k images, best epoch on test", overrides: { variant: 'dynamic', val: 0, selectBy: 'test' }, cost: 1.1 },
+  { arm: 'lab-static', group: 'protocol', purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test", overrides: { variant: 'static', val: 0, selectBy: 'test' }, cost: 1.1 },
   { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
   { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
   { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
   { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
   { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
+  { arm: 'fix-adapter', group: 'freeze', purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it', overrides: { freeze: 'all', adapter: true }, cost: 0.5 },
+  { arm: 'frozen-eval-up2', group: 'freeze', purpose: 'the scale cause: the fixed backbone sees the input upsampled ×2 (objects nearer ImageNet sizes)', overrides: { freeze: 'all', upsample: 2 }, cost: 1.2 },
   { arm: 'dynamic-folded', group: 'init', purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one', overrides: { weights: 'folded' }, cost: 1 },
   { arm: 'ablate-no-norm', group: 'ablation', purpose: 'dynamic head without the L2 normalisation of the generated filters', overrides: { filterNorm: false }, cost: 1 },
   { arm: 'ablate-no-scale', group: 'ablation', purpose: 'response maps not divided by √64', overrides: { responseScale: false }, cost: 1 },
@@ -157,8 +178,10 @@ export const BEST_DYNAMIC = 'best-dynamic';
 export const BEST_ADAPTER = 'best-adapter';
 /** A run of the paired suite: arm k's run with seed s is `${arm}-s${s}`, and best-dynamic. */
 export type PairedRunName = `${ArmName}-s${PairedSeed}` | typeof BEST_DYNAMIC;
+/** A run of the recipe suite: seed 0 of each candidate has the candidate's name, seed s > 0 `${name}-s${s}`. */
+export type RecipeRunName = typeof BEST_ADAPTER | `${typeof BEST_DYNAMIC | typeof BEST_ADAPTER}-s${Exclude<(typeof RECIPE_SEEDS)[number], 0>}`;
 /** Every run name of the experiment tables (both suites). */
-export type ExperimentName = LabRunName | PairedRunName | typeof BEST_ADAPTER;
+export type ExperimentName = LabRunName | PairedRunName | RecipeRunName;
 
 /**
  * The paired suite behind the recorded results (results/recorded/): every arm with each of
@@ -168,15 +191,15 @@ export type ExperimentName = LabRunName | PairedRunName | typeof BEST_ADAPTER;
  * has whole pairs: all arms of seed 0, then of seed 1, …
  */
 export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | typeof BEST_DYNAMIC>[] = Object.freeze([
-  ...(['compare', 'freeze', 'ablation'] as const).flatMap((phase) => {
-    const arms = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
-    return PAIRED_SEEDS.flatMap((seed) => arms.map((a) => pairedExperiment(a, seed)));
+  ...(['compare', 'protocol', 'freeze', 'ablation'] as const).flatMap((phase) => {
+    const arms: readonly Arm<ArmName>[] = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
+    return PAIRED_SEEDS.flatMap((seed) => arms.filter((a) => (a.seeds ?? BASE_SEEDS).includes(seed)).map((a) => pairedExperiment(a, seed)));
   }),
   experiment(BEST_DYNAMIC, 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
 ]);
 
 function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
-  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { ...a.overrides, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, a.cost, a.arm);
+  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { val: VALIDATION_IMAGES, selectBy: 'val', ...a.overrides, seed }, a.cost, a.arm);
 }
 
 /** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
@@ -224,8 +247,13 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
  * best-adapter adds capacity after layer1 for about 1.3× best-dynamic's time per epoch (recorded alone:
  * 18.8 against 14.1 min for 40 epochs).
  */
-export const RECIPE_EXPERIMENTS: readonly Experiment<typeof BEST_ADAPTER>[] = Object.freeze([
+export const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
   experiment(BEST_ADAPTER, 'recipe', `best-dynamic plus a residual 3×3 conv + BN + ReLU adapter after the backbone, ${BEST_EPOCHS} epochs`, { ...BEST, adapter: true, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4),
+  // More seeds of both candidates (seed 0 of best-dynamic is the paired suite's best-dynamic).
+  ...RECIPE_SEEDS.filter((s): s is Exclude<(typeof RECIPE_SEEDS)[number], 0> => s > 0).flatMap((seed) => [
+    experiment(`${BEST_DYNAMIC}-s${seed}` as const, 'recipe', `best-dynamic, seed ${seed}`, { ...BEST, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05, BEST_DYNAMIC),
+    experiment(`${BEST_ADAPTER}-s${seed}` as const, 'recipe', `best-adapter, seed ${seed}`, { ...BEST, adapter: true, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4, BEST_ADAPTER),
+  ]),
 ]);
 
 /** The suites: the lab's (npm start), the paired one and the recipe candidates (both recorded). */
