@@ -7,5 +7,6 @@ export * from './image-grid';
 export * from './notebooks';
 export * from './plots';
 export * from './report';
+export * from './submission';
 export * from './tables';
 export * from './visualize';
