@@ -44,7 +44,7 @@ function main(): number {
     uid = checkUid(v.uid);
     recorded = v.recorded ?? false;
     if (readEnv().quick) {
-      throw new Error('DCF_QUICK=1 is set: a quick run only shows that the pipeline works; unset it to hand in the lab');
+      throw new Error('DCF_QUICK=1 is set: a quick run only shows that the pipeline works; unset it to hand in');
     }
     // Relative to the folder `npm run` was started from, not the project.
     outDir = v.out === undefined ? PATHS.results : path.resolve(readEnv().initCwd, v.out);
@@ -62,7 +62,8 @@ function main(): number {
     ];
     if (s.skipped.length) lines.push(`left out (tracked, but deleted in your working tree): ${s.skipped.join(', ')}`);
     if (s.untracked.length) {
-      lines.push(`not in it (not tracked by git): ${s.untracked.join(', ')}; \`git add\` them and run again to hand them in`);
+      const files = s.untracked.join(', ');
+      lines.push(`not in it (not tracked by git): ${files}; \`git add\` them and run again to hand them in`);
     }
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

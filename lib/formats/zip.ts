@@ -58,7 +58,9 @@ function checkName(name: string): void {
 
 /** The bytes of a ZIP archive of `entries`, in the order given (deflated where that is smaller). */
 export function zip(entries: readonly ZipEntry[], opts: ZipOptions): Buffer {
-  if (entries.length > MAX_ENTRIES) throw new Error(`zip: ${entries.length} entries; at most ${MAX_ENTRIES} without ZIP64`);
+  if (entries.length > MAX_ENTRIES) {
+    throw new Error(`zip: ${entries.length} entries; at most ${MAX_ENTRIES} without ZIP64`);
+  }
   const { date, time } = dosDateTime(opts.mtime);
   const seen = new Set<string>();
   const locals: Buffer[] = [];

@@ -71,7 +71,7 @@ export interface Submission {
 }
 
 function git(root: string, args: string[]): string {
-  return execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  return execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: 'pipe', maxBuffer: 64 << 20 });
 }
 
 /** Throws unless `root` is the top of a git repository, saying that the code must be a git clone. */
@@ -88,7 +88,9 @@ function checkRepository(root: string): void {
     );
   }
   if (fs.realpathSync(top) !== fs.realpathSync(root)) {
-    throw new Error(`cannot tell which files are the code: ${root} is not a clone of the project itself but lies inside the git repository ${top}`);
+    throw new Error(
+      `cannot tell which files are the code: ${root} is not a clone of the project but lies in the repository ${top}`,
+    );
   }
 }
 
