@@ -6,7 +6,7 @@
  *
  *   npm run report                     results/notebooks → results/report
  *   npm run report -- --quick          results/quick/notebooks → results/quick/report
- *   npm run report -- --no-pdf         the HTML only
+ *   npm run report -- --no-pdf         the HTML only (an earlier report.pdf is removed: it would not match)
  *   npm run report -- --allow-stale    render notebooks changed since they ran (a warning each)
  */
 import { PATHS, readEnv, setEnv } from '../lib/config';
@@ -14,7 +14,8 @@ import { buildReport, executedDir } from '../lib/report';
 
 const USAGE = `usage: npm run report [-- --quick] [--no-pdf] [--allow-stale]
 Renders the executed notebooks in results/notebooks (results/quick/notebooks with --quick) as
-results/report/report.html and report.pdf. Run \`npm start\` first.`;
+results/report/report.html and report.pdf. Run \`npm start\` first. With --no-pdf, an earlier
+report.pdf is removed (it was printed from an earlier render).`;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
