@@ -146,7 +146,8 @@ function printRecorded(suite: Suite): void {
     r.name, r.group, r.arm, r.status, `${r.epochs_done}/${r.epochs}`, r.selected_epoch === null ? '-' : `${r.selected_epoch} (on ${r.select_by})`,
     pct(r.best_val_acc), pct(r.selected_test_acc), r.purpose,
   ]);
-  console.log(`recorded ${suite} suite (results/recorded/${suite}/, commit ${provenance.commit.slice(0, 12)}, ${provenance.machine.cores} cores of ${provenance.machine.cpu})`);
+  console.log(`recorded ${suite} suite (results/recorded/${suite}/), in ${provenance.batches.length} batch(es):`);
+  for (const b of provenance.batches) console.log(`  ${b.runs.length} runs at commit ${b.commit.slice(0, 12)}, ${b.lastEpochAt?.slice(0, 10) ?? '-'}, ${b.machine.cores} cores of ${b.machine.cpu}`);
   printColumns(['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'], table);
   const done = rows.filter((r) => r.status === 'done').length;
   console.log(`\n${done} of ${rows.length} recorded runs done`);
@@ -203,12 +204,12 @@ async function main(): Promise<number> {
   }
   if (args.record) {
     initBackend(); // the confusion matrices evaluate each run's best checkpoint
-    const { dir, rows, provenance } = recordSuite(args.suite, {
+    const { dir, rows, provenance, recorded } = recordSuite(args.suite, {
       runsDir, commit: args.commit, note: args.note, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
-    const confusions = await recordConfusions(args.suite, { runsDir, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
+    const confusions = await recordConfusions(args.suite, { runsDir, runs: recorded, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
     const done = rows.filter((r) => r.status === 'done').length;
-    console.log(`${confusions.length / 100} confusion matrices; recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
+    console.log(`${confusions.length / 100} confusion matrices; recorded ${recorded.length} run(s) now, ${done} of ${rows.length} experiments done in all, in ${path.relative(process.cwd(), dir)}/`);
     if (args.suite === 'paired') {
       // The README quotes the paired suite; its block is regenerated here and checked by test/recorded.test.ts.
       const readme = path.join(PATHS.root, 'README.md');

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
 import type { Suite } from './experiments';
-import { readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
+import { batchOf, readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
 
 export const RECIPE_TARGET = { testAccuracy: 0.87, seconds: 20 * 60, cores: 2 } as const;
 export type RecipeTarget = { testAccuracy: number; seconds: number; cores: number };
@@ -58,7 +58,7 @@ export interface RecipeRow {
  * One row per recipe of `rows` (group 'recipe'), from its recorded epochs. A run resumed in
  * several sessions counts each (epoch, split) once: its last session's pass.
  */
-export function recipeRows(rows: readonly RecordedRow[], epochs: readonly RecipeEpoch[], provenance: Pick<Provenance, 'machine'>, target: RecipeTarget = RECIPE_TARGET): RecipeRow[] {
+export function recipeRows(rows: readonly RecordedRow[], epochs: readonly RecipeEpoch[], provenance: Provenance, target: RecipeTarget = RECIPE_TARGET): RecipeRow[] {
   return rows
     .filter((r) => r.group === 'recipe')
     .map((r) => {
@@ -74,7 +74,7 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
       const val = r.selected_epoch === null ? undefined : mine.find((e) => e.split === 'val' && e.epoch === r.selected_epoch);
       const testAccuracy = r.status === 'done' ? r.selected_test_acc : null;
       const wallSeconds = sum(mine);
-      const cores = provenance.machine.cores;
+      const cores = batchOf(provenance, r.name)?.machine.cores ?? NaN;
       const meetsAccuracy = testAccuracy !== null && testAccuracy >= target.testAccuracy;
       const meetsTime = wallSeconds !== null && r.status === 'done' && wallSeconds <= target.seconds;
       const meetsCores = cores <= target.cores;
