@@ -12,7 +12,7 @@ import { armSummaries, bySeed, compare, fromRecorded, loadResults, resultsFrame,
 import { freezeFacts } from '../lib/experiments/findings';
 import { signFlipPValue } from '../lib/experiments/stats';
 import { dynamicCosts } from '../lib/experiments/costs';
-import { chooseOnValidation, RECIPE_TARGET, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
+import { chooseOnValidation, RECIPE_TARGET, recipeCandidates, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
 import { EQUIVALENCE_MARGIN, FREEZE_CAUSES, LAB_EXPERIMENTS, PAIRED_COMPARISONS, PAIRED_FIXES, type ArmComparison } from '../lib/experiments/experiments';
 import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiments/experiment-table';
 import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/experiments/measurements';
@@ -205,6 +205,25 @@ describe('recipes against the target', () => {
     expect(chooseOnValidation(recipeRows(partial, all, machine)).find((r) => r.chosen)?.name).toBe('best-a');
     expect(chooseOnValidation([]).length).toBe(0);
     expect(htmlTable(chosen, { columns: recipeColumns(RECIPE_TARGET) })).toContain('chosen on val');
+  });
+
+  it('chooses a candidate on its MEAN validation accuracy over seeds, and only when all its seeds finished', () => {
+    // A's best seed has the highest validation accuracy (0.90), but B's mean is higher (0.88 against 0.873).
+    const valA = [0.9, 0.86, 0.86];
+    const valB = [0.88, 0.88, 0.88];
+    const rowsOf = (arm: string, vals: number[]) =>
+      vals.map((v, seed) => ({ ...recordedRows({ [arm]: [0.85] })[0], name: `${arm}-s${seed}`, seed, selected_test_acc: arm === 'best-a' ? 0.86 + seed / 100 : 0.85 }));
+    const rows = [...rowsOf('best-a', valA), ...rowsOf('best-b', valB)];
+    const all = [...valA.map((v, k) => epochs(`best-a-s${k}`, [0.8, v, 0.8], [0.85, 0.86 + k / 100, 0.85])), ...valB.map((v, k) => epochs(`best-b-s${k}`, [0.8, v, 0.8], [0.85, 0.85, 0.85]))].flat();
+    const candidates = recipeCandidates(recipeRows(rows, all, machine));
+    expect(candidates.map((c) => [c.arm, c.seeds, c.chosen])).toEqual([['best-a', [0, 1, 2], false], ['best-b', [0, 1, 2], true]]);
+    expect(candidates[0].valAccuracy).toBeCloseTo(0.8733, 4);
+    expect(candidates[0].testAccuracy).toBeCloseTo(0.87, 10);
+    expect(candidates[0].testSd).toBeCloseTo(0.01, 10);
+    expect(chooseOnValidation(recipeRows(rows, all, machine)).filter((r) => r.chosen).map((r) => r.name)).toEqual(['best-b-s0', 'best-b-s1', 'best-b-s2']);
+    // One seed of B unfinished: B cannot be chosen, A is.
+    const partial = rows.map((r) => (r.name === 'best-b-s2' ? { ...r, status: 'partial' } : r));
+    expect(recipeCandidates(recipeRows(partial, all, machine)).find((c) => c.chosen)?.arm).toBe('best-a');
   });
 
   it('meets nothing before the run has finished', () => {
