@@ -17,6 +17,12 @@ import {
   type Experiment, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { writeFileAtomic } from '../lib/formats';
+import { loadCifar10 } from '../lib/data';
+import { mapFacts, writeMapFacts } from '../lib/report';
+import { checkpointPath, loadNetFromStateFile } from '../lib/train';
+
+/** The run whose response maps the recorded suite keeps for the short report. */
+const MAPS_RUN = 'lab-dynamic-s0';
 import { formatDuration, formatPercent, formatResult, type ProgressCallback, type TerminalMode, terminalProgress } from '../lib/train';
 
 const USAGE = `usage: npm run experiments -- [options]
@@ -208,6 +214,16 @@ async function main(): Promise<number> {
       runsDir, commit: args.commit, note: args.note, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
     const confusions = await recordConfusions(args.suite, { runsDir, runs: recorded, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
+    // The short report's response maps come from the lab protocol's seed-0 dynamic run, recorded with it.
+    if (recorded.includes(MAPS_RUN)) {
+      const { net, norm } = loadNetFromStateFile(checkpointPath(path.join(runsDir, MAPS_RUN), 'best'));
+      try {
+        writeMapFacts(dir, mapFacts(net, norm, loadCifar10('test'), 'recorded', MAPS_RUN));
+        console.log(`response maps of ${MAPS_RUN} → ${path.relative(process.cwd(), dir)}/maps.parquet`);
+      } finally {
+        net.dispose();
+      }
+    }
     const done = rows.filter((r) => r.status === 'done').length;
     console.log(`${confusions.length / 100} confusion matrices; recorded ${recorded.length} run(s) now, ${done} of ${rows.length} experiments done in all, in ${path.relative(process.cwd(), dir)}/`);
     if (args.suite === 'paired') {
