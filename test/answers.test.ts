@@ -1,6 +1,6 @@
 // The report's answers are generated from the results: each conclusion flips when the numbers do.
 import { describe, expect, it } from 'vitest';
-import { EQUIVALENCE_MARGIN, networkFacts, pairedComparison, type ArmSummary, type ComparisonRow, type CompareFacts, type CostFacts, type FreezeFacts } from '../lib/experiments';
+import { dynamicCosts, EQUIVALENCE_MARGIN, networkFacts, pairedComparison, type MeasurementRow, type ArmSummary, type ComparisonRow, type CompareFacts, type CostFacts, type FreezeFacts } from '../lib/experiments';
 import { causeStatus, checkpointAnswer, compareAnswer, freezeAnswer, networkAnswer, prosConsAnswer, responseMapAnswer, type MapFacts } from '../lib/report';
 
 /** A comparison row b − a from per-seed values (fractions). */
@@ -95,22 +95,37 @@ describe('3.2 freezing', () => {
 });
 
 describe('advantages and downsides', () => {
-  const costs = (accuracyGain: number, dynamicSpeed: number): CostFacts => ({
+  /** Step times of both heads (ms), as lib/experiments/measurements records them. */
+  const measured = (dynamicTrainMs: number): MeasurementRow[] => {
+    const base = { setting: 'lab', part: '', unit: 'ms' as const, spread: 1, n: 12, backend: 'test', cpus: 2, load1: 0, othersShare: 0, time: new Date(0) };
+    return [
+      { ...base, measure: 'train-step', variant: 'dynamic', batch: 64, value: dynamicTrainMs },
+      { ...base, measure: 'train-step', variant: 'static', batch: 64, value: 100 },
+      { ...base, measure: 'inference-step', variant: 'static', batch: 64, value: 30 },
+      { ...base, measure: 'inference-step', variant: 'dynamic', batch: 64, value: 31 },
+      { ...base, measure: 'inference-step-precomputed-filters', variant: 'dynamic', batch: 64, value: 30.3 },
+      { ...base, measure: 'filter-generation', variant: 'dynamic', batch: 10, value: 0.4 },
+    ];
+  };
+  const costs = (accuracyGain: number, dynamicTrainMs: number): CostFacts => ({
     source: 'recorded',
     network: networkFacts(),
-    throughput: { dynamic: { arm: 'dynamic', mean: dynamicSpeed, sd: 10, n: 10 }, static: { arm: 'static', mean: 2000, sd: 10, n: 10 } },
+    times: dynamicCosts(measured(dynamicTrainMs)),
     accuracy: row('static', 'dynamic', base, shift(base, accuracyGain, 0.001)),
   });
-  it('counts accuracy as a downside when there is no gain, an advantage when there is one', () => {
-    const none = prosConsAnswer(costs(0.001, 1800));
-    expect(none.conclusion.accuracyIs).toBe('downside');
+  it('counts accuracy as a downside when there is no gain, an advantage when there is one; time by the measured step ratio', () => {
+    const none = prosConsAnswer(costs(0.001, 110));
+    expect(none.conclusion).toEqual({ accuracyIs: 'downside', slower: true });
     expect(none.advantages.length).toBeGreaterThanOrEqual(2);
     expect(none.downsides.length).toBeGreaterThanOrEqual(2);
-    expect(none.downsides.join(' ')).toContain('10 % slower');
-    const gain = prosConsAnswer(costs(0.03, 2100));
+    expect(none.downsides.join(' ')).toContain('1.10× the static one');
+    expect(none.advantages.join(' ')).toContain('1.01× the static net');
+    expect(none.sentences[0]).toContain('for no accuracy gain (equivalent within ±1 point)');
+    const gain = prosConsAnswer(costs(0.03, 95));
     expect(gain.conclusion).toEqual({ accuracyIs: 'advantage', slower: false });
     expect(gain.advantages.join(' ')).toContain('Higher accuracy');
     expect(gain.advantages.join(' ')).toContain('No training-time cost');
+    expect(gain.sentences[0]).toContain('for +3.00 points of accuracy');
   });
 });
 

@@ -225,13 +225,13 @@ export const FREEZE_CAUSES: readonly { cause: string; arm: ArmName; control: Arm
   { cause: 'BatchNorm statistics', arm: 'frozen-eval', control: 'frozen-requires-grad', how: "BatchNorm in evaluation mode on ImageNet's statistics instead of CIFAR-10 batch statistics" },
   { cause: 'input statistics', arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: 'inputs normalised with the ImageNet mean and std the backbone was trained on' },
   { cause: 'object scale', arm: 'frozen-eval-up2', control: 'frozen-eval', how: 'input upsampled ×2, so objects are nearer the size the backbone learned' },
-  { cause: 'features not adapted to CIFAR-10', arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
+  { cause: 'features not adapted to CIFAR-10', arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
 ];
 
 /** The fixes of a frozen backbone, each with its control: the frozen arm it differs from in the fix alone. */
 export const PAIRED_FIXES: readonly { arm: ArmName; control: ArmName; how: string }[] = [
   { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
-  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
+  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
   { arm: 'fix-adapter', control: 'frozen-eval', how: 'a trainable residual 3×3 conv + BN + ReLU after the fixed backbone' },
 ];
 

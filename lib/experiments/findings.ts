@@ -10,6 +10,8 @@ import { describeState, LAB_ARCHITECTURE } from '../model/index';
 import type { Variant } from '../config';
 import { FREEZE_CAUSES, PAIRED_COMPARISONS, PAIRED_FIXES, type ArmComparison } from './experiments';
 import { armSummaries, compare, type ArmSummary, type ComparisonRow, type Source } from './table';
+import { dynamicCosts, type DynamicCosts } from './costs';
+import type { MeasurementRow } from './measurements';
 
 /** The comparisons of PAIRED_COMPARISONS between `a` and `b` (b − a), exactly one. */
 function comparisonOf(a: string, b: string): ArmComparison {
@@ -140,13 +142,16 @@ export function freezeFacts(t: pl.DataFrame): FreezeFacts {
 export interface CostFacts {
   source: Source;
   network: NetworkFacts;
-  /** Median training throughput of each head (images/s, same machine, validation protocol). */
-  throughput: { dynamic: ArmSummary; static: ArmSummary };
+  /** Step times of both heads measured in alternating rounds on one machine (lib/experiments/costs); undefined when not measured. */
+  times?: DynamicCosts;
   /** The main comparison, for whether dynamic filters buy accuracy. */
   accuracy: ComparisonRow;
 }
 
-export function costFacts(t: pl.DataFrame): CostFacts {
-  const [dynamic, stat] = armSummaries(t, ['dynamic', 'static'], 'images_per_s');
-  return { source: 'recorded', network: networkFacts(), throughput: { dynamic, static: stat }, accuracy: compare(t, [comparisonOf('static', 'dynamic')])[0] };
+export function costFacts(t: pl.DataFrame, measurements: readonly MeasurementRow[]): CostFacts {
+  const times = dynamicCosts(measurements);
+  return {
+    source: 'recorded', network: networkFacts(), times: times.trainStepRatio === null ? undefined : times,
+    accuracy: compare(t, [comparisonOf('static', 'dynamic')])[0],
+  };
 }

@@ -17,8 +17,8 @@ import { CLASS_NAMES, FEATURE_SIZE, IMAGE_SIZE, PATHS } from '../config';
 import { loadCifar10 } from '../data/index';
 import { checkpointPath, loadNetFromStateFile } from '../train/index';
 import {
-  bestRun, checkpointFacts, compareFacts, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
-  type ComparisonRow, type CostFacts, type FreezeFacts, type NetworkFacts, type Provenance, type ResultRow, verdictPhrase, yourResults, loadLabResults,
+  bestRun, checkpointFacts, compareFacts, MEASUREMENTS_FILE, readMeasurements, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
+  type ComparisonRow, type CostFacts, type FreezeFacts, type NetworkFacts, type Provenance, type ResultRow, type RunEpochs, verdictPhrase, yourResults, loadLabResults,
 } from '../experiments/index';
 import { writeFileAtomic } from '../formats/index';
 import { checkpointAnswer, compareAnswer, freezeAnswer, networkAnswer, pct, prosConsAnswer, pts, responseMapAnswer, type Answer } from './answers';
@@ -35,6 +35,8 @@ export interface ReportFacts {
   provenance: Provenance;
   network: NetworkFacts;
   checkpoint?: CheckpointFacts;
+  /** Test accuracy per epoch of each run behind `checkpoint`. */
+  checkpointRuns: RunEpochs[];
   /** lab-dynamic / lab-static test accuracy and train loss per epoch, mean ± sd over seeds (recorded). */
   curves: LineSeries[][];
   compare: CompareFacts;
@@ -76,6 +78,7 @@ export function gatherFacts(opts: { mode: 'recorded' | 'yours'; recordedDir?: st
     provenance,
     network: networkFacts(),
     checkpoint: checkpointFacts(labRuns('lab-dynamic').map((run) => ({ run, test: testOf(run) })), 'recorded'),
+    checkpointRuns: labRuns('lab-dynamic').map((run) => ({ run, test: testOf(run) })),
     curves: [
       [series('lab-dynamic', 'dynamic, test', 'test', 'accuracy', 0), series('lab-static', 'static, test', 'test', 'accuracy', 1), series('lab-dynamic', 'dynamic, train', 'train', 'accuracy', 0, true), series('lab-static', 'static, train', 'train', 'accuracy', 1, true)],
       [series('lab-dynamic', 'dynamic, train', 'train', 'loss', 0, true), series('lab-static', 'static, train', 'train', 'loss', 1, true), series('lab-dynamic', 'dynamic, test', 'test', 'loss', 0), series('lab-static', 'static, test', 'test', 'loss', 1)],
@@ -83,7 +86,7 @@ export function gatherFacts(opts: { mode: 'recorded' | 'yours'; recordedDir?: st
     compare: compareFacts(t),
     maps: readMapFacts(pairedDir),
     freeze: freezeFacts(t),
-    costs: costFacts(t),
+    costs: costFacts(t, fs.existsSync(path.join(pairedDir, MEASUREMENTS_FILE)) ? readMeasurements(path.join(pairedDir, MEASUREMENTS_FILE)) : []),
     yours: opts.mode === 'yours' ? yourResults(opts.resultsDir) : [],
     yourMaps: opts.yourMaps,
   };
@@ -132,7 +135,7 @@ function intervalFigure(rows: readonly ComparisonRow[], title: string, caption: 
   return figure(
     intervalChart(
       rows.map((c) => ({ label: `${c.b} − ${c.a}`, mean: 100 * c.mean, low: 100 * c.low, high: 100 * c.high, low90: 100 * c.low90, high90: 100 * c.high90, points: c.differences.map((d) => 100 * d) })),
-      { title, xLabel: 'difference in test accuracy, points (diamond: mean; thin: 95 % CI; thick: 90 % CI; dots: seeds)', margin: 100 * (rows[0]?.margin ?? 0) },
+      { title, xLabel: 'b − a, points of test accuracy (◆ mean, thin 95 % CI, thick 90 % CI, dots seeds)', margin: 100 * (rows[0]?.margin ?? 0) },
     ),
     caption,
   );
@@ -185,10 +188,16 @@ export function labReportHtml(f: ReportFacts): string {
     const cp = checkpointAnswer(f.checkpoint);
     const shown = f.compare.lab.dynamic;
     parts.push(section(cp, [
-      table(['epoch', 'test accuracy', ''], f.checkpoint.shown.run ? (() => {
-        const run = f.checkpoint!.shown;
-        return Array.from({ length: run.epochs }, (_, i) => i + 1).map((ep) => [ep, ep === run.bestEpoch ? pct(run.best) : '', ep === run.bestEpoch ? 'best: saved and resumed from' : '']);
-      })() : [], `${f.checkpoint.shown.run}: the best epoch. ${source(`lab protocol, ${shown.n} seeds`)}`),
+      figure(
+        lineChart(
+          f.checkpointRuns.map((r, k) => {
+            const best = r.test.reduce((b, x, i) => (x[1] > r.test[b][1] ? i : b), 0);
+            return { name: r.run, x: r.test.map((e) => e[0]), y: r.test.map((e) => 100 * e[1]), mark: best, color: k, unlisted: f.checkpointRuns.length > 6 };
+          }),
+          { title: 'Test accuracy per epoch; dot: the best epoch (the checkpoint kept)', xLabel: 'epoch', yLabel: 'test accuracy, %', width: 520, height: 240 },
+        ),
+        `The dynamic net's runs under the lab's protocol, one line per seed. ${source(`lab protocol, ${shown.n} seeds`)}`,
+      ),
       f.mode === 'yours' && yourAccuracy(f.yours, 'lab-dynamic-s0') !== undefined ? yours(`lab-dynamic-s0 reached ${pct(yourAccuracy(f.yours, 'lab-dynamic-s0')!)} at its best epoch.`) : '',
     ]));
   }

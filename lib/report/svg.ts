@@ -37,6 +37,10 @@ export interface LineSeries {
   band?: number[];
   dashed?: boolean;
   color?: number;
+  /** Index of a point to mark with a dot (e.g. the best epoch). */
+  mark?: number;
+  /** Leave the series out of the legend (many runs of one kind). */
+  unlisted?: boolean;
 }
 
 /** One panel of lines (with optional bands) and a legend; x and y labels. */
@@ -62,6 +66,8 @@ export function lineChart(series: readonly LineSeries[], opts: { title: string; 
     }
     const d = s.x.map((x, i) => `${i ? 'L' : 'M'}${f(X(x))},${f(Y(s.y[i]))}`).join('');
     parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
+    if (s.mark !== undefined) parts.push(`<circle cx="${f(X(s.x[s.mark]))}" cy="${f(Y(s.y[s.mark]))}" r="3.5" fill="${color}"/>`);
+    if (s.unlisted) return;
     const lx = m.l + (k % 2) * ((W - m.l - m.r) / 2);
     const ly = H - 22 + Math.floor(k / 2) * 12;
     parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${ly - 3}" y2="${ly - 3}" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
