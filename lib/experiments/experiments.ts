@@ -24,7 +24,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ARCHITECTURE_KEYS, describeArchitectureField, type Architecture } from '../model/index';
 import { writeFileAtomic } from '../formats/index';
-import { configDifferences, DivergedError, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train, trainConfig, type TrainConfig, type TrainEvent, type TrainOptions, type TrainResult, validateConfig } from '../train/index';
+import {
+  configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
+  trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
+  type TrainResult,
+} from '../train/index';
 import { isQuick, PATHS } from '../config';
 import { runOutcomes } from './summary';
 
@@ -433,10 +437,16 @@ export type ExperimentEvent =
 
 export interface ExperimentOutcome {
   name: string;
-  /** trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with `error`. */
-  result: 'trained' | 'skipped' | 'diverged' | 'failed';
+  /**
+   * trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with
+   * `error`; interrupted: SIGINT or SIGTERM (`signal`) stopped it at a step (`error`: the line
+   * saying where and what is saved), or came before it began (no `error`): it keeps what it saved
+   * and resumes on the next run. It is the last outcome: the experiments after it did not start.
+   */
+  result: 'trained' | 'skipped' | 'diverged' | 'failed' | 'interrupted';
   status: ExperimentStatus;
   error?: string;
+  signal?: NodeJS.Signals;
   train?: TrainResult;
 }
 
@@ -457,10 +467,35 @@ export interface RunExperimentsOptions {
 }
 
 /**
+ * SIGINT / SIGTERM while the runner runs: the first one is kept, and no experiment starts after
+ * it. The run in progress stops at its next step through lib/train's own listener
+ * (TrainingInterrupted). Listening starts after a macrotask, as lib/train's does (tslab's
+ * breakOnSigint window, lib/train/interrupt).
+ */
+class StopRequest {
+  signal?: NodeJS.Signals;
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.signal ??= signal;
+  };
+
+  static async listen(): Promise<StopRequest> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const stop = new StopRequest();
+    for (const s of INTERRUPT_SIGNALS) process.on(s, stop.onSignal);
+    return stop;
+  }
+
+  dispose(): void {
+    for (const s of INTERRUPT_SIGNALS) process.off(s, this.onSignal);
+  }
+}
+
+/**
  * Runs the selected experiments one after the other. Refuses to start — training nothing — when
  * a run exists with another config or cannot be read, naming every problem. A run that diverges
  * is recorded (diverged.json in its folder) and the others go on; any other failure also lets
- * the others go on and is reported in the outcomes.
+ * the others go on and is reported in the outcomes. SIGINT or SIGTERM stops the run in progress
+ * at its next step, saved epochs kept (outcome 'interrupted', not 'failed'), and starts no other.
  */
 export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<ExperimentOutcome[]> {
   const table = (opts.experiments ?? EXPERIMENTS).map((e) => (opts.quick ? quickExperiment(e) : e));
@@ -477,10 +512,28 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
         '\nMove or delete those run folders (or rename the experiment in lib/experiments/experiments.ts) and rerun.',
     );
   }
+  const stop = await StopRequest.listen();
+  try {
+    return await runInOrder(selected, runsDir, stop, opts, emit);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function runInOrder(
+  selected: readonly Experiment[], runsDir: string, stop: StopRequest, opts: RunExperimentsOptions,
+  emit: (event: ExperimentEvent) => void,
+): Promise<ExperimentOutcome[]> {
   const outcomes: ExperimentOutcome[] = [];
   for (const [i, e] of selected.entries()) {
     const index = i + 1;
     const status = experimentStatus(e, runsDir); // again: an earlier experiment may have taken long
+    if (stop.signal) {
+      const outcome: ExperimentOutcome = { name: e.name, result: 'interrupted', status, signal: stop.signal };
+      outcomes.push(outcome);
+      emit({ type: 'end', experiment: e, outcome });
+      break;
+    }
     const skip = status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
     if (skip) {
       emit({ type: 'skip', experiment: e, index, total: selected.length, status });
@@ -490,20 +543,30 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
       continue;
     }
     emit({ type: 'begin', experiment: e, index, total: selected.length, status });
+    const hasLast = fs.existsSync(new RunDir(runsDir, e.name).checkpoint('last'));
     let outcome: ExperimentOutcome;
     try {
       const result = await train(e.config, {
         runsDir,
-        // Unfinished runs continue where they stopped: the planned epochs run back to back.
-        resume: status.epochsDone > 0 ? 'last' : undefined,
+        // Unfinished runs continue where they stopped: the planned epochs run back to back. A
+        // process killed between the first epoch's two checkpoints left `best` alone: from there.
+        resume: status.epochsDone > 0 ? (hasLast ? 'last' : 'best') : undefined,
         data: opts.data,
-        onProgress: (event) => emit({ type: 'train', experiment: e, event }),
+        onProgress: (event) => {
+          // A signal that came before train() listened (from its first macrotask on) is sent
+          // again: the run stops at its first step.
+          if (event.type === 'start' && stop.signal) process.kill(process.pid, stop.signal);
+          emit({ type: 'train', experiment: e, event });
+        },
       });
       fs.rmSync(path.join(runsDir, e.name, DIVERGED_FILE), { force: true });
       outcome = { name: e.name, result: 'trained', status: experimentStatus(e, runsDir), train: result };
     } catch (err) {
       const message = (err as Error).message;
-      if (err instanceof DivergedError) {
+      if (err instanceof TrainingInterrupted) {
+        const status = experimentStatus(e, runsDir);
+        outcome = { name: e.name, result: 'interrupted', status, error: message, signal: stop.signal };
+      } else if (err instanceof DivergedError) {
         const done = experimentStatus(e, runsDir).epochsDone;
         const record: DivergedRecord = { message, epochsDone: done, config: e.config, time: new Date().toISOString() };
         writeFileAtomic(path.join(runsDir, e.name, DIVERGED_FILE), `${JSON.stringify(record, null, 2)}\n`);
@@ -514,8 +577,19 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
     }
     outcomes.push(outcome);
     emit({ type: 'end', experiment: e, outcome });
+    if (outcome.result === 'interrupted') break;
   }
   return outcomes;
+}
+
+/**
+ * The experiment at 0-based `index` of `list`: the order `--list` prints, and a Slurm array
+ * task's SLURM_ARRAY_TASK_ID. Out of range is an error naming the range.
+ */
+export function experimentAt<E extends Experiment>(list: readonly E[], index: number, what = 'the list'): E {
+  if (Number.isInteger(index) && index >= 0 && index < list.length) return list[index];
+  const range = list.length ? `indices 0–${list.length - 1}` : 'no index is valid';
+  throw new Error(`index ${index} is out of range: ${what} has ${list.length} experiment(s), ${range}`);
 }
 
 // ---- descriptions -----------------------------------------------------------------------------
