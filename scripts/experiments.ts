@@ -41,7 +41,7 @@ results/measurements.parquet when it is missing.
   --list --recorded   the suite's committed recorded results instead (results/recorded/<suite>/):
                       status, epochs, the validation-selected epoch and its accuracies per run
   --suite lab|paired|recipe  lab (default): the lab suite, one run per question (what npm start
-                      trains); paired: every arm × 5 paired seeds, selected on the validation
+                      trains); paired: every arm × its paired seeds (ten for the main comparison), on the validation
                       split, in results/paired/ (the recorded results come from it); recipe: the
                       recipe candidates beside best-dynamic, in results/recipe/
   --only A,B          only these experiments (names as in --list)

@@ -59,7 +59,7 @@ describe('npm run experiments -- --count / --index', () => {
   it('--count is the number of experiments --list shows, with --quick and --only too', () => {
     expect(cli('--suite', 'lab', '--count').stdout).toBe(`${LAB_EXPERIMENTS.length}\n`);
     expect(cli('--suite', 'paired', '--quick', '--count').stdout).toBe(`${PAIRED_EXPERIMENTS.length}\n`);
-    expect(cli('--suite', 'lab', '--only', 'frozen-all,lab-static-s0', '--count').stdout).toBe('2\n');
+    expect(cli('--suite', 'lab', '--only', 'frozen-eval,lab-static-s0', '--count').stdout).toBe('2\n');
   });
 
   it('refuses an index out of range naming the range, and flags it does not go with; --help says 0-based', () => {
@@ -78,16 +78,16 @@ describe('npm run experiments -- --count / --index', () => {
 
   it('--index N trains the run --list prints N-th, and only it; it writes no experiment table', () => {
     const resultsDir = path.join(dir, 'index');
-    const args = ['--suite', 'lab', '--quick', '--only', 'lab-static-s0,frozen-all', '--results-dir', resultsDir];
+    const args = ['--suite', 'lab', '--quick', '--only', 'lab-static-s0,frozen-eval', '--results-dir', resultsDir];
     const listed = cli(...args, '--list').stdout.split('\n').slice(2, 4).map((line) => line.split(/\s+/)[0]);
-    expect(listed).toEqual(['lab-static-s0', 'frozen-all']);
+    expect(listed).toEqual(['lab-static-s0', 'frozen-eval']);
     const out = cli(...args, '--index', '1', '--progress', 'none');
     expect(out.status, out.stderr).toBe(0);
-    expect(out.stdout).toMatch(/^frozen-all: trained, done/m);
-    expect(fs.readdirSync(path.join(resultsDir, 'runs')).filter((f) => !f.startsWith('.'))).toEqual(['frozen-all']);
+    expect(out.stdout).toMatch(/^frozen-eval: trained, done/m);
+    expect(fs.readdirSync(path.join(resultsDir, 'runs')).filter((f) => !f.startsWith('.'))).toEqual(['frozen-eval']);
     expect(fs.existsSync(path.join(resultsDir, 'experiments.parquet'))).toBe(false);
     // Once done, skipped.
-    expect(cli(...args, '--index', '1', '--progress', 'none').stdout).toMatch(/^frozen-all: skipped, done/m);
+    expect(cli(...args, '--index', '1', '--progress', 'none').stdout).toMatch(/^frozen-eval: skipped, done/m);
   });
 });
 
@@ -145,7 +145,7 @@ describe('interrupting the runner', () => {
 
   it('npm run experiments: SIGTERM exits 143 saying what is kept, later ones not begun; a rerun resumes', async () => {
     const resultsDir = path.join(dir, 'cli');
-    const args = [...CLI, '--suite', 'lab', '--quick', '--epochs', '2', '--only', 'lab-static-s0,frozen-all',
+    const args = [...CLI, '--suite', 'lab', '--quick', '--epochs', '2', '--only', 'lab-static-s0,frozen-eval',
       '--results-dir', resultsDir, '--progress', 'lines'];
     // As Slurm's scancel / scontrol requeue do: SIGTERM to the process.
     const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -167,13 +167,13 @@ describe('interrupting the runner', () => {
     expect(log).not.toMatch(/FAILED/);
     const runDir = path.join(resultsDir, 'runs', 'lab-static-s0');
     expect(readCheckpointMeta(path.join(runDir, 'last.safetensors')).epoch).toBe(1);
-    // No lock left, frozen-all not started.
+    // No lock left, frozen-eval not started.
     expect(fs.readdirSync(path.join(resultsDir, 'runs'))).toEqual(['lab-static-s0']);
 
     const rerun = spawnSync(process.execPath, args, { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(rerun.status, rerun.stderr).toBe(0);
     expect(sessions(readRunEpochs(runDir))).toEqual([[1, 0], [2, 1]]);
     expect(epochsOf(runDir)).toEqual(ONCE(2));
-    expect(epochsOf(path.join(resultsDir, 'runs', 'frozen-all'))).toEqual(ONCE(2));
+    expect(epochsOf(path.join(resultsDir, 'runs', 'frozen-eval'))).toEqual(ONCE(2));
   });
 });

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SUITE_ARGS=(--suite lab --quick --epochs 5 --only lab-dynamic-s0,lab-static-s0,frozen-all)
+SUITE_ARGS=(--suite lab --quick --epochs 5 --only lab-dynamic-s0,lab-static-s0,frozen-eval)
 TIMEOUT_S=${DCF_SLURM_TEST_TIMEOUT:-600}
 say() { echo "test:slurm: $*" >&2; }
 fail() {
