@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
-import { describeBackend, trainingBackend } from '../runtime/index';
+import { describeBackend, resolvePrecision, trainingBackend, type PrecisionChoice } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
 import { batches, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
@@ -56,6 +56,11 @@ export interface TrainOptions {
   data?: Pick<TrainData, 'train' | 'test'>;
   /** Allow the pure-JS backend (tiny experiments only). */
   allowSlowBackend?: boolean;
+  /**
+   * Precision of the training steps and evaluations (lib/runtime/precision; default fp32). Temporary: the
+   * settings schema's `precision` field replaces this option.
+   */
+  precision?: PrecisionChoice;
 }
 
 export interface TrainResult {
@@ -82,7 +87,8 @@ export interface TrainResult {
  */
 export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const config = validateConfig(configIn);
-  const backend = describeBackend(trainingBackend(opts.allowSlowBackend));
+  const precision = opts.precision ? resolvePrecision(opts.precision) : { precision: 'fp32' as const, why: 'the default' };
+  const backend = describeBackend(trainingBackend(opts.allowSlowBackend), precision);
   const emit = opts.onProgress ?? (() => {});
   const store = new RunDir(opts.runsDir ?? PATHS.runs, config.run);
   // Takes the run's lock and listens for SIGINT; evaluating only writes nothing (Ctrl-C ends it as usual).
@@ -103,7 +109,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
     const stopIfInterrupted = (epoch: number, where: string) =>
       interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => saver.describeInterrupt(signal, epoch, where, adam.stepCount));
-    const forward = own(new EvalForward(net));
+    const forward = own(new EvalForward(net, { precision: precision.precision }));
     const evaluateSplits = (epoch: number) =>
       evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
         emit({ type: 'eval', epoch, split, images, total });
@@ -120,7 +126,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const session = nextSession(saver.begin());
     const perEpoch = numBatches(data.train.count, config.batchSize);
     const totalSteps = config.epochs * perEpoch;
-    const step = own(new TrainStep(net, adam, config.labelSmoothing));
+    const step = own(new TrainStep(net, adam, config.labelSmoothing, { precision: precision.precision }));
     const origin = { run: config.run, session, resumedFrom: startEpoch, variant: config.variant, seed: config.seed, backend };
     const metrics = own(new MetricsRecorder(origin, config, data.train, perEpoch));
     const clock = new ProgressClock(config, perEpoch, data.test.count + (data.val?.count ?? 0));
