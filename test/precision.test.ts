@@ -7,7 +7,8 @@ import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { pretrainedFile } from '../lib/config';
 import { createNet, type Net } from '../lib/model/model';
 import { describeBackend, initBackend } from '../lib/runtime/backend';
-import { GraphFunction, graphSpec, record, TF_DTYPE, type GraphSpec } from '../lib/runtime/graph';
+import { TF_DTYPE } from '../lib/runtime/binding';
+import { GraphFunction, graphSpec, record, type GraphSpec } from '../lib/runtime/graph';
 import { cpuFlags, mixedPrecision, precisionCensus, resolvePrecision } from '../lib/runtime/precision';
 import { Adam } from '../lib/train/adam';
 import { EvalForward } from '../lib/train/evaluate';
@@ -15,6 +16,12 @@ import { crossEntropy } from '../lib/train/loss';
 import { SUITES } from '../lib/experiments/experiments';
 import { distinctSettings, settingName } from '../lib/experiments/measurements';
 import { TrainStep } from '../lib/train/train-step';
+import { train as runTraining } from '../lib/train/train';
+import { trainConfig } from '../lib/train/train-config';
+import type { TrainEvent } from '../lib/train/events';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 
 const { float, bfloat16 } = TF_DTYPE;
 const ids = (ts: tf.Tensor[]) => (tf.backend() as unknown as { getInputTensorIds(t: tf.Tensor[]): number[] }).getInputTensorIds(ts);
@@ -196,6 +203,18 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
       l16.forEach((l, i) => expect(Math.abs(l - l32[i]), `${s.variant} ${settingName(s)}, loss ${i}`).toBeLessThan(0.02 * l32[i]));
     }
     tf.dispose([x, y]);
+  });
+
+  it('train() in bf16: it trains and evaluates, and its backend line says bf16 and why', async () => {
+    const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-'));
+    const events: TrainEvent[] = [];
+    const config = trainConfig({ run: 'bf16', epochs: 1, batchSize: 64, limitTrain: 192, limitTest: 100, pretrained: false });
+    const result = await runTraining(config, { runsDir, data: { train, test }, precision: 'bf16', onProgress: (e) => events.push(e) });
+    const start = events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>;
+    expect(start.backend).toMatch(/; bf16 \(asked for/);
+    expect(result.history).toHaveLength(1);
+    expect(Number.isFinite(result.history[0].train.loss) && result.test.images === 100).toBe(true);
+    fs.rmSync(runsDir, { recursive: true, force: true });
   });
 
   it('bf16 needs the graph: an eager step or forward in bf16 is refused, saying what to do', () => {

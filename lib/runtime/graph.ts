@@ -26,7 +26,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
+import { ATTR, TF_DTYPE, withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
 import { ProtoWriter } from '../formats/index';
 import { readEnv } from '../config';
 import { mixedPrecision, type Precision } from './precision';
@@ -48,10 +48,7 @@ interface NativeBackend {
   deleteSavedModel(id: number): void;
 }
 
-/** TensorFlow's C API enums (tensorflow/c/tf_datatype.h, tf_attrtype.h), as the binding uses them. */
-export const TF_DTYPE = { float: 1, int32: 3, bool: 10, bfloat16: 14 } as const;
 const BYTES_PER_ELEMENT: Record<number, number> = { [TF_DTYPE.float]: 4, [TF_DTYPE.int32]: 4, [TF_DTYPE.bool]: 1 };
-export const ATTR = { string: 0, int: 1, float: 2, bool: 3, type: 4, shape: 5 } as const;
 
 function nativeBackend(): NativeBackend {
   const be = tf.backend() as unknown as Partial<NativeBackend>;

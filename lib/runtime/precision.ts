@@ -16,8 +16,9 @@
  * resolvePrecision decides what `precision: 'auto'` means on this CPU.
  */
 import * as fs from 'fs';
-import type { OpAttr } from './binding';
-import { ATTR, TF_DTYPE, type GraphNode, type GraphSpec, type Ref, type TensorType } from './graph';
+import { ATTR, TF_DTYPE, type OpAttr } from './binding';
+// Types only: graph imports this file (a value import back would be a cycle, which tslab cannot load).
+import type { GraphNode, GraphSpec, Ref, TensorType } from './graph';
 
 export type Precision = 'fp32' | 'bf16';
 export type PrecisionChoice = Precision | 'auto';
