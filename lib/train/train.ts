@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
 import { describeBackend, resolvePrecision, trainingBackend, type PrecisionChoice } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
-import { batches, numBatches } from '../data/index';
+import { BatchPrefetcher, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
 import { restoreCheckpoint, type CheckpointKind } from './checkpoint';
 import { Checkpointer } from './checkpointer';
@@ -127,6 +127,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const perEpoch = numBatches(data.train.count, config.batchSize);
     const totalSteps = config.epochs * perEpoch;
     const step = own(new TrainStep(net, adam, config.labelSmoothing, { precision: precision.precision }));
+    const prefetch = own(new BatchPrefetcher(data.train, config.batchSize)); // the next batch is made while a step runs
     const origin = { run: config.run, session, resumedFrom: startEpoch, variant: config.variant, seed: config.seed, backend };
     const metrics = own(new MetricsRecorder(origin, config, data.train, perEpoch));
     const clock = new ProgressClock(config, perEpoch, data.test.count + (data.val?.count ?? 0));
@@ -141,7 +142,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       clock.startEpoch();
       metrics.startEpoch(epoch);
       let lr = config.lr;
-      for (const batch of batches(data.train, { batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
+      for (const batch of prefetch.batches({ batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
         lr = learningRate(config, adam.stepCount, totalSteps);
         const due = metrics.add(step.run(batch.x, batch.y, lr), batch.indices.length);
         tf.dispose([batch.x, batch.y]);
