@@ -127,7 +127,7 @@ function asBiasAdd(n: GraphNode, typeOf: (r: Ref) => TensorType): GraphNode {
   return { ...n, op: 'BiasAdd', attrs: [...n.attrs, { name: 'data_format', type: ATTR.string, value: 'NHWC' }] };
 }
 
-/** How many ops of `spec` run in bf16, and how many Casts it has (for tests and the bench line). */
+/** How many ops of `spec` run in bf16 and in fp32, and how many Casts it has. */
 export function precisionCensus(spec: GraphSpec): { bf16: number; fp32: number; casts: number } {
   const casts = spec.nodes.filter((n) => n.op === 'Cast').length;
   const bf16 = spec.nodes.filter((n) => n.op !== 'Cast' && n.outputs[0]?.dtype === TF_DTYPE.bfloat16).length;
