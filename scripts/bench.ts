@@ -48,7 +48,7 @@ import pl, { type DataType } from 'nodejs-polars';
 import { Adam, EvalForward, LAB_RECIPE, train, TrainStep } from '../lib/train';
 import {
   cpuSnapshot, describeBackend, formatOpProfile, fusedKernelsActive, graphsEnabled, initBackend, mulberry32, othersShare, profileOps,
-  randomNormal, resolvePrecision, type Precision,
+  randomNormal, bf16Hardware, resolvePrecision, type Precision,
 } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
 import { PATHS, VARIANTS, parseChoice, pretrainedFile, readEnv, setEnv, type Variant } from '../lib/config';
@@ -66,7 +66,8 @@ const USAGE = `usage: npm run bench -- [options]
   --batch-sizes LIST   batch sizes (default 64,128,256; --quick: 64,128)
   --variants LIST      dynamic,static (default both; --quick: dynamic)
   --modes LIST         train,infer (default both)
-  --precisions LIST    ours: fp32,bf16 (default both; lib/runtime/precision)
+  --precisions LIST    ours: fp32,bf16 (default both where the CPU has bf16 instructions, else fp32;
+                       lib/runtime/precision)
   --torch-settings LIST  PyTorch: fp32,bf16,bf16-cl (default fp32,bf16-cl; bf16 = autocast,
                        bf16-cl = autocast + channels_last)
   --e2e                also the end-to-end loop, ours (lib/train) against PyTorch's, per batch size,
@@ -157,7 +158,8 @@ function parseOptions(argv: string[]): Options | 'help' {
   try {
     variants = list(v.variants, quick ? 'dynamic' : 'dynamic,static').map((s) => parseChoice('--variants', s, VARIANTS));
     modes = list(v.modes, 'train,infer').map((s) => parseChoice('--modes', s, ['train', 'infer'] as const));
-    precisions = list(v.precisions, 'fp32,bf16').map((s) => parseChoice('--precisions', s, ['fp32', 'bf16'] as const));
+    // bf16 only where the CPU has it (elsewhere it is refused: lib/runtime/precision requireBf16Hardware).
+    precisions = list(v.precisions, bf16Hardware() ? 'fp32,bf16' : 'fp32').map((s) => parseChoice('--precisions', s, ['fp32', 'bf16'] as const));
     torchSettings = list(v['torch-settings'], 'fp32,bf16-cl').map((s) => parseChoice('--torch-settings', s, TORCH_SETTINGS));
   } catch (err) {
     throw new UsageError((err as Error).message);

@@ -237,8 +237,8 @@ describe('resolvePrecision', () => {
     expect(resolvePrecision('auto', new Set())).toMatchObject({ precision: 'fp32' });
   });
 
-  it('an explicit choice is kept (with a warning where bf16 has no hardware); a bad one is refused', () => {
-    expect(resolvePrecision('bf16', flags('avx2'))).toEqual({ precision: 'bf16', why: expect.stringMatching(/asked for.*no bf16 instructions/) });
+  it('an explicit choice is kept; bf16 without bf16 instructions and an unknown choice are refused', () => {
+    expect(() => resolvePrecision('bf16', flags('avx2 avx512f'))).toThrow(/'bf16' needs a CPU with bf16 instructions .*use 'fp32', or 'auto'/);
     expect(resolvePrecision('bf16', flags('avx512_bf16'))).toEqual({ precision: 'bf16', why: 'asked for' });
     expect(resolvePrecision('fp32', flags('amx_bf16'))).toEqual({ precision: 'fp32', why: 'asked for' });
     expect(() => resolvePrecision('fp16' as 'fp32')).toThrow(/precision must be one of fp32, bf16, auto; got 'fp16'/);

@@ -29,7 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ATTR, TF_DTYPE, withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
 import { ProtoWriter } from '../formats/index';
 import { readEnv } from '../config';
-import { mixedPrecision, type Precision } from './precision';
+import { mixedPrecision, requireBf16Hardware, type Precision } from './precision';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------
 
@@ -374,6 +374,7 @@ export class GraphFunction {
     opts: { precision?: Precision } = {},
   ) {
     this.precision = opts.precision ?? 'fp32';
+    if (this.precision === 'bf16') requireBf16Hardware();
   }
 
   /** What a call with these inputs' shapes does before it runs the graph. */

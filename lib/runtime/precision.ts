@@ -136,8 +136,11 @@ export function precisionCensus(spec: GraphSpec): { bf16: number; fp32: number; 
 
 // ---- what 'auto' means on this CPU ------------------------------------------------------------
 
-/** The CPU's feature flags (the `flags` line of /proc/cpuinfo); empty where there is none. */
+let thisCpu: Set<string> | undefined;
+
+/** The CPU's feature flags (the `flags` line of `cpuinfo`, default /proc/cpuinfo's); empty where there is none. */
 export function cpuFlags(cpuinfo?: string): Set<string> {
+  if (cpuinfo === undefined && thisCpu) return thisCpu;
   let text = cpuinfo;
   if (text === undefined) {
     try {
@@ -147,7 +150,27 @@ export function cpuFlags(cpuinfo?: string): Set<string> {
     }
   }
   const line = /^flags\s*:(.*)$/m.exec(text);
-  return new Set(line ? line[1].trim().split(/\s+/) : []);
+  const flags = new Set(line ? line[1].trim().split(/\s+/) : []);
+  if (cpuinfo === undefined) thisCpu = flags;
+  return flags;
+}
+
+/** The CPU's bf16 instructions in words ('AMX (amx_bf16)', 'avx512_bf16 without AMX'), or undefined. */
+export function bf16Hardware(flags: ReadonlySet<string> = cpuFlags()): string | undefined {
+  return flags.has('amx_bf16') ? 'AMX (amx_bf16)' : flags.has('avx512_bf16') ? 'avx512_bf16 without AMX' : undefined;
+}
+
+/**
+ * Refuses bf16 on a CPU without bf16 instructions: oneDNN then has no bf16 kernel for some of the
+ * ops, and TensorFlow aborts the whole process (seen with ONEDNN_MAX_CPU_ISA=AVX2: "could not
+ * create a primitive descriptor for the inner product"). lib/runtime/graph checks before it builds.
+ */
+export function requireBf16Hardware(flags: ReadonlySet<string> = cpuFlags()): void {
+  if (bf16Hardware(flags)) return;
+  throw new Error(
+    "precision 'bf16' needs a CPU with bf16 instructions (amx_bf16 or avx512_bf16 in /proc/cpuinfo's flags); " +
+      "this one has neither: use 'fp32', or 'auto' (which picks fp32 here)",
+  );
 }
 
 /**
@@ -163,9 +186,10 @@ export function cpuFlags(cpuinfo?: string): Set<string> {
  *     oneDNN's own bf16 convolutions were no faster than its fp32 ones (ONEDNN_VERBOSE, fastest call of
  *     each: 1.58 vs 1.66 ms forward, 2.26 vs 2.07 ms backward-weights for the 3×3 convs), so the casts and
  *     TensorFlow's bf16 element-wise kernels (not vectorised in its CPU build) are pure cost there.
- *   - no bf16 instructions (AVX2, or AVX-512 without avx512_bf16): fp32; oneDNN would emulate bf16.
+ *   - no bf16 instructions (AVX2, or AVX-512 without avx512_bf16): fp32.
  *
- * `flags`: the CPU's (default: this machine's /proc/cpuinfo).
+ * 'bf16' asked for on a CPU without bf16 instructions is refused (requireBf16Hardware).
+ * `flags`: the CPU's (default: /proc/cpuinfo's).
  */
 export function resolvePrecision(
   requested: PrecisionChoice,
@@ -174,11 +198,9 @@ export function resolvePrecision(
   if (!PRECISION_CHOICES.includes(requested)) {
     throw new Error(`precision must be one of ${PRECISION_CHOICES.join(', ')}; got '${String(requested)}'`);
   }
-  const hardware = flags.has('amx_bf16') ? 'AMX (amx_bf16)' : flags.has('avx512_bf16') ? 'avx512_bf16 without AMX' : undefined;
-  if (requested !== 'auto') {
-    const note = requested === 'bf16' && !hardware ? '; this CPU has no bf16 instructions, so oneDNN emulates them (slow)' : '';
-    return { precision: requested, why: `asked for${note}` };
-  }
+  const hardware = bf16Hardware(flags);
+  if (requested === 'bf16') requireBf16Hardware(flags);
+  if (requested !== 'auto') return { precision: requested, why: 'asked for' };
   if (flags.has('amx_bf16')) return { precision: 'bf16', why: `auto: this CPU has ${hardware}, where bf16 is faster` };
   if (hardware) return { precision: 'fp32', why: `auto: this CPU has ${hardware}, where bf16 measured slower than fp32` };
   return { precision: 'fp32', why: 'auto: this CPU has no bf16 instructions (amx_bf16, avx512_bf16)' };
