@@ -310,6 +310,7 @@ ${fillBatch}
   *batches(opts: BatchOptions): Generator<Batch> {
     if (opts.batchSize > this.maxBatch) throw new Error(`BatchPrefetcher: batch size ${opts.batchSize} > the ${this.maxBatch} it was made for`);
     this.table = this.tables.get(opts.norm) ?? this.tables.set(opts.norm, flatTable(opts.norm)).get(opts.norm)!;
+    for (const s of [...this.pending]) this.take(s, 0); // an earlier epoch left without closing its generator
     const jobs = batchJobs(this.split, opts);
     let slot = 0;
     let current = jobs.next();

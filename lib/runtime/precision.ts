@@ -5,9 +5,9 @@
  *   - the state stays fp32: master weights, Adam's moments, BatchNorm's running statistics;
  *   - convolutions and matrix products run in bf16 (their weights cast down at each use, their
  *     gradients cast back up for Adam);
- *   - the ops between them that oneDNN runs in bf16 (BatchNorm with fp32 statistics, ReLU, the
- *     residual add, max-pool, padding and reshapes) stay in bf16 when their data arrives in bf16,
- *     so that activations are not cast back and forth;
+ *   - the ops between them (BatchNorm with fp32 statistics and max-pool, which oneDNN runs; ReLU,
+ *     the residual add, padding and reshapes, which TensorFlow's own kernels run) stay in bf16 when
+ *     their data arrives in bf16, so that activations are not cast back and forth;
  *   - everything else stays fp32: the loss, softmax and cross-entropy, the L2 normalisation, the
  *     tanh of the generator, the bias gradients (sums over the batch) and the Adam update.
  *
