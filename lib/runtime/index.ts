@@ -5,4 +5,5 @@ export * from './cpu-share';
 export * from './graph';
 export * from './kernels';
 export * from './op-profile';
+export * from './precision';
 export * from './random';
