@@ -10,8 +10,8 @@
 import { parseArgs } from 'util';
 import { initBackend } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { assertWritableOutput, joinDashValues, predict } from '../lib/train';
-import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
+import { assertWritableOutput, predict } from '../lib/train';
+import { joinDashValues, NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
 
 const USAGE = `usage: npm run predict -- --weights FILE.safetensors --out FILE.json [options]
   --weights FILE     model state (npm run export) or training checkpoint (.safetensors)

@@ -4,8 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PRETRAINED_FILES, PROJECT_ROOT } from '../lib/config';
-import { joinDashValues, parseTrainArgs, parseWeightsFlag, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
+import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT } from '../lib/config';
+import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
 import { FREEZES } from '../lib/train/train-config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-train-cli-'));
