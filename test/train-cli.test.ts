@@ -6,7 +6,7 @@ import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT } from '../lib/config';
 import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
-import { FREEZES } from '../lib/train/train-config';
+import { FREEZES, trainConfig } from '../lib/train/train-config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-train-cli-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +36,7 @@ describe('numeric flags', () => {
     expect(refusal('--batch-size', '1')).toBe("--batch-size must be a whole number ≥ 2; got '1'");
     expect(refusal('--lr', '-0.001')).toBe("--lr must be a number > 0; got '-0.001'");
     expect(refusal('--lr', '0')).toBe("--lr must be a number > 0; got '0'");
-    expect(refusal('--seed', '-3')).toBe("--seed must be a whole number ≥ 0; got '-3'");
+    expect(refusal('--seed', '-3')).toBe("--seed must be a whole number in [0, 4294967295]; got '-3'");
     expect(refusal('--limit-train', '-5')).toBe("--limit-train must be a whole number ≥ 0; got '-5'");
     expect(refusal('--limit-test', '-1')).toBe("--limit-test must be a whole number ≥ 0; got '-1'");
     expect(refusal('--val', '-10')).toBe("--val must be a whole number ≥ 0; got '-10'");
@@ -70,6 +70,16 @@ describe('numeric flags', () => {
     ]);
     // A flag after a numeric flag with no value is still an error, not swallowed.
     expect(refusal('--epochs', '--fresh')).toMatch(/ambiguous|argument missing/);
+  });
+});
+
+describe('--seed', () => {
+  // The generators take 32 bits: 2³² trained seed 0.
+  it('takes 0 … 2³² − 1 and refuses a larger seed', () => {
+    expect(given('--seed', String(2 ** 32 - 1))).toEqual({ seed: 4294967295 });
+    expect(refusal('--seed', '4294967296')).toBe("--seed must be a whole number in [0, 4294967295]; got '4294967296'");
+    const message = /seed must be a whole number in \[0, 4294967295\]; got 4294967296$/;
+    expect(() => trainConfig({ run: 'r', seed: 2 ** 32 })).toThrow(message);
   });
 });
 

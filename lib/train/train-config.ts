@@ -27,7 +27,8 @@ export const TRAIN_SETTINGS = {
   lr: num(1e-3, { min: 0, above: true }, {
     flag: '--lr', column: 'Float64', resumable: true, help: "Adam's base learning rate (betas 0.9/0.999, eps 1e-8)",
   }),
-  seed: num(0, whole(0), {
+  // Seeds are 32 bits (lib/runtime/random): 2³² would silently train seed 0.
+  seed: num(0, whole(0, 2 ** 32 - 1), {
     flag: '--seed', column: 'Int64', help: "the head's initialisation, data order, augmentation, the validation split",
   }),
   norm: oneOf(NORMS, 'half', { flag: '--norm', column: 'Utf8', help: 'input normalisation' }),
