@@ -355,6 +355,11 @@ export function settingProblems(settings: Record<string, Setting<unknown>>, reco
     .map(([k, s]) => `${k} must be ${s.allowed}; got ${JSON.stringify(record[k])}`);
 }
 
+/** A path typed on a command line: relative to the folder `npm run` was started from (INIT_CWD), not the project. */
+export function commandLinePath(text: string): string {
+  return path.resolve(readEnv().initCwd, text);
+}
+
 /**
  * Joins `--flag -1` into `--flag=-1` for the string options in `stringFlags`, so that util.parseArgs
  * hands a negative (or dash-led) value to the range check instead of calling it 'ambiguous'.

@@ -38,7 +38,7 @@ import pl, { type DataType } from 'nodejs-polars';
 import { Adam, EvalForward, LAB_RECIPE, train, TrainStep } from '../lib/train';
 import { cpuSnapshot, describeBackend, formatOpProfile, fusedKernelsActive, graphsEnabled, initBackend, mulberry32, othersShare, profileOps, randomNormal } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { PATHS, VARIANTS, parseChoice, readEnv, setEnv, type Variant } from '../lib/config';
+import { commandLinePath, PATHS, VARIANTS, parseChoice, readEnv, setEnv, type Variant } from '../lib/config';
 import { createNet } from '../lib/model';
 
 const TRAIN_IMAGES = 50_000;
@@ -139,7 +139,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     profile: Boolean(v.profile),
     graph: !v.eager,
     save: !v['no-save'],
-    out: path.resolve(v.out ?? path.join(PATHS.results, 'bench.parquet')),
+    out: v.out === undefined ? path.join(PATHS.results, 'bench.parquet') : commandLinePath(v.out),
   };
 }
 

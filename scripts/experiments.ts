@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
-import { numberSetting, parseChoice, PATHS } from '../lib/config';
+import { commandLinePath, numberSetting, parseChoice, PATHS } from '../lib/config';
 import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
   estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
@@ -137,10 +137,10 @@ function parse(argv: string[]) {
       record: v.record ?? false,
       commit: v.commit,
       note: v.note,
-      recordDir: v['record-dir'] ? path.resolve(v['record-dir']) : undefined,
+      recordDir: v['record-dir'] ? commandLinePath(v['record-dir']) : undefined,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
-      resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
+      resultsDir: v['results-dir'] ? commandLinePath(v['results-dir']) : undefined,
     };
   } catch (err) {
     throw new UsageError((err as Error).message);

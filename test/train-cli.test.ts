@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT } from '../lib/config';
+import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT, readEnv, setEnv } from '../lib/config';
 import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
 import { FREEZES, trainConfig } from '../lib/train/train-config';
 
@@ -90,6 +90,19 @@ describe('--freeze', () => {
     for (const freeze of FREEZES) expect(given('--freeze', freeze)).toEqual({ freeze });
     expect(FREEZES).toEqual(expect.arrayContaining(['requires-grad', 'stem']));
     expect(refusal('--freeze', 'layer1')).toBe(`--freeze must be one of ${FREEZES.join(', ')}; got 'layer1'`);
+  });
+});
+
+describe('--runs-dir', () => {
+  it('a relative folder is read from where npm was started (INIT_CWD), not the project', () => {
+    const before = readEnv().initCwd;
+    try {
+      setEnv({ initCwd: dir });
+      const args = parseTrainArgs(['--run', 'r', '--runs-dir', 'elsewhere']);
+      expect(args).toMatchObject({ runsDir: path.join(dir, 'elsewhere') });
+    } finally {
+      setEnv({ initCwd: before });
+    }
   });
 });
 

@@ -4,11 +4,10 @@
  * the options that are not settings. Pure apart from reading a run's saved config.
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import { parseArgs } from 'util';
 import { ARCHITECTURE_SETTINGS } from '../model/index';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
-import { joinDashValues, parseChoice, PATHS, type Setting } from '../config';
+import { commandLinePath, joinDashValues, parseChoice, PATHS, type Setting } from '../config';
 import type { TerminalMode } from './progress';
 import { RunDir } from './run-dir';
 import { CONFIG_FIELDS, LAB_RECIPE, RESUMABLE_FIELDS, TRAIN_SETTINGS, validateConfig } from './train-config';
@@ -102,7 +101,7 @@ export function parseTrainArgs(argv: string[]) {
     resume,
     evalOnly: v['eval-only'] === true,
     fresh: v.fresh === true,
-    runsDir: path.resolve(typeof v['runs-dir'] === 'string' ? v['runs-dir'] : PATHS.runs),
+    runsDir: typeof v['runs-dir'] === 'string' ? commandLinePath(v['runs-dir']) : PATHS.runs,
     progress,
   };
 }
