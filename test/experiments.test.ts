@@ -76,15 +76,23 @@ describe('the experiment table', () => {
     expect(best.epochs).toBeGreaterThanOrEqual(15);
   });
 
-  it('does not take a run saved before the weights setting for the lab run: it started from the folded file', () => {
+  it('refuses a run saved before the weights setting, saying how to convert it', () => {
     // config.json as `npm run train -- --run lab-dynamic-s0 …` wrote it before `weights` and the architecture options existed.
-    const saved = validateConfig({
+    const old = {
       run: 'lab-dynamic-s0', variant: 'dynamic', epochs: 5, batchSize: 64, lr: 0.001, seed: 0, norm: 'half', augment: false,
       freeze: 'none', pretrained: true, limitTrain: 0, limitTest: 0, val: 0, labelSmoothing: 0, schedule: 'constant',
       weightDecay: 0, selectBy: 'test', logEvery: 10, evalBatchSize: 500,
-    });
-    expect(saved.weights).toBe('folded');
-    expect(experimentConflicts(saved, selectExperiments(['lab-dynamic-s0'])[0].config)).toEqual([
+    };
+    const dir = path.join(resultsDir, 'old-runs', 'lab-dynamic-s0');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(old));
+    const status = experimentStatus(findExperiment('lab-dynamic-s0'), path.dirname(dir));
+    expect(status.state).toBe('unreadable');
+    expect(status.detail[0]).toContain(`${path.join(dir, 'config.json')}: weights is missing`);
+    expect(status.detail[0]).toContain('retrain it, or add "weights": "folded" to its config.json');
+    // Converted as the message says, it is the lab run that started from the folded file.
+    const saved = validateConfig({ ...old, weights: 'folded' });
+    expect(experimentConflicts(saved, findExperiment('lab-dynamic-s0').config)).toEqual([
       'weights: the run has "folded", the experiment wants "torchvision"',
     ]);
   });

@@ -104,8 +104,11 @@ export function trainConfig(overrides: Partial<TrainConfig> & { run: string }): 
 export function validateConfig(value: unknown, source = 'training config'): TrainConfig {
   if (value === null || typeof value !== 'object') throw new Error(`${source} must be an object`);
   const c: Record<string, unknown> = { ...value };
-  // A config saved before `weights` existed started from the folded file, then the only one.
-  if (c.weights === undefined) c.weights = 'folded';
+  if (c.weights === undefined) {
+    // Runs saved before `weights` existed started from the folded file, then the only one.
+    const fix = 'retrain it, or add "weights": "folded" to its config.json';
+    throw new Error(`invalid settings in ${source}: weights is missing (saved before the setting existed); ${fix}`);
+  }
   for (const k of CONFIG_FIELDS) if (c[k] === undefined) c[k] = SETTINGS[k].missing;
   const problems: string[] = [];
   try {
