@@ -94,7 +94,23 @@ describe('the experiment table', () => {
     const saved = validateConfig({ ...old, weights: 'folded' });
     expect(experimentConflicts(saved, findExperiment('lab-dynamic-s0').config)).toEqual([
       'weights: the run has "folded", the experiment wants "torchvision"',
+      'precision: the run has "fp32", the experiment wants "auto"',
     ]);
+  });
+
+  it('the recorded suites are fp32: their runs, saved before precision existed, are still their experiments', () => {
+    for (const e of LAB_EXPERIMENTS) expect(e.config.precision, e.name).toBe('auto');
+    for (const suite of ['paired', 'recipe'] as const) {
+      for (const e of SUITES[suite]) expect(e.config.precision, e.name).toBe('fp32');
+      // configs.json: the recorded runs' configs, as the runs training now save theirs (commit 5af09a2: no precision).
+      const file = path.join(PATHS.recorded, suite, 'configs.json');
+      const recorded = Object.entries(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, TrainConfig>);
+      expect(recorded.length).toBeGreaterThan(0);
+      for (const [name, { precision: _, ...saved }] of recorded) {
+        const wanted = findExperiment<Experiment>(name, SUITES[suite]).config;
+        expect(experimentConflicts(validateConfig(saved), wanted), name).toEqual([]);
+      }
+    }
   });
 
   it('quick mode: the same settings on a slice, one epoch, in results/quick — never results/runs', () => {
@@ -183,6 +199,7 @@ describe('Parquet tables', () => {
     expect(back.map((r) => r.name)).toEqual(['a', 'b', 'never']);
     expect(back.map((r) => r.status)).toEqual(['done', 'done', 'not-started']);
     expect(back[1]).toMatchObject({ variant: 'static', epochs: 2, epochsDone: 2, subset: true, run: path.join('runs', 'b') });
+    expect(back.map((r) => r.precision)).toEqual(['auto', 'auto', 'auto']);
     const status = experimentStatus(table[1], runsDir);
     expect(back[1].bestTestAccuracy).toBeCloseTo(status.bestAccuracy!, 12);
     expect(back[1].finalTestAccuracy).toBeCloseTo(status.finalAccuracy!, 12);

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT, readEnv, setEnv } from '../lib/config';
 import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
-import { FREEZES, trainConfig } from '../lib/train/train-config';
+import { FREEZES, trainConfig, validateConfig } from '../lib/train/train-config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-train-cli-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -80,6 +80,21 @@ describe('--seed', () => {
     expect(refusal('--seed', '4294967296')).toBe("--seed must be a whole number in [0, 4294967295]; got '4294967296'");
     const message = /seed must be a whole number in \[0, 4294967295\]; got 4294967296$/;
     expect(() => trainConfig({ run: 'r', seed: 2 ** 32 })).toThrow(message);
+  });
+});
+
+describe('--precision', () => {
+  it('takes fp32, bf16 or auto (the default), as the help says', () => {
+    expect(given('--precision', 'bf16')).toEqual({ precision: 'bf16' });
+    expect(refusal('--precision', 'fp16')).toBe("--precision must be one of fp32, bf16, auto; got 'fp16'");
+    expect(TRAIN_USAGE).toMatch(/--precision fp32\|bf16\|auto +fp32, bf16 mixed precision .*\(default auto\)/s);
+    expect(trainConfig({ run: 'r' }).precision).toBe('auto');
+  });
+
+  it('reads a config saved before the setting existed as fp32, how it was trained', () => {
+    const { precision, ...old } = trainConfig({ run: 'r', precision: 'bf16' });
+    expect(precision).toBe('bf16');
+    expect(validateConfig(old).precision).toBe('fp32');
   });
 });
 

@@ -88,6 +88,7 @@ const BEST: Partial<TrainConfig> = {
   lr: 2e-3,
   weightDecay: 5e-5,
   epochs: BEST_EPOCHS,
+  precision: 'fp32', // recorded in fp32: its runs, saved before precision existed, stay this experiment
 };
 
 function experiment<N extends string, A extends string = N>(
@@ -205,7 +206,9 @@ export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | ty
 ]);
 
 function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
-  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { val: VALIDATION_IMAGES, selectBy: 'val', ...a.overrides, seed }, a.cost, a.arm);
+  // Recorded in fp32: its runs, saved before precision existed, stay this experiment.
+  const base: Partial<TrainConfig> = { val: VALIDATION_IMAGES, selectBy: 'val', precision: 'fp32' };
+  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { ...base, ...a.overrides, seed }, a.cost, a.arm);
 }
 
 /** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
