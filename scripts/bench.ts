@@ -51,7 +51,7 @@ import {
   randomNormal, bf16Hardware, resolvePrecision, type Precision,
 } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { PATHS, VARIANTS, parseChoice, pretrainedFile, readEnv, setEnv, type Variant } from '../lib/config';
+import { commandLinePath, PATHS, VARIANTS, parseChoice, pretrainedFile, readEnv, setEnv, type Variant } from '../lib/config';
 import { createNet } from '../lib/model';
 
 const TRAIN_IMAGES = 50_000;
@@ -184,7 +184,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       : undefined,
     graph: !v.eager,
     save: !v['no-save'],
-    out: path.resolve(v.out ?? path.join(PATHS.results, 'bench.parquet')),
+    out: v.out === undefined ? path.join(PATHS.results, 'bench.parquet') : commandLinePath(v.out),
   };
 }
 

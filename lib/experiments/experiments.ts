@@ -22,14 +22,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARCHITECTURE_KEYS, describeArchitectureField, type Architecture } from '../model/index';
 import { writeFileAtomic } from '../formats/index';
 import {
   configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
   trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
   type TrainResult,
 } from '../train/index';
-import { isQuick, PATHS } from '../config';
+import { TRAIN_SETTINGS, type ConfigDifference } from '../train/index';
+import { isQuick, PATHS, type Setting } from '../config';
 import { runOutcomes } from './summary';
 
 export type ExperimentGroup = 'compare' | 'protocol' | 'freeze' | 'init' | 'ablation' | 'recipe';
@@ -88,6 +88,7 @@ const BEST: Partial<TrainConfig> = {
   lr: 2e-3,
   weightDecay: 5e-5,
   epochs: BEST_EPOCHS,
+  precision: 'fp32', // recorded in fp32: its runs, saved before precision existed, stay this experiment
 };
 
 function experiment<N extends string, A extends string = N>(
@@ -205,7 +206,9 @@ export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | ty
 ]);
 
 function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
-  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { val: VALIDATION_IMAGES, selectBy: 'val', ...a.overrides, seed }, a.cost, a.arm);
+  // Recorded in fp32: its runs, saved before precision existed, stay this experiment.
+  const base: Partial<TrainConfig> = { val: VALIDATION_IMAGES, selectBy: 'val', precision: 'fp32' };
+  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { ...base, ...a.overrides, seed }, a.cost, a.arm);
 }
 
 /** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
@@ -596,10 +599,12 @@ export function experimentAt<E extends Experiment>(list: readonly E[], index: nu
 
 /** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
 export function describeSettings(config: TrainConfig): string {
-  const arch = new Set<string>(ARCHITECTURE_KEYS);
+  // A setting's own words where it has them ('no filter norm'), else `field=value`.
+  const describe = (d: ConfigDifference) =>
+    (TRAIN_SETTINGS[d.field] as Setting<unknown>).describe?.(d.a) ?? `${d.field}=${d.a}`;
   return (
     configDifferences(config, LAB_RECIPE, { ignore: ['seed', 'variant', 'logEvery', 'evalBatchSize'] })
-      .map((d) => (arch.has(d.field) ? describeArchitectureField(d.field as keyof Architecture, d.a) : `${d.field}=${d.a}`))
+      .map(describe)
       .join(', ') || 'lab recipe'
   );
 }
