@@ -651,8 +651,8 @@ async function main(): Promise<number> {
         const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-bench-'));
         try {
           bareStep.time(Math.ceil(opts.steps / 2));
-          const config = { ...LAB_RECIPE, run: 'bench-e2e', epochs: e2e.epochs, batchSize: batch, limitTrain: e2e.images, limitTest: e2e.test, pretrained };
-          const last = (await train(config, { runsDir, precision: p })).history.at(-1)!;
+          const config = { ...LAB_RECIPE, run: 'bench-e2e', epochs: e2e.epochs, batchSize: batch, limitTrain: e2e.images, limitTest: e2e.test, pretrained, precision: p };
+          const last = (await train(config, { runsDir })).history.at(-1)!;
           ours.set(p, { imagesPerSecond: last.train.imagesPerSecond, trainSeconds: last.train.seconds, evalSeconds: last.test.seconds, accuracy: last.test.accuracy });
           bare.set(p, bareStep.time(Math.ceil(opts.steps / 2)));
         } finally {
@@ -677,8 +677,8 @@ async function main(): Promise<number> {
     const cpuBefore = cpuSnapshot();
     process.stderr.write(`  one real epoch of the lab's training (batch ${batch}, 50,000 images, then the test set)…\n`);
     try {
-      const config = { ...LAB_RECIPE, run: 'bench-epoch', epochs: 1, batchSize: batch, pretrained: fs.existsSync(PATHS.pretrained) };
-      const result = await train(config, { runsDir, precision: headline });
+      const config = { ...LAB_RECIPE, run: 'bench-epoch', epochs: 1, batchSize: batch, pretrained: fs.existsSync(PATHS.pretrained), precision: headline };
+      const result = await train(config, { runsDir });
       const cpuAfter = cpuSnapshot();
       const e = result.history[0];
       rows.push({

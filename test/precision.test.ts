@@ -208,8 +208,8 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
   it('train() in bf16: it trains and evaluates, and its backend line says bf16 and why', async () => {
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-'));
     const events: TrainEvent[] = [];
-    const config = trainConfig({ run: 'bf16', epochs: 1, batchSize: 64, limitTrain: 192, limitTest: 100, pretrained: false });
-    const result = await runTraining(config, { runsDir, data: { train, test }, precision: 'bf16', onProgress: (e) => events.push(e) });
+    const config = trainConfig({ run: 'bf16', epochs: 1, batchSize: 64, limitTrain: 192, limitTest: 100, pretrained: false, precision: 'bf16' });
+    const result = await runTraining(config, { runsDir, data: { train, test }, onProgress: (e) => events.push(e) });
     const start = events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>;
     expect(start.backend).toMatch(/; bf16 \(asked for/);
     expect(result.history).toHaveLength(1);

@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
-import { describeBackend, resolvePrecision, trainingBackend, type PrecisionChoice } from '../runtime/index';
+import { describeBackend, resolvePrecision, trainingBackend } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
 import { BatchPrefetcher, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
@@ -56,11 +56,6 @@ export interface TrainOptions {
   data?: Pick<TrainData, 'train' | 'test'>;
   /** Allow the pure-JS backend (tiny experiments only). */
   allowSlowBackend?: boolean;
-  /**
-   * Precision of the training steps and evaluations (lib/runtime/precision; default fp32). Temporary: the
-   * settings schema's `precision` field replaces this option.
-   */
-  precision?: PrecisionChoice;
 }
 
 export interface TrainResult {
@@ -87,7 +82,8 @@ export interface TrainResult {
  */
 export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const config = validateConfig(configIn);
-  const precision = opts.precision ? resolvePrecision(opts.precision) : { precision: 'fp32' as const, why: 'the default' };
+  // config.precision 'auto' becomes bf16 only where this CPU was measured faster in it (lib/runtime/precision).
+  const precision = resolvePrecision(config.precision);
   const backend = describeBackend(trainingBackend(opts.allowSlowBackend), precision);
   const emit = opts.onProgress ?? (() => {});
   const store = new RunDir(opts.runsDir ?? PATHS.runs, config.run);
