@@ -101,7 +101,8 @@ describe('the experiment table', () => {
   it('the recorded suites are fp32: their runs, saved before precision existed, are still their experiments', () => {
     for (const e of LAB_EXPERIMENTS) expect(e.config.precision, e.name).toBe('auto');
     for (const suite of ['paired', 'recipe'] as const) {
-      for (const e of SUITES[suite]) expect(e.config.precision, e.name).toBe('fp32');
+      // Every arm but the precision comparison's own bf16 arm.
+      for (const e of SUITES[suite]) expect(e.config.precision, e.name).toBe(e.arm === 'dynamic-bf16' ? 'bf16' : 'fp32');
       // configs.json: the recorded runs' configs, as the runs training now save theirs (commit 5af09a2: no precision).
       const file = path.join(PATHS.recorded, suite, 'configs.json');
       const recorded = Object.entries(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, TrainConfig>);
@@ -258,7 +259,9 @@ describe('the suites', () => {
       arms.set(e.arm, [...(arms.get(e.arm) ?? []), e.config.seed]);
     }
     // The main comparison has ten paired seeds, every other arm the first five of them.
-    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : [...BASE_SEEDS]);
+    // bf16 takes seeds 5–7, whose fp32 runs share its machine and code.
+    const seedsOf = (arm: string) => (['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : arm === 'dynamic-bf16' ? [5, 6, 7] : [...BASE_SEEDS]);
+    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(seedsOf(arm));
     expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(10);
     expect(PAIRED_SEEDS.slice(0, BASE_SEEDS.length)).toEqual([...BASE_SEEDS]);
     // The lab's protocol arms train on all 50k and select on test; every other arm on the validation split.

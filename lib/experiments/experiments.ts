@@ -32,8 +32,8 @@ import { TRAIN_SETTINGS, type ConfigDifference } from '../train/index';
 import { isQuick, PATHS, type Setting } from '../config';
 import { runOutcomes } from './summary';
 
-export type ExperimentGroup = 'compare' | 'protocol' | 'freeze' | 'init' | 'ablation' | 'recipe';
-export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'freeze', 'init', 'ablation', 'recipe'];
+export type ExperimentGroup = 'compare' | 'protocol' | 'precision' | 'freeze' | 'init' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'precision', 'freeze', 'init', 'ablation', 'recipe'];
 
 /**
  * One experiment: a named run and its config. `N` / `A` type its name and arm: the tables below
@@ -163,9 +163,11 @@ const ARMS = [
   { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1, seeds: PAIRED_SEEDS },
   { arm: 'lab-dynamic', group: 'protocol', purpose: "the lab's protocol: dynamic net trained on all 50k images, best epoch on test", overrides: { variant: 'dynamic', val: 0, selectBy: 'test' }, cost: 1.1 },
   { arm: 'lab-static', group: 'protocol', purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test", overrides: { variant: 'static', val: 0, selectBy: 'test' }, cost: 1.1 },
+  // Seeds 5–7: their fp32 runs were trained on the same machine and code as these (only the precision differs).
+  { arm: 'dynamic-bf16', group: 'precision', purpose: 'the lab net in bf16 mixed precision (lib/runtime/precision) against fp32', overrides: { variant: 'dynamic', precision: 'bf16' }, cost: 1.4, seeds: [5, 6, 7] },
   { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
   { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
-  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
+  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'the input-statistics cause: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
   { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
   { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
   { arm: 'fix-adapter', group: 'freeze', purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it', overrides: { freeze: 'all', adapter: true }, cost: 0.5 },
@@ -198,7 +200,7 @@ export type ExperimentName = LabRunName | PairedRunName | RecipeRunName;
  * has whole pairs: all arms of seed 0, then of seed 1, …
  */
 export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | typeof BEST_DYNAMIC>[] = Object.freeze([
-  ...(['compare', 'protocol', 'freeze', 'ablation'] as const).flatMap((phase) => {
+  ...(['compare', 'protocol', 'precision', 'freeze', 'ablation'] as const).flatMap((phase) => {
     const arms: readonly Arm<ArmName>[] = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
     return PAIRED_SEEDS.flatMap((seed) => arms.filter((a) => (a.seeds ?? BASE_SEEDS).includes(seed)).map((a) => pairedExperiment(a, seed)));
   }),
@@ -250,6 +252,7 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
   { group: 'protocol', a: 'lab-static', b: 'lab-dynamic', isolates: "the lab's comparison under the lab's protocol (50k images, best epoch on test)" },
   { group: 'protocol', a: 'dynamic', b: 'lab-dynamic', isolates: "the protocol, dynamic net: the lab's (50k, test-selected) against 45k, validation-selected" },
   { group: 'protocol', a: 'static', b: 'lab-static', isolates: "the protocol, static net: the lab's (50k, test-selected) against 45k, validation-selected" },
+  { group: 'precision', a: 'dynamic', b: 'dynamic-bf16', isolates: 'bf16 mixed precision against fp32: the same net, seed and data' },
   { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
   { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
   ...FREEZE_CAUSES.map((c) => ({ group: 'freeze' as const, a: c.control, b: c.arm, isolates: `the ${c.cause} cause: ${c.how}` })),

@@ -183,9 +183,14 @@ export function recordSuite(
   const fresh = recordedRows(suite, runsDir, experiments).filter((r) => r.epochs_done > 0);
   const names = fresh.map((r) => r.name);
   const kept = (before?.rows ?? []).filter((r) => !names.includes(r.name));
+  // A kept run's description follows the table (its purpose may be reworded); its numbers stay as recorded.
+  const describe = (r: RecordedRow): RecordedRow => {
+    const e = experiments.find((x) => x.name === r.name);
+    return e ? { ...r, group: e.group, arm: e.arm, purpose: e.purpose, settings: describeSettings(e.config) } : r;
+  };
   // The table's order; recorded runs of experiments the table no longer lists are kept at the end, never dropped.
   const rows = [
-    ...experiments.map((e) => fresh.find((r) => r.name === e.name) ?? kept.find((r) => r.name === e.name) ?? recordedRows(suite, runsDir, [e])[0]),
+    ...experiments.map((e) => fresh.find((r) => r.name === e.name) ?? kept.map(describe).find((r) => r.name === e.name) ?? recordedRows(suite, runsDir, [e])[0]),
     ...kept.filter((r) => !experiments.some((e) => e.name === r.name)),
   ];
   const epochs = names.length ? loadEpochMetrics({ runsDir, runs: names }) : undefined;
