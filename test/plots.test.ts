@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
 import { escapeHtml, formatPercent, htmlTable } from '../lib/report/html-table';
 import {
-  cellMapsFigure, confusionMatrixFigure, meanStdBars, pairedSeedsFigure, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
-  trainingCurves, upsampleBilinear, variantComparison, type Trace,
+  cellMapsFigure, confusionMatrixFigure, filterHeatmap, meanStdBars, pairedIntervalsFigure, pairedSeedsFigure, perClassAccuracy,
+  responseMapFigure, sampleGrid, smooth, softmax, stepCurves, trainingCurves, upsampleBilinear, variantComparison, type Trace,
 } from '../lib/report/plots';
 import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, type EpochPoint } from '../lib/experiments/summary';
 
@@ -201,6 +201,34 @@ describe('images', () => {
     expect(fig.data.map((t) => t.name)).toEqual(['seed 0', 'seed 1']);
     expect((fig.data[0] as Trace & { y: (number | null)[] }).y).toEqual([75, 77]);
     expect((fig.data[1] as Trace & { y: (number | null)[] }).y).toEqual([76, null]);
+  });
+
+  it('draws each paired difference with its seeds, its 95 % and 90 % intervals, and the margin', () => {
+    const row = { a: 'static', b: 'dynamic', differences: [0.01, 0.03], mean: 0.02, n: 2, margin: 0.01 };
+    const two = { ...row, low: 0.005, high: 0.035, low90: 0.01, high90: 0.03 };
+    const one = { ...row, b: 'x', differences: [0.01], n: 1, low: NaN, high: NaN, low90: NaN, high90: NaN };
+    const fig = pairedIntervalsFigure([two, one], { title: 't' });
+    type Bars = Trace & { x: number[]; y: string[]; error_x: { array: number[]; arrayminus: number[] } };
+    const [seeds, ninety, mean] = fig.data as Bars[];
+    expect(seeds.x).toEqual([1, 3, 1]);
+    expect(seeds.y).toEqual(['dynamic − static', 'dynamic − static', 'x − static']);
+    expect(mean.error_x.array[0]).toBeCloseTo(1.5, 10);
+    expect(mean.error_x.arrayminus[0]).toBeCloseTo(1.5, 10);
+    expect(ninety.error_x.array[0]).toBeCloseTo(1, 10);
+    expect([mean.error_x.array[1], ninety.error_x.array[1]]).toEqual([0, 0]); // one pair: no interval
+    expect((fig.layout.shapes as { x0: number }[]).map((s) => s.x0)).toEqual([-1, 1]);
+    expect(pairedIntervalsFigure([{ ...two, margin: 0 }], { title: 't' }).layout.shapes).toEqual([]);
+  });
+
+  it('draws ten filters as rows of a heatmap centred on 0', () => {
+    const filters = CLASS_NAMES.map((_, c) => [c, -c, 0]);
+    type Heatmap = Trace & { z: number[][]; y: string[]; x: number[]; zmid: number };
+    const [h] = filterHeatmap(filters, { title: 'f' }).data as Heatmap[];
+    expect(h.z[3]).toEqual([3, -3, 0]);
+    expect(h.y).toEqual([...CLASS_NAMES]);
+    expect(h.x).toEqual([0, 1, 2]);
+    expect(h.zmid).toBe(0);
+    expect(() => filterHeatmap(filters.slice(0, 9), { title: 'f' })).toThrow(/9 filters for 10 classes/);
   });
 
   it('lays small 8×8 cell maps side by side on one symmetric scale', () => {

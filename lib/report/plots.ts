@@ -631,35 +631,90 @@ export function pairedSeedsFigure(arms: readonly { name: string; bySeed: Readonl
   return { data, layout: { ...BASE_LAYOUT, height: 420, width: 720, title: { text: opts.title }, yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } } } };
 }
 
+/** One paired comparison as pairedIntervalsFigure draws it (lib/experiments ComparisonRow fits). */
+interface PairedDifferences {
+  a: string;
+  b: string;
+  differences: readonly number[];
+  mean: number;
+  low: number;
+  high: number;
+  low90?: number;
+  high90?: number;
+  n: number;
+  margin?: number;
+}
+
 /**
- * Paired differences with their 95 % intervals, one row per comparison (b − a, in points): each
- * seed's difference as a dot, the mean as a diamond and the interval as a bar. A row whose bar
- * misses 0 is the one the verdict calls better or worse.
+ * Paired differences with their intervals, one row per comparison (b − a, in points): each seed's
+ * difference as a dot, the mean as a diamond, its 95 % interval as a thin bar and its 90 %
+ * interval as a thick one, and the equivalence margin (when the rows have one) as dotted lines at
+ * ±margin. A row whose thin bar misses 0 is one the verdict calls better or worse; one whose thick
+ * bar lies between the dotted lines is one it calls equivalent.
  */
-export function pairedIntervalsFigure(
-  rows: readonly { a: string; b: string; differences: readonly number[]; mean: number; low: number; high: number; n: number }[],
-  opts: { title: string },
-): Figure {
+export function pairedIntervalsFigure(rows: readonly PairedDifferences[], opts: { title: string }): Figure {
   const labels = rows.map((r) => `${r.b} − ${r.a}`);
-  const interval = rows.map((r) => (r.n >= 2 ? [100 * (r.high - r.mean), 100 * (r.mean - r.low)] : [0, 0]));
+  const x = rows.map((r) => 100 * r.mean);
+  /** Asymmetric error bars from the mean to `lo` and `hi` (none below two pairs). */
+  const bars = (lo: (r: PairedDifferences) => number | undefined, hi: (r: PairedDifferences) => number | undefined) => {
+    const ok = (r: PairedDifferences) => r.n >= 2 && Number.isFinite(lo(r)) && Number.isFinite(hi(r));
+    const array = rows.map((r) => (ok(r) ? 100 * (hi(r)! - r.mean) : 0));
+    const arrayminus = rows.map((r) => (ok(r) ? 100 * (r.mean - lo(r)!) : 0));
+    return { type: 'data', symmetric: false, array, arrayminus, visible: true, color: PALETTE[0] };
+  };
+  const margin = Math.max(0, ...rows.map((r) => r.margin ?? 0));
+  const line = { color: PALETTE[2], dash: 'dot', width: 1.5 };
+  const marginLine = (at: number) => ({ type: 'line', xref: 'x', yref: 'paper', x0: at, x1: at, y0: 0, y1: 1, line });
+  const marginNote = margin ? ` (dotted: the ±${+(100 * margin).toFixed(2)}-point margin)` : '';
+  const xTitle = `b − a, points of test accuracy${marginNote}`;
   return {
     data: [
       {
-        type: 'scatter', mode: 'markers', name: 'seed', x: rows.flatMap((r) => r.differences.map((d) => 100 * d)), y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
+        type: 'scatter', mode: 'markers', name: 'seed',
+        x: rows.flatMap((r) => r.differences.map((d) => 100 * d)),
+        y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
         marker: { color: PALETTE[7], size: 6, opacity: 0.7 }, hovertemplate: '%{y}: %{x:+.2f} points<extra>one seed</extra>',
       },
       {
-        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x: rows.map((r) => 100 * r.mean), y: labels,
-        error_x: { type: 'data', symmetric: false, array: interval.map((i) => i[0]), arrayminus: interval.map((i) => i[1]), visible: true, color: PALETTE[0], thickness: 2 },
+        type: 'scatter', mode: 'markers', name: '90 % interval', x, y: labels,
+        error_x: { ...bars((r) => r.low90, (r) => r.high90), thickness: 6, width: 0 },
+        marker: { color: PALETTE[0], size: 1, opacity: 0 }, hoverinfo: 'skip',
+      },
+      {
+        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x, y: labels,
+        error_x: { ...bars((r) => r.low, (r) => r.high), thickness: 2 },
         marker: { color: PALETTE[0], size: 10, symbol: 'diamond' }, hovertemplate: '%{y}: mean %{x:+.2f} points<extra></extra>',
       },
     ],
     layout: {
       ...BASE_LAYOUT, title: { text: opts.title }, height: 120 + 40 * rows.length,
       margin: { ...(BASE_LAYOUT.margin as object), l: 260 },
-      xaxis: { ...GRID_AXIS, title: { text: 'b − a, points of test accuracy' }, zeroline: true, zerolinecolor: '#444' },
+      xaxis: { ...GRID_AXIS, title: { text: xTitle }, zeroline: true, zerolinecolor: '#444' },
       yaxis: { autorange: 'reversed', automargin: true },
       legend: { orientation: 'h', y: -0.2, yanchor: 'top' },
+      shapes: margin ? [marginLine(-100 * margin), marginLine(100 * margin)] : [],
+    },
+  };
+}
+
+/** A [classes, channels] matrix of 1×1 filters as a heatmap, one row per class, diverging colours around 0. */
+export function filterHeatmap(
+  filters: readonly (readonly number[])[],
+  opts: { title: string; classNames?: readonly string[] },
+): Figure {
+  const names = opts.classNames ?? CLASS_NAMES;
+  if (filters.length !== names.length) {
+    throw new Error(`filterHeatmap: ${filters.length} filters for ${names.length} classes`);
+  }
+  const channels = (filters[0] ?? []).map((_, i) => i);
+  return {
+    data: [{
+      type: 'heatmap', z: filters.map((f) => [...f]), y: [...names], x: channels, colorscale: 'RdBu', zmid: 0,
+      colorbar: { title: { text: 'weight' } },
+    }],
+    layout: {
+      ...BASE_LAYOUT, title: { text: opts.title }, xaxis: { title: { text: 'feature channel' } },
+      yaxis: { autorange: 'reversed' }, height: 360, width: 900, margin: { l: 90, r: 20, t: 50, b: 50 },
     },
   };
 }
