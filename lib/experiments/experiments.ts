@@ -9,7 +9,7 @@
  *     fixed-function freeze), fix-bn-only and fix-adapter (two fixes): the names of the paired
  *     suite's arms with the same settings (one name per setting).
  *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
- *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
+ *     arm of ARMS with its seeds, seed k shared by all arms (data order, augmentation, the seeded streams),
  *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
  *     reported at that epoch; compared seed by seed as PAIRED_COMPARISONS lists (lib/experiments/stats).
  *   recipe suite (RECIPE_EXPERIMENTS; results/recipe, recorded in results/recorded/recipe): more
@@ -160,7 +160,7 @@ const ARMS = [
   { arm: 'lab-static', group: 'protocol', purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test", overrides: { variant: 'static', val: 0, selectBy: 'test' }, cost: 1.1 },
   { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
   { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
-  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
+  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'the input statistics cause: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
   { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
   { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
   { arm: 'fix-adapter', group: 'freeze', purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it', overrides: { freeze: 'all', adapter: true }, cost: 0.5 },
