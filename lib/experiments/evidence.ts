@@ -44,7 +44,7 @@ export interface Evidence {
   sweep: SweepRow[];
 }
 
-export const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
+const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
 
 /** Reads the recipe sweep's JSON lines ([] when the file is absent). */
 export function readSweep(file: string = SWEEP_FILE): SweepRow[] {

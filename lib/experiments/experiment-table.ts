@@ -54,7 +54,7 @@ export interface ExperimentRow {
   run: string;
 }
 
-export const EXPERIMENT_SCHEMA: { [K in keyof ExperimentRow]-?: DataType } = {
+const EXPERIMENT_SCHEMA: { [K in keyof ExperimentRow]-?: DataType } = {
   name: pl.Utf8,
   group: pl.Utf8,
   purpose: pl.Utf8,
@@ -88,7 +88,7 @@ export const EXPERIMENT_SCHEMA: { [K in keyof ExperimentRow]-?: DataType } = {
 };
 
 /** Model parameters (BatchNorm running statistics excluded) of an experiment's net: all, and trained. */
-export function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
+function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
   const info = describeState(e.config.variant, architectureOf(e.config), e.config.freeze).filter((p) => p.kind === 'parameter');
   return {
     parameters: info.reduce((s, p) => s + p.size, 0),

@@ -40,7 +40,7 @@ export function equivalenceCell(c: Pick<PairedComparison, 'n' | 'low90' | 'high9
 }
 
 /** A median step time with its spread: "31.2 ± 1.0 ms" ('–' when not measured). */
-export function formatStepTime(t: StepTime | null): string {
+function formatStepTime(t: StepTime | null): string {
   if (!t) return '–';
   const d = (x: number) => x.toFixed(x < 1 ? 2 : 1);
   return `${d(t.ms)} ± ${d(t.spread)} ms`;

@@ -300,7 +300,7 @@ export function similarityVsConfusion(similarity: readonly number[][], confusion
 // ---- the maps the report shows, recorded or from your run --------------------------------------
 
 /** The recorded maps of a suite's representative dynamic run: results/recorded/<suite>/maps.parquet. */
-export const MAPS_FILE = 'maps.parquet';
+const MAPS_FILE = 'maps.parquet';
 /** Test images the examples and the peak statistics come from: index FIRST_EXAMPLE on, not the lab's own example. */
 const FIRST_EXAMPLE = 100;
 const EXAMPLE_POOL = 2000;
