@@ -68,7 +68,7 @@ export const EXPERIMENT_SCHEMA = {
 } as { [K in keyof ExperimentRow]-?: DataType };
 
 /** Model parameters (BatchNorm running statistics excluded) of an experiment's net: all, and trained. */
-export function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
+function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
   const info = describeState(e.config.variant, architectureOf(e.config), e.config.freeze).filter((p) => p.kind === 'parameter');
   return {
     parameters: info.reduce((s, p) => s + p.size, 0),

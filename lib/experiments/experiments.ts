@@ -9,7 +9,7 @@
  *     fixed-function freeze), fix-bn-only and fix-adapter (two fixes): the names of the paired
  *     suite's arms with the same settings (one name per setting).
  *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
- *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
+ *     arm of ARMS with its seeds, seed k shared by all arms (data order, augmentation, the seeded streams),
  *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
  *     reported at that epoch; compared seed by seed as PAIRED_COMPARISONS lists (lib/experiments/stats).
  *   recipe suite (RECIPE_EXPERIMENTS; results/recipe, recorded in results/recorded/recipe): more
@@ -78,7 +78,7 @@ export interface Experiment<N extends string = string, A extends string = string
  *  - augment: random crop (4-pixel padding) + horizontal flip — with it more epochs keep paying off;
  *  - schedule 'cosine' from lr 2e-3 to 0 over all steps, label smoothing 0.1, weight decay 5e-5.
  */
-export const BEST_EPOCHS = 40;
+const BEST_EPOCHS = 40;
 const BEST: Partial<TrainConfig> = {
   variant: 'dynamic',
   norm: 'imagenet',
@@ -142,7 +142,7 @@ export const BASE_SEEDS = [0, 1, 2, 3, 4] as const;
  */
 export const EQUIVALENCE_MARGIN = 0.01;
 /** Seeds of each recipe candidate: chosen on mean validation accuracy over them. */
-export const RECIPE_SEEDS = [0, 1, 2] as const;
+const RECIPE_SEEDS = [0, 1, 2] as const;
 /** Images of the fixed, class-balanced validation split (lib/data/batches splitValidation). */
 export const VALIDATION_IMAGES = 5000;
 
@@ -179,12 +179,11 @@ const ARMS = [
 
 /** The paired suite's arms (what is compared, seed by seed). */
 export type ArmName = (typeof ARMS)[number]['arm'];
-export const ARM_NAMES: readonly ArmName[] = ARMS.map((a) => a.arm);
 export type PairedSeed = (typeof PAIRED_SEEDS)[number];
 /** The beyond-the-lab run of the paired suite's table (its own arm). */
-export const BEST_DYNAMIC = 'best-dynamic';
+const BEST_DYNAMIC = 'best-dynamic';
 /** The recipe suite's candidate: best-dynamic plus a trainable residual 3×3 conv + BN + ReLU after the backbone. */
-export const BEST_ADAPTER = 'best-adapter';
+const BEST_ADAPTER = 'best-adapter';
 /** A run of the paired suite: arm k's run with seed s is `${arm}-s${s}`, and best-dynamic. */
 export type PairedRunName = `${ArmName}-s${PairedSeed}` | typeof BEST_DYNAMIC;
 /** A run of the recipe suite: seed 0 of each candidate has the candidate's name, seed s > 0 `${name}-s${s}`. */
@@ -271,7 +270,7 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
  * best-adapter adds capacity after layer1 for about 1.3× best-dynamic's time per epoch (recorded alone:
  * 18.8 against 14.1 min for 40 epochs).
  */
-export const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
+const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
   experiment(BEST_ADAPTER, 'recipe', `best-dynamic plus a residual 3×3 conv + BN + ReLU adapter after the backbone, ${BEST_EPOCHS} epochs`, { ...BEST, adapter: true, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4),
   // More seeds of both candidates (seed 0 of best-dynamic is the paired suite's best-dynamic).
   ...RECIPE_SEEDS.filter((s): s is Exclude<(typeof RECIPE_SEEDS)[number], 0> => s > 0).flatMap((seed) => [
@@ -307,7 +306,7 @@ export function selectExperiments<E extends Experiment = Experiment<LabRunName>>
 // ---- quick mode -------------------------------------------------------------------------------
 
 /** What --quick changes: tiny real slices and one epoch, into PATHS.quick (never results/runs). */
-export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
+const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
 
 /** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
 export function quickExperiment<E extends Experiment>(e: E): E {

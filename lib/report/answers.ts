@@ -35,7 +35,7 @@ const mean = (s: { mean: number; sd: number; n: number }) => `${pct(s.mean)}${s.
 const count = (n: number) => n.toLocaleString('en-US');
 const seeds = (n: number) => `${n} seed${n === 1 ? '' : 's'}`;
 /** Where a number comes from, said once per sentence that quotes it. */
-export const sourceTag = (source: Source, n?: number) => (source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs');
+const sourceTag = (source: Source, n?: number) => (source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs');
 const list = (xs: readonly string[]) => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
 
 /** "higher"/"lower"/"no different"-style word for a verdict, for sentences. */
