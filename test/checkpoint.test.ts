@@ -8,12 +8,12 @@ import { Adam } from '../lib/train/adam';
 import { batches } from '../lib/data/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import {
-  assertWritableOutput, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_V1, exportModelState, protectedOutputProblem, readCheckpoint, readCheckpointMeta,
-  restoreCheckpoint, saveCheckpoint, tensorDigest,
+  assertWritableOutput, CHECKPOINT_FORMAT, exportModelState, protectedOutputProblem, readCheckpoint, readCheckpointMeta,
+  restoreCheckpoint, saveCheckpoint,
 } from '../lib/train/checkpoint';
 import { PROJECT_ROOT, type Freeze, type Variant } from '../lib/config';
 import { createNet, type Net } from '../lib/model/model';
-import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, writeSafetensors } from '../lib/formats/safetensors';
+import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, tensorDigest, writeSafetensors } from '../lib/formats/safetensors';
 import { loadNetFromStateFile } from '../lib/train/predict';
 import { MODEL_STATE_FORMAT, readModelState } from '../lib/model/weights';
 import { crossEntropy } from '../lib/train/loss';
@@ -66,6 +66,9 @@ function editedEpoch(bytes: Buffer, from: string, to: string): Buffer {
   out.write(`"epoch":"${to}"`, at);
   return out;
 }
+
+/** The format of earlier versions: a checksum over the tensors only. */
+const CHECKPOINT_FORMAT_V1 = 'dcf-checkpoint/1';
 
 /** A file as the dcf-checkpoint/1 writer laid it out: no file_sha256, a tensor-only `sha256`. */
 function legacyV1Bytes(file: string): Buffer {
@@ -279,18 +282,15 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
       expect(() => readModelState(stripped)).toThrow(/says format dcf-checkpoint\/2 but has no file_sha256 checksum/);
     });
 
-    it('reads older dcf-checkpoint/1 files by their tensor checksum, and refuses them damaged', () => {
+    it('refuses older dcf-checkpoint/1 files, saying how to convert the run or start it over', () => {
       const legacy = path.join(dir, 'legacy.safetensors');
-      const v1 = legacyV1Bytes(file);
-      fs.writeFileSync(legacy, v1);
-      const content = readCheckpoint(legacy);
-      expect(content.meta).toMatchObject({ format: CHECKPOINT_FORMAT_V1, epoch: 3, variant: 'static' });
+      fs.writeFileSync(legacy, legacyV1Bytes(file));
+      expect(() => readCheckpoint(legacy)).toThrow(
+        /legacy\.safetensors is a dcf-checkpoint\/1 file, a format of earlier versions that is no longer read\. To convert the run, resume it once with commit 5af09a2 .*--resume last\), which writes dcf-checkpoint\/2; or start it over with --fresh/,
+      );
+      expect(() => exportModelState(legacy, path.join(dir, 'legacy-out.safetensors'))).toThrow(/dcf-checkpoint\/1 .* no longer read/);
+      // Model state files (lib/model) still read its tensor checksum.
       expect(readModelState(legacy).checksum).toBe('tensors');
-      const flipped = Buffer.from(v1);
-      flipped[flipped.length - 1001] ^= 0x40;
-      fs.writeFileSync(legacy, flipped);
-      expect(() => readCheckpoint(legacy)).toThrow(/is damaged: its tensors do not match the checksum it was saved with/);
-      expect(() => loadNetFromStateFile(legacy)).toThrow(/legacy\.safetensors is damaged: its tensors do not match/);
     });
   });
 

@@ -14,8 +14,8 @@ import { PROJECT_ROOT } from '../lib/config';
 import { readRunEpochs, type EpochRow } from '../lib/train/metrics';
 import { formatEpochLine, notebookProgress } from '../lib/train/progress';
 import { train } from '../lib/train/train';
-import { InterruptRequest, TrainingInterrupted } from '../lib/train/interrupt';
-import { RunDir, RunLockedError } from '../lib/train/run-dir';
+import { TrainingInterrupted } from '../lib/train/interrupt';
+import { RunLockedError } from '../lib/train/run-lock';
 import type { TrainEvent } from '../lib/train/events';
 import { resolveTrainConfig } from '../lib/train/train-cli';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
@@ -103,20 +103,17 @@ describe('interrupt and rerun', () => {
 
 describe('the SIGINT listener and tslab', () => {
   it("is added only after the caller's synchronous code has returned (outside tslab's breakOnSigint window)", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-sigint-'));
-    try {
-      const before = process.listenerCount('SIGINT');
-      const pending = InterruptRequest.lockRun(new RunDir(dir, 'listener'));
-      // A cell's code runs inside vm.runInThisContext({ breakOnSigint: true }): a listener added
-      // here would lose its native handler when the cell's synchronous part returns (■ killed the kernel).
-      expect(process.listenerCount('SIGINT')).toBe(before);
-      const request = await pending;
-      expect(process.listenerCount('SIGINT')).toBe(before + 1);
-      request.dispose();
-      expect(process.listenerCount('SIGINT')).toBe(before);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const before = process.listenerCount('SIGINT');
+    let during: number | undefined;
+    const pending = train(small('listener', { epochs: 1 }), {
+      runsDir, data, onProgress: (e) => (during ??= e.type === 'start' ? process.listenerCount('SIGINT') : undefined),
+    });
+    // A cell's code runs inside vm.runInThisContext({ breakOnSigint: true }): a listener added
+    // here would lose its native handler when the cell's synchronous part returns (■ killed the kernel).
+    expect(process.listenerCount('SIGINT')).toBe(before);
+    await pending;
+    expect(during).toBe(before + 1);
+    expect(process.listenerCount('SIGINT')).toBe(before);
   });
 });
 

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../lib/config';
 import { formatDuration, formatStep, notebookProgress, progressBar, terminalProgress } from '../lib/train/progress';
-import { RunDir } from '../lib/train/run-dir';
+import { RunDir } from '../lib/train/run';
 import type { EpochSummary, TrainEvent } from '../lib/train/events';
 import { parseTrainArgs, resolveTrainConfig, UsageError } from '../lib/train/train-cli';
 import { trainConfig } from '../lib/train/train-config';

@@ -1,10 +1,10 @@
-// Run folders: interrupted --fresh restarts, stale temporary files, locks, saved configs.
+// Run folders: interrupted --fresh restarts, stale temporary files, locks, saved configs (lib/train/run).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { RunDir } from '../lib/train/run-dir';
+import { RunDir } from '../lib/train/run';
 import { configConflicts, learningRate, trainConfig, validateConfig } from '../lib/train/train-config';
 
 let runsDir: string;
@@ -59,18 +59,22 @@ describe('RunDir', () => {
     expect(list(path.join(store.dir, 'metrics'))).toEqual([]);
   });
 
-  it('locks a run against a second live trainer and releases only its own lock', () => {
+  it('locks a run against a second live trainer, and says who trains it', async () => {
     const store = new RunDir(runsDir, 'a');
-    store.lock();
-    expect(fs.readFileSync(path.join(runsDir, '.a.lock'), 'utf8')).toBe(String(process.pid));
-    store.release();
+    expect(await store.takeLock()).toEqual([]);
+    expect(JSON.parse(fs.readFileSync(path.join(runsDir, '.a.lock'), 'utf8'))).toMatchObject({ host: os.hostname(), pid: process.pid });
+    expect(store.lockedBy()).toBeUndefined(); // this process: not another trainer
+    store.releaseLock();
     expect(list(runsDir)).toEqual([]);
-    fs.writeFileSync(path.join(runsDir, '.a.lock'), String(process.ppid));
-    expect(() => store.lock()).toThrow(new RegExp(`run 'a' is being trained by process ${process.ppid}`));
-    store.release(); // not ours: stays
+    fs.writeFileSync(path.join(runsDir, '.a.lock'), String(process.ppid)); // a lock of the earlier format: a bare pid
+    expect(store.lockedBy()).toBe(`process ${process.ppid}`);
+    await expect(store.takeLock()).rejects.toThrow(new RegExp(`run 'a' is being trained by process ${process.ppid}`));
+    store.releaseLock(); // not ours: stays
     expect(list(runsDir)).toEqual(['.a.lock']);
-    expect(() => new RunDir(runsDir, 'a').lock()).toThrow(/being trained/);
-    new RunDir(runsDir, 'b').lock(); // another run's lock is independent
+    await expect(new RunDir(runsDir, 'a').takeLock()).rejects.toThrow(/being trained/);
+    const b = new RunDir(runsDir, 'b');
+    await b.takeLock(); // another run's lock is independent
+    b.releaseLock();
   });
 
   it('rejects run names that would leave the runs folder or hide it', () => {

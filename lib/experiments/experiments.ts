@@ -410,7 +410,7 @@ export function experimentStatus(e: Experiment, runsDir: string): ExperimentStat
       }
     }
     const holder = store.lockedBy();
-    if (holder !== undefined) return { ...status, state: 'running', detail: [`process ${holder} is training it`] };
+    if (holder !== undefined) return { ...status, state: 'running', detail: [`${holder} is training it`] };
     if (status.epochsDone >= e.config.epochs) return { ...status, state: 'done' };
     const diverged = readDiverged(store.dir);
     if (diverged && experimentConflicts(validateConfig(diverged.config), e.config).length === 0) {

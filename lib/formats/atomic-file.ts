@@ -77,8 +77,37 @@ export function removeStaleTempFiles(dir: string): string[] {
   return removed;
 }
 
-/** True while process `pid` runs (EPERM: it runs, as another user). */
+/** What Linux's /proc/<pid>/stat says about a process (undefined: no such process). */
+export interface ProcStat {
+  /** R, S, D, …; Z: a zombie (exited, not yet reaped by its parent). */
+  state: string;
+  /** The kernel's PF_* flags (field 9). */
+  flags: number;
+  /** Start time in clock ticks after boot (field 22): with the boot id, it tells a reused pid apart. */
+  start: string;
+}
+
+/** True where /proc describes processes (Linux); elsewhere only `process.kill(pid, 0)` can tell. */
+export const HAS_PROC = fs.existsSync('/proc/self/stat');
+
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name, which may itself hold spaces and parentheses.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0], flags: Number(f[6]), start: f[19] };
+}
+
+/** True while process `pid` runs: a zombie does not (EPERM: it runs, as another user). */
 export function isAlive(pid: number): boolean {
+  if (HAS_PROC) {
+    const state = procStat(pid)?.state;
+    return state !== undefined && state !== 'Z' && state !== 'X';
+  }
   try {
     process.kill(pid, 0);
     return true;

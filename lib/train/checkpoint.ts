@@ -9,13 +9,11 @@
  *                                     accuracy, bestAccuracy, bestEpoch, session, config (JSON),
  *                                     backend, savedAt, file_sha256
  *
- * Formats:
- *  - `dcf-checkpoint/2` (written now): `file_sha256` is the SHA-256 of the WHOLE file, header
- *    and metadata included, computed with its own 64 digits written as '0's (lib/formats/safetensors
- *    says how, with the Python one-liner). Editing any byte, the stored epoch as much as a
- *    weight, makes the file refuse to load.
- *  - `dcf-checkpoint/1` (older runs, still read): `sha256` over the tensors only (tensorDigest);
- *    its metadata is not covered. Resuming such a run writes /2 files from then on.
+ * Format `dcf-checkpoint/2`: `file_sha256` is the SHA-256 of the WHOLE file, header and metadata
+ * included, computed with its own 64 digits written as '0's (lib/formats/safetensors says how,
+ * with the Python one-liner). Editing any byte, the stored epoch as much as a weight, makes the
+ * file refuse to load. The earlier `dcf-checkpoint/1` (a checksum over the tensors only) is no
+ * longer read: the error says how to convert such a run or start it over.
  *
  * A run keeps two: results/runs/<run>/best.safetensors (highest selection accuracy so far) and
  * last.safetensors (the latest finished epoch, for crash recovery). Files are written to a
@@ -30,23 +28,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
 import { architectureMismatch, architectureOf, checkState, isCounter, MODEL_STATE_FORMAT, type NamedTensors, type Net } from '../model/index';
 import { PATHS, VARIANTS, type Variant } from '../config';
-import {
-  DamagedFileError,
-  readSafetensors,
-  recordToTensor,
-  tensorDigest,
-  tensorsToRecords,
-  writeSafetensors,
-  type TensorRecord,
-} from '../formats/index';
+import { DamagedFileError, readSafetensors, recordToTensor, tensorsToRecords, writeSafetensors, type TensorRecord } from '../formats/index';
 
-export { tensorDigest };
-
-/** The format written now: a whole-file checksum. */
+/** The format written and read: a whole-file checksum. */
 export const CHECKPOINT_FORMAT = 'dcf-checkpoint/2';
-/** The format of older runs, still read: a checksum over the tensors only. */
-export const CHECKPOINT_FORMAT_V1 = 'dcf-checkpoint/1';
-export type CheckpointFormat = typeof CHECKPOINT_FORMAT | typeof CHECKPOINT_FORMAT_V1;
+/** The last commit that reads `dcf-checkpoint/1` (and resumes such a run, writing /2 from then on). */
+const V1_READER = '5af09a2';
 export const ADAM_PREFIX = 'adam.';
 
 export type CheckpointKind = 'best' | 'last';
@@ -54,7 +41,7 @@ export const CHECKPOINT_KINDS: readonly CheckpointKind[] = ['best', 'last'];
 
 /** What a checkpoint says about itself (its safetensors metadata, parsed). */
 export interface CheckpointMeta {
-  format: CheckpointFormat;
+  format: typeof CHECKPOINT_FORMAT;
   kind: CheckpointKind;
   variant: Variant;
   /** Epochs finished when it was saved (1-based; the next epoch to train is epoch + 1). */
@@ -128,7 +115,14 @@ function damaged(file: string, why: string): Error {
 }
 
 function parseMeta(file: string, metadata: Record<string, string>): CheckpointMeta {
-  if (metadata.format !== CHECKPOINT_FORMAT && metadata.format !== CHECKPOINT_FORMAT_V1) {
+  if (metadata.format === 'dcf-checkpoint/1') {
+    throw new Error(
+      `${file} is a dcf-checkpoint/1 file, a format of earlier versions that is no longer read. To convert the run, ` +
+        `resume it once with commit ${V1_READER} (git worktree add ../dcf-v1 ${V1_READER}; there: npm run train -- --run NAME ` +
+        '--runs-dir DIR --resume last), which writes dcf-checkpoint/2; or start it over with --fresh.',
+    );
+  }
+  if (metadata.format !== CHECKPOINT_FORMAT) {
     throw new Error(
       `${file} is not a training checkpoint of this project (format '${metadata.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}'). ` +
         'Model state files (npm run export) are for predict, not for resuming training.',
@@ -148,7 +142,7 @@ function parseMeta(file: string, metadata: Record<string, string>): CheckpointMe
     throw damaged(file, 'its config metadata is not JSON');
   }
   return {
-    format: metadata.format,
+    format: CHECKPOINT_FORMAT,
     kind: metadata.kind as CheckpointKind,
     variant: metadata.variant as Variant,
     epoch: num('epoch'),
@@ -189,8 +183,7 @@ export function readCheckpoint(file: string): CheckpointContent {
     throw damaged(file, err instanceof DamagedFileError ? err.problem : (err as Error).message);
   }
   const meta = parseMeta(file, content.metadata);
-  const problem = checksumProblem(meta.format, content);
-  if (problem) throw damaged(file, problem);
+  if (!content.checksummed) throw damaged(file, `it says format ${meta.format} but has no file_sha256 checksum`);
   const model: Record<string, TensorRecord> = {};
   const adam: Record<string, TensorRecord> = {};
   for (const [k, r] of Object.entries(content.tensors)) {
@@ -201,16 +194,13 @@ export function readCheckpoint(file: string): CheckpointContent {
 }
 
 /**
- * What is wrong with a checkpoint's checksum for its format, if anything: /2 must carry the
- * whole-file checksum (verified on parsing), /1 its tensor digest.
+ * Writes checkpoint `from` again as `to`, of `kind` (its tensors and the rest of its metadata
+ * unchanged): a run store's repair when a crash or a hand edit left one of the two behind.
  */
-function checksumProblem(format: CheckpointFormat, content: ReturnType<typeof readSafetensors>): string | undefined {
-  if (format === CHECKPOINT_FORMAT) {
-    return content.checksummed ? undefined : `it says format ${format} but has no file_sha256 checksum`;
-  }
-  if (content.metadata.sha256 === undefined) return `it has no sha256 checksum`;
-  if (content.metadata.sha256 !== tensorDigest(content.tensors)) return 'its tensors do not match the checksum it was saved with';
-  return undefined;
+export function copyCheckpoint(from: string, to: string, kind: CheckpointKind): void {
+  readCheckpoint(from); // verified
+  const { tensors, metadata } = readSafetensors(from);
+  writeSafetensors(to, tensors, { ...metadata, kind });
 }
 
 /**

@@ -1,7 +1,6 @@
-/** lib/train: Training: the config record, the loop and its parts (step, loss, evaluation, checkpointer, metrics recorder, interrupt, run start), Adam, checkpoints, metrics, the run folder, progress, prediction. */
+/** lib/train: Training: the config record, the loop and its parts (step, loss, evaluation, metrics recorder, interrupt), Adam, checkpoints, metrics, the run store and its lock, progress, prediction. */
 export * from './adam';
 export * from './checkpoint';
-export * from './checkpointer';
 export * from './divergence';
 export * from './evaluate';
 export * from './events';
@@ -11,8 +10,8 @@ export * from './metrics';
 export * from './metrics-recorder';
 export * from './predict';
 export * from './progress';
-export * from './run-dir';
-export * from './run-start';
+export * from './run';
+export * from './run-lock';
 export * from './train';
 export * from './train-cli';
 export * from './train-config';

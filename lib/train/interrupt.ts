@@ -7,7 +7,6 @@
  */
 import * as path from 'path';
 import type { ProgressCallback } from './events';
-import type { RunDir } from './run-dir';
 
 /** Training stopped on SIGINT or SIGTERM at a step (or evaluation batch) boundary; the message says what is saved. */
 export class TrainingInterrupted extends Error {
@@ -29,9 +28,9 @@ const active = new Map<string, { interrupt: InterruptRequest; ended: Promise<voi
 export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
 
 /**
- * SIGINT / SIGTERM for the duration of one training call on a run, which it also holds the lock
- * of. The handler only records the request (an awaited promise would otherwise go on after tslab
- * gave up on the cell); the loop reads `signal`.
+ * SIGINT / SIGTERM for the duration of one training call on a run (which holds its lock). The
+ * handler only records the request (an awaited promise would otherwise go on after tslab gave up
+ * on the cell); the loop reads `signal`.
  */
 export class InterruptRequest {
   signal?: NodeJS.Signals;
@@ -45,23 +44,24 @@ export class InterruptRequest {
     active.set(key, { interrupt: this, ended: new Promise<void>((resolve) => (this.ended = resolve)) });
   }
 
-  /**
-   * Takes the run's lock (one training of a run at a time, in this process or any other) and
-   * starts listening. A rerun right after ■ finds the interrupted call still finishing its step:
-   * it waits for it (it ends within a step) instead of refusing; a call that was not interrupted
-   * is left to the lock to refuse (RunLockedError).
-   */
-  static async lockRun(store: RunDir): Promise<InterruptRequest> {
+  /** Starts listening for the training call on run folder `dir`. */
+  static async listen(dir: string): Promise<InterruptRequest> {
     // Listen only after the caller's synchronous part has returned. tslab runs a cell's code in
     // vm.runInThisContext({ breakOnSigint: true }), whose SIGINT watchdog restores the process's
     // handler when the code returns: a listener added before that is left without a native
     // handler, and the next ■ kills the kernel instead of stopping the run.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const key = path.resolve(store.dir);
-    const other = active.get(key);
+    return new InterruptRequest(path.resolve(dir));
+  }
+
+  /**
+   * Resolves once no interrupted call of this process is still finishing its step on run folder
+   * `dir` (it ends within a step): a rerun right after ■ waits for it instead of being refused;
+   * a call that was not interrupted is left to the lock to refuse.
+   */
+  static async settled(dir: string): Promise<void> {
+    const other = active.get(path.resolve(dir));
     if (other?.interrupt.signal) await other.ended;
-    store.lock();
-    return new InterruptRequest(key);
   }
 
   /**

@@ -194,7 +194,6 @@ export function appendEpoch(runDir: string, epochRows: readonly EpochRow[], step
 /** The parts of a run's latest finished epoch, when one of them cannot be read back. */
 export interface DamagedEpoch {
   epoch: number;
-  session: number;
   /** Its epochs and steps parts. */
   files: string[];
   /** Why the first unreadable one failed. */
@@ -202,30 +201,26 @@ export interface DamagedEpoch {
 }
 
 /**
- * The run's latest metrics block (the parts of its newest session's newest epoch), if it cannot
- * be read (a damaged disk block, a file cut short outside this program). Reads, never writes.
- * Only the tail is looked at: a rerun can retrain that epoch from an earlier checkpoint, while
- * older damage is named by the loaders.
+ * The epochs whose rows a run's metrics hold (as the loaders show them), and its latest block
+ * (the parts of its newest session's newest epoch) if that cannot be read: a damaged disk block,
+ * a file cut short outside this program. Reads, never writes. Only the tail is read through: a
+ * rerun can retrain that epoch from an earlier checkpoint, while older damage is named by the loaders.
  */
-export function findDamagedTail(runDir: string): DamagedEpoch | undefined {
+export function recordedEpochs(runDir: string): { epochs: Set<number>; damaged?: DamagedEpoch } {
   const parts = listParts(runDir);
   const finished = parts.filter((p) => p.kind === 'epochs');
-  if (finished.length === 0) return undefined;
-  const tail = finished.reduce((a, b) => (b.session > a.session || (b.session === a.session && b.epoch > a.epoch) ? b : a));
-  const block = parts.filter((p) => p.epoch === tail.epoch && p.session === tail.session);
+  const tail = finished[finished.length - 1]; // listParts sorts by session, then epoch
+  const block = tail ? parts.filter((p) => p.epoch === tail.epoch && p.session === tail.session) : [];
+  let damaged: DamagedEpoch | undefined;
   for (const p of block) {
     try {
       readPart(p.file, p.kind);
     } catch (err) {
-      return { epoch: tail.epoch, session: tail.session, files: block.map((b) => b.file), reason: (err as Error).message };
+      damaged ??= { epoch: tail.epoch, files: block.map((b) => b.file), reason: (err as Error).message };
     }
   }
-  return undefined;
-}
-
-/** Moves a damaged block out of the metrics (renamed `<part>.damaged`, kept for inspection). */
-export function setAsideDamaged(block: DamagedEpoch): void {
-  for (const file of block.files) fs.renameSync(file, `${file}.damaged`);
+  const readable = damaged ? parts.filter((p) => !damaged!.files.includes(p.file)) : parts;
+  return { epochs: new Set(visibleParts(readable, 'epochs', false).map((p) => p.epoch)), damaged };
 }
 
 export interface LoadOptions {
@@ -271,9 +266,8 @@ function readPart(file: string, kind: MetricsKind): pl.DataFrame {
   return df.select(...Object.entries(schema).map(([name, dtype]) => pl.col(name).cast(dtype)));
 }
 
-/** The parts of one run that describe its current weights (see the module comment). */
-function visibleParts(runDir: string, kind: MetricsKind, includeSuperseded: boolean): Part[] {
-  const parts = listParts(runDir);
+/** The parts (of one run) that describe its current weights (see the module comment). */
+function visibleParts(parts: Part[], kind: MetricsKind, includeSuperseded: boolean): Part[] {
   const finished = new Set(parts.filter((p) => p.kind === 'epochs').map((p) => `${p.session}:${p.epoch}`));
   const wanted = parts.filter((p) => p.kind === kind && finished.has(`${p.session}:${p.epoch}`));
   if (includeSuperseded) return wanted;
@@ -305,7 +299,7 @@ function load(kind: MetricsKind, opts: LoadOptions): pl.DataFrame {
   }
   const frames = [emptyFrame(kind)];
   for (const run of runs) {
-    for (const p of visibleParts(path.join(runsDir, run), kind, opts.includeSuperseded ?? false)) frames.push(readPart(p.file, kind));
+    for (const p of visibleParts(listParts(path.join(runsDir, run)), kind, opts.includeSuperseded ?? false)) frames.push(readPart(p.file, kind));
   }
   const df = pl.concat(frames, { how: 'vertical' });
   return kind === 'epochs' ? df.sort(['run', 'epoch', 'session', 'split']) : df.sort(['run', 'step', 'session']);
@@ -333,6 +327,6 @@ export function readStepRows(opts: LoadOptions = {}): StepRow[] {
 
 /** The epoch rows of one run directory (e.g. a run in progress, or outside PATHS.runs). */
 export function readRunEpochs(runDir: string, opts: { includeSuperseded?: boolean } = {}): EpochRow[] {
-  const frames = [emptyFrame('epochs'), ...visibleParts(runDir, 'epochs', opts.includeSuperseded ?? false).map((p) => readPart(p.file, 'epochs'))];
+  const frames = [emptyFrame('epochs'), ...visibleParts(listParts(runDir), 'epochs', opts.includeSuperseded ?? false).map((p) => readPart(p.file, 'epochs'))];
   return pl.concat(frames, { how: 'vertical' }).sort(['epoch', 'session', 'split']).toRecords() as unknown as EpochRow[];
 }

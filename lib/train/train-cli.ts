@@ -9,7 +9,7 @@ import { ARCHITECTURE_SETTINGS } from '../model/index';
 import { CHECKPOINT_KINDS, readCheckpointMeta, type CheckpointKind } from './checkpoint';
 import { commandLinePath, joinDashValues, parseChoice, PATHS, type Setting } from '../config';
 import type { TerminalMode } from './progress';
-import { RunDir } from './run-dir';
+import { RunDir } from './run';
 import { CONFIG_FIELDS, LAB_RECIPE, RESUMABLE_FIELDS, TRAIN_SETTINGS, validateConfig } from './train-config';
 import type { ConfigField, TrainConfig } from './train-config';
 

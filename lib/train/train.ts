@@ -1,17 +1,17 @@
 /**
  * The lab's training loop, readable top to bottom:
  *
- *   for each epoch: shuffled (optionally augmented) batches → one step each (forward in training
+ *   open the run (lib/train run: its lock, repairs, the checkpoint it continues from); then for
+ *   each epoch: shuffled (optionally augmented) batches → one step each (forward in training
  *   mode, cross-entropy, gradients, Adam; lib/train train-step); then evaluate on the official
- *   test set (and the validation split if configured; lib/train evaluate); append the epoch's
- *   metrics (metrics-recorder, metrics); save `best` if the selection accuracy improved, and
- *   `last` (checkpointer).
+ *   test set (and the validation split if configured; lib/train evaluate); append the epoch to
+ *   the run: its metrics (metrics-recorder), `best` if the selection accuracy improved, `last`.
  *
- * Re-running a run resumes it (run-start): from its best checkpoint (default) or its last,
- * continuing with the next epoch until `epochs` are done. A run whose last checkpoint already
- * finished all epochs is only evaluated (rerunning a finished notebook cell does not retrain),
- * unless a checkpoint is asked for explicitly. `fresh` starts over without destroying the old run
- * until the new one has saved its first epoch (run-dir).
+ * Re-running a run resumes it: from its best checkpoint (default) or its last, continuing with
+ * the next epoch until `epochs` are done. A run whose last checkpoint already finished all
+ * epochs is only evaluated (rerunning a finished notebook cell does not retrain), unless a
+ * checkpoint is asked for explicitly. `fresh` starts over without destroying the old run until
+ * the new one has saved its first epoch.
  *
  * The loop never reads from the device except every `logEvery` steps (loss, accuracy and a
  * NaN/Inf check: divergence), creates the same number of tensors at every step, and reports
@@ -20,7 +20,7 @@
  * Interruption (interrupt): while train() runs it listens for SIGINT (■ in JupyterLab, Ctrl-C in
  * a terminal) and stops at the next step or evaluation batch, throwing TrainingInterrupted with
  * one line saying where it stopped and what is saved. One run trains at most once at a time, in
- * this process or any other (run-dir's lock).
+ * this process or any other (the run's lock).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
@@ -29,15 +29,12 @@ import { architectureOf, createNet } from '../model/index';
 import { BatchPrefetcher, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
 import { restoreCheckpoint, type CheckpointKind } from './checkpoint';
-import { Checkpointer } from './checkpointer';
 import { checkEvaluationFinite } from './divergence';
 import { EvalForward, evaluateRun, yieldToEventLoop, type EvalResult } from './evaluate';
 import { ProgressClock, type EpochSummary, type ProgressCallback } from './events';
 import { InterruptRequest } from './interrupt';
-import { appendEpoch, nextSession } from './metrics';
 import { MetricsRecorder } from './metrics-recorder';
-import { RunDir } from './run-dir';
-import { openRun } from './run-start';
+import { openRun, type SavedEpoch } from './run';
 import { loadTrainData, type TrainData } from './train-data';
 import { learningRate, validateConfig, type TrainConfig } from './train-config';
 import { TrainStep } from './train-step';
@@ -56,6 +53,8 @@ export interface TrainOptions {
   data?: Pick<TrainData, 'train' | 'test'>;
   /** Allow the pure-JS backend (tiny experiments only). */
   allowSlowBackend?: boolean;
+  /** Called after each epoch is saved: where a derived view of the metrics (TensorBoard) is written. */
+  onEpochSaved?: (epoch: SavedEpoch) => void;
 }
 
 export interface TrainResult {
@@ -86,13 +85,16 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
   const precision = resolvePrecision(config.precision);
   const backend = describeBackend(trainingBackend(opts.allowSlowBackend), precision);
   const emit = opts.onProgress ?? (() => {});
-  const store = new RunDir(opts.runsDir ?? PATHS.runs, config.run);
-  // Takes the run's lock and listens for SIGINT; evaluating only writes nothing (Ctrl-C ends it as usual).
-  const interrupt = opts.evalOnly ? undefined : await InterruptRequest.lockRun(store);
+  const { runsDir = PATHS.runs, resume, evalOnly, fresh, onEpochSaved } = opts;
+  // Takes the run's lock (unless evaluating only), repairs or refuses what a crash or a hand edit left.
+  const run = await openRun(config, { runsDir, resume, evalOnly, fresh, backend, onEpochSaved });
   const disposables: { dispose(): void }[] = [];
   const own = <T extends { dispose(): void }>(x: T): T => (disposables.push(x), x);
+  let interrupt: InterruptRequest | undefined;
   try {
-    const { start, notes } = openRun(store, config, opts);
+    // Listens for SIGINT; evaluating only writes nothing (Ctrl-C ends it as usual).
+    interrupt = evalOnly ? undefined : await InterruptRequest.listen(run.dir);
+    const { start, startEpoch } = run;
     const data = loadTrainData(config, opts.data);
     const net = own(createNet(config.variant, {
       seed: config.seed, freeze: config.freeze, architecture: architectureOf(config),
@@ -100,26 +102,24 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     }));
     const adam = own(new Adam(net.trainable(), { lr: config.lr, weightDecay: config.weightDecay }));
     if (start) restoreCheckpoint(start.content, start.file, net, adam);
-    const startEpoch = start?.content.meta.epoch ?? 0;
-    const saver = new Checkpointer(store, config, { fresh: !!opts.fresh, backend, start: start?.content.meta });
     // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
     const stopIfInterrupted = (epoch: number, where: string) =>
-      interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => saver.describeInterrupt(signal, epoch, where, adam.stepCount));
+      interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => run.describeInterrupt(signal, epoch, where, adam.stepCount));
     const forward = own(new EvalForward(net, { precision: precision.precision }));
     const evaluateSplits = (epoch: number) =>
       evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
         emit({ type: 'eval', epoch, split, images, total });
         stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
       });
-    const result = { run: config.run, dir: store.dir, config, startEpoch, history: [] as EpochSummary[] };
+    const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[] };
 
-    if (opts.evalOnly || start?.complete || startEpoch >= config.epochs) {
+    if (evalOnly || run.complete) {
       const final = await evaluateSplits(startEpoch);
-      return { ...result, ...final, status: opts.evalOnly ? 'evaluated' : 'complete', epoch: startEpoch, bestAccuracy: saver.bestAccuracy, bestEpoch: saver.bestEpoch };
+      return { ...result, ...final, status: evalOnly ? 'evaluated' : 'complete', epoch: startEpoch, bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch };
     }
 
     // From here on the session writes: into the run, or into the staging folder of a fresh start.
-    const session = nextSession(saver.begin());
+    const session = run.begin();
     const perEpoch = numBatches(data.train.count, config.batchSize);
     const totalSteps = config.epochs * perEpoch;
     const step = own(new TrainStep(net, adam, config.labelSmoothing, { precision: precision.precision }));
@@ -128,9 +128,9 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const metrics = own(new MetricsRecorder(origin, config, data.train, perEpoch));
     const clock = new ProgressClock(config, perEpoch, data.test.count + (data.val?.count ?? 0));
     emit({
-      type: 'start', run: config.run, dir: store.dir, config, startEpoch, resumedFrom: start?.kind ?? null, session,
+      type: 'start', run: config.run, dir: run.dir, config, startEpoch, resumedFrom: start?.kind ?? null, session,
       batchesPerEpoch: perEpoch, trainImages: data.train.count, testImages: data.test.count, valImages: data.val?.count ?? 0, backend,
-      ...(notes.length ? { notes } : {}),
+      ...(run.notes.length ? { notes: run.notes } : {}),
     });
 
     let final!: { test: EvalResult; val?: EvalResult };
@@ -142,7 +142,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
         lr = learningRate(config, adam.stepCount, totalSteps);
         const due = metrics.add(step.run(batch.x, batch.y, lr), batch.indices.length);
         tf.dispose([batch.x, batch.y]);
-        if (due) await metrics.readBack(adam, lr, saver.describeKept); // throws DivergedError on NaN/Inf
+        if (due) await metrics.readBack(adam, lr, run.describeKept); // throws DivergedError on NaN/Inf
         emit(clock.step({ epoch, batch: metrics.batch, step: adam.stepCount, images: metrics.images, loss: metrics.loss, accuracy: metrics.accuracy, lr }));
         await yieldToEventLoop();
         stopIfInterrupted(epoch, `at batch ${metrics.batch}/${perEpoch}`);
@@ -152,23 +152,21 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       clock.startEvaluation();
       const { test, val } = (final = await evaluateSplits(epoch));
       clock.endEvaluation();
-      checkEvaluationFinite({ test, val }, { epoch, lr }, saver.describeKept);
-      const { selection, improved } = saver.select(epoch, test, val);
+      checkEvaluationFinite({ test, val }, { epoch, lr }, run.describeKept);
 
-      // Metrics first, then checkpoints: a finished epoch's rows always exist.
-      appendEpoch(saver.dir, metrics.epochRows({ step: adam.stepCount, lr, train: trainPass, test, val }), metrics.stepRows);
-      saver.save(epoch, net, adam, { selection, improved, session }, emit);
+      const rows = metrics.epochRows({ step: adam.stepCount, lr, train: trainPass, test, val });
+      const { selection, improved } = run.appendEpoch({ epoch, rows, steps: metrics.stepRows, test, val }, net, adam, emit);
       const summary: EpochSummary = {
         epoch, epochs: config.epochs, step: adam.stepCount, lr, train: trainPass, test, val, selection, improved,
-        bestAccuracy: saver.bestAccuracy, bestEpoch: saver.bestEpoch, seconds: clock.epochSeconds(),
+        bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch, seconds: clock.epochSeconds(),
       };
       result.history.push(summary);
       emit({ type: 'epoch', summary });
     }
-    return { ...result, ...final, status: 'trained', epoch: config.epochs, bestAccuracy: saver.bestAccuracy, bestEpoch: saver.bestEpoch };
+    return { ...result, ...final, status: 'trained', epoch: config.epochs, bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch };
   } finally {
     for (const d of disposables.reverse()) d.dispose();
-    store.release();
+    run.close();
     interrupt?.dispose();
   }
 }
