@@ -73,6 +73,8 @@ export interface TrainResult {
   /** Evaluation of the final state (the loaded checkpoint's, when nothing was trained). */
   test: EvalResult;
   val?: EvalResult;
+  /** What opening the run repaired (also in the 'start' event when it trains). */
+  notes: string[];
 }
 
 /**
@@ -111,7 +113,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
         emit({ type: 'eval', epoch, split, images, total });
         stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
       });
-    const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[] };
+    const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[], notes: run.notes };
 
     if (evalOnly || run.complete) {
       const final = await evaluateSplits(startEpoch);
