@@ -1,6 +1,7 @@
 // A full stop (SIGKILL) in the middle of an epoch, then a rerun of the same command: the run
-// continues from the last saved epoch and its metrics are intact. Runs the real CLI in a child
-// process on 512 training / 128 test images.
+// continues from the last saved epoch and its metrics are intact; and the rerun may come at once,
+// while the killed process is still a zombie (issue #24). Runs the real CLI in child processes on
+// small slices of CIFAR-10.
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -61,5 +62,54 @@ describe('npm run train after SIGKILL', () => {
     expect(rows.filter((r) => r.epoch === 1)).toEqual(afterKill);
     expect(readStepRows({ runsDir }).map((s) => s.step)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
     expect(fs.existsSync(path.join(runsDir, '.crash.lock'))).toBe(false);
+  });
+});
+
+describe('npm run train killed, then run again at once', () => {
+  // Each round costs a process start and an epoch (~10 s here): 3 by default, DCF_CRASH_LOOPS=20 for the issue's 20.
+  const rounds = Number(process.env.DCF_CRASH_LOOPS ?? 3);
+  const epochs = rounds + 1;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-loop-'));
+  const loopArgs = [
+    'scripts/train.ts', '--run', 'loop', '--epochs', String(epochs), '--batch-size', '64', '--limit-train', '128', '--limit-test', '64',
+    '--log-every', '1', '--progress', 'lines', '--resume', 'last', '--runs-dir', dir,
+  ];
+  // As a shell runs it: killed with its group, the trainer is orphaned, and this machine's init may
+  // leave it a zombie for a second or two, which the next run must not take for a live holder.
+  const command = ['sh', '-c', 'node --import tsx "$@" & wait', 'sh', ...loopArgs] as const;
+
+  it(`resumes every time (${rounds} kills in a row)`, { timeout: rounds * 60_000 + 60_000 }, async () => {
+    for (let round = 1; round <= rounds; round++) {
+      const child = spawn(command[0], command.slice(1), { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      let log = '';
+      const killedAt = await new Promise<number | undefined>((resolve) => {
+        const onData = (chunk: Buffer) => {
+          log += chunk.toString();
+          // Epoch `round` is saved once the first step of the next one is printed.
+          if (new RegExp(`^epoch ${round + 1}/${epochs} .* 1/2 `, 'm').test(log)) {
+            process.kill(-child.pid!, 'SIGKILL');
+            resolve(Date.now());
+          }
+        };
+        child.stderr.on('data', onData);
+        child.stdout.on('data', onData);
+        child.on('exit', () => resolve(undefined));
+      });
+      expect(killedAt, `round ${round}:\n${log}`).toBeDefined();
+      await new Promise((r) => child.on('close', r));
+      const resumedFrom = round === 1 ? 'from scratch' : `resuming from its last checkpoint \\(epoch ${round - 1}\\)`;
+      expect(log, `round ${round}`).toMatch(new RegExp(`^run loop: .*${resumedFrom}`, 'm'));
+      expect(readCheckpointMeta(path.join(dir, 'loop', 'last.safetensors')).epoch, `round ${round}`).toBe(round);
+    }
+    // The last rerun, at once too, finishes the run.
+    const rerun = spawnSync(command[0], command.slice(1), { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(rerun.stderr).toMatch(new RegExp(`resuming from its last checkpoint \\(epoch ${rounds}\\), epochs ${epochs}–${epochs}`));
+    expect(rerun.stderr).toMatch(/note: the lock of process \d+ was stale \(it has ended( \(a zombie\))?\): taken over/);
+    const rows = readRunEpochs(path.join(dir, 'loop'));
+    expect(rows.filter((r) => r.split === 'test').map((r) => r.epoch)).toEqual(Array.from({ length: epochs }, (_, i) => i + 1));
+    expect(readStepRows({ runsDir: dir }).map((s) => s.step)).toEqual(Array.from({ length: 2 * epochs }, (_, i) => i + 1));
+    expect(fs.existsSync(path.join(dir, '.loop.lock'))).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
