@@ -7,10 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam } from '../lib/train/adam';
 import { batches } from '../lib/data/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
-import {
-  assertWritableOutput, CHECKPOINT_FORMAT, exportModelState, protectedOutputProblem, readCheckpoint, readCheckpointMeta,
-  restoreCheckpoint, saveCheckpoint,
-} from '../lib/train/checkpoint';
+import { CHECKPOINT_FORMAT, readCheckpoint, readCheckpointMeta, restoreCheckpoint, saveCheckpoint } from '../lib/train/checkpoint';
+import { assertWritableOutput, exportModelState, protectedOutputProblem } from '../lib/train/export';
 import { PROJECT_ROOT, type Freeze, type Variant } from '../lib/config';
 import { createNet, type Net } from '../lib/model/model';
 import { FILE_CHECKSUM_KEY, readSafetensors, serializeSafetensors, tensorDigest, writeSafetensors } from '../lib/formats/safetensors';

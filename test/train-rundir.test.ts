@@ -28,7 +28,7 @@ describe('RunDir', () => {
     const store = new RunDir(runsDir, 'a');
     fill(store.dir, { 'best.safetensors': 'old', 'last.safetensors': 'old' });
     fill(store.staging, { 'metrics/epochs-e0001-s001.parquet': 'new' });
-    expect(store.recover()).toBe('discarded');
+    expect(store.recover()).toMatch(/saved no epoch: discarded it/);
     expect(list(runsDir)).toEqual(['a']);
     expect(fs.readFileSync(store.checkpoint('best'), 'utf8')).toBe('old');
   });
@@ -39,7 +39,7 @@ describe('RunDir', () => {
     fill(path.join(runsDir, `.a.old-${deadPid()}`), { 'best.safetensors': 'old' });
     fill(store.staging, { 'best.safetensors': 'new', 'last.safetensors': 'new', 'config.json': '{}' });
     fill(path.join(runsDir, 'b'), { 'best.safetensors': 'other run' });
-    expect(store.recover()).toBe('committed');
+    expect(store.recover()).toMatch(/saved its first epoch: finished it/);
     expect(list(runsDir)).toEqual(['a', 'b']);
     expect(fs.readFileSync(store.checkpoint('last'), 'utf8')).toBe('new');
     expect(fs.readFileSync(path.join(runsDir, 'b', 'best.safetensors'), 'utf8')).toBe('other run');
@@ -54,7 +54,7 @@ describe('RunDir', () => {
       [`last.safetensors.${process.ppid}.tmp`]: 'being written by a live process',
       'last.safetensors': 'ok',
     });
-    expect(store.recover()).toBe('none');
+    expect(store.recover()).toBeUndefined();
     expect(list(store.dir)).toEqual(['last.safetensors', `last.safetensors.${process.ppid}.tmp`, 'metrics']);
     expect(list(path.join(store.dir, 'metrics'))).toEqual([]);
   });

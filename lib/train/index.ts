@@ -4,6 +4,7 @@ export * from './checkpoint';
 export * from './divergence';
 export * from './evaluate';
 export * from './events';
+export * from './export';
 export * from './interrupt';
 export * from './loss';
 export * from './metrics';

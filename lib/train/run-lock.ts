@@ -2,18 +2,17 @@
  * A run's lock, `.<run>.lock` beside its folder: one training of a run at a time, in this process,
  * in another, or on another host sharing the folder (a cluster's network file system).
  *
- * The file holds its holder as JSON { host, pid, start, boot, since }, and its holder refreshes its
- * mtime every HEARTBEAT_MS. Whether the holder still holds it:
- *  - same host: its pid exists, is not a zombie, and started at `start` since boot `boot` (a pid
- *    reused after a reboot or in another container is not the holder). A process in the middle
- *    of exiting (killed, not gone yet) is waited for, up to EXIT_WAIT_MS.
- *  - another host: its pid means nothing here; the lock is stale once its heartbeat has stopped
- *    for STALE_AFTER_MS (hosts' clocks may differ by seconds, not by that).
- * Locks written before this format hold a bare pid: read as held on this host, with no start time.
- *
- * Created complete under its name in one step (a hard link of a written temporary file; the link
- * count is checked, as NFS may report a link it made as failed); a stale one is renamed to a
- * private claim name and checked there, so two takers cannot both win.
+ * The file holds its holder, JSON { host, pid, start, boot, since }, and the holder refreshes its
+ * mtime every HEARTBEAT_MS. It still holds the lock when:
+ *  - on this host: its pid runs, is not a zombie, and started at `start` since boot `boot` (a pid
+ *    reused after a restart or by another process is not the holder). One in the middle of
+ *    exiting (killed, not gone yet) is waited for, up to EXIT_WAIT_MS;
+ *  - on another host, where its pid means nothing: its heartbeat is younger than STALE_AFTER_MS
+ *    (hosts' clocks may differ by seconds, not by that).
+ * A lock of the earlier format, a bare pid, is read as held on this host, with no start time.
+ * It is created complete under its name in one step (a hard link of a written temporary file;
+ * the link count decides, as NFS may report a link it made as failed); a stale one is renamed to
+ * a private claim name and checked there, so two takers cannot both win.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -23,72 +22,10 @@ import { HAS_PROC, isAlive, procStat } from '../formats/index';
 export const HEARTBEAT_MS = 5_000;
 export const STALE_AFTER_MS = 60_000;
 export const EXIT_WAIT_MS = 5_000;
-/** PF_EXITING | PF_SIGNALED: the process is exiting, or dying of a signal (/proc/<pid>/stat flags). */
+/** PF_EXITING | PF_SIGNALED in /proc/<pid>/stat's flags: exiting, or dying of a signal. */
 const EXITING_FLAGS = 0x4 | 0x400;
-
 const HOST = os.hostname();
-const BOOT = HAS_PROC ? readText('/proc/sys/kernel/random/boot_id')?.trim() : undefined;
-
-/** Who holds a lock, as its file says. */
-export interface LockHolder {
-  host: string;
-  pid: number;
-  /** /proc/<pid>/stat start time and the boot id (Linux; absent in locks of the earlier format). */
-  start?: string;
-  boot?: string;
-  /** ISO time it was taken. */
-  since?: string;
-}
-
-/** This process as a lock holder. */
-export function thisHolder(pid = process.pid): LockHolder {
-  return { host: HOST, pid, start: procStat(pid)?.start, boot: BOOT, since: new Date().toISOString() };
-}
-
-export type Liveness = { state: 'live' } | { state: 'exiting' } | { state: 'stale'; why: string };
-
-/** Whether `h` still holds a lock last refreshed at `mtimeMs` (see the module comment). */
-export function liveness(h: LockHolder, mtimeMs: number, now = Date.now()): Liveness {
-  if (h.host !== HOST) {
-    const age = Math.round((now - mtimeMs) / 1000);
-    const limit = STALE_AFTER_MS / 1000;
-    return age > limit ? { state: 'stale', why: `no heartbeat from host ${h.host} for ${age} s (limit ${limit} s)` } : { state: 'live' };
-  }
-  // Not held here (HELD_HERE says what is): left by an earlier process that had this pid.
-  if (h.pid === process.pid) return { state: 'stale', why: 'it has ended; its pid is now this process' };
-  if (!HAS_PROC) return isAlive(h.pid) ? { state: 'live' } : { state: 'stale', why: 'it has ended' };
-  if (h.boot && h.boot !== BOOT) return { state: 'stale', why: 'the machine has restarted since' };
-  const p = procStat(h.pid);
-  if (!p) return { state: 'stale', why: 'it has ended' };
-  if (p.state === 'Z' || p.state === 'X') return { state: 'stale', why: 'it has ended (a zombie)' };
-  if (h.start && p.start !== h.start) return { state: 'stale', why: 'it has ended; its pid now belongs to another process' };
-  return p.flags & EXITING_FLAGS ? { state: 'exiting' } : { state: 'live' };
-}
-
-export function describeHolder(h: LockHolder): string {
-  return h.host === HOST ? `process ${h.pid}` : `process ${h.pid} on host ${h.host}`;
-}
-
-/** The run is being trained right now by `holder`. */
-export class RunLockedError extends Error {
-  constructor(
-    readonly run: string,
-    readonly holder: LockHolder & { thisProcess?: boolean },
-    lockFile: string,
-    why = '',
-  ) {
-    super(
-      holder.thisProcess
-        ? `run '${run}' is already being trained in this process (pid ${holder.pid}, since ${new Date(holder.since!).toLocaleTimeString()}): ` +
-            'a second training would run next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to finish, then run again.'
-        : `run '${run}' is being trained by ${describeHolder(holder)}${why} (${lockFile}); wait for it, stop it, or use another --run name`,
-    );
-    this.name = 'RunLockedError';
-  }
-}
-
-/** Lock files this process holds (absolute paths): a second train() in one process is refused too. */
-const HELD_HERE = new Map<string, LockHolder>();
+const BOOT = readText('/proc/sys/kernel/random/boot_id')?.trim();
 
 function readText(file: string): string | undefined {
   try {
@@ -98,25 +35,68 @@ function readText(file: string): string | undefined {
   }
 }
 
-/** A lock file's holder: JSON, or a bare pid (earlier format); undefined when unreadable. */
-function parseHolder(text: string | undefined): LockHolder | undefined {
-  if (text === undefined) return undefined;
-  if (/^\s*\d+\s*$/.test(text)) return { host: HOST, pid: Number(text) };
-  try {
-    const h = JSON.parse(text) as LockHolder;
-    return typeof h.host === 'string' && Number.isInteger(h.pid) ? h : undefined;
-  } catch {
-    return undefined;
+/** Who holds a lock, as its file says (start and boot: Linux, and not in the earlier format). */
+export interface LockHolder {
+  host: string;
+  pid: number;
+  start?: string;
+  boot?: string;
+  /** ISO time it was taken. */
+  since?: string;
+}
+
+/** Process `pid` of this host as a lock holder. */
+export function thisHolder(pid = process.pid): LockHolder {
+  return { host: HOST, pid, start: procStat(pid)?.start, boot: BOOT, since: new Date().toISOString() };
+}
+
+export type Liveness = { state: 'live' } | { state: 'exiting' } | { state: 'stale'; why: string };
+
+/** Whether `h` still holds a lock last refreshed at `mtimeMs` (see the module comment). */
+export function liveness(h: LockHolder, mtimeMs: number): Liveness {
+  const stale = (why: string): Liveness => ({ state: 'stale', why });
+  if (h.host !== HOST) {
+    const age = Math.round((Date.now() - mtimeMs) / 1000);
+    return age > STALE_AFTER_MS / 1000 ? stale(`no heartbeat from host ${h.host} for ${age} s (limit ${STALE_AFTER_MS / 1000} s)`) : { state: 'live' };
+  }
+  // This process's locks are in HELD_HERE: one with its pid was left by an earlier process.
+  if (h.pid === process.pid) return stale('it has ended; its pid is now this process');
+  if (!HAS_PROC) return isAlive(h.pid) ? { state: 'live' } : stale('it has ended');
+  if (h.boot && h.boot !== BOOT) return stale('the machine has restarted since');
+  const p = procStat(h.pid);
+  if (!p) return stale('it has ended');
+  if (p.state === 'Z' || p.state === 'X') return stale('it has ended (a zombie)');
+  if (h.start && p.start !== h.start) return stale('it has ended; its pid now belongs to another process');
+  return p.flags & EXITING_FLAGS ? { state: 'exiting' } : { state: 'live' };
+}
+
+export function describeHolder(h: LockHolder): string {
+  return h.host === HOST ? `process ${h.pid}` : `process ${h.pid} on host ${h.host}`;
+}
+
+/** The run is being trained right now by `holder` (this process, with `since`). */
+export class RunLockedError extends Error {
+  constructor(run: string, lockFile: string, readonly holder: LockHolder, here = false, why = '') {
+    super(
+      here
+        ? `run '${run}' is already being trained in this process (pid ${holder.pid}, since ${new Date(holder.since!).toLocaleTimeString()}): ` +
+            'a second training would run next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to finish, then run again.'
+        : `run '${run}' is being trained by ${describeHolder(holder)}${why} (${lockFile}); wait for it, stop it, or use another --run name`,
+    );
+    this.name = 'RunLockedError';
   }
 }
+
+/** Lock files this process holds, by absolute path: a second train() of a run in one process is refused too. */
+const HELD_HERE = new Map<string, LockHolder>();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class RunLock {
-  private heartbeat?: ReturnType<typeof setInterval>;
-  private mine?: string;
-
   readonly file: string;
+  /** The text of the lock file while this process holds it. */
+  private mine?: string;
+  private heartbeat?: ReturnType<typeof setInterval>;
 
   constructor(
     file: string,
@@ -125,19 +105,27 @@ export class RunLock {
     this.file = path.resolve(file);
   }
 
-  /** The lock file's holder and when it was last refreshed, or undefined when there is none. */
-  read(): { holder?: LockHolder; text: string; mtimeMs: number } | undefined {
-    const text = readText(this.file);
-    if (text === undefined) return undefined;
-    const mtimeMs = fs.statSync(this.file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
-    return { holder: parseHolder(text), text, mtimeMs };
+  /** The lock file's holder (undefined: unreadable), its text and its last refresh; undefined when there is none. */
+  private read(): { holder?: LockHolder; text: string; mtimeMs: number } | undefined {
+    let text: string | undefined, mtimeMs: number;
+    try {
+      [text, mtimeMs] = [fs.readFileSync(this.file, 'utf8'), fs.statSync(this.file).mtimeMs];
+    } catch {
+      return undefined; // none, or gone meanwhile
+    }
+    if (/^\s*\d+\s*$/.test(text)) return { holder: { host: HOST, pid: Number(text) }, text, mtimeMs }; // the earlier format
+    try {
+      const h = JSON.parse(text) as LockHolder;
+      return { holder: typeof h.host === 'string' && Number.isInteger(h.pid) ? h : undefined, text, mtimeMs };
+    } catch {
+      return { text, mtimeMs };
+    }
   }
 
-  /** The holder training the run right now, other than this process (exiting ones do not count). */
+  /** The holder training the run right now, other than this process (one exiting does not count). */
   heldBy(): LockHolder | undefined {
     const seen = this.read();
-    if (!seen?.holder) return undefined;
-    return liveness(seen.holder, seen.mtimeMs).state === 'live' ? seen.holder : undefined;
+    return seen?.holder && liveness(seen.holder, seen.mtimeMs).state === 'live' ? seen.holder : undefined;
   }
 
   /**
@@ -146,33 +134,33 @@ export class RunLock {
    */
   async acquire(): Promise<string[]> {
     const here = HELD_HERE.get(this.file);
-    if (here) throw new RunLockedError(this.run, { ...here, thisProcess: true }, this.file);
+    if (here) throw new RunLockedError(this.run, this.file, here, true);
     const notes: string[] = [];
     const began = Date.now();
-    let waitedFor: LockHolder | undefined;
+    const waited = () => `${((Date.now() - began) / 1000).toFixed(1)} s`;
+    let exiting: LockHolder | undefined;
     for (let claims = 0; !this.create(); ) {
       const seen = this.read();
       if (!seen) continue; // released meanwhile
       const holder = seen.holder ?? { host: HOST, pid: 0 };
       const state = seen.holder ? liveness(holder, seen.mtimeMs) : { state: 'stale' as const, why: 'it cannot be read' };
-      if (state.state === 'live') throw new RunLockedError(this.run, holder, this.file);
+      if (state.state === 'live') throw new RunLockedError(this.run, this.file, holder);
       if (state.state === 'exiting') {
-        const waited = Date.now() - began;
-        if (waited >= EXIT_WAIT_MS) {
-          throw new RunLockedError(this.run, holder, this.file, `, which is still exiting after ${(waited / 1000).toFixed(1)} s; try again in a moment`);
+        if (Date.now() - began >= EXIT_WAIT_MS) {
+          throw new RunLockedError(this.run, this.file, holder, false, `, which is still exiting after ${waited()}; try again in a moment`);
         }
-        waitedFor = holder;
+        exiting = holder;
         await sleep(50);
         continue;
       }
       if (++claims > 10) throw new Error(`could not take the lock ${this.file}; other processes keep taking it`);
       this.claimStale(seen.text);
-      const waited = waitedFor?.pid === holder.pid ? `; waited ${((Date.now() - began) / 1000).toFixed(1)} s for it to exit` : '';
-      notes.push(`the lock of ${describeHolder(holder)} was stale (${state.why}${waited}): taken over`);
-      if (waited) waitedFor = undefined;
+      const wait = exiting?.pid === holder.pid ? `; waited ${waited()} for it to exit` : '';
+      notes.push(`the lock of ${describeHolder(holder)} was stale (${state.why}${wait}): taken over`);
+      if (wait) exiting = undefined;
     }
-    if (waitedFor) notes.push(`waited ${((Date.now() - began) / 1000).toFixed(1)} s for ${describeHolder(waitedFor)} to finish exiting`);
-    HELD_HERE.set(this.file, parseHolder(this.mine)!);
+    if (exiting) notes.push(`waited ${waited()} for ${describeHolder(exiting)} to finish exiting`);
+    HELD_HERE.set(this.file, JSON.parse(this.mine!));
     // A kernel shut down mid-training exits without unwinding train(): leave no lock behind.
     process.on('exit', this.release);
     this.heartbeat = setInterval(this.refresh, HEARTBEAT_MS);
@@ -191,8 +179,7 @@ export class RunLock {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      // Linked when the temporary file has two names (NFS may report a link it made as EEXIST).
-      if (fs.statSync(tmp).nlink !== 2) return false;
+      if (fs.statSync(tmp).nlink !== 2) return false; // linked: the temporary file has two names
       this.mine = text;
       return true;
     } finally {
@@ -202,8 +189,8 @@ export class RunLock {
 
   /**
    * Removes the stale lock whose text is `stale`, unless another taker got there first: it is
-   * renamed to a private claim name (only one taker gets the file) and checked there; a lock
-   * created since by a new holder is put back.
+   * renamed to a private claim name (only one taker gets the file) and checked there; a lock a
+   * new holder created meanwhile is put back.
    */
   private claimStale(stale: string): void {
     const claim = `${this.file}.claim-${process.pid}`;
@@ -223,11 +210,14 @@ export class RunLock {
     fs.rmSync(claim, { force: true });
   }
 
-  /** The heartbeat: the lock's mtime says its holder is alive (while the file is still ours). */
+  /** The heartbeat: the lock's mtime tells other hosts that its holder lives (while the lock is still its own). */
   private readonly refresh = () => {
-    if (readText(this.file) !== this.mine) return;
     const now = new Date();
-    fs.utimesSync(this.file, now, now);
+    try {
+      if (readText(this.file) === this.mine) fs.utimesSync(this.file, now, now);
+    } catch {
+      // gone meanwhile: nothing to refresh
+    }
   };
 
   readonly release = (): void => {

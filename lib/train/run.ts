@@ -32,17 +32,8 @@ import { removeStaleTempFiles, writeFileAtomic } from '../formats/index';
 import type { Net } from '../model/index';
 import { PATHS } from '../config';
 import type { Adam } from './adam';
-import {
-  CHECKPOINT_KINDS,
-  checkpointPath,
-  copyCheckpoint,
-  readCheckpoint,
-  readCheckpointMeta,
-  saveCheckpoint,
-  type CheckpointContent,
-  type CheckpointKind,
-  type CheckpointMeta,
-} from './checkpoint';
+import { CHECKPOINT_KINDS, checkpointPath, copyCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint';
+import type { CheckpointContent, CheckpointKind, CheckpointMeta } from './checkpoint';
 import type { EvalResult } from './evaluate';
 import type { ProgressCallback } from './events';
 import { InterruptRequest } from './interrupt';
@@ -138,23 +129,30 @@ export class RunDir {
     }
   }
 
-  /** Why the run's files cannot be written, before any training: a read-only folder, a full disk. */
-  private cannotWrite(folder: string, err: unknown): Error {
-    const code = errnoCode(err) ?? (err as Error).message;
-    const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'The disk is full: free some space' : 'Make the folder writable';
-    return new Error(
-      `cannot write to ${folder} (${code}): run '${this.run}' could not save its epochs. Nothing was trained. ` +
-        `${fix}, or train into another folder with --runs-dir.`,
-    );
-  }
-
-  /** Takes the run's lock (RunLockedError while another training holds it); returns notes on what it took over. */
-  async takeLock(): Promise<string[]> {
+  /**
+   * Takes the run's lock (RunLockedError while another training holds it) and fails now, before any
+   * training, when the folders a session writes cannot be written. Returns notes on what it took over.
+   */
+  async takeLock(fresh = false): Promise<string[]> {
+    let folder = this.runsDir;
     try {
       fs.mkdirSync(this.runsDir, { recursive: true });
-      return await this.lock.acquire();
+      const notes = await this.lock.acquire(); // its file is the first write, into the runs folder
+      for (folder of fresh ? [] : [this.dir, metricsDir(this.dir)].filter((f) => fs.existsSync(f))) {
+        const probe = path.join(folder, `.write-check.${process.pid}.tmp`);
+        fs.writeFileSync(probe, 'x'); // a byte: a full disk refuses it, an empty file it may not
+        fs.rmSync(probe);
+      }
+      return notes;
     } catch (err) {
-      throw errnoCode(err) ? this.cannotWrite(this.runsDir, err) : err;
+      const code = errnoCode(err);
+      if (!code) throw err;
+      this.lock.release();
+      const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'The disk is full: free some space' : 'Make the folder writable';
+      throw new Error(
+        `cannot write to ${folder} (${code}): run '${this.run}' could not save its epochs. Nothing was trained. ` +
+          `${fix}, or train into another folder with --runs-dir.`,
+      );
     }
   }
 
@@ -162,41 +160,24 @@ export class RunDir {
     this.lock.release();
   }
 
-  /** Fails now, before any training, when the folders a session writes cannot be written. */
-  assertWritable(fresh: boolean): void {
-    for (const folder of fresh ? [this.runsDir] : [this.runsDir, this.dir, metricsDir(this.dir)]) {
-      if (!fs.existsSync(folder)) continue; // created later inside a folder checked here
-      const probe = path.join(folder, `.write-check.${process.pid}.tmp`);
-      try {
-        fs.writeFileSync(probe, 'x'); // a byte: a full disk refuses it, an empty file it may not
-      } catch (err) {
-        throw this.cannotWrite(folder, err);
-      } finally {
-        fs.rmSync(probe, { force: true });
-      }
-    }
-  }
-
   /**
-   * Finishes or discards what an interrupted --fresh left (call with the lock held): a staged
-   * run that saved its first epoch replaces the old run; an unfinished one is deleted. Removes
-   * temporary files of dead writers.
+   * Finishes or discards what an interrupted --fresh left (call with the lock held): a staged run
+   * that saved its first epoch replaces the old run; an unfinished one is deleted. Removes temporary
+   * files of dead writers. Returns a note on what it did.
    */
-  recover(): 'none' | 'committed' | 'discarded' {
+  recover(): string | undefined {
     const prefix = `.${this.run}.old-`;
     for (const name of fs.existsSync(this.runsDir) ? fs.readdirSync(this.runsDir) : []) {
-      if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) {
-        fs.rmSync(path.join(this.runsDir, name), { recursive: true, force: true });
-      }
+      if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) fs.rmSync(path.join(this.runsDir, name), { recursive: true });
     }
     for (const d of [this.dir, metricsDir(this.dir)]) removeStaleTempFiles(d);
-    if (!fs.existsSync(this.staging)) return 'none';
+    if (!fs.existsSync(this.staging)) return undefined;
     if (fs.existsSync(this.checkpoint('last', this.staging))) {
       this.commitFresh();
-      return 'committed';
+      return 'an interrupted --fresh restart had saved its first epoch: finished it, the restarted run replaced the old one';
     }
     fs.rmSync(this.staging, { recursive: true, force: true });
-    return 'discarded';
+    return 'an interrupted --fresh restart had saved no epoch: discarded it, the run is as it was before';
   }
 
   /** Starts a --fresh restart: an empty staging folder (the run itself stays as it is). */
@@ -257,14 +238,10 @@ export async function openRun(config: TrainConfig, opts: OpenOptions): Promise<R
   folder.checkLayout();
   // A rerun right after ■ finds the interrupted call finishing its step: it waits for it.
   await InterruptRequest.settled(folder.dir);
-  const notes = opts.evalOnly ? [] : await folder.takeLock();
+  const notes = opts.evalOnly ? [] : await folder.takeLock(opts.fresh);
   try {
-    if (!opts.evalOnly) {
-      folder.assertWritable(!!opts.fresh);
-      const recovered = folder.recover();
-      if (recovered === 'committed') notes.push('an interrupted --fresh restart had saved its first epoch: finished it, the restarted run replaced the old one');
-      if (recovered === 'discarded') notes.push('an interrupted --fresh restart had saved no epoch: discarded it, the run is as it was before');
-    }
+    const recovered = opts.evalOnly ? undefined : folder.recover();
+    if (recovered) notes.push(recovered);
     const { start, last }: ReturnType<typeof chooseStart> = opts.fresh ? {} : chooseStart(folder, config, opts, notes);
     if (opts.evalOnly && !start) throw new Error(`run '${config.run}' has no checkpoint to evaluate under ${opts.runsDir}`);
     return new RunSession(folder, config, opts, notes, start, last);
@@ -353,12 +330,6 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
     }
     kind = other(kind);
   }
-  if (damaged && !opts.evalOnly) {
-    for (const f of damaged.files) fs.renameSync(f, `${f}.damaged`);
-    notes.push(`the metrics of epoch ${damaged.epoch} could not be read: set aside as *.damaged; epoch ${damaged.epoch} is trained again`);
-  }
-  const gaps = missing.filter((e) => e !== damaged?.epoch);
-  if (gaps.length && !opts.evalOnly) notes.push(`the metrics of epoch ${gaps.join(', ')} were missing (a deleted part?): resuming from epoch ${metas[kind]!.epoch} trains them again`);
 
   const content = readCheckpoint(source[kind]);
   const saved = validateConfig(content.meta.config, `the config saved in ${source[kind]}`);
@@ -370,17 +341,27 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
         'Use another --run name for a new experiment, or --fresh to start this run over.',
     );
   }
-  if (!opts.evalOnly) {
-    for (const [k, note] of repairs) {
-      copyCheckpoint(source[k], file(k), k);
-      notes.push(note);
-    }
+  if (opts.evalOnly) return { start: { content, file: source[kind], kind, complete } };
+  for (const [k, note] of repairs) {
+    copyCheckpoint(source[k], file(k), k);
+    notes.push(note);
   }
+  if (damaged) {
+    for (const f of damaged.files) fs.renameSync(f, `${f}.damaged`);
+    notes.push(`the metrics of epoch ${damaged.epoch} could not be read: set aside as *.damaged; epoch ${damaged.epoch} is trained again`);
+  }
+  const gaps = missing.filter((e) => e !== damaged?.epoch);
+  if (gaps.length) notes.push(`the metrics of epoch ${gaps.join(', ')} were missing (a deleted part?): resuming from epoch ${content.meta.epoch} trains them again`);
   return { start: { content, file: source[kind], kind, complete }, last: metas.last };
 }
 
 /** One training session on an open run: it appends finished epochs, then closes. */
 export class RunSession {
+  readonly dir: string;
+  /** Finished epochs of the start checkpoint (0: from scratch). */
+  readonly startEpoch: number;
+  /** Nothing to train: the run had finished (or its start has every epoch asked). */
+  readonly complete: boolean;
   /** Best selection accuracy so far and its epoch (0: none yet). */
   bestAccuracy: number;
   bestEpoch: number;
@@ -401,24 +382,12 @@ export class RunSession {
     readonly start?: RunStart,
     last?: Pick<CheckpointMeta, 'epoch'>,
   ) {
+    this.dir = this.writeDir = folder.dir;
+    this.startEpoch = start?.content.meta.epoch ?? 0;
+    this.complete = !!start?.complete || this.startEpoch >= config.epochs;
     this.bestAccuracy = start?.content.meta.bestAccuracy ?? -Infinity;
     this.bestEpoch = start?.content.meta.bestEpoch ?? 0;
     this.lastEpoch = last?.epoch ?? 0;
-    this.writeDir = folder.dir;
-  }
-
-  get dir(): string {
-    return this.folder.dir;
-  }
-
-  /** Finished epochs of the start checkpoint (0: from scratch). */
-  get startEpoch(): number {
-    return this.start?.content.meta.epoch ?? 0;
-  }
-
-  /** Nothing to train: the run had finished (or its start has every epoch asked). */
-  get complete(): boolean {
-    return !!this.start?.complete || this.startEpoch >= this.config.epochs;
   }
 
   /** From here on the session writes (into a --fresh restart's staging folder at first). Returns its session number. */
