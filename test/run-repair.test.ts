@@ -16,7 +16,7 @@ import type { TrainEvent } from '../lib/train/events';
 import { TrainingInterrupted } from '../lib/train/interrupt';
 import { appendEpoch, readRunEpochs, type EpochRow } from '../lib/train/metrics';
 import { formatResult } from '../lib/train/progress';
-import { openRun, RunDir } from '../lib/train/run';
+import { openRun, RunDir, type SavedEpoch } from '../lib/train/run';
 import { train } from '../lib/train/train';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 import { fileDigests } from './helpers/files';
@@ -155,8 +155,12 @@ describe('a deleted metrics part (epochs 1, 2, 4)', () => {
     gap('gap');
     expect(epochsOf('gap')).toEqual(['1:test:1', '1:train:1', '2:test:1', '2:train:1', '4:test:1', '4:train:1']);
     const events: TrainEvent[] = [];
-    const r = await train(small('gap', { epochs: 4 }), { runsDir, data, onProgress: (e) => events.push(e) });
+    // The hook for derived views of the metrics (TensorBoard) sees each epoch once it is saved.
+    const views: string[] = [];
+    const onEpochSaved = (e: SavedEpoch) => views.push(`${e.epoch}:${e.rows.length}:${readCheckpointMeta(path.join(e.dir, 'last.safetensors')).epoch}`);
+    const r = await train(small('gap', { epochs: 4 }), { runsDir, data, onProgress: (e) => events.push(e), onEpochSaved });
     expect(r).toMatchObject({ status: 'trained', startEpoch: 2, epoch: 4 });
+    expect(views).toEqual(['3:2:3', '4:2:4']);
     expect(notesOf(events)).toEqual(['the metrics of epoch 3 were missing (a deleted part?): resuming from epoch 2 trains them again']);
     expect(epochsOf('gap')).toEqual([1, 2].flatMap((e) => [`${e}:test:1`, `${e}:train:1`]).concat([3, 4].flatMap((e) => [`${e}:test:2`, `${e}:train:2`])));
   });
