@@ -7,7 +7,15 @@ import * as os from 'os';
 import * as path from 'path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { procStat } from '../lib/formats/atomic-file';
-import { EXIT_WAIT_MS, HEARTBEAT_MS, liveness, RunLock, RunLockedError, STALE_AFTER_MS, thisHolder } from '../lib/train/run-lock';
+import {
+  EXIT_WAIT_MS,
+  HEARTBEAT_MS,
+  liveness,
+  RunLock,
+  RunLockedError,
+  STALE_AFTER_MS,
+  thisHolder,
+} from '../lib/train/run-lock';
 
 let dir: string;
 let lockFile: string;
@@ -31,7 +39,11 @@ function writeLock(holder: object | string, ageMs = 0): void {
 const holderOnFile = () => JSON.parse(fs.readFileSync(lockFile, 'utf8'));
 
 /** Starts `command` and resolves with its first line of output once it matches `want`. */
-function started(command: string, args: string[], want: RegExp): Promise<{ child: ChildProcessWithoutNullStreams; line: () => Promise<string> }> {
+function started(
+  command: string,
+  args: string[],
+  want: RegExp,
+): Promise<{ child: ChildProcessWithoutNullStreams; line: () => Promise<string> }> {
   const child = spawn(command, args);
   children.push(child);
   const lines: string[] = [];
@@ -57,18 +69,32 @@ describe('the run lock', () => {
   it('records host, pid, start time and boot; refuses a live holder; releases only its own lock', async () => {
     const lock = new RunLock(lockFile, 'r');
     expect(await lock.acquire()).toEqual([]);
-    expect(holderOnFile()).toMatchObject({ host: os.hostname(), pid: process.pid, start: procStat(process.pid)!.start });
+    expect(holderOnFile()).toMatchObject({
+      host: os.hostname(),
+      pid: process.pid,
+      start: procStat(process.pid)!.start,
+    });
     expect(holderOnFile().boot).toMatch(/^[0-9a-f-]{36}$/);
-    await expect(new RunLock(lockFile, 'r').acquire()).rejects.toThrow(/run 'r' is already being trained in this process/);
+    await expect(new RunLock(lockFile, 'r').acquire()).rejects.toThrow(
+      /run 'r' is already being trained in this process/,
+    );
     lock.release();
     expect(fs.existsSync(lockFile)).toBe(false);
 
     // Another live process of this host (also in the earlier format: a bare pid) holds it.
-    for (const holder of [thisHolder(process.ppid), String(process.ppid)]) {
+    const earlier =
+      ' (its lock is of an earlier format, without a start time: if that is not a training, delete the lock)';
+    for (const [holder, hint] of [
+      [thisHolder(process.ppid), ''],
+      [String(process.ppid), earlier],
+    ] as const) {
       writeLock(holder);
       const refusal = await lock.acquire().catch((e: Error) => e);
       expect(refusal).toBeInstanceOf(RunLockedError);
-      expect((refusal as Error).message).toBe(`run 'r' is being trained by process ${process.ppid} (${lockFile}); wait for it, stop it, or use another --run name`);
+      expect((refusal as Error).message).toBe(
+        `run 'r' is being trained by process ${process.ppid}${hint} (${lockFile}); ` +
+          'wait for it, stop it, or use another --run name',
+      );
       lock.release(); // not ours: stays
       expect(fs.existsSync(lockFile)).toBe(true);
     }
@@ -85,7 +111,9 @@ describe('the run lock', () => {
     expect(() => process.kill(zombie, 0)).not.toThrow(); // what the lock used to ask
     writeLock(thisHolder(zombie));
     const lock = new RunLock(lockFile, 'r');
-    expect(await lock.acquire()).toEqual([`the lock of process ${zombie} was stale (it has ended (a zombie)): taken over`]);
+    expect(await lock.acquire()).toEqual([
+      `the lock of process ${zombie} was stale (it has ended (a zombie)): taken over`,
+    ]);
     expect(holderOnFile().pid).toBe(process.pid);
     lock.release();
   });
@@ -109,9 +137,16 @@ describe('the run lock', () => {
     lock.release();
   });
 
-  it(`another host's lock is refused while its heartbeat is fresh, taken once it stopped for over ${STALE_AFTER_MS / 1000} s`, async () => {
+  const staleAfter = `${STALE_AFTER_MS / 1000} s`;
+  it(`another host's lock is refused while its heartbeat is fresh, taken once silent for ${staleAfter}`, async () => {
     // Its pid means nothing here: this very process's pid, say.
-    const elsewhere = { host: 'node-7.cluster', pid: process.pid, start: '1', boot: 'b', since: new Date().toISOString() };
+    const elsewhere = {
+      host: 'node-7.cluster',
+      pid: process.pid,
+      start: '1',
+      boot: 'b',
+      since: new Date().toISOString(),
+    };
     writeLock(elsewhere, STALE_AFTER_MS - 10_000);
     await expect(new RunLock(lockFile, 'r').acquire()).rejects.toThrow(
       `run 'r' is being trained by process ${process.pid} on host node-7.cluster (${lockFile})`,
@@ -120,7 +155,8 @@ describe('the run lock', () => {
     writeLock(elsewhere, STALE_AFTER_MS + 5_000);
     const lock = new RunLock(lockFile, 'r');
     expect(await lock.acquire()).toEqual([
-      `the lock of process ${process.pid} on host node-7.cluster was stale (no heartbeat from host node-7.cluster for 65 s (limit 60 s)): taken over`,
+      `the lock of process ${process.pid} on host node-7.cluster was stale ` +
+        '(no heartbeat from host node-7.cluster for 65 s (limit 60 s)): taken over',
     ]);
     expect(holderOnFile().host).toBe(os.hostname());
     lock.release();
@@ -132,7 +168,8 @@ describe('the run lock', () => {
     const hourAgo = new Date(Date.now() - 3_600_000);
     fs.utimesSync(lockFile, hourAgo, hourAgo);
     // Seen from another host, it now looks stale; the next heartbeat makes it live again.
-    const asSeenElsewhere = () => liveness({ ...holderOnFile(), host: 'elsewhere' }, fs.statSync(lockFile).mtimeMs).state;
+    const asSeenElsewhere = () =>
+      liveness({ ...holderOnFile(), host: 'elsewhere' }, fs.statSync(lockFile).mtimeMs).state;
     expect(asSeenElsewhere()).toBe('stale');
     await new Promise((r) => setTimeout(r, HEARTBEAT_MS + 500));
     expect(Date.now() - fs.statSync(lockFile).mtimeMs).toBeLessThan(HEARTBEAT_MS + 1000);
@@ -162,15 +199,22 @@ describe('the run lock', () => {
       const notes = await lock.acquire();
       expect(await gone).toBe('gone');
       expect(notes).toHaveLength(1);
-      expect(notes[0]).toMatch(new RegExp(`^the lock of process ${pid} was stale \\(it has ended( \\(a zombie\\))?; waited [1-4]\\.\\d s for it to exit\\): taken over$`));
+      const why = 'it has ended( \\(a zombie\\))?; waited [1-4]\\.\\d s for it to exit';
+      expect(notes[0]).toMatch(new RegExp(`^the lock of process ${pid} was stale \\(${why}\\): taken over$`));
       lock.release();
     });
 
-    it.skipIf(!python)(`is refused, saying so, when still exiting after ${EXIT_WAIT_MS / 1000} s`, async (ctx) => {
-      const { pid } = await exitingHolder(EXIT_WAIT_MS / 1000 + 5).catch((err: Error) => ctx.skip(err.message) as never);
-      await expect(new RunLock(lockFile, 'r').acquire()).rejects.toThrow(
-        new RegExp(`^run 'r' is being trained by process ${pid}, which is still exiting after [5-9]\\.\\d s; try again in a moment`),
-      );
-    }, 20_000);
+    it.skipIf(!python)(
+      `is refused, saying so, when still exiting after ${EXIT_WAIT_MS / 1000} s`,
+      async (ctx) => {
+        const { pid } = await exitingHolder(EXIT_WAIT_MS / 1000 + 5).catch(
+          (err: Error) => ctx.skip(err.message) as never,
+        );
+        await expect(new RunLock(lockFile, 'r').acquire()).rejects.toThrow(
+          new RegExp(`^run 'r' is being trained by process ${pid}, which is still exiting after [5-9]\\.\\d s`),
+        );
+      },
+      20_000,
+    );
   });
 });

@@ -38,10 +38,21 @@ afterAll(() => {
 });
 
 const small = (run: string, over: Partial<TrainConfig> = {}) =>
-  trainConfig({ run, variant: 'static', epochs: 2, batchSize: 64, limitTrain: 256, limitTest: 128, logEvery: 1, ...over });
+  trainConfig({
+    run,
+    variant: 'static',
+    epochs: 2,
+    batchSize: 64,
+    limitTrain: 256,
+    limitTest: 128,
+    logEvery: 1,
+    ...over,
+  });
 const ckpt = (run: string, kind: 'best' | 'last') => path.join(runsDir, run, `${kind}.safetensors`);
-const epochsOf = (run: string) => readRunEpochs(path.join(runsDir, run)).map((r) => `${r.epoch}:${r.split}:${r.session}`);
-const open = (config: TrainConfig, over: { resume?: 'best' | 'last'; evalOnly?: boolean } = {}) => openRun(config, { runsDir, backend: 'test', ...over });
+const epochsOf = (run: string) =>
+  readRunEpochs(path.join(runsDir, run)).map((r) => `${r.epoch}:${r.split}:${r.session}`);
+const open = (config: TrainConfig, over: { resume?: 'best' | 'last'; evalOnly?: boolean } = {}) =>
+  openRun(config, { runsDir, backend: 'test', ...over });
 
 /**
  * A run folder as a session of training leaves it, written by the real writers: epochs
@@ -51,40 +62,78 @@ const open = (config: TrainConfig, over: { resume?: 'best' | 'last'; evalOnly?: 
 function writeRun(config: TrainConfig, acc: number[]): void {
   const dir = path.join(runsDir, config.run);
   const row = (epoch: number, split: 'train' | 'test'): EpochRow => ({
-    run: config.run, session: 1, resumedFrom: 0, variant: config.variant, seed: config.seed, backend: 'test', epoch, split,
-    step: epoch * 4, images: 128, loss: 1, accuracy: acc[epoch - 1], perClassAccuracy: Array(10).fill(0.5), lr: 1e-3,
-    imagesPerSecond: 1, wallSeconds: 1, time: new Date(),
+    run: config.run,
+    session: 1,
+    resumedFrom: 0,
+    variant: config.variant,
+    seed: config.seed,
+    backend: 'test',
+    epoch,
+    split,
+    step: epoch * 4,
+    images: 128,
+    loss: 1,
+    accuracy: acc[epoch - 1],
+    perClassAccuracy: Array(10).fill(0.5),
+    lr: 1e-3,
+    imagesPerSecond: 1,
+    wallSeconds: 1,
+    time: new Date(),
   });
   for (let e = 1; e <= acc.length; e++) appendEpoch(dir, [row(e, 'test'), row(e, 'train')], []);
   new RunDir(runsDir, config.run).writeConfig(config);
   const bestEpoch = acc.indexOf(Math.max(...acc)) + 1;
   const meta = (epoch: number) => ({
-    epoch, accuracy: acc[epoch - 1], bestAccuracy: acc[bestEpoch - 1], bestEpoch, session: 1, config: { ...config }, backend: 'test',
+    epoch,
+    accuracy: acc[epoch - 1],
+    bestAccuracy: acc[bestEpoch - 1],
+    bestEpoch,
+    session: 1,
+    config: { ...config },
+    backend: 'test',
   });
   saveCheckpoint(ckpt(config.run, 'best'), net, adam, { ...meta(bestEpoch), kind: 'best' });
   saveCheckpoint(ckpt(config.run, 'last'), net, adam, { ...meta(acc.length), kind: 'last' });
 }
 
 /** train()'s progress, crashing the process-to-be (as a power cut would) after the best save of `epoch`. */
-const crashAfterBest = (epoch: number, events: TrainEvent[] = []) => (e: TrainEvent) => {
-  events.push(e);
-  if (e.type === 'checkpoint' && e.kind === 'best' && e.epoch === epoch) throw new Error('power cut');
-};
-const notesOf = (events: TrainEvent[]) => (events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }> | undefined)?.notes;
+const crashAfterBest =
+  (epoch: number, events: TrainEvent[] = []) =>
+  (e: TrainEvent) => {
+    events.push(e);
+    if (e.type === 'checkpoint' && e.kind === 'best' && e.epoch === epoch) throw new Error('power cut');
+  };
+const notesOf = (events: TrainEvent[]) =>
+  (events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }> | undefined)?.notes;
 
 describe('a crash between the best and last saves', () => {
   it('of a first epoch (no last yet): npm run experiments resumes, last rewritten from best', async () => {
-    const e: Experiment = { name: 'first', arm: 'first', group: 'compare', purpose: 'test', relativeEpochCost: 1, config: small('first') };
+    const e: Experiment = {
+      name: 'first',
+      arm: 'first',
+      group: 'compare',
+      purpose: 'test',
+      relativeEpochCost: 1,
+      config: small('first'),
+    };
     await expect(train(e.config, { runsDir, data, onProgress: crashAfterBest(1) })).rejects.toThrow('power cut');
     expect(fs.existsSync(ckpt('first', 'last'))).toBe(false);
     expect(readCheckpointMeta(ckpt('first', 'best')).epoch).toBe(1);
 
     // The runner finds the run partial and asks for its last checkpoint (it has no --resume).
     const events: TrainEvent[] = [];
-    const [outcome] = await runExperiments({ experiments: [e], runsDir, data, onEvent: (x) => x.type === 'train' && events.push(x.event) });
+    const [outcome] = await runExperiments({
+      experiments: [e],
+      runsDir,
+      data,
+      onEvent: (x) => x.type === 'train' && events.push(x.event),
+    });
     expect(outcome.error).toBeUndefined();
     expect(outcome).toMatchObject({ result: 'trained', status: { state: 'done', epochsDone: 2 } });
-    expect(notesOf(events)).toEqual(['last.safetensors was missing (best: epoch 1), as a crash between the two saves of an epoch leaves it: rewritten from best']);
+    expect(notesOf(events)).toEqual([
+      'last.safetensors was missing (best: epoch 1), as a crash between the two saves of an epoch leaves it: ' +
+        'rewritten from best',
+    ]);
     expect(events.find((x) => x.type === 'start')).toMatchObject({ startEpoch: 1, resumedFrom: 'last' });
     expect(epochsOf('first')).toEqual(['1:test:1', '1:train:1', '2:test:2', '2:train:2']);
   });
@@ -94,7 +143,10 @@ describe('a crash between the best and last saves', () => {
     const final = small('final', { seed: 1 });
     const events: TrainEvent[] = [];
     await expect(train(final, { runsDir, data, onProgress: crashAfterBest(2, events) })).rejects.toThrow('power cut');
-    expect(events.some((e) => e.type === 'checkpoint' && e.kind === 'best' && e.epoch === 2), 'this slice must improve in epoch 2').toBe(true);
+    expect(
+      events.some((e) => e.type === 'checkpoint' && e.kind === 'best' && e.epoch === 2),
+      'this slice must improve in epoch 2',
+    ).toBe(true);
     expect(readCheckpointMeta(ckpt('final', 'last')).epoch).toBe(1);
 
     const evaluated = await train(final, { runsDir, data, evalOnly: true, resume: 'last' });
@@ -103,8 +155,11 @@ describe('a crash between the best and last saves', () => {
 
     const again = await train(final, { runsDir, data });
     expect(again).toMatchObject({ status: 'complete', epoch: 2 });
-    expect(formatResult(again)).toMatch(
-      /^run final had already finished 2 of 2 epochs: .*\n  note: last\.safetensors was at epoch 1, behind best \(epoch 2\), as a crash between the two saves of an epoch leaves it: rewritten from best$/s,
+    const [said, note] = formatResult(again).split('\n  note: ');
+    expect(said).toMatch(/^run final had already finished 2 of 2 epochs: /);
+    expect(note).toBe(
+      'last.safetensors was at epoch 1, behind best (epoch 2), ' +
+        'as a crash between the two saves of an epoch leaves it: rewritten from best',
     );
     expect(readCheckpointMeta(ckpt('final', 'last'))).toMatchObject({ kind: 'last', epoch: 2, bestEpoch: 2 });
     expect(readCheckpointMeta(ckpt('final', 'best'))).toMatchObject({ kind: 'best', epoch: 2 });
@@ -121,28 +176,43 @@ describe('a deleted best.safetensors', () => {
     run.close();
     expect(run.notes).toEqual(['best.safetensors was missing; last (epoch 2) is the best epoch: rewritten from it']);
     expect(run.start).toMatchObject({ kind: 'best', complete: false });
-    expect(readCheckpointMeta(ckpt('best-is-last', 'best'))).toMatchObject({ kind: 'best', epoch: 2, bestEpoch: 2, accuracy: 0.4 });
+    expect(readCheckpointMeta(ckpt('best-is-last', 'best'))).toMatchObject({
+      kind: 'best',
+      epoch: 2,
+      bestEpoch: 2,
+      accuracy: 0.4,
+    });
   });
 
-  it('is refused, with the fix, when the best epoch was an earlier one: no resume with a stale best number', async () => {
+  it('is refused, with the fix, when the best epoch was an earlier one: no stale best number', async () => {
     writeRun(small('best-lost', { epochs: 4 }), [0.3, 0.5, 0.4]);
     fs.rmSync(ckpt('best-lost', 'best'));
     const before = fileDigests(runsDir);
     for (const resume of [undefined, 'last'] as const) {
       await expect(train(small('best-lost', { epochs: 4 }), { runsDir, data, resume })).rejects.toThrow(
-        `run 'best-lost' has no best.safetensors (deleted?), and its last checkpoint (epoch 3) records the best as epoch 2 (50.00%), ` +
-          `whose weights are gone. Nothing was changed. Put best.safetensors back, or start over with npm run train -- --run best-lost ` +
-          `--runs-dir ${runsDir} --fresh (a run of npm run experiments: delete ${path.join(runsDir, 'best-lost')}, then rerun them).`,
+        "run 'best-lost' has no best.safetensors (deleted?), and its last checkpoint (epoch 3) records the best as " +
+          'epoch 2 (50.00%), whose weights are gone. Nothing was changed. Put best.safetensors back, ' +
+          'or start over with ' +
+          `npm run train -- --run best-lost --runs-dir ${runsDir} --fresh ` +
+          `(a run of npm run experiments: delete ${path.join(runsDir, 'best-lost')}, then rerun them).`,
       );
     }
     expect(fileDigests(runsDir)).toEqual(before);
     // A best that is not the one last records (an older copy put back) is refused too.
     writeRun(small('best-old', { epochs: 4 }), [0.3, 0.5, 0.4]);
     saveCheckpoint(ckpt('best-old', 'best'), net, adam, {
-      kind: 'best', epoch: 1, accuracy: 0.3, bestAccuracy: 0.3, bestEpoch: 1, session: 1, config: { ...small('best-old', { epochs: 4 }) }, backend: 'test',
+      kind: 'best',
+      epoch: 1,
+      accuracy: 0.3,
+      bestAccuracy: 0.3,
+      bestEpoch: 1,
+      session: 1,
+      config: { ...small('best-old', { epochs: 4 }) },
+      backend: 'test',
     });
     await expect(open(small('best-old', { epochs: 4 }))).rejects.toThrow(
-      /run 'best-old': best\.safetensors \(epoch 1, 30\.00%\) is not the best that last\.safetensors records \(epoch 2, 50\.00%\)/,
+      "run 'best-old': best.safetensors (epoch 1, 30.00%) is not the best that last.safetensors records " +
+        '(epoch 2, 50.00%): replaced or copied by hand? Nothing was changed.',
     );
   });
 });
@@ -157,27 +227,42 @@ describe('a deleted metrics part (epochs 1, 2, 4)', () => {
     const events: TrainEvent[] = [];
     // The hook for derived views of the metrics (TensorBoard) sees each epoch once it is saved.
     const views: string[] = [];
-    const onEpochSaved = (e: SavedEpoch) => views.push(`${e.epoch}:${e.rows.length}:${readCheckpointMeta(path.join(e.dir, 'last.safetensors')).epoch}`);
-    const r = await train(small('gap', { epochs: 4 }), { runsDir, data, onProgress: (e) => events.push(e), onEpochSaved });
+    const onEpochSaved = (e: SavedEpoch) =>
+      views.push(`${e.epoch}:${e.rows.length}:${readCheckpointMeta(path.join(e.dir, 'last.safetensors')).epoch}`);
+    const r = await train(small('gap', { epochs: 4 }), {
+      runsDir,
+      data,
+      onProgress: (e) => events.push(e),
+      onEpochSaved,
+    });
     expect(r).toMatchObject({ status: 'trained', startEpoch: 2, epoch: 4 });
     expect(views).toEqual(['3:2:3', '4:2:4']);
-    expect(notesOf(events)).toEqual(['the metrics of epoch 3 were missing (a deleted part?): resuming from epoch 2 trains them again']);
-    expect(epochsOf('gap')).toEqual([1, 2].flatMap((e) => [`${e}:test:1`, `${e}:train:1`]).concat([3, 4].flatMap((e) => [`${e}:test:2`, `${e}:train:2`])));
+    expect(notesOf(events)).toEqual([
+      'the metrics of epoch 3 were missing (a deleted part?): resuming from epoch 2 trains them again',
+    ]);
+    expect(epochsOf('gap')).toEqual(
+      [1, 2]
+        .flatMap((e) => [`${e}:test:1`, `${e}:train:1`])
+        .concat([3, 4].flatMap((e) => [`${e}:test:2`, `${e}:train:2`])),
+    );
   });
 
   it('is refused, naming the epoch and the fix, when no checkpoint is from before it', async () => {
     writeRun(small('gap-late', { epochs: 5 }), [0.3, 0.4, 0.45, 0.5]);
     gap('gap-late');
     await expect(open(small('gap-late', { epochs: 5 }))).rejects.toThrow(
-      `run 'gap-late': the metrics of epoch 3 are missing (a deleted metrics part?), and both checkpoints are from epoch 3 or later: ` +
-        `resuming would leave epoch 3 without its rows. Nothing was changed. Put the part back, or start over with`,
+      "run 'gap-late': the metrics of epoch 3 are missing (a deleted metrics part?), and both checkpoints are " +
+        'from epoch 3 or later: resuming would leave epoch 3 without its rows. Nothing was changed. ' +
+        'Put the part back, or start over with',
     );
     // Asked for last when best is before the gap: the other checkpoint is named, with its command.
     writeRun(small('gap-last', { epochs: 5 }), [0.3, 0.5, 0.45, 0.4]);
     gap('gap-last');
     await expect(open(small('gap-last', { epochs: 5 }), { resume: 'last' })).rejects.toThrow(
-      `its last checkpoint is from epoch 3 or later: resuming would leave epoch 3 without its rows. Nothing was changed. ` +
-        `Resume from the other checkpoint (npm run train -- --run gap-last --runs-dir ${runsDir} --resume best), or start over`,
+      'its last checkpoint is from epoch 3 or later: resuming would leave epoch 3 without its rows. ' +
+        'Nothing was changed. ' +
+        `Resume from the other checkpoint (npm run train -- --run gap-last --runs-dir ${runsDir} --resume best), ` +
+        'or start over',
     );
   });
 });
@@ -187,18 +272,24 @@ it("another run's checkpoint copied into a run is refused", async () => {
   writeRun(small('theirs'), [0.3, 0.4]);
   fs.copyFileSync(ckpt('theirs', 'last'), ckpt('mine', 'last'));
   await expect(open(small('mine'))).rejects.toThrow(
-    `${ckpt('mine', 'last')} is a checkpoint of run 'theirs', not of 'mine' (copied from another run?). Nothing was changed.`,
+    `${ckpt('mine', 'last')} is a checkpoint of run 'theirs', not of 'mine' (copied from another run?). ` +
+      'Nothing was changed.',
   );
 });
 
 it('the interrupt line after resuming from best names the last checkpoint on disk', async () => {
   writeRun(small('int-best', { epochs: 4 }), [0.3, 0.5, 0.4]); // best: epoch 2; last: epoch 3
   const err = await train(small('int-best', { epochs: 4 }), {
-    runsDir, data, onProgress: (e) => e.type === 'step' && e.epoch === 3 && e.batch === 1 && process.kill(process.pid, 'SIGINT'),
+    runsDir,
+    data,
+    onProgress: (e) => e.type === 'step' && e.epoch === 3 && e.batch === 1 && process.kill(process.pid, 'SIGINT'),
   }).catch((e: Error) => e);
   expect(err).toBeInstanceOf(TrainingInterrupted);
-  expect((err as Error).message).toMatch(
-    /^run int-best interrupted \(SIGINT\) in epoch 3\/4 at batch [1-4]\/4, step \d+: epoch 3 was not saved\. Saved: epochs 1–3 \(last checkpoint: epoch 3; best: epoch 2, 50\.00%\) .*\(resume 'last' \/ --resume last: from epoch 3\)\.$/,
+  const [where, saved] = (err as Error).message.split(': epoch 3 was not saved. ');
+  expect(where).toMatch(/^run int-best interrupted \(SIGINT\) in epoch 3\/4 at batch [1-4]\/4, step \d+$/);
+  expect(saved).toBe(
+    `Saved: epochs 1–3 (last checkpoint: epoch 3; best: epoch 2, 50.00%) in ${path.join(runsDir, 'int-best')}. ` +
+      "Rerun to resume from the best checkpoint (resume 'last' / --resume last: from epoch 3).",
   );
 });
 
@@ -212,22 +303,31 @@ describe('paths of the wrong kind, and a full disk, are refused before training,
     );
     fs.writeFileSync(path.join(runsDir, 'plain'), 'a file');
     await expect(train(small('plain'), { runsDir, data })).rejects.toThrow(
-      `${path.join(runsDir, 'plain')} is a file, where run 'plain' needs a folder: move it away, or use another --runs-dir. Nothing was changed.`,
+      `${path.join(runsDir, 'plain')} is a file, where run 'plain' needs a folder: move it away, ` +
+        'or use another --runs-dir. Nothing was changed.',
     );
     fs.mkdirSync(path.join(runsDir, 'nometrics'));
     fs.writeFileSync(path.join(runsDir, 'nometrics', 'metrics'), '');
-    await expect(train(small('nometrics'), { runsDir, data })).rejects.toThrow(/nometrics\/metrics is a file, where run 'nometrics' needs a folder/);
+    await expect(train(small('nometrics'), { runsDir, data })).rejects.toThrow(
+      /nometrics\/metrics is a file, where run 'nometrics' needs a folder/,
+    );
     const below = path.join(runsDir, 'plain', 'runs');
-    await expect(train(small('x'), { runsDir: below, data })).rejects.toThrow(`${path.join(runsDir, 'plain')} is a file, where run 'x' needs a folder`);
+    await expect(train(small('x'), { runsDir: below, data })).rejects.toThrow(
+      `${path.join(runsDir, 'plain')} is a file, where run 'x' needs a folder`,
+    );
   });
 
-  it.skipIf(!fs.existsSync('/dev/full'))('a full disk (ENOSPC at the first write: /dev/full in place of the lock file)', async () => {
-    const full = fs.mkdtempSync(path.join(os.tmpdir(), 'run-full-'));
-    fs.symlinkSync('/dev/full', path.join(full, `.f.lock.${process.pid}.tmp`)); // writing there fails as a full disk does
-    await expect(train(small('f'), { runsDir: full, data })).rejects.toThrow(
-      `cannot write to ${full} (ENOSPC): run 'f' could not save its epochs. Nothing was trained. The disk is full: free some space, ` +
-        'or train into another folder with --runs-dir.',
-    );
-    fs.rmSync(full, { recursive: true, force: true });
-  });
+  it.skipIf(!fs.existsSync('/dev/full'))(
+    'a full disk (ENOSPC at the first write: /dev/full in place of the lock file)',
+    async () => {
+      const full = fs.mkdtempSync(path.join(os.tmpdir(), 'run-full-'));
+      // Writing the lock's temporary file fails there as on a full disk.
+      fs.symlinkSync('/dev/full', path.join(full, `.f.lock.${process.pid}.tmp`));
+      await expect(train(small('f'), { runsDir: full, data })).rejects.toThrow(
+        `cannot write to ${full} (ENOSPC): run 'f' could not save its epochs. Nothing was trained. ` +
+          'The disk is full: free some space, or train into another folder with --runs-dir.',
+      );
+      fs.rmSync(full, { recursive: true, force: true });
+    },
+  );
 });

@@ -62,7 +62,8 @@ describe('RunDir', () => {
   it('locks a run against a second live trainer, and says who trains it', async () => {
     const store = new RunDir(runsDir, 'a');
     expect(await store.takeLock()).toEqual([]);
-    expect(JSON.parse(fs.readFileSync(path.join(runsDir, '.a.lock'), 'utf8'))).toMatchObject({ host: os.hostname(), pid: process.pid });
+    const lock = JSON.parse(fs.readFileSync(path.join(runsDir, '.a.lock'), 'utf8'));
+    expect(lock).toMatchObject({ host: os.hostname(), pid: process.pid });
     expect(store.lockedBy()).toBeUndefined(); // this process: not another trainer
     store.releaseLock();
     expect(list(runsDir)).toEqual([]);

@@ -26,9 +26,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
-import { architectureMismatch, architectureOf, checkState, isCounter, type NamedTensors, type Net } from '../model/index';
+import { architectureMismatch, architectureOf, checkState, isCounter } from '../model/index';
+import type { NamedTensors, Net } from '../model/index';
 import { VARIANTS, type Variant } from '../config';
-import { DamagedFileError, readSafetensors, recordToTensor, tensorsToRecords, writeSafetensors, type TensorRecord } from '../formats/index';
+import { DamagedFileError, readSafetensors, recordToTensor, tensorsToRecords } from '../formats/index';
+import { writeSafetensors } from '../formats/index';
+import type { TensorRecord } from '../formats/index';
 
 /** The format written and read: a whole-file checksum. */
 export const CHECKPOINT_FORMAT = 'dcf-checkpoint/2';
@@ -118,8 +121,9 @@ function parseMeta(file: string, metadata: Record<string, string>): CheckpointMe
   if (metadata.format === 'dcf-checkpoint/1') {
     throw new Error(
       `${file} is a dcf-checkpoint/1 file, a format of earlier versions that is no longer read. To convert the run, ` +
-        `resume it once with commit ${V1_READER} (git worktree add ../dcf-v1 ${V1_READER}; there: npm run train -- --run NAME ` +
-        '--runs-dir DIR --resume last), which writes dcf-checkpoint/2; or start it over with --fresh.',
+        `resume it once with commit ${V1_READER} (git worktree add ../dcf-v1 ${V1_READER}; there: ` +
+        'npm run train -- --run NAME --runs-dir DIR --resume last), which writes dcf-checkpoint/2; ' +
+        'or start it over with --fresh.',
     );
   }
   if (metadata.format !== CHECKPOINT_FORMAT) {

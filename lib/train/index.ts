@@ -1,4 +1,7 @@
-/** lib/train: Training: the config record, the loop and its parts (step, loss, evaluation, metrics recorder, interrupt), Adam, checkpoints, metrics, the run store and its lock, progress, prediction. */
+/**
+ * lib/train: Training: the config record, the loop and its parts (step, loss, evaluation, metrics recorder,
+ * interrupt), Adam, checkpoints and their export, metrics, the run store and its lock, progress, prediction.
+ */
 export * from './adam';
 export * from './checkpoint';
 export * from './divergence';

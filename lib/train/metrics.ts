@@ -299,7 +299,8 @@ function load(kind: MetricsKind, opts: LoadOptions): pl.DataFrame {
   }
   const frames = [emptyFrame(kind)];
   for (const run of runs) {
-    for (const p of visibleParts(listParts(path.join(runsDir, run)), kind, opts.includeSuperseded ?? false)) frames.push(readPart(p.file, kind));
+    const parts = visibleParts(listParts(path.join(runsDir, run)), kind, opts.includeSuperseded ?? false);
+    for (const p of parts) frames.push(readPart(p.file, kind));
   }
   const df = pl.concat(frames, { how: 'vertical' });
   return kind === 'epochs' ? df.sort(['run', 'epoch', 'session', 'split']) : df.sort(['run', 'step', 'session']);
@@ -327,6 +328,7 @@ export function readStepRows(opts: LoadOptions = {}): StepRow[] {
 
 /** The epoch rows of one run directory (e.g. a run in progress, or outside PATHS.runs). */
 export function readRunEpochs(runDir: string, opts: { includeSuperseded?: boolean } = {}): EpochRow[] {
-  const frames = [emptyFrame('epochs'), ...visibleParts(listParts(runDir), 'epochs', opts.includeSuperseded ?? false).map((p) => readPart(p.file, 'epochs'))];
+  const parts = visibleParts(listParts(runDir), 'epochs', opts.includeSuperseded ?? false);
+  const frames = [emptyFrame('epochs'), ...parts.map((p) => readPart(p.file, 'epochs'))];
   return pl.concat(frames, { how: 'vertical' }).sort(['epoch', 'session', 'split']).toRecords() as unknown as EpochRow[];
 }

@@ -90,7 +90,8 @@ export function formatResult(r: TrainResult): string {
       return `run ${r.run}: trained ${r.startEpoch + 1 === r.epoch ? `epoch ${r.epoch}` : `epochs ${r.startEpoch + 1}–${r.epoch}`}; ${best}; final ${test}. Checkpoints in ${r.dir}`;
     case 'complete':
       return (
-        `run ${r.run} had already finished ${r.epoch} of ${r.config.epochs} epochs: nothing to train (raise epochs, or --fresh to start over). ` +
+        `run ${r.run} had already finished ${r.epoch} of ${r.config.epochs} epochs: ` +
+        'nothing to train (raise epochs, or --fresh to start over). ' +
         `${best}; its checkpoint gives ${test}.${r.notes.map((n) => `\n  note: ${n}`).join('')}`
       );
     case 'evaluated':

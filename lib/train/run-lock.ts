@@ -57,7 +57,9 @@ export function liveness(h: LockHolder, mtimeMs: number): Liveness {
   const stale = (why: string): Liveness => ({ state: 'stale', why });
   if (h.host !== HOST) {
     const age = Math.round((Date.now() - mtimeMs) / 1000);
-    return age > STALE_AFTER_MS / 1000 ? stale(`no heartbeat from host ${h.host} for ${age} s (limit ${STALE_AFTER_MS / 1000} s)`) : { state: 'live' };
+    return age > STALE_AFTER_MS / 1000
+      ? stale(`no heartbeat from host ${h.host} for ${age} s (limit ${STALE_AFTER_MS / 1000} s)`)
+      : { state: 'live' };
   }
   // This process's locks are in HELD_HERE: one with its pid was left by an earlier process.
   if (h.pid === process.pid) return stale('it has ended; its pid is now this process');
@@ -76,12 +78,21 @@ export function describeHolder(h: LockHolder): string {
 
 /** The run is being trained right now by `holder` (this process, with `since`). */
 export class RunLockedError extends Error {
-  constructor(run: string, lockFile: string, readonly holder: LockHolder, here = false, why = '') {
+  constructor(
+    run: string,
+    lockFile: string,
+    readonly holder: LockHolder,
+    here = false,
+    why = '',
+  ) {
     super(
       here
-        ? `run '${run}' is already being trained in this process (pid ${holder.pid}, since ${new Date(holder.since!).toLocaleTimeString()}): ` +
-            'a second training would run next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to finish, then run again.'
-        : `run '${run}' is being trained by ${describeHolder(holder)}${why} (${lockFile}); wait for it, stop it, or use another --run name`,
+        ? `run '${run}' is already being trained in this process ` +
+            `(pid ${holder.pid}, since ${new Date(holder.since!).toLocaleTimeString()}): a second training would run ` +
+            'next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to finish, ' +
+            'then run again.'
+        : `run '${run}' is being trained by ${describeHolder(holder)}${why} (${lockFile}); ` +
+            'wait for it, stop it, or use another --run name',
     );
     this.name = 'RunLockedError';
   }
@@ -113,7 +124,7 @@ export class RunLock {
     } catch {
       return undefined; // none, or gone meanwhile
     }
-    if (/^\s*\d+\s*$/.test(text)) return { holder: { host: HOST, pid: Number(text) }, text, mtimeMs }; // the earlier format
+    if (/^\s*\d+\s*$/.test(text)) return { holder: { host: HOST, pid: Number(text) }, text, mtimeMs }; // earlier format
     try {
       const h = JSON.parse(text) as LockHolder;
       return { holder: typeof h.host === 'string' && Number.isInteger(h.pid) ? h : undefined, text, mtimeMs };
@@ -139,15 +150,30 @@ export class RunLock {
     const began = Date.now();
     const waited = () => `${((Date.now() - began) / 1000).toFixed(1)} s`;
     let exiting: LockHolder | undefined;
-    for (let claims = 0; !this.create(); ) {
+    for (let claims = 0; !this.create();) {
       const seen = this.read();
       if (!seen) continue; // released meanwhile
       const holder = seen.holder ?? { host: HOST, pid: 0 };
-      const state = seen.holder ? liveness(holder, seen.mtimeMs) : { state: 'stale' as const, why: 'it cannot be read' };
-      if (state.state === 'live') throw new RunLockedError(this.run, this.file, holder);
+      const state = seen.holder
+        ? liveness(holder, seen.mtimeMs)
+        : { state: 'stale' as const, why: 'it cannot be read' };
+      if (state.state === 'live') {
+        // A lock of the earlier format has no start time: a pid reused since cannot be told apart.
+        const unsure =
+          holder.host === HOST && !holder.start
+            ? ` (its lock is of an earlier format, without a start time: if that is not a training, delete the lock)`
+            : '';
+        throw new RunLockedError(this.run, this.file, holder, false, unsure);
+      }
       if (state.state === 'exiting') {
         if (Date.now() - began >= EXIT_WAIT_MS) {
-          throw new RunLockedError(this.run, this.file, holder, false, `, which is still exiting after ${waited()}; try again in a moment`);
+          throw new RunLockedError(
+            this.run,
+            this.file,
+            holder,
+            false,
+            `, which is still exiting after ${waited()}; try again in a moment`,
+          );
         }
         exiting = holder;
         await sleep(50);

@@ -32,12 +32,26 @@ import { removeStaleTempFiles, writeFileAtomic } from '../formats/index';
 import type { Net } from '../model/index';
 import { PATHS } from '../config';
 import type { Adam } from './adam';
-import { CHECKPOINT_KINDS, checkpointPath, copyCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint';
+import {
+  CHECKPOINT_KINDS,
+  checkpointPath,
+  copyCheckpoint,
+  readCheckpoint,
+  readCheckpointMeta,
+  saveCheckpoint,
+} from './checkpoint';
 import type { CheckpointContent, CheckpointKind, CheckpointMeta } from './checkpoint';
 import type { EvalResult } from './evaluate';
 import type { ProgressCallback } from './events';
 import { InterruptRequest } from './interrupt';
-import { appendEpoch as appendMetrics, metricsDir, nextSession, recordedEpochs, type EpochRow, type StepRow } from './metrics';
+import {
+  appendEpoch as appendMetrics,
+  metricsDir,
+  nextSession,
+  recordedEpochs,
+  type EpochRow,
+  type StepRow,
+} from './metrics';
 import { describeHolder, RunLock } from './run-lock';
 import { checkRunName, configConflicts, validateConfig, type TrainConfig } from './train-config';
 
@@ -110,7 +124,8 @@ export class RunDir {
 
   /** How to start the run over, from `npm run train` or `npm run experiments`. */
   startOver(): string {
-    return `start over with ${this.command('--fresh')} (a run of npm run experiments: delete ${this.dir}, then rerun them)`;
+    const experiments = `a run of npm run experiments: delete ${this.dir}, then rerun them`;
+    return `start over with ${this.command('--fresh')} (${experiments})`;
   }
 
   /** Refuses, naming it, a path of the wrong kind: a file where a folder belongs, or the reverse. */
@@ -119,12 +134,17 @@ export class RunDir {
     while (!fs.existsSync(existing)) existing = path.dirname(existing);
     for (const folder of [existing, this.runsDir, this.dir, metricsDir(this.dir)]) {
       if (fs.statSync(folder, { throwIfNoEntry: false })?.isFile()) {
-        throw new Error(`${folder} is a file, where run '${this.run}' needs a folder: move it away, or use another --runs-dir. Nothing was changed.`);
+        throw new Error(
+          `${folder} is a file, where run '${this.run}' needs a folder: move it away, or use another --runs-dir. ` +
+            'Nothing was changed.',
+        );
       }
     }
     for (const file of [this.configFile(), this.checkpoint('best'), this.checkpoint('last'), this.lock.file]) {
       if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
-        throw new Error(`${file} is a folder, where run '${this.run}' keeps a file: move it away. Nothing was changed.`);
+        throw new Error(
+          `${file} is a folder, where run '${this.run}' keeps a file: move it away. Nothing was changed.`,
+        );
       }
     }
   }
@@ -148,7 +168,8 @@ export class RunDir {
       const code = errnoCode(err);
       if (!code) throw err;
       this.lock.release();
-      const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'The disk is full: free some space' : 'Make the folder writable';
+      const fix =
+        code === 'ENOSPC' || code === 'EDQUOT' ? 'The disk is full: free some space' : 'Make the folder writable';
       throw new Error(
         `cannot write to ${folder} (${code}): run '${this.run}' could not save its epochs. Nothing was trained. ` +
           `${fix}, or train into another folder with --runs-dir.`,
@@ -168,13 +189,16 @@ export class RunDir {
   recover(): string | undefined {
     const prefix = `.${this.run}.old-`;
     for (const name of fs.existsSync(this.runsDir) ? fs.readdirSync(this.runsDir) : []) {
-      if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) fs.rmSync(path.join(this.runsDir, name), { recursive: true });
+      if (name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length))) {
+        fs.rmSync(path.join(this.runsDir, name), { recursive: true });
+      }
     }
     for (const d of [this.dir, metricsDir(this.dir)]) removeStaleTempFiles(d);
     if (!fs.existsSync(this.staging)) return undefined;
     if (fs.existsSync(this.checkpoint('last', this.staging))) {
       this.commitFresh();
-      return 'an interrupted --fresh restart had saved its first epoch: finished it, the restarted run replaced the old one';
+      const restart = 'an interrupted --fresh restart';
+      return `${restart} had saved its first epoch: finished it, the restarted run replaced the old one`;
     }
     fs.rmSync(this.staging, { recursive: true, force: true });
     return 'an interrupted --fresh restart had saved no epoch: discarded it, the run is as it was before';
@@ -233,7 +257,8 @@ export interface OpenOptions {
  * session say what was repaired. Close the session in a finally block.
  */
 export async function openRun(config: TrainConfig, opts: OpenOptions): Promise<RunSession> {
-  if (opts.fresh && opts.evalOnly) throw new Error('evalOnly and fresh contradict each other: there is nothing to evaluate after starting over');
+  if (opts.fresh && opts.evalOnly)
+    throw new Error('evalOnly and fresh contradict each other: there is nothing to evaluate after starting over');
   const folder = new RunDir(opts.runsDir, config.run);
   folder.checkLayout();
   // A rerun right after ■ finds the interrupted call finishing its step: it waits for it.
@@ -243,7 +268,8 @@ export async function openRun(config: TrainConfig, opts: OpenOptions): Promise<R
     const recovered = opts.evalOnly ? undefined : folder.recover();
     if (recovered) notes.push(recovered);
     const { start, last }: ReturnType<typeof chooseStart> = opts.fresh ? {} : chooseStart(folder, config, opts, notes);
-    if (opts.evalOnly && !start) throw new Error(`run '${config.run}' has no checkpoint to evaluate under ${opts.runsDir}`);
+    if (opts.evalOnly && !start)
+      throw new Error(`run '${config.run}' has no checkpoint to evaluate under ${opts.runsDir}`);
     return new RunSession(folder, config, opts, notes, start, last);
   } catch (err) {
     folder.releaseLock();
@@ -256,7 +282,12 @@ export async function openRun(config: TrainConfig, opts: OpenOptions): Promise<R
  * checkpoint the run continues from: its best (default) or its last, or none (a new run).
  * Returns it with the last checkpoint's metadata (after repair).
  */
-function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, notes: string[]): { start?: RunStart; last?: CheckpointMeta } {
+function chooseStart(
+  folder: RunDir,
+  config: TrainConfig,
+  opts: OpenOptions,
+  notes: string[],
+): { start?: RunStart; last?: CheckpointMeta } {
   const { run } = config;
   const file = (kind: CheckpointKind) => folder.checkpoint(kind);
   const metas: Partial<Record<CheckpointKind, CheckpointMeta>> = {};
@@ -272,8 +303,9 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
     const owner = metas[kind]!.config.run;
     if (owner !== run) {
       throw new Error(
-        `${file(kind)} is a checkpoint of run '${owner}', not of '${run}' (copied from another run?). Nothing was changed. ` +
-          `Put this run's own ${kind}.safetensors back, move this one away (the run continues from its other checkpoint), or ${folder.startOver()}.`,
+        `${file(kind)} is a checkpoint of run '${owner}', not of '${run}' (copied from another run?). ` +
+          `Nothing was changed. Put this run's own ${kind}.safetensors back, move this one away ` +
+          `(the run continues from its other checkpoint), or ${folder.startOver()}.`,
       );
     }
   }
@@ -282,28 +314,39 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   const { best, last } = metas;
   const source = { best: file('best'), last: file('last') };
   const repairs: [CheckpointKind, string][] = [];
-  const newer = (a: CheckpointMeta, b: CheckpointMeta) => a.session > b.session || (a.session === b.session && a.epoch > b.epoch);
+  const newer = (a: CheckpointMeta, b: CheckpointMeta) =>
+    a.session > b.session || (a.session === b.session && a.epoch > b.epoch);
   if (best && (!last || newer(best, last))) {
     // A crash between the two saves of an epoch: best holds that epoch's state, last is behind.
     source.last = source.best;
     metas.last = { ...best, kind: 'last' };
-    const was = last ? `at epoch ${last.epoch}, behind best (epoch ${best.epoch})` : `missing (best: epoch ${best.epoch})`;
-    repairs.push(['last', `last.safetensors was ${was}, as a crash between the two saves of an epoch leaves it: rewritten from best`]);
+    const was = last
+      ? `at epoch ${last.epoch}, behind best (epoch ${best.epoch})`
+      : `missing (best: epoch ${best.epoch})`;
+    repairs.push([
+      'last',
+      `last.safetensors was ${was}, as a crash between the two saves of an epoch leaves it: rewritten from best`,
+    ]);
   } else if (last && !fs.existsSync(file('best'))) {
     if (last.bestEpoch !== last.epoch) {
       throw new Error(
-        `run '${run}' has no best.safetensors (deleted?), and its last checkpoint (epoch ${last.epoch}) records the best as ` +
-          `epoch ${last.bestEpoch} (${percent(last.bestAccuracy)}), whose weights are gone. Nothing was changed. ` +
+        `run '${run}' has no best.safetensors (deleted?), and its last checkpoint (epoch ${last.epoch}) ` +
+          `records the best as epoch ${last.bestEpoch} (${percent(last.bestAccuracy)}), whose weights are gone. ` +
+          'Nothing was changed. ' +
           `Put best.safetensors back, or ${folder.startOver()}.`,
       );
     }
     source.best = source.last;
     metas.best = { ...last, kind: 'best' };
-    repairs.push(['best', `best.safetensors was missing; last (epoch ${last.epoch}) is the best epoch: rewritten from it`]);
+    repairs.push([
+      'best',
+      `best.safetensors was missing; last (epoch ${last.epoch}) is the best epoch: rewritten from it`,
+    ]);
   } else if (best && last && (best.epoch !== last.bestEpoch || best.accuracy !== last.bestAccuracy)) {
     throw new Error(
-      `run '${run}': best.safetensors (epoch ${best.epoch}, ${percent(best.accuracy)}) is not the best that last.safetensors records ` +
-        `(epoch ${last.bestEpoch}, ${percent(last.bestAccuracy)}): replaced or copied by hand? Nothing was changed. ` +
+      `run '${run}': best.safetensors (epoch ${best.epoch}, ${percent(best.accuracy)}) is not the best that ` +
+        `last.safetensors records (epoch ${last.bestEpoch}, ${percent(last.bestAccuracy)}): ` +
+        'replaced or copied by hand? Nothing was changed. ' +
         `Put the run's own best.safetensors back, or ${folder.startOver()}.`,
     );
   }
@@ -314,21 +357,27 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   if (damaged) recorded.delete(damaged.epoch);
   const newest = Math.max(metas.best?.epoch ?? 0, metas.last?.epoch ?? 0);
   const missing = Array.from({ length: newest }, (_, i) => i + 1).filter((e) => !recorded.has(e));
-  const usable = (kind: CheckpointKind) => metas[kind] !== undefined && (!!opts.evalOnly || metas[kind]!.epoch < (missing[0] ?? Infinity));
+  const usable = (kind: CheckpointKind) =>
+    metas[kind] !== undefined && (!!opts.evalOnly || metas[kind]!.epoch < (missing[0] ?? Infinity));
   const complete = !opts.resume && usable('last') && metas.last!.epoch >= config.epochs;
   let kind: CheckpointKind = opts.resume ?? (metas.best ? 'best' : 'last');
-  if (!metas[kind]) throw new Error(`run '${run}' has no ${kind} checkpoint (${file(kind)}); use --resume ${other(kind)}`);
+  if (!metas[kind]) {
+    throw new Error(`run '${run}' has no ${kind} checkpoint (${file(kind)}); use --resume ${other(kind)}`);
+  }
   if (!usable(kind)) {
-    const why = damaged?.epoch === missing[0] ? `cannot be read (${damaged!.reason})` : 'are missing (a deleted metrics part?)';
-    if (opts.resume || !usable(other(kind))) {
+    const alt = other(kind);
+    if (opts.resume || !usable(alt)) {
+      const e = missing[0];
+      const why = damaged?.epoch === e ? `cannot be read (${damaged.reason})` : 'are missing (a deleted metrics part?)';
+      const resumeOther = `Resume from the other checkpoint (${folder.command(`--resume ${alt}`)})`;
+      const fix = opts.resume && usable(alt) ? resumeOther : 'Put the part back';
       throw new Error(
-        `run '${run}': the metrics of epoch ${missing.join(', ')} ${why}, and ${opts.resume ? `its ${kind} checkpoint is` : 'both checkpoints are'} ` +
-          `from epoch ${missing[0]} or later: resuming would leave epoch ${missing[0]} without its rows. Nothing was changed. ` +
-          (opts.resume && usable(other(kind)) ? `Resume from the other checkpoint (${folder.command(`--resume ${other(kind)}`)}), or ` : 'Put the part back, or ') +
-          `${folder.startOver()}.`,
+        `run '${run}': the metrics of epoch ${missing.join(', ')} ${why}, and ` +
+          `${opts.resume ? `its ${kind} checkpoint is` : 'both checkpoints are'} from epoch ${e} or later: ` +
+          `resuming would leave epoch ${e} without its rows. Nothing was changed. ${fix}, or ${folder.startOver()}.`,
       );
     }
-    kind = other(kind);
+    kind = alt;
   }
 
   const content = readCheckpoint(source[kind]);
@@ -348,10 +397,14 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   }
   if (damaged) {
     for (const f of damaged.files) fs.renameSync(f, `${f}.damaged`);
-    notes.push(`the metrics of epoch ${damaged.epoch} could not be read: set aside as *.damaged; epoch ${damaged.epoch} is trained again`);
+    const e = damaged.epoch;
+    notes.push(`the metrics of epoch ${e} could not be read: set aside as *.damaged; epoch ${e} is trained again`);
   }
-  const gaps = missing.filter((e) => e !== damaged?.epoch);
-  if (gaps.length) notes.push(`the metrics of epoch ${gaps.join(', ')} were missing (a deleted part?): resuming from epoch ${content.meta.epoch} trains them again`);
+  const gaps = missing.filter((e) => e !== damaged?.epoch).join(', ');
+  if (gaps) {
+    const from = `resuming from epoch ${content.meta.epoch} trains them again`;
+    notes.push(`the metrics of epoch ${gaps} were missing (a deleted part?): ${from}`);
+  }
   return { start: { content, file: source[kind], kind, complete }, last: metas.last };
 }
 
@@ -414,8 +467,13 @@ export class RunSession {
     appendMetrics(this.writeDir, e.rows, e.steps);
     if (this.saved === 0) this.folder.writeConfig(this.config, this.writeDir);
     const meta = {
-      accuracy: selection, bestAccuracy: this.bestAccuracy, bestEpoch: this.bestEpoch, epoch: e.epoch, session: this.session,
-      config: { ...this.config }, backend: this.opts.backend,
+      accuracy: selection,
+      bestAccuracy: this.bestAccuracy,
+      bestEpoch: this.bestEpoch,
+      epoch: e.epoch,
+      session: this.session,
+      config: { ...this.config },
+      backend: this.opts.backend,
     };
     for (const kind of improved ? CHECKPOINT_KINDS : (['last'] as const)) {
       saveCheckpoint(this.folder.checkpoint(kind, this.writeDir), net, adam, { ...meta, kind });
@@ -435,25 +493,32 @@ export class RunSession {
   /** The line an interrupted call ends with: where it stopped (`where`: 'at batch 3/10') and what is saved. */
   describeInterrupt(signal: string, epoch: number, where: string, step: number): string {
     const { run, epochs } = this.config;
-    if (epoch <= this.startEpoch) return `run ${run}: evaluation of its checkpoint interrupted (${signal}); nothing was written.`;
-    return `run ${run} interrupted (${signal}) in epoch ${epoch}/${epochs} ${where}, step ${step}: epoch ${epoch} was not saved. ${this.describeSaved()}`;
+    if (epoch <= this.startEpoch) {
+      return `run ${run}: evaluation of its checkpoint interrupted (${signal}); nothing was written.`;
+    }
+    const stopped = `run ${run} interrupted (${signal}) in epoch ${epoch}/${epochs} ${where}, step ${step}`;
+    return `${stopped}: epoch ${epoch} was not saved. ${this.describeSaved()}`;
   }
 
   /** What an interrupted call leaves, in one sentence, and how to go on. */
   describeSaved(): string {
-    if (this.opts.fresh && this.saved === 0) return `The --fresh restart saved nothing; run '${this.config.run}' is as it was before. Rerun to restart it.`;
+    if (this.opts.fresh && this.saved === 0) {
+      return `The --fresh restart saved nothing; run '${this.config.run}' is as it was before. Rerun to restart it.`;
+    }
     if (this.lastEpoch === 0) return 'No checkpoint had been saved yet; a rerun starts from scratch.';
+    const [last, best] = [this.lastEpoch, `epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)}`];
     return (
-      `Saved: epochs 1–${this.lastEpoch} (last checkpoint: epoch ${this.lastEpoch}; best: epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)}) ` +
-      `in ${this.folder.dir}. Rerun to resume from the best checkpoint (resume 'last' / --resume last: from epoch ${this.lastEpoch}).`
+      `Saved: epochs 1–${last} (last checkpoint: epoch ${last}; best: ${best}) in ${this.folder.dir}. ` +
+      `Rerun to resume from the best checkpoint (resume 'last' / --resume last: from epoch ${last}).`
     );
   }
 
   /** What a diverged run keeps, in one sentence. */
-  readonly describeKept = (): string =>
-    this.bestEpoch > 0
-      ? `the best checkpoint (epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)}) is kept in ${this.folder.checkpoint('best')}.`
-      : 'no checkpoint had been saved yet.';
+  readonly describeKept = (): string => {
+    const best = `the best checkpoint (epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)})`;
+    if (this.bestEpoch === 0) return 'no checkpoint had been saved yet.';
+    return `${best} is kept in ${this.folder.checkpoint('best')}.`;
+  };
 
   /** Releases the run (its lock); what was saved stays. */
   close(): void {

@@ -106,18 +106,22 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     if (start) restoreCheckpoint(start.content, start.file, net, adam);
     // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
     const stopIfInterrupted = (epoch: number, where: string) =>
-      interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => run.describeInterrupt(signal, epoch, where, adam.stepCount));
+      interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) =>
+        run.describeInterrupt(signal, epoch, where, adam.stepCount),
+      );
     const forward = own(new EvalForward(net, { precision: precision.precision }));
     const evaluateSplits = (epoch: number) =>
       evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
         emit({ type: 'eval', epoch, split, images, total });
         stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
       });
-    const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[], notes: run.notes };
+    const { notes } = run;
+    const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[], notes };
+    const best = () => ({ bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch });
 
     if (evalOnly || run.complete) {
       const final = await evaluateSplits(startEpoch);
-      return { ...result, ...final, status: evalOnly ? 'evaluated' : 'complete', epoch: startEpoch, bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch };
+      return { ...result, ...final, ...best(), status: evalOnly ? 'evaluated' : 'complete', epoch: startEpoch };
     }
 
     // From here on the session writes: into the run, or into the staging folder of a fresh start.
@@ -132,7 +136,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     emit({
       type: 'start', run: config.run, dir: run.dir, config, startEpoch, resumedFrom: start?.kind ?? null, session,
       batchesPerEpoch: perEpoch, trainImages: data.train.count, testImages: data.test.count, valImages: data.val?.count ?? 0, backend,
-      ...(run.notes.length ? { notes: run.notes } : {}),
+      ...(notes.length ? { notes } : {}),
     });
 
     let final!: { test: EvalResult; val?: EvalResult };
@@ -157,15 +161,16 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       checkEvaluationFinite({ test, val }, { epoch, lr }, run.describeKept);
 
       const rows = metrics.epochRows({ step: adam.stepCount, lr, train: trainPass, test, val });
-      const { selection, improved } = run.appendEpoch({ epoch, rows, steps: metrics.stepRows, test, val }, net, adam, emit);
+      const finished = { epoch, rows, steps: metrics.stepRows, test, val };
+      const { selection, improved } = run.appendEpoch(finished, net, adam, emit);
       const summary: EpochSummary = {
         epoch, epochs: config.epochs, step: adam.stepCount, lr, train: trainPass, test, val, selection, improved,
-        bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch, seconds: clock.epochSeconds(),
+        ...best(), seconds: clock.epochSeconds(),
       };
       result.history.push(summary);
       emit({ type: 'epoch', summary });
     }
-    return { ...result, ...final, status: 'trained', epoch: config.epochs, bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch };
+    return { ...result, ...final, ...best(), status: 'trained', epoch: config.epochs };
   } finally {
     for (const d of disposables.reverse()) d.dispose();
     run.close();
