@@ -13,7 +13,7 @@ export class DivergedError extends Error {
   }
 }
 
-/** What a diverged run keeps, in one sentence (from lib/train checkpointer). */
+/** What a diverged run keeps, in one sentence (from the run store, lib/train run). */
 export type KeptDescription = () => string;
 
 /**

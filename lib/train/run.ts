@@ -32,26 +32,14 @@ import { removeStaleTempFiles, writeFileAtomic } from '../formats/index';
 import type { Net } from '../model/index';
 import { PATHS } from '../config';
 import type { Adam } from './adam';
-import {
-  CHECKPOINT_KINDS,
-  checkpointPath,
-  copyCheckpoint,
-  readCheckpoint,
-  readCheckpointMeta,
-  saveCheckpoint,
-} from './checkpoint';
+import { CHECKPOINT_KINDS, checkpointPath, copyCheckpoint, readCheckpoint, readCheckpointMeta } from './checkpoint';
+import { saveCheckpoint } from './checkpoint';
 import type { CheckpointContent, CheckpointKind, CheckpointMeta } from './checkpoint';
 import type { EvalResult } from './evaluate';
 import type { ProgressCallback } from './events';
 import { InterruptRequest } from './interrupt';
-import {
-  appendEpoch as appendMetrics,
-  metricsDir,
-  nextSession,
-  recordedEpochs,
-  type EpochRow,
-  type StepRow,
-} from './metrics';
+import { appendEpoch as appendMetrics, metricsDir, nextSession, recordedEpochs } from './metrics';
+import type { EpochRow, StepRow } from './metrics';
 import { describeHolder, RunLock } from './run-lock';
 import { checkRunName, configConflicts, validateConfig, type TrainConfig } from './train-config';
 
