@@ -120,7 +120,7 @@ describe('a crash between the best and last saves', () => {
     expect(fs.existsSync(ckpt('first', 'last'))).toBe(false);
     expect(readCheckpointMeta(ckpt('first', 'best')).epoch).toBe(1);
 
-    // The runner finds the run partial and asks for its last checkpoint (it has no --resume).
+    // The runner finds the run partial (it has no --resume) and continues it from best; last is repaired too.
     const events: TrainEvent[] = [];
     const [outcome] = await runExperiments({
       experiments: [e],
@@ -134,7 +134,7 @@ describe('a crash between the best and last saves', () => {
       'last.safetensors was missing (best: epoch 1), as a crash between the two saves of an epoch leaves it: ' +
         'rewritten from best',
     ]);
-    expect(events.find((x) => x.type === 'start')).toMatchObject({ startEpoch: 1, resumedFrom: 'last' });
+    expect(events.find((x) => x.type === 'start')).toMatchObject({ startEpoch: 1, resumedFrom: 'best' });
     expect(epochsOf('first')).toEqual(['1:test:1', '1:train:1', '2:test:2', '2:train:2']);
   });
 
