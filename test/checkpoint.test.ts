@@ -292,8 +292,8 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
           return (err as Error).message;
         }
       })();
-      expect(refusal).toMatch(/legacy\.safetensors is a dcf-checkpoint\/1 file, a format of earlier versions .* no longer read/);
-      expect(refusal).toMatch(/To convert the run, resume it once with commit 5af09a2 .*--resume last\), which writes .*\/2/);
+      expect(refusal).toMatch(/legacy\.safetensors is a dcf-checkpoint\/1 file, .* no longer read/);
+      expect(refusal).toMatch(/To convert the run, resume it once with commit 5af09a2 .*--resume last\), which writes/);
       expect(refusal).toMatch(/; or start it over with --fresh\.$/);
       const out = path.join(dir, 'legacy-out.safetensors');
       expect(() => exportModelState(legacy, out)).toThrow(/dcf-checkpoint\/1 .* no longer read/);
