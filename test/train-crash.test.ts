@@ -70,18 +70,22 @@ describe('npm run train killed, then run again at once', () => {
   // Each round costs a process start and an epoch (~11 s here): 3 by default, DCF_CRASH_LOOPS=20 for the issue's 20.
   const rounds = Number(process.env.DCF_CRASH_LOOPS ?? 3);
   const epochs = rounds + 1;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-loop-'));
-  const loopArgs = [
-    'scripts/train.ts', '--run', 'loop', '--epochs', String(epochs), '--batch-size', '64', '--limit-train', '128',
-    '--limit-test', '64', '--log-every', '1', '--progress', 'lines', '--resume', 'last', '--runs-dir', dir,
-  ];
   // The trainer's parent lives on without reaping it (as a container's init may): once killed, the
   // trainer stays a zombie, which process.kill(pid, 0) still finds, through the rerun.
   const parents: ChildProcess[] = [];
-  afterAll(() => parents.forEach((p) => p.kill('SIGKILL')));
+  let dir = '';
+  afterAll(() => {
+    parents.forEach((p) => p.kill('SIGKILL'));
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   const timeout = rounds * 60_000 + 60_000;
   it(`resumes every time (${rounds} kills in a row), the killed trainer a zombie`, { timeout }, async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-loop-'));
+    const loopArgs = [
+      'scripts/train.ts', '--run', 'loop', '--epochs', String(epochs), '--batch-size', '64', '--limit-train', '128',
+      '--limit-test', '64', '--log-every', '1', '--progress', 'lines', '--resume', 'last', '--runs-dir', dir,
+    ];
     for (let round = 1; round <= rounds; round++) {
       const script = 'node --import tsx "$@" & echo "trainer $!"; exec sleep 600';
       const parent = spawn('sh', ['-c', script, 'sh', ...loopArgs], { cwd: PROJECT_ROOT });
@@ -117,6 +121,5 @@ describe('npm run train killed, then run again at once', () => {
     expect(rows.filter((r) => r.split === 'test').map((r) => r.epoch)).toEqual(upTo(epochs));
     expect(readStepRows({ runsDir: dir }).map((s) => s.step)).toEqual(upTo(2 * epochs));
     expect(fs.existsSync(path.join(dir, '.loop.lock'))).toBe(false);
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
