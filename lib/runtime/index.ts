@@ -4,5 +4,6 @@ export * from './binding';
 export * from './cpu-share';
 export * from './graph';
 export * from './kernels';
+export * from './node-compat';
 export * from './op-profile';
 export * from './random';
