@@ -298,10 +298,14 @@ export function planBackend(wanted: BackendChoice, env: BackendEnvironment = rea
   let note: string | undefined;
   if (env.installed(NATIVE_PACKAGES.gpu)) {
     const probe = env.probeGpuPackage();
-    if (probe.ok && probe.device === 'GPU') return { load: 'gpu' };
-    note = probe.ok
-      ? `${NATIVE_PACKAGES.gpu} is installed but TensorFlow sees no GPU, so ${NATIVE_PACKAGES.native} runs on the CPU. ${env.whyNoGpu()}`
-      : `${NATIVE_PACKAGES.gpu} is installed but does not load (${probe.error}), so ${NATIVE_PACKAGES.native} runs on the CPU; npm run setup -- --gpu repairs it.`;
+    // `in`, not `probe.ok`: tslab's non-strict TypeScript 5.0 does not narrow on a boolean discriminant.
+    if ('error' in probe) {
+      note = `${NATIVE_PACKAGES.gpu} is installed but does not load (${probe.error}), so ${NATIVE_PACKAGES.native} runs on the CPU; npm run setup -- --gpu repairs it.`;
+    } else if (probe.device === 'GPU') {
+      return { load: 'gpu' };
+    } else {
+      note = `${NATIVE_PACKAGES.gpu} is installed but TensorFlow sees no GPU, so ${NATIVE_PACKAGES.native} runs on the CPU. ${env.whyNoGpu()}`;
+    }
   }
   if (!env.installed(NATIVE_PACKAGES.native)) throw new Error('No native TensorFlow package is installed; run `npm run setup`.');
   return { load: 'native', note };
