@@ -7,7 +7,9 @@ missing=()
 # npm ci (install scripts off) leaves the package without its native addon: set-up builds it.
 [ ! -d node_modules/@tensorflow/tfjs-node ] || compgen -G 'node_modules/@tensorflow/tfjs-node/lib/napi-v*/tfjs_binding.node' >/dev/null \
   || missing+=("the native TensorFlow addon")
-[ -d node_modules/nodejs-polars ] && ! [ -d node_modules/nodejs-polars-linux-x64-gnu ] && missing+=("the nodejs-polars binary")
+# nodejs-polars' binary: its platform package, or (Node 20, see setup.sh) the file set-up put in its bin/.
+[ -d node_modules/nodejs-polars ] && ! [ -d node_modules/nodejs-polars-linux-x64-gnu ] \
+  && ! [ -f node_modules/nodejs-polars/bin/nodejs-polars.linux-x64-gnu.node ] && missing+=("the nodejs-polars binary")
 [ -x .venv/bin/jupyter ] || missing+=(".venv (JupyterLab)")
 [ -x .venv/bin/tensorboard ] || missing+=(".venv's tensorboard")
 [ -f data/cifar-10-batches-bin/test_batch.bin ] || missing+=("CIFAR-10 in data/cifar-10-batches-bin")

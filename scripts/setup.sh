@@ -34,21 +34,22 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 # nodejs-polars loads its binary from an optional platform package. On Node 20, npm skips
 # nodejs-polars-linux-x64-gnu (it declares Node >= 22, and npm drops optional packages whose
-# engines do not match); the binary works on Node 20 (tested), so take it from the lock's
-# version and integrity as npm would have.
+# engines do not match), and would remove it again at its next install; the binary works on
+# Node 20 (tested). nodejs-polars first looks for the binary in its own bin/ folder, which npm
+# leaves alone: put it there, from the lock's version and integrity, as npm would have fetched it.
 polars_binary() {
   node -e 'require("nodejs-polars")' 2>/dev/null && return 0
   local pkg=nodejs-polars-linux-x64-gnu
   local version integrity tmp
   version=$(node -p "require('./package-lock.json').packages['node_modules/$pkg'].version")
   integrity=$(node -p "require('./package-lock.json').packages['node_modules/$pkg'].integrity")
-  echo "npm skipped $pkg@$version on Node $(node --version) (the package declares Node >= 22): installing it from the lock"
+  echo "npm skipped $pkg@$version on Node $(node --version) (the package declares Node >= 22): putting its binary into node_modules/nodejs-polars/bin"
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack "$pkg@$version" --silent >/dev/null)
   [ "$(node -p "'sha512-' + require('crypto').createHash('sha512').update(require('fs').readFileSync('$tmp/$pkg-$version.tgz')).digest('base64')")" = "$integrity" ] \
     || { echo "$pkg-$version.tgz does not match package-lock.json's integrity" >&2; rm -rf "$tmp"; exit 1; }
-  rm -rf "node_modules/$pkg" && mkdir -p "node_modules/$pkg"
-  tar -xzf "$tmp/$pkg-$version.tgz" -C "node_modules/$pkg" --strip-components=1
+  tar -xzf "$tmp/$pkg-$version.tgz" -C "$tmp" package/nodejs-polars.linux-x64-gnu.node
+  mv "$tmp/package/nodejs-polars.linux-x64-gnu.node" node_modules/nodejs-polars/bin/
   rm -rf "$tmp"
   node -e 'require("nodejs-polars")' || { echo "nodejs-polars does not load" >&2; exit 1; }
 }
@@ -71,16 +72,23 @@ if [ -f node_modules/.dcf-lock-sum ] && [ "$(cat node_modules/.dcf-lock-sum)" = 
   echo "node_modules matches package-lock.json"
 else
   npm ci --no-audit --no-fund
-  polars_binary
   echo "$LOCK_SUM" > node_modules/.dcf-lock-sum
 fi
+polars_binary
 
 step "native TensorFlow backend (CPU)"
 node scripts/native-backend.mjs "${NATIVE_ARGS[@]}"
 if [ $WITH_GPU = 1 ]; then
   step "native TensorFlow backend (GPU)"
-  [ -d node_modules/@tensorflow/tfjs-node-gpu ] || npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0
-  node scripts/native-backend.mjs --gpu "${NATIVE_ARGS[@]}"
+  GPU_PKG=node_modules/@tensorflow/tfjs-node-gpu
+  if [ -d $GPU_PKG ]; then
+    node scripts/native-backend.mjs --gpu "${NATIVE_ARGS[@]}"
+  else
+    npm install --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0
+    # A GPU package left without its addon would only slow every start (auto asks it for a GPU): take it out again.
+    node scripts/native-backend.mjs --gpu "${NATIVE_ARGS[@]}" \
+      || { rm -rf $GPU_PKG; echo "removed $GPU_PKG again: set-up could not build its backend (above)" >&2; exit 1; }
+  fi
 fi
 
 step "Python environment .venv (JupyterLab, nbclient, plotly$([ $WITH_TORCH = 1 ] && echo ', torch'))"
