@@ -65,13 +65,13 @@ function fail(step, what, todo) {
 
 /** Loads the package in a fresh process and runs one op: { ok: true, version } or { ok: false, error }. */
 function probe() {
-  // Node 23+ removed util.isNullOrUndefined / util.isArray, which tfjs-node 4.22.0 calls on every op:
-  // put them back first, as lib/runtime/node-compat.ts does for the lab.
+  // Node 23+ removed util.isNullOrUndefined / util.isArray (Node 22 warns on them), which tfjs-node
+  // 4.22.0 calls on every op: put them back first, as lib/runtime/node-compat.ts does for the lab.
   const code = `
     process.env.TF_CPP_MIN_LOG_LEVEL = '2';
     const util = require('util');
-    util.isNullOrUndefined ??= (v) => v === null || v === undefined;
-    util.isArray ??= (v) => Array.isArray(v);
+    util.isNullOrUndefined = (v) => v === null || v === undefined;
+    util.isArray = (v) => Array.isArray(v);
     const tf = require(${JSON.stringify(PKG)});
     const y = tf.conv2d(tf.ones([1, 4, 4, 2]), tf.ones([3, 3, 2, 1]), 1, 'valid').dataSync();
     if (tf.getBackend() !== 'tensorflow' || y[0] !== 18) throw new Error('wrong result from the native backend');

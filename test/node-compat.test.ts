@@ -34,21 +34,22 @@ function run(code: string): { status: number | null; out: string } {
 }
 
 describe('restoreRemovedUtilFunctions', () => {
-  it('adds the two functions with their old meaning, once, and leaves existing ones alone', () => {
+  it('sets the two functions with their old meaning, once, also over deprecated ones (Node 22)', () => {
     const target: Record<string, unknown> = {};
     expect(restoreRemovedUtilFunctions(target)).toEqual(['isNullOrUndefined', 'isArray']);
     const { isNullOrUndefined, isArray } = target as typeof REMOVED_UTIL_FUNCTIONS;
     expect([null, undefined, 0, '', false, []].map(isNullOrUndefined)).toEqual([true, true, false, false, false, false]);
     expect([[], [1], {}, 'ab', null].map(isArray)).toEqual([true, true, false, false, false]);
     expect(restoreRemovedUtilFunctions(target)).toEqual([]);
-    const own = () => true;
-    expect(restoreRemovedUtilFunctions({ isArray: own, isNullOrUndefined: own })).toEqual([]);
+    const deprecated = { isArray: () => true, isNullOrUndefined: () => true };
+    expect(restoreRemovedUtilFunctions(deprecated)).toEqual(['isNullOrUndefined', 'isArray']);
+    expect(deprecated.isArray).toBe(REMOVED_UTIL_FUNCTIONS.isArray);
   });
 
   it("has put them on Node's util module in this process (the backend is loaded)", () => {
     const util = require('util') as Record<string, unknown>;
-    expect(typeof util.isNullOrUndefined).toBe('function');
-    expect(typeof util.isArray).toBe('function');
+    expect(util.isNullOrUndefined).toBe(REMOVED_UTIL_FUNCTIONS.isNullOrUndefined);
+    expect(util.isArray).toBe(REMOVED_UTIL_FUNCTIONS.isArray);
   });
 });
 

@@ -248,7 +248,7 @@ export type DeviceProbe = { ok: true; device: 'GPU' | 'CPU'; tensorflowVersion: 
  * that loaded one native package cannot load the other (two TensorFlow libraries in one process).
  */
 export function probeNativeDevice(pkg: string): DeviceProbe {
-  const shim = Object.entries(REMOVED_UTIL_FUNCTIONS).map(([name, fn]) => `u.${name} ??= ${fn.toString()};`);
+  const shim = Object.entries(REMOVED_UTIL_FUNCTIONS).map(([name, fn]) => `u.${name} = ${fn.toString()};`);
   const code = [
     `const u = require('util'); ${shim.join(' ')}`,
     `const tf = require(${JSON.stringify(pkg)});`,
