@@ -85,7 +85,8 @@ def write_lock(lock, source, packages):
 
 def main():
     if sys.version_info[:2] != (3, 11):
-        sys.exit("lock-python: run it with CPython 3.11 (the Python set-up supports): the hashes are those of 3.11 wheels")
+        sys.exit("lock-python: run it with CPython 3.11 (the Python set-up supports): "
+                 "the hashes are those of 3.11 wheels")
     everything = resolve([src for src, _ in LOCKS])
     base = resolve([LOCKS[0][0]], constraints=everything)
     write_lock(LOCKS[0][1], LOCKS[0][0], base)

@@ -23,7 +23,12 @@ export const WHEELS = {
 };
 
 /** `pip download` flags that select exactly the WHEELS files, whatever Python runs pip. */
-export const WHEEL_PIP_TARGET = ['--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311', '--platform', 'manylinux_2_27_x86_64'];
+export const WHEEL_PIP_TARGET = [
+  ['--python-version', '3.11'],
+  ['--implementation', 'cp'],
+  ['--abi', 'cp311'],
+  ['--platform', 'manylinux_2_27_x86_64'],
+].flat();
 
 /**
  * Whether a downloaded wheel may be used: `actual` is its sha256. Returns undefined when it may,
@@ -32,12 +37,16 @@ export const WHEEL_PIP_TARGET = ['--python-version', '3.11', '--implementation',
 export function wheelProblem(wheel, actual) {
   if (wheel.sha256 === null) {
     return (
-      `no sha256 is pinned for ${wheel.file} (its sha256 here: ${actual}). Check that hash against the one PyPI lists ` +
+      `no sha256 is pinned for ${wheel.file} (its sha256 here: ${actual}). ` +
+      'Check that hash against the one PyPI lists ' +
       `for ${wheel.name}==${TF_VERSION}, then add it to WHEELS in scripts/native-backend-plan.mjs`
     );
   }
   if (actual !== wheel.sha256) {
-    return `${wheel.file} has sha256 ${actual}, not the pinned ${wheel.sha256}: a damaged or different file. Delete it and run again`;
+    return (
+      `${wheel.file} has sha256 ${actual}, not the pinned ${wheel.sha256}: a damaged or different file. ` +
+      'Delete it and run again'
+    );
   }
   return undefined;
 }

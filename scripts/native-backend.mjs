@@ -26,7 +26,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import {
-  TF_VERSION, USAGE, WHEELS, WHEEL_PIP_TARGET, cudaRequirements, judgeInstalled, parseArgs, planSteps, stockWarning, wheelProblem,
+  TF_VERSION, USAGE, WHEELS, WHEEL_PIP_TARGET, cudaRequirements, judgeInstalled, parseArgs, planSteps, stockWarning,
+  wheelProblem,
 } from './native-backend-plan.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -117,14 +118,17 @@ function provisionFromWheel() {
   if (!fs.existsSync(wheel)) {
     say(`downloading ${WHEEL.file} through pip (for its C library; ~270 MB, once)`);
     const python = process.env.PYTHON ?? 'python3';
-    const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', ...WHEEL_PIP_TARGET, '-d', wheelDir, `${WHEEL.name}==${TF_VERSION}`];
-    const r = spawnSync(python, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { PIP_RETRIES: '0', ...process.env } });
+    const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', ...WHEEL_PIP_TARGET, '-d', wheelDir];
+    args.push(`${WHEEL.name}==${TF_VERSION}`);
+    const env = { PIP_RETRIES: '0', ...process.env };
+    const r = spawnSync(python, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (r.status !== 0 || !fs.existsSync(wheel)) {
       fail(
         'download wheel',
         `pip could not download ${WHEEL.name}==${TF_VERSION} (${WHEEL.file})` +
           (GPU ? ': the pip index must carry the tensorflow wheel, not only tensorflow-cpu' : ''),
-        `check that \`${python} ${args.join(' ')}\` works (a pip index or mirror that has it must be reachable), or put ${WHEEL.file} in ${wheelDir}`,
+        `check that \`${python} ${args.join(' ')}\` works (a pip index or mirror that has it must be reachable), ` +
+          `or put ${WHEEL.file} in ${wheelDir}`,
       );
     }
   }

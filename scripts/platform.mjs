@@ -36,7 +36,8 @@ export function platformProblem({ platform, arch, node, engines }) {
   const [major, minor] = node.split('.').map(Number);
   if (!lines.some(([M, m]) => major === M && minor >= m)) {
     return (
-      `Node ${node} is not one the lab is tested on: use Node ${lines.map(([M, m]) => (m ? `${M}.${m}+` : M)).join(', ')} ` +
+      `Node ${node} is not one the lab is tested on: ` +
+      `use Node ${lines.map(([M, m]) => (m ? `${M}.${m}+` : M)).join(', ')} ` +
       `(package.json engines: ${engines}; ` +
       'Node 24 or 26 preferred: Node 20 reached its end of life in April 2026).'
     );
@@ -46,7 +47,12 @@ export function platformProblem({ platform, arch, node, engines }) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-  const problem = platformProblem({ platform: process.platform, arch: process.arch, node: process.versions.node, engines: pkg.engines.node });
+  const problem = platformProblem({
+    platform: process.platform,
+    arch: process.arch,
+    node: process.versions.node,
+    engines: pkg.engines.node,
+  });
   if (problem) {
     console.error(`error: ${problem}`);
     process.exit(1);

@@ -43,10 +43,14 @@ polars_binary() {
   local version integrity tmp
   version=$(node -p "require('./package-lock.json').packages['node_modules/$pkg'].version")
   integrity=$(node -p "require('./package-lock.json').packages['node_modules/$pkg'].integrity")
-  echo "npm skipped $pkg@$version on Node $(node --version) (the package declares Node >= 22): putting its binary into node_modules/nodejs-polars/bin"
+  echo "npm skipped $pkg@$version on Node $(node --version) (the package declares Node >= 22):" \
+    "putting its binary into node_modules/nodejs-polars/bin"
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack "$pkg@$version" --silent >/dev/null)
-  [ "$(node -p "'sha512-' + require('crypto').createHash('sha512').update(require('fs').readFileSync('$tmp/$pkg-$version.tgz')).digest('base64')")" = "$integrity" ] \
+  local sum
+  sum=$(node -p "'sha512-' + require('crypto').createHash('sha512')
+    .update(require('fs').readFileSync('$tmp/$pkg-$version.tgz')).digest('base64')")
+  [ "$sum" = "$integrity" ] \
     || { echo "$pkg-$version.tgz does not match package-lock.json's integrity" >&2; rm -rf "$tmp"; exit 1; }
   tar -xzf "$tmp/$pkg-$version.tgz" -C "$tmp" package/nodejs-polars.linux-x64-gnu.node
   mv "$tmp/package/nodejs-polars.linux-x64-gnu.node" node_modules/nodejs-polars/bin/
@@ -60,7 +64,8 @@ node scripts/platform.mjs
 PYTHON=${PYTHON:-python3}
 # requirements.txt is locked with the sha256 of CPython 3.11 wheels (scripts/lock-python.py).
 "$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' \
-  || { echo "CPython 3.11 with the venv module is needed (the Python packages are locked for 3.11): apt-get install -y python3.11 python3.11-venv, then PYTHON=python3.11 npm run setup" >&2; exit 1; }
+  || { echo "CPython 3.11 with the venv module is needed (the Python packages are locked for 3.11):" \
+       "apt-get install -y python3.11 python3.11-venv, then PYTHON=python3.11 npm run setup" >&2; exit 1; }
 for tool in make g++ unzip; do
   command -v $tool >/dev/null || { echo "$tool is needed to build the native backend: apt-get install -y make g++ unzip" >&2; exit 1; }
 done
@@ -107,12 +112,14 @@ fi
 
 if [ $WITH_GPU = 1 ]; then
   step "CUDA wheels for TensorFlow's GPU build (tensorflow[and-cuda]: nvidia-*-cu12) in .venv"
-  TF_VERSION=$(node --input-type=module -e "import { TF_VERSION } from './scripts/native-backend-plan.mjs'; console.log(TF_VERSION)")
+  TF_VERSION=$(node --input-type=module \
+    -e "import { TF_VERSION } from './scripts/native-backend-plan.mjs'; console.log(TF_VERSION)")
   CUDA_REQS="${DCF_CACHE_DIR:-.cache}/libtensorflow-$TF_VERSION-gpu/cuda-requirements.txt"
   # Pinned by TensorFlow's own metadata (written by native-backend.mjs from the tensorflow wheel),
   # not hash-locked: no index this project was set up from carries the cu12 wheels.
   PIP_RETRIES=${PIP_RETRIES:-0} .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$CUDA_REQS" \
-    || { echo "pip could not install the CUDA wheels of $CUDA_REQS: the pip index must carry the nvidia-*-cu12 wheels" >&2; exit 1; }
+    || { echo "pip could not install the CUDA wheels of $CUDA_REQS:" \
+         "the pip index must carry the nvidia-*-cu12 wheels" >&2; exit 1; }
   CUDA_DIRS=$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/nvidia/*/lib | paste -sd:)
   echo "TensorFlow finds the CUDA libraries only on LD_LIBRARY_PATH; before npm start / npm test / npm run lab:"
   echo "  export LD_LIBRARY_PATH=$CUDA_DIRS\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"

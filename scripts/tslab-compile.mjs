@@ -24,7 +24,9 @@ const NOTEBOOKS = path.join(ROOT, 'notebooks');
 /** The code cells of a notebook, as the kernel receives them. */
 function codeCells(file) {
   const nb = JSON.parse(fs.readFileSync(file, 'utf8'));
-  return nb.cells.filter((c) => c.cell_type === 'code').map((c) => (Array.isArray(c.source) ? c.source.join('') : c.source));
+  return nb.cells
+    .filter((c) => c.cell_type === 'code')
+    .map((c) => (Array.isArray(c.source) ? c.source.join('') : c.source));
 }
 
 /** A cell that imports (types only: nothing runs) every .ts file under lib/. */
@@ -37,10 +39,12 @@ function libCell() {
     }
   };
   walk(path.join(ROOT, 'lib'));
+  // Through notebooks/lib (a link to ../lib), as the notebooks import it.
+  const specifier = (f) =>
+    `./lib/${path.relative(path.join(ROOT, 'lib'), f).replace(/\.ts$/, '')}`.split(path.sep).join('/');
   return files
     .sort()
-    // Through notebooks/lib (a link to ../lib), as the notebooks import it.
-    .map((f, i) => `import type * as lib${i} from './lib/${path.relative(path.join(ROOT, 'lib'), f).replace(/\.ts$/, '').split(path.sep).join('/')}';`)
+    .map((f, i) => `import type * as lib${i} from '${specifier(f)}';`)
     .join('\n');
 }
 
@@ -66,11 +70,19 @@ function reachableLibFiles(cellSources) {
 process.chdir(NOTEBOOKS);
 const require = createRequire(path.join(ROOT, 'package.json'));
 const { createConverter } = require('tslab/dist/converter');
-const ts = require(require.resolve('@tslab/typescript-for-tslab', { paths: [path.dirname(require.resolve('tslab/package.json'))] }));
+const ts = require(
+  require.resolve('@tslab/typescript-for-tslab', { paths: [path.dirname(require.resolve('tslab/package.json'))] }),
+);
 
 const LIB_CELL = 'lib/ (every file)';
-const notebooks = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort();
-const sources = [...notebooks.map((nb) => ({ name: nb, cells: codeCells(path.join(NOTEBOOKS, nb)) })), { name: LIB_CELL, cells: [libCell()] }];
+const notebooks = fs
+  .readdirSync(NOTEBOOKS)
+  .filter((f) => f.endsWith('.ipynb'))
+  .sort();
+const sources = [
+  ...notebooks.map((nb) => ({ name: nb, cells: codeCells(path.join(NOTEBOOKS, nb)) })),
+  { name: LIB_CELL, cells: [libCell()] },
+];
 const reachable = reachableLibFiles(sources.slice(0, -1).flatMap((s) => s.cells));
 let errors = 0;
 let warnings = 0;

@@ -13,12 +13,17 @@ describe('wheelProblem', () => {
   it('accepts the pinned hash only', () => {
     expect(wheelProblem(WHEELS.cpu, WHEELS.cpu.sha256!)).toBeUndefined();
     expect(wheelProblem(WHEELS.cpu, '0'.repeat(64))).toMatch(
-      new RegExp(`${WHEELS.cpu.file.replace(/\./g, '\\.')} has sha256 0{64}, not the pinned ${WHEELS.cpu.sha256}: a damaged or different file`),
+      new RegExp(
+        `${WHEELS.cpu.file.replace(/\./g, '\\.')} has sha256 0{64}, ` +
+          `not the pinned ${WHEELS.cpu.sha256}: a damaged or different file`,
+      ),
     );
   });
 
   it('refuses a wheel with no pinned hash, printing the one it got', () => {
-    expect(wheelProblem(WHEELS.gpu, 'ab'.repeat(32))).toMatch(/no sha256 is pinned for tensorflow-2\.21\.0-.*\(its sha256 here: (ab){32}\).*PyPI/);
+    expect(wheelProblem(WHEELS.gpu, 'ab'.repeat(32))).toMatch(
+      /no sha256 is pinned for tensorflow-2\.21\.0-.*\(its sha256 here: (ab){32}\).*PyPI/,
+    );
   });
 
   it('pins the file that set-up downloads (the cached wheel, where this machine has it)', () => {
@@ -41,7 +46,9 @@ describe('wheelProblem', () => {
       env: { ...process.env, DCF_CACHE_DIR: cache },
     });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/FAILED at step "check wheel": tensorflow_cpu-2\.21\.0-.*has sha256 [0-9a-f]{64}, not the pinned/);
+    expect(r.stderr).toMatch(
+      /FAILED at step "check wheel": tensorflow_cpu-2\.21\.0-.*has sha256 [0-9a-f]{64}, not the pinned/,
+    );
     expect(fs.readFileSync(deps, 'utf8')).toBe(before);
     expect(fs.existsSync(path.join(cache, `libtensorflow-${TF_VERSION}-cpu`))).toBe(false);
   });
@@ -58,6 +65,9 @@ describe('cudaRequirements', () => {
       "Requires-Dist: nvidia-cudnn-cu12 <10.0,>=9.3.0.75 ; extra == 'and-cuda'",
       'Requires-Dist: tensorflow-io-gcs-filesystem>=0.23.1; python_version < "3.12"',
     ].join('\n');
-    expect(cudaRequirements(metadata)).toEqual(['nvidia-cublas-cu12<13.0,>=12.5.3.2', 'nvidia-cudnn-cu12<10.0,>=9.3.0.75']);
+    expect(cudaRequirements(metadata)).toEqual([
+      'nvidia-cublas-cu12<13.0,>=12.5.3.2',
+      'nvidia-cudnn-cu12<10.0,>=9.3.0.75',
+    ]);
   });
 });

@@ -22,7 +22,10 @@ function modernNode(): string | undefined {
 }
 
 const node = modernNode();
-if (!node) console.warn('node-compat: no Node >= 23 here (run bash scripts/fetch-node.sh 26.12.1): child-process checks skipped');
+if (!node)
+  console.warn(
+    'node-compat: no Node >= 23 here (run bash scripts/fetch-node.sh 26.12.1): child-process checks skipped',
+  );
 
 function run(code: string): { status: number | null; out: string } {
   const r = spawnSync(node!, ['--import', 'tsx', '-e', code], {
@@ -38,7 +41,14 @@ describe('restoreRemovedUtilFunctions', () => {
     const target: Record<string, unknown> = {};
     expect(restoreRemovedUtilFunctions(target)).toEqual(['isNullOrUndefined', 'isArray']);
     const { isNullOrUndefined, isArray } = target as typeof REMOVED_UTIL_FUNCTIONS;
-    expect([null, undefined, 0, '', false, []].map(isNullOrUndefined)).toEqual([true, true, false, false, false, false]);
+    expect([null, undefined, 0, '', false, []].map(isNullOrUndefined)).toEqual([
+      true,
+      true,
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect([[], [1], {}, 'ab', null].map(isArray)).toEqual([true, true, false, false, false]);
     expect(restoreRemovedUtilFunctions(target)).toEqual([]);
     const deprecated = { isArray: () => true, isNullOrUndefined: () => true };
@@ -53,26 +63,30 @@ describe('restoreRemovedUtilFunctions', () => {
   });
 });
 
-describe.skipIf(!node)(`tfjs-node on Node >= 23 (${node ? spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() : 'none'})`, () => {
-  it('fails at the first op without the shim: the bug is real on this Node', () => {
-    const r = run(`
+describe.skipIf(!node)(
+  `tfjs-node on Node >= 23 (${node ? spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() : 'none'})`,
+  () => {
+    it('fails at the first op without the shim: the bug is real on this Node', () => {
+      const r = run(`
       const tf = require('@tensorflow/tfjs-node');
       tf.add(tf.scalar(1), tf.scalar(2)).dataSync();`);
-    expect(r.status).not.toBe(0);
-    expect(r.out).toMatch(/isNullOrUndefined\) is not a function/);
-  });
+      expect(r.status).not.toBe(0);
+      expect(r.out).toMatch(/isNullOrUndefined\) is not a function/);
+    });
 
-  it('trains through initBackend: a convolution and its gradient run on the native backend', () => {
-    const r = run(`
+    it('trains through initBackend: a convolution and its gradient run on the native backend', () => {
+      const r = run(`
       const { initBackend, describeBackend } = require('./lib/runtime/backend.ts');
       const info = initBackend('native');
       const tf = require('@tensorflow/tfjs-core');
       const x = tf.ones([1, 4, 4, 2]);
       const g = tf.grad((w) => tf.conv2d(x, w, 1, 'valid').sum())(tf.ones([3, 3, 2, 1]));
-      console.log(describeBackend(info), tf.conv2d(x, tf.ones([3, 3, 2, 1]), 1, 'valid').dataSync()[0], g.sum().dataSync()[0]);`);
-    expect(r.out).not.toMatch(/is not a function/);
-    expect(r.status, r.out).toBe(0);
-    // 3x3x2 ones over ones = 18 per output; 4 outputs each see every weight once -> gradient sum 4 * 18.
-    expect(r.out).toMatch(/tensorflow \(@tensorflow\/tfjs-node, TensorFlow 2\.21\.\d+, CPU\) 18 72/);
-  });
-});
+      const y = tf.conv2d(x, tf.ones([3, 3, 2, 1]), 1, 'valid');
+      console.log(describeBackend(info), y.dataSync()[0], g.sum().dataSync()[0]);`);
+      expect(r.out).not.toMatch(/is not a function/);
+      expect(r.status, r.out).toBe(0);
+      // 3x3x2 ones over ones = 18 per output; 4 outputs each see every weight once -> gradient sum 4 * 18.
+      expect(r.out).toMatch(/tensorflow \(@tensorflow\/tfjs-node, TensorFlow 2\.21\.\d+, CPU\) 18 72/);
+    });
+  },
+);

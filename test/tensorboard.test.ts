@@ -37,7 +37,8 @@ print(json.dumps(out))`;
 /** The same, from the Parquet rows: what TensorBoard must show. */
 function expectedFromRows(epochs: EpochRow[], steps: StepRow[]): Record<string, Record<string, [number, number][]>> {
   const out: Record<string, Record<string, [number, number][]>> = {};
-  const put = (split: string, tag: string, step: number, value: number) => ((out[split] ??= {})[tag] ??= []).push([step, Math.fround(value)]);
+  const put = (split: string, tag: string, step: number, value: number) =>
+    ((out[split] ??= {})[tag] ??= []).push([step, Math.fround(value)]);
   for (const s of [...steps].sort((a, b) => a.step - b.step)) {
     put('train', 'batch_loss', s.step, s.loss);
     put('train', 'batch_accuracy', s.step, s.accuracy);
@@ -55,9 +56,13 @@ function expectedFromRows(epochs: EpochRow[], steps: StepRow[]): Record<string, 
 
 const bytesOf = (runDir: string) =>
   Object.fromEntries(
-    fs.readdirSync(tensorboardDir(runDir)).flatMap((split) =>
-      fs.readdirSync(path.join(tensorboardDir(runDir), split)).map((f) => [`${split}/${f}`, fs.readFileSync(path.join(tensorboardDir(runDir), split, f))]),
-    ),
+    fs
+      .readdirSync(tensorboardDir(runDir))
+      .flatMap((split) =>
+        fs
+          .readdirSync(path.join(tensorboardDir(runDir), split))
+          .map((f) => [`${split}/${f}`, fs.readFileSync(path.join(tensorboardDir(runDir), split, f))]),
+      ),
   ) as Record<string, Buffer>;
 
 describe('TensorBoard event files (TFRecord framing)', () => {
@@ -69,12 +74,23 @@ describe('TensorBoard event files (TFRecord framing)', () => {
   });
 
   it('reads back whole records and stops at a cut one', () => {
-    const a = encodeRecord(encodeEvent({ kind: 'summary', wallTime: 1.5, step: 3, images: [], scalars: [{ tag: 'x', value: 0.25 }] }));
+    const a = encodeRecord(
+      encodeEvent({ kind: 'summary', wallTime: 1.5, step: 3, images: [], scalars: [{ tag: 'x', value: 0.25 }] }),
+    );
     const b = encodeRecord(encodeEvent({ kind: 'session_start', wallTime: 2, step: 2 }));
     const both = new Uint8Array([...a, ...b]);
     expect(readRecords(both).records).toHaveLength(2);
-    expect(readRecords(both.subarray(0, both.length - 1))).toMatchObject({ validBytes: a.length, records: [expect.anything()] });
-    expect(decodeEvent(readRecords(both).records[0])).toEqual({ kind: 'summary', wallTime: 1.5, step: 3, images: [], scalars: [{ tag: 'x', value: 0.25 }] });
+    expect(readRecords(both.subarray(0, both.length - 1))).toMatchObject({
+      validBytes: a.length,
+      records: [expect.anything()],
+    });
+    expect(decodeEvent(readRecords(both).records[0])).toEqual({
+      kind: 'summary',
+      wallTime: 1.5,
+      step: 3,
+      images: [],
+      scalars: [{ tag: 'x', value: 0.25 }],
+    });
     expect(decodeEvent(readRecords(both).records[1])).toEqual({ kind: 'session_start', wallTime: 2, step: 2 });
   });
 });
@@ -84,7 +100,8 @@ describe('writeTensorboard on a real tiny run', () => {
   let data: { train: Cifar10Split; test: Cifar10Split };
   const dir = () => path.join(runsDir, 'tb');
   const rows = () => [readRunEpochs(dir()), readStepRows({ runsDir, runs: ['tb'] })] as const;
-  const config = (over: Partial<TrainConfig>) => trainConfig({ run: 'tb', epochs: 1, batchSize: 64, limitTrain: 256, limitTest: 128, logEvery: 1, ...over });
+  const config = (over: Partial<TrainConfig>) =>
+    trainConfig({ run: 'tb', epochs: 1, batchSize: 64, limitTrain: 256, limitTest: 128, logEvery: 1, ...over });
 
   beforeAll(async () => {
     runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorboard-'));
@@ -93,10 +110,13 @@ describe('writeTensorboard on a real tiny run', () => {
     fs.copyFileSync(path.join(dir(), 'last.safetensors'), path.join(runsDir, 'epoch1.safetensors'));
   });
 
-  it('writes every step and epoch row, which TensorBoard reads back with the rows\' tags, steps and values', () => {
+  it("writes every step and epoch row, which TensorBoard reads back with the rows' tags, steps and values", () => {
     const [epochs, steps] = rows();
     const updates = writeTensorboard(dir(), epochs, steps);
-    expect(updates.map((u) => [path.basename(path.dirname(u.file)), u.appended])).toEqual([['train', 5], ['test', 1]]);
+    expect(updates.map((u) => [path.basename(path.dirname(u.file)), u.appended])).toEqual([
+      ['train', 5],
+      ['test', 1],
+    ]);
     expect(readWithTensorboard(dir())).toEqual(expectedFromRows(epochs, steps));
   });
 
@@ -107,7 +127,8 @@ describe('writeTensorboard on a real tiny run', () => {
     expect(epochs.map((r) => `${r.epoch}:${r.session}`)).toEqual(['1:1', '1:1', '2:2', '2:2']);
     expect(writeTensorboard(dir(), epochs, steps).map((u) => u.appended)).toEqual([5, 1]);
     const after = bytesOf(dir());
-    for (const [name, bytes] of Object.entries(before)) expect(after[name].subarray(0, bytes.length).equals(bytes)).toBe(true);
+    for (const [name, bytes] of Object.entries(before))
+      expect(after[name].subarray(0, bytes.length).equals(bytes)).toBe(true);
     expect(readWithTensorboard(dir())).toEqual(expectedFromRows(epochs, steps));
 
     expect(writeTensorboard(dir(), epochs, steps).map((u) => u.appended)).toEqual([0, 0]);
@@ -119,18 +140,31 @@ describe('writeTensorboard on a real tiny run', () => {
     fs.copyFileSync(path.join(runsDir, 'epoch1.safetensors'), path.join(dir(), 'last.safetensors'));
     await train(config({ epochs: 3, lr: 5e-4 }), { runsDir, data, resume: 'last' });
     const [epochs, steps] = rows();
-    expect(epochs.map((r) => `${r.epoch}:${r.session}:${r.resumedFrom}`)).toEqual(['1:1:0', '1:1:0', '2:3:1', '2:3:1', '3:3:1', '3:3:1']);
+    expect(epochs.map((r) => `${r.epoch}:${r.session}:${r.resumedFrom}`)).toEqual([
+      '1:1:0',
+      '1:1:0',
+      '2:3:1',
+      '2:3:1',
+      '3:3:1',
+      '3:3:1',
+    ]);
     const updates = writeTensorboard(dir(), epochs, steps);
     // Epoch 2's first step (5) is where the new rows part from the written ones.
-    expect(updates.map((u) => [u.appended, u.purgedFrom])).toEqual([[10, 5], [2, 8]]);
+    expect(updates.map((u) => [u.appended, u.purgedFrom])).toEqual([
+      [10, 5],
+      [2, 8],
+    ]);
     const after = bytesOf(dir());
-    for (const [name, bytes] of Object.entries(before)) expect(after[name].subarray(0, bytes.length).equals(bytes)).toBe(true);
+    for (const [name, bytes] of Object.entries(before))
+      expect(after[name].subarray(0, bytes.length).equals(bytes)).toBe(true);
 
     const shown = readWithTensorboard(dir());
     expect(shown).toEqual(expectedFromRows(epochs, steps));
-    expect(shown.train.batch_learning_rate.map(([s, v]) => [s, v])).toEqual([1, 2, 3, 4].map((s) => [s, Math.fround(1e-3)]).concat(
-      [5, 6, 7, 8, 9, 10, 11, 12].map((s) => [s, Math.fround(5e-4)]),
-    ));
+    expect(shown.train.batch_learning_rate.map(([s, v]) => [s, v])).toEqual(
+      [1, 2, 3, 4]
+        .map((s) => [s, Math.fround(1e-3)])
+        .concat([5, 6, 7, 8, 9, 10, 11, 12].map((s) => [s, Math.fround(5e-4)])),
+    );
     expect(writeTensorboard(dir(), epochs, steps).map((u) => u.appended)).toEqual([0, 0]);
   });
 
@@ -138,7 +172,10 @@ describe('writeTensorboard on a real tiny run', () => {
     const [epochs, steps] = rows();
     const trainFile = writeTensorboard(dir(), epochs, steps)[0].file;
     const whole = fs.readFileSync(trainFile);
-    fs.appendFileSync(trainFile, encodeRecord(encodeEvent({ kind: 'session_start', wallTime: 0, step: 1 })).subarray(0, 10));
+    fs.appendFileSync(
+      trainFile,
+      encodeRecord(encodeEvent({ kind: 'session_start', wallTime: 0, step: 1 })).subarray(0, 10),
+    );
     expect(writeTensorboard(dir(), epochs, steps)[0].appended).toBe(0);
     expect(fs.readFileSync(trainFile).equals(whole)).toBe(true);
     expect(readWithTensorboard(dir())).toEqual(expectedFromRows(epochs, steps));

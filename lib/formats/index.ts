@@ -1,4 +1,7 @@
-/** lib/formats: File formats, nothing of ours below: safetensors, PyTorch .pth, tar, protobuf, TensorBoard event files, atomic writes. */
+/**
+ * lib/formats: File formats, nothing of ours below: safetensors, PyTorch .pth, tar, protobuf, TensorBoard
+ * event files, atomic writes.
+ */
 export * from './atomic-file';
 export * from './protobuf';
 export * from './pth';

@@ -95,7 +95,9 @@ export class ProtoWriter {
 }
 
 /** One field of a message as read: a varint's value, or the bytes of a fixed32/fixed64/length-delimited field. */
-export type ProtoField = { field: number; wire: 'varint'; value: bigint } | { field: number; wire: 'fixed32' | 'fixed64' | 'bytes'; value: Uint8Array };
+export type ProtoField =
+  | { field: number; wire: 'varint'; value: bigint }
+  | { field: number; wire: 'fixed32' | 'fixed64' | 'bytes'; value: Uint8Array };
 
 /** The fields of one message in file order (no schema: the caller knows what each number means). */
 export function readProto(bytes: Uint8Array): ProtoField[] {

@@ -104,7 +104,11 @@ export function encodeEvent(e: TfEvent): Uint8Array {
     const summary = new ProtoWriter();
     for (const s of e.scalars) summary.message(1, new ProtoWriter().string(1, s.tag).float(2, s.value));
     for (const im of e.images) {
-      const image = new ProtoWriter().varint(1, im.height).varint(2, im.width).varint(3, im.channels).bytesField(4, im.png);
+      const image = new ProtoWriter()
+        .varint(1, im.height)
+        .varint(2, im.width)
+        .varint(3, im.channels)
+        .bytesField(4, im.png);
       summary.message(1, new ProtoWriter().string(1, im.tag).message(4, image));
     }
     w.message(5, summary);
@@ -126,10 +130,14 @@ export function decodeEvent(data: Uint8Array): TfEvent {
   for (const f of readProto(data)) {
     if (f.field === 1 && f.wire === 'fixed64') wallTime = f64(f.value);
     else if (f.field === 2 && f.wire === 'varint') step = Number(BigInt.asIntN(64, f.value));
-    else if (f.field === 3 && f.wire === 'bytes') event = { kind: 'file_version', wallTime, step, version: text(f.value) };
+    else if (f.field === 3 && f.wire === 'bytes')
+      event = { kind: 'file_version', wallTime, step, version: text(f.value) };
     else if (f.field === 7 && f.wire === 'bytes') {
       const status = readProto(f.value).find((s) => s.field === 1);
-      event = status?.wire === 'varint' && status.value === 1n ? { kind: 'session_start', wallTime, step } : { kind: 'other', wallTime, step };
+      event =
+        status?.wire === 'varint' && status.value === 1n
+          ? { kind: 'session_start', wallTime, step }
+          : { kind: 'other', wallTime, step };
     } else if (f.field === 5 && f.wire === 'bytes') {
       event = { kind: 'summary', wallTime, step, scalars, images };
       for (const v of readProto(f.value)) {
@@ -140,7 +148,13 @@ export function decodeEvent(data: Uint8Array): TfEvent {
           else if (x.field === 2 && x.wire === 'fixed32') scalars.push({ tag, value: f32(x.value) });
           else if (x.field === 4 && x.wire === 'bytes') {
             const im = Object.fromEntries(readProto(x.value).map((y) => [y.field, y.value]));
-            images.push({ tag, height: Number(im[1]), width: Number(im[2]), channels: Number(im[3]) as 1 | 3 | 4, png: im[4] as Uint8Array });
+            images.push({
+              tag,
+              height: Number(im[1]),
+              width: Number(im[2]),
+              channels: Number(im[3]) as 1 | 3 | 4,
+              png: im[4] as Uint8Array,
+            });
           }
         }
       }

@@ -127,7 +127,8 @@ function loadNative(kind: 'gpu' | 'native'): BackendInfo {
   try {
     // The native packages register the 'tensorflow' backend into the shared tfjs-core engine.
     require(pkg);
-    binding = ((tf.findBackend('tensorflow') as unknown as { binding?: NativeBinding })?.binding ?? {}) as NativeBinding;
+    const backend = tf.findBackend('tensorflow') as unknown as { binding?: NativeBinding } | undefined;
+    binding = backend?.binding ?? {};
   } catch (err) {
     throw new Error(
       `The native TensorFlow backend (${pkg}) is installed but failed to load:\n  ${(err as Error).message}\n` +
@@ -196,19 +197,30 @@ export interface GpuFacts {
 /** The message that says what is missing for TensorFlow to see a GPU, and what to do. */
 export function whyNoGpu(f: GpuFacts): string {
   if (!f.kernelDriver || !f.libcuda) {
-    const what = !f.kernelDriver ? 'the kernel module is not loaded: /proc/driver/nvidia/version is absent' : 'libcuda.so.1 is not found';
-    return `Missing: the NVIDIA driver (${what}). Install the NVIDIA driver (nvidia-smi must work), or use DCF_BACKEND=native.`;
+    const what = !f.kernelDriver
+      ? 'the kernel module is not loaded: /proc/driver/nvidia/version is absent'
+      : 'libcuda.so.1 is not found';
+    return (
+      `Missing: the NVIDIA driver (${what}). ` +
+      'Install the NVIDIA driver (nvidia-smi must work), or use DCF_BACKEND=native.'
+    );
   }
   const missing = CUDA_LIBRARIES.filter((lib) => !f.cudaFound.includes(lib));
   if (missing.length > 0) {
     const fix = f.venvDirs.length
-      ? `They are in .venv (npm run setup -- --gpu installed them): export LD_LIBRARY_PATH=${f.venvDirs.join(':')}:$LD_LIBRARY_PATH`
-      : 'Run `npm run setup -- --gpu` (installs them into .venv as the nvidia-*-cu12 wheels), then add their lib/ folders to LD_LIBRARY_PATH';
-    return `Missing: the CUDA libraries ${missing.join(', ')} on LD_LIBRARY_PATH (nor in the ldconfig cache). ${fix}, or use DCF_BACKEND=native.`;
+      ? 'They are in .venv (npm run setup -- --gpu installed them): ' +
+        `export LD_LIBRARY_PATH=${f.venvDirs.join(':')}:$LD_LIBRARY_PATH`
+      : 'Run `npm run setup -- --gpu` (installs them into .venv as the nvidia-*-cu12 wheels), ' +
+        'then add their lib/ folders to LD_LIBRARY_PATH';
+    return (
+      `Missing: the CUDA libraries ${missing.join(', ')} on LD_LIBRARY_PATH (nor in the ldconfig cache). ` +
+      `${fix}, or use DCF_BACKEND=native.`
+    );
   }
   return (
     'The NVIDIA driver and the CUDA libraries are there, yet TensorFlow found no usable GPU (a GPU older than ' +
-    "TensorFlow's CUDA 12 build supports, or a driver too old for CUDA 12?). Run with TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's own messages."
+    "TensorFlow's CUDA 12 build supports, or a driver too old for CUDA 12?). " +
+    "Run with TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's own messages."
   );
 }
 
@@ -220,7 +232,9 @@ function loaderFinds(lib: string, ldconfigCache: string): boolean {
 
 /** Reads GpuFacts from this machine (files and `ldconfig -p`; loads nothing). */
 export function gpuFacts(): GpuFacts {
-  const ldconfig = ['/sbin/ldconfig', 'ldconfig'].map((cmd) => spawnSync(cmd, ['-p'], { encoding: 'utf8' })).find((r) => r.status === 0);
+  const ldconfig = ['/sbin/ldconfig', 'ldconfig']
+    .map((cmd) => spawnSync(cmd, ['-p'], { encoding: 'utf8' }))
+    .find((r) => r.status === 0);
   const cache = ldconfig?.stdout ?? '';
   const cudaFound = CUDA_LIBRARIES.filter((lib) => loaderFinds(lib, cache));
   const venvDirs: string[] = [];
@@ -229,7 +243,8 @@ export function gpuFacts(): GpuFacts {
     const nvidia = path.join(venvLib, py, 'site-packages', 'nvidia');
     for (const pkg of fs.existsSync(nvidia) ? fs.readdirSync(nvidia) : []) {
       const dir = path.join(nvidia, pkg, 'lib');
-      if (CUDA_LIBRARIES.some((lib) => !cudaFound.includes(lib) && fs.existsSync(path.join(dir, lib)))) venvDirs.push(dir);
+      const helps = CUDA_LIBRARIES.some((lib) => !cudaFound.includes(lib) && fs.existsSync(path.join(dir, lib)));
+      if (helps) venvDirs.push(dir);
     }
   }
   return {
@@ -255,7 +270,7 @@ export function probeNativeDevice(pkg: string): DeviceProbe {
     `const b = tf.backend().binding;`,
     `console.log(JSON.stringify({ gpu: b.isUsingGpuDevice(), version: b.TF_Version }));`,
   ].join('\n');
-  const r = spawnSync(process.execPath, ['-e', code], { cwd: PATHS.root, encoding: 'utf8', env: process.env, timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: PATHS.root, encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) {
     const why = (r.stderr || '').split('\n').find((l) => /Error|error/.test(l)) ?? `exit ${r.status ?? r.signal}`;
     return { ok: false, error: why.trim() };
@@ -300,14 +315,20 @@ export function planBackend(wanted: BackendChoice, env: BackendEnvironment = rea
     const probe = env.probeGpuPackage();
     // `in`, not `probe.ok`: tslab's non-strict TypeScript 5.0 does not narrow on a boolean discriminant.
     if ('error' in probe) {
-      note = `${NATIVE_PACKAGES.gpu} is installed but does not load (${probe.error}), so ${NATIVE_PACKAGES.native} runs on the CPU; npm run setup -- --gpu repairs it.`;
+      note =
+        `${NATIVE_PACKAGES.gpu} is installed but does not load (${probe.error}), ` +
+        `so ${NATIVE_PACKAGES.native} runs on the CPU; npm run setup -- --gpu repairs it.`;
     } else if (probe.device === 'GPU') {
       return { load: 'gpu' };
     } else {
-      note = `${NATIVE_PACKAGES.gpu} is installed but TensorFlow sees no GPU, so ${NATIVE_PACKAGES.native} runs on the CPU. ${env.whyNoGpu()}`;
+      note =
+        `${NATIVE_PACKAGES.gpu} is installed but TensorFlow sees no GPU, ` +
+        `so ${NATIVE_PACKAGES.native} runs on the CPU. ${env.whyNoGpu()}`;
     }
   }
-  if (!env.installed(NATIVE_PACKAGES.native)) throw new Error('No native TensorFlow package is installed; run `npm run setup`.');
+  if (!env.installed(NATIVE_PACKAGES.native)) {
+    throw new Error('No native TensorFlow package is installed; run `npm run setup`.');
+  }
   return { load: 'native', note };
 }
 

@@ -23,7 +23,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { EVENT_FILE_VERSION, decodeEvent, encodeEvent, encodeRecord, readRecords, type TfEvent } from '../formats/index';
+import {
+  EVENT_FILE_VERSION,
+  decodeEvent,
+  encodeEvent,
+  encodeRecord,
+  readRecords,
+  type TfEvent,
+} from '../formats/index';
 import type { EpochRow, Split, StepRow } from './metrics';
 
 export const TENSORBOARD_DIR = 'tensorboard';
@@ -49,8 +56,10 @@ const seconds = (t: Date | number) => (t instanceof Date ? t.getTime() : t) / 10
 /** The events each split's file should hold, in order: step rows, then epoch rows, by step. */
 export function tensorboardEvents(epochs: readonly EpochRow[], steps: readonly StepRow[]): Map<Split, Summary[]> {
   const runs = new Set([...epochs, ...steps].map((r) => r.run));
-  if (runs.size > 1) throw new Error(`writeTensorboard: rows of several runs (${[...runs].join(', ')}); pass one run's rows`);
-  const scalars = (values: Record<string, number>) => Object.entries(values).map(([tag, value]) => ({ tag, value: Math.fround(value) }));
+  if (runs.size > 1)
+    throw new Error(`writeTensorboard: rows of several runs (${[...runs].join(', ')}); pass one run's rows`);
+  const scalars = (values: Record<string, number>) =>
+    Object.entries(values).map(([tag, value]) => ({ tag, value: Math.fround(value) }));
   const bySplit = new Map<Split, { order: number; event: Summary }[]>();
   const add = (split: Split, order: number, event: Summary) => {
     if (!bySplit.has(split)) bySplit.set(split, []);
@@ -58,8 +67,16 @@ export function tensorboardEvents(epochs: readonly EpochRow[], steps: readonly S
   };
   for (const r of steps) {
     add('train', 0, {
-      kind: 'summary', wallTime: seconds(r.time), step: r.step, images: [],
-      scalars: scalars({ batch_loss: r.loss, batch_accuracy: r.accuracy, batch_learning_rate: r.lr, batch_images_per_second: r.imagesPerSecond }),
+      kind: 'summary',
+      wallTime: seconds(r.time),
+      step: r.step,
+      images: [],
+      scalars: scalars({
+        batch_loss: r.loss,
+        batch_accuracy: r.accuracy,
+        batch_learning_rate: r.lr,
+        batch_images_per_second: r.imagesPerSecond,
+      }),
     });
   }
   for (const r of epochs) {
@@ -71,7 +88,10 @@ export function tensorboardEvents(epochs: readonly EpochRow[], steps: readonly S
   const out = new Map<Split, Summary[]>();
   for (const [split, list] of bySplit) {
     list.sort((a, b) => a.event.step - b.event.step || a.order - b.order);
-    out.set(split, list.map((x) => x.event));
+    out.set(
+      split,
+      list.map((x) => x.event),
+    );
   }
   return out;
 }
@@ -81,7 +101,9 @@ const sameSummary = (a: Summary, b: Summary) =>
   a.scalars.length === b.scalars.length &&
   a.scalars.every((s, i) => s.tag === b.scalars[i].tag && Object.is(s.value, b.scalars[i].value)) &&
   a.images.length === b.images.length &&
-  a.images.every((im, i) => im.tag === b.images[i].tag && Buffer.compare(Buffer.from(im.png), Buffer.from(b.images[i].png)) === 0);
+  a.images.every(
+    (im, i) => im.tag === b.images[i].tag && Buffer.compare(Buffer.from(im.png), Buffer.from(b.images[i].png)) === 0,
+  );
 
 /**
  * What a reader sees in these event records: the summaries left after applying each SessionLog
@@ -102,17 +124,28 @@ export function visibleSummaries(records: readonly Uint8Array[]): Summary[] {
  * the missing tail when `have` is a beginning of `want`; else a SessionLog START at the first step
  * where they part (everything from that step on is dropped), then `want` from that step.
  */
-export function eventsToAppend(have: readonly Summary[], want: readonly Summary[], now: number): { events: TfEvent[]; purgedFrom?: number } {
+export function eventsToAppend(
+  have: readonly Summary[],
+  want: readonly Summary[],
+  now: number,
+): { events: TfEvent[]; purgedFrom?: number } {
   let k = 0;
   while (k < have.length && k < want.length && sameSummary(have[k], want[k])) k++;
   if (k === have.length) return { events: want.slice(k) };
   const from = Math.min(have[k].step, want[k]?.step ?? Infinity);
-  return { events: [{ kind: 'session_start', wallTime: now, step: from }, ...want.filter((e) => e.step >= from)], purgedFrom: from };
+  return {
+    events: [{ kind: 'session_start', wallTime: now, step: from }, ...want.filter((e) => e.step >= from)],
+    purgedFrom: from,
+  };
 }
 
 function eventFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('events.out.tfevents.'))
+    .sort()
+    .map((f) => path.join(dir, f));
 }
 
 /**
@@ -121,7 +154,11 @@ function eventFiles(dir: string): string[] {
  * comment). Call it after each appended epoch; a crash in the middle of an append leaves a cut
  * record at the file's end, which the next call cuts off before appending.
  */
-export function writeTensorboard(runDir: string, epochs: readonly EpochRow[], steps: readonly StepRow[] = []): TensorboardSplitUpdate[] {
+export function writeTensorboard(
+  runDir: string,
+  epochs: readonly EpochRow[],
+  steps: readonly StepRow[] = [],
+): TensorboardSplitUpdate[] {
   const updates: TensorboardSplitUpdate[] = [];
   for (const [split, want] of tensorboardEvents(epochs, steps)) {
     const dir = path.join(tensorboardDir(runDir), split);
@@ -132,7 +169,10 @@ export function writeTensorboard(runDir: string, epochs: readonly EpochRow[], st
       const buf = fs.readFileSync(f);
       const read = readRecords(buf);
       if (read.validBytes < buf.length) {
-        if (f !== file) throw new Error(`TensorBoard event file ${f} is damaged before its end; move it away to rebuild it from the metrics`);
+        if (f !== file)
+          throw new Error(
+            `TensorBoard event file ${f} is damaged before its end; move it away to rebuild it from the metrics`,
+          );
         fs.truncateSync(f, read.validBytes); // the cut record of an interrupted append
       }
       records.push(...read.records);
@@ -153,7 +193,11 @@ export function writeTensorboard(runDir: string, epochs: readonly EpochRow[], st
         fs.closeSync(fd);
       }
     }
-    updates.push({ file, appended: events.filter((e) => e.kind === 'summary').length, ...(purgedFrom !== undefined ? { purgedFrom } : {}) });
+    updates.push({
+      file,
+      appended: events.filter((e) => e.kind === 'summary').length,
+      ...(purgedFrom !== undefined ? { purgedFrom } : {}),
+    });
   }
   return updates;
 }
