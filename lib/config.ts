@@ -156,6 +156,12 @@ export const PATHS = {
   get report(): string {
     return path.join(resultsDir(), 'report');
   },
+  /** The short lab report from this machine's runs (`npm start`, `npm run report`): what is handed in. */
+  get labReport(): string {
+    return path.join(resultsDir(), 'report', 'lab-report.pdf');
+  },
+  /** The short lab report from the recorded suite (`npm run report -- --recorded`), committed to git. */
+  recordedLabReport: path.join(PROJECT_ROOT, 'report', 'lab-report.pdf'),
   /** Downloads (DCF_CACHE_DIR, default .cache). */
   get cache(): string {
     return readEnv().cacheDir;

@@ -4,20 +4,31 @@
  * experiment table (results/experiments.parquet) and, when missing, the step-time and
  * parameter measurements (results/measurements.parquet). Progress as `npm run train`'s.
  * Exit codes: 0 done (diverged runs are results, not failures), 1 a run failed or a run of the
- * same name has another config, 2 bad command line.
+ * same name has another config, 2 bad command line, 130 / 143 stopped by SIGINT / SIGTERM (the
+ * run in progress keeps its saved epochs and resumes on the next run; no later experiment started).
+ * `--index N` runs one experiment, for a batch system's array task (scripts/slurm/).
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
 import { parseChoice, PATHS } from '../lib/config';
 import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
-  estimateMinutes, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments, selectExperiments, SUITES,
-  type Experiment, type ExperimentStatus, type Suite,
+  estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
+  selectExperiments, SUITES, type Experiment, type ExperimentOutcome, type ExperimentStatus, type Suite,
 } from '../lib/experiments';
 import { writeFileAtomic } from '../lib/formats';
-import { formatDuration, formatPercent, formatResult, type ProgressCallback, type TerminalMode, terminalProgress } from '../lib/train';
+import { loadCifar10 } from '../lib/data';
+import { mapFacts, writeMapFacts } from '../lib/report';
+import {
+  checkpointPath, formatDuration, formatPercent, formatResult, loadNetFromStateFile, parseNumberFlag, terminalProgress, validateConfig,
+  type ProgressCallback, type TerminalMode,
+} from '../lib/train';
+
+/** The run whose response maps the recorded suite keeps for the short report. */
+const MAPS_RUN = 'lab-dynamic-s0';
 
 const USAGE = `usage: npm run experiments -- [options]
 
@@ -30,12 +41,18 @@ results/measurements.parquet when it is missing.
   --list --recorded   the suite's committed recorded results instead (results/recorded/<suite>/):
                       status, epochs, the validation-selected epoch and its accuracies per run
   --suite lab|paired|recipe  lab (default): the lab suite, one run per question (what npm start
-                      trains); paired: every arm × 5 paired seeds, selected on the validation
+                      trains); paired: every arm × its paired seeds (ten for the main comparison), on the validation
                       split, in results/paired/ (the recorded results come from it); recipe: the
                       recipe candidates beside best-dynamic, in results/recipe/
   --only A,B          only these experiments (names as in --list)
+  --count             how many experiments there are (of --only's, with it), one number
+  --index N           only the N-th experiment, 0-based in the order --list prints (of --only's, with
+                      it): N = 0 … count−1, as a Slurm array task's SLURM_ARRAY_TASK_ID
+                      (scripts/slurm/). Writes no experiment table: --table or --record does, once
+                      every run is done. Exit 1 when that run is being trained by another process
   --quick             tiny slices (256 train / 128 test images, 1 epoch) into results/quick/
                       (never mixed with results/runs)
+  --epochs N          with --quick: N epochs per run instead of 1
   --measure           parameter counts and time per training / inference step of each net
                       → results/measurements.parquet (a minute; trains nothing)
   --table             only rebuild results/experiments.parquet from the runs
@@ -44,9 +61,15 @@ results/measurements.parquet when it is missing.
                       suite the README's block of recorded results; trains nothing
   --commit SHA        with --record: the commit whose code trained the runs (default: this checkout's)
   --note TEXT         with --record: how the runs were made (lanes, pauses), kept in provenance.json
+  --record-dir DIR    with --record: the recorded tables go to DIR instead of results/recorded/<suite>,
+                      and README.md is left alone (needed with --quick: quick runs are not results)
   --retry-diverged    train runs that diverged before again (skipped otherwise)
   --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
-  --results-dir DIR   instead of results/ (runs in DIR/runs)`;
+  --results-dir DIR   instead of results/ (runs in DIR/runs)
+
+SIGINT (Ctrl-C) or SIGTERM stops the run in progress at its next step: its saved epochs stay and it
+resumes on the next run; no further experiment starts. Exit codes: 0 done (diverged runs are
+results), 1 a run failed, 2 bad command line, 130 stopped by SIGINT, 143 by SIGTERM.`;
 
 class UsageError extends Error {}
 
@@ -62,12 +85,16 @@ function parse(argv: string[]) {
         recorded: { type: 'boolean' },
         only: { type: 'string' },
         suite: { type: 'string' },
+        count: { type: 'boolean' },
+        index: { type: 'string' },
         quick: { type: 'boolean' },
+        epochs: { type: 'string' },
         measure: { type: 'boolean' },
         table: { type: 'boolean' },
         record: { type: 'boolean' },
         commit: { type: 'string' },
         note: { type: 'string' },
+        'record-dir': { type: 'string' },
         'retry-diverged': { type: 'boolean' },
         progress: { type: 'string' },
         'results-dir': { type: 'string' },
@@ -79,6 +106,16 @@ function parse(argv: string[]) {
   }
   const only = v.only?.split(',').map((s) => s.trim()).filter(Boolean);
   if (v.recorded && !v.list) throw new UsageError('--recorded goes with --list');
+  if (v.epochs !== undefined && !v.quick) throw new UsageError('--epochs goes with --quick (the suites set their own)');
+  if (v['record-dir'] !== undefined && !v.record) throw new UsageError('--record-dir goes with --record');
+  if (v.record && v.quick && v['record-dir'] === undefined) {
+    throw new UsageError('--record --quick needs --record-dir DIR: quick runs are not results for results/recorded/');
+  }
+  const given = v; // a const for the closure below (v is assigned inside the try)
+  const alone = (['count', 'record', 'table', 'measure', 'recorded'] as const).filter((k) => given[k]);
+  if (v.index !== undefined && alone.length) {
+    throw new UsageError(`--index selects a run to train; it does not go with --${alone[0]}`);
+  }
   try {
     const suite = parseChoice<Suite>('--suite', v.suite ?? 'lab', Object.keys(SUITES) as Suite[]);
     if (only) selectExperiments(only, SUITES[suite]);
@@ -88,12 +125,16 @@ function parse(argv: string[]) {
       list: v.list ?? false,
       recorded: v.recorded ?? false,
       only,
+      count: v.count ?? false,
+      index: v.index === undefined ? undefined : parseNumberFlag('index', v.index, { integer: true, min: 0 }),
       quick: v.quick ?? false,
+      epochs: v.epochs === undefined ? undefined : parseNumberFlag('epochs', v.epochs, { integer: true, min: 1 }),
       measure: v.measure ?? false,
       table: v.table ?? false,
       record: v.record ?? false,
       commit: v.commit,
       note: v.note,
+      recordDir: v['record-dir'] ? path.resolve(v['record-dir']) : undefined,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
       resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
@@ -146,7 +187,8 @@ function printRecorded(suite: Suite): void {
     r.name, r.group, r.arm, r.status, `${r.epochs_done}/${r.epochs}`, r.selected_epoch === null ? '-' : `${r.selected_epoch} (on ${r.select_by})`,
     pct(r.best_val_acc), pct(r.selected_test_acc), r.purpose,
   ]);
-  console.log(`recorded ${suite} suite (results/recorded/${suite}/, commit ${provenance.commit.slice(0, 12)}, ${provenance.machine.cores} cores of ${provenance.machine.cpu})`);
+  console.log(`recorded ${suite} suite (results/recorded/${suite}/), in ${provenance.batches.length} batch(es):`);
+  for (const b of provenance.batches) console.log(`  ${b.runs.length} runs at commit ${b.commit.slice(0, 12)}, ${b.lastEpochAt?.slice(0, 10) ?? '-'}, ${b.machine.cores} cores of ${b.machine.cpu}`);
   printColumns(['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'], table);
   const done = rows.filter((r) => r.status === 'done').length;
   console.log(`\n${done} of ${rows.length} recorded runs done`);
@@ -177,6 +219,16 @@ function printList(list: readonly Experiment[], runsDir: string): void {
   for (const s of statuses.filter((x) => x.detail.length && x.state !== 'running')) console.log(`${s.name}: ${s.detail.join('; ')}`);
 }
 
+/** What a stop by signal left, in one line: the run it stopped (or that had not begun) and what did not start. */
+function describeStop(o: ExperimentOutcome, later: number): string {
+  const notStarted = later ? ` ${later} later experiment(s) not started.` : '';
+  const rest = `${notStarted} Run the same command again to go on (finished runs are skipped).`;
+  if (!o.error) return `stopped by ${o.signal} before ${o.name} began.${rest}`;
+  const done = o.status.epochsDone;
+  const kept = done > 0 ? `keeps epochs 1–${done} of ${o.status.epochs} and resumes from there` : 'saved no epoch yet';
+  return `stopped by ${o.signal}: ${o.name} ${kept}.${rest}`;
+}
+
 async function main(): Promise<number> {
   let args: ReturnType<typeof parse>;
   try {
@@ -191,8 +243,27 @@ async function main(): Promise<number> {
     return 0;
   }
   const { resultsDir, runsDir } = experimentDirs({ quick: args.quick, resultsDir: args.resultsDir, suite: args.suite });
-  const suiteTable = SUITES[args.suite];
-  const table = selectExperiments(args.only, suiteTable).map((e) => (args.quick ? quickExperiment(e) : e));
+  // The suite as this command trains it: quick slices (and --epochs) applied here, once.
+  const quickSlice = (e: Experiment): Experiment => {
+    const q = quickExperiment(e);
+    return args.epochs === undefined ? q : { ...q, config: validateConfig({ ...q.config, epochs: args.epochs }) };
+  };
+  const suiteTable = SUITES[args.suite].map((e) => (args.quick ? quickSlice(e) : e));
+  const selected = selectExperiments(args.only, suiteTable);
+  if (args.count) {
+    console.log(selected.length);
+    return 0;
+  }
+  let table = selected;
+  if (args.index !== undefined) {
+    try {
+      table = [experimentAt(selected, args.index, `the ${args.suite} suite${args.only ? "'s --only list" : ''}`)];
+    } catch (err) {
+      const count = `npm run experiments -- --suite ${args.suite} --count`;
+      process.stderr.write(`error: --${(err as Error).message} (${count})\n`);
+      return 2;
+    }
+  }
   if (args.list && args.recorded) {
     printRecorded(args.suite);
     return 0;
@@ -203,13 +274,30 @@ async function main(): Promise<number> {
   }
   if (args.record) {
     initBackend(); // the confusion matrices evaluate each run's best checkpoint
-    const { dir, rows, provenance } = recordSuite(args.suite, {
-      runsDir, commit: args.commit, note: args.note, command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
+    const { dir, rows, provenance, recorded } = recordSuite(args.suite, {
+      runsDir, outDir: args.recordDir, experiments: suiteTable, commit: args.commit, note: args.note,
+      command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
-    const confusions = await recordConfusions(args.suite, { runsDir, onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`) });
+    const confusions = await recordConfusions(args.suite, {
+      runsDir, outDir: args.recordDir, experiments: suiteTable, runs: recorded,
+      onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`),
+    });
+    // The short report's response maps come from the lab protocol's seed-0 dynamic run, recorded with it.
+    if (recorded.includes(MAPS_RUN)) {
+      const { net, norm } = loadNetFromStateFile(checkpointPath(path.join(runsDir, MAPS_RUN), 'best'));
+      try {
+        writeMapFacts(dir, mapFacts(net, norm, loadCifar10('test'), 'recorded', MAPS_RUN));
+        console.log(`response maps of ${MAPS_RUN} → ${path.relative(process.cwd(), dir)}/maps.parquet`);
+      } finally {
+        net.dispose();
+      }
+    }
     const done = rows.filter((r) => r.status === 'done').length;
-    console.log(`${confusions.length / 100} confusion matrices; recorded ${done} of ${rows.length} experiments (commit ${provenance.commit}) in ${path.relative(process.cwd(), dir)}/`);
-    if (args.suite === 'paired') {
+    console.log(
+      `${confusions.length / 100} confusion matrices; recorded ${recorded.length} run(s) now, ${done} of ${rows.length} experiments done in all, ` +
+        `in ${path.relative(process.cwd(), dir)}/`,
+    );
+    if (args.suite === 'paired' && !args.recordDir) {
       // The README quotes the paired suite; its block is regenerated here and checked by test/recorded.test.ts.
       const readme = path.join(PATHS.root, 'README.md');
       writeFileAtomic(readme, withRecordedBlock(fs.readFileSync(readme, 'utf8'), recordedMarkdown(rows, provenance)));
@@ -218,7 +306,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.table) {
-    const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick, experiments: suiteTable });
+    const { file, rows } = writeExperimentTable({ resultsDir, experiments: suiteTable });
     console.log(`wrote ${path.relative(process.cwd(), file)} (${rows.length} experiments)`);
     return 0;
   }
@@ -248,9 +336,7 @@ async function main(): Promise<number> {
   let progress: ProgressCallback = () => {};
   const started = Date.now();
   const outcomes = await runExperiments({
-    quick: args.quick,
-    only: args.only,
-    experiments: suiteTable,
+    experiments: table,
     runsDir,
     retryDiverged: args.retryDiverged,
     onEvent: (e) => {
@@ -273,12 +359,28 @@ async function main(): Promise<number> {
           break;
         case 'end':
           if (e.outcome.train) process.stderr.write(`${formatResult(e.outcome.train)}\n`);
-          if (e.outcome.error) process.stderr.write(`${e.experiment.name} ${e.outcome.result.toUpperCase()}: ${e.outcome.error}\n`);
+          // An interruption's line came with the run's progress; the summary says what it left.
+          if (e.outcome.error && e.outcome.result !== 'interrupted') {
+            process.stderr.write(`${e.experiment.name} ${e.outcome.result.toUpperCase()}: ${e.outcome.error}\n`);
+          }
           break;
       }
     },
   });
-  const { file, rows } = writeExperimentTable({ resultsDir, quick: args.quick, experiments: suiteTable });
+  const interrupted = outcomes.find((o) => o.result === 'interrupted');
+  if (interrupted) {
+    console.log(`\n${describeStop(interrupted, table.length - outcomes.length)}`);
+    return 128 + os.constants.signals[interrupted.signal ?? 'SIGINT'];
+  }
+  if (args.index !== undefined) {
+    // One run of many (an array task): the tables are written once, when all are done (--table, --record).
+    const [o] = outcomes;
+    console.log(`\n${o.name}: ${o.result}, ${stateText(o.status)} (${formatDuration((Date.now() - started) / 1000)})`);
+    if (o.status.state === 'running') console.log(`not trained: ${o.status.detail.join('; ')}`);
+    if (o.error) console.log(`${o.result.toUpperCase()}: ${o.error}`);
+    return o.result === 'failed' || o.status.state === 'running' ? 1 : 0;
+  }
+  const { file, rows } = writeExperimentTable({ resultsDir, experiments: suiteTable });
   if (args.suite === 'lab' && !fs.existsSync(path.join(resultsDir, MEASUREMENTS_FILE))) await writeMeasurementFile();
 
   console.log(`\n${outcomes.length} experiment(s) in ${formatDuration((Date.now() - started) / 1000)}; experiment table: ${path.relative(process.cwd(), file)}`);

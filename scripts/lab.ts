@@ -13,7 +13,7 @@
  */
 import * as path from 'path';
 import { PATHS, readEnv, setEnv } from '../lib/config';
-import { buildReport, executedDir, executeNotebook, listNotebooks } from '../lib/report';
+import { buildLabReport, buildReport, executedDir, executeNotebook, listNotebooks } from '../lib/report';
 
 const USAGE = `usage: npm start [-- options]
   --quick        DCF_QUICK=1: small slices, one short epoch (minutes, not the lab's numbers)
@@ -98,7 +98,9 @@ async function main(): Promise<void> {
   if (opts.report) {
     console.log('\n━━ report ━━');
     const report = await buildReport({ notebooksDir: notebooksOut, outDir: PATHS.report, quick: opts.quick, onProgress: (m) => console.log(m) });
-    console.log(`report: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`);
+    console.log(`lab book: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`);
+    const short = await buildLabReport({ mode: 'yours' });
+    console.log(`the short report (your runs beside the recorded suite): ${path.relative(process.cwd(), short.html)}, ${short.pdf ? `${path.relative(process.cwd(), short.pdf)} (${short.pages} pages)` : 'no PDF'}`);
   }
   console.log(`\nlab done: ${timings.join(', ')}`);
 }

@@ -8,19 +8,23 @@ import * as path from 'path';
 import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ablationRunRows, experimentsCommand, labRunRows, loadEvidence, readSweep, runGaps, runRows, sweepSettings } from '../lib/experiments/evidence';
-import { armAccuracy, bestFix, comparisonRows, comparisonsOf, divergedRuns, excludedRuns, fixEffects, recordedSummary, smallestPermutationP } from '../lib/experiments/comparisons';
+import { armSummaries, bySeed, compare, fromRecorded, loadResults, resultsFrame, unfinished } from '../lib/experiments/table';
+import { freezeFacts } from '../lib/experiments/findings';
+import { signFlipPValue } from '../lib/experiments/stats';
 import { dynamicCosts } from '../lib/experiments/costs';
-import { chooseOnValidation, RECIPE_TARGET, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
-import { LAB_EXPERIMENTS, PAIRED_FIXES, type ArmComparison } from '../lib/experiments/experiments';
+import { chooseOnValidation, RECIPE_TARGET, recipeCandidates, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
+import { EQUIVALENCE_MARGIN, FREEZE_CAUSES, LAB_EXPERIMENTS, PAIRED_COMPARISONS, PAIRED_FIXES, type ArmComparison } from '../lib/experiments/experiments';
 import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiments/experiment-table';
 import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/experiments/measurements';
 import { RECORDED_SCHEMA, readRecordedEpochs, type Provenance, type RecordedRow } from '../lib/experiments/recorded';
+
+/** The smallest two-sided sign-flip p that n pairs can reach (2 / 2^n). */
+const smallestP = (n: number) => signFlipPValue(new Array<number>(n).fill(1));
 import { loadLabResults } from '../lib/experiments/results';
 import { appendEpoch, type EpochRow } from '../lib/train/metrics';
 import { trainConfig, type TrainConfig } from '../lib/train/train-config';
 import { htmlTable } from '../lib/report/html-table';
 import { COMPARISON_COLUMNS, differenceCell, points, recipeColumns, verdictLabel } from '../lib/report/tables';
-import { pairedIntervalsFigure } from '../lib/report/plots';
 
 let root: string;
 beforeAll(() => {
@@ -59,103 +63,106 @@ const ARMS = {
   'frozen-eval-imagenet': plus(FROZEN_EVAL, [0.01, -0.01, 0.005, -0.005, 0]),
   'fix-bn-only': plus(FROZEN_RG, [0.05, 0.06, 0.04, 0.05, 0.05]),
   'fix-stem-frozen': plus(FROZEN_RG, [0.15, 0.16, 0.14, 0.15, 0.15]), // wins back 75 % of the 20 points
+  'fix-adapter': plus(FROZEN_EVAL, [0.02, 0.03, 0.02, 0.02, 0.03]),
   'ablate-no-norm': [...plus(DYNAMIC.slice(0, 4), [-0.03, -0.04, -0.02, -0.03]), null], // seed 4 diverged
 };
 const DYN_VS_STATIC: ArmComparison = { group: 'compare', a: 'static', b: 'dynamic', isolates: 'both factors' };
 
 describe('paired comparisons of the recorded suite', () => {
   const rows = recordedRows(ARMS, { 'ablate-no-norm-s4': 'diverged' });
+  const t = resultsFrame(fromRecorded(rows));
 
-  it('computes the interval, p and verdict from the rows, with both arms\' means', () => {
-    const [c] = comparisonRows(rows, [DYN_VS_STATIC]);
+  it('computes the intervals, p and verdict from the rows, with both arms\' means', () => {
+    const [c] = compare(t, [DYN_VS_STATIC]);
     // Differences 2, 3, 1, 3, 1 points: mean 2, sd 1, t(0.975, 4) = 2.776 → ±1.24; all five positive → p = 2/32.
     expect(c.n).toBe(5);
     expect(c.mean).toBeCloseTo(0.02, 10);
     expect(c.low).toBeCloseTo(0.02 - 0.0124, 4);
     expect(c.high).toBeCloseTo(0.02 + 0.0124, 4);
+    // t(0.95, 4) = 2.132 → the 90 % interval ±0.95 points.
+    expect(c.low90).toBeCloseTo(0.02 - 0.00953, 4);
     expect(c.permutationP).toBeCloseTo(0.0625, 10);
     expect([c.wins, c.losses]).toEqual([5, 0]);
     expect(c.verdict).toBe('better');
+    expect(c.margin).toBe(EQUIVALENCE_MARGIN);
     expect(c.meanB).toBeCloseTo(0.804, 10);
     expect(c.meanA).toBeCloseTo(0.784, 10);
     expect([c.nA, c.nB]).toEqual([5, 5]);
     expect(c.isolates).toBe('both factors');
   });
 
-  it('flips the verdict when the sign flips, and says nothing when the seeds disagree or there is one pair', () => {
-    const [flipped] = comparisonRows(rows, [{ ...DYN_VS_STATIC, a: 'dynamic', b: 'static' }]);
+  it('flips the verdict when the sign flips, and says inconclusive when the seeds disagree, too few with one pair', () => {
+    const [flipped] = compare(t, [{ ...DYN_VS_STATIC, a: 'dynamic', b: 'static' }]);
     expect(flipped.mean).toBeCloseTo(-0.02, 10);
     expect(flipped.verdict).toBe('worse');
     // The same runs with the sign of one arm's advantage reversed (static ahead on every seed).
-    const reversed = recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.02, 0.03, 0.01, 0.03, 0.01]) });
-    expect(comparisonRows(reversed, [DYN_VS_STATIC])[0].verdict).toBe('worse');
-    const [mixed] = comparisonRows(rows, [{ group: 'compare', a: 'static', b: 'static-l2', isolates: 'L2' }]);
+    const reversed = resultsFrame(fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.02, 0.03, 0.01, 0.03, 0.01]) })));
+    expect(compare(reversed, [DYN_VS_STATIC])[0].verdict).toBe('worse');
+    const [mixed] = compare(t, [{ group: 'compare', a: 'static', b: 'static-l2', isolates: 'L2' }]);
     expect([mixed.wins, mixed.losses]).toEqual([3, 2]);
-    expect(mixed.verdict).toBe('no detectable difference');
-    const one = recordedRows({ dynamic: [0.8], static: [0.7, null] });
-    const [single] = comparisonRows(one, [DYN_VS_STATIC]);
+    expect(mixed.verdict).toBe('inconclusive');
+    // Tiny differences around zero: the 90 % interval inside ±1 point, so equivalent.
+    const close = resultsFrame(fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.001, -0.001, 0.002, -0.002, 0]) })));
+    expect(compare(close, [DYN_VS_STATIC])[0].verdict).toBe('equivalent');
+    const one = resultsFrame(fromRecorded(recordedRows({ dynamic: [0.8], static: [0.7, null] })));
+    const [single] = compare(one, [DYN_VS_STATIC]);
     expect(single.n).toBe(1);
     expect(single.verdict).toBe('too few pairs');
-    expect(comparisonRows(one, [{ ...DYN_VS_STATIC, a: 'static-l2' }])[0].n).toBe(0);
+    expect(compare(one, [{ ...DYN_VS_STATIC, a: 'static-l2' }])[0].n).toBe(0);
   });
 
   it('leaves unfinished and diverged runs out of the statistics, and names them', () => {
-    const [ablation] = comparisonRows(rows, [{ group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'no norm' }]);
+    const [ablation] = compare(t, [{ group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'no norm' }]);
     expect(ablation.n).toBe(4);
     expect(ablation.verdict).toBe('worse');
-    expect(excludedRuns(rows, ['dynamic', 'ablate-no-norm'])).toEqual([{ arm: 'ablate-no-norm', status: 'diverged', seeds: [4] }]);
-    expect(divergedRuns(rows, ['ablate-no-norm'])).toEqual({ settled: 5, diverged: ['ablate-no-norm-s4'] });
-    expect(armAccuracy(rows, 'ablate-no-norm')).toMatchObject({ n: 4, seeds: [0, 1, 2, 3] });
-    expect(armAccuracy(rows, 'nothing')).toMatchObject({ n: 0, seeds: [] });
+    expect(unfinished(t, ['dynamic', 'ablate-no-norm'])).toEqual([{ arm: 'ablate-no-norm', status: 'diverged', seeds: [4] }]);
+    expect(armSummaries(t, ['ablate-no-norm', 'nothing']).map((a) => a.n)).toEqual([4, 0]);
+    expect([...bySeed(t, 'ablate-no-norm').keys()]).toEqual([0, 1, 2, 3]);
   });
 
-  it('measures each fix against its control and ranks them; the best fix is compared with training everything', () => {
-    const effects = fixEffects(rows);
-    expect(effects.map((e) => e.arm)).toEqual(['fix-stem-frozen', 'fix-bn-only', 'frozen-eval-imagenet']);
-    expect(effects.map((e) => e.control)).toEqual(['frozen-requires-grad', 'frozen-requires-grad', 'frozen-eval']);
-    expect(effects[0].gain.mean).toBeCloseTo(0.15, 10);
-    expect(effects[0].gain.verdict).toBe('better');
-    expect(effects[0].shareOfGap).toBeCloseTo(0.75, 10);
-    expect(effects[2].gain.verdict).toBe('no detectable difference');
-    const best = bestFix(rows)!;
-    expect(best.accuracy.arm).toBe('fix-stem-frozen');
-    expect(best.vsDynamic.mean).toBeCloseTo(-0.05, 10);
-    expect(best.vsDynamic.verdict).toBe('worse');
-    // If the best fix beat training everything on every seed, the same code says so.
-    const better = recordedRows({ ...ARMS, 'fix-stem-frozen': plus(DYNAMIC, [0.01, 0.02, 0.01, 0.02, 0.01]) });
-    expect(bestFix(better)!.vsDynamic.verdict).toBe('better');
-    expect(bestFix(recordedRows({ dynamic: DYNAMIC }))).toBeUndefined();
-    expect(fixEffects(recordedRows({ dynamic: DYNAMIC })).every((e) => e.gain.n === 0 && e.shareOfGap === null)).toBe(true);
+  it('tests each freeze cause against its control and ranks the fixes; the best is compared with training everything', () => {
+    const f = freezeFacts(t);
+    expect(f.freeze.verdict).toBe('worse');
+    expect(f.causes.map((c) => [c.cause, c.test.b, c.test.a])).toEqual(FREEZE_CAUSES.map((c) => [c.cause, c.arm, c.control]));
+    const byCause = new Map(f.causes.map((c) => [c.cause, c.test]));
+    expect(byCause.get('features not adapted to CIFAR-10')!.mean).toBeCloseTo(0.15, 10);
+    expect(byCause.get('features not adapted to CIFAR-10')!.verdict).toBe('better');
+    expect(byCause.get('input statistics')!.verdict).toBe('equivalent'); // within ±1 point on every seed
+    expect(byCause.get('object scale')!.n).toBe(0); // not in these rows
+    expect(f.fixes.map((x) => x.arm)).toEqual(['fix-stem-frozen', 'fix-bn-only', 'fix-adapter']);
+    expect(f.fixes[0].vsDynamic.mean).toBeCloseTo(-0.05, 10);
+    expect(f.fixes[0].vsDynamic.verdict).toBe('worse');
+    // If the fix beat training everything on every seed, the same code says so.
+    const better = resultsFrame(fromRecorded(recordedRows({ ...ARMS, 'fix-stem-frozen': plus(DYNAMIC, [0.01, 0.02, 0.01, 0.02, 0.01]) })));
+    expect(freezeFacts(better).fixes[0].vsDynamic.verdict).toBe('better');
     expect(PAIRED_FIXES.length).toBe(3);
   });
 
-  it('groups comparisons and describes the suite', () => {
-    expect(comparisonsOf('compare').map((c) => `${c.b}-${c.a}`)).toEqual(['dynamic-static', 'dynamic-static-l2', 'static-l2-static']);
-    expect(smallestPermutationP(5)).toBe(0.0625);
-    const provenance: Provenance = {
-      suite: 'paired', commit: 'abcdef1234567890-dirty', machine: { cpu: 'Test CPU', cores: 2, flags: [], memoryGiB: 8 }, backend: 'tf',
-      recordedAt: '2025-03-04T10:00:00.000Z', firstEpochAt: '2025-03-01T08:00:00.000Z', lastEpochAt: '2025-03-03T20:00:00.000Z', runSeconds: 7200, command: 'x', note: '',
-    };
-    expect(recordedSummary(provenance)).toMatchObject({ commit: 'abcdef123456', dirty: true, firstEpoch: '2025-03-01', lastEpoch: '2025-03-03', runHours: 2, trainingImages: 45000, validationImages: 5000, smallestP: 0.0625 });
+  it('groups the comparisons; each compares arms of the paired suite', () => {
+    expect(PAIRED_COMPARISONS.filter((c) => c.group === 'compare').map((c) => `${c.b}-${c.a}`)).toEqual(['dynamic-static', 'dynamic-static-l2', 'static-l2-static']);
+    expect(smallestP(5)).toBe(0.0625);
+    expect(smallestP(10)).toBeCloseTo(2 / 1024, 12);
   });
 
-  it('shows the computed verdict in its table and draws each difference with its interval', () => {
-    const cmp = comparisonRows(rows, [DYN_VS_STATIC, { group: 'compare', a: 'static', b: 'static-l2', isolates: 'L2' }]);
+  it('shows the computed verdict in its table', () => {
+    const cmp = compare(t, [DYN_VS_STATIC, { group: 'compare', a: 'static', b: 'static-l2', isolates: 'L2' }]);
     const html = htmlTable(cmp, { columns: COMPARISON_COLUMNS });
     expect(html).toContain('<strong>better</strong>');
-    expect(html).toContain('<strong>no detectable difference at n = 5</strong>');
+    expect(html).toContain('<strong>inconclusive at n = 5</strong>');
     expect(html).toContain('+2.00 (+0.76 to +3.24)');
-    expect(verdictLabel({ verdict: 'too few pairs', n: 1 })).toBe('too few pairs');
+    expect(verdictLabel({ verdict: 'too few pairs', n: 1, margin: 0.01 })).toBe('too few pairs');
+    expect(verdictLabel({ verdict: 'equivalent', n: 10, margin: 0.01 })).toBe('equivalent within ±1 point');
     expect(differenceCell({ n: 1, mean: -0.004, low: NaN, high: NaN })).toBe('−0.40');
     expect(points(null)).toBe('–');
-    const fig = pairedIntervalsFigure(cmp, { title: 't' });
-    expect(fig.data[1].x).toEqual([cmp[0].mean * 100, cmp[1].mean * 100]);
-    expect((fig.data[0].x as number[]).length).toBe(10);
   });
 });
 
 describe('recipes against the target', () => {
-  const machine = { machine: { cpu: 'x', cores: 2, flags: [], memoryGiB: 8 } };
+  const batch = (cores: number): Provenance => ({
+    suite: 'paired',
+    batches: [{ runs: ['best-a', 'best-b', 'dynamic-s0'], commit: 'c', machine: { cpu: 'x', cores, flags: [], memoryGiB: 8 }, backend: 'tf', recordedAt: '', firstEpochAt: null, lastEpochAt: null, runSeconds: 0, command: '', note: '' }],
+  });
+  const machine = batch(2);
   /** Three epochs of `run`: train 300 s, val 20 s, test 40 s each; epoch 2 first ran in session 1 and again in session 2. */
   const epochs = (run: string, val: number[], test: number[]): RecipeEpoch[] => [
     ...[1, 2, 3].flatMap((epoch) => [
@@ -178,7 +185,7 @@ describe('recipes against the target', () => {
     const slow = recipeRows(rows, all.map((e) => ({ ...e, wallSeconds: e.wallSeconds * 2 })), machine)[0];
     expect(slow).toMatchObject({ wallSeconds: 2160, meetsAccuracy: true, meetsTime: false, meetsTarget: false });
     // More cores than the target allows.
-    expect(recipeRows(rows, all, { machine: { ...machine.machine, cores: 16 } })[0]).toMatchObject({ meetsCores: false, meetsTarget: false });
+    expect(recipeRows(rows, all, batch(16))[0]).toMatchObject({ meetsCores: false, meetsTarget: false });
     const html = htmlTable([a, b], { columns: recipeColumns(RECIPE_TARGET) });
     expect(html).toContain('≥ 87% test');
     expect(html).toContain('18.0 min (15.0 min)');
@@ -198,6 +205,25 @@ describe('recipes against the target', () => {
     expect(chooseOnValidation(recipeRows(partial, all, machine)).find((r) => r.chosen)?.name).toBe('best-a');
     expect(chooseOnValidation([]).length).toBe(0);
     expect(htmlTable(chosen, { columns: recipeColumns(RECIPE_TARGET) })).toContain('chosen on val');
+  });
+
+  it('chooses a candidate on its MEAN validation accuracy over seeds, and only when all its seeds finished', () => {
+    // A's best seed has the highest validation accuracy (0.90), but B's mean is higher (0.88 against 0.873).
+    const valA = [0.9, 0.86, 0.86];
+    const valB = [0.88, 0.88, 0.88];
+    const rowsOf = (arm: string, vals: number[]) =>
+      vals.map((v, seed) => ({ ...recordedRows({ [arm]: [0.85] })[0], name: `${arm}-s${seed}`, seed, selected_test_acc: arm === 'best-a' ? 0.86 + seed / 100 : 0.85 }));
+    const rows = [...rowsOf('best-a', valA), ...rowsOf('best-b', valB)];
+    const all = [...valA.map((v, k) => epochs(`best-a-s${k}`, [0.8, v, 0.8], [0.85, 0.86 + k / 100, 0.85])), ...valB.map((v, k) => epochs(`best-b-s${k}`, [0.8, v, 0.8], [0.85, 0.85, 0.85]))].flat();
+    const candidates = recipeCandidates(recipeRows(rows, all, machine));
+    expect(candidates.map((c) => [c.arm, c.seeds, c.chosen])).toEqual([['best-a', [0, 1, 2], false], ['best-b', [0, 1, 2], true]]);
+    expect(candidates[0].valAccuracy).toBeCloseTo(0.8733, 4);
+    expect(candidates[0].testAccuracy).toBeCloseTo(0.87, 10);
+    expect(candidates[0].testSd).toBeCloseTo(0.01, 10);
+    expect(chooseOnValidation(recipeRows(rows, all, machine)).filter((r) => r.chosen).map((r) => r.name)).toEqual(['best-b-s0', 'best-b-s1', 'best-b-s2']);
+    // One seed of B unfinished: B cannot be chosen, A is.
+    const partial = rows.map((r) => (r.name === 'best-b-s2' ? { ...r, status: 'partial' } : r));
+    expect(recipeCandidates(recipeRows(partial, all, machine)).find((c) => c.chosen)?.arm).toBe('best-a');
   });
 
   it('meets nothing before the run has finished', () => {
@@ -291,33 +317,32 @@ describe('your runs', () => {
     const dir = path.join(root, 'lab');
     makeRun(dir, 'lab-dynamic-s0', [0.7, 0.8]);
     makeRun(dir, 'frozen-requires-grad', [0.6]);
-    makeRun(dir, 'frozen-all', [0.55]);
-    makeRun(dir, 'frozen-keep-bn', [0.65]);
+    makeRun(dir, 'frozen-eval', [0.55]);
+    makeRun(dir, 'fix-bn-only', [0.65]);
     makeRun(dir, trainConfig({ run: 'my-no-scale', responseScale: false }), [0.72, 0.79]);
-    writeTable(dir, { 'frozen-keep-bn': { status: 'partial', epochsDone: 1 } });
+    writeTable(dir, { 'fix-bn-only': { status: 'partial', epochsDone: 1 } });
     writeMeasurements(dir, parameterRows({ backend: 'test', cpus: 2, load1: 0, othersShare: null, time: new Date(0) }));
-    const ev = loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl'), recordedDir: path.join(dir, 'none') });
-    expect(ev.recorded).toBeUndefined();
+    const ev = loadEvidence(dir, { sweepFile: path.join(dir, 'none.jsonl') });
     expect(ev.sweep).toEqual([]);
     expect(ev.measurements.length).toBeGreaterThan(0);
     expect(typeof ev.experiments[0].parameters).toBe('number');
 
-    const base: Record<string, string> = { 'frozen-requires-grad': 'lab-dynamic-s0', 'frozen-all': 'frozen-requires-grad', 'frozen-keep-bn': 'frozen-requires-grad', 'frozen-adapter': 'frozen-all' };
+    const base: Record<string, string> = { 'frozen-requires-grad': 'lab-dynamic-s0', 'frozen-eval': 'frozen-requires-grad', 'fix-bn-only': 'frozen-requires-grad', 'fix-adapter': 'frozen-eval' };
     const names = ['lab-dynamic-s0', ...Object.keys(base)];
     const rows = labRunRows(ev.experiments, names, (n) => base[n]);
     expect(rows.map((r) => [r.name, r.bestTestAccuracy, r.base, r.vsBase === null ? null : Math.round(1e4 * r.vsBase) / 100])).toEqual([
       ['lab-dynamic-s0', 0.8, null, null],
       ['frozen-requires-grad', 0.6, 'lab-dynamic-s0', -20],
-      ['frozen-all', 0.55, 'frozen-requires-grad', -5],
-      ['frozen-keep-bn', 0.65, 'frozen-requires-grad', 5],
-      ['frozen-adapter', null, 'frozen-all', null], // not run: its base is named, no difference without its accuracy
+      ['frozen-eval', 0.55, 'frozen-requires-grad', -5],
+      ['fix-bn-only', 0.65, 'frozen-requires-grad', 5],
+      ['fix-adapter', null, 'frozen-eval', null], // not run: its base is named, no difference without its accuracy
     ]);
     expect(labRunRows(ev.experiments, ['lab-dynamic-s0', 'lab-static-s0'], 'lab-static-s0')[0].vsBase).toBeNull(); // static not run
 
     const gaps = runGaps(ev.experiments, names);
-    expect(gaps.missing).toEqual([{ name: 'frozen-adapter', status: 'not-started', detail: '' }]);
-    expect(gaps.unfinished).toEqual([{ name: 'frozen-keep-bn', status: 'partial', epochsDone: 1, epochs: 5 }]);
-    expect(gaps.command).toBe('npm run experiments -- --only frozen-adapter,frozen-keep-bn');
+    expect(gaps.missing).toEqual([{ name: 'fix-adapter', status: 'not-started', detail: '' }]);
+    expect(gaps.unfinished).toEqual([{ name: 'fix-bn-only', status: 'partial', epochsDone: 1, epochs: 5 }]);
+    expect(gaps.command).toBe('npm run experiments -- --only fix-adapter,fix-bn-only');
     expect(runGaps(ev.experiments, ['lab-dynamic-s0']).command).toBeNull();
     expect(runGaps([], ['x']).missing).toEqual([{ name: 'x', status: 'not in the table', detail: '' }]);
     expect(experimentsCommand(['a', 'b'])).toBe('npm run experiments -- --only a,b');
@@ -330,21 +355,21 @@ describe('your runs', () => {
     ]);
   });
 
-  it('reads the recorded suite and the sweep when they are there', () => {
+  it('reads the recorded suite (through the results table) and the sweep when they are there', () => {
     const dir = path.join(root, 'with-recorded');
-    const recordedDir = path.join(dir, 'recorded');
+    const recordedDir = path.join(dir, 'recorded', 'paired');
     fs.mkdirSync(recordedDir, { recursive: true });
     const rows = recordedRows({ dynamic: DYNAMIC, static: STATIC });
     fs.writeFileSync(path.join(recordedDir, 'experiments.parquet'),
       pl.DataFrame((Object.keys(RECORDED_SCHEMA) as (keyof RecordedRow)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], RECORDED_SCHEMA[k]))).writeParquet());
-    fs.writeFileSync(path.join(recordedDir, 'provenance.json'), JSON.stringify({ suite: 'paired', commit: 'c', machine: { cpu: 'x', cores: 2, flags: [], memoryGiB: 1 } }));
+    fs.writeFileSync(path.join(recordedDir, 'provenance.json'), JSON.stringify({ suite: 'paired', batches: [] }));
     const sweepFile = path.join(dir, 'sweep.jsonl');
     fs.writeFileSync(sweepFile, `${JSON.stringify({ config: { name: 'best40', epochs: 40, lr: 0.002 }, epochs_done: 40, best_test_accuracy: 0.8553, final_test_accuracy: 0.8538, seconds: 300 })}\n`);
-    const ev = loadEvidence(dir, { sweepFile, recordedDir });
+    const ev = loadEvidence(dir, { sweepFile });
     expect(ev.experiments).toEqual([]);
-    expect(ev.recorded!.rows.length).toBe(10);
-    expect(typeof ev.recorded!.rows[0].seed).toBe('number');
-    expect(comparisonRows(ev.recorded!.rows, [DYN_VS_STATIC])[0].verdict).toBe('better');
+    const t = loadResults({ recordedDir: path.join(dir, 'recorded'), resultsDir: dir });
+    expect(t.filter(pl.col('metric').eq(pl.lit('test_acc'))).height).toBe(10);
+    expect(compare(t, [DYN_VS_STATIC])[0].verdict).toBe('better');
     expect(readSweep(sweepFile)).toEqual([{ name: 'best40', config: { name: 'best40', epochs: 40, lr: 0.002 }, epochs: 40, bestTestAccuracy: 0.8553, finalTestAccuracy: 0.8538, seconds: 300, machine: '' }]);
     expect(sweepSettings(ev.sweep[0])).toEqual(['lr=0.002']);
   });

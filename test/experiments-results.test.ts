@@ -39,15 +39,15 @@ describe('lab results', () => {
     makeRun(results, trainConfig({ run: 'dyn-s1', variant: 'dynamic', seed: 1 }), [0.72, 0.78]);
     makeRun(results, trainConfig({ run: 'sta-s0', variant: 'static', seed: 0 }), [0.6, 0.7]);
     makeRun(results, trainConfig({ run: 'sta-s1', variant: 'static', seed: 1 }), [0.62, 0.66]);
-    makeRun(results, findExperiment('frozen-all').config, [0.4]);
+    makeRun(results, findExperiment('frozen-eval').config, [0.4]);
     makeRun(results, trainConfig({ run: 'broken', variant: 'dynamic' }), [0.5]);
     const part = path.join(results, 'runs', 'broken', 'metrics', fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0]);
     fs.writeFileSync(part, 'not parquet');
 
     const loaded = loadLabResults({ resultsDir: results });
-    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen-all', 'sta-s0', 'sta-s1']);
+    expect(loaded.runs.map((r) => r.name)).toEqual(['broken', 'dyn-s0', 'dyn-s1', 'frozen-eval', 'sta-s0', 'sta-s1']);
     expect(loaded.runs.find((r) => r.name === 'broken')!.problem).toMatch(/cannot read metrics part/);
-    expect(loaded.runs.find((r) => r.name === 'frozen-all')!.changes).toEqual(['freeze=all']);
+    expect(loaded.runs.find((r) => r.name === 'frozen-eval')!.changes).toEqual(['freeze=all']);
     expect(labRecipeRuns(loaded).runs.map((r) => r.name)).toEqual(['dyn-s0', 'dyn-s1', 'sta-s0', 'sta-s1']);
   });
 

@@ -57,9 +57,9 @@ describe('the experiment table', () => {
     // Its freezing runs: both semantics of "frozen" and two fixes, on the dynamic net with the lab's recipe otherwise.
     const freeze = Object.fromEntries(LAB_EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]));
     expect(freeze['frozen-requires-grad']).toMatchObject({ freeze: 'requires-grad', adapter: false });
-    expect(freeze['frozen-all']).toMatchObject({ freeze: 'all', upsample: 1, adapter: false });
-    expect(freeze['frozen-keep-bn']).toMatchObject({ freeze: 'keep-bn' });
-    expect(freeze['frozen-adapter']).toMatchObject({ freeze: 'all', adapter: true });
+    expect(freeze['frozen-eval']).toMatchObject({ freeze: 'all', upsample: 1, adapter: false });
+    expect(freeze['fix-bn-only']).toMatchObject({ freeze: 'keep-bn' });
+    expect(freeze['fix-adapter']).toMatchObject({ freeze: 'all', adapter: true });
     for (const c of Object.values(freeze)) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
     // The paired suite's controls, one factor each.
     const arm = (name: ArmName) => findExperiment(`${name}-s0`, PAIRED_EXPERIMENTS).config;

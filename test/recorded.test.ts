@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/data/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments/experiments';
 import { PATHS } from '../lib/config';
-import { armsBySeed, readRecorded, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
+import { armsBySeed, readRecorded, readRecordedEpochs, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
 import { trainConfig } from '../lib/train/train-config';
 import { chooseOnValidation, readRecordedRecipes } from '../lib/experiments/recipe';
 
@@ -73,13 +73,34 @@ describe('recordSuite', () => {
     expect(done.selected_epoch === 1 || done.selected_epoch === 2).toBe(true);
     expect(done.best_val_acc).toBeGreaterThan(0);
     expect(done.train_images_per_s).toBeGreaterThan(0);
-    expect(back.provenance).toMatchObject({ suite: 'paired', commit: 'abc', command: 'test' });
-    expect(back.provenance.backend).toMatch(/TensorFlow/);
-    expect(back.provenance.machine.cores).toBeGreaterThan(0);
+    expect(back.provenance.suite).toBe('paired');
+    expect(back.provenance.batches).toHaveLength(1);
+    expect(back.provenance.batches[0]).toMatchObject({ runs: ['dynamic-s0', 'static-s0'], commit: 'abc', command: 'test' });
+    expect(back.provenance.batches[0].backend).toMatch(/TensorFlow/);
+    expect(back.provenance.batches[0].machine.cores).toBeGreaterThan(0);
     expect(Object.keys(JSON.parse(fs.readFileSync(path.join(out, 'configs.json'), 'utf8')))).toEqual(['dynamic-s0', 'static-s0']);
     const arms = armsBySeed(back.rows);
     expect([...arms.keys()].sort()).toEqual(['dynamic', 'static']);
     expect(arms.get('dynamic')!.get(0)).toBe(done.selected_test_acc);
+
+    // Later, elsewhere: dynamic-s1 trained into another runs folder is merged in as a second batch;
+    // the first two runs keep their rows, epochs, confusion matrices and batch.
+    const later = path.join(dir, 'later-runs');
+    await runExperiments({ experiments: [experiments[2]], runsDir: later, data });
+    const merged = recordSuite('paired', { runsDir: later, outDir: out, experiments, command: 'later', commit: 'def' });
+    expect(merged.recorded).toEqual(['dynamic-s1']);
+    expect(merged.rows.map((r) => [r.name, r.status])).toEqual([['dynamic-s0', 'done'], ['static-s0', 'done'], ['dynamic-s1', 'done']]);
+    expect(merged.rows[0]).toEqual(back.rows[0]);
+    expect(merged.provenance.batches.map((b) => [b.commit, b.runs])).toEqual([['abc', ['dynamic-s0', 'static-s0']], ['def', ['dynamic-s1']]]);
+    const runsWithEpochs = new Set(readRecordedEpochs('paired', out).map((e) => e.run));
+    expect([...runsWithEpochs].sort()).toEqual(['dynamic-s0', 'dynamic-s1', 'static-s0']);
+    expect(Object.keys(JSON.parse(fs.readFileSync(path.join(out, 'configs.json'), 'utf8'))).sort()).toEqual(['dynamic-s0', 'dynamic-s1', 'static-s0']);
+    const allConfusions = await recordConfusions('paired', { runsDir: later, outDir: out, experiments, runs: merged.recorded });
+    expect(new Set(allConfusions.map((c) => c.run))).toEqual(new Set(['dynamic-s0', 'static-s0', 'dynamic-s1']));
+    expect(allConfusions).toHaveLength(300);
+    // Recording a run again replaces its record and moves it to the new batch.
+    const again = recordSuite('paired', { runsDir, outDir: out, experiments: experiments.slice(0, 1), command: 'again', commit: 'ghi' });
+    expect(again.provenance.batches.map((b) => [b.commit, b.runs])).toEqual([['abc', ['static-s0']], ['def', ['dynamic-s1']], ['ghi', ['dynamic-s0']]]);
   });
 
   it('says what to do when a suite was never recorded', () => {

@@ -1,7 +1,7 @@
 // Paired statistics: t quantiles against published values, the sign-flip test by hand, and the
 // verdict logic on synthetic runs (including one where the sign of the difference flips).
 import { describe, expect, it } from 'vitest';
-import { pairedComparison, signFlipPValue, studentTCdf, studentTQuantile, verdictOf } from '../lib/experiments/stats';
+import { pairedComparison, signFlipPValue, studentTCdf, studentTQuantile, verdictOf, verdictPhrase } from '../lib/experiments/stats';
 
 const bySeed = (values: number[]) => new Map(values.map((v, seed) => [seed, v]));
 
@@ -54,7 +54,7 @@ describe('paired comparison and verdicts', () => {
     expect(pairedComparison(b, a).verdict).toBe('worse');
   });
 
-  it('finds no detectable difference when the sign flips between seeds', () => {
+  it('is inconclusive when the sign flips between seeds', () => {
     // Same mean gain as above, but two seeds go the other way: the interval straddles 0.
     const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73]);
     const b = bySeed([0.76, 0.71, 0.77, 0.68, 0.78]);
@@ -64,7 +64,9 @@ describe('paired comparison and verdicts', () => {
     expect(c.losses).toBe(2);
     expect(c.low).toBeLessThan(0);
     expect(c.high).toBeGreaterThan(0);
-    expect(c.verdict).toBe('no detectable difference');
+    expect(c.verdict).toBe('inconclusive');
+    // The same differences against a margin wider than their 90 % interval: equivalent.
+    expect(pairedComparison(a, b, { margin: 0.2 }).verdict).toBe('equivalent');
   });
 
   it('pairs by seed, ignoring seeds only one arm has', () => {
@@ -77,7 +79,28 @@ describe('paired comparison and verdicts', () => {
 
   it('refuses a verdict from fewer than two pairs', () => {
     expect(pairedComparison(bySeed([0.5]), bySeed([0.9])).verdict).toBe('too few pairs');
-    expect(verdictOf(1, NaN, NaN)).toBe('too few pairs');
-    expect(verdictOf(5, -0.01, 0.02)).toBe('no detectable difference');
+    const iv = (low: number, high: number, low90: number, high90: number) => ({ low, high, low90, high90 });
+    expect(verdictOf(1, iv(NaN, NaN, NaN, NaN), 0.01)).toBe('too few pairs');
+    expect(verdictOf(5, iv(-0.01, 0.02, -0.008, 0.018), 0.01)).toBe('inconclusive');
+    expect(verdictOf(5, iv(-0.01, 0.02, -0.008, 0.009), 0.01)).toBe('equivalent');
+  });
+
+  it('calls a difference whose 95 % interval excludes 0 but whose 90 % interval lies inside the margin equivalent, with its direction', () => {
+    // b is ahead by 0.3–0.5 points on every seed: real (the 95 % interval is above 0) and smaller than the ±1-point margin.
+    const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73, 0.70, 0.71, 0.72, 0.70, 0.71]);
+    const b = bySeed([0.704, 0.724, 0.713, 0.695, 0.733, 0.704, 0.714, 0.723, 0.705, 0.713]);
+    const c = pairedComparison(a, b, { margin: 0.01 });
+    expect(c.low).toBeGreaterThan(0);
+    expect(c.high90).toBeLessThan(0.01);
+    expect(c.verdict).toBe('equivalent');
+    expect(c.direction).toBe('higher');
+    expect(verdictPhrase(c)).toBe('equivalent within ±1 point');
+    // Without a margin the same numbers say better; with the roles swapped, lower.
+    expect(pairedComparison(a, b).verdict).toBe('better');
+    expect(pairedComparison(b, a, { margin: 0.01 }).direction).toBe('lower');
+    // Shifted by two points it is no longer inside the margin: better.
+    const far = bySeed([...b.values()].map((x) => x + 0.02));
+    expect(pairedComparison(a, far, { margin: 0.01 }).verdict).toBe('better');
+    expect(verdictPhrase({ verdict: 'inconclusive', n: 10, margin: 0.01 })).toBe('inconclusive at n = 10');
   });
 });

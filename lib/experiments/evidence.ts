@@ -6,8 +6,8 @@
  *  - your runs: the lab suite that `npm start` trains (LAB_EXPERIMENTS, seed 0, best epoch on
  *    TEST accuracy as the lab states it), from results/experiments.parquet and results/runs; one
  *    run per setting, so a difference between two of them is a number, never a verdict;
- *  - the recorded paired suite (results/recorded/paired, lib/experiments/recorded): every arm with
- *    PAIRED_SEEDS, epoch chosen on the validation split (lib/experiments/comparisons).
+ *  - the recorded suites (results/recorded/): read through the results table (lib/experiments/table)
+ *    and the findings (lib/experiments/findings), not here.
  *
  * Besides: the step-time measurements (lib/experiments/measurements, lib/experiments/costs) and
  * the PyTorch recipe sweep on a GPU (python/recipe_sweep_results.jsonl), which selected on TEST
@@ -19,7 +19,6 @@ import { PATHS } from '../config';
 import { DIVERGED_FILE, type ExperimentState, type LabRunName } from './experiments';
 import { type ExperimentRow, EXPERIMENTS_FILE, readExperimentTable } from './experiment-table';
 import { type MeasurementRow, MEASUREMENTS_FILE, readMeasurements } from './measurements';
-import { type Provenance, readRecorded, type RecordedRow } from './recorded';
 import type { LabResults, RunResult } from './results';
 
 /** One configuration of python/recipe_sweep.py (PyTorch, GPU; best epoch on TEST accuracy). */
@@ -33,12 +32,6 @@ export interface SweepRow {
   machine: string;
 }
 
-/** A recorded suite read back (lib/experiments/recorded readRecorded), seeds as numbers. */
-export interface Recorded {
-  rows: RecordedRow[];
-  provenance: Provenance;
-}
-
 /** Everything the answers read besides the runs. Missing files give empty lists (and no `recorded`). */
 export interface Evidence {
   /** results/experiments.parquet: one row per experiment of the lab suite (your runs). */
@@ -47,12 +40,9 @@ export interface Evidence {
   measurements: MeasurementRow[];
   /** python/recipe_sweep_results.jsonl (a GPU sweep selected on test: motivation, not a result). */
   sweep: SweepRow[];
-  /** results/recorded/paired: the multi-seed paired suite, when the checkout has it. */
-  recorded?: Recorded;
 }
 
 export const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
-export const RECORDED_PAIRED_DIR = path.join(PATHS.recorded, 'paired');
 
 /** Reads the recipe sweep's JSON lines ([] when the file is absent). */
 export function readSweep(file: string = SWEEP_FILE): SweepRow[] {
@@ -77,11 +67,8 @@ export function sweepSettings(row: SweepRow): string[] {
   return Object.entries(row.config).filter(([k]) => k !== 'name' && k !== 'epochs').map(([k, v]) => `${k}=${String(v)}`);
 }
 
-/**
- * Reads experiments.parquet and measurements.parquet of `resultsDir`, the sweep, and the recorded
- * paired suite (`recordedDir`, default results/recorded/paired) when its experiments.parquet exists.
- */
-export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFile?: string; recordedDir?: string } = {}): Evidence {
+/** Reads experiments.parquet and measurements.parquet of `resultsDir`, and the sweep. */
+export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFile?: string } = {}): Evidence {
   const experimentsFile = path.join(resultsDir, EXPERIMENTS_FILE);
   const measurementsFile = path.join(resultsDir, MEASUREMENTS_FILE);
   const experiments = fs.existsSync(experimentsFile) ? readExperimentTable(experimentsFile) : [];
@@ -92,14 +79,7 @@ export function loadEvidence(resultsDir: string = PATHS.results, opts: { sweepFi
     r.trainableParameters = Number(r.trainableParameters);
     r.seed = Number(r.seed);
   }
-  const recordedDir = opts.recordedDir ?? RECORDED_PAIRED_DIR;
-  const evidence: Evidence = { experiments, measurements, sweep: readSweep(opts.sweepFile) };
-  if (fs.existsSync(path.join(recordedDir, 'experiments.parquet'))) {
-    const recorded = readRecorded('paired', recordedDir);
-    for (const r of recorded.rows) r.seed = Number(r.seed);
-    evidence.recorded = recorded;
-  }
-  return evidence;
+  return { experiments, measurements, sweep: readSweep(opts.sweepFile) };
 }
 
 // ---- your runs --------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
  *
  *   lab suite (LAB_EXPERIMENTS; what npm start trains, results/runs): one run per question, the
  *     lab's recipe with seed 0, best epoch on TEST accuracy as the lab states it —
- *     lab-dynamic-s0, lab-static-s0, frozen-requires-grad (the lab's freeze), frozen-all (a
- *     fixed-function freeze), frozen-keep-bn and frozen-adapter (two fixes).
+ *     lab-dynamic-s0, lab-static-s0, frozen-requires-grad (the lab's freeze), frozen-eval (a
+ *     fixed-function freeze), fix-bn-only and fix-adapter (two fixes): the names of the paired
+ *     suite's arms with the same settings (one name per setting).
  *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
  *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
  *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
@@ -23,7 +24,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ARCHITECTURE_KEYS, describeArchitectureField, type Architecture } from '../model/index';
 import { writeFileAtomic } from '../formats/index';
-import { configDifferences, DivergedError, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train, trainConfig, type TrainConfig, type TrainEvent, type TrainOptions, type TrainResult, validateConfig } from '../train/index';
+import {
+  configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
+  trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
+  type TrainResult,
+} from '../train/index';
 import { isQuick, PATHS } from '../config';
 import { runOutcomes } from './summary';
 
@@ -98,12 +103,13 @@ function experiment<N extends string, A extends string = N>(
  * multi-seed statistics come from the paired suite below.
  */
 const LAB_TABLE = [
-  experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }),
-  experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }),
+  experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }, 1, 'lab-dynamic'),
+  experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }, 1, 'lab-static'),
+  // The freeze runs carry the names of the paired suite's arms that change the same setting.
   experiment('frozen-requires-grad', 'freeze', "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode", { freeze: 'requires-grad' }, 0.45),
-  experiment('frozen-all', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
-  experiment('frozen-keep-bn', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
-  experiment('frozen-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
+  experiment('frozen-eval', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
+  experiment('fix-bn-only', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
+  experiment('fix-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
 ] as const;
 
 /** The lab suite's run names, typed from its table: notebooks and answers name runs through this. */
@@ -210,16 +216,27 @@ export interface ArmComparison<A extends string = string> {
   group: ExperimentGroup;
   /** What the difference isolates, in a few words. */
   isolates: string;
+  /** The equivalence margin (accuracy, a fraction; default EQUIVALENCE_MARGIN). */
+  margin?: number;
 }
 
 /**
- * The fixes of the paired suite, each with its control: the frozen arm it differs from in the fix
- * alone (the other frozen arm is compared too).
+ * What each freeze arm tests: a possible cause of the frozen backbone's loss, as the arm that
+ * removes it and the control it differs from in that alone. The freeze answer says which causes
+ * the data supports from these comparisons' verdicts.
  */
-export const PAIRED_FIXES: readonly { arm: ArmName; control: Extract<ArmName, 'frozen-eval' | 'frozen-requires-grad'>; how: string }[] = [
-  { arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: "inputs normalised as BatchNorm's ImageNet statistics expect" },
+export const FREEZE_CAUSES: readonly { cause: string; arm: ArmName; control: ArmName; how: string }[] = [
+  { cause: 'BatchNorm statistics', arm: 'frozen-eval', control: 'frozen-requires-grad', how: "BatchNorm in evaluation mode on ImageNet's statistics instead of CIFAR-10 batch statistics" },
+  { cause: 'input statistics', arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: 'inputs normalised with the ImageNet mean and std the backbone was trained on' },
+  { cause: 'object scale', arm: 'frozen-eval-up2', control: 'frozen-eval', how: 'input upsampled ×2, so objects are nearer the size the backbone learned' },
+  { cause: 'features not adapted to CIFAR-10', arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
+];
+
+/** The fixes of a frozen backbone, each with its control: the frozen arm it differs from in the fix alone. */
+export const PAIRED_FIXES: readonly { arm: ArmName; control: ArmName; how: string }[] = [
   { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
-  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained (the stem stays frozen)" },
+  { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
+  { arm: 'fix-adapter', control: 'frozen-eval', how: 'a trainable residual 3×3 conv + BN + ReLU after the fixed backbone' },
 ];
 
 /** Every comparison the answers, the report and the README quote from the paired suite: the one list of them. */
@@ -227,15 +244,16 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
   { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
   { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
   { group: 'compare', a: 'static', b: 'static-l2', isolates: 'the L2 normalisation alone' },
+  { group: 'protocol', a: 'lab-static', b: 'lab-dynamic', isolates: "the lab's comparison under the lab's protocol (50k images, best epoch on test)" },
+  { group: 'protocol', a: 'dynamic', b: 'lab-dynamic', isolates: "the protocol, dynamic net: the lab's (50k, test-selected) against 45k, validation-selected" },
+  { group: 'protocol', a: 'static', b: 'lab-static', isolates: "the protocol, static net: the lab's (50k, test-selected) against 45k, validation-selected" },
   { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
   { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
+  ...FREEZE_CAUSES.map((c) => ({ group: 'freeze' as const, a: c.control, b: c.arm, isolates: `the ${c.cause} cause: ${c.how}` })),
+  ...PAIRED_FIXES.filter((f) => !FREEZE_CAUSES.some((c) => c.arm === f.arm && c.control === f.control)).map((f) => ({
+    group: 'freeze' as const, a: f.control, b: f.arm, isolates: `the fix alone: ${f.how}`,
+  })),
   ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic' as const, b: f.arm, isolates: 'the fix against training everything' })),
-  { group: 'freeze', a: 'frozen-requires-grad', b: 'frozen-eval', isolates: 'BatchNorm in evaluation mode on ImageNet statistics instead of training mode' },
-  ...PAIRED_FIXES.flatMap((f) =>
-    (['frozen-eval', 'frozen-requires-grad'] as const).map((a) => ({
-      group: 'freeze' as const, a, b: f.arm, isolates: a === f.control ? `the fix alone: ${f.how}` : 'the fix against the other freeze',
-    })),
-  ),
   { group: 'init', a: 'dynamic', b: 'dynamic-folded', isolates: 'initialisation: the BN-folded pretrained file instead of the unfolded torchvision one' },
   { group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'without the L2 normalisation of the generated filters' },
   { group: 'ablation', a: 'dynamic', b: 'ablate-no-scale', isolates: 'response maps not divided by √64' },
@@ -419,10 +437,16 @@ export type ExperimentEvent =
 
 export interface ExperimentOutcome {
   name: string;
-  /** trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with `error`. */
-  result: 'trained' | 'skipped' | 'diverged' | 'failed';
+  /**
+   * trained: ran its remaining epochs; skipped: nothing to do; diverged / failed: stopped with
+   * `error`; interrupted: SIGINT or SIGTERM (`signal`) stopped it at a step (`error`: the line
+   * saying where and what is saved), or came before it began (no `error`): it keeps what it saved
+   * and resumes on the next run. It is the last outcome: the experiments after it did not start.
+   */
+  result: 'trained' | 'skipped' | 'diverged' | 'failed' | 'interrupted';
   status: ExperimentStatus;
   error?: string;
+  signal?: NodeJS.Signals;
   train?: TrainResult;
 }
 
@@ -443,10 +467,35 @@ export interface RunExperimentsOptions {
 }
 
 /**
+ * SIGINT / SIGTERM while the runner runs: the first one is kept, and no experiment starts after
+ * it. The run in progress stops at its next step through lib/train's own listener
+ * (TrainingInterrupted). Listening starts after a macrotask, as lib/train's does (tslab's
+ * breakOnSigint window, lib/train/interrupt).
+ */
+class StopRequest {
+  signal?: NodeJS.Signals;
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.signal ??= signal;
+  };
+
+  static async listen(): Promise<StopRequest> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const stop = new StopRequest();
+    for (const s of INTERRUPT_SIGNALS) process.on(s, stop.onSignal);
+    return stop;
+  }
+
+  dispose(): void {
+    for (const s of INTERRUPT_SIGNALS) process.off(s, this.onSignal);
+  }
+}
+
+/**
  * Runs the selected experiments one after the other. Refuses to start — training nothing — when
  * a run exists with another config or cannot be read, naming every problem. A run that diverges
  * is recorded (diverged.json in its folder) and the others go on; any other failure also lets
- * the others go on and is reported in the outcomes.
+ * the others go on and is reported in the outcomes. SIGINT or SIGTERM stops the run in progress
+ * at its next step, saved epochs kept (outcome 'interrupted', not 'failed'), and starts no other.
  */
 export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<ExperimentOutcome[]> {
   const table = (opts.experiments ?? EXPERIMENTS).map((e) => (opts.quick ? quickExperiment(e) : e));
@@ -463,10 +512,28 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
         '\nMove or delete those run folders (or rename the experiment in lib/experiments/experiments.ts) and rerun.',
     );
   }
+  const stop = await StopRequest.listen();
+  try {
+    return await runInOrder(selected, runsDir, stop, opts, emit);
+  } finally {
+    stop.dispose();
+  }
+}
+
+async function runInOrder(
+  selected: readonly Experiment[], runsDir: string, stop: StopRequest, opts: RunExperimentsOptions,
+  emit: (event: ExperimentEvent) => void,
+): Promise<ExperimentOutcome[]> {
   const outcomes: ExperimentOutcome[] = [];
   for (const [i, e] of selected.entries()) {
     const index = i + 1;
     const status = experimentStatus(e, runsDir); // again: an earlier experiment may have taken long
+    if (stop.signal) {
+      const outcome: ExperimentOutcome = { name: e.name, result: 'interrupted', status, signal: stop.signal };
+      outcomes.push(outcome);
+      emit({ type: 'end', experiment: e, outcome });
+      break;
+    }
     const skip = status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
     if (skip) {
       emit({ type: 'skip', experiment: e, index, total: selected.length, status });
@@ -476,20 +543,30 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
       continue;
     }
     emit({ type: 'begin', experiment: e, index, total: selected.length, status });
+    const hasLast = fs.existsSync(new RunDir(runsDir, e.name).checkpoint('last'));
     let outcome: ExperimentOutcome;
     try {
       const result = await train(e.config, {
         runsDir,
-        // Unfinished runs continue where they stopped: the planned epochs run back to back.
-        resume: status.epochsDone > 0 ? 'last' : undefined,
+        // Unfinished runs continue where they stopped: the planned epochs run back to back. A
+        // process killed between the first epoch's two checkpoints left `best` alone: from there.
+        resume: status.epochsDone > 0 ? (hasLast ? 'last' : 'best') : undefined,
         data: opts.data,
-        onProgress: (event) => emit({ type: 'train', experiment: e, event }),
+        onProgress: (event) => {
+          // A signal that came before train() listened (from its first macrotask on) is sent
+          // again: the run stops at its first step.
+          if (event.type === 'start' && stop.signal) process.kill(process.pid, stop.signal);
+          emit({ type: 'train', experiment: e, event });
+        },
       });
       fs.rmSync(path.join(runsDir, e.name, DIVERGED_FILE), { force: true });
       outcome = { name: e.name, result: 'trained', status: experimentStatus(e, runsDir), train: result };
     } catch (err) {
       const message = (err as Error).message;
-      if (err instanceof DivergedError) {
+      if (err instanceof TrainingInterrupted) {
+        const status = experimentStatus(e, runsDir);
+        outcome = { name: e.name, result: 'interrupted', status, error: message, signal: stop.signal };
+      } else if (err instanceof DivergedError) {
         const done = experimentStatus(e, runsDir).epochsDone;
         const record: DivergedRecord = { message, epochsDone: done, config: e.config, time: new Date().toISOString() };
         writeFileAtomic(path.join(runsDir, e.name, DIVERGED_FILE), `${JSON.stringify(record, null, 2)}\n`);
@@ -500,8 +577,19 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
     }
     outcomes.push(outcome);
     emit({ type: 'end', experiment: e, outcome });
+    if (outcome.result === 'interrupted') break;
   }
   return outcomes;
+}
+
+/**
+ * The experiment at 0-based `index` of `list`: the order `--list` prints, and a Slurm array
+ * task's SLURM_ARRAY_TASK_ID. Out of range is an error naming the range.
+ */
+export function experimentAt<E extends Experiment>(list: readonly E[], index: number, what = 'the list'): E {
+  if (Number.isInteger(index) && index >= 0 && index < list.length) return list[index];
+  const range = list.length ? `indices 0–${list.length - 1}` : 'no index is valid';
+  throw new Error(`index ${index} is out of range: ${what} has ${list.length} experiment(s), ${range}`);
 }
 
 // ---- descriptions -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
 import type { Suite } from './experiments';
-import { readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
+import { batchOf, readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
 
 export const RECIPE_TARGET = { testAccuracy: 0.87, seconds: 20 * 60, cores: 2 } as const;
 export type RecipeTarget = { testAccuracy: number; seconds: number; cores: number };
@@ -26,6 +26,8 @@ export interface RecipeEpoch {
 
 export interface RecipeRow {
   name: string;
+  /** The candidate (a recipe's runs differ in their seed only). */
+  arm: string;
   settings: string;
   seed: number;
   status: string;
@@ -58,7 +60,7 @@ export interface RecipeRow {
  * One row per recipe of `rows` (group 'recipe'), from its recorded epochs. A run resumed in
  * several sessions counts each (epoch, split) once: its last session's pass.
  */
-export function recipeRows(rows: readonly RecordedRow[], epochs: readonly RecipeEpoch[], provenance: Pick<Provenance, 'machine'>, target: RecipeTarget = RECIPE_TARGET): RecipeRow[] {
+export function recipeRows(rows: readonly RecordedRow[], epochs: readonly RecipeEpoch[], provenance: Provenance, target: RecipeTarget = RECIPE_TARGET): RecipeRow[] {
   return rows
     .filter((r) => r.group === 'recipe')
     .map((r) => {
@@ -74,12 +76,12 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
       const val = r.selected_epoch === null ? undefined : mine.find((e) => e.split === 'val' && e.epoch === r.selected_epoch);
       const testAccuracy = r.status === 'done' ? r.selected_test_acc : null;
       const wallSeconds = sum(mine);
-      const cores = provenance.machine.cores;
+      const cores = batchOf(provenance, r.name)?.machine.cores ?? NaN;
       const meetsAccuracy = testAccuracy !== null && testAccuracy >= target.testAccuracy;
       const meetsTime = wallSeconds !== null && r.status === 'done' && wallSeconds <= target.seconds;
       const meetsCores = cores <= target.cores;
       return {
-        name: r.name, settings: r.settings, seed: Number(r.seed), status: r.status, epochs: r.epochs, epochsDone: r.epochs_done, selectBy: r.select_by,
+        name: r.name, arm: r.arm, settings: r.settings, seed: Number(r.seed), status: r.status, epochs: r.epochs, epochsDone: r.epochs_done, selectBy: r.select_by,
         selectedEpoch: r.selected_epoch, valAccuracy: val ? val.accuracy : r.best_val_acc, testAccuracy, finalTestAccuracy: r.final_test_acc,
         trainSeconds: sum(mine.filter((e) => e.split === 'train')), wallSeconds, cores,
         meetsAccuracy, meetsTime, meetsCores, meetsTarget: meetsAccuracy && meetsTime && meetsCores, chosen: false,
@@ -87,16 +89,48 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
     });
 }
 
+/** A recipe candidate over its seeds: means of its runs' numbers at their selected epochs. */
+export interface RecipeCandidate {
+  arm: string;
+  seeds: number[];
+  /** All its runs finished (only such a candidate can be chosen). */
+  done: boolean;
+  valAccuracy: number;
+  testAccuracy: number;
+  /** Sample sd of the test accuracy over seeds (0 for one seed). */
+  testSd: number;
+  wallSeconds: number;
+  meetsTarget: boolean;
+  chosen: boolean;
+}
+
 /**
- * The recipe among `rows` (recipeRows of one or more recorded suites) chosen on validation: the
- * finished one with the highest validation accuracy at its selected epoch; its test accuracy is
- * the recipe's number, read once. Returns the rows with `chosen` set on that one (none when no
- * row is finished). Ties keep the first row.
+ * The candidates of `rows` (recipeRows of one or more recorded suites, grouped by arm), and the one
+ * chosen on validation: the finished candidate with the highest MEAN validation accuracy over its
+ * seeds; its mean test accuracy is the recipe's number, read once. Ties keep the first candidate.
  */
+export function recipeCandidates(rows: readonly RecipeRow[], target: RecipeTarget = RECIPE_TARGET): RecipeCandidate[] {
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  const arms = [...new Set(rows.map((r) => r.arm))];
+  const candidates = arms.map((arm) => {
+    const runs = rows.filter((r) => r.arm === arm);
+    const done = runs.every((r) => r.status === 'done' && r.valAccuracy !== null && r.testAccuracy !== null);
+    const test = runs.map((r) => r.testAccuracy ?? NaN);
+    const testAccuracy = mean(test);
+    const testSd = test.length > 1 ? Math.sqrt(test.reduce((a, x) => a + (x - testAccuracy) ** 2, 0) / (test.length - 1)) : 0;
+    const wallSeconds = mean(runs.map((r) => r.wallSeconds ?? NaN));
+    const meetsTarget = done && testAccuracy >= target.testAccuracy && wallSeconds <= target.seconds && runs.every((r) => r.meetsCores);
+    return { arm, seeds: runs.map((r) => r.seed), done, valAccuracy: mean(runs.map((r) => r.valAccuracy ?? NaN)), testAccuracy, testSd, wallSeconds, meetsTarget, chosen: false };
+  });
+  let best: RecipeCandidate | undefined;
+  for (const c of candidates) if (c.done && (best === undefined || c.valAccuracy > best.valAccuracy)) best = c;
+  return candidates.map((c) => ({ ...c, chosen: c === best }));
+}
+
+/** `rows` with `chosen` set on every run of the candidate recipeCandidates chooses (none when no candidate is finished). */
 export function chooseOnValidation(rows: readonly RecipeRow[]): RecipeRow[] {
-  let best: RecipeRow | undefined;
-  for (const r of rows) if (r.status === 'done' && r.valAccuracy !== null && (best === undefined || r.valAccuracy > best.valAccuracy!)) best = r;
-  return rows.map((r) => ({ ...r, chosen: r === best }));
+  const chosen = recipeCandidates(rows).find((c) => c.chosen)?.arm;
+  return rows.map((r) => ({ ...r, chosen: r.arm === chosen }));
 }
 
 /** The recorded suites that hold recipe candidates: best-dynamic in paired, the later candidates in recipe. */

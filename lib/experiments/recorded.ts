@@ -5,12 +5,17 @@
  *   experiments.parquet  one row per experiment of the suite (RECORDED_SCHEMA, snake_case)
  *   epochs.parquet       every run's per-epoch metrics (lib/train/metrics' epoch rows)
  *   configs.json         { run name: its TrainConfig }
- *   provenance.json      commit, machine, TensorFlow, date, command, wall time (Provenance)
+ *   provenance.json      { suite, batches }: one batch per `--record` that added runs — its runs,
+ *                        commit, machine, TensorFlow, dates, command, wall time (Provenance)
  *   confusion.parquet    each finished run's test confusion matrix at its selected (best) checkpoint,
  *                        long form: run, arm, seed, true, predicted, count (recordConfusions)
  *
  * The test accuracy a comparison quotes is `selected_test_acc`: test accuracy at the epoch that
  * the run's own rule selected (validation accuracy in the paired suite, test in the lab's).
+ *
+ * Recording merges: the runs found in the runs folder replace their earlier record, every other
+ * recorded run is kept with its batch of provenance, so a suite can be extended (more seeds, more
+ * arms) by runs made later, elsewhere, or by many cluster jobs into one folder.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -19,10 +24,10 @@ import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
 import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
-import { describeSettings, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
+import { describeSettings, EQUIVALENCE_MARGIN, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
 import { checkpointPath, type EpochRow, evaluate, listRuns, loadEpochMetrics, loadNetFromStateFile, readEpochRows } from '../train/index';
 import { loadCifar10 } from '../data/index';
-import { pairedComparison, type BySeed, type PairedComparison } from './stats';
+import { pairedComparison, type BySeed, type PairedComparison, verdictPhrase } from './stats';
 import { meanStd } from './summary';
 
 export interface RecordedRow {
@@ -61,8 +66,10 @@ export const RECORDED_SCHEMA: { [K in keyof RecordedRow]-?: DataType } = {
   train_images_per_s: pl.Float64, train_seconds_per_epoch: pl.Float64,
 };
 
-export interface Provenance {
-  suite: string;
+/** One `--record` that added runs: where and when they trained. */
+export interface RecordBatch {
+  /** The runs this batch recorded (their rows, epochs and configs). */
+  runs: string[];
   /** The commit whose code trained the runs. */
   commit: string;
   machine: { cpu: string; cores: number; flags: string[]; memoryGiB: number };
@@ -76,6 +83,17 @@ export interface Provenance {
   runSeconds: number;
   command: string;
   note: string;
+}
+
+export interface Provenance {
+  suite: string;
+  /** Oldest first; every recorded run is in exactly one batch. */
+  batches: RecordBatch[];
+}
+
+/** The batch that recorded `run` (undefined for a run never recorded). */
+export function batchOf(provenance: Provenance, run: string): RecordBatch | undefined {
+  return provenance.batches.find((b) => b.runs.includes(run));
 }
 
 /** What a run's epochs say, by its selection rule. Pure. */
@@ -125,7 +143,7 @@ function frame<T>(schema: { [K in keyof T]-?: DataType }, rows: readonly T[]): p
   return pl.DataFrame((Object.keys(schema) as (keyof T & string)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], schema[k])));
 }
 
-function machine(): Provenance['machine'] {
+function machine(): RecordBatch['machine'] {
   const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
   const flags = (/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(' ');
   return {
@@ -149,25 +167,38 @@ export function gitCommit(dir: string = PATHS.root): string {
 }
 
 /**
- * Writes results/recorded/<suite>/ from the suite's runs (default: the suite's results folder).
- * Every file is written atomically; the folder holds nothing else.
+ * Records the suite's runs found under `runsDir` (default: the suite's results folder) into
+ * results/recorded/<suite>/, merged with what is recorded there: those runs' rows, epochs and
+ * configs replace their earlier record and form a new provenance batch; every other recorded run
+ * is kept as it was. Every file is written atomically; the folder holds nothing else.
  */
 export function recordSuite(
   suite: Suite,
   opts: { runsDir?: string; outDir?: string; commit?: string; command: string; note?: string; experiments?: readonly Experiment[] },
-): { dir: string; rows: RecordedRow[]; provenance: Provenance } {
+): { dir: string; rows: RecordedRow[]; provenance: Provenance; recorded: string[] } {
   const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
   const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
   const experiments = opts.experiments ?? SUITES[suite];
-  const rows = recordedRows(suite, runsDir, experiments);
-  const names = rows.filter((r) => r.epochs_done > 0).map((r) => r.name);
+  const before = fs.existsSync(path.join(dir, 'experiments.parquet')) ? readRecorded(suite, dir) : undefined;
+  const fresh = recordedRows(suite, runsDir, experiments).filter((r) => r.epochs_done > 0);
+  const names = fresh.map((r) => r.name);
+  const kept = (before?.rows ?? []).filter((r) => !names.includes(r.name));
+  // The table's order; recorded runs of experiments the table no longer lists are kept at the end, never dropped.
+  const rows = [
+    ...experiments.map((e) => fresh.find((r) => r.name === e.name) ?? kept.find((r) => r.name === e.name) ?? recordedRows(suite, runsDir, [e])[0]),
+    ...kept.filter((r) => !experiments.some((e) => e.name === r.name)),
+  ];
   const epochs = names.length ? loadEpochMetrics({ runsDir, runs: names }) : undefined;
-  const configs: Record<string, unknown> = {};
-  for (const e of experiments) if (names.includes(e.name)) configs[e.name] = e.config;
   const epochRows = (epochs?.toRecords() ?? []) as unknown as EpochRow[]; // the frame above, not a second read
+  const oldEpochs = path.join(dir, 'epochs.parquet');
+  const keptEpochs = fs.existsSync(oldEpochs) ? pl.readParquet(oldEpochs).filter(pl.col('run').isIn(names).not()) : undefined;
+  const allEpochs = [keptEpochs, epochs].filter((f): f is pl.DataFrame => f !== undefined && f.height > 0);
+  const configsFile = path.join(dir, 'configs.json');
+  const configs = fs.existsSync(configsFile) ? (JSON.parse(fs.readFileSync(configsFile, 'utf8')) as Record<string, unknown>) : {};
+  for (const e of experiments) if (names.includes(e.name)) configs[e.name] = e.config;
   const times = epochRows.map((r) => r.time.getTime()).sort((a, b) => a - b);
-  const provenance: Provenance = {
-    suite,
+  const batch: RecordBatch = {
+    runs: names,
     commit: opts.commit ?? gitCommit(),
     machine: machine(),
     backend: [...new Set(epochRows.map((r) => r.backend))].join(' | '),
@@ -178,12 +209,14 @@ export function recordSuite(
     command: opts.command,
     note: opts.note ?? '',
   };
+  const earlier = (before?.provenance.batches ?? []).map((b) => ({ ...b, runs: b.runs.filter((r) => !names.includes(r)) })).filter((b) => b.runs.length);
+  const provenance: Provenance = { suite, batches: names.length ? [...earlier, batch] : earlier };
   fs.mkdirSync(dir, { recursive: true });
   writeFileAtomic(path.join(dir, 'experiments.parquet'), frame(RECORDED_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
-  if (epochs) writeFileAtomic(path.join(dir, 'epochs.parquet'), epochs.writeParquet({ compression: 'zstd' }));
-  writeFileAtomic(path.join(dir, 'configs.json'), `${JSON.stringify(configs, null, 2)}\n`);
+  if (allEpochs.length) writeFileAtomic(oldEpochs, pl.concat(allEpochs, { how: 'diagonal' }).writeParquet({ compression: 'zstd' }));
+  writeFileAtomic(configsFile, `${JSON.stringify(configs, null, 2)}\n`);
   writeFileAtomic(path.join(dir, 'provenance.json'), `${JSON.stringify(provenance, null, 2)}\n`);
-  return { dir, rows, provenance };
+  return { dir, rows, provenance, recorded: names };
 }
 
 /** A recorded suite read back: its rows and provenance (a clear error when it is missing or incomplete). */
@@ -194,7 +227,9 @@ export function readRecorded(suite: Suite, dir: string = path.join(PATHS.recorde
   const missing = Object.keys(RECORDED_SCHEMA).filter((c) => !df.columns.includes(c));
   if (missing.length) throw new Error(`${table} lacks column(s) ${missing.join(', ')}`);
   const provenance = JSON.parse(fs.readFileSync(path.join(dir, 'provenance.json'), 'utf8')) as Provenance;
-  return { rows: df.toRecords() as unknown as RecordedRow[], provenance };
+  if (!Array.isArray(provenance.batches)) throw new Error(`${dir}/provenance.json has no batches: it predates merged records; git checkout -- results/recorded restores the current form`);
+  const rows = (df.toRecords() as unknown as RecordedRow[]).map((r) => ({ ...r, seed: Number(r.seed) }));
+  return { rows, provenance };
 }
 
 /**
@@ -226,7 +261,7 @@ export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_
 export function compareArms(rows: readonly RecordedRow[], comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS): (ArmComparison & PairedComparison)[] {
   const arms = armsBySeed(rows);
   const none: BySeed = new Map();
-  return comparisons.map((c) => ({ ...c, ...pairedComparison(arms.get(c.a) ?? none, arms.get(c.b) ?? none) }));
+  return comparisons.map((c) => ({ ...c, ...pairedComparison(arms.get(c.a) ?? none, arms.get(c.b) ?? none, { margin: c.margin ?? EQUIVALENCE_MARGIN }) }));
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -250,20 +285,31 @@ export function recordedMarkdown(rows: readonly RecordedRow[], provenance: Prove
   });
   const cmpLines = compareArms(rows).map(
     (c) =>
-      `| \`${c.b}\` − \`${c.a}\` | ${c.isolates} | ${c.n} | ${c.n ? pts(c.mean) : '–'} | ${c.n > 1 ? `[${pts(c.low)}, ${pts(c.high)}]` : '–'} | ${c.n ? c.permutationP.toFixed(3) : '–'} | ${c.wins}/${c.losses} | ${c.verdict}${c.verdict === 'no detectable difference' ? ` at n = ${c.n}` : ''} |`,
+      `| \`${c.b}\` − \`${c.a}\` | ${c.isolates} | ${c.n} | ${c.n ? pts(c.mean) : '–'} | ${c.n > 1 ? `[${pts(c.low)}, ${pts(c.high)}]` : '–'} | ${c.n > 1 ? `[${pts(c.low90)}, ${pts(c.high90)}]` : '–'} | ${c.n ? c.permutationP.toFixed(3) : '–'} | ${c.wins}/${c.losses} | ${verdictPhrase(c)} |`,
   );
-  const m = provenance.machine;
+  const batchLines = provenance.batches.map((b, i) => {
+    const m = b.machine;
+    const flags = m.flags.filter((f) => f.startsWith('avx') || f.startsWith('amx')).join(', ') || 'no AVX flags';
+    return (
+      `${i + 1}. ${b.runs.length} runs, epochs from ${b.firstEpochAt?.slice(0, 10) ?? '–'} to ${b.lastEpochAt?.slice(0, 10) ?? '–'}, commit \`${b.commit.slice(0, 12)}\`, ` +
+      `${m.cores} cores of ${m.cpu} (${flags}), ${b.backend}: ${(b.runSeconds / 3600).toFixed(1)} h of training and evaluation summed over its runs` +
+      `${b.note ? ` (${b.note})` : ''}.`
+    );
+  });
+  const total = provenance.batches.reduce((s, b) => s + b.runSeconds, 0);
   return [
-    `Recorded ${provenance.lastEpochAt?.slice(0, 10) ?? '–'} at commit \`${provenance.commit.slice(0, 12)}\` on ${m.cores} cores of ${m.cpu} (${m.flags.filter((f) => f.startsWith('avx')).join(', ') || 'no AVX flags'}), ${provenance.backend}; ${(provenance.runSeconds / 3600).toFixed(1)} h of training and evaluation summed over the runs${provenance.note ? ` (${provenance.note})` : ''}.`,
+    `Recorded in ${provenance.batches.length} batch${provenance.batches.length === 1 ? '' : 'es'}, ${(total / 3600).toFixed(1)} h of training and evaluation in all:`,
     '',
-    '| arm | what it is | runs done | test accuracy at the val-selected epoch (mean ± sd over seeds) | training images/s |',
+    ...batchLines,
+    '',
+    '| arm | what it is | runs done | test accuracy at the selected epoch (mean ± sd over seeds) | training images/s |',
     '|---|---|---|---|---|',
     ...armLines,
     '',
-    'Paired by seed (b − a, points of test accuracy at each run\'s validation-selected epoch; 95 % t interval; two-sided sign-flip permutation p; seeds won/lost):',
+    `Each run's epoch is selected on the validation split, or on test for the lab's protocol (\`lab-*\` arms). Paired by seed (b − a, points of test accuracy at the selected epoch; 95 % t interval; 90 % interval for the equivalence test against the ±${(100 * EQUIVALENCE_MARGIN).toFixed(0)}-point margin declared before the ten-seed runs; two-sided sign-flip permutation p; seeds won/lost):`,
     '',
-    '| comparison | isolates | pairs | mean | 95 % interval | p | won/lost | verdict |',
-    '|---|---|---|---|---|---|---|---|',
+    '| comparison | isolates | pairs | mean | 95 % interval | 90 % interval | p | won/lost | verdict |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...cmpLines,
   ].join('\n');
 }
@@ -293,18 +339,21 @@ const CONFUSION_SCHEMA: { [K in keyof ConfusionRow]-?: DataType } = {
 };
 
 /**
- * Evaluates each finished run's best checkpoint (the epoch its rule selected) on the whole test
- * set and writes the confusion matrices to `<outDir>/confusion.parquet` (long form, 100 rows a run).
+ * Evaluates the best checkpoint (the epoch its rule selected) of each finished run in `runs`
+ * (default: every finished run of the suite under `runsDir`) on the whole test set, and merges the
+ * confusion matrices into `<outDir>/confusion.parquet` (long form, 100 rows a run): the matrices
+ * of other runs already recorded there are kept.
  */
 export async function recordConfusions(
   suite: Suite,
-  opts: { runsDir?: string; outDir?: string; experiments?: readonly Experiment[]; onRun?: (name: string) => void } = {},
+  opts: { runsDir?: string; outDir?: string; experiments?: readonly Experiment[]; runs?: readonly string[]; onRun?: (name: string) => void } = {},
 ): Promise<ConfusionRow[]> {
   const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
   const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
-  const experiments = opts.experiments ?? SUITES[suite];
+  const experiments = (opts.experiments ?? SUITES[suite]).filter((e) => !opts.runs || opts.runs.includes(e.name));
+  const file = path.join(dir, 'confusion.parquet');
+  const fresh: ConfusionRow[] = [];
   const test = loadCifar10('test');
-  const rows: ConfusionRow[] = [];
   for (const e of experiments) {
     if (experimentStatus(e, runsDir).state !== 'done') continue;
     opts.onRun?.(e.name);
@@ -312,13 +361,16 @@ export async function recordConfusions(
     try {
       const limited = e.config.limitTest > 0 ? { ...test, count: Math.min(e.config.limitTest, test.count), labels: test.labels.subarray(0, e.config.limitTest), images: test.images.subarray(0, e.config.limitTest * 3072) } : test;
       const { confusion } = await evaluate(net, limited, { norm });
-      confusion.forEach((row, t) => row.forEach((count, p) => rows.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count })));
+      confusion.forEach((row, t) => row.forEach((count, p) => fresh.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count })));
     } finally {
       net.dispose();
     }
   }
+  const redone = new Set(fresh.map((r) => r.run));
+  const kept = fs.existsSync(file) ? (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => !redone.has(r.run)) : [];
+  const rows = [...kept.map((r) => ({ ...r, seed: Number(r.seed) })), ...fresh];
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'confusion.parquet'), frame(CONFUSION_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
+  writeFileAtomic(file, frame(CONFUSION_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
   return rows;
 }
 

@@ -1,16 +1,23 @@
 /**
- * Paired statistics for comparing two arms of an experiment run with the same seeds (same head
- * initialisation, same data order): the per-seed differences, their mean with a 95 % Student-t
- * interval, an exact sign-flip permutation test, and a verdict computed from the interval.
+ * Paired statistics for comparing two arms of an experiment run with the same seeds (same data
+ * order, same seeded initialisation streams): the per-seed differences, their mean with a 95 %
+ * Student-t interval, an exact sign-flip permutation test, an equivalence test against a margin
+ * declared before the runs (two one-sided tests, i.e. the 90 % interval inside ±margin), and a
+ * verdict computed from those intervals.
  *
  * Pure functions on numbers: the notebooks and the report state what these return, so no
- * sentence about "better" or "worse" is ever written by hand.
+ * sentence about "better", "worse" or "equivalent" is ever written by hand.
  */
 
 /** One arm's value per seed (e.g. test accuracy at the validation-selected epoch). */
 export type BySeed = ReadonlyMap<number, number>;
 
-export type Verdict = 'better' | 'worse' | 'no detectable difference' | 'too few pairs';
+/**
+ * better / worse: the 95 % interval excludes 0 and the difference is not shown to be inside the
+ * margin; equivalent: the 90 % interval lies inside ±margin (whether or not the 95 % one excludes 0:
+ * a real difference smaller than the margin is still equivalent); inconclusive: neither.
+ */
+export type Verdict = 'better' | 'worse' | 'equivalent' | 'inconclusive' | 'too few pairs';
 
 export interface PairedComparison {
   /** Seeds present in both arms, ascending. */
@@ -24,40 +31,54 @@ export interface PairedComparison {
   /** 95 % t interval of the mean difference ([NaN, NaN] for n < 2). */
   low: number;
   high: number;
+  /** 90 % t interval: the equivalence test's (TOST at 5 % each side). */
+  low90: number;
+  high90: number;
+  /** The equivalence margin (same unit as the values; 0: no equivalence claim possible). */
+  margin: number;
   /** Two-sided exact sign-flip permutation p-value of the mean difference (1 for n = 0). */
   permutationP: number;
   /** Seeds where b beat a, lost to a, tied. */
   wins: number;
   losses: number;
-  /** From the interval: better when it lies above 0, worse when below, else no detectable difference. */
+  /** From the intervals (verdictOf). */
   verdict: Verdict;
+  /** The mean's sign where the 95 % interval excludes 0 (also when equivalent), else null. */
+  direction: 'higher' | 'lower' | null;
 }
 
-/** Compares arm `b` against arm `a` over the seeds both have. */
-export function pairedComparison(a: BySeed, b: BySeed, level = 0.95): PairedComparison {
+/** Compares arm `b` against arm `a` over the seeds both have; `margin` is the declared equivalence margin. */
+export function pairedComparison(a: BySeed, b: BySeed, opts: { margin?: number } = {}): PairedComparison {
+  const margin = opts.margin ?? 0;
   const seeds = [...a.keys()].filter((s) => b.has(s)).sort((x, y) => x - y);
   const differences = seeds.map((s) => b.get(s)! - a.get(s)!);
   const n = differences.length;
   const mean = n ? differences.reduce((s, d) => s + d, 0) / n : NaN;
   const sd = n >= 2 ? Math.sqrt(differences.reduce((s, d) => s + (d - mean) ** 2, 0) / (n - 1)) : NaN;
-  const half = n >= 2 ? studentTQuantile(1 - (1 - level) / 2, n - 1) * (sd / Math.sqrt(n)) : NaN;
-  const low = mean - half;
-  const high = mean + half;
+  const half = (level: number) => (n >= 2 ? studentTQuantile(1 - (1 - level) / 2, n - 1) * (sd / Math.sqrt(n)) : NaN);
+  const [h95, h90] = [half(0.95), half(0.9)];
+  const iv = { low: mean - h95, high: mean + h95, low90: mean - h90, high90: mean + h90 };
+  const verdict = verdictOf(n, iv, margin);
   return {
-    seeds, differences, n, mean, sd, low, high,
+    seeds, differences, n, mean, sd, ...iv, margin,
     permutationP: signFlipPValue(differences),
     wins: differences.filter((d) => d > 0).length,
     losses: differences.filter((d) => d < 0).length,
-    verdict: verdictOf(n, low, high),
+    verdict,
+    direction: iv.low > 0 ? 'higher' : iv.high < 0 ? 'lower' : null,
   };
 }
 
-/** The verdict an interval allows: it must exclude 0 to say better or worse. */
-export function verdictOf(n: number, low: number, high: number): Verdict {
-  if (n < 2 || !Number.isFinite(low) || !Number.isFinite(high)) return 'too few pairs';
-  if (low > 0) return 'better';
-  if (high < 0) return 'worse';
-  return 'no detectable difference';
+/**
+ * The verdict the intervals allow: equivalent when the 90 % interval lies inside ±margin (TOST);
+ * else better or worse when the 95 % interval excludes 0; else inconclusive at this n.
+ */
+export function verdictOf(n: number, iv: { low: number; high: number; low90: number; high90: number }, margin = 0): Verdict {
+  if (n < 2 || ![iv.low, iv.high, iv.low90, iv.high90].every(Number.isFinite)) return 'too few pairs';
+  if (margin > 0 && iv.low90 > -margin && iv.high90 < margin) return 'equivalent';
+  if (iv.low > 0) return 'better';
+  if (iv.high < 0) return 'worse';
+  return 'inconclusive';
 }
 
 /**
@@ -188,4 +209,20 @@ export function correlationInterval(r: number, n: number): CorrelationInterval {
   const low = Math.tanh(z - half);
   const high = Math.tanh(z + half);
   return { r, n, low, high, verdict: low > 0 ? 'positive' : high < 0 ? 'negative' : 'no detectable correlation' };
+}
+
+/**
+ * The verdict in words, with what qualifies it: 'equivalent within ±1 point', 'inconclusive at
+ * n = 5', 'better', 'worse', 'too few pairs'. `unit` turns the margin into points (100 for accuracies).
+ */
+export function verdictPhrase(c: Pick<PairedComparison, 'verdict' | 'n' | 'margin'>, unit = 100): string {
+  const m = +(c.margin * unit).toFixed(2);
+  switch (c.verdict) {
+    case 'equivalent':
+      return `equivalent within ±${m} point${m === 1 ? '' : 's'}`;
+    case 'inconclusive':
+      return `inconclusive at n = ${c.n}`;
+    default:
+      return c.verdict;
+  }
 }

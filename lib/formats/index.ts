@@ -1,5 +1,5 @@
 /**
- * lib/formats: File formats, nothing of ours below: safetensors, PyTorch .pth, tar, protobuf, TensorBoard
+ * lib/formats: File formats, nothing of ours below: safetensors, PyTorch .pth, tar, protobuf, zip, TensorBoard
  * event files, atomic writes.
  */
 export * from './atomic-file';
@@ -8,3 +8,4 @@ export * from './pth';
 export * from './safetensors';
 export * from './tar';
 export * from './tfevents';
+export * from './zip';

@@ -14,7 +14,9 @@
  *    prints the PDF.
  *
  * Both files are written to temporary names and renamed at the end: a failed render leaves the
- * previous report as it was.
+ * previous report as it was. Ctrl-C or an exit removes this render's temporary files; those of a
+ * render that was killed are removed by the next one (removeReportTempFiles). A render without the
+ * PDF removes an earlier report.pdf, which would no longer match the HTML.
  */
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -22,7 +24,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import type { Browser } from 'playwright-core';
-import { writeFileAtomic } from '../formats/index';
+import { isAlive, writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 import { launchChromium } from './chromium';
 import { cellSource, errorOutputs, executedDir, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
@@ -195,6 +197,52 @@ function metaHtml(checked: CheckedNotebooks, notebooksDir: string, quick: boolea
   );
 }
 
+/**
+ * A render's temporary files in the report folder, with the pid of the process that made them:
+ * `.report.<pid>.<ms>.tmp.html` (the HTML until it is complete), nbconvert's
+ * `..report.<pid>.<ms>.tmp.html.<random>.tmp` (scripts/atomic_write.py) and `.report.pdf.<pid>.tmp`.
+ */
+const REPORT_TEMP = /^\.\.?report\.(?:pdf\.)?(\d+)\.(?:tmp$|\d+\.tmp\.html)/;
+
+/**
+ * Removes the temporary files of renders in `outDir` whose process no longer runs (a report that
+ * was interrupted or killed: the HTML alone is ~10 MB), and with `own` this process's too.
+ * Returns the names removed.
+ */
+export function removeReportTempFiles(outDir: string, own = false): string[] {
+  if (!fs.existsSync(outDir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(outDir)) {
+    const pid = Number(REPORT_TEMP.exec(name)?.[1]);
+    if (!pid || (pid === process.pid ? !own : isAlive(pid))) continue;
+    fs.rmSync(path.join(outDir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Until the returned function is called: this process's temporary report files in `outDir` are
+ * removed when it exits, and on Ctrl-C when nothing else handles it (then it dies of the SIGINT
+ * as it would have). With another handler (Playwright's, while Chromium runs), that one exits.
+ */
+function cleanUpOnExit(outDir: string): () => void {
+  const onExit = () => removeReportTempFiles(outDir, true);
+  const onSigint = () => {
+    if (process.listenerCount('SIGINT') > 1) return;
+    done();
+    onExit();
+    process.kill(process.pid, 'SIGINT');
+  };
+  const done = () => {
+    process.off('exit', onExit);
+    process.off('SIGINT', onSigint);
+  };
+  process.on('exit', onExit);
+  process.on('SIGINT', onSigint);
+  return done;
+}
+
 /** Runs scripts/render_report.py; the HTML goes to `output`. */
 function renderHtml(spec: Record<string, unknown>, output: string): Promise<void> {
   const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-report-')), 'spec.json');
@@ -262,8 +310,11 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
   const htmlFile = path.join(outDir, 'report.html');
   const pdfFile = path.join(outDir, 'report.pdf');
   fs.mkdirSync(outDir, { recursive: true });
+  const stale = removeReportTempFiles(outDir);
+  if (stale.length) progress(`removed ${stale.length} temporary file(s) of an interrupted report: ${stale.join(', ')}`);
   // Ends in .html: Chromium shows a file by its extension.
   const tmpHtml = path.join(outDir, `.report.${process.pid}.${Date.now()}.tmp.html`);
+  const stopCleanUp = cleanUpOnExit(outDir);
   let browser: Browser | undefined;
   try {
     await renderHtml(
@@ -293,9 +344,15 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
     }
     fs.renameSync(tmpHtml, htmlFile);
     progress(`wrote ${rel(htmlFile)}`);
+    if (!(opts.pdf ?? true) && fs.existsSync(pdfFile)) {
+      // Printed from an earlier render: beside the new HTML it would pass for this report.
+      fs.rmSync(pdfFile);
+      progress(`removed ${rel(pdfFile)}: it was printed from an earlier render (without --no-pdf it prints this one)`);
+    }
     return { html: htmlFile, pdf: opts.pdf ?? true ? pdfFile : undefined, notebooks: checked.files, figures, warnings: checked.warnings };
   } finally {
     fs.rmSync(tmpHtml, { force: true });
+    stopCleanUp();
     if (browser && !opts.browser) await browser.close();
   }
 }

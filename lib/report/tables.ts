@@ -3,8 +3,8 @@
  * showTable): labels and number formats only. What the numbers mean is the notebooks' Markdown;
  * verdicts are the computed ones (lib/experiments/stats), shown as they are.
  */
-import type { ComparisonRow, ExcludedRuns, StepTime, ExperimentRow, FixEffect, LabRunRow, PairedComparison, RecipeRow, RecipeTarget, RunRow, SweepRow } from '../experiments/index';
-import { sweepSettings } from '../experiments/index';
+import type { ComparisonRow, StepTime, ExperimentRow, LabRunRow, PairedComparison, RecipeRow, RecipeTarget, RunRow, SweepRow } from '../experiments/index';
+import { sweepSettings, verdictPhrase } from '../experiments/index';
 import { escapeHtml, formatPercent, type Column } from './html-table';
 
 const code = (s: string) => ({ html: `<code>${escapeHtml(s)}</code>` });
@@ -17,9 +17,9 @@ export function points(d: number | null | undefined): string {
   return d === null || d === undefined || !Number.isFinite(d) ? '–' : `${d < 0 ? '−' : '+'}${Math.abs(100 * d).toFixed(2)}`;
 }
 
-/** The computed verdict as a table cell: "no detectable difference" says at which n. */
-export function verdictLabel(c: Pick<PairedComparison, 'verdict' | 'n'>): string {
-  return c.verdict === 'no detectable difference' ? `no detectable difference at n = ${c.n}` : c.verdict;
+/** The computed verdict as a table cell (lib/experiments verdictPhrase: the margin or the n that qualifies it). */
+export function verdictLabel(c: Pick<PairedComparison, 'verdict' | 'n' | 'margin'>): string {
+  return verdictPhrase(c);
 }
 
 /** The mean paired difference and its 95 % interval: "+2.00 (+0.76 to +3.24)". */
@@ -35,7 +35,7 @@ export function formatStepTime(t: StepTime | null): string {
   return `${d(t.ms)} ± ${d(t.spread)} ms`;
 }
 
-/** Recorded paired comparisons (lib/experiments comparisonRows). */
+/** Paired comparisons (lib/experiments compare). */
 export const COMPARISON_COLUMNS: readonly Column<ComparisonRow>[] = [
   { label: 'B vs A', value: (c) => ({ html: `<code>${escapeHtml(c.b)}</code> vs <code>${escapeHtml(c.a)}</code>` }) },
   { label: 'what it isolates', value: (c) => c.isolates },
@@ -43,27 +43,17 @@ export const COMPARISON_COLUMNS: readonly Column<ComparisonRow>[] = [
   { label: 'A: test acc. (seeds)', value: (c) => (c.nA ? `${formatPercent(c.meanA)} (${c.nA})` : '–'), align: 'right' },
   { label: 'pairs', value: (c) => c.n, align: 'right' },
   { label: 'B − A, points (95 % interval)', value: (c) => differenceCell(c), align: 'right' },
+  { label: '90 % interval (equivalence)', value: (c) => (c.n < 2 ? '–' : `${points(c.low90)} to ${points(c.high90)}`), align: 'right' },
   { label: 'sign-flip p', value: (c) => (c.n ? c.permutationP.toFixed(3) : '–'), align: 'right' },
   { label: 'wins / losses', value: (c) => `${c.wins} / ${c.losses}`, align: 'right' },
   { label: 'verdict', value: (c) => ({ html: `<strong>${escapeHtml(verdictLabel(c))}</strong>` }) },
 ];
 
-/** Recorded runs left out of the statistics (lib/experiments excludedRuns). */
-export const EXCLUDED_COLUMNS: readonly Column<ExcludedRuns>[] = [
+/** Recorded runs left out of the statistics (lib/experiments unfinished). */
+export const EXCLUDED_COLUMNS: readonly Column<{ arm: string; status: string; seeds: number[] }>[] = [
   { label: 'arm', value: (e) => code(e.arm) },
   { label: 'status', value: (e) => e.status },
   { label: 'seeds', value: (e) => e.seeds.join(', ') },
-];
-
-/** Each fix against its control (lib/experiments fixEffects). */
-export const FIX_COLUMNS: readonly Column<FixEffect>[] = [
-  { label: 'fix', value: (f) => code(f.arm) },
-  { label: 'what it changes', value: (f) => f.how },
-  { label: 'control', value: (f) => code(f.control) },
-  { label: 'fix − control, points (95 % interval)', value: (f) => differenceCell(f.gain), align: 'right' },
-  { label: 'verdict', value: (f) => ({ html: `<strong>${escapeHtml(verdictLabel(f.gain))}</strong>` }) },
-  { label: 'dynamic − control, points', value: (f) => (f.gap.n ? points(f.gap.mean) : '–'), align: 'right' },
-  { label: 'share of that gap won back', value: (f) => (f.shareOfGap === null ? '–' : `${Math.round(100 * f.shareOfGap)}%`), align: 'right' },
 ];
 
 /** Your lab-suite runs (lib/experiments labRunRows). */

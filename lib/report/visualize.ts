@@ -1,9 +1,14 @@
 /**
  * What a trained net does on particular test images: its predictions, and each image's ten
  * response maps with their scores, ready for lib/report/plots' responseMapFigure. Evaluation mode only;
- * nothing is trained or written.
+ * nothing is trained. The report's map facts are computed here too, and recorded (maps.parquet) for
+ * the report built from the recorded suite alone.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import pl, { type DataType } from 'nodejs-polars';
+import { writeFileAtomic } from '../formats/index';
 import { type Cifar10Split, imagesToTensor } from '../data/index';
 import { FEATURE_SIZE, IMAGE_SIZE, NUM_CLASSES, type NormName } from '../config';
 import type { Net } from '../model/index';
@@ -257,4 +262,73 @@ export function similarityVsConfusion(similarity: readonly number[][], confusion
     }
   }
   return { pairs, correlation: correlation(pairs.map((p) => p.similarity), pairs.map((p) => p.confusion)) };
+}
+
+// ---- the maps the report shows, recorded or from your run --------------------------------------
+
+/** The recorded maps of a suite's representative dynamic run: results/recorded/<suite>/maps.parquet. */
+export const MAPS_FILE = 'maps.parquet';
+/** Test images the examples and the peak statistics come from: index FIRST_EXAMPLE on, not the lab's own example. */
+const FIRST_EXAMPLE = 100;
+const EXAMPLE_POOL = 2000;
+/** Correctly classified images per class behind the peak statistics. */
+const PEAK_IMAGES_PER_CLASS = 30;
+
+/** What the report says about response maps: one example per class and where the maps peak. */
+export interface MapFacts {
+  source: 'recorded' | 'yours';
+  run: string;
+  /** One correctly classified test image of each class (first from FIRST_EXAMPLE on), then the first mistake. */
+  examples: ImageMaps[];
+  /** Peaks of the true class's map, and of the strongest other class's, over correctly classified images. */
+  peaks: { truth: PeakStatistics; other: PeakStatistics };
+}
+
+/** The maps a trained dynamic net gives: evaluates `net` on test images (a few seconds). */
+export function mapFacts(net: Net, norm: NormName, test: Cifar10Split, source: MapFacts['source'], run: string): MapFacts {
+  const pool = Array.from({ length: Math.min(EXAMPLE_POOL, test.count - FIRST_EXAMPLE) }, (_, i) => FIRST_EXAMPLE + i);
+  const predictions = predictLabels(net, test, pool, norm);
+  const shown = [...chooseExamples(test, pool, predictions, { correct: true }), ...chooseExamples(test, pool, predictions, { correct: false }).slice(0, 1)];
+  const many = responseMapsOf(net, test, chooseExamples(test, pool, predictions, { correct: true, perClass: PEAK_IMAGES_PER_CLASS }), norm);
+  const strongestOther = (e: ImageMaps) => Array.from(e.scores).map((s, c) => ({ s, c })).filter((x) => x.c !== e.label).sort((a, b) => b.s - a.s)[0].c;
+  return {
+    source,
+    run,
+    examples: responseMapsOf(net, test, shown, norm).map((e) => ({ ...e, image: Uint8Array.from(e.image) })),
+    peaks: { truth: peakStatistics(many, 'label'), other: peakStatistics(many.map((e) => ({ ...e, predicted: strongestOther(e) })), 'predicted') },
+  };
+}
+
+/** Writes `facts` to `<dir>/maps.parquet` (atomically): one row per example, the peak statistics as two rows of kind 'peaks'. */
+export function writeMapFacts(dir: string, facts: MapFacts): void {
+  const rows = [
+    ...facts.examples.map((e) => ({ kind: 'example', index: e.index, label: e.label, predicted: e.predicted, scores: [...e.scores], maps: [...e.maps], image: Array.from(e.image), images: 0, central: 0, meanDistance: 0 })),
+    ...(['truth', 'other'] as const).map((k) => ({ kind: `peaks-${k}`, index: -1, label: -1, predicted: -1, scores: [], maps: [], image: [], ...facts.peaks[k] })),
+  ];
+  const col = (k: keyof (typeof rows)[number], dtype: DataType) => pl.Series(k, rows.map((r) => r[k]) as unknown[], dtype);
+  const df = pl.DataFrame([
+    pl.Series('run', rows.map(() => facts.run), pl.Utf8), col('kind', pl.Utf8), col('index', pl.Int32), col('label', pl.Int32), col('predicted', pl.Int32),
+    col('scores', pl.List(pl.Float32)), col('maps', pl.List(pl.Float32)), col('image', pl.List(pl.UInt8)), col('images', pl.Int32), col('central', pl.Float64), col('meanDistance', pl.Float64),
+  ]);
+  writeFileAtomic(path.join(dir, MAPS_FILE), df.writeParquet({ compression: 'zstd' }));
+}
+
+/** The recorded maps of `dir` (undefined when the suite has none). */
+export function readMapFacts(dir: string): MapFacts | undefined {
+  const file = path.join(dir, MAPS_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  type Row = { run: string; kind: string; index: number; label: number; predicted: number; scores: number[]; maps: number[]; image: number[]; images: number; central: number; meanDistance: number };
+  const rows = pl.readParquet(file).toRecords() as unknown as Row[];
+  const peaks = (k: string) => {
+    const r = rows.find((x) => x.kind === k)!;
+    return { images: r.images, central: r.central, meanDistance: r.meanDistance };
+  };
+  return {
+    source: 'recorded',
+    run: rows[0]?.run ?? '',
+    examples: rows.filter((r) => r.kind === 'example').map((r) => ({
+      index: r.index, label: r.label, predicted: r.predicted, scores: Float32Array.from(r.scores), maps: Float32Array.from(r.maps), image: Uint8Array.from(r.image), caption: `test #${r.index}`,
+    })),
+    peaks: { truth: peaks('peaks-truth'), other: peaks('peaks-other') },
+  };
 }

@@ -1,15 +1,15 @@
 /**
  * Interruption of a training call: while train() runs it listens for SIGINT (■ in JupyterLab,
- * Ctrl-C in a terminal); the loop checks at every step and evaluation batch and stops there,
- * throwing TrainingInterrupted with one line saying where it stopped and what is saved. The
- * listener is removed when the call ends: none outlives it, and a Ctrl-C outside training ends
- * the process as usual.
+ * Ctrl-C in a terminal) and SIGTERM (kill; a batch system stopping a job); the loop checks at
+ * every step and evaluation batch and stops there, throwing TrainingInterrupted with one line
+ * saying where it stopped and what is saved. The listeners are removed when the call ends: none
+ * outlives it, and a Ctrl-C outside training ends the process as usual.
  */
 import * as path from 'path';
 import type { ProgressCallback } from './events';
 import type { RunDir } from './run-dir';
 
-/** Training stopped on SIGINT at a step (or evaluation batch) boundary; the message says what is saved. */
+/** Training stopped on SIGINT or SIGTERM at a step (or evaluation batch) boundary; the message says what is saved. */
 export class TrainingInterrupted extends Error {
   constructor(
     message: string,
@@ -25,10 +25,13 @@ export class TrainingInterrupted extends Error {
 /** The train() calls of this process that write a run (by run folder), to let a stopping one finish. */
 const active = new Map<string, { interrupt: InterruptRequest; ended: Promise<void> }>();
 
+/** The signals that stop a training call at its next step. */
+export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
 /**
- * SIGINT for the duration of one training call on a run, which it also holds the lock of. The
- * handler only records the request (an awaited promise would otherwise go on after tslab gave up
- * on the cell); the loop reads `signal`.
+ * SIGINT / SIGTERM for the duration of one training call on a run, which it also holds the lock
+ * of. The handler only records the request (an awaited promise would otherwise go on after tslab
+ * gave up on the cell); the loop reads `signal`.
  */
 export class InterruptRequest {
   signal?: NodeJS.Signals;
@@ -38,7 +41,7 @@ export class InterruptRequest {
   private ended!: () => void;
 
   private constructor(private readonly key: string) {
-    process.on('SIGINT', this.onSignal);
+    for (const s of INTERRUPT_SIGNALS) process.on(s, this.onSignal);
     active.set(key, { interrupt: this, ended: new Promise<void>((resolve) => (this.ended = resolve)) });
   }
 
@@ -62,7 +65,7 @@ export class InterruptRequest {
   }
 
   /**
-   * Throws TrainingInterrupted, after an 'interrupted' event, once SIGINT arrived; `describe` says
+   * Throws TrainingInterrupted, after an 'interrupted' event, once a signal arrived; `describe` says
    * where it stopped and what is saved.
    */
   stopIfRequested(emit: ProgressCallback, epoch: number, step: number, describe: (signal: NodeJS.Signals) => string): void {
@@ -74,7 +77,7 @@ export class InterruptRequest {
 
   /** Stops listening and lets a waiting rerun go (call after the run's lock is released). */
   dispose(): void {
-    process.off('SIGINT', this.onSignal);
+    for (const s of INTERRUPT_SIGNALS) process.off(s, this.onSignal);
     active.delete(this.key);
     this.ended();
   }
