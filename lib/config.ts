@@ -189,6 +189,24 @@ export function pretrainedFile(weights: string): string {
   return path.resolve(PROJECT_ROOT, weights);
 }
 
+/**
+ * A --weights value as TrainConfig.weights: a name of PRETRAINED_FILES as it is; a file path
+ * resolved from the directory npm was started in (INIT_CWD), stored relative to the project
+ * root when inside it (pretrainedFile resolves it back). The file must exist and be
+ * a .safetensors or .pth; its contents are checked when training starts (lib/model/weights).
+ */
+export function parseWeightsFlag(text: string, cwd = readEnv().initCwd): string {
+  if (text in PRETRAINED_FILES) return text;
+  const file = path.resolve(cwd, text);
+  if (!/\.(safetensors|pth|pt)$/.test(file)) {
+    const names = Object.keys(PRETRAINED_FILES).join(', ');
+    throw new Error(`--weights must be ${names} or a .safetensors / .pth file; got '${text}'`);
+  }
+  if (!fs.existsSync(file)) throw new Error(`--weights ${text}: no such file (${file})`);
+  const rel = path.relative(PROJECT_ROOT, file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
 /** CIFAR-10's classes in label order (label byte 0 … 9), as in batches.meta.txt. */
 export const CLASS_NAMES = [
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
@@ -236,4 +254,125 @@ export type Freeze = 'none' | 'requires-grad' | 'all' | 'keep-bn' | 'stem';
 export function parseChoice<T extends string>(what: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new Error(`${what} must be one of ${allowed.join(', ')}; got '${value}'`);
+}
+
+// ---- settings ------------------------------------------------------------------------------------
+
+/**
+ * One setting of a training config, declared once: lib/train/train-config's TRAIN_SETTINGS, with
+ * the architecture's from lib/model/architecture. The config's type and defaults, its validation,
+ * `npm run train`'s flags and usage text, and the experiment table's columns are derived from these.
+ */
+export interface Setting<T> {
+  default: T;
+  /** What it allows, in words after "must be": 'a whole number ≥ 1', 'one of dynamic, static'. */
+  allowed: string;
+  check(v: unknown): boolean;
+  /** A command line's text as a value; throws naming `flag` when the text is not allowed. None for booleans. */
+  parse?(text: string, flag: string): T;
+  /** Its flag ('--batch-size'); a boolean's ('--augment', '--no-pretrained') sets the opposite of its default. */
+  flag?: string;
+  /** What the flag takes, for the usage text: 'N', 'dynamic|static' (none for booleans). */
+  placeholder?: string;
+  /** What it does: its documentation, and its line in `npm run train -- --help`. */
+  help?: string;
+  /** Its column in the experiment table: the name of a polars type. None: not recorded there. */
+  column?: 'Utf8' | 'Bool' | 'Int32' | 'Int64' | 'Float64';
+  /** What a saved config without it means (one saved before the setting existed). None: it must be there. */
+  missing?: T;
+  /** A resumed run may change it: it does not change what the saved state means (epochs, lr). */
+  resumable?: boolean;
+  /** A value in words, as a change from the recipe ('no filter norm'); default `name=value`. */
+  describe?(v: T): string;
+}
+
+/** A setting read from a command line's text. */
+type ParsedSetting<T> = Setting<T> & { parse(text: string, flag: string): T };
+
+/** The parts of a setting that its constructor does not derive. */
+type SettingInfo<T> = Partial<Omit<Setting<T>, 'default' | 'allowed' | 'check' | 'parse'>>;
+
+/** The values of a table of settings: { epochs: number, variant: Variant, … }. */
+export type SettingValues<S extends Record<string, Setting<unknown>>> = { -readonly [K in keyof S]: S[K]['default'] };
+
+/** A true / false setting. */
+export function booleanSetting<I extends SettingInfo<boolean>>(value: boolean, info: I): Setting<boolean> & I {
+  return { default: value, allowed: 'true or false', check: (v) => typeof v === 'boolean', ...info };
+}
+
+/** A number setting: whole or not, in a range (`above` / `below`: the bound itself not allowed). */
+export function numberSetting<I extends SettingInfo<number>>(
+  value: number,
+  r: { whole?: boolean; min?: number; max?: number; above?: boolean; below?: boolean },
+  info: I,
+): ParsedSetting<number> & I {
+  const kind = r.whole ? 'whole number' : 'number';
+  const allowed =
+    r.min !== undefined && r.max !== undefined
+      ? `a ${kind} in ${r.above ? '(' : '['}${r.min}, ${r.max}${r.below ? ')' : ']'}`
+      : r.min !== undefined ? `a ${kind} ${r.above ? '>' : '≥'} ${r.min}` : `a ${kind}`;
+  const inRange = (v: number) =>
+    (r.min === undefined || (r.above ? v > r.min : v >= r.min)) &&
+    (r.max === undefined || (r.below ? v < r.max : v <= r.max));
+  const isNumber = (v: unknown): v is number =>
+    typeof v === 'number' && Number.isFinite(v) && (!r.whole || Number.isInteger(v));
+  return {
+    default: value,
+    allowed,
+    check: (v) => isNumber(v) && inRange(v),
+    // '--epochs needs a whole number; got 'x'', or out of range '--epochs must be a whole number ≥ 1; got '-1''.
+    parse: (text, flag) => {
+      const v = Number(text);
+      if (text.trim() === '' || !isNumber(v)) throw new Error(`${flag} needs a ${kind}; got '${text}'`);
+      if (!inRange(v)) throw new Error(`${flag} must be ${allowed}; got '${text}'`);
+      return v;
+    },
+    placeholder: r.whole ? 'N' : 'X',
+    ...info,
+  };
+}
+
+/** A setting that is one of `choices`. */
+export function choiceSetting<T extends string, I extends SettingInfo<T>>(
+  choices: readonly T[],
+  value: T,
+  info: I,
+): ParsedSetting<T> & I {
+  return {
+    default: value,
+    allowed: `one of ${choices.join(', ')}`,
+    check: (v) => choices.includes(v as T),
+    parse: (text, flag) => parseChoice(flag, text, choices),
+    placeholder: choices.join('|'),
+    ...info,
+  };
+}
+
+/** Every problem with the settings of `record` (each naming the setting and what it allows). */
+export function settingProblems(settings: Record<string, Setting<unknown>>, record: Record<string, unknown>): string[] {
+  return Object.entries(settings)
+    .filter(([k, s]) => !s.check(record[k]))
+    .map(([k, s]) => `${k} must be ${s.allowed}; got ${JSON.stringify(record[k])}`);
+}
+
+/** A path typed on a command line: relative to the folder `npm run` was started from (INIT_CWD), not the project. */
+export function commandLinePath(text: string): string {
+  return path.resolve(readEnv().initCwd, text);
+}
+
+/**
+ * Joins `--flag -1` into `--flag=-1` for the string options in `stringFlags`, so that util.parseArgs
+ * hands a negative (or dash-led) value to the range check instead of calling it 'ambiguous'.
+ */
+export function joinDashValues(argv: string[], stringFlags: Iterable<string>): string[] {
+  const takesValue = new Set(Array.from(stringFlags, (f) => `--${f}`));
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (takesValue.has(argv[i]) && next !== undefined && /^-\d|^-\.\d|^-Infinity$/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else out.push(argv[i]);
+  }
+  return out;
 }

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'util';
 import { ensureCifar10 } from '../lib/data';
+import { commandLinePath } from '../lib/config';
 
 const USAGE = `usage: npm run data [-- options]
   --from PATH     the official cifar-10-binary.tar.gz, a folder with the batch files,
@@ -37,8 +38,9 @@ async function main(): Promise<void> {
   }
   const started = Date.now();
   const report = await ensureCifar10({
-    from: values.from,
-    dir: values.dir,
+    // Relative paths from the folder npm was started in, not the project.
+    from: values.from === undefined ? undefined : commandLinePath(values.from),
+    dir: values.dir === undefined ? undefined : commandLinePath(values.dir),
     url: values['no-download'] ? false : undefined,
     onProgress: (message) => console.log(message),
   });

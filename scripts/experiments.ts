@@ -13,7 +13,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
-import { parseChoice, PATHS } from '../lib/config';
+import { commandLinePath, numberSetting, parseChoice, PATHS } from '../lib/config';
 import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
   estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
@@ -23,8 +23,8 @@ import { writeFileAtomic } from '../lib/formats';
 import { loadCifar10 } from '../lib/data';
 import { mapFacts, writeMapFacts } from '../lib/report';
 import {
-  checkpointPath, formatDuration, formatPercent, formatResult, loadNetFromStateFile, parseNumberFlag, terminalProgress, validateConfig,
-  type ProgressCallback, type TerminalMode,
+  checkpointPath, formatDuration, formatPercent, formatResult, loadNetFromStateFile, terminalProgress, TRAIN_SETTINGS,
+  validateConfig, type ProgressCallback, type TerminalMode,
 } from '../lib/train';
 
 /** The run whose response maps the recorded suite keeps for the short report. */
@@ -72,6 +72,9 @@ resumes on the next run; no further experiment starts. Exit codes: 0 done (diver
 results), 1 a run failed, 2 bad command line, 130 stopped by SIGINT, 143 by SIGTERM.`;
 
 class UsageError extends Error {}
+
+/** --index: a run of the suite's table, counted from 0. */
+const INDEX = numberSetting(0, { whole: true, min: 0 }, {});
 
 function parse(argv: string[]) {
   let v;
@@ -126,18 +129,18 @@ function parse(argv: string[]) {
       recorded: v.recorded ?? false,
       only,
       count: v.count ?? false,
-      index: v.index === undefined ? undefined : parseNumberFlag('index', v.index, { integer: true, min: 0 }),
+      index: v.index === undefined ? undefined : INDEX.parse(v.index, '--index'),
       quick: v.quick ?? false,
-      epochs: v.epochs === undefined ? undefined : parseNumberFlag('epochs', v.epochs, { integer: true, min: 1 }),
+      epochs: v.epochs === undefined ? undefined : TRAIN_SETTINGS.epochs.parse(v.epochs, '--epochs'),
       measure: v.measure ?? false,
       table: v.table ?? false,
       record: v.record ?? false,
       commit: v.commit,
       note: v.note,
-      recordDir: v['record-dir'] ? path.resolve(v['record-dir']) : undefined,
+      recordDir: v['record-dir'] ? commandLinePath(v['record-dir']) : undefined,
       retryDiverged: v['retry-diverged'] ?? false,
       progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
-      resultsDir: v['results-dir'] ? path.resolve(v['results-dir']) : undefined,
+      resultsDir: v['results-dir'] ? commandLinePath(v['results-dir']) : undefined,
     };
   } catch (err) {
     throw new UsageError((err as Error).message);

@@ -3,10 +3,9 @@
  * Writes a run's checkpoint as a model state file: the PyTorch-named state only, no optimizer
  * moments, loadable by `npm run predict` and by the PyTorch reference module.
  */
-import * as path from 'path';
 import { parseArgs } from 'util';
 import { CHECKPOINT_KINDS, type CheckpointKind, exportModelState, RunDir } from '../lib/train';
-import { parseChoice, PATHS } from '../lib/config';
+import { commandLinePath, parseChoice, PATHS } from '../lib/config';
 
 const USAGE = `usage: npm run export -- --run NAME [--which best|last] --out FILE.safetensors [--runs-dir DIR]
 
@@ -31,9 +30,9 @@ function main(): number {
     if (!v.run) throw new Error('--run NAME is required');
     if (!v.out) throw new Error('--out FILE.safetensors is required');
     run = v.run;
-    out = path.resolve(v.out);
+    out = commandLinePath(v.out);
     which = parseChoice('--which', v.which ?? 'best', CHECKPOINT_KINDS);
-    runsDir = path.resolve(v['runs-dir'] ?? PATHS.runs);
+    runsDir = v['runs-dir'] === undefined ? PATHS.runs : commandLinePath(v['runs-dir']);
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
     return 2;

@@ -10,8 +10,8 @@
 import { parseArgs } from 'util';
 import { initBackend } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { assertWritableOutput, joinDashValues, predict } from '../lib/train';
-import { NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
+import { assertWritableOutput, predict } from '../lib/train';
+import { commandLinePath, joinDashValues, NORMALIZATIONS, parseChoice, VARIANTS, type NormName } from '../lib/config';
 
 const USAGE = `usage: npm run predict -- --weights FILE.safetensors --out FILE.json [options]
   --weights FILE     model state (npm run export) or training checkpoint (.safetensors)
@@ -50,6 +50,9 @@ async function main(): Promise<void> {
   }
   if (!values.weights) usageError('--weights is required');
   if (!values.out) usageError('--out is required');
+  // Relative paths from the folder npm was started in, not the project.
+  const weights = commandLinePath(values.weights);
+  const out = commandLinePath(values.out);
   const whole = (flag: string, text: string | undefined, min: number, max: number) => {
     if (text === undefined) return undefined;
     const n = Number(text);
@@ -67,22 +70,26 @@ async function main(): Promise<void> {
   const batchSize = whole('--batch-size', values['batch-size'], 1, 10_000);
   // Before any work: --out must not overwrite the weights or any run's checkpoint.
   try {
-    assertWritableOutput(values.out, { inputs: [values.weights] });
+    assertWritableOutput(out, { inputs: [weights] });
   } catch (err) {
     usageError((err as Error).message);
   }
 
   initBackend();
   const started = Date.now();
-  const result = await predict({ weights: values.weights, variant, norm, limit, batchSize });
+  const result = await predict({ weights, variant, norm, limit, batchSize });
   if (result.checksum === 'none') {
-    console.warn(`note: ${values.weights} carries no checksum (written elsewhere, or exported before checksums), so damage would go unnoticed: re-export it with npm run export`);
+    console.warn(
+      `note: ${weights} carries no checksum (written elsewhere, or exported before checksums), ` +
+        'so damage would go unnoticed: re-export it with npm run export',
+    );
   }
-  writeFileAtomic(values.out, JSON.stringify({ labels: result.labels, logits: result.logits }) + '\n');
+  writeFileAtomic(out, JSON.stringify({ labels: result.labels, logits: result.logits }) + '\n');
   const correct = result.logits.filter((row, i) => row.indexOf(Math.max(...row)) === result.labels[i]).length;
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
     `${result.logits.length} test images, ${result.variant} variant, '${result.norm}' normalisation: ` +
-      `accuracy ${((100 * correct) / result.logits.length).toFixed(2)}% → ${values.out} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      `accuracy ${((100 * correct) / result.logits.length).toFixed(2)}% → ${out} (${seconds} s)`,
   );
 }
 

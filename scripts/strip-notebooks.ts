@@ -6,10 +6,11 @@
  */
 import * as path from 'path';
 import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebookFile } from '../lib/report';
+import { commandLinePath } from '../lib/config';
 
 const args = process.argv.slice(2);
 const check = args.includes('--check');
-const files = args.filter((a) => a !== '--check').map((f) => path.resolve(f));
+const files = args.filter((a) => a !== '--check').map((f) => commandLinePath(f));
 const notebooks = files.length ? files : listNotebooks();
 
 let dirty = 0;

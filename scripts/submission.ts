@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { PATHS, readEnv } from '../lib/config';
+import { commandLinePath, PATHS, readEnv } from '../lib/config';
 import { buildSubmission, checkUid, CODE_FOLDER } from '../lib/report';
 
 const USAGE = `usage: npm run submission -- --uid uXXXXXXX [--recorded] [--out DIR]
@@ -47,7 +47,7 @@ function main(): number {
       throw new Error('DCF_QUICK=1 is set: a quick run only shows that the pipeline works; unset it to hand in');
     }
     // Relative to the folder `npm run` was started from, not the project.
-    outDir = v.out === undefined ? PATHS.results : path.resolve(readEnv().initCwd, v.out);
+    outDir = v.out === undefined ? PATHS.results : commandLinePath(v.out);
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
     return 2;

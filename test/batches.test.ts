@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import {
   augmentImage,
+  BatchPrefetcher,
   batches,
   CROP_PADDING,
   epochOrder,
@@ -263,5 +264,58 @@ describe.skipIf(!hasRealData())('batches of real CIFAR-10 images', () => {
     expect(Math.abs(sum / x.length)).toBeLessThan(0.1);
     expect(Array.from(batch.y.dataSync().slice(0, 8))).toEqual([3, 8, 8, 0, 6, 6, 1, 6]);
     tf.dispose([batch.x, batch.y]);
+  });
+});
+
+describe('BatchPrefetcher (the next batch made in a worker thread)', () => {
+  /** Every batch of an epoch as plain arrays (tensors freed). */
+  const collect = (it: Iterable<{ x: tf.Tensor4D; y: tf.Tensor1D; indices: Int32Array }>) =>
+    [...it].map((b) => {
+      const out = { x: b.x.dataSync().slice(), y: Array.from(b.y.dataSync()), indices: Array.from(b.indices), shape: b.x.shape };
+      tf.dispose([b.x, b.y]);
+      return out;
+    });
+
+  it('gives batches() exactly, bit for bit: shuffled, augmented, the last batch smaller, chosen indices', () => {
+    const split = synthetic(23);
+    const prefetcher = new BatchPrefetcher(split, 8);
+    try {
+      const before = tf.memory().numTensors;
+      for (const opts of [
+        { batchSize: 8, norm: 'half' as const, shuffle: true, seed: 4, epoch: 1 },
+        { batchSize: 8, norm: 'imagenet' as const, shuffle: true, augment: true, seed: 4, epoch: 2 },
+        { batchSize: 5, norm: 'half' as const, augment: true, indices: [22, 3, 7, 7, 0, 11] },
+      ]) {
+        const expected = collect(batches(split, opts));
+        const got = collect(prefetcher.batches(opts));
+        expect(got.map((b) => b.shape)).toEqual(expected.map((b) => b.shape));
+        got.forEach((b, i) => {
+          expect(b.indices).toEqual(expected[i].indices);
+          expect(b.y).toEqual(expected[i].y);
+          expect(Buffer.from(b.x.buffer).equals(Buffer.from(expected[i].x.buffer))).toBe(true);
+        });
+      }
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      prefetcher.dispose();
+    }
+  });
+
+  it('can stop in the middle of an epoch and start the next; refuses a batch larger than it was made for', () => {
+    const split = synthetic(40);
+    const prefetcher = new BatchPrefetcher(split, 8);
+    try {
+      const opts = { batchSize: 8, norm: 'half' as const, shuffle: true, augment: true, seed: 1, epoch: 3 };
+      for (const b of prefetcher.batches(opts)) {
+        tf.dispose([b.x, b.y]);
+        break; // the next batch is being made in the worker: it must not land in a reused slot
+      }
+      const again = collect(prefetcher.batches(opts));
+      const expected = collect(batches(split, opts));
+      expect(again.map((b) => Array.from(b.x.slice(0, 50)))).toEqual(expected.map((b) => Array.from(b.x.slice(0, 50))));
+      expect(() => [...prefetcher.batches({ ...opts, batchSize: 9 })]).toThrow(/batch size 9 > the 8 it was made for/);
+    } finally {
+      prefetcher.dispose();
+    }
   });
 });

@@ -29,8 +29,11 @@ beforeAll(() => {
   net.dispose();
 });
 
-function run(script: string, args: string[]) {
-  return spawnSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [`scripts/${script}.ts`, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+/** A script run as npm runs it: in the project, INIT_CWD the folder npm was started from (default: the project). */
+function run(script: string, args: string[], initCwd = PROJECT_ROOT) {
+  const tsx = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx');
+  const env = { ...process.env, INIT_CWD: initCwd };
+  return spawnSync(tsx, [`scripts/${script}.ts`, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', env });
 }
 
 describe('npm run predict', () => {
@@ -59,6 +62,21 @@ describe('npm run predict', () => {
     const r = run('predict', ['--weights', ckpt('a'), '--out', path.join(dir, 'x.json'), '--limit', '-1']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--limit must be a whole number from 1 to 10000; got '-1'");
+  });
+});
+
+describe('relative paths on a command line', () => {
+  it('are read from the folder npm was started in, not the project (export, predict, experiments)', () => {
+    const exported = run('export', ['--run', 'a', '--runs-dir', 'runs', '--out', 'a-rel.safetensors'], dir);
+    expect(exported.status, exported.stderr).toBe(0);
+    expect(exported.stdout).toContain(`wrote ${path.join(dir, 'a-rel.safetensors')}:`);
+    expect(fs.existsSync(path.join(PROJECT_ROOT, 'a-rel.safetensors'))).toBe(false);
+    const predicted = run('predict', ['--weights', 'a-rel.safetensors', '--out', 'p.json', '--limit', '2'], dir);
+    expect(predicted.status, predicted.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'p.json'), 'utf8')).labels).toHaveLength(2);
+    const listed = run('experiments', ['--list', '--results-dir', 'rel'], dir);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(`runs in ${path.join(dir, 'rel', 'runs')}`);
   });
 });
 

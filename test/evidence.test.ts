@@ -7,7 +7,9 @@ import * as os from 'os';
 import * as path from 'path';
 import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ablationRunRows, experimentsCommand, labRunRows, loadEvidence, readSweep, runGaps, runRows, sweepSettings } from '../lib/experiments/evidence';
+import {
+  ablationRunRows, experimentsCommand, labControl, labRunRows, loadEvidence, readSweep, runGaps, runRows, sweepSettings,
+} from '../lib/experiments/evidence';
 import { armSummaries, bySeed, compare, fromRecorded, loadResults, resultsFrame, unfinished } from '../lib/experiments/table';
 import { freezeFacts } from '../lib/experiments/findings';
 import { signFlipPValue } from '../lib/experiments/stats';
@@ -327,9 +329,12 @@ describe('your runs', () => {
     expect(ev.measurements.length).toBeGreaterThan(0);
     expect(typeof ev.experiments[0].parameters).toBe('number');
 
-    const base: Record<string, string> = { 'frozen-requires-grad': 'lab-dynamic-s0', 'frozen-eval': 'frozen-requires-grad', 'fix-bn-only': 'frozen-requires-grad', 'fix-adapter': 'frozen-eval' };
-    const names = ['lab-dynamic-s0', ...Object.keys(base)];
-    const rows = labRunRows(ev.experiments, names, (n) => base[n]);
+    // Each of your freeze runs against its control, as the recorded suite pairs the same arms.
+    const names = ['lab-dynamic-s0', 'frozen-requires-grad', 'frozen-eval', 'fix-bn-only', 'fix-adapter'];
+    expect(['lab-static-s0', ...names].map(labControl)).toEqual([
+      undefined, undefined, 'lab-dynamic-s0', 'frozen-requires-grad', 'frozen-requires-grad', 'frozen-eval',
+    ]);
+    const rows = labRunRows(ev.experiments, names, labControl);
     expect(rows.map((r) => [r.name, r.bestTestAccuracy, r.base, r.vsBase === null ? null : Math.round(1e4 * r.vsBase) / 100])).toEqual([
       ['lab-dynamic-s0', 0.8, null, null],
       ['frozen-requires-grad', 0.6, 'lab-dynamic-s0', -20],

@@ -76,17 +76,42 @@ describe('the experiment table', () => {
     expect(best.epochs).toBeGreaterThanOrEqual(15);
   });
 
-  it('does not take a run saved before the weights setting for the lab run: it started from the folded file', () => {
+  it('refuses a run saved before the weights setting, saying how to convert it', () => {
     // config.json as `npm run train -- --run lab-dynamic-s0 …` wrote it before `weights` and the architecture options existed.
-    const saved = validateConfig({
+    const old = {
       run: 'lab-dynamic-s0', variant: 'dynamic', epochs: 5, batchSize: 64, lr: 0.001, seed: 0, norm: 'half', augment: false,
       freeze: 'none', pretrained: true, limitTrain: 0, limitTest: 0, val: 0, labelSmoothing: 0, schedule: 'constant',
       weightDecay: 0, selectBy: 'test', logEvery: 10, evalBatchSize: 500,
-    });
-    expect(saved.weights).toBe('folded');
-    expect(experimentConflicts(saved, selectExperiments(['lab-dynamic-s0'])[0].config)).toEqual([
+    };
+    const dir = path.join(resultsDir, 'old-runs', 'lab-dynamic-s0');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(old));
+    const status = experimentStatus(findExperiment('lab-dynamic-s0'), path.dirname(dir));
+    expect(status.state).toBe('unreadable');
+    expect(status.detail[0]).toContain(`${path.join(dir, 'config.json')}: weights is missing`);
+    expect(status.detail[0]).toContain('retrain it, or add "weights": "folded" to its config.json');
+    // Converted as the message says, it is the lab run that started from the folded file.
+    const saved = validateConfig({ ...old, weights: 'folded' });
+    expect(experimentConflicts(saved, findExperiment('lab-dynamic-s0').config)).toEqual([
       'weights: the run has "folded", the experiment wants "torchvision"',
+      'precision: the run has "fp32", the experiment wants "auto"',
     ]);
+  });
+
+  it('the recorded suites are fp32: their runs, saved before precision existed, are still their experiments', () => {
+    for (const e of LAB_EXPERIMENTS) expect(e.config.precision, e.name).toBe('auto');
+    for (const suite of ['paired', 'recipe'] as const) {
+      // Every arm but the precision comparison's own bf16 arm.
+      for (const e of SUITES[suite]) expect(e.config.precision, e.name).toBe(e.arm === 'dynamic-bf16' ? 'bf16' : 'fp32');
+      // configs.json: the recorded runs' configs, as the runs training now save theirs (commit 5af09a2: no precision).
+      const file = path.join(PATHS.recorded, suite, 'configs.json');
+      const recorded = Object.entries(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, TrainConfig>);
+      expect(recorded.length).toBeGreaterThan(0);
+      for (const [name, { precision: _, ...saved }] of recorded) {
+        const wanted = findExperiment<Experiment>(name, SUITES[suite]).config;
+        expect(experimentConflicts(validateConfig(saved), wanted), name).toEqual([]);
+      }
+    }
   });
 
   it('quick mode: the same settings on a slice, one epoch, in results/quick — never results/runs', () => {
@@ -175,6 +200,7 @@ describe('Parquet tables', () => {
     expect(back.map((r) => r.name)).toEqual(['a', 'b', 'never']);
     expect(back.map((r) => r.status)).toEqual(['done', 'done', 'not-started']);
     expect(back[1]).toMatchObject({ variant: 'static', epochs: 2, epochsDone: 2, subset: true, run: path.join('runs', 'b') });
+    expect(back.map((r) => r.precision)).toEqual(['auto', 'auto', 'auto']);
     const status = experimentStatus(table[1], runsDir);
     expect(back[1].bestTestAccuracy).toBeCloseTo(status.bestAccuracy!, 12);
     expect(back[1].finalTestAccuracy).toBeCloseTo(status.finalAccuracy!, 12);
@@ -233,7 +259,9 @@ describe('the suites', () => {
       arms.set(e.arm, [...(arms.get(e.arm) ?? []), e.config.seed]);
     }
     // The main comparison has ten paired seeds, every other arm the first five of them.
-    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : [...BASE_SEEDS]);
+    // bf16 takes seeds 5–7, whose fp32 runs share its machine and code.
+    const seedsOf = (arm: string) => (['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : arm === 'dynamic-bf16' ? [5, 6, 7] : [...BASE_SEEDS]);
+    for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(seedsOf(arm));
     expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(10);
     expect(PAIRED_SEEDS.slice(0, BASE_SEEDS.length)).toEqual([...BASE_SEEDS]);
     // The lab's protocol arms train on all 50k and select on test; every other arm on the validation split.

@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
 import { escapeHtml, formatPercent, htmlTable } from '../lib/report/html-table';
 import {
-  cellMapsFigure, confusionMatrixFigure, meanStdBars, pairedSeedsFigure, perClassAccuracy, responseMapFigure, sampleGrid, smooth, softmax, stepCurves,
-  trainingCurves, upsampleBilinear, variantComparison, type Trace,
+  cellMapsFigure, confusionMatrixFigure, filterHeatmap, meanStdBars, pairedIntervalsFigure, pairedSeedsFigure,
+  perClassAccuracy, responseMapFigure, smooth, softmax, stepCurves, trainingCurves, upsampleBilinear, type Trace,
 } from '../lib/report/plots';
-import { confusionMatrix, epochBands, meanStd, runOutcomes, summarizeOutcomes, type EpochPoint } from '../lib/experiments/summary';
+import { confusionMatrix, meanStd, runOutcomes, type EpochPoint } from '../lib/experiments/summary';
 
 /** Two variants × two seeds × 3 epochs × train/test, with accuracies chosen by hand. */
 function rows(): EpochPoint[] {
@@ -42,21 +42,7 @@ describe('summary', () => {
     const d1 = out.find((o) => o.run === 'dynamic-s1')!;
     expect(d1).toMatchObject({ variant: 'dynamic', seed: 1, epochs: 3, finalAccuracy: 0.68, bestAccuracy: 0.68, bestEpoch: 3 });
     expect(d1.secondsPerEpoch).toBeCloseTo(11, 12);
-    const s = summarizeOutcomes(out);
-    expect(s.map((g) => g.group).sort()).toEqual(['dynamic', 'static']);
-    const dyn = s.find((g) => g.group === 'dynamic')!;
-    expect(dyn.finalAccuracy.mean).toBeCloseTo(0.69, 12);
-    expect(dyn.runs.sort()).toEqual(['dynamic-s0', 'dynamic-s1']);
   });
-
-  it('epochBands averages each epoch over seeds', () => {
-    const band = epochBands(rows(), 'accuracy', 'test').get('static')!;
-    expect(band.epoch).toEqual([1, 2, 3]);
-    expect(band.mean[0]).toBeCloseTo(0.46, 12);
-    expect(band.std[2]).toBeCloseTo(meanStd([0.6, 0.64]).std, 12);
-    expect(band.n).toEqual([2, 2, 2]);
-  });
-
 
   it('confusionMatrix counts true × predicted and rejects labels out of range', () => {
     const m = confusionMatrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3);
@@ -103,18 +89,6 @@ describe('curves', () => {
     expect(fig.data).toHaveLength(4);
   });
 
-  it('compares variants with a mean line inside a ± std band', () => {
-    const fig = variantComparison(rows(), { splits: ['test'] });
-    const mean = fig.data.find((t) => t.name === 'static · test' && t.yaxis === 'y2')!;
-    const i = fig.data.indexOf(mean);
-    const [upper, lower] = [fig.data[i - 2], fig.data[i - 1]];
-    const sd = meanStd([0.6, 0.64]).std;
-    expect((mean.y as number[])[2]).toBeCloseTo(0.62, 12);
-    expect((upper.y as number[])[2]).toBeCloseTo(0.62 + sd, 12);
-    expect((lower.y as number[])[2]).toBeCloseTo(0.62 - sd, 12);
-    expect(lower.fill).toBe('tonexty');
-  });
-
   it('bars carry their error bars', () => {
     const fig = meanStdBars([{ name: 'dynamic', mean: 0.7, std: 0.02, n: 3 }]);
     expect((fig.data[0].error_y as { array: number[] }).array).toEqual([0.02]);
@@ -137,22 +111,6 @@ describe('confusion matrix figure', () => {
 });
 
 describe('images', () => {
-  it('places each pixel of each image in its own panel, and marks wrong predictions', () => {
-    const images = new Uint8Array(3 * 32 * 32 * 3);
-    // Image 1, pixel (y=1, x=2) = (10, 20, 30).
-    images.set([10, 20, 30], 1 * 3072 + (1 * 32 + 2) * 3);
-    const fig = sampleGrid(images, [3, 5, 7], { columns: 2, predictions: [3, 6, 7] });
-    const img1 = fig.data[1] as Trace & { z: number[][][] };
-    expect(img1.type).toBe('image');
-    expect(img1.z[1][2]).toEqual([10, 20, 30]);
-    expect(img1.xaxis).toBe('x2');
-    const titles = fig.layout.annotations as { text: string; font: { color: string } }[];
-    expect(titles[1].text).toBe('dog → frog');
-    expect(titles[1].font.color).toBe('#c0392b');
-    expect(titles[0].text).toBe('cat');
-    expect(() => sampleGrid(images, [1, 2])).toThrow(/2 labels but 9216 bytes/);
-  });
-
   it('overlays ten upsampled maps on one shared colour scale, titled with scores', () => {
     const image = new Uint8Array(3072).fill(128);
     const maps = new Float32Array(640);
@@ -201,6 +159,34 @@ describe('images', () => {
     expect(fig.data.map((t) => t.name)).toEqual(['seed 0', 'seed 1']);
     expect((fig.data[0] as Trace & { y: (number | null)[] }).y).toEqual([75, 77]);
     expect((fig.data[1] as Trace & { y: (number | null)[] }).y).toEqual([76, null]);
+  });
+
+  it('draws each paired difference with its seeds, its 95 % and 90 % intervals, and the margin', () => {
+    const row = { a: 'static', b: 'dynamic', differences: [0.01, 0.03], mean: 0.02, n: 2, margin: 0.01 };
+    const two = { ...row, low: 0.005, high: 0.035, low90: 0.01, high90: 0.03 };
+    const one = { ...row, b: 'x', differences: [0.01], n: 1, low: NaN, high: NaN, low90: NaN, high90: NaN };
+    const fig = pairedIntervalsFigure([two, one], { title: 't' });
+    type Bars = Trace & { x: number[]; y: string[]; error_x: { array: number[]; arrayminus: number[] } };
+    const [seeds, ninety, mean] = fig.data as Bars[];
+    expect(seeds.x).toEqual([1, 3, 1]);
+    expect(seeds.y).toEqual(['dynamic − static', 'dynamic − static', 'x − static']);
+    expect(mean.error_x.array[0]).toBeCloseTo(1.5, 10);
+    expect(mean.error_x.arrayminus[0]).toBeCloseTo(1.5, 10);
+    expect(ninety.error_x.array[0]).toBeCloseTo(1, 10);
+    expect([mean.error_x.array[1], ninety.error_x.array[1]]).toEqual([0, 0]); // one pair: no interval
+    expect((fig.layout.shapes as { x0: number }[]).map((s) => s.x0)).toEqual([-1, 1]);
+    expect(pairedIntervalsFigure([{ ...two, margin: 0 }], { title: 't' }).layout.shapes).toEqual([]);
+  });
+
+  it('draws ten filters as rows of a heatmap centred on 0', () => {
+    const filters = CLASS_NAMES.map((_, c) => [c, -c, 0]);
+    type Heatmap = Trace & { z: number[][]; y: string[]; x: number[]; zmid: number };
+    const [h] = filterHeatmap(filters, { title: 'f' }).data as Heatmap[];
+    expect(h.z[3]).toEqual([3, -3, 0]);
+    expect(h.y).toEqual([...CLASS_NAMES]);
+    expect(h.x).toEqual([0, 1, 2]);
+    expect(h.zmid).toBe(0);
+    expect(() => filterHeatmap(filters.slice(0, 9), { title: 'f' })).toThrow(/9 filters for 10 classes/);
   });
 
   it('lays small 8×8 cell maps side by side on one symmetric scale', () => {

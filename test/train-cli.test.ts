@@ -4,9 +4,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PRETRAINED_FILES, PROJECT_ROOT } from '../lib/config';
-import { joinDashValues, parseTrainArgs, parseWeightsFlag, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
-import { FREEZES } from '../lib/train/train-config';
+import { joinDashValues, parseWeightsFlag, PRETRAINED_FILES, PROJECT_ROOT, readEnv, setEnv } from '../lib/config';
+import { parseTrainArgs, resolveTrainConfig, TRAIN_USAGE, UsageError } from '../lib/train/train-cli';
+import { FREEZES, trainConfig, validateConfig } from '../lib/train/train-config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-train-cli-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +36,7 @@ describe('numeric flags', () => {
     expect(refusal('--batch-size', '1')).toBe("--batch-size must be a whole number ≥ 2; got '1'");
     expect(refusal('--lr', '-0.001')).toBe("--lr must be a number > 0; got '-0.001'");
     expect(refusal('--lr', '0')).toBe("--lr must be a number > 0; got '0'");
-    expect(refusal('--seed', '-3')).toBe("--seed must be a whole number ≥ 0; got '-3'");
+    expect(refusal('--seed', '-3')).toBe("--seed must be a whole number in [0, 4294967295]; got '-3'");
     expect(refusal('--limit-train', '-5')).toBe("--limit-train must be a whole number ≥ 0; got '-5'");
     expect(refusal('--limit-test', '-1')).toBe("--limit-test must be a whole number ≥ 0; got '-1'");
     expect(refusal('--val', '-10')).toBe("--val must be a whole number ≥ 0; got '-10'");
@@ -73,6 +73,31 @@ describe('numeric flags', () => {
   });
 });
 
+describe('--seed', () => {
+  // The generators take 32 bits: 2³² trained seed 0.
+  it('takes 0 … 2³² − 1 and refuses a larger seed', () => {
+    expect(given('--seed', String(2 ** 32 - 1))).toEqual({ seed: 4294967295 });
+    expect(refusal('--seed', '4294967296')).toBe("--seed must be a whole number in [0, 4294967295]; got '4294967296'");
+    const message = /seed must be a whole number in \[0, 4294967295\]; got 4294967296$/;
+    expect(() => trainConfig({ run: 'r', seed: 2 ** 32 })).toThrow(message);
+  });
+});
+
+describe('--precision', () => {
+  it('takes fp32, bf16 or auto (the default), as the help says', () => {
+    expect(given('--precision', 'bf16')).toEqual({ precision: 'bf16' });
+    expect(refusal('--precision', 'fp16')).toBe("--precision must be one of fp32, bf16, auto; got 'fp16'");
+    expect(TRAIN_USAGE).toMatch(/--precision fp32\|bf16\|auto +fp32, bf16 mixed precision .*\(default auto\)/s);
+    expect(trainConfig({ run: 'r' }).precision).toBe('auto');
+  });
+
+  it('reads a config saved before the setting existed as fp32, how it was trained', () => {
+    const { precision, ...old } = trainConfig({ run: 'r', precision: 'bf16' });
+    expect(precision).toBe('bf16');
+    expect(validateConfig(old).precision).toBe('fp32');
+  });
+});
+
 describe('--freeze', () => {
   it('the help lists every choice, and each one parses', () => {
     const line = TRAIN_USAGE.split('\n').find((l) => l.includes('--freeze'));
@@ -80,6 +105,19 @@ describe('--freeze', () => {
     for (const freeze of FREEZES) expect(given('--freeze', freeze)).toEqual({ freeze });
     expect(FREEZES).toEqual(expect.arrayContaining(['requires-grad', 'stem']));
     expect(refusal('--freeze', 'layer1')).toBe(`--freeze must be one of ${FREEZES.join(', ')}; got 'layer1'`);
+  });
+});
+
+describe('--runs-dir', () => {
+  it('a relative folder is read from where npm was started (INIT_CWD), not the project', () => {
+    const before = readEnv().initCwd;
+    try {
+      setEnv({ initCwd: dir });
+      const args = parseTrainArgs(['--run', 'r', '--runs-dir', 'elsewhere']);
+      expect(args).toMatchObject({ runsDir: path.join(dir, 'elsewhere') });
+    } finally {
+      setEnv({ initCwd: before });
+    }
   });
 });
 

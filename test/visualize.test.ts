@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagesToTensor } from '../lib/data/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { createNet, type Net } from '../lib/model/model';
-import { attributionMaps, cellWeightMaps, chooseExamples, correlation, filterSimilarity, similarityVsConfusion, mapPeak, predictLabels, responseMapsOf, scoreGradient, scoreMlpOf } from '../lib/report/visualize';
+import {
+  attributionMaps, cellWeightMaps, chooseExamples, correlation, distribution, filterSimilarity, mapAttributionAgreement,
+  mapPeak, predictLabels, responseMapsOf, runnerUp, scoreGradient, scoreMlpOf, similarityVsConfusion,
+} from '../lib/report/visualize';
 
 let net: Net;
 let test: Cifar10Split;
@@ -107,6 +110,26 @@ describe('what the score MLP reads from a map', () => {
     expect(meanAbs[i]).toBeCloseTo(a / mlp.hidden, 6);
     expect(correlation([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
     expect(correlation([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
+  });
+});
+
+describe('summaries of maps', () => {
+  it('finds the strongest class other than the true one, the lowest index on a tie', () => {
+    expect(runnerUp([0.1, 0.9, 0.5, 0.5], 1)).toEqual({ cls: 2, score: 0.5 });
+    expect(runnerUp([0.1, 0.9, 0.5, 0.7], 3)).toEqual({ cls: 1, score: 0.9 });
+  });
+
+  it('correlates each true-class map with its attribution, and summarises the spread', () => {
+    const mlp = scoreMlpOf(net);
+    const examples = responseMapsOf(net, test, [1, 2, 3], 'half');
+    const r = mapAttributionAgreement(mlp, examples);
+    expect(r).toHaveLength(3);
+    const own = (m: ArrayLike<number>, c: number) => Array.from(m).slice(c * 64, (c + 1) * 64);
+    const e = examples[1];
+    expect(r[1]).toBeCloseTo(correlation(own(e.maps, e.label), own(attributionMaps(mlp, e.maps), e.label)), 12);
+    const spread = distribution([0.5, -0.2, 0.9, 0.1, 0.3]);
+    expect(spread).toEqual({ n: 5, median: 0.3, p10: -0.2, p90: 0.9, belowZero: 0.2 });
+    expect(distribution([]).n).toBe(0);
   });
 });
 

@@ -27,7 +27,7 @@ export interface StepTimeRow {
   static: StepTime | null;
 }
 
-export const TIMED_MEASURES: readonly Measure[] = ['train-step', 'inference-step', 'inference-step-precomputed-filters', 'filter-generation'];
+const TIMED_MEASURES: readonly Measure[] = ['train-step', 'inference-step', 'inference-step-precomputed-filters', 'filter-generation'];
 
 export interface DynamicCosts {
   parameters: ParameterRow[];

@@ -16,7 +16,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
-import { DIVERGED_FILE, type ExperimentState, type LabRunName } from './experiments';
+import {
+  DIVERGED_FILE, FREEZE_CAUSES, LAB_EXPERIMENTS, PAIRED_FIXES, type ExperimentState, type LabRunName,
+} from './experiments';
 import { type ExperimentRow, EXPERIMENTS_FILE, readExperimentTable } from './experiment-table';
 import { type MeasurementRow, MEASUREMENTS_FILE, readMeasurements } from './measurements';
 import type { LabResults, RunResult } from './results';
@@ -42,7 +44,7 @@ export interface Evidence {
   sweep: SweepRow[];
 }
 
-export const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
+const SWEEP_FILE = path.join(PATHS.root, 'python', 'recipe_sweep_results.jsonl');
 
 /** Reads the recipe sweep's JSON lines ([] when the file is absent). */
 export function readSweep(file: string = SWEEP_FILE): SweepRow[] {
@@ -138,6 +140,19 @@ export function labRunRows(experiments: readonly ExperimentRow[], names: readonl
       trainableParameters: r.trainableParameters, parameters: r.parameters, secondsPerEpoch: r.secondsPerEpoch, subset: r.subset,
     }];
   });
+}
+
+/**
+ * The lab-suite run that `name` differs from in one setting, as the paired suite's freeze causes
+ * and fixes pair their arms (FREEZE_CAUSES, PAIRED_FIXES): a fix against its frozen control, the
+ * fixed-function freeze against the lab's freeze, and the lab's freeze against training everything
+ * (lab-dynamic-s0). undefined for the heads and for a control the lab suite does not train.
+ */
+export function labControl(name: string): LabRunName | undefined {
+  const e = LAB_EXPERIMENTS.find((x) => x.name === name);
+  if (e?.group !== 'freeze') return undefined;
+  const control = [...FREEZE_CAUSES, ...PAIRED_FIXES].find((c) => c.arm === e.arm)?.control ?? 'dynamic';
+  return control === 'dynamic' ? 'lab-dynamic-s0' : LAB_EXPERIMENTS.find((x) => x.arm === control)?.name;
 }
 
 /** What is missing among the runs a question needs, and the command that completes it. */

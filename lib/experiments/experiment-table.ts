@@ -4,13 +4,12 @@
  * can be rebuilt at any time (`npm run experiments` writes it at the end, `npm run report` too).
  *
  * Columns (EXPERIMENT_SCHEMA; camelCase like the metrics):
- *   name, group, purpose, settings (how it differs from the lab's recipe), variant, seed, norm,
- *   augment, freeze, upsample, adapter, filterNorm, responseScale, schedule, labelSmoothing, lr,
- *   weightDecay, batchSize, epochs (planned), epochsDone, status (lib/experiments' state),
- *   bestTestAccuracy, bestEpoch, finalTestAccuracy, secondsPerEpoch (training pass, mean),
- *   parameters, trainableParameters (model parameters, BatchNorm statistics not counted),
- *   subset (trained on a slice: quick mode), detail (why a run is diverged / mismatched), run
- *   (the run's folder relative to the results folder).
+ *   name, group, purpose, settings (how it differs from the lab's recipe), then every setting
+ *   declared with a column in lib/train's TRAIN_SETTINGS (variant, epochs (planned), seed, …, in
+ *   its order), epochsDone, status (lib/experiments' state), bestTestAccuracy, bestEpoch,
+ *   finalTestAccuracy, secondsPerEpoch (training pass, mean), parameters, trainableParameters
+ *   (model parameters, BatchNorm statistics not counted), subset (trained on a slice: quick mode),
+ *   detail (why a run is diverged / mismatched), run (the run's folder relative to the results folder).
  * Accuracies, bestEpoch and secondsPerEpoch are null before a run's first finished epoch.
  */
 import * as path from 'path';
@@ -18,29 +17,22 @@ import pl, { type DataType } from 'nodejs-polars';
 import { writeFileAtomic } from '../formats/index';
 import { EXPERIMENTS, describeSettings, experimentDirs, experimentStatus, quickExperiment, type Experiment, type ExperimentGroup, type ExperimentState } from './experiments';
 import { architectureOf, describeState } from '../model/index';
+import { CONFIG_FIELDS, TRAIN_SETTINGS, type ConfigField, type TrainConfig } from '../train/index';
+import type { Setting } from '../config';
 
 export const EXPERIMENTS_FILE = 'experiments.parquet';
 
-export interface ExperimentRow {
+/** The settings with a column in the table: those declared with one. */
+type Recorded<K extends ConfigField> = (typeof TRAIN_SETTINGS)[K] extends { column: string } ? K : never;
+type RecordedSetting = { [K in ConfigField]: Recorded<K> }[ConfigField];
+const column = (k: ConfigField) => (TRAIN_SETTINGS[k] as Setting<unknown>).column;
+const RECORDED_SETTINGS = CONFIG_FIELDS.filter(column) as RecordedSetting[];
+
+export interface ExperimentRow extends Pick<TrainConfig, RecordedSetting> {
   name: string;
   group: ExperimentGroup;
   purpose: string;
   settings: string;
-  variant: string;
-  seed: number;
-  norm: string;
-  augment: boolean;
-  freeze: string;
-  upsample: number;
-  adapter: boolean;
-  filterNorm: boolean;
-  responseScale: boolean;
-  schedule: string;
-  labelSmoothing: number;
-  lr: number;
-  weightDecay: number;
-  batchSize: number;
-  epochs: number;
   epochsDone: number;
   status: ExperimentState;
   bestTestAccuracy: number | null;
@@ -54,26 +46,14 @@ export interface ExperimentRow {
   run: string;
 }
 
-export const EXPERIMENT_SCHEMA: { [K in keyof ExperimentRow]-?: DataType } = {
+const DTYPES = { Utf8: pl.Utf8, Bool: pl.Bool, Int32: pl.Int32, Int64: pl.Int64, Float64: pl.Float64 };
+
+export const EXPERIMENT_SCHEMA = {
   name: pl.Utf8,
   group: pl.Utf8,
   purpose: pl.Utf8,
   settings: pl.Utf8,
-  variant: pl.Utf8,
-  seed: pl.Int64,
-  norm: pl.Utf8,
-  augment: pl.Bool,
-  freeze: pl.Utf8,
-  upsample: pl.Int32,
-  adapter: pl.Bool,
-  filterNorm: pl.Bool,
-  responseScale: pl.Bool,
-  schedule: pl.Utf8,
-  labelSmoothing: pl.Float64,
-  lr: pl.Float64,
-  weightDecay: pl.Float64,
-  batchSize: pl.Int32,
-  epochs: pl.Int32,
+  ...Object.fromEntries(RECORDED_SETTINGS.map((k) => [k, DTYPES[column(k)!]])),
   epochsDone: pl.Int32,
   status: pl.Utf8,
   bestTestAccuracy: pl.Float64,
@@ -85,10 +65,10 @@ export const EXPERIMENT_SCHEMA: { [K in keyof ExperimentRow]-?: DataType } = {
   subset: pl.Bool,
   detail: pl.Utf8,
   run: pl.Utf8,
-};
+} as { [K in keyof ExperimentRow]-?: DataType };
 
 /** Model parameters (BatchNorm running statistics excluded) of an experiment's net: all, and trained. */
-export function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
+function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
   const info = describeState(e.config.variant, architectureOf(e.config), e.config.freeze).filter((p) => p.kind === 'parameter');
   return {
     parameters: info.reduce((s, p) => s + p.size, 0),
@@ -104,10 +84,9 @@ export function experimentRows(opts: { resultsDir?: string; quick?: boolean; exp
     const s = experimentStatus(e, runsDir);
     const c = e.config;
     return {
-      name: e.name, group: e.group, purpose: e.purpose, settings: describeSettings(c), variant: c.variant, seed: c.seed, norm: c.norm,
-      augment: c.augment, freeze: c.freeze, upsample: c.upsample, adapter: c.adapter, filterNorm: c.filterNorm, responseScale: c.responseScale,
-      schedule: c.schedule, labelSmoothing: c.labelSmoothing, lr: c.lr, weightDecay: c.weightDecay, batchSize: c.batchSize,
-      epochs: c.epochs, epochsDone: s.epochsDone, status: s.state,
+      name: e.name, group: e.group, purpose: e.purpose, settings: describeSettings(c),
+      ...(Object.fromEntries(RECORDED_SETTINGS.map((k) => [k, c[k]])) as Pick<TrainConfig, RecordedSetting>),
+      epochsDone: s.epochsDone, status: s.state,
       bestTestAccuracy: s.bestAccuracy, bestEpoch: s.bestEpoch, finalTestAccuracy: s.finalAccuracy, secondsPerEpoch: s.secondsPerEpoch,
       ...parameterCounts(e),
       subset: c.limitTrain > 0 || c.limitTest > 0, detail: s.detail.join('; '),

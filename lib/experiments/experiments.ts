@@ -9,7 +9,7 @@
  *     fixed-function freeze), fix-bn-only and fix-adapter (two fixes): the names of the paired
  *     suite's arms with the same settings (one name per setting).
  *   paired suite (PAIRED_EXPERIMENTS; results/paired, recorded in results/recorded/paired): every
- *     arm of ARMS with PAIRED_SEEDS, seed k shared by all arms (head initialisation, data order),
+ *     arm of ARMS with its seeds, seed k shared by all arms (data order, augmentation, the seeded streams),
  *     trained on 45k images with the best epoch chosen on the fixed 5k validation split, test
  *     reported at that epoch; compared seed by seed as PAIRED_COMPARISONS lists (lib/experiments/stats).
  *   recipe suite (RECIPE_EXPERIMENTS; results/recipe, recorded in results/recorded/recipe): more
@@ -22,18 +22,18 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARCHITECTURE_KEYS, describeArchitectureField, type Architecture } from '../model/index';
 import { writeFileAtomic } from '../formats/index';
 import {
   configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
   trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
   type TrainResult,
 } from '../train/index';
-import { isQuick, PATHS } from '../config';
+import { TRAIN_SETTINGS, type ConfigDifference } from '../train/index';
+import { isQuick, PATHS, type Setting } from '../config';
 import { runOutcomes } from './summary';
 
-export type ExperimentGroup = 'compare' | 'protocol' | 'freeze' | 'init' | 'ablation' | 'recipe';
-export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'freeze', 'init', 'ablation', 'recipe'];
+export type ExperimentGroup = 'compare' | 'protocol' | 'precision' | 'freeze' | 'init' | 'ablation' | 'recipe';
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'precision', 'freeze', 'init', 'ablation', 'recipe'];
 
 /**
  * One experiment: a named run and its config. `N` / `A` type its name and arm: the tables below
@@ -78,7 +78,7 @@ export interface Experiment<N extends string = string, A extends string = string
  *  - augment: random crop (4-pixel padding) + horizontal flip — with it more epochs keep paying off;
  *  - schedule 'cosine' from lr 2e-3 to 0 over all steps, label smoothing 0.1, weight decay 5e-5.
  */
-export const BEST_EPOCHS = 40;
+const BEST_EPOCHS = 40;
 const BEST: Partial<TrainConfig> = {
   variant: 'dynamic',
   norm: 'imagenet',
@@ -88,6 +88,7 @@ const BEST: Partial<TrainConfig> = {
   lr: 2e-3,
   weightDecay: 5e-5,
   epochs: BEST_EPOCHS,
+  precision: 'fp32', // recorded in fp32: its runs, saved before precision existed, stay this experiment
 };
 
 function experiment<N extends string, A extends string = N>(
@@ -141,7 +142,7 @@ export const BASE_SEEDS = [0, 1, 2, 3, 4] as const;
  */
 export const EQUIVALENCE_MARGIN = 0.01;
 /** Seeds of each recipe candidate: chosen on mean validation accuracy over them. */
-export const RECIPE_SEEDS = [0, 1, 2] as const;
+const RECIPE_SEEDS = [0, 1, 2] as const;
 /** Images of the fixed, class-balanced validation split (lib/data/batches splitValidation). */
 export const VALIDATION_IMAGES = 5000;
 
@@ -162,9 +163,11 @@ const ARMS = [
   { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1, seeds: PAIRED_SEEDS },
   { arm: 'lab-dynamic', group: 'protocol', purpose: "the lab's protocol: dynamic net trained on all 50k images, best epoch on test", overrides: { variant: 'dynamic', val: 0, selectBy: 'test' }, cost: 1.1 },
   { arm: 'lab-static', group: 'protocol', purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test", overrides: { variant: 'static', val: 0, selectBy: 'test' }, cost: 1.1 },
+  // Seeds 5–7: their fp32 runs were trained on the same machine and code as these (only the precision differs).
+  { arm: 'dynamic-bf16', group: 'precision', purpose: 'the lab net in bf16 mixed precision (lib/runtime/precision) against fp32', overrides: { variant: 'dynamic', precision: 'bf16' }, cost: 1.4, seeds: [5, 6, 7] },
   { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
   { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
-  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'cheap fix: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
+  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'the input-statistics cause: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
   { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
   { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
   { arm: 'fix-adapter', group: 'freeze', purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it', overrides: { freeze: 'all', adapter: true }, cost: 0.5 },
@@ -176,12 +179,11 @@ const ARMS = [
 
 /** The paired suite's arms (what is compared, seed by seed). */
 export type ArmName = (typeof ARMS)[number]['arm'];
-export const ARM_NAMES: readonly ArmName[] = ARMS.map((a) => a.arm);
 export type PairedSeed = (typeof PAIRED_SEEDS)[number];
 /** The beyond-the-lab run of the paired suite's table (its own arm). */
-export const BEST_DYNAMIC = 'best-dynamic';
+const BEST_DYNAMIC = 'best-dynamic';
 /** The recipe suite's candidate: best-dynamic plus a trainable residual 3×3 conv + BN + ReLU after the backbone. */
-export const BEST_ADAPTER = 'best-adapter';
+const BEST_ADAPTER = 'best-adapter';
 /** A run of the paired suite: arm k's run with seed s is `${arm}-s${s}`, and best-dynamic. */
 export type PairedRunName = `${ArmName}-s${PairedSeed}` | typeof BEST_DYNAMIC;
 /** A run of the recipe suite: seed 0 of each candidate has the candidate's name, seed s > 0 `${name}-s${s}`. */
@@ -197,7 +199,7 @@ export type ExperimentName = LabRunName | PairedRunName | RecipeRunName;
  * has whole pairs: all arms of seed 0, then of seed 1, …
  */
 export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | typeof BEST_DYNAMIC>[] = Object.freeze([
-  ...(['compare', 'protocol', 'freeze', 'ablation'] as const).flatMap((phase) => {
+  ...(['compare', 'protocol', 'precision', 'freeze', 'ablation'] as const).flatMap((phase) => {
     const arms: readonly Arm<ArmName>[] = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
     return PAIRED_SEEDS.flatMap((seed) => arms.filter((a) => (a.seeds ?? BASE_SEEDS).includes(seed)).map((a) => pairedExperiment(a, seed)));
   }),
@@ -205,7 +207,9 @@ export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | ty
 ]);
 
 function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
-  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { val: VALIDATION_IMAGES, selectBy: 'val', ...a.overrides, seed }, a.cost, a.arm);
+  // Recorded in fp32: its runs, saved before precision existed, stay this experiment.
+  const base: Partial<TrainConfig> = { val: VALIDATION_IMAGES, selectBy: 'val', precision: 'fp32' };
+  return experiment(`${a.arm}-s${seed}` as const, a.group, a.purpose, { ...base, ...a.overrides, seed }, a.cost, a.arm);
 }
 
 /** A paired comparison of two arms of the paired suite: `b` against `a`, seed by seed (b − a). */
@@ -247,6 +251,7 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
   { group: 'protocol', a: 'lab-static', b: 'lab-dynamic', isolates: "the lab's comparison under the lab's protocol (50k images, best epoch on test)" },
   { group: 'protocol', a: 'dynamic', b: 'lab-dynamic', isolates: "the protocol, dynamic net: the lab's (50k, test-selected) against 45k, validation-selected" },
   { group: 'protocol', a: 'static', b: 'lab-static', isolates: "the protocol, static net: the lab's (50k, test-selected) against 45k, validation-selected" },
+  { group: 'precision', a: 'dynamic', b: 'dynamic-bf16', isolates: 'bf16 mixed precision against fp32: the same net, seed and data' },
   { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
   { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
   ...FREEZE_CAUSES.map((c) => ({ group: 'freeze' as const, a: c.control, b: c.arm, isolates: `the ${c.cause} cause: ${c.how}` })),
@@ -265,7 +270,7 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
  * best-adapter adds capacity after layer1 for about 1.3× best-dynamic's time per epoch (recorded alone:
  * 18.8 against 14.1 min for 40 epochs).
  */
-export const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
+const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
   experiment(BEST_ADAPTER, 'recipe', `best-dynamic plus a residual 3×3 conv + BN + ReLU adapter after the backbone, ${BEST_EPOCHS} epochs`, { ...BEST, adapter: true, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4),
   // More seeds of both candidates (seed 0 of best-dynamic is the paired suite's best-dynamic).
   ...RECIPE_SEEDS.filter((s): s is Exclude<(typeof RECIPE_SEEDS)[number], 0> => s > 0).flatMap((seed) => [
@@ -301,7 +306,7 @@ export function selectExperiments<E extends Experiment = Experiment<LabRunName>>
 // ---- quick mode -------------------------------------------------------------------------------
 
 /** What --quick changes: tiny real slices and one epoch, into PATHS.quick (never results/runs). */
-export const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
+const QUICK_SLICE = { epochs: 1, limitTrain: 256, limitTest: 128 } as const;
 
 /** The same experiment on a tiny slice: it exercises the same code and settings in seconds. */
 export function quickExperiment<E extends Experiment>(e: E): E {
@@ -596,10 +601,12 @@ export function experimentAt<E extends Experiment>(list: readonly E[], index: nu
 
 /** How an experiment's config differs from the lab's recipe, e.g. "freeze=all, upsample ×2". */
 export function describeSettings(config: TrainConfig): string {
-  const arch = new Set<string>(ARCHITECTURE_KEYS);
+  // A setting's own words where it has them ('no filter norm'), else `field=value`.
+  const describe = (d: ConfigDifference) =>
+    (TRAIN_SETTINGS[d.field] as Setting<unknown>).describe?.(d.a) ?? `${d.field}=${d.a}`;
   return (
     configDifferences(config, LAB_RECIPE, { ignore: ['seed', 'variant', 'logEvery', 'evalBatchSize'] })
-      .map((d) => (arch.has(d.field) ? describeArchitectureField(d.field as keyof Architecture, d.a) : `${d.field}=${d.a}`))
+      .map(describe)
       .join(', ') || 'lab recipe'
   );
 }

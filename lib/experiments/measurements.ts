@@ -59,7 +59,7 @@ export interface MeasurementRow {
   time: Date;
 }
 
-export const MEASUREMENT_SCHEMA: { [K in keyof MeasurementRow]-?: DataType } = {
+const MEASUREMENT_SCHEMA: { [K in keyof MeasurementRow]-?: DataType } = {
   measure: pl.Utf8,
   setting: pl.Utf8,
   variant: pl.Utf8,

@@ -134,7 +134,7 @@ export function chooseOnValidation(rows: readonly RecipeRow[]): RecipeRow[] {
 }
 
 /** The recorded suites that hold recipe candidates: best-dynamic in paired, the later candidates in recipe. */
-export const RECIPE_SUITES: readonly Suite[] = ['paired', 'recipe'];
+const RECIPE_SUITES: readonly Suite[] = ['paired', 'recipe'];
 
 /**
  * Every recorded recipe candidate, suite by suite (a suite not in this checkout is left out): its

@@ -5,9 +5,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { NUM_CLASSES, PATHS } from '../config';
+import { PATHS } from '../config';
 import { configDifferences, type EpochRow, LAB_RECIPE, listRuns, readEpochRows, type TrainConfig } from '../train/index';
-import { groupBy, runOutcomes, type RunOutcome } from './summary';
+import { runOutcomes, type RunOutcome } from './summary';
 
 export interface RunResult {
   name: string;
@@ -96,14 +96,4 @@ export function bestRun(results: LabResults, opts: { variant?: string; labRecipe
     (r) => !r.problem && r.outcome && r.hasBest && (!opts.variant || r.config.variant === opts.variant) && (!opts.labRecipeOnly || recipe.has(r.name)),
   );
   return candidates.sort((a, b) => Number(a.subset) - Number(b.subset) || b.outcome!.bestAccuracy - a.outcome!.bestAccuracy)[0];
-}
-
-/** Per-class test accuracy at each run's last epoch, averaged over the runs of each head. */
-export function perClassByVariant(runs: readonly RunResult[]): { name: string; perClass: number[] }[] {
-  return [...groupBy(runs, (r) => String(r.config.variant))].map(([name, list]) => {
-    const lasts = list
-      .map((r) => r.epochs.filter((e) => e.split === 'test').sort((a, b) => b.epoch - a.epoch)[0]?.perClassAccuracy)
-      .filter((p): p is number[] => Array.isArray(p) && p.length === NUM_CLASSES);
-    return { name, perClass: Array.from({ length: NUM_CLASSES }, (_, c) => lasts.reduce((a, p) => a + p[c], 0) / Math.max(lasts.length, 1)) };
-  });
 }

@@ -103,62 +103,6 @@ export function runOutcomes(rows: readonly EpochPoint[], split: Split = 'test'):
   return out;
 }
 
-/** One group of runs (e.g. a variant) summarised over its seeds. */
-export interface GroupSummary {
-  group: string;
-  runs: string[];
-  finalAccuracy: MeanStd;
-  bestAccuracy: MeanStd;
-  secondsPerEpoch: MeanStd;
-}
-
-/** Mean ± std over the runs of each group (default: by variant). */
-export function summarizeOutcomes(
-  outcomes: readonly RunOutcome[],
-  group: (o: RunOutcome) => string = (o) => o.variant,
-): GroupSummary[] {
-  return [...groupBy(outcomes, group)].map(([name, list]) => ({
-    group: name,
-    runs: list.map((o) => o.run),
-    finalAccuracy: meanStd(list.map((o) => o.finalAccuracy)),
-    bestAccuracy: meanStd(list.map((o) => o.bestAccuracy)),
-    secondsPerEpoch: meanStd(list.filter((o) => o.secondsPerEpoch !== null).map((o) => o.secondsPerEpoch as number)),
-  }));
-}
-
-/** Per-epoch mean ± std of a metric over the runs of one group. */
-export interface EpochBand {
-  epoch: number[];
-  mean: number[];
-  std: number[];
-  /** How many runs reached each epoch. */
-  n: number[];
-}
-
-/** For each group (default: variant), the metric at each epoch on `split`, averaged over runs. */
-export function epochBands(
-  rows: readonly EpochPoint[],
-  metric: 'loss' | 'accuracy',
-  split: Split = 'test',
-  group: (r: EpochPoint) => string = (r) => r.variant,
-): Map<string, EpochBand> {
-  const bands = new Map<string, EpochBand>();
-  for (const [name, list] of groupBy(rows.filter((r) => r.split === split), group)) {
-    const byEpoch = groupBy(list, (r) => String(r.epoch));
-    const epochs = [...byEpoch.keys()].map(Number).sort((a, b) => a - b);
-    const band: EpochBand = { epoch: [], mean: [], std: [], n: [] };
-    for (const e of epochs) {
-      const s = meanStd(byEpoch.get(String(e))!.map((r) => r[metric]));
-      band.epoch.push(e);
-      band.mean.push(s.mean);
-      band.std.push(s.std);
-      band.n.push(s.n);
-    }
-    bands.set(name, band);
-  }
-  return bands;
-}
-
 /** counts[true][predicted] for labels and predictions in [0, numClasses). */
 export function confusionMatrix(
   labels: ArrayLike<number>,

@@ -27,7 +27,7 @@ import { pairedComparison, type BySeed, type PairedComparison } from './stats';
 
 export type Source = 'recorded' | 'yours';
 export type Protocol = 'lab' | 'validation';
-export const METRICS = ['test_acc', 'val_acc', 'best_test_acc', 'final_test_acc', 'images_per_s', 'epoch_seconds'] as const;
+const METRICS = ['test_acc', 'val_acc', 'best_test_acc', 'final_test_acc', 'images_per_s', 'epoch_seconds'] as const;
 export type Metric = (typeof METRICS)[number];
 
 export interface ResultRow {
@@ -72,7 +72,7 @@ function recordedRun(r: RecordedRow): RunRecord {
 }
 
 /** The results table of the recorded suites under `recordedDir` (suites absent from the checkout are left out). */
-export function recordedResults(recordedDir: string = PATHS.recorded, suites: readonly Suite[] = ['paired', 'recipe']): ResultRow[] {
+function recordedResults(recordedDir: string = PATHS.recorded, suites: readonly Suite[] = ['paired', 'recipe']): ResultRow[] {
   return suites.flatMap((suite) => {
     const dir = path.join(recordedDir, suite);
     return fs.existsSync(path.join(dir, 'experiments.parquet')) ? fromRecorded(readRecorded(suite, dir).rows) : [];

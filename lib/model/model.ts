@@ -28,18 +28,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Adapter } from './adapter';
 import { architectureDifferences, architectureOf, architectureProblems, LAB_ARCHITECTURE, type Architecture } from './architecture';
-import { EMBED_DIM, FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from '../config';
-import { deriveSeed, l2NormalizeRows, linear, mulberry32, randomNormal } from '../runtime/index';
-import { BatchNorm2d, ResNet18Stem, hwioToOihw, oihwToHwio, variableFrom, type BnMode } from './resnet';
+import { FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from '../config';
+import { Head } from './head';
+import { deriveSeed } from '../runtime/index';
+import { BatchNorm2d, ResNet18Stem, hwioToOihw, oihwToHwio, type BnMode } from './resnet';
+import { checkState, expectedStateShapes, partOf, trainsUnder, type ParameterInfo } from './state';
 import { readPretrainedBackbone } from './weights';
 import { recordToTensor } from '../formats/index';
+
+// The state's names and shapes without tensors (lib/model/state), part of the net's face.
+export { checkState, describeState, expectedStateShapes, isCounter, trainsUnder, variantOfState } from './state';
+export type { ParameterInfo } from './state';
 
 /** Tensors by PyTorch name in PyTorch layout (OIHW convs, [out, in] linears). */
 export type NamedTensors = Record<string, tf.Tensor>;
 
-/** Generator hidden width and score-predictor hidden width (the lab's recipe). */
-export const GEN_HIDDEN = 256;
-export const SCORE_HIDDEN = 64;
 /** Response maps are divided by √(channels) = √64 = 8. */
 const MAP_SCALE = 1 / Math.sqrt(FEATURE_CHANNELS);
 
@@ -89,17 +92,6 @@ export interface Net {
   dispose(): void;
 }
 
-export interface ParameterInfo {
-  name: string;
-  /** 'backbone.conv' | 'backbone.bn' | 'adapter' | 'head.embed' | 'head.gen' | 'head.dc' | 'head.score' */
-  part: string;
-  shape: number[];
-  size: number;
-  /** Parameter (learned) or buffer (running statistics, counters). */
-  kind: 'parameter' | 'buffer';
-  trainable: boolean;
-}
-
 /** How a parameter is stored internally relative to PyTorch. */
 type Layout = 'same' | 'conv' | 'dc';
 
@@ -112,120 +104,12 @@ interface Slot {
   torchShape: number[];
 }
 
-/** The PyTorch shape of every key of a variant's state (without num_batches_tracked). */
-export function expectedStateShapes(variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE): Map<string, number[]> {
-  const shapes = new Map<string, number[]>();
-  const bn = (p: string) => ['weight', 'bias', 'running_mean', 'running_var'].forEach((s) => shapes.set(`${p}.${s}`, [64]));
-  shapes.set('backbone.conv1.weight', [64, 3, 7, 7]);
-  bn('backbone.bn1');
-  for (const i of [0, 1]) {
-    shapes.set(`backbone.layer1.${i}.conv1.weight`, [64, 64, 3, 3]);
-    bn(`backbone.layer1.${i}.bn1`);
-    shapes.set(`backbone.layer1.${i}.conv2.weight`, [64, 64, 3, 3]);
-    bn(`backbone.layer1.${i}.bn2`);
-  }
-  if (architectureOf(architecture).adapter) {
-    shapes.set('adapter.conv.weight', [FEATURE_CHANNELS, FEATURE_CHANNELS, 3, 3]);
-    bn('adapter.bn');
-  }
-  if (variant === 'dynamic') {
-    shapes.set('embed.weight', [NUM_CLASSES, EMBED_DIM]);
-    shapes.set('gen.0.weight', [GEN_HIDDEN, EMBED_DIM]);
-    shapes.set('gen.0.bias', [GEN_HIDDEN]);
-    shapes.set('gen.2.weight', [FEATURE_CHANNELS, GEN_HIDDEN]);
-    shapes.set('gen.2.bias', [FEATURE_CHANNELS]);
-  } else {
-    shapes.set('dc.weight', [NUM_CLASSES, FEATURE_CHANNELS, 1, 1]);
-  }
-  shapes.set('score.0.weight', [SCORE_HIDDEN, FEATURE_SIZE * FEATURE_SIZE]);
-  shapes.set('score.0.bias', [SCORE_HIDDEN]);
-  shapes.set('score.2.weight', [1, SCORE_HIDDEN]);
-  shapes.set('score.2.bias', [1]);
-  return shapes;
-}
-
-/** The BatchNorm counters: `backbone.<bn>.num_batches_tracked`, stored as int64 scalars. */
-export function isCounter(name: string): boolean {
-  return name.endsWith('.num_batches_tracked');
-}
-
-/** The part of the net a state key belongs to (ParameterInfo.part). */
-function partOf(name: string): string {
-  if (name.startsWith('backbone.')) return /\.conv\d?\.weight$/.test(name) ? 'backbone.conv' : 'backbone.bn';
-  if (name.startsWith('adapter.')) return 'adapter';
-  if (name.startsWith('embed.')) return 'head.embed';
-  if (name.startsWith('gen.')) return 'head.gen';
-  if (name.startsWith('dc.')) return 'head.dc';
-  return 'head.score';
-}
-
-function isBuffer(name: string): boolean {
-  return name.endsWith('.running_mean') || name.endsWith('.running_var');
-}
-
-/**
- * Whether the parameter `name` trains under `freeze` (lib/config Freeze): every backbone parameter
- * with 'none'; none with 'requires-grad' or 'all'; BatchNorm's γ/β with 'keep-bn'; all but the
- * stem's (conv1, bn1) with 'stem'. The adapter and the head always train.
- */
-export function trainsUnder(name: string, freeze: Freeze): boolean {
-  if (isBuffer(name) || isCounter(name)) return false;
-  const part = partOf(name);
-  if (part !== 'backbone.conv' && part !== 'backbone.bn') return true;
-  switch (freeze) {
-    case 'none':
-      return true;
-    case 'keep-bn':
-      return part === 'backbone.bn';
-    case 'stem':
-      return !/^backbone\.(conv1|bn1)\./.test(name);
-    case 'requires-grad':
-    case 'all':
-      return false;
-  }
-}
-
-/**
- * What net.describe() returns for a net of this variant, architecture and freezing, computed
- * from the state's shapes alone (no tensors): for parameter counts in tables and reports.
- */
-export function describeState(variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE, freeze: Freeze = 'none'): ParameterInfo[] {
-  return [...expectedStateShapes(variant, architecture)].map(([name, shape]) => ({
-    name,
-    part: partOf(name),
-    shape: shape.slice(),
-    size: shape.reduce((a, b) => a * b, 1),
-    kind: isBuffer(name) ? 'buffer' : 'parameter',
-    trainable: trainsUnder(name, freeze),
-  }));
-}
-
-/** Which variant a state's keys describe, or undefined when they show neither head. */
-export function variantOfState(keys: Iterable<string>): Variant | undefined {
-  const set = new Set(keys);
-  const dynamic = set.has('embed.weight') || set.has('gen.0.weight');
-  const isStatic = set.has('dc.weight');
-  if (dynamic && !isStatic) return 'dynamic';
-  if (isStatic && !dynamic) return 'static';
-  return undefined;
-}
-
 class LabNet implements Net {
   readonly backbone: ResNet18Stem;
   readonly adapter?: Adapter;
   private readonly slots: Slot[] = [];
   private readonly byName = new Map<string, Slot>();
-  // Head parameters, PyTorch layouts ([out, in] linears are used with transposeB).
-  private readonly embed?: tf.Variable; // [10, 128]
-  private readonly gen0w?: tf.Variable; // [256, 128]
-  private readonly gen0b?: tf.Variable; // [256]
-  private readonly gen2w?: tf.Variable; // [64, 256]
-  private readonly gen2b?: tf.Variable; // [64]
-  private readonly dc?: tf.Variable; // [10, 64] (PyTorch [10, 64, 1, 1])
-  private readonly score0w: tf.Variable; // [64, 64]
-  private readonly score0b: tf.Variable; // [64]
-  private readonly score2w: tf.Variable; // [1, 64]
-  private readonly score2b: tf.Variable; // [1]
+  private readonly head: Head;
 
   constructor(
     readonly variant: Variant,
@@ -246,45 +130,12 @@ class LabNet implements Net {
         this.add(name, e.variable, partOf(name), e.kind === 'bn-buffer' ? 'buffer' : 'parameter', e.kind === 'conv' ? 'conv' : 'same');
       }
     }
-    let k = 0;
-    const next = () => mulberry32(deriveSeed(seed, 2, k++));
-    // PyTorch's nn.Linear init: weight and bias ~ U(−1/√fan_in, 1/√fan_in).
-    const uniform = (shape: number[], fanIn: number) => {
-      const rng = next();
-      const bound = 1 / Math.sqrt(fanIn);
-      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < data.length; i++) data[i] = (2 * rng() - 1) * bound;
-      return variableFrom(tf.tensor(data, shape), true);
-    };
-    if (variant === 'dynamic') {
-      // nn.Embedding init: N(0, 1).
-      const rng = next();
-      const data = new Float32Array(NUM_CLASSES * EMBED_DIM);
-      for (let i = 0; i < data.length; i++) data[i] = randomNormal(rng);
-      this.embed = variableFrom(tf.tensor(data, [NUM_CLASSES, EMBED_DIM]), true);
-      this.gen0w = uniform([GEN_HIDDEN, EMBED_DIM], EMBED_DIM);
-      this.gen0b = uniform([GEN_HIDDEN], EMBED_DIM);
-      this.gen2w = uniform([FEATURE_CHANNELS, GEN_HIDDEN], GEN_HIDDEN);
-      this.gen2b = uniform([FEATURE_CHANNELS], GEN_HIDDEN);
-      this.add('embed.weight', this.embed, 'head.embed');
-      this.add('gen.0.weight', this.gen0w, 'head.gen');
-      this.add('gen.0.bias', this.gen0b, 'head.gen');
-      this.add('gen.2.weight', this.gen2w, 'head.gen');
-      this.add('gen.2.bias', this.gen2b, 'head.gen');
-    } else {
-      // nn.Conv2d(64, 10, 1, bias=False) init: U(−1/√64, 1/√64).
-      this.dc = uniform([NUM_CLASSES, FEATURE_CHANNELS], FEATURE_CHANNELS);
-      this.add('dc.weight', this.dc, 'head.dc', 'parameter', 'dc');
+    // The head draws from seed streams (seed, 2, k), its parameters in PyTorch's order.
+    this.head = new Head(variant, architecture).build(seed);
+    for (const { name, param } of this.head.entries()) {
+      // 'dc': the static filters, kept [10, 64] (PyTorch [10, 64, 1, 1]).
+      this.add(name, param.variable, partOf(name), 'parameter', param.shape === param.torchShape ? 'same' : 'dc');
     }
-    const mapSize = FEATURE_SIZE * FEATURE_SIZE;
-    this.score0w = uniform([SCORE_HIDDEN, mapSize], mapSize);
-    this.score0b = uniform([SCORE_HIDDEN], mapSize);
-    this.score2w = uniform([1, SCORE_HIDDEN], SCORE_HIDDEN);
-    this.score2b = uniform([1], SCORE_HIDDEN);
-    this.add('score.0.weight', this.score0w, 'head.score');
-    this.add('score.0.bias', this.score0b, 'head.score');
-    this.add('score.2.weight', this.score2w, 'head.score');
-    this.add('score.2.bias', this.score2b, 'head.score');
     const shapes = expectedStateShapes(variant, architecture);
     for (const s of this.slots) s.torchShape = shapes.get(s.name)!;
   }
@@ -313,15 +164,7 @@ class LabNet implements Net {
   }
 
   classFilters(): tf.Tensor2D {
-    return tf.tidy(() => {
-      if (this.variant === 'static') return (this.architecture.staticNorm ? l2NormalizeRows(this.dc as tf.Tensor2D) : this.dc!.clone()) as tf.Tensor2D;
-      // lib/runtime/kernels: one TensorFlow kernel or two per layer, forward and backward.
-      const h = linear(this.embed as tf.Tensor2D, this.gen0w as tf.Tensor2D, this.gen0b as tf.Tensor1D, 'relu');
-      const g = linear(h, this.gen2w as tf.Tensor2D, this.gen2b as tf.Tensor1D, 'tanh'); // [10, 64]
-      if (!this.architecture.filterNorm) return g;
-      // F.normalize(g, dim=1): g / max(‖g‖, 1e-12).
-      return l2NormalizeRows(g);
-    });
+    return tf.tidy(() => this.head.filters.filters());
   }
 
   headFilters(): tf.Tensor2D {
@@ -359,9 +202,7 @@ class LabNet implements Net {
   /** Scores [batch, 10] from maps [batch, 10, 64]: the same MLP applied to every class's map. */
   private scores(maps: tf.Tensor3D): tf.Tensor2D {
     const [b, k, n] = maps.shape;
-    const flat = tf.reshape(maps, [b * k, n]) as tf.Tensor2D;
-    const h = linear(flat, this.score0w as tf.Tensor2D, this.score0b as tf.Tensor1D, 'relu');
-    const s = linear(h, this.score2w as tf.Tensor2D, this.score2b as tf.Tensor1D); // [b·10, 1]
+    const s = this.head.score.apply(tf.reshape(maps, [b * k, n]) as tf.Tensor2D); // [b·10, 1]
     return tf.reshape(s, [b, k]) as tf.Tensor2D;
   }
 
@@ -471,48 +312,6 @@ function checkInput(x: tf.Tensor): void {
   if (x.rank !== 4 || x.shape[3] !== 3 || x.dtype !== 'float32') {
     throw new Error(`the net takes float32 images [batch, height, width, 3] (NHWC, normalised); got ${x.dtype} [${x.shape}]`);
   }
-}
-
-/**
- * Every problem with a state for `variant`: wrong variant, missing keys, unexpected keys and
- * wrong shapes, each naming the key. Empty when the state fits. num_batches_tracked is optional.
- */
-export function checkState(state: Record<string, { shape: number[] }>, variant: Variant, architecture: Partial<Architecture> = LAB_ARCHITECTURE): string[] {
-  const expected = expectedStateShapes(variant, architecture);
-  const problems: string[] = [];
-  const other = variantOfState(Object.keys(state));
-  if (other && other !== variant) {
-    problems.push(`it is a ${other}-variant state (it has ${other === 'dynamic' ? 'embed.weight/gen.*' : 'dc.weight'}), but the net is ${variant}: use --variant ${other} or the right file`);
-  }
-  const hasAdapter = Object.keys(state).some((k) => k.startsWith('adapter.'));
-  const wantsAdapter = architectureOf(architecture).adapter;
-  if (hasAdapter !== wantsAdapter) {
-    problems.push(
-      hasAdapter
-        ? 'the state has an adapter (adapter.*) but the net has none: build the net with the adapter (--adapter) or use the right file'
-        : 'the net has an adapter (adapter.*) but the state has none: build the net without the adapter or use the right file',
-    );
-  }
-  for (const [name, shape] of expected) {
-    const t = state[name];
-    if (!t && name.startsWith('adapter.') && !hasAdapter) continue; // said once above
-    if (!t) problems.push(`missing key '${name}' (expected shape [${shape}])`);
-    else if (!sameShape(t.shape, shape)) problems.push(`'${name}' has shape [${t.shape}], expected [${shape}]`);
-  }
-  for (const name of Object.keys(state)) {
-    if (expected.has(name)) continue;
-    if (name.startsWith('adapter.') && !wantsAdapter) continue; // said once above
-    if (isCounter(name) && expected.has(name.replace(/num_batches_tracked$/, 'running_mean'))) {
-      if (state[name].shape.length !== 0 && !sameShape(state[name].shape, [1])) problems.push(`'${name}' must be a scalar`);
-      continue;
-    }
-    if (!(other && other !== variant)) problems.push(`unexpected key '${name}'`);
-  }
-  return problems;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**

@@ -25,17 +25,17 @@ export interface Answer<C = Record<string, unknown>> {
 
 const MINUS = '−';
 /** 0.7663 → "76.63 %". */
-export const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+export const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)} %` : 'not measured');
 /** A difference of fractions in points, signed: "+0.11", "−18.83". */
-export const pts = (x: number) => `${x < 0 ? MINUS : '+'}${Math.abs(100 * x).toFixed(2)}`;
+export const pts = (x: number) => (Number.isFinite(x) ? `${x < 0 ? MINUS : '+'}${Math.abs(100 * x).toFixed(2)}` : '–');
 /** "+0.11 points (95 % CI −1.14 to +1.35)". */
 export const diff = (c: Pick<ComparisonRow, 'mean' | 'low' | 'high' | 'n'>) =>
   c.n >= 2 ? `${pts(c.mean)} points (95 % CI ${pts(c.low)} to ${pts(c.high)})` : c.n === 1 ? `${pts(c.mean)} points (one pair, no interval)` : 'not measured (no finished pair of runs)';
-const mean = (s: { mean: number; sd: number; n: number }) => `${pct(s.mean)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ''}`;
+const mean = (s: { mean: number; sd: number; n: number }) => (s.n ? `${pct(s.mean)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ''}` : 'not measured yet');
 const count = (n: number) => n.toLocaleString('en-US');
 const seeds = (n: number) => `${n} seed${n === 1 ? '' : 's'}`;
 /** Where a number comes from, said once per sentence that quotes it. */
-export const sourceTag = (source: Source, n?: number) => (source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs');
+const sourceTag = (source: Source, n?: number) => (source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs');
 const list = (xs: readonly string[]) => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
 
 /** "higher"/"lower"/"no different"-style word for a verdict, for sentences. */

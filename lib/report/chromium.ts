@@ -11,11 +11,11 @@ import type { Browser } from 'playwright-core';
 import { readEnv } from '../config';
 
 /** DCF_CHROMIUM overrides the executable (e.g. another build of Chromium or Chrome); readEnv().chromium. */
-export function chromiumPath(): string {
+function chromiumPath(): string {
   return readEnv().chromium;
 }
 
-export const CHROMIUM_ARGS: readonly string[] = [
+const CHROMIUM_ARGS: readonly string[] = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',

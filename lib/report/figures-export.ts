@@ -39,7 +39,7 @@ export interface ExportedFigure {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Figure names become file names: letters, digits, '.', '_' and '-' only. */
-export function checkFigureName(name: string): string {
+function checkFigureName(name: string): string {
   if (!NAME.test(name) || name.endsWith('.json')) {
     throw new Error(`figure name '${name}' must be letters, digits, '.', '_' or '-' (it becomes results/figures/<name>.png)`);
   }

@@ -35,7 +35,7 @@ export interface TableOptions<Row> {
 }
 
 /** Formats a plain number: integers as they are, others to `digits` decimals; NaN as '–'. */
-export function formatNumber(value: number, digits = 4): string {
+function formatNumber(value: number, digits = 4): string {
   if (!Number.isFinite(value)) return '–';
   if (Number.isInteger(value)) return String(value);
   return value.toFixed(digits);
@@ -47,18 +47,6 @@ export function formatPercent(mean: number, std?: number, digits = 2): string {
   const m = (100 * mean).toFixed(digits);
   return std === undefined || !Number.isFinite(std) ? `${m}%` : `${m} ± ${(100 * std).toFixed(digits)}%`;
 }
-
-/** "72.31 ± 0.45% (n=3)"; a single value without the ± (its spread is unknown). */
-export function formatMeanStd(s: { mean: number; std: number; n: number }, digits = 2): string {
-  if (s.n === 0) return '–';
-  return `${formatPercent(s.mean, s.n > 1 ? s.std : undefined, digits)} (n=${s.n})`;
-}
-
-/** Inline styles for notes, so they show in a notebook (no report CSS there) as in the report. */
-export const NOTE_STYLE = {
-  placeholder: 'background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px',
-  warning: 'background:#fdecea;border-left:4px solid #d62728;padding:6px 10px',
-} as const;
 
 function cellHtml(value: Cell, digits: number): string {
   if (value === null || value === undefined) return '–';

@@ -8,6 +8,7 @@ export * from './image-grid';
 export * from './lab-report';
 export * from './notebooks';
 export * from './plots';
+export * from './receptive-field';
 export * from './report';
 export * from './submission';
 export * from './svg';

@@ -19,7 +19,7 @@ export const NOTEBOOKS_DIR = path.join(PATHS.root, 'notebooks');
 export function executedDir(): string {
   return path.join(PATHS.results, 'notebooks');
 }
-export const KERNEL_NAME = 'tslab';
+const KERNEL_NAME = 'tslab';
 
 /** The notebooks in `dir` named NN-*.ipynb, in order. */
 export function listNotebooks(dir: string = NOTEBOOKS_DIR): string[] {

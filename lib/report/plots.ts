@@ -7,7 +7,7 @@
  * ([32, 32, 3]); response maps are class-major ([10, 8, 8]).
  */
 import { CLASS_NAMES, FEATURE_SIZE, IMAGE_SIZE } from '../config';
-import { epochBands, groupBy, type EpochPoint, type MeanStd, type Split, type StepPoint } from '../experiments/index';
+import { groupBy, type EpochPoint, type MeanStd, type Split, type StepPoint } from '../experiments/index';
 
 /** One plotly trace: plotly.js attributes, passed through as they are. */
 export interface Trace {
@@ -26,7 +26,7 @@ export const PALETTE = [
   '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
 ] as const;
 /** Fixed colours for the two heads, so every figure shows them the same way. */
-export const VARIANT_COLORS: Record<string, string> = { dynamic: '#1f77b4', static: '#ff7f0e' };
+const VARIANT_COLORS: Record<string, string> = { dynamic: '#1f77b4', static: '#ff7f0e' };
 const SPLIT_DASH: Record<string, string> = { train: 'solid', val: 'dot', test: 'dash' };
 // Markers differ too: a one-epoch run has no line to dash.
 const SPLIT_SYMBOL: Record<string, string> = { train: 'circle', val: 'diamond', test: 'square-open' };
@@ -44,7 +44,7 @@ function colorFor(key: string, index: number): string {
 }
 
 /** rgba() of a #rrggbb colour, for translucent bands. */
-export function withAlpha(hex: string, alpha: number): string {
+function withAlpha(hex: string, alpha: number): string {
   const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
   if (!m) throw new Error(`withAlpha: expected a #rrggbb colour, got '${hex}'`);
   return `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})`;
@@ -224,60 +224,6 @@ export function stepCurves(steps: readonly StepPoint[], opts: { runs?: readonly 
   return { data, layout };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Dynamic vs static.
-
-/**
- * Mean over seeds (line) ± one standard deviation (band) of loss and accuracy against epoch, for
- * each variant (or any grouping). Test split dashed, train solid, as in trainingCurves.
- */
-export function variantComparison(
-  rows: readonly EpochPoint[],
-  opts: { splits?: readonly Split[]; group?: (r: EpochPoint) => string; title?: string } = {},
-): Figure {
-  const splits = opts.splits ?? (['train', 'test'] as const);
-  const group = opts.group ?? ((r: EpochPoint) => r.variant);
-  const [lossCell, accCell] = grid(1, 2, 0.1);
-  const data: Trace[] = [];
-  const groups = [...new Set(rows.map(group))];
-  for (const split of splits) {
-    for (const [cell, metric] of [[lossCell, 'loss'], [accCell, 'accuracy']] as const) {
-      const bands = epochBands(rows, metric, split, group);
-      for (const [name, band] of bands) {
-        const color = colorFor(name, groups.indexOf(name));
-        const fmt = metric === 'loss' ? '.4f' : '.2%';
-        const label = `${name} · ${split}`;
-        const upper = band.mean.map((m, i) => m + band.std[i]);
-        const lower = band.mean.map((m, i) => m - band.std[i]);
-        const axes = { xaxis: cell.x, yaxis: cell.y };
-        data.push({ type: 'scatter', mode: 'lines', x: band.epoch, y: upper, ...axes, line: { width: 0, color }, showlegend: false, hoverinfo: 'skip', legendgroup: label });
-        data.push({
-          type: 'scatter', mode: 'lines', x: band.epoch, y: lower, ...axes, line: { width: 0, color }, fill: 'tonexty',
-          fillcolor: withAlpha(color, 0.18), showlegend: false, hoverinfo: 'skip', legendgroup: label,
-        });
-        data.push({
-          type: 'scatter', mode: 'lines+markers', x: band.epoch, y: band.mean, ...axes, name: label, legendgroup: label,
-          showlegend: metric === 'loss', line: { color, width: 2, dash: SPLIT_DASH[split] ?? 'solid' }, marker: { size: 5, color, symbol: SPLIT_SYMBOL[split] ?? 'circle' },
-          customdata: band.epoch.map((_, i) => [band.std[i], band.n[i]]),
-          hovertemplate: `${label}<br>epoch %{x}<br>${metric} %{y:${fmt}} ± %{customdata[0]:${fmt}} (n=%{customdata[1]})<extra></extra>`,
-        });
-      }
-    }
-  }
-  const seeds = groupBy(rows, group);
-  const counts = [...seeds].map(([g, list]) => `${g}: ${new Set(list.map((r) => r.run)).size} run(s)`).join(', ');
-  const layout: Layout = {
-    ...BASE_LAYOUT,
-    title: { text: opts.title ?? `Dynamic vs static head — mean ± std over seeds (${counts})` },
-    height: 440,
-    legend: { orientation: 'h', y: -0.26, yanchor: 'top' },
-    annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
-  };
-  axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });
-  axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' } }, { ...GRID_AXIS, tickformat: '.1~%' });
-  return { data, layout };
-}
-
 /** One bar per experiment with its mean ± std error bar (e.g. best test accuracy over seeds). */
 export function meanStdBars(
   items: readonly ({ name: string } & MeanStd)[],
@@ -408,41 +354,6 @@ function imageRows(pixels: ArrayLike<number>, index: number, size: number): numb
 }
 
 const HIDDEN_AXIS = { visible: false, showgrid: false, zeroline: false };
-
-/**
- * A grid of images with their labels; with predictions, a wrong one is titled "true → predicted"
- * in red.
- */
-export function sampleGrid(
-  images: ArrayLike<number> /* [n, 32, 32, 3] uint8 */,
-  labels: ArrayLike<number> /* [n] */,
-  opts: { columns?: number; predictions?: ArrayLike<number>; classNames?: readonly string[]; title?: string; indices?: ArrayLike<number> } = {},
-): Figure {
-  const names = opts.classNames ?? CLASS_NAMES;
-  const n = labels.length;
-  if (n === 0) throw new Error('sampleGrid: no images');
-  if (images.length !== n * IMAGE_SIZE * IMAGE_SIZE * 3) {
-    throw new Error(`sampleGrid: ${labels.length} labels but ${images.length} bytes of pixels (expected ${n}×${IMAGE_SIZE}×${IMAGE_SIZE}×3)`);
-  }
-  const cols = Math.min(opts.columns ?? 8, n);
-  const rows = Math.ceil(n / cols);
-  const cells = grid(rows, cols, 0.01, 0.28 / rows);
-  const data: Trace[] = [];
-  const layout: Layout = { ...BASE_LAYOUT, title: { text: opts.title ?? 'Samples' }, height: 60 + rows * 125, width: Math.max(420, cols * 110), margin: { l: 10, r: 10, t: 60, b: 10 } };
-  const annotations: Record<string, unknown>[] = [];
-  for (let i = 0; i < n; i++) {
-    const cell = cells[i];
-    data.push({ type: 'image', z: imageRows(images, i, IMAGE_SIZE), xaxis: cell.x, yaxis: cell.y, hovertemplate: `${names[labels[i]]}<extra></extra>` });
-    axisPair(layout, cell, HIDDEN_AXIS, { ...HIDDEN_AXIS, autorange: 'reversed', scaleanchor: cell.x });
-    const truth = names[labels[i]] ?? `label ${labels[i]}`;
-    const wrong = opts.predictions !== undefined && opts.predictions[i] !== labels[i];
-    const text = wrong ? `${truth} → ${names[opts.predictions![i]]}` : truth;
-    annotations.push(cellTitle(cell, opts.indices ? `${text} <span style="font-size:9px">#${opts.indices[i]}</span>` : text, wrong ? '#c0392b' : '#222', 11));
-  }
-  for (let i = n; i < cells.length; i++) axisPair(layout, cells[i], HIDDEN_AXIS, HIDDEN_AXIS);
-  layout.annotations = annotations;
-  return { data, layout };
-}
 
 /**
  * Bilinear resize of a [inH, inW] map to [outH, outW] with half-pixel centres, as PyTorch's
@@ -631,35 +542,90 @@ export function pairedSeedsFigure(arms: readonly { name: string; bySeed: Readonl
   return { data, layout: { ...BASE_LAYOUT, height: 420, width: 720, title: { text: opts.title }, yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } } } };
 }
 
+/** One paired comparison as pairedIntervalsFigure draws it (lib/experiments ComparisonRow fits). */
+interface PairedDifferences {
+  a: string;
+  b: string;
+  differences: readonly number[];
+  mean: number;
+  low: number;
+  high: number;
+  low90?: number;
+  high90?: number;
+  n: number;
+  margin?: number;
+}
+
 /**
- * Paired differences with their 95 % intervals, one row per comparison (b − a, in points): each
- * seed's difference as a dot, the mean as a diamond and the interval as a bar. A row whose bar
- * misses 0 is the one the verdict calls better or worse.
+ * Paired differences with their intervals, one row per comparison (b − a, in points): each seed's
+ * difference as a dot, the mean as a diamond, its 95 % interval as a thin bar and its 90 %
+ * interval as a thick one, and the equivalence margin (when the rows have one) as dotted lines at
+ * ±margin. A row whose thin bar misses 0 is one the verdict calls better or worse; one whose thick
+ * bar lies between the dotted lines is one it calls equivalent.
  */
-export function pairedIntervalsFigure(
-  rows: readonly { a: string; b: string; differences: readonly number[]; mean: number; low: number; high: number; n: number }[],
-  opts: { title: string },
-): Figure {
+export function pairedIntervalsFigure(rows: readonly PairedDifferences[], opts: { title: string }): Figure {
   const labels = rows.map((r) => `${r.b} − ${r.a}`);
-  const interval = rows.map((r) => (r.n >= 2 ? [100 * (r.high - r.mean), 100 * (r.mean - r.low)] : [0, 0]));
+  const x = rows.map((r) => 100 * r.mean);
+  /** Asymmetric error bars from the mean to `lo` and `hi` (none below two pairs). */
+  const bars = (lo: (r: PairedDifferences) => number | undefined, hi: (r: PairedDifferences) => number | undefined) => {
+    const ok = (r: PairedDifferences) => r.n >= 2 && Number.isFinite(lo(r)) && Number.isFinite(hi(r));
+    const array = rows.map((r) => (ok(r) ? 100 * (hi(r)! - r.mean) : 0));
+    const arrayminus = rows.map((r) => (ok(r) ? 100 * (r.mean - lo(r)!) : 0));
+    return { type: 'data', symmetric: false, array, arrayminus, visible: true, color: PALETTE[0] };
+  };
+  const margin = Math.max(0, ...rows.map((r) => r.margin ?? 0));
+  const line = { color: PALETTE[2], dash: 'dot', width: 1.5 };
+  const marginLine = (at: number) => ({ type: 'line', xref: 'x', yref: 'paper', x0: at, x1: at, y0: 0, y1: 1, line });
+  const marginNote = margin ? ` (dotted: the ±${+(100 * margin).toFixed(2)}-point margin)` : '';
+  const xTitle = `b − a, points of test accuracy${marginNote}`;
   return {
     data: [
       {
-        type: 'scatter', mode: 'markers', name: 'seed', x: rows.flatMap((r) => r.differences.map((d) => 100 * d)), y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
+        type: 'scatter', mode: 'markers', name: 'seed',
+        x: rows.flatMap((r) => r.differences.map((d) => 100 * d)),
+        y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
         marker: { color: PALETTE[7], size: 6, opacity: 0.7 }, hovertemplate: '%{y}: %{x:+.2f} points<extra>one seed</extra>',
       },
       {
-        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x: rows.map((r) => 100 * r.mean), y: labels,
-        error_x: { type: 'data', symmetric: false, array: interval.map((i) => i[0]), arrayminus: interval.map((i) => i[1]), visible: true, color: PALETTE[0], thickness: 2 },
+        type: 'scatter', mode: 'markers', name: '90 % interval', x, y: labels,
+        error_x: { ...bars((r) => r.low90, (r) => r.high90), thickness: 6, width: 0 },
+        marker: { color: PALETTE[0], size: 1, opacity: 0 }, hoverinfo: 'skip',
+      },
+      {
+        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x, y: labels,
+        error_x: { ...bars((r) => r.low, (r) => r.high), thickness: 2 },
         marker: { color: PALETTE[0], size: 10, symbol: 'diamond' }, hovertemplate: '%{y}: mean %{x:+.2f} points<extra></extra>',
       },
     ],
     layout: {
       ...BASE_LAYOUT, title: { text: opts.title }, height: 120 + 40 * rows.length,
       margin: { ...(BASE_LAYOUT.margin as object), l: 260 },
-      xaxis: { ...GRID_AXIS, title: { text: 'b − a, points of test accuracy' }, zeroline: true, zerolinecolor: '#444' },
+      xaxis: { ...GRID_AXIS, title: { text: xTitle }, zeroline: true, zerolinecolor: '#444' },
       yaxis: { autorange: 'reversed', automargin: true },
       legend: { orientation: 'h', y: -0.2, yanchor: 'top' },
+      shapes: margin ? [marginLine(-100 * margin), marginLine(100 * margin)] : [],
+    },
+  };
+}
+
+/** A [classes, channels] matrix of 1×1 filters as a heatmap, one row per class, diverging colours around 0. */
+export function filterHeatmap(
+  filters: readonly (readonly number[])[],
+  opts: { title: string; classNames?: readonly string[] },
+): Figure {
+  const names = opts.classNames ?? CLASS_NAMES;
+  if (filters.length !== names.length) {
+    throw new Error(`filterHeatmap: ${filters.length} filters for ${names.length} classes`);
+  }
+  const channels = (filters[0] ?? []).map((_, i) => i);
+  return {
+    data: [{
+      type: 'heatmap', z: filters.map((f) => [...f]), y: [...names], x: channels, colorscale: 'RdBu', zmid: 0,
+      colorbar: { title: { text: 'weight' } },
+    }],
+    layout: {
+      ...BASE_LAYOUT, title: { text: opts.title }, xaxis: { title: { text: 'feature channel' } },
+      yaxis: { autorange: 'reversed' }, height: 360, width: 900, margin: { l: 90, r: 20, t: 50, b: 50 },
     },
   };
 }

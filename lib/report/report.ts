@@ -29,8 +29,8 @@ import { PATHS } from '../config';
 import { launchChromium } from './chromium';
 import { cellSource, errorOutputs, executedDir, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
 
-export const REPORT_TITLE = 'Dynamic convolutional filters for CIFAR-10: lab report';
-export const TEMPLATE_DIR = path.join(__dirname, 'nbconvert-template');
+const REPORT_TITLE = 'Dynamic convolutional filters for CIFAR-10: lab report';
+const TEMPLATE_DIR = path.join(__dirname, 'nbconvert-template');
 
 export interface ReportOptions {
   /** The executed copies (default <results>/notebooks: results/notebooks, results/quick/notebooks in quick mode). */
@@ -76,7 +76,7 @@ export interface CheckedNotebooks {
 }
 
 /** The notebooks that make up the report: notebooks/NN-*.ipynb but 00-kernel-check. */
-export function reportNotebookNames(sourceDir: string = NOTEBOOKS_DIR): string[] {
+function reportNotebookNames(sourceDir: string = NOTEBOOKS_DIR): string[] {
   return listNotebooks(sourceDir)
     .map((f) => path.basename(f))
     .filter((name) => !name.startsWith('00-'));

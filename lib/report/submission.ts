@@ -21,7 +21,7 @@ import { isAlive, writeFileAtomic, zip, type ZipEntry } from '../formats/index';
 import { PATHS } from '../config';
 
 /** A university ID: 'u' and seven digits. */
-export const UID_FORMAT = /^u\d{7}$/;
+const UID_FORMAT = /^u\d{7}$/;
 
 /** The folder inside the zip that holds the code. */
 export const CODE_FOLDER = 'code';
@@ -33,12 +33,12 @@ export function checkUid(uid: string): string {
 }
 
 /** Lab_4_<uid>: the name of the zip and of the PDF in it. */
-export function submissionName(uid: string): string {
+function submissionName(uid: string): string {
   return `Lab_4_${checkUid(uid)}`;
 }
 
 /** Whether a tracked file is code to hand in: not data/, not results/ but results/recorded/. */
-export function isHandedIn(file: string): boolean {
+function isHandedIn(file: string): boolean {
   const parts = file.split('/');
   if (parts.some((p) => p === 'node_modules' || p === '.venv')) return false;
   if (parts[0] === 'data') return false;

@@ -18,7 +18,7 @@ interface Axis {
 }
 
 /** Round ticks covering [min, max] (about `count` of them). */
-export function niceAxis(min: number, max: number, count = 5): Axis {
+function niceAxis(min: number, max: number, count = 5): Axis {
   if (!(max > min)) [min, max] = [min - 1, max + 1];
   const raw = (max - min) / count;
   const step = [1, 2, 2.5, 5, 10].map((m) => m * 10 ** Math.floor(Math.log10(raw))).find((s) => s >= raw)!;

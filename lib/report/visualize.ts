@@ -101,6 +101,15 @@ export function mapPeak(maps: ArrayLike<number> /* [10, 8, 8] */, cls: number): 
   return { y: Math.floor(best / IMAGE_SIZE), x: best % IMAGE_SIZE };
 }
 
+/** The class with the highest score other than `label` (the strongest other class), and its score. */
+export function runnerUp(scores: ArrayLike<number>, label: number): { cls: number; score: number } {
+  let best = { cls: -1, score: -Infinity };
+  for (let c = 0; c < scores.length; c++) {
+    if (c !== label && scores[c] > best.score) best = { cls: c, score: scores[c] };
+  }
+  return best;
+}
+
 /** Where maps peak over many images: how often in the image's centre, and how far from it. */
 export interface PeakStatistics {
   images: number;
@@ -229,6 +238,30 @@ export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number 
   return sab / Math.sqrt(saa * sbb);
 }
 
+/**
+ * Per image, how closely the true class's raw map ranks its cells as the score MLP uses them: the
+ * Pearson correlation of the map with its gradient × response (images where either is constant left out).
+ */
+export function mapAttributionAgreement(mlp: ScoreMlp, examples: readonly ImageMaps[]): number[] {
+  const own = (maps: ArrayLike<number>, c: number) => Array.from(maps).slice(c * MAP_VALUES, (c + 1) * MAP_VALUES);
+  const r = examples.map((e) => correlation(own(e.maps, e.label), own(attributionMaps(mlp, e.maps), e.label)));
+  return r.filter(Number.isFinite);
+}
+
+/** The spread of some values: their number, median, 10th and 90th percentiles (nearest rank) and the share below 0. */
+export function distribution(values: readonly number[]): {
+  n: number;
+  median: number;
+  p10: number;
+  p90: number;
+  belowZero: number;
+} {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const q = (p: number) => (n ? sorted[Math.min(n - 1, Math.floor(p * n))] : NaN);
+  return { n, median: q(0.5), p10: q(0.1), p90: q(0.9), belowZero: n ? sorted.filter((v) => v < 0).length / n : NaN };
+}
+
 // ---- generated filters against the classes the net confuses ------------------------------------
 
 /** Cosine similarity [10][10] of the ten class filters (the generated ones for the dynamic head). */
@@ -267,7 +300,7 @@ export function similarityVsConfusion(similarity: readonly number[][], confusion
 // ---- the maps the report shows, recorded or from your run --------------------------------------
 
 /** The recorded maps of a suite's representative dynamic run: results/recorded/<suite>/maps.parquet. */
-export const MAPS_FILE = 'maps.parquet';
+const MAPS_FILE = 'maps.parquet';
 /** Test images the examples and the peak statistics come from: index FIRST_EXAMPLE on, not the lab's own example. */
 const FIRST_EXAMPLE = 100;
 const EXAMPLE_POOL = 2000;
@@ -290,12 +323,14 @@ export function mapFacts(net: Net, norm: NormName, test: Cifar10Split, source: M
   const predictions = predictLabels(net, test, pool, norm);
   const shown = [...chooseExamples(test, pool, predictions, { correct: true }), ...chooseExamples(test, pool, predictions, { correct: false }).slice(0, 1)];
   const many = responseMapsOf(net, test, chooseExamples(test, pool, predictions, { correct: true, perClass: PEAK_IMAGES_PER_CLASS }), norm);
-  const strongestOther = (e: ImageMaps) => Array.from(e.scores).map((s, c) => ({ s, c })).filter((x) => x.c !== e.label).sort((a, b) => b.s - a.s)[0].c;
   return {
     source,
     run,
     examples: responseMapsOf(net, test, shown, norm).map((e) => ({ ...e, image: Uint8Array.from(e.image) })),
-    peaks: { truth: peakStatistics(many, 'label'), other: peakStatistics(many.map((e) => ({ ...e, predicted: strongestOther(e) })), 'predicted') },
+    peaks: {
+      truth: peakStatistics(many, 'label'),
+      other: peakStatistics(many.map((e) => ({ ...e, predicted: runnerUp(e.scores, e.label).cls })), 'predicted'),
+    },
   };
 }
 

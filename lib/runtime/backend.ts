@@ -361,9 +361,13 @@ export function activeBackend(): BackendInfo | undefined {
   return active;
 }
 
-/** One line for logs and reports, e.g. "tensorflow (@tensorflow/tfjs-node, TensorFlow 2.21.0, CPU)". */
-export function describeBackend(info: BackendInfo): string {
-  return `${info.name} (${info.package}, TensorFlow ${info.tensorflowVersion}, ${info.device})`;
+/**
+ * One line for logs and reports, e.g. "tensorflow (@tensorflow/tfjs-node, TensorFlow 2.21.0, CPU)", and with
+ * `precision` (lib/runtime/precision resolvePrecision) "…, CPU); bf16 (asked for)".
+ */
+export function describeBackend(info: BackendInfo, precision?: { precision: string; why: string }): string {
+  const line = `${info.name} (${info.package}, TensorFlow ${info.tensorflowVersion}, ${info.device})`;
+  return precision ? `${line}; ${precision.precision} (${precision.why})` : line;
 }
 
 /** The backend to train on: the active one (initialised when none is), refused when slow unless `allowSlow`. */

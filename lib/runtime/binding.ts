@@ -5,6 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/** TensorFlow's C API enums (tensorflow/c/tf_datatype.h, tf_attrtype.h), as the binding uses them. */
+export const TF_DTYPE = { float: 1, int32: 3, bool: 10, bfloat16: 14 } as const;
+export const ATTR = { string: 0, int: 1, float: 2, bool: 3, type: 4, shape: 5 } as const;
+
 /** An op attribute as the binding takes it (`type`: TensorFlow's TF_AttrType; a list when `value` is an array). */
 export interface OpAttr {
   name: string;

@@ -26,9 +26,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
+import { ATTR, TF_DTYPE, withWrappedBinding, type OpAttr, type TensorMetadata } from './binding';
 import { ProtoWriter } from '../formats/index';
 import { readEnv } from '../config';
+import { mixedPrecision, requireBf16Hardware, type Precision } from './precision';
 
 // ---- tfjs-node's binding (see its dist/nodejs_kernel_backend.js) -----------------------------
 
@@ -47,10 +48,7 @@ interface NativeBackend {
   deleteSavedModel(id: number): void;
 }
 
-/** TensorFlow's C API enums (tensorflow/c/tf_datatype.h, tf_attrtype.h), as the binding uses them. */
-const TF_DTYPE = { float: 1, int32: 3, bool: 10 } as const;
 const BYTES_PER_ELEMENT: Record<number, number> = { [TF_DTYPE.float]: 4, [TF_DTYPE.int32]: 4, [TF_DTYPE.bool]: 1 };
-const ATTR = { string: 0, int: 1, float: 2, bool: 3, type: 4, shape: 5 } as const;
 
 function nativeBackend(): NativeBackend {
   const be = tf.backend() as unknown as Partial<NativeBackend>;
@@ -123,16 +121,24 @@ const INFERRED_TYPE_ATTRS: Record<string, Array<[string, number]>> = {
 /** Where a node input comes from: an earlier node's output, an input slot, or a constant. */
 export type Ref = { node: number; output: number } | { input: number } | { const: number };
 
+/** Shape and TF dtype of a tensor of the graph. */
+export interface TensorType {
+  shape: number[];
+  dtype: number;
+}
+
 export interface GraphNode {
   op: string;
   attrs: OpAttr[];
   inputs: Ref[];
+  /** Each output's shape and dtype as recorded. */
+  outputs: TensorType[];
 }
 export interface GraphSpec {
   nodes: GraphNode[];
   consts: RecordedConst[];
   /** Shape and TF dtype of each input slot the graph uses, by slot number. */
-  inputs: Map<number, { shape: number[]; dtype: number }>;
+  inputs: Map<number, TensorType>;
   outputs: Ref[];
   /** TF dtype of each output. */
   outputDtypes: number[];
@@ -143,7 +149,7 @@ export interface GraphSpec {
  * are the slots fed at each run ({shape, dtype} of each, by slot); tensors made from JavaScript
  * during the recording are constants. Any other tensor from outside is an error.
  */
-export function graphSpec(rec: Recording, inputIds: number[], inputMeta: Array<{ shape: number[]; dtype: number }>, outputIds: number[]): GraphSpec {
+export function graphSpec(rec: Recording, inputIds: number[], inputMeta: TensorType[], outputIds: number[]): GraphSpec {
   if (rec.reads.length > 0) {
     throw new Error(`graph execution: the function reads tensor values back to JavaScript (${rec.reads[0]}); a graph cannot: return them as outputs instead`);
   }
@@ -200,7 +206,7 @@ export function graphSpec(rec: Recording, inputIds: number[], inputMeta: Array<{
     // Eager TensorFlow infers type attributes the caller left out from the inputs; a graph does not.
     const missing = (INFERRED_TYPE_ATTRS[o.op] ?? []).filter(([name]) => !o.attrs.some((a) => a.name === name));
     const attrs = [...o.attrs, ...missing.map(([name, k]): OpAttr => ({ name, type: ATTR.type, value: dtypeOf(o.inputs[k]) }))];
-    spec.nodes.push({ op: o.op, attrs, inputs });
+    spec.nodes.push({ op: o.op, attrs, inputs, outputs: o.outputs.map((m) => ({ shape: [...m.shape], dtype: m.dtype })) });
     nodeIndex.set(i, spec.nodes.length - 1);
   });
   spec.outputs = outputIds.map(ref);
@@ -359,11 +365,17 @@ export type GraphMode = 'build' | 'check' | 'graph';
  */
 export class GraphFunction {
   private readonly graphs = new Map<string, { built: Built; assigned: number[]; unchecked?: GraphSpec }>();
+  /** 'bf16': the graph runs with lib/runtime/precision's mixed precision (fp32 state, inputs and outputs). */
+  readonly precision: Precision;
 
   constructor(
     private readonly fn: (inputs: tf.Tensor[]) => tf.Tensor[],
     private readonly state: tf.Variable[],
-  ) {}
+    opts: { precision?: Precision } = {},
+  ) {
+    this.precision = opts.precision ?? 'fp32';
+    if (this.precision === 'bf16') requireBf16Hardware();
+  }
 
   /** What a call with these inputs' shapes does before it runs the graph. */
   modeFor(inputs: tf.Tensor[]): GraphMode {
@@ -376,7 +388,7 @@ export class GraphFunction {
     let g = this.graphs.get(key);
     if (!g) {
       const { spec, assigned } = this.recordOnce(inputs);
-      g = { built: loadGraph(spec), assigned, unchecked: spec };
+      g = { built: loadGraph(this.precision === 'bf16' ? mixedPrecision(spec) : spec), assigned, unchecked: spec };
       this.graphs.set(key, g);
     } else if (g.unchecked) {
       const { spec, assigned } = this.recordOnce(inputs);

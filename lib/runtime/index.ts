@@ -6,4 +6,5 @@ export * from './graph';
 export * from './kernels';
 export * from './node-compat';
 export * from './op-profile';
+export * from './precision';
 export * from './random';

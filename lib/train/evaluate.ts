@@ -5,7 +5,7 @@
  * statistics and the forward as one TensorFlow graph per batch shape (EvalForward).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphFunction, graphsEnabled } from '../runtime/index';
+import { GraphFunction, graphsEnabled, type Precision } from '../runtime/index';
 import type { Net } from '../model/index';
 import { batches, type Batch, type Cifar10Split } from '../data/index';
 import { NUM_CLASSES, type NormName } from '../config';
@@ -31,20 +31,24 @@ export interface EvalResult extends PassStats {
 /**
  * Evaluation-mode logits [batch, 10] of `net` (BatchNorm on running statistics), run as a
  * TensorFlow graph per batch shape (lib/runtime graph) on the native backend unless `graph: false`
- * or DCF_GRAPH=0. Keep one for many batches: the first two calls per shape also record the forward.
+ * or DCF_GRAPH=0; in mixed precision with `precision: 'bf16'` (lib/runtime/precision). Keep one for many
+ * batches: the first two calls per shape also record the forward.
  */
 export class EvalForward {
   private readonly graphs?: { plain: GraphFunction; cached: GraphFunction };
 
   constructor(
     private readonly net: Net,
-    opts: { graph?: boolean } = {},
+    opts: { graph?: boolean; precision?: Precision } = {},
   ) {
     if (opts.graph ?? graphsEnabled()) {
+      const o = { precision: opts.precision };
       this.graphs = {
-        plain: new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables()),
-        cached: new GraphFunction(([x, filters]) => [net.forward(x as tf.Tensor4D, false, { filters: filters as tf.Tensor2D })], net.variables()),
+        plain: new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables(), o),
+        cached: new GraphFunction(([x, filters]) => [net.forward(x as tf.Tensor4D, false, { filters: filters as tf.Tensor2D })], net.variables(), o),
       };
+    } else if (opts.precision === 'bf16') {
+      throw new Error('bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or evaluate in fp32');
     }
   }
 
@@ -73,6 +77,8 @@ export interface InferOptions {
   indices?: ArrayLike<number>;
   /** A forward kept across calls (default: one made, and freed, for this call). */
   forward?: EvalForward;
+  /** The precision of the forward made for this call (default fp32; a given `forward` has its own). */
+  precision?: Precision;
 }
 
 /**
@@ -81,7 +87,7 @@ export interface InferOptions {
  * for, or when the caller stops. Synchronous, so that synchronous callers use it too.
  */
 export function* inferBatches(net: Net, split: Cifar10Split, opts: InferOptions): Generator<Batch & { logits: tf.Tensor2D }> {
-  const forward = opts.forward ?? new EvalForward(net);
+  const forward = opts.forward ?? new EvalForward(net, { precision: opts.precision });
   try {
     for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm, indices: opts.indices })) {
       const logits = tf.tidy(() => forward.run(batch.x)); // an eager forward's intermediates freed

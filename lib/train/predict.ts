@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, architectureOf, createNet, type Net, readModelState } from '../model/index';
 import { NORMALIZATIONS, NUM_CLASSES, parseChoice, VARIANTS, type NormName, type Variant } from '../config';
+import type { Precision } from '../runtime/index';
 import { loadCifar10 } from '../data/index';
 import { recordsToTensors } from '../formats/index';
 import { predictLogits } from './evaluate';
@@ -76,6 +77,8 @@ export interface PredictOptions {
   batchSize?: number;
   /** CIFAR-10 folder (default PATHS.cifarDir). */
   dir?: string;
+  /** The forward's precision (default fp32; lib/runtime/precision). */
+  precision?: Precision;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -96,7 +99,7 @@ export async function predict(
   const { net, variant, norm, checksum } = loadNetFromStateFile(opts.weights, opts);
   try {
     const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
-    const values = await predictLogits(net, test, { norm, batchSize, onBatch: opts.onProgress });
+    const values = await predictLogits(net, test, { norm, batchSize, precision: opts.precision, onBatch: opts.onProgress });
     const logits = Array.from({ length: test.count }, (_, i) => Array.from(values.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES)));
     return { labels: Array.from(test.labels), logits, variant, norm, checksum };
   } finally {

@@ -1,93 +1,95 @@
 /**
  * What a training run is asked to do: one plain, JSON-serialisable record, saved in the run's
- * config.json and in every checkpoint. The defaults are the lab's recipe.
+ * config.json and in every checkpoint. Each setting is declared once, in TRAIN_SETTINGS: its
+ * default (the lab's recipe), what it allows, its `npm run train` flag and help, and its column in
+ * the experiment table. The config's type, LAB_RECIPE, validateConfig, the command line
+ * (train-cli) and the experiment table (lib/experiments) are derived from it.
  */
-import { ARCHITECTURE_KEYS, architectureOf, architectureProblems, LAB_ARCHITECTURE } from '../model/index';
-import { NORMALIZATIONS, PRETRAINED_FILES, VARIANTS, type Freeze, type NormName, type Variant } from '../config';
+import { ARCHITECTURE_SETTINGS, variantProblems } from '../model/index';
+import { booleanSetting as bool, choiceSetting as oneOf, numberSetting as num, settingProblems } from '../config';
+import { NORMALIZATIONS, parseWeightsFlag, PRETRAINED_FILES, VARIANTS, type Freeze, type NormName } from '../config';
+import type { Setting, SettingValues } from '../config';
 
 export type Schedule = 'constant' | 'cosine';
 export const SCHEDULES: readonly Schedule[] = ['constant', 'cosine'];
 export const FREEZES: readonly Freeze[] = ['none', 'requires-grad', 'all', 'keep-bn', 'stem'];
-export type SelectBy = 'test' | 'val';
+export type SelectBy = TrainConfig['selectBy'];
+const NORMS = Object.keys(NORMALIZATIONS) as NormName[];
+/** A whole number ≥ min (and ≤ max). */
+const whole = (min: number, max?: number) => ({ whole: true, min, max });
 
-export interface TrainConfig {
-  /** The run's name: its folder under results/runs. Letters, digits, '.', '_', '-'. */
-  run: string;
-  variant: Variant;
-  /** Train until this many epochs are finished (counting epochs of earlier sessions). */
-  epochs: number;
-  batchSize: number;
-  /** Adam's base learning rate (betas 0.9/0.999, eps 1e-8). */
-  lr: number;
-  /** Seeds the head's initialisation, the data order, augmentation and the validation split. */
-  seed: number;
-  norm: NormName;
-  /** Random crop (4-pixel padding) and horizontal flip of training images. */
-  augment: boolean;
-  freeze: Freeze;
-  /** Start the backbone from ImageNet weights (else torchvision-style random initialisation). */
-  pretrained: boolean;
-  /**
-   * Which pretrained file: 'torchvision' (unfolded BatchNorm, the default), 'folded', or a path
-   * to a .safetensors / torchvision .pth file (lib/config PRETRAINED_FILES, pretrainedFile).
-   */
-  weights: string;
-  /** Use only the first N training / test images (0: all). For quick runs and tests. */
-  limitTrain: number;
-  limitTest: number;
-  /** Hold out N training images as a validation split, evaluated every epoch (0: none). */
-  val: number;
-  /** Cross-entropy label smoothing (PyTorch's label_smoothing), 0 … <1. */
-  labelSmoothing: number;
-  /** Learning rate per step: constant, or cosine from lr to 0 over all epochs' steps. */
-  schedule: Schedule;
-  /** Adam's L2 penalty (torch.optim.Adam weight_decay). */
-  weightDecay: number;
-  /** Which split's accuracy decides the best checkpoint: the lab uses test; val is cleaner. */
-  selectBy: SelectBy;
-  /** Read the loss and accuracy back every k steps (a step row, a NaN check). */
-  logEvery: number;
-  evalBatchSize: number;
-  // Architecture (lib/model/architecture; the lab's net by default). Configs saved before these
-  // fields existed describe the lab's net and read back with these defaults.
-  /** L2-normalise each generated filter (dynamic head). */
-  filterNorm: boolean;
-  /** L2-normalise the static head's learned filters (the control that isolates the generator). */
-  staticNorm: boolean;
-  /** Divide the response maps by √64. */
-  responseScale: boolean;
-  /** Bilinear upsampling factor of the input before the backbone (1: none). */
-  upsample: number;
-  /** A trainable residual conv 3×3 + BN + ReLU after the backbone (state adapter.*). */
-  adapter: boolean;
-}
-
-/** The lab's recipe: 5 epochs, batch 64, Adam 1e-3, mean/std 0.5, no augmentation, pretrained backbone. */
-export const LAB_RECIPE: Omit<TrainConfig, 'run'> = {
-  variant: 'dynamic',
-  epochs: 5,
-  batchSize: 64,
-  lr: 1e-3,
-  seed: 0,
-  norm: 'half',
-  augment: false,
-  freeze: 'none',
-  pretrained: true,
-  weights: 'torchvision',
-  limitTrain: 0,
-  limitTest: 0,
-  val: 0,
-  labelSmoothing: 0,
-  schedule: 'constant',
-  weightDecay: 0,
-  selectBy: 'test',
-  logEvery: 10,
-  evalBatchSize: 500,
-  ...LAB_ARCHITECTURE,
+export const TRAIN_SETTINGS = {
+  variant: oneOf(VARIANTS, 'dynamic', { flag: '--variant', column: 'Utf8', help: 'head' }),
+  epochs: num(5, whole(1), {
+    flag: '--epochs', column: 'Int32', resumable: true, help: 'train until N epochs are finished, in all sessions',
+  }),
+  batchSize: num(64, whole(2), { flag: '--batch-size', column: 'Int32', help: 'images per training step' }),
+  lr: num(1e-3, { min: 0, above: true }, {
+    flag: '--lr', column: 'Float64', resumable: true, help: "Adam's base learning rate (betas 0.9/0.999, eps 1e-8)",
+  }),
+  // Seeds are 32 bits (lib/runtime/random): 2³² would silently train seed 0.
+  seed: num(0, whole(0, 2 ** 32 - 1), {
+    flag: '--seed', column: 'Int64', help: "the head's initialisation, data order, augmentation, the validation split",
+  }),
+  norm: oneOf(NORMS, 'half', { flag: '--norm', column: 'Utf8', help: 'input normalisation' }),
+  augment: bool(false, { flag: '--augment', column: 'Bool', help: 'random crop (4-pixel padding) + horizontal flip' }),
+  freeze: oneOf(FREEZES, 'none', {
+    flag: '--freeze', column: 'Utf8',
+    help:
+      "none: train all; requires-grad: the lab's literal freeze (weights fixed, BatchNorm statistics still updated); " +
+      'all: the backbone fixed, BatchNorm on ImageNet statistics; keep-bn: convolutions fixed, BatchNorm trained; ' +
+      'stem: only the stem (conv1, bn1) fixed, layer1 trained',
+  }),
+  pretrained: bool(true, { flag: '--no-pretrained', help: 'start the backbone from random weights' }),
+  weights: {
+    default: 'torchvision', allowed: `${Object.keys(PRETRAINED_FILES).join(' or ')} or a file path`,
+    check: (v: unknown) => typeof v === 'string' && v.length > 0, parse: (text: string) => parseWeightsFlag(text),
+    flag: '--weights', placeholder: `${Object.keys(PRETRAINED_FILES).join('|')}|FILE`,
+    help:
+      "pretrained backbone: torchvision's unfolded BatchNorm file, the BN-folded file (data/pretrained/), " +
+      'or a .safetensors / torchvision .pth file',
+  } satisfies Setting<string>,
+  limitTrain: num(0, whole(0), { flag: '--limit-train', help: 'only the first N training images (0: all)' }),
+  limitTest: num(0, whole(0), { flag: '--limit-test', help: 'only the first N test images (0: all)' }),
+  val: num(0, whole(0), { flag: '--val', help: 'hold out N training images as a validation split (every epoch)' }),
+  labelSmoothing: num(0, { min: 0, max: 1, below: true }, {
+    flag: '--label-smoothing', column: 'Float64', help: "cross-entropy label smoothing (PyTorch's label_smoothing)",
+  }),
+  schedule: oneOf(SCHEDULES, 'constant', {
+    flag: '--schedule', column: 'Utf8', help: 'the learning rate per step: constant, or cosine from lr down to 0',
+  }),
+  weightDecay: num(0, { min: 0 }, { flag: '--weight-decay', column: 'Float64', help: "Adam's L2 penalty" }),
+  selectBy: oneOf(['test', 'val'] as const, 'test', {
+    flag: '--select-by', help: "split whose accuracy picks the best checkpoint (the lab's: test; val is cleaner)",
+  }),
+  logEvery: num(10, whole(1), { flag: '--log-every', resumable: true, help: 'read the loss back every N steps' }),
+  evalBatchSize: num(500, whole(1), { flag: '--eval-batch-size', resumable: true, help: 'evaluation batch size' }),
+  precision: oneOf(['fp32', 'bf16', 'auto'] as const, 'auto', {
+    flag: '--precision', column: 'Utf8', missing: 'fp32', // configs saved before precision existed were trained in fp32
+    help:
+      'fp32, bf16 mixed precision (fp32 master weights, bf16 convolutions and matrix products), ' +
+      'or auto: bf16 where this CPU was measured faster',
+  }),
+  ...ARCHITECTURE_SETTINGS,
 };
 
+export interface TrainConfig extends SettingValues<typeof TRAIN_SETTINGS> {
+  /** The run's name: its folder under results/runs. Letters, digits, '.', '_', '-'. */
+  run: string;
+}
+
+/** A setting of a training config (its name is `run`, which is not a setting). */
+export type ConfigField = keyof typeof TRAIN_SETTINGS;
+/** Every setting, in the table's order (the architecture's last). */
+export const CONFIG_FIELDS = Object.keys(TRAIN_SETTINGS) as ConfigField[];
+const SETTINGS = TRAIN_SETTINGS as Record<ConfigField, Setting<unknown>>;
+
+/** The lab's recipe: 5 epochs, batch 64, Adam 1e-3, mean/std 0.5, no augmentation, pretrained backbone. */
+const DEFAULTS = CONFIG_FIELDS.map((k) => [k, SETTINGS[k].default]);
+export const LAB_RECIPE = Object.fromEntries(DEFAULTS) as Omit<TrainConfig, 'run'>;
+
 /** Fields a resumed run may change (they do not change what the saved state means). */
-export const RESUMABLE_FIELDS: readonly (keyof TrainConfig)[] = ['epochs', 'lr', 'logEvery', 'evalBatchSize'];
+export const RESUMABLE_FIELDS = CONFIG_FIELDS.filter((k) => SETTINGS[k].resumable);
 
 const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
@@ -104,65 +106,30 @@ export function trainConfig(overrides: Partial<TrainConfig> & { run: string }): 
   return validateConfig({ ...LAB_RECIPE, ...overrides });
 }
 
-/** Checks every field (type and range) and returns a clean copy; errors name the field. */
+/** Checks every field (type and range) and returns a clean copy; errors name the field and what it allows. */
 export function validateConfig(value: unknown, source = 'training config'): TrainConfig {
   if (value === null || typeof value !== 'object') throw new Error(`${source} must be an object`);
-  // Missing architecture fields: a config saved before they existed, i.e. the lab's net.
-  const c = { ...(value as Record<string, unknown>) };
-  for (const k of ARCHITECTURE_KEYS) if (c[k] === undefined) c[k] = LAB_ARCHITECTURE[k];
-  // A config saved before `weights` existed started from the folded file, then the only one.
-  if (c.weights === undefined) c.weights = 'folded';
+  const c: Record<string, unknown> = { ...value };
+  if (c.weights === undefined) {
+    // Runs saved before `weights` existed started from the folded file, then the only one.
+    const fix = 'retrain it, or add "weights": "folded" to its config.json';
+    throw new Error(`invalid settings in ${source}: weights is missing (saved before the setting existed); ${fix}`);
+  }
+  for (const k of CONFIG_FIELDS) if (c[k] === undefined) c[k] = SETTINGS[k].missing;
   const problems: string[] = [];
-  const int = (k: string, min: number) => {
-    if (!(Number.isInteger(c[k]) && (c[k] as number) >= min)) problems.push(`${k} must be a whole number ≥ ${min}; got ${JSON.stringify(c[k])}`);
-  };
-  const num = (k: string, ok: (v: number) => boolean, what: string) => {
-    if (!(typeof c[k] === 'number' && Number.isFinite(c[k]) && ok(c[k] as number))) problems.push(`${k} must be ${what}; got ${JSON.stringify(c[k])}`);
-  };
-  const choice = (k: string, allowed: readonly string[]) => {
-    if (!allowed.includes(c[k] as string)) problems.push(`${k} must be one of ${allowed.join(', ')}; got ${JSON.stringify(c[k])}`);
-  };
-  const bool = (k: string) => {
-    if (typeof c[k] !== 'boolean') problems.push(`${k} must be true or false; got ${JSON.stringify(c[k])}`);
-  };
   try {
     checkRunName(c.run as string);
   } catch (err) {
     problems.push((err as Error).message);
   }
-  choice('variant', VARIANTS);
-  int('epochs', 1);
-  int('batchSize', 2);
-  num('lr', (v) => v > 0, 'a number > 0');
-  int('seed', 0);
-  choice('norm', Object.keys(NORMALIZATIONS));
-  bool('augment');
-  choice('freeze', FREEZES);
-  bool('pretrained');
-  if (!(typeof c.weights === 'string' && c.weights.length > 0)) problems.push(`weights must be ${Object.keys(PRETRAINED_FILES).join(' or ')} or a file path; got ${JSON.stringify(c.weights)}`);
-  int('limitTrain', 0);
-  int('limitTest', 0);
-  int('val', 0);
-  num('labelSmoothing', (v) => v >= 0 && v < 1, 'in [0, 1)');
-  choice('schedule', SCHEDULES);
-  num('weightDecay', (v) => v >= 0, 'a number ≥ 0');
-  choice('selectBy', ['test', 'val']);
-  int('logEvery', 1);
-  int('evalBatchSize', 1);
+  problems.push(...settingProblems(SETTINGS, c));
   if (c.selectBy === 'val' && c.val === 0) problems.push('selectBy val needs a validation split (val > 0)');
-  problems.push(...architectureProblems(architectureOf(c), c.variant as string));
-  const unknown = Object.keys(c).filter((k) => !(k in LAB_RECIPE) && k !== 'run');
+  problems.push(...variantProblems(c as unknown as TrainConfig, c.variant as string));
+  const unknown = Object.keys(c).filter((k) => !(k in SETTINGS) && k !== 'run');
   if (unknown.length) problems.push(`unknown field(s) ${unknown.join(', ')}`);
   if (problems.length) throw new Error(`invalid settings in ${source}:\n  ${problems.join('\n  ')}`);
-  const clean = { run: c.run } as Record<string, unknown>;
-  for (const k of Object.keys(LAB_RECIPE)) clean[k] = c[k];
-  return clean as unknown as TrainConfig;
+  return Object.fromEntries(['run', ...CONFIG_FIELDS].map((k) => [k, c[k]])) as unknown as TrainConfig;
 }
-
-/** A setting of a training config (its name is `run`, which is not a setting). */
-export type ConfigField = keyof typeof LAB_RECIPE;
-/** Every setting, in the recipe's order (the architecture's last). */
-export const CONFIG_FIELDS = Object.keys(LAB_RECIPE) as ConfigField[];
 
 /** One setting in which two configs differ. */
 export interface ConfigDifference<K extends ConfigField = ConfigField> {
@@ -190,7 +157,9 @@ export function configDifferences(
 
 /** The settings in which `wanted` differs from a run's `saved` config and that a resume cannot change, one line each. */
 export function configConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
-  return configDifferences(saved, wanted, { ignore: RESUMABLE_FIELDS }).map((d) => `${d.field}: the run has ${JSON.stringify(d.a)}, asked for ${JSON.stringify(d.b)}`);
+  return configDifferences(saved, wanted, { ignore: RESUMABLE_FIELDS }).map(
+    (d) => `${d.field}: the run has ${JSON.stringify(d.a)}, asked for ${JSON.stringify(d.b)}`,
+  );
 }
 
 /** The learning rate of 0-based global step `step` of `totalSteps`. */

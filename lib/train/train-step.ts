@@ -4,7 +4,7 @@
  * that the loop reads them back only every few steps (lib/train step-window).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphFunction, graphsEnabled } from '../runtime/index';
+import { GraphFunction, graphsEnabled, type Precision } from '../runtime/index';
 import type { Net } from '../model/index';
 import { NUM_CLASSES } from '../config';
 import type { Adam } from './adam';
@@ -17,7 +17,8 @@ export const STATS = 2 + NUM_CLASSES;
  * One optimisation step: forward in training mode, cross-entropy, gradients, Adam update.
  * On the native backend it runs as one TensorFlow graph per batch size (lib/runtime/graph): the same
  * ops, without JavaScript between them; results equal the eager step's up to float rounding.
- * `graph: false` (or DCF_GRAPH=0 in the environment) keeps every step eager.
+ * `graph: false` (or DCF_GRAPH=0 in the environment) keeps every step eager. `precision: 'bf16'`:
+ * the graph runs in mixed precision (lib/runtime/precision: fp32 weights and Adam state).
  */
 export class TrainStep {
   private readonly params: tf.Variable[];
@@ -29,7 +30,7 @@ export class TrainStep {
     private readonly net: Net,
     private readonly adam: Adam,
     private readonly labelSmoothing = 0,
-    opts: { graph?: boolean } = {},
+    opts: { graph?: boolean; precision?: Precision } = {},
   ) {
     this.params = [...net.trainable().values()];
     this.torchName = new Map([...net.trainable()].map(([name, v]) => [v.name, name]));
@@ -37,7 +38,10 @@ export class TrainStep {
       this.graph = new GraphFunction(
         ([x, y, stepSize, bias2Sqrt]) => [this.tensors(x as tf.Tensor4D, y as tf.Tensor1D, stepSize as tf.Scalar, bias2Sqrt as tf.Scalar)],
         [...net.variables(), ...adam.variables()],
+        { precision: opts.precision },
       );
+    } else if (opts.precision === 'bf16') {
+      throw new Error('bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or train in fp32');
     }
   }
 

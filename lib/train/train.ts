@@ -24,9 +24,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam } from './adam';
-import { describeBackend, trainingBackend } from '../runtime/index';
+import { describeBackend, resolvePrecision, trainingBackend } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
-import { batches, numBatches } from '../data/index';
+import { BatchPrefetcher, numBatches } from '../data/index';
 import { PATHS, pretrainedFile } from '../config';
 import { restoreCheckpoint, type CheckpointKind } from './checkpoint';
 import { Checkpointer } from './checkpointer';
@@ -82,7 +82,9 @@ export interface TrainResult {
  */
 export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const config = validateConfig(configIn);
-  const backend = describeBackend(trainingBackend(opts.allowSlowBackend));
+  // config.precision 'auto' becomes bf16 only where this CPU was measured faster in it (lib/runtime/precision).
+  const precision = resolvePrecision(config.precision);
+  const backend = describeBackend(trainingBackend(opts.allowSlowBackend), precision);
   const emit = opts.onProgress ?? (() => {});
   const store = new RunDir(opts.runsDir ?? PATHS.runs, config.run);
   // Takes the run's lock and listens for SIGINT; evaluating only writes nothing (Ctrl-C ends it as usual).
@@ -103,7 +105,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
     const stopIfInterrupted = (epoch: number, where: string) =>
       interrupt?.stopIfRequested(emit, epoch, adam.stepCount, (signal) => saver.describeInterrupt(signal, epoch, where, adam.stepCount));
-    const forward = own(new EvalForward(net));
+    const forward = own(new EvalForward(net, { precision: precision.precision }));
     const evaluateSplits = (epoch: number) =>
       evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
         emit({ type: 'eval', epoch, split, images, total });
@@ -120,7 +122,8 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const session = nextSession(saver.begin());
     const perEpoch = numBatches(data.train.count, config.batchSize);
     const totalSteps = config.epochs * perEpoch;
-    const step = own(new TrainStep(net, adam, config.labelSmoothing));
+    const step = own(new TrainStep(net, adam, config.labelSmoothing, { precision: precision.precision }));
+    const prefetch = own(new BatchPrefetcher(data.train, config.batchSize)); // the next batch is made while a step runs
     const origin = { run: config.run, session, resumedFrom: startEpoch, variant: config.variant, seed: config.seed, backend };
     const metrics = own(new MetricsRecorder(origin, config, data.train, perEpoch));
     const clock = new ProgressClock(config, perEpoch, data.test.count + (data.val?.count ?? 0));
@@ -135,7 +138,7 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       clock.startEpoch();
       metrics.startEpoch(epoch);
       let lr = config.lr;
-      for (const batch of batches(data.train, { batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
+      for (const batch of prefetch.batches({ batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
         lr = learningRate(config, adam.stepCount, totalSteps);
         const due = metrics.add(step.run(batch.x, batch.y, lr), batch.indices.length);
         tf.dispose([batch.x, batch.y]);
