@@ -9,3 +9,12 @@ export function release(version: string | null | undefined): string | null;
 export function judgeInstalled(installed: Probe, wanted: string): { keep: boolean; reason: string };
 export function planSteps(state: { stock: boolean; force: boolean; installed: Probe | null; wanted: string; cached: boolean }): Step[];
 export function stockWarning(version: string): string;
+export interface Wheel {
+  name: string;
+  file: string;
+  sha256: string | null;
+}
+export const WHEELS: { cpu: Wheel; gpu: Wheel };
+export const WHEEL_PIP_TARGET: string[];
+export function wheelProblem(wheel: Wheel, actual: string): string | undefined;
+export function cudaRequirements(metadata: string): string[];

@@ -6,6 +6,64 @@
 /** The TensorFlow the project is tested on: the C library of the tensorflow-cpu / tensorflow wheel. */
 export const TF_VERSION = '2.21.0';
 
+/**
+ * The wheels whose C library set-up builds against, and their sha256, checked before use. Both
+ * are the CPython 3.11 manylinux x86-64 build whatever Python runs set-up (the C library inside
+ * does not depend on Python), so one file and one hash each. The tensorflow (GPU) wheel's hash
+ * is not pinned: no machine that set the project up could fetch it (its pip index carries only
+ * tensorflow-cpu); set-up then stops, printing the hash it got, instead of using an unchecked file.
+ */
+export const WHEELS = {
+  cpu: {
+    name: 'tensorflow-cpu',
+    file: `tensorflow_cpu-${TF_VERSION}-cp311-cp311-manylinux_2_27_x86_64.whl`,
+    sha256: '2b847d217b02ee7731ed91431daf3250daa0196c3c94614d23be27232e6e5b6c',
+  },
+  gpu: { name: 'tensorflow', file: `tensorflow-${TF_VERSION}-cp311-cp311-manylinux_2_27_x86_64.whl`, sha256: null },
+};
+
+/** `pip download` flags that select exactly the WHEELS files, whatever Python runs pip. */
+export const WHEEL_PIP_TARGET = [
+  ['--python-version', '3.11'],
+  ['--implementation', 'cp'],
+  ['--abi', 'cp311'],
+  ['--platform', 'manylinux_2_27_x86_64'],
+].flat();
+
+/**
+ * Whether a downloaded wheel may be used: `actual` is its sha256. Returns undefined when it may,
+ * else what is wrong and what to do.
+ */
+export function wheelProblem(wheel, actual) {
+  if (wheel.sha256 === null) {
+    return (
+      `no sha256 is pinned for ${wheel.file} (its sha256 here: ${actual}). ` +
+      'Check that hash against the one PyPI lists ' +
+      `for ${wheel.name}==${TF_VERSION}, then add it to WHEELS in scripts/native-backend-plan.mjs`
+    );
+  }
+  if (actual !== wheel.sha256) {
+    return (
+      `${wheel.file} has sha256 ${actual}, not the pinned ${wheel.sha256}: a damaged or different file. ` +
+      'Delete it and run again'
+    );
+  }
+  return undefined;
+}
+
+/**
+ * The CUDA and cuDNN wheels TensorFlow's GPU build needs, as its own METADATA declares them for
+ * `pip install tensorflow[and-cuda]` (the nvidia-*-cu12 wheels): one requirement per line.
+ */
+export function cudaRequirements(metadata) {
+  const reqs = [];
+  for (const line of String(metadata).split(/\r?\n/)) {
+    const m = /^Requires-Dist:\s*(.+?)\s*;\s*extra\s*==\s*["']and-cuda["']\s*$/.exec(line);
+    if (m) reqs.push(m[1].replace(/\s+/g, ''));
+  }
+  return reqs;
+}
+
 export const OPTIONS = ['--gpu', '--force', '--stock-libtensorflow'];
 export const USAGE = 'usage: node scripts/native-backend.mjs [--gpu] [--force] [--stock-libtensorflow]';
 

@@ -24,15 +24,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { TF_VERSION, USAGE, judgeInstalled, parseArgs, planSteps, stockWarning } from './native-backend-plan.mjs';
+import { createHash } from 'node:crypto';
+import {
+  TF_VERSION, USAGE, WHEELS, WHEEL_PIP_TARGET, cudaRequirements, judgeInstalled, parseArgs, planSteps, stockWarning,
+  wheelProblem,
+} from './native-backend-plan.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = process.env.DCF_CACHE_DIR ?? path.join(ROOT, '.cache');
 const { gpu: GPU, force: FORCE, stock: STOCK, unknown } = parseArgs(process.argv.slice(2));
 if (unknown.length) fail('arguments', `unknown argument(s) ${unknown.join(' ')}`, USAGE);
 
-/** The wheel whose C library we build against, and its pip name. Same TensorFlow for both. */
-const WHEEL = GPU ? 'tensorflow' : 'tensorflow-cpu';
+/** The wheel whose C library we build against (pip name, file, pinned sha256). Same TensorFlow for both. */
+const WHEEL = GPU ? WHEELS.gpu : WHEELS.cpu;
 const PKG = GPU ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
 
 const require = createRequire(path.join(ROOT, 'package.json'));
@@ -62,8 +66,13 @@ function fail(step, what, todo) {
 
 /** Loads the package in a fresh process and runs one op: { ok: true, version } or { ok: false, error }. */
 function probe() {
+  // Node 23+ removed util.isNullOrUndefined / util.isArray (Node 22 warns on them), which tfjs-node
+  // 4.22.0 calls on every op: put them back first, as lib/runtime/node-compat.ts does for the lab.
   const code = `
     process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+    const util = require('util');
+    util.isNullOrUndefined = (v) => v === null || v === undefined;
+    util.isArray = (v) => Array.isArray(v);
     const tf = require(${JSON.stringify(PKG)});
     const y = tf.conv2d(tf.ones([1, 4, 4, 2]), tf.ones([3, 3, 2, 1]), 1, 'valid').dataSync();
     if (tf.getBackend() !== 'tensorflow' || y[0] !== 18) throw new Error('wrong result from the native backend');
@@ -81,6 +90,15 @@ function stockVersion() {
   return /LIBTENSORFLOW_VERSION\s*=\s*'([^']+)'/.exec(constants)?.[1] ?? 'unknown';
 }
 
+function sha256File(file) {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 22);
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+  fs.closeSync(fd);
+  return hash.digest('hex');
+}
+
 function relLink(target, linkPath) {
   fs.rmSync(linkPath, { force: true, recursive: true });
   fs.symlinkSync(path.relative(path.dirname(linkPath), target), linkPath);
@@ -96,19 +114,27 @@ function provisionFromWheel() {
   }
   const wheelDir = path.join(CACHE, 'wheels');
   fs.mkdirSync(wheelDir, { recursive: true });
-  const findWheel = () => fs.readdirSync(wheelDir).find((f) => f.startsWith(`${WHEEL.replace('-', '_')}-${TF_VERSION}-`) && f.endsWith('.whl'));
-  if (!findWheel()) {
-    say(`downloading the ${WHEEL}==${TF_VERSION} wheel through pip (for its C library; ~270 MB, once)`);
+  const wheel = path.join(wheelDir, WHEEL.file);
+  if (!fs.existsSync(wheel)) {
+    say(`downloading ${WHEEL.file} through pip (for its C library; ~270 MB, once)`);
     const python = process.env.PYTHON ?? 'python3';
-    const r = spawnSync(python, ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '-d', wheelDir, `${WHEEL}==${TF_VERSION}`], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { PIP_RETRIES: '0', ...process.env },
-    });
-    if (r.status !== 0 || !findWheel()) {
-      fail('download wheel', `pip could not download ${WHEEL}==${TF_VERSION}`, `check that \`${python} -m pip download ${WHEEL}==${TF_VERSION}\` works (a pip index or mirror must be reachable), or put the wheel in ${wheelDir}`);
+    const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', ...WHEEL_PIP_TARGET, '-d', wheelDir];
+    args.push(`${WHEEL.name}==${TF_VERSION}`);
+    const env = { PIP_RETRIES: '0', ...process.env };
+    const r = spawnSync(python, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
+    if (r.status !== 0 || !fs.existsSync(wheel)) {
+      fail(
+        'download wheel',
+        `pip could not download ${WHEEL.name}==${TF_VERSION} (${WHEEL.file})` +
+          (GPU ? ': the pip index must carry the tensorflow wheel, not only tensorflow-cpu' : ''),
+        `check that \`${python} ${args.join(' ')}\` works (a pip index or mirror that has it must be reachable), ` +
+          `or put ${WHEEL.file} in ${wheelDir}`,
+      );
     }
   }
-  const wheel = path.join(wheelDir, findWheel());
+  say(`checking the sha256 of ${WHEEL.file}`);
+  const problem = wheelProblem(WHEEL, sha256File(wheel));
+  if (problem) fail('check wheel', problem);
   say(`unpacking libtensorflow_cc.so.2, libtensorflow_framework.so.2 and the C headers from ${path.basename(wheel)}`);
   const tmp = `${libDir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -122,6 +148,9 @@ function provisionFromWheel() {
     'tensorflow/include/tensorflow/core/platform/ctstring*',
     'tensorflow/include/tsl/platform/ctstring*',
   ];
+  // The GPU wheel's metadata: the CUDA wheels it asks for as tensorflow[and-cuda].
+  const metadata = `tensorflow-${TF_VERSION}.dist-info/METADATA`;
+  if (GPU) members.push(metadata);
   try {
     execFileSync('unzip', ['-q', '-o', wheel, ...members, '-d', tmp], { stdio: 'inherit' });
   } catch (err) {
@@ -132,7 +161,12 @@ function provisionFromWheel() {
   fs.mkdirSync(path.join(tmp, 'lib'));
   for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) fs.renameSync(path.join(tmp, 'tensorflow', so), path.join(tmp, 'lib', so));
   fs.rmSync(path.join(tmp, 'tensorflow'), { recursive: true });
-  fs.writeFileSync(path.join(tmp, 'COMPLETE'), `${WHEEL}==${TF_VERSION} from ${path.basename(wheel)}\n`);
+  if (GPU) {
+    const reqs = cudaRequirements(fs.readFileSync(path.join(tmp, metadata), 'utf8'));
+    fs.writeFileSync(path.join(tmp, 'cuda-requirements.txt'), `${reqs.join('\n')}\n`);
+    fs.rmSync(path.join(tmp, path.dirname(metadata)), { recursive: true });
+  }
+  fs.writeFileSync(path.join(tmp, 'COMPLETE'), `${WHEEL.name}==${TF_VERSION} from ${WHEEL.file} (sha256 checked)\n`);
   fs.rmSync(libDir, { recursive: true, force: true });
   fs.renameSync(tmp, libDir);
   return libDir;
@@ -151,7 +185,7 @@ function linkLibrary(libDir) {
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so.2.9.1'));
   // Sizes of what was linked: lib/runtime/backend.ts checks them before loading, because a truncated
   // library kills the process in dlopen instead of throwing an error it could report.
-  const manifest = { source: `${WHEEL}==${TF_VERSION}`, files: {} };
+  const manifest = { source: `${WHEEL.name}==${TF_VERSION}`, files: {} };
   for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) manifest.files[so] = fs.statSync(path.join(libDir, 'lib', so)).size;
   fs.writeFileSync(path.join(pkgDir, 'deps', 'dcf-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
@@ -216,7 +250,7 @@ function stockInstall(wanted) {
 
 const libDir = path.join(CACHE, `libtensorflow-${TF_VERSION}-${GPU ? 'gpu' : 'cpu'}`);
 const wanted = STOCK ? stockVersion() : TF_VERSION;
-say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi}); wanted: TensorFlow ${wanted} ${STOCK ? "(the package's stock download, UNTESTED)" : `(the ${WHEEL} wheel's C library, tested)`}`);
+say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi}); wanted: TensorFlow ${wanted} ${STOCK ? "(the package's stock download, UNTESTED)" : `(the ${WHEEL.name} wheel's C library, tested)`}`);
 
 const installed = FORCE ? null : probe();
 if (installed) {
@@ -256,7 +290,7 @@ for (const step of planSteps({ stock: STOCK, force: FORCE, installed, wanted, ca
     const { keep, reason } = judgeInstalled(built, wanted);
     if (!keep) fail('verify', `the freshly built addon is not right: ${reason}`, `run with --force after deleting ${path.relative(ROOT, libDir)}`);
     cacheAddon();
-    say(`ready: native backend loads, TensorFlow ${built.version} (built against the ${WHEEL} wheel's C library)`);
+    say(`ready: native backend loads, TensorFlow ${built.version} (built against the ${WHEEL.name} wheel's C library)`);
     process.exit(0);
   }
 }

@@ -1,10 +1,12 @@
 /**
  * A minimal Protocol Buffers writer: just what lib/runtime/graph needs to write a TensorFlow GraphDef
- * inside a SavedModel (varints, 32-bit floats, length-delimited fields, packed repeated fields).
+ * inside a SavedModel (varints, 32-bit floats, length-delimited fields, packed repeated fields), and
+ * TensorBoard's event files (doubles; `readProto` reads such messages back field by field).
  * Wire format: https://protobuf.dev/programming-guides/encoding/
  */
 
 const VARINT = 0;
+const FIXED64 = 1;
 const LENGTH_DELIMITED = 2;
 const FIXED32 = 5;
 
@@ -22,6 +24,15 @@ export class ProtoWriter {
   float(field: number, value: number): this {
     this.tag(field, FIXED32);
     this.rawFloat(value);
+    return this;
+  }
+
+  /** A `double` field (IEEE-754 double precision, little-endian). */
+  double(field: number, value: number): this {
+    this.tag(field, FIXED64);
+    const buf = new DataView(new ArrayBuffer(8));
+    buf.setFloat64(0, value, true);
+    for (let i = 0; i < 8; i++) this.bytes.push(buf.getUint8(i));
     return this;
   }
 
@@ -81,4 +92,40 @@ export class ProtoWriter {
     buf.setFloat32(0, value, true);
     for (let i = 0; i < 4; i++) this.bytes.push(buf.getUint8(i));
   }
+}
+
+/** One field of a message as read: a varint's value, or the bytes of a fixed32/fixed64/length-delimited field. */
+export type ProtoField =
+  | { field: number; wire: 'varint'; value: bigint }
+  | { field: number; wire: 'fixed32' | 'fixed64' | 'bytes'; value: Uint8Array };
+
+/** The fields of one message in file order (no schema: the caller knows what each number means). */
+export function readProto(bytes: Uint8Array): ProtoField[] {
+  const fields: ProtoField[] = [];
+  let pos = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (pos >= bytes.length) throw new Error('protobuf: message ends inside a varint');
+      const b = bytes[pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+  };
+  const take = (n: number): Uint8Array => {
+    if (pos + n > bytes.length) throw new Error('protobuf: message ends inside a field');
+    return bytes.subarray(pos, (pos += n));
+  };
+  while (pos < bytes.length) {
+    const key = Number(varint());
+    const field = key >>> 3;
+    switch (key & 7) {
+      case VARINT: fields.push({ field, wire: 'varint', value: varint() }); break;
+      case FIXED64: fields.push({ field, wire: 'fixed64', value: take(8) }); break;
+      case LENGTH_DELIMITED: fields.push({ field, wire: 'bytes', value: take(Number(varint())) }); break;
+      case FIXED32: fields.push({ field, wire: 'fixed32', value: take(4) }); break;
+      default: throw new Error(`protobuf: unsupported wire type ${key & 7} (field ${field})`);
+    }
+  }
+  return fields;
 }

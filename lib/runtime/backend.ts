@@ -1,16 +1,20 @@
 /**
  * Chooses the TensorFlow backend once per process and says which one runs.
  *
- * Order for `auto`: the GPU package (@tensorflow/tfjs-node-gpu) when it is installed, then the
- * native CPU package (@tensorflow/tfjs-node). A native package that is installed but fails to
- * load is an error, never a silent fall-back: the pure-JS `cpu` backend trains this network
- * about 200 times slower. Everything else in lib/ uses @tensorflow/tfjs-core and does not care
- * which backend is active.
+ * Order for `auto`: the GPU package (@tensorflow/tfjs-node-gpu) when it is installed AND TensorFlow
+ * sees a GPU through it (asked in a child process, since one process cannot load both packages'
+ * TensorFlow), else the native CPU package (@tensorflow/tfjs-node). The device reported is
+ * TensorFlow's own answer (the binding's device query), never guessed from the package name.
+ * A native package that is installed but fails to load is an error, never a silent fall-back:
+ * the pure-JS `cpu` backend trains this network about 200 times slower. Everything else in lib/
+ * uses @tensorflow/tfjs-core and does not care which backend is active.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseChoice, readEnv } from '../config';
+import { PATHS, parseChoice, readEnv } from '../config';
+import { REMOVED_UTIL_FUNCTIONS, restoreRemovedUtilFunctions } from './node-compat';
 
 export type BackendChoice = 'auto' | 'gpu' | 'native' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'gpu', 'native', 'cpu'];
@@ -23,10 +27,12 @@ export interface BackendInfo {
   /** Version of the TensorFlow C library behind it ('n/a' for pure JS). */
   tensorflowVersion: string;
   tfjsVersion: string;
-  /** 'GPU' or 'CPU'. */
+  /** 'GPU' or 'CPU': where TensorFlow runs the ops (the binding's device query). */
   device: 'GPU' | 'CPU';
   /** True for the native backends; training refuses anything else unless asked. */
   fast: boolean;
+  /** Why `auto` did not take the GPU package, when it is installed. */
+  note?: string;
 }
 
 const NATIVE_PACKAGES = {
@@ -100,17 +106,29 @@ function tensorflowEnvironment(): void {
   process.env.TF_ENABLE_ONEDNN_OPTS = env.oneDnn ? '1' : '0';
 }
 
+/** The part of tfjs-node's binding read here (binding/tfjs_binding.cc). */
+interface NativeBinding {
+  TF_Version?: string;
+  /** True when TensorFlow's device list had a GPU when the binding started (else it runs on the CPU). */
+  isUsingGpuDevice?: () => boolean;
+}
+
+/** TensorFlow's device for a loaded binding. */
+function deviceOf(binding: NativeBinding): 'GPU' | 'CPU' {
+  return binding.isUsingGpuDevice?.() ? 'GPU' : 'CPU';
+}
+
 function loadNative(kind: 'gpu' | 'native'): BackendInfo {
   const pkg = NATIVE_PACKAGES[kind];
   tensorflowEnvironment();
+  restoreRemovedUtilFunctions();
   checkLinkedLibraries(path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'deps'));
-  let binding: { TF_Version?: string };
+  let binding: NativeBinding;
   try {
     // The native packages register the 'tensorflow' backend into the shared tfjs-core engine.
-    const mod = require(pkg) as { version: Record<string, string> };
-    void mod;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    binding = (tf.findBackend('tensorflow') as any)?.binding ?? {};
+    require(pkg);
+    const backend = tf.findBackend('tensorflow') as unknown as { binding?: NativeBinding } | undefined;
+    binding = backend?.binding ?? {};
   } catch (err) {
     throw new Error(
       `The native TensorFlow backend (${pkg}) is installed but failed to load:\n  ${(err as Error).message}\n` +
@@ -122,20 +140,17 @@ function loadNative(kind: 'gpu' | 'native'): BackendInfo {
     throw new Error(`${pkg} loaded but registered no 'tensorflow' backend; run \`npm run setup\` again.`);
   }
   tf.setBackend('tensorflow');
+  const device = deviceOf(binding);
+  if (kind === 'gpu' && device !== 'GPU') {
+    throw new Error(`DCF_BACKEND=gpu: ${pkg} loaded, but TensorFlow sees no GPU. ${whyNoGpu(gpuFacts())}`);
+  }
   const tensorflowVersion = binding.TF_Version ?? 'unknown';
   const warning = untestedTensorflowWarning(tensorflowVersion, pkg);
   if (warning && !versionWarned) {
     versionWarned = true;
     console.warn(warning);
   }
-  return {
-    name: tf.getBackend(),
-    package: pkg,
-    tensorflowVersion,
-    tfjsVersion: tf.version_core,
-    device: kind === 'gpu' ? 'GPU' : 'CPU',
-    fast: true,
-  };
+  return { name: tf.getBackend(), package: pkg, tensorflowVersion, tfjsVersion: tf.version_core, device, fast: true };
 }
 
 function loadPureJs(): BackendInfo {
@@ -149,6 +164,172 @@ function loadPureJs(): BackendInfo {
     device: 'CPU',
     fast: false,
   };
+}
+
+// ---- Is there a GPU? ----------------------------------------------------------------------------
+
+/**
+ * The shared libraries TensorFlow 2.21's GPU build opens when it starts (CUDA 12, cuDNN 9): the
+ * `nvidia-*-cu12` wheels of `tensorflow[and-cuda]` carry them (`npm run setup -- --gpu`).
+ */
+export const CUDA_LIBRARIES: readonly string[] = [
+  'libcudart.so.12',
+  'libcublas.so.12',
+  'libcublasLt.so.12',
+  'libcufft.so.11',
+  'libcusolver.so.11',
+  'libcusparse.so.12',
+  'libcudnn.so.9',
+];
+
+/** What the machine has of what TensorFlow needs to see a GPU. */
+export interface GpuFacts {
+  /** The NVIDIA kernel driver is loaded (/proc/driver/nvidia/version exists). */
+  kernelDriver: boolean;
+  /** The driver's user-space library libcuda.so.1 is where the dynamic loader finds it. */
+  libcuda: boolean;
+  /** CUDA_LIBRARIES that the dynamic loader finds (LD_LIBRARY_PATH or the ldconfig cache). */
+  cudaFound: readonly string[];
+  /** Folders in .venv (the nvidia-*-cu12 wheels) holding CUDA_LIBRARIES that the loader does not find. */
+  venvDirs: readonly string[];
+}
+
+/** The message that says what is missing for TensorFlow to see a GPU, and what to do. */
+export function whyNoGpu(f: GpuFacts): string {
+  if (!f.kernelDriver || !f.libcuda) {
+    const what = !f.kernelDriver
+      ? 'the kernel module is not loaded: /proc/driver/nvidia/version is absent'
+      : 'libcuda.so.1 is not found';
+    return (
+      `Missing: the NVIDIA driver (${what}). ` +
+      'Install the NVIDIA driver (nvidia-smi must work), or use DCF_BACKEND=native.'
+    );
+  }
+  const missing = CUDA_LIBRARIES.filter((lib) => !f.cudaFound.includes(lib));
+  if (missing.length > 0) {
+    const fix = f.venvDirs.length
+      ? 'They are in .venv (npm run setup -- --gpu installed them): ' +
+        `export LD_LIBRARY_PATH=${f.venvDirs.join(':')}:$LD_LIBRARY_PATH`
+      : 'Run `npm run setup -- --gpu` (installs them into .venv as the nvidia-*-cu12 wheels), ' +
+        'then add their lib/ folders to LD_LIBRARY_PATH';
+    return (
+      `Missing: the CUDA libraries ${missing.join(', ')} on LD_LIBRARY_PATH (nor in the ldconfig cache). ` +
+      `${fix}, or use DCF_BACKEND=native.`
+    );
+  }
+  return (
+    'The NVIDIA driver and the CUDA libraries are there, yet TensorFlow found no usable GPU (a GPU older than ' +
+    "TensorFlow's CUDA 12 build supports, or a driver too old for CUDA 12?). " +
+    "Run with TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's own messages."
+  );
+}
+
+/** The folders the dynamic loader searches: LD_LIBRARY_PATH, then the ldconfig cache's. */
+function loaderFinds(lib: string, ldconfigCache: string): boolean {
+  const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  return dirs.some((d) => fs.existsSync(path.join(d, lib))) || ldconfigCache.includes(`${lib} `);
+}
+
+/** Reads GpuFacts from this machine (files and `ldconfig -p`; loads nothing). */
+export function gpuFacts(): GpuFacts {
+  const ldconfig = ['/sbin/ldconfig', 'ldconfig']
+    .map((cmd) => spawnSync(cmd, ['-p'], { encoding: 'utf8' }))
+    .find((r) => r.status === 0);
+  const cache = ldconfig?.stdout ?? '';
+  const cudaFound = CUDA_LIBRARIES.filter((lib) => loaderFinds(lib, cache));
+  const venvDirs: string[] = [];
+  const venvLib = path.join(PATHS.root, '.venv', 'lib');
+  for (const py of fs.existsSync(venvLib) ? fs.readdirSync(venvLib) : []) {
+    const nvidia = path.join(venvLib, py, 'site-packages', 'nvidia');
+    for (const pkg of fs.existsSync(nvidia) ? fs.readdirSync(nvidia) : []) {
+      const dir = path.join(nvidia, pkg, 'lib');
+      const helps = CUDA_LIBRARIES.some((lib) => !cudaFound.includes(lib) && fs.existsSync(path.join(dir, lib)));
+      if (helps) venvDirs.push(dir);
+    }
+  }
+  return {
+    kernelDriver: fs.existsSync('/proc/driver/nvidia/version'),
+    libcuda: loaderFinds('libcuda.so.1', cache),
+    cudaFound,
+    venvDirs,
+  };
+}
+
+/** TensorFlow's answer through a native package, from a fresh process: does it run on a GPU? */
+export type DeviceProbe = { ok: true; device: 'GPU' | 'CPU'; tensorflowVersion: string } | { ok: false; error: string };
+
+/**
+ * Loads `pkg` in a child process and asks its binding for the device. A child, because a process
+ * that loaded one native package cannot load the other (two TensorFlow libraries in one process).
+ */
+export function probeNativeDevice(pkg: string): DeviceProbe {
+  const shim = Object.entries(REMOVED_UTIL_FUNCTIONS).map(([name, fn]) => `u.${name} = ${fn.toString()};`);
+  const code = [
+    `const u = require('util'); ${shim.join(' ')}`,
+    `const tf = require(${JSON.stringify(pkg)});`,
+    `const b = tf.backend().binding;`,
+    `console.log(JSON.stringify({ gpu: b.isUsingGpuDevice(), version: b.TF_Version }));`,
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: PATHS.root, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) {
+    const why = (r.stderr || '').split('\n').find((l) => /Error|error/.test(l)) ?? `exit ${r.status ?? r.signal}`;
+    return { ok: false, error: why.trim() };
+  }
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { gpu: boolean; version: string };
+  return { ok: true, device: out.gpu ? 'GPU' : 'CPU', tensorflowVersion: out.version };
+}
+
+// ---- The choice ---------------------------------------------------------------------------------
+
+/** What the choice depends on: what is installed, and what TensorFlow sees through the GPU package. */
+export interface BackendEnvironment {
+  installed(pkg: string): boolean;
+  probeGpuPackage(): DeviceProbe;
+  /** Why there is no GPU (asked only when there is none). */
+  whyNoGpu(): string;
+}
+
+/** The package `wanted` resolves to here, and why `auto` passed over the GPU package. */
+export type BackendPlan = { load: 'gpu' | 'native' | 'cpu'; note?: string };
+
+const realEnvironment: BackendEnvironment = {
+  installed: isInstalled,
+  probeGpuPackage: () => probeNativeDevice(NATIVE_PACKAGES.gpu),
+  whyNoGpu: () => whyNoGpu(gpuFacts()),
+};
+
+/** Decides which package to load for `wanted`; throws when it cannot be what was asked for. */
+export function planBackend(wanted: BackendChoice, env: BackendEnvironment = realEnvironment): BackendPlan {
+  if (wanted === 'cpu') return { load: 'cpu' };
+  if (wanted === 'gpu' || wanted === 'native') {
+    if (!env.installed(NATIVE_PACKAGES[wanted])) {
+      throw new Error(
+        `DCF_BACKEND=${wanted} but ${NATIVE_PACKAGES[wanted]} is not installed; ` +
+          (wanted === 'gpu' ? 'run `npm run setup -- --gpu`.' : 'run `npm run setup`.'),
+      );
+    }
+    return { load: wanted };
+  }
+  let note: string | undefined;
+  if (env.installed(NATIVE_PACKAGES.gpu)) {
+    const probe = env.probeGpuPackage();
+    // `in`, not `probe.ok`: tslab's non-strict TypeScript 5.0 does not narrow on a boolean discriminant.
+    if ('error' in probe) {
+      note =
+        `${NATIVE_PACKAGES.gpu} is installed but does not load (${probe.error}), ` +
+        `so ${NATIVE_PACKAGES.native} runs on the CPU; npm run setup -- --gpu repairs it.`;
+    } else if (probe.device === 'GPU') {
+      return { load: 'gpu' };
+    } else {
+      note =
+        `${NATIVE_PACKAGES.gpu} is installed but TensorFlow sees no GPU, ` +
+        `so ${NATIVE_PACKAGES.native} runs on the CPU. ${env.whyNoGpu()}`;
+    }
+  }
+  if (!env.installed(NATIVE_PACKAGES.native)) {
+    throw new Error('No native TensorFlow package is installed; run `npm run setup`.');
+  }
+  return { load: 'native', note };
 }
 
 /**
@@ -166,27 +347,13 @@ export function initBackend(choice?: BackendChoice | string): BackendInfo {
     if (!same) throw new Error(`backend already initialised as ${describeBackend(active)}; cannot switch to '${wanted}'`);
     return active;
   }
-  switch (wanted) {
-    case 'cpu':
-      active = loadPureJs();
-      break;
-    case 'gpu':
-    case 'native':
-      if (!isInstalled(NATIVE_PACKAGES[wanted])) {
-        throw new Error(
-          `DCF_BACKEND=${wanted} but ${NATIVE_PACKAGES[wanted]} is not installed; ` +
-            (wanted === 'gpu' ? 'run `npm run setup -- --gpu`.' : 'run `npm run setup`.'),
-        );
-      }
-      active = loadNative(wanted);
-      break;
-    case 'auto':
-      if (isInstalled(NATIVE_PACKAGES.gpu)) active = loadNative('gpu');
-      else if (isInstalled(NATIVE_PACKAGES.native)) active = loadNative('native');
-      else throw new Error('No native TensorFlow package is installed; run `npm run setup`.');
-      break;
+  const plan = planBackend(wanted);
+  active = plan.load === 'cpu' ? loadPureJs() : loadNative(plan.load);
+  if (plan.note) {
+    active.note = plan.note;
+    console.warn(`note: ${plan.note}`);
   }
-  return active!;
+  return active;
 }
 
 /** The backend chosen so far, if any. */

@@ -4,6 +4,7 @@ export * from './binding';
 export * from './cpu-share';
 export * from './graph';
 export * from './kernels';
+export * from './node-compat';
 export * from './op-profile';
 export * from './precision';
 export * from './random';
