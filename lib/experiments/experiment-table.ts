@@ -65,7 +65,7 @@ export const EXPERIMENT_SCHEMA = {
   subset: pl.Bool,
   detail: pl.Utf8,
   run: pl.Utf8,
-} as { [K in keyof ExperimentRow]-?: DataType };
+} as unknown as { [K in keyof ExperimentRow]-?: DataType }; // via unknown: tslab's TypeScript 5.0 rejects the direct cast
 
 /** Model parameters (BatchNorm running statistics excluded) of an experiment's net: all, and trained. */
 function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {

@@ -30,7 +30,7 @@ import { Adam, EvalForward, type TrainConfig, TrainStep } from '../train/index';
 import { type Architecture, architectureOf, createNet, describeArchitecture, describeState, LAB_ARCHITECTURE } from '../model/index';
 import { writeFileAtomic } from '../formats/index';
 import { activeBackend, cpuSnapshot, deriveSeed, describeBackend, GraphFunction, graphsEnabled, initBackend, mulberry32, othersShare, randomNormal } from '../runtime/index';
-import { NUM_CLASSES, VARIANTS, type Freeze, type Variant } from '../config';
+import { NUM_CLASSES, PATHS, VARIANTS, type Freeze, type Variant } from '../config';
 
 export const MEASUREMENTS_FILE = 'measurements.parquet';
 
@@ -226,6 +226,12 @@ export function writeMeasurements(resultsDir: string, rows: readonly Measurement
   const file = path.join(resultsDir, MEASUREMENTS_FILE);
   writeFileAtomic(file, measurementFrame(rows).writeParquet({ compression: 'zstd' }));
   return file;
+}
+
+/** The recorded step-time measurements (results/recorded/paired/measurements.parquet; [] when not recorded). */
+export function recordedMeasurements(recordedDir: string = PATHS.recorded): MeasurementRow[] {
+  const file = path.join(recordedDir, 'paired', MEASUREMENTS_FILE);
+  return fs.existsSync(file) ? readMeasurements(file) : [];
 }
 
 export function readMeasurements(file: string): MeasurementRow[] {

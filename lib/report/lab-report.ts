@@ -17,7 +17,7 @@ import { CLASS_NAMES, FEATURE_SIZE, IMAGE_SIZE, PATHS } from '../config';
 import { loadCifar10 } from '../data/index';
 import { checkpointPath, loadNetFromStateFile } from '../train/index';
 import {
-  bestRun, checkpointFacts, compareFacts, MEASUREMENTS_FILE, readMeasurements, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
+  bestRun, checkpointFacts, compareFacts, recordedMeasurements, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
   type ComparisonRow, type CostFacts, type FreezeFacts, type NetworkFacts, type Provenance, type ResultRow, type RunEpochs, verdictPhrase, yourResults, loadLabResults,
 } from '../experiments/index';
 import { writeFileAtomic } from '../formats/index';
@@ -86,7 +86,7 @@ export function gatherFacts(opts: { mode: 'recorded' | 'yours'; recordedDir?: st
     compare: compareFacts(t),
     maps: readMapFacts(pairedDir),
     freeze: freezeFacts(t),
-    costs: costFacts(t, fs.existsSync(path.join(pairedDir, MEASUREMENTS_FILE)) ? readMeasurements(path.join(pairedDir, MEASUREMENTS_FILE)) : []),
+    costs: costFacts(t, recordedMeasurements(recordedDir)),
     yours: opts.mode === 'yours' ? yourResults(opts.resultsDir) : [],
     yourMaps: opts.yourMaps,
   };

@@ -38,7 +38,8 @@ import type { CheckpointContent, CheckpointKind, CheckpointMeta } from './checkp
 import type { EvalResult } from './evaluate';
 import type { ProgressCallback } from './events';
 import { InterruptRequest } from './interrupt';
-import { appendEpoch as appendMetrics, metricsDir, nextSession, recordedEpochs } from './metrics';
+import { appendEpoch as appendMetrics, metricsDir, nextSession, readRunEpochs, readStepRows, recordedEpochs } from './metrics';
+import { writeTensorboard } from './tensorboard';
 import type { EpochRow, StepRow } from './metrics';
 import { describeHolder, RunLock } from './run-lock';
 import { checkRunName, configConflicts, validateConfig, type TrainConfig } from './train-config';
@@ -473,7 +474,14 @@ export class RunSession {
     }
     this.saved++;
     this.lastEpoch = e.epoch;
-    // The one place for derived views of the metrics (a TensorBoard event file): the epoch is saved.
+    // The one place for derived views of the metrics, once the epoch is saved: TensorBoard's event
+    // files (tensorboard --logdir results/runs). A view that cannot be written costs a warning, not the run.
+    try {
+      const dir = this.folder.dir;
+      writeTensorboard(dir, readRunEpochs(dir), readStepRows({ runsDir: path.dirname(dir), runs: [path.basename(dir)] }));
+    } catch (err) {
+      console.warn(`warning: run ${this.config.run}: TensorBoard event files not updated: ${(err as Error).message}`);
+    }
     this.opts.onEpochSaved?.({ dir: this.folder.dir, epoch: e.epoch, rows: e.rows, steps: e.steps });
     return { selection, improved };
   }
