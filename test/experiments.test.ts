@@ -18,6 +18,7 @@ import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeas
 import { readRunEpochs } from '../lib/train/metrics';
 import { describeState } from '../lib/model/model';
 import { train } from '../lib/train/train';
+import { resolvePrecision } from '../lib/runtime/precision';
 import { LAB_RECIPE, trainConfig, validateConfig, type TrainConfig } from '../lib/train/train-config';
 import { fileDigests } from './helpers/files';
 
@@ -92,10 +93,16 @@ describe('the experiment table', () => {
     expect(status.detail[0]).toContain('retrain it, or add "weights": "folded" to its config.json');
     // Converted as the message says, it is the lab run that started from the folded file.
     const saved = validateConfig({ ...old, weights: 'folded' });
+    // Its fp32 is a conflict only where the lab suite's 'auto' means bf16 (an AMX machine).
+    const autoIsBf16 = resolvePrecision('auto').precision === 'bf16';
     expect(experimentConflicts(saved, findExperiment('lab-dynamic-s0').config)).toEqual([
       'weights: the run has "folded", the experiment wants "torchvision"',
-      'precision: the run has "fp32", the experiment wants "auto"',
+      ...(autoIsBf16 ? ['precision: the run has "fp32", the experiment wants "auto"'] : []),
     ]);
+    // An explicit precision against another always conflicts; 'auto' against what it resolves to here never does.
+    const lab = findExperiment('lab-dynamic-s0').config;
+    expect(experimentConflicts({ ...lab, precision: 'bf16' }, { ...lab, precision: 'fp32' })).toEqual(['precision: the run has "bf16", the experiment wants "fp32"']);
+    expect(experimentConflicts({ ...lab, precision: resolvePrecision('auto').precision }, { ...lab, precision: 'auto' })).toEqual([]);
   });
 
   it('the recorded suites are fp32: their runs, saved before precision existed, are still their experiments', () => {

@@ -23,6 +23,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomic } from '../formats/index';
+import { resolvePrecision } from '../runtime/index';
 import {
   configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
   trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
@@ -330,7 +331,11 @@ const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['logEvery', 'evalBatchSize'
 
 /** How a run's saved config differs from the experiment's, one line per field (none when equal). */
 export function experimentConflicts(saved: TrainConfig, wanted: TrainConfig): string[] {
-  return configDifferences(saved, wanted, { ignore: BOOKKEEPING }).map((d) => `${d.field}: the run has ${JSON.stringify(d.a)}, the experiment wants ${JSON.stringify(d.b)}`);
+  // 'auto' against the precision it resolves to on this machine computes the same: not a conflict.
+  const samePrecision = resolvePrecision(saved.precision).precision === resolvePrecision(wanted.precision).precision;
+  return configDifferences(saved, wanted, { ignore: samePrecision ? [...BOOKKEEPING, 'precision'] : BOOKKEEPING }).map(
+    (d) => `${d.field}: the run has ${JSON.stringify(d.a)}, the experiment wants ${JSON.stringify(d.b)}`,
+  );
 }
 
 export type ExperimentState =

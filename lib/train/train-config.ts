@@ -65,7 +65,8 @@ export const TRAIN_SETTINGS = {
   logEvery: num(10, whole(1), { flag: '--log-every', resumable: true, help: 'read the loss back every N steps' }),
   evalBatchSize: num(500, whole(1), { flag: '--eval-batch-size', resumable: true, help: 'evaluation batch size' }),
   precision: oneOf(['fp32', 'bf16', 'auto'] as const, 'auto', {
-    flag: '--precision', column: 'Utf8', missing: 'fp32', // configs saved before precision existed were trained in fp32
+    // Resumable: fp32 master weights either way, so a run's state means the same in both precisions.
+    flag: '--precision', column: 'Utf8', missing: 'fp32', resumable: true, // configs saved before precision existed were fp32
     help:
       'fp32, bf16 mixed precision (fp32 master weights, bf16 convolutions and matrix products), ' +
       'or auto: bf16 where this CPU was measured faster',
