@@ -13,8 +13,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
-import { commandLinePath, numberSetting, parseChoice, PATHS } from '../lib/config';
-import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordedMarkdown, recordSuite, withRecordedBlock, writeExperimentTable, writeMeasurements } from '../lib/experiments';
+import { commandLinePath, numberSetting, parseChoice } from '../lib/config';
+import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordSuite, RESULTS_DOC, withResultsBlocks, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
   estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
   selectExperiments, SUITES, type Experiment, type ExperimentOutcome, type ExperimentStatus, type Suite,
@@ -58,11 +58,11 @@ results/measurements.parquet when it is missing.
   --table             only rebuild results/experiments.parquet from the runs
   --record            write the suite's recorded results (results/recorded/<suite>/: table,
                       per-epoch metrics, configs, provenance) from its runs, and for the paired
-                      suite the README's block of recorded results; trains nothing
+                      suite the generated blocks of docs/results.md; trains nothing
   --commit SHA        with --record: the commit whose code trained the runs (default: this checkout's)
   --note TEXT         with --record: how the runs were made (lanes, pauses), kept in provenance.json
   --record-dir DIR    with --record: the recorded tables go to DIR instead of results/recorded/<suite>,
-                      and README.md is left alone (needed with --quick: quick runs are not results)
+                      and docs/results.md is left alone (needed with --quick: quick runs are not results)
   --retry-diverged    train runs that diverged before again (skipped otherwise)
   --progress bar|lines|none   as npm run train (default: bar on a terminal, lines otherwise)
   --results-dir DIR   instead of results/ (runs in DIR/runs)
@@ -277,7 +277,7 @@ async function main(): Promise<number> {
   }
   if (args.record) {
     initBackend(); // the confusion matrices evaluate each run's best checkpoint
-    const { dir, rows, provenance, recorded } = recordSuite(args.suite, {
+    const { dir, rows, recorded } = recordSuite(args.suite, {
       runsDir, outDir: args.recordDir, experiments: suiteTable, commit: args.commit, note: args.note,
       command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
@@ -300,11 +300,10 @@ async function main(): Promise<number> {
       `${confusions.length / 100} confusion matrices; recorded ${recorded.length} run(s) now, ${done} of ${rows.length} experiments done in all, ` +
         `in ${path.relative(process.cwd(), dir)}/`,
     );
-    if (args.suite === 'paired' && !args.recordDir) {
-      // The README quotes the paired suite; its block is regenerated here and checked by test/recorded.test.ts.
-      const readme = path.join(PATHS.root, 'README.md');
-      writeFileAtomic(readme, withRecordedBlock(fs.readFileSync(readme, 'utf8'), recordedMarkdown(rows, provenance)));
-      console.log('updated the recorded-results block of README.md');
+    if (!args.recordDir) {
+      // docs/results.md quotes the recorded suites; its blocks are regenerated here and checked by test/recorded.test.ts.
+      writeFileAtomic(RESULTS_DOC, withResultsBlocks(fs.readFileSync(RESULTS_DOC, 'utf8')));
+      console.log(`updated the generated blocks of ${path.relative(process.cwd(), RESULTS_DOC)}`);
     }
     return 0;
   }

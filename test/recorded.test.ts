@@ -5,10 +5,10 @@ import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/data/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments/experiments';
-import { PATHS } from '../lib/config';
-import { armsBySeed, readRecorded, readRecordedEpochs, RECORDED_BEGIN, recordConfusions, recordedConfusion, recordedMarkdown, recordSuite, summarizeRun, withRecordedBlock } from '../lib/experiments/recorded';
+import { armsBySeed, readRecorded, readRecordedEpochs, recordConfusions, recordedConfusion, recordSuite, summarizeRun } from '../lib/experiments/recorded';
+import { RESULTS_DOC, withBlock, withResultsBlocks } from '../lib/experiments/results-doc';
 import { trainConfig } from '../lib/train/train-config';
-import { chooseOnValidation, readRecordedRecipes } from '../lib/experiments/recipe';
+import { recipeMarkdown } from '../lib/experiments/recipe';
 
 // Epoch 3's training pass was slow and its rate odd (a paused epoch, say): medians ignore it.
 const row = (epoch: number, split: string, accuracy: number) => ({ epoch, split, accuracy, imagesPerSecond: split === 'train' ? [0, 100, 200, 900][epoch] : 0, wallSeconds: split === 'train' ? [0, 10, 10, 40][epoch] : 1 });
@@ -108,27 +108,29 @@ describe('recordSuite', () => {
   });
 });
 
-describe('the README', () => {
-  it('quotes exactly what the committed paired suite records', () => {
-    const { rows, provenance } = readRecorded('paired');
-    const readme = fs.readFileSync(path.join(PATHS.root, 'README.md'), 'utf8');
-    expect(readme).toContain(RECORDED_BEGIN);
-    expect(withRecordedBlock(readme, recordedMarkdown(rows, provenance))).toBe(readme);
+describe('docs/results.md', () => {
+  it('quotes exactly what the committed recorded suites give: the arms, every comparison and the recipe', () => {
+    const doc = fs.readFileSync(RESULTS_DOC, 'utf8');
+    expect(doc === withResultsBlocks(doc), 'docs/results.md is stale: run npm run experiments -- --suite paired --record, or rebuild its blocks').toBe(true);
   });
 
-  it("quotes the recipe chosen on validation as the recorded suites say (name, validation and test accuracy)", () => {
-    const candidates = chooseOnValidation(readRecordedRecipes().flatMap((s) => s.recipes));
-    const chosen = candidates.find((r) => r.chosen)!;
-    const others = candidates.filter((r) => !r.chosen);
-    const pct = (x: number | null) => `${(100 * x!).toFixed(2)} %`;
-    const readme = fs.readFileSync(path.join(PATHS.root, 'README.md'), 'utf8');
-    const paragraph = readme.slice(readme.indexOf('**The recipe beyond the lab**'), readme.indexOf('**Where the answers are.**'));
-    expect(paragraph).toContain(`Chosen\non validation accuracy: \`${chosen.name}\` (${pct(chosen.valAccuracy)} validation against ${others.map((r) => pct(r.valAccuracy)).join(', ')}`);
-    expect(paragraph).toContain(`**${pct(chosen.testAccuracy)} test**`);
-    expect(candidates.some((r) => r.meetsAccuracy)).toBe(paragraph.includes('reaches 87 %') && !paragraph.includes('Neither reaches 87 %'));
+  it("words the recipe's choice from the numbers: the choice and the validation gap's verdict follow them", () => {
+    const row = (arm: string, seed: number, val: number, test: number) =>
+      ({ name: `${arm}-s${seed}`, arm, settings: '', seed, status: 'done', epochs: 40, epochsDone: 40, selectBy: 'val', selectedEpoch: 40, valAccuracy: val,
+        testAccuracy: test, finalTestAccuracy: test, trainSeconds: 600, wallSeconds: 700, cores: 2, meetsAccuracy: false, meetsTime: true, meetsCores: true,
+        meetsTarget: false, chosen: false });
+    const close = [row('a', 0, 0.86, 0.85), row('a', 1, 0.861, 0.851), row('a', 2, 0.859, 0.849), row('b', 0, 0.862, 0.852), row('b', 1, 0.863, 0.853), row('b', 2, 0.861, 0.851)];
+    expect(recipeMarkdown(close)).toContain('**`b`**');
+    expect(recipeMarkdown(close)).toContain('equivalent within ±1 point');
+    expect(recipeMarkdown(close)).toContain('does not reach 87 % and fits in 20 minutes');
+    const apart = close.map((r) => (r.arm === 'a' ? { ...r, valAccuracy: r.valAccuracy + 0.03 + r.seed / 1000, testAccuracy: 0.88 } : r));
+    expect(recipeMarkdown(apart)).toContain('**`a`**');
+    expect(recipeMarkdown(apart)).toMatch(/\+2\.\d\d points of validation accuracy over `b`.*: better/);
+    expect(recipeMarkdown(apart)).toContain('It reaches 87 %');
+    expect(recipeMarkdown(close.map((r) => (r.seed === 2 ? { ...r, status: 'partial' } : r)))).toContain('none is chosen');
   });
 
   it('fails loudly when the markers are gone', () => {
-    expect(() => withRecordedBlock('# no markers', 'x')).toThrow(/README.md lacks the recorded-results markers/);
+    expect(() => withBlock('# no markers', 'recorded', 'x')).toThrow(/lacks the recorded markers/);
   });
 });

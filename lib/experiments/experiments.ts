@@ -244,7 +244,7 @@ export const PAIRED_FIXES: readonly { arm: ArmName; control: ArmName; how: strin
   { arm: 'fix-adapter', control: 'frozen-eval', how: 'a trainable residual 3×3 conv + BN + ReLU after the fixed backbone' },
 ];
 
-/** Every comparison the answers, the report and the README quote from the paired suite: the one list of them. */
+/** Every comparison the answers, the report and docs/results.md quote from the paired suite: the one list of them. */
 export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
   { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
   { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },

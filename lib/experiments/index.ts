@@ -7,6 +7,7 @@ export * from './findings';
 export * from './measurements';
 export * from './recipe';
 export * from './recorded';
+export * from './results-doc';
 export * from './results';
 export * from './stats';
 export * from './summary';

@@ -10,6 +10,8 @@ import * as path from 'path';
 import { PATHS } from '../config';
 import type { Suite } from './experiments';
 import { batchOf, readRecorded, readRecordedEpochs, type Provenance, type RecordedRow } from './recorded';
+import { EQUIVALENCE_MARGIN } from './experiments';
+import { pairedComparison, verdictPhrase } from './stats';
 
 export const RECIPE_TARGET = { testAccuracy: 0.87, seconds: 20 * 60, cores: 2 } as const;
 export type RecipeTarget = { testAccuracy: number; seconds: number; cores: number };
@@ -151,4 +153,38 @@ export function readRecordedRecipes(suites: readonly Suite[] = RECIPE_SUITES, re
     const epochs = readRecordedEpochs(suite, dir, names);
     return [{ suite, provenance, names, epochs, recipes: recipeRows(rows, epochs, provenance) }];
   });
+}
+
+/**
+ * The recipe paragraph of docs/results.md, from the recorded candidates: each candidate's mean
+ * validation and test accuracy over its seeds and its mean wall time, the choice on validation and
+ * how far apart the candidates' validation accuracies are, paired by seed (a computed verdict, not
+ * a hand-written "within noise"), and which parts of the target are met.
+ */
+export function recipeMarkdown(rows: readonly RecipeRow[], target: RecipeTarget = RECIPE_TARGET): string {
+  const candidates = recipeCandidates(rows, target);
+  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
+  const line = (c: RecipeCandidate) =>
+    `\`${c.arm}\` (${c.seeds.length} seed${c.seeds.length === 1 ? '' : 's'}${c.done ? '' : ', not all finished'}): validation ${pct(c.valAccuracy)}, ` +
+    `test ${pct(c.testAccuracy)}${c.seeds.length > 1 ? ` ± ${(100 * c.testSd).toFixed(2)}` : ''}, ${minutes(c.wallSeconds)} of recorded wall time per run`;
+  const chosen = candidates.find((c) => c.chosen);
+  const parts = [`The target is ≥ ${100 * target.testAccuracy} % test accuracy in ≤ ${target.seconds / 60} minutes on ${target.cores} cores, the recipe chosen on validation. Recorded candidates, means over their seeds: ${candidates.map(line).join('; ')}.`];
+  if (chosen) {
+    const others = candidates.filter((c) => c !== chosen && c.done);
+    const bySeed = (arm: string) => new Map(rows.filter((r) => r.arm === arm && r.valAccuracy !== null).map((r) => [r.seed, r.valAccuracy!]));
+    const gaps = others.map((o) => {
+      const c = pairedComparison(bySeed(o.arm), bySeed(chosen.arm), { margin: EQUIVALENCE_MARGIN });
+      const signed = `${c.mean < 0 ? '−' : '+'}${Math.abs(100 * c.mean).toFixed(2)}`;
+      return `${signed} points of validation accuracy over \`${o.arm}\`, paired by seed (${c.n} pair${c.n === 1 ? '' : 's'}): ${verdictPhrase(c)}`;
+    });
+    const met = [chosen.testAccuracy >= target.testAccuracy ? 'reaches' : 'does not reach', chosen.wallSeconds <= target.seconds ? 'fits' : 'does not fit'];
+    parts.push(
+      `Chosen on mean validation accuracy: **\`${chosen.arm}\`**${gaps.length ? ` (${gaps.join('; ')})` : ''}, **${pct(chosen.testAccuracy)} test**. ` +
+        `It ${met[0]} ${100 * target.testAccuracy} % and ${met[1]} in ${target.seconds / 60} minutes.`,
+    );
+  } else {
+    parts.push('No candidate has all its seeds finished yet: none is chosen.');
+  }
+  return parts.join(' ');
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Submits a suite to Slurm: one array task per experiment (run.sbatch), then the record step
 # (record.sbatch) once every task has succeeded. Run it on a login node from a set-up checkout on
-# storage the compute nodes share; see the README, "Running the suite on a cluster".
+# storage the compute nodes share; see docs/cluster.md.
 set -euo pipefail
 usage() {
   cat <<'USAGE'

@@ -8,7 +8,7 @@
 # gets SIGINT in its batch shell alone (what --signal=B:INT@120 sends before the time limit: the
 # task requeues itself). Once the record job has run, it checks that every run finished exactly
 # once, each epoch written once, the stopped runs resumed from a saved epoch, and the recorded
-# tables (in the temporary folder: never results/ or README.md) hold every run once.
+# tables (in the temporary folder: never results/ or docs/results.md) hold every run once.
 # The daemons and jobs it started are stopped on every exit; on failure their logs are printed and
 # the temporary folder is kept (DCF_SLURM_TEST_KEEP=1 keeps it on success too).
 set -euo pipefail
@@ -139,9 +139,9 @@ say "slurmctld and slurmd up ($(sinfo -h -o '%D node, %c CPUs'))"
 . scripts/slurm/lib.sh
 RESULTS=$TMP/results
 RECORD_DIR=$TMP/recorded
-repo_state() { # what the test must not change: the repository's results/ and README.md
-  git status --porcelain -- results README.md
-  find results/recorded README.md -type f -exec sha1sum {} + | sort
+repo_state() { # what the test must not change: the repository's results/ and docs/results.md
+  git status --porcelain -- results docs/results.md
+  find results/recorded docs/results.md -type f -exec sha1sum {} + | sort
 }
 before=$(repo_state)
 # The runs in --list's order, which --index follows (its first column, from the third line to a blank one).
@@ -204,5 +204,5 @@ for task in "${!NAMES[@]}"; do
 done
 node --import tsx scripts/slurm/check-test.ts "$RESULTS" "$RECORD_DIR" lab "${NAMES[@]:0:2}" -- "${NAMES[@]}" ||
   fail 'the runs or the recorded tables are not as they should be'
-[ "$(repo_state)" = "$before" ] || fail "the repository's results/ or README.md changed"
+[ "$(repo_state)" = "$before" ] || fail "the repository's results/ or docs/results.md changed"
 say "passed: ${#NAMES[@]} runs, two stopped mid-run and resumed, each finished once and recorded (${SECONDS} s)"
