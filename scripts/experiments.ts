@@ -14,7 +14,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
 import { commandLinePath, numberSetting, parseChoice } from '../lib/config';
-import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, recordSuite, RESULTS_DOC, withResultsBlocks, writeExperimentTable, writeMeasurements } from '../lib/experiments';
+import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, README, recordSuite, RESULTS_DOC, withReadmeBlocks, withResultsBlocks, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
   estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
   selectExperiments, SUITES, type Experiment, type ExperimentOutcome, type ExperimentStatus, type Suite,
@@ -303,7 +303,8 @@ async function main(): Promise<number> {
     if (!args.recordDir) {
       // docs/results.md quotes the recorded suites; its blocks are regenerated here and checked by test/recorded.test.ts.
       writeFileAtomic(RESULTS_DOC, withResultsBlocks(fs.readFileSync(RESULTS_DOC, 'utf8')));
-      console.log(`updated the generated blocks of ${path.relative(process.cwd(), RESULTS_DOC)}`);
+      writeFileAtomic(README, withReadmeBlocks(fs.readFileSync(README, 'utf8')));
+      console.log(`updated the generated blocks of ${path.relative(process.cwd(), RESULTS_DOC)} and README.md`);
     }
     return 0;
   }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../lib/data/cifar10';
 import { runExperiments, type Experiment } from '../lib/experiments/experiments';
 import { armsBySeed, readRecorded, readRecordedEpochs, recordConfusions, recordedConfusion, recordSuite, summarizeRun } from '../lib/experiments/recorded';
-import { RESULTS_DOC, withBlock, withResultsBlocks } from '../lib/experiments/results-doc';
+import { README, RESULTS_DOC, withBlock, withReadmeBlocks, withResultsBlocks } from '../lib/experiments/results-doc';
 import { trainConfig } from '../lib/train/train-config';
 import { recipeMarkdown } from '../lib/experiments/recipe';
 
@@ -112,6 +112,9 @@ describe('docs/results.md', () => {
   it('quotes exactly what the committed recorded suites give: the arms, every comparison and the recipe', () => {
     const doc = fs.readFileSync(RESULTS_DOC, 'utf8');
     expect(doc === withResultsBlocks(doc), 'docs/results.md is stale: run npm run experiments -- --suite paired --record, or rebuild its blocks').toBe(true);
+    const readme = fs.readFileSync(README, 'utf8');
+    expect(readme === withReadmeBlocks(readme), "README.md's line on the recorded suites is stale").toBe(true);
+    expect(readme).toMatch(/The recorded suites hold \d+ runs, \d+\.\d h of training and evaluation in all, trained from 20\d\d-\d\d-\d\d to 20\d\d-\d\d-\d\d on /);
   });
 
   it("words the recipe's choice from the numbers: the choice and the validation gap's verdict follow them", () => {
