@@ -5,7 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { RunDir } from '../lib/train/run';
-import { configConflicts, learningRate, trainConfig, validateConfig } from '../lib/train/train-config';
+import { configConflicts, trainConfig, validateConfig } from '../lib/train/train-config';
+import { learningRate } from '../lib/train/adam';
 
 let runsDir: string;
 beforeEach(() => {

@@ -235,3 +235,10 @@ function checkHyperparameters(lr: number, beta1: number, beta2: number, eps: num
   if (!(eps >= 0)) bad('eps', eps);
   if (!(wd >= 0)) bad('weightDecay', wd);
 }
+
+/** The learning rate of 0-based global step `step` of `totalSteps`: constant, or cosine from lr down to 0. */
+export function learningRate(config: { lr: number; schedule: 'constant' | 'cosine' }, step: number, totalSteps: number): number {
+  if (config.schedule === 'constant') return config.lr;
+  const t = Math.min(step, totalSteps) / Math.max(totalSteps, 1);
+  return (config.lr * (1 + Math.cos(Math.PI * t))) / 2;
+}

@@ -15,22 +15,18 @@ export const SCHEDULES: readonly Schedule[] = ['constant', 'cosine'];
 export const FREEZES: readonly Freeze[] = ['none', 'requires-grad', 'all', 'keep-bn', 'stem'];
 export type SelectBy = TrainConfig['selectBy'];
 const NORMS = Object.keys(NORMALIZATIONS) as NormName[];
-/** A whole number ≥ min (and ≤ max). */
+/** A whole number ≥ min (and ≤ max); a number > 0; a fraction in [0, 1). */
 const whole = (min: number, max?: number) => ({ whole: true, min, max });
+const positive = { min: 0, above: true };
+const fraction = { min: 0, max: 1, below: true };
 
 export const TRAIN_SETTINGS = {
   variant: oneOf(VARIANTS, 'dynamic', { flag: '--variant', column: 'Utf8', help: 'head' }),
-  epochs: num(5, whole(1), {
-    flag: '--epochs', column: 'Int32', resumable: true, help: 'train until N epochs are finished, in all sessions',
-  }),
+  epochs: num(5, whole(1), { flag: '--epochs', column: 'Int32', resumable: true, help: 'epochs to train in all' }),
   batchSize: num(64, whole(2), { flag: '--batch-size', column: 'Int32', help: 'images per training step' }),
-  lr: num(1e-3, { min: 0, above: true }, {
-    flag: '--lr', column: 'Float64', resumable: true, help: "Adam's base learning rate (betas 0.9/0.999, eps 1e-8)",
-  }),
+  lr: num(1e-3, positive, { flag: '--lr', column: 'Float64', resumable: true, help: "Adam's base learning rate" }),
   // Seeds are 32 bits (lib/runtime/random): 2³² would silently train seed 0.
-  seed: num(0, whole(0, 2 ** 32 - 1), {
-    flag: '--seed', column: 'Int64', help: "the head's initialisation, data order, augmentation, the validation split",
-  }),
+  seed: num(0, whole(0, 2 ** 32 - 1), { flag: '--seed', column: 'Int64', help: 'seeds init, data order, val split' }),
   norm: oneOf(NORMS, 'half', { flag: '--norm', column: 'Utf8', help: 'input normalisation' }),
   augment: bool(false, { flag: '--augment', column: 'Bool', help: 'random crop (4-pixel padding) + horizontal flip' }),
   freeze: oneOf(FREEZES, 'none', {
@@ -52,16 +48,10 @@ export const TRAIN_SETTINGS = {
   limitTrain: num(0, whole(0), { flag: '--limit-train', help: 'only the first N training images (0: all)' }),
   limitTest: num(0, whole(0), { flag: '--limit-test', help: 'only the first N test images (0: all)' }),
   val: num(0, whole(0), { flag: '--val', help: 'hold out N training images as a validation split (every epoch)' }),
-  labelSmoothing: num(0, { min: 0, max: 1, below: true }, {
-    flag: '--label-smoothing', column: 'Float64', help: "cross-entropy label smoothing (PyTorch's label_smoothing)",
-  }),
-  schedule: oneOf(SCHEDULES, 'constant', {
-    flag: '--schedule', column: 'Utf8', help: 'the learning rate per step: constant, or cosine from lr down to 0',
-  }),
+  labelSmoothing: num(0, fraction, { flag: '--label-smoothing', column: 'Float64', help: "PyTorch's label_smoothing" }),
+  schedule: oneOf(SCHEDULES, 'constant', { flag: '--schedule', column: 'Utf8', help: 'or cosine from lr to 0' }),
   weightDecay: num(0, { min: 0 }, { flag: '--weight-decay', column: 'Float64', help: "Adam's L2 penalty" }),
-  selectBy: oneOf(['test', 'val'] as const, 'test', {
-    flag: '--select-by', help: "split whose accuracy picks the best checkpoint (the lab's: test; val is cleaner)",
-  }),
+  selectBy: oneOf(['test', 'val'] as const, 'test', { flag: '--select-by', help: 'split that picks the best epoch' }),
   logEvery: num(10, whole(1), { flag: '--log-every', resumable: true, help: 'read the loss back every N steps' }),
   evalBatchSize: num(500, whole(1), { flag: '--eval-batch-size', resumable: true, help: 'evaluation batch size' }),
   precision: oneOf(['fp32', 'bf16', 'auto'] as const, 'auto', {
@@ -133,11 +123,7 @@ export function validateConfig(value: unknown, source = 'training config'): Trai
 }
 
 /** One setting in which two configs differ. */
-export interface ConfigDifference<K extends ConfigField = ConfigField> {
-  field: K;
-  a: TrainConfig[K];
-  b: TrainConfig[K];
-}
+export type ConfigDifference<K extends ConfigField = ConfigField> = { field: K; a: TrainConfig[K]; b: TrainConfig[K] };
 
 /**
  * THE comparison of two training configs: every setting (the architecture's included) in which
@@ -161,11 +147,4 @@ export function configConflicts(saved: TrainConfig, wanted: TrainConfig): string
   return configDifferences(saved, wanted, { ignore: RESUMABLE_FIELDS }).map(
     (d) => `${d.field}: the run has ${JSON.stringify(d.a)}, asked for ${JSON.stringify(d.b)}`,
   );
-}
-
-/** The learning rate of 0-based global step `step` of `totalSteps`. */
-export function learningRate(config: Pick<TrainConfig, 'lr' | 'schedule'>, step: number, totalSteps: number): number {
-  if (config.schedule === 'constant') return config.lr;
-  const t = Math.min(step, totalSteps) / Math.max(totalSteps, 1);
-  return (config.lr * (1 + Math.cos(Math.PI * t))) / 2;
 }

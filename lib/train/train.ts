@@ -23,7 +23,7 @@
  * this process or any other (the run's lock).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Adam } from './adam';
+import { Adam, learningRate } from './adam';
 import { describeBackend, resolvePrecision, trainingBackend } from '../runtime/index';
 import { architectureOf, createNet } from '../model/index';
 import { BatchPrefetcher, numBatches } from '../data/index';
@@ -36,7 +36,7 @@ import { InterruptRequest } from './interrupt';
 import { MetricsRecorder } from './metrics-recorder';
 import { openRun, type SavedEpoch } from './run';
 import { loadTrainData, type TrainData } from './train-data';
-import { learningRate, validateConfig, type TrainConfig } from './train-config';
+import { validateConfig, type TrainConfig } from './train-config';
 import { TrainStep } from './train-step';
 
 export interface TrainOptions {
