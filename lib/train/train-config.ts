@@ -26,7 +26,7 @@ export const TRAIN_SETTINGS = {
   batchSize: num(64, whole(2), { flag: '--batch-size', column: 'Int32', help: 'images per training step' }),
   lr: num(1e-3, positive, { flag: '--lr', column: 'Float64', resumable: true, help: "Adam's base learning rate" }),
   // Seeds are 32 bits (lib/runtime/random): 2³² would silently train seed 0.
-  seed: num(0, whole(0, 2 ** 32 - 1), { flag: '--seed', column: 'Int64', help: 'seeds init, data order, val split' }),
+  seed: num(0, whole(0, 2 ** 32 - 1), { flag: '--seed', column: 'Int64', help: 'init, data order, augmentation' }),
   norm: oneOf(NORMS, 'half', { flag: '--norm', column: 'Utf8', help: 'input normalisation' }),
   augment: bool(false, { flag: '--augment', column: 'Bool', help: 'random crop (4-pixel padding) + horizontal flip' }),
   freeze: oneOf(FREEZES, 'none', {
@@ -49,7 +49,7 @@ export const TRAIN_SETTINGS = {
   limitTest: num(0, whole(0), { flag: '--limit-test', help: 'only the first N test images (0: all)' }),
   val: num(0, whole(0), { flag: '--val', help: 'hold out N training images as a validation split (every epoch)' }),
   labelSmoothing: num(0, fraction, { flag: '--label-smoothing', column: 'Float64', help: "PyTorch's label_smoothing" }),
-  schedule: oneOf(SCHEDULES, 'constant', { flag: '--schedule', column: 'Utf8', help: 'or cosine from lr to 0' }),
+  schedule: oneOf(SCHEDULES, 'constant', { flag: '--schedule', column: 'Utf8', help: 'constant lr, or cosine to 0' }),
   weightDecay: num(0, { min: 0 }, { flag: '--weight-decay', column: 'Float64', help: "Adam's L2 penalty" }),
   selectBy: oneOf(['test', 'val'] as const, 'test', { flag: '--select-by', help: 'split that picks the best epoch' }),
   logEvery: num(10, whole(1), { flag: '--log-every', resumable: true, help: 'read the loss back every N steps' }),
