@@ -15,6 +15,7 @@ import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { CLASS_NAMES, FEATURE_SIZE, IMAGE_SIZE, PATHS } from '../config';
 import { loadCifar10 } from '../data/index';
+import { initBackend } from '../runtime/index';
 import { checkpointPath, loadNetFromStateFile } from '../train/index';
 import {
   bestRun, checkpointFacts, compareFacts, recordedMeasurements, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
@@ -300,6 +301,7 @@ export async function buildLabReport(opts: { mode: 'recorded' | 'yours'; outDir?
   if (opts.mode === 'yours') {
     const run = bestRun(loadLabResults({ resultsDir: opts.resultsDir }), { variant: 'dynamic' });
     if (run) {
+      initBackend(); // the maps are evaluated here, in whatever process builds the report
       const { net, norm } = loadNetFromStateFile(checkpointPath(run.dir, 'best'));
       try {
         yourMaps = mapFacts(net, norm, loadCifar10('test'), 'yours', run.name);
