@@ -1,25 +1,17 @@
 /**
- * A training checkpoint: ONE safetensors file that Python's safetensors reads as it is. It holds the
- * model's state under its PyTorch names (lib/model stateDict), Adam's moments as adam.<param>.exp_avg
- * and .exp_avg_sq in PyTorch layout, and CheckpointMeta as string metadata.
- *
- * Format dcf-checkpoint/2: `file_sha256` is the SHA-256 of the whole file (lib/formats/safetensors
- * says how), so editing any byte, the epoch as much as a weight, makes it refuse to load. Every read
- * verifies it, then the format, variant, keys and shapes, before anything changes. A run keeps two
- * (best.safetensors, last.safetensors), each written atomically.
+ * A training checkpoint: ONE safetensors file that Python's safetensors reads as it is, holding the model's
+ * state (lib/model stateDict), Adam's moments as adam.<param>.exp_avg / .exp_avg_sq, both in PyTorch names
+ * and layouts, and CheckpointMeta as string metadata. Format dcf-checkpoint/2: `file_sha256` is the SHA-256
+ * of the whole file (lib/formats/safetensors says how), so editing any byte, the epoch as much as a weight,
+ * makes it refuse to load. Every read verifies it, then the format, variant, keys and shapes, before
+ * anything changes.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam';
-import {
-  architectureMismatch,
-  architectureOf,
-  checkState,
-  isCounter,
-  type NamedTensors,
-  type Net,
-} from '../model/index';
+import { architectureMismatch, architectureOf, checkState, isCounter } from '../model/index';
+import type { NamedTensors, Net } from '../model/index';
 import { VARIANTS, type Variant } from '../config';
 import { DamagedFileError, readSafetensors, recordToTensor, type TensorRecord } from '../formats/index';
 import { tensorsToRecords, writeSafetensors } from '../formats/index';
@@ -53,8 +45,7 @@ export interface CheckpointMeta extends Record<(typeof NUMBERS)[number], number>
 export type CheckpointContent = { meta: CheckpointMeta; model: Tensors; adam: Tensors };
 type Tensors = Record<string, TensorRecord>;
 
-export const checkpointPath = (runDir: string, kind: CheckpointKind): string =>
-  path.join(runDir, `${kind}.safetensors`);
+export const checkpointPath = (dir: string, kind: CheckpointKind): string => path.join(dir, `${kind}.safetensors`);
 
 /** What saveCheckpoint's caller says; the rest comes from the net, Adam and the clock. */
 type SaveMeta = Omit<CheckpointMeta, 'format' | 'variant' | 'step' | 'savedAt'>;
@@ -102,8 +93,8 @@ function parseMeta(file: string, m: Record<string, string>): CheckpointMeta {
   }
   if (m.format !== CHECKPOINT_FORMAT) {
     throw new Error(
-      `${file} is not a training checkpoint of this project (format '${m.format ?? 'none'}', ` +
-        `expected '${CHECKPOINT_FORMAT}'). Model state files (npm run export) are for predict, not for resuming training.`,
+      `${file} is not a training checkpoint of this project (format ${m.format ?? 'none'}, ` +
+        `not ${CHECKPOINT_FORMAT}): model state files (npm run export) are for predict, not for resuming training.`,
     );
   }
   if (!(VARIANTS as readonly string[]).includes(m.variant)) throw damaged(file, `metadata variant '${m.variant}'`);
@@ -159,12 +150,9 @@ export function copyCheckpoint(from: string, to: string, kind: CheckpointKind): 
 export function restoreCheckpoint(content: CheckpointContent, file: string, net: Net, adam: Adam): void {
   const { meta } = content;
   const refuse = (why: string) => new Error(`checkpoint ${file} ${why}Nothing was changed.`);
-  if (meta.variant !== net.variant) {
-    throw new Error(
-      `checkpoint ${file} holds a ${meta.variant} net, but this run trains the ${net.variant} net. ` +
-        `Use --variant ${meta.variant}, another --run name, or --fresh to start this run over.`,
-    );
-  }
+  const use = `use --variant ${meta.variant}, another --run name, or --fresh to start this run over`;
+  if (meta.variant !== net.variant)
+    throw refuse(`holds a ${meta.variant} net, but this run trains the ${net.variant} net: ${use}. `);
   // The architecture options leave the state's shapes alone: the saved config says which net it is.
   const otherNet = architectureMismatch(architectureOf(meta.config), net, `checkpoint ${file}`);
   if (otherNet)
@@ -181,8 +169,7 @@ export function restoreCheckpoint(content: CheckpointContent, file: string, net:
     throw refuse(`has ${has}: it was saved with freeze '${meta.config.freeze}', this run uses '${net.freeze}'. `);
   }
   const shapes = new Map(net.describe().map((p) => [p.name, p.shape]));
-  const moments: Record<string, tf.Tensor> = {};
-  const model: NamedTensors = {};
+  const [moments, model]: NamedTensors[] = [{}, {}];
   try {
     for (const key of keys) {
       const [r, want] = [content.adam[key], shapes.get(paramOf(key))!];

@@ -125,9 +125,7 @@ export const STEP_SCHEMA: Columns<StepRow> = {
 export type MetricsKind = 'epochs' | 'steps';
 const SCHEMAS = { epochs: EPOCH_SCHEMA, steps: STEP_SCHEMA } as Record<MetricsKind, Record<string, DataType>>;
 const PART = /^(epochs|steps)-e(\d{4,})-s(\d{3,})\.parquet$/;
-
 type Part = { kind: MetricsKind; epoch: number; session: number; file: string };
-
 export const metricsDir = (runDir: string): string => path.join(runDir, 'metrics');
 
 /** A run's parts, sorted by session, then epoch. */
@@ -174,9 +172,8 @@ function column(rows: readonly object[], name: string, dtype: DataType): pl.Seri
 export type DamagedEpoch = { epoch: number; files: string[]; reason: string };
 
 /**
- * The epochs whose rows the metrics hold (as the loaders show them), and the latest block (the
- * parts of the newest session's newest epoch) if it cannot be read: only that tail is read through,
- * as a rerun can train it again from an earlier checkpoint; older damage is named by the loaders.
+ * The epochs whose rows the metrics hold (as the loaders show them), and the latest block (the newest session's
+ * newest epoch) if it cannot be read: only that tail is read, as a rerun can train it again; the loaders name the rest.
  */
 export function recordedEpochs(runDir: string): { epochs: Set<number>; damaged?: DamagedEpoch } {
   const parts = listParts(runDir);

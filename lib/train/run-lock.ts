@@ -1,14 +1,13 @@
 /**
- * A run's lock, `.<run>.lock` beside its folder: one training of a run at a time, in this process,
- * another, or on another host sharing the folder. The file names its holder (LockHolder), who
- * refreshes its mtime every HEARTBEAT_MS. The holder still holds it when:
- *  - on this host: its pid runs, is not a zombie, and started at `start` since boot `boot` (else the
- *    pid was reused). One in the middle of exiting is waited for, up to EXIT_WAIT_MS;
+ * A run's lock, `.<run>.lock` beside its folder: one training of a run at a time, in this process, another, or on
+ * another host sharing the folder. The file names its holder (LockHolder), who refreshes its mtime every
+ * HEARTBEAT_MS. The holder still holds it when:
+ *  - on this host: its pid runs, is not a zombie, and started at `start` since boot `boot` (else the pid was
+ *    reused). One in the middle of exiting is waited for, up to EXIT_WAIT_MS;
  *  - on another host, where its pid means nothing: its heartbeat is younger than STALE_AFTER_MS.
- * A lock of the earlier format, a bare pid, is read as held on this host with no start time.
- * It is created complete in one step (a hard link of a written temporary file; the link count
- * decides, as NFS may report a link it made as failed); a stale one is renamed to a private claim
- * name and checked there, so two takers cannot both win.
+ * A lock of the earlier format, a bare pid, is read as held on this host with no start time. A lock is created
+ * complete in one step (a hard link of a written temporary file; the link count decides, as NFS may report a link
+ * it made as failed); a stale one is renamed to a private claim name and checked there: two takers cannot both win.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -21,15 +20,17 @@ export const EXIT_WAIT_MS = 5_000;
 /** PF_EXITING | PF_SIGNALED in /proc/<pid>/stat's flags: exiting, or dying of a signal. */
 const EXITING_FLAGS = 0x4 | 0x400;
 const HOST = os.hostname();
-const BOOT = readText('/proc/sys/kernel/random/boot_id')?.trim();
 
-function readText(file: string): string | undefined {
+/** f(), or undefined where it throws (a file gone meanwhile, a lock that is not JSON). */
+function attempt<T>(f: () => T): T | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return f();
   } catch {
     return undefined;
   }
 }
+const readText = (file: string) => attempt(() => fs.readFileSync(file, 'utf8'));
+const BOOT = readText('/proc/sys/kernel/random/boot_id')?.trim();
 
 /** The lock file's JSON (start and boot: Linux, and not in the earlier format; since: ISO time taken). */
 type LockHolder = { host: string; pid: number; start?: string; boot?: string; since?: string };
@@ -82,26 +83,21 @@ export class RunLock {
     this.file = path.resolve(file);
   }
 
-  /** The lock file's holder (none: unreadable), its text and its last refresh; undefined when there is none. */
-  private read(): { holder?: LockHolder; text: string; mtimeMs: number } | undefined {
+  /** The lock file's holder, its text and whether it holds; undefined when there is none. */
+  private read(): { holder: LockHolder; text: string; state: Liveness } | undefined {
     const text = readText(this.file);
     const mtimeMs = fs.statSync(this.file, { throwIfNoEntry: false })?.mtimeMs;
     if (text === undefined || mtimeMs === undefined) return undefined; // none, or gone meanwhile
-    if (/^\s*\d+\s*$/.test(text)) return { holder: { host: HOST, pid: Number(text) }, text, mtimeMs }; // earlier format
-    try {
-      const h = JSON.parse(text) as LockHolder;
-      return { holder: typeof h.host === 'string' && Number.isInteger(h.pid) ? h : undefined, text, mtimeMs };
-    } catch {
-      return { text, mtimeMs };
-    }
+    const bare = /^\s*\d+\s*$/.test(text); // the earlier format: a bare pid
+    const h = bare ? { host: HOST, pid: Number(text) } : attempt(() => JSON.parse(text) as LockHolder);
+    if (typeof h?.host === 'string' && Number.isInteger(h.pid)) return { holder: h, text, state: liveness(h, mtimeMs) };
+    return { holder: { host: HOST, pid: 0 }, text, state: { state: 'stale', why: 'it cannot be read' } };
   }
 
   /** Who trains the run right now ("process 1234 on host n7"), other than this process; one exiting does not. */
   heldBy(): string | undefined {
     const seen = this.read();
-    return seen?.holder && liveness(seen.holder, seen.mtimeMs).state === 'live'
-      ? describeHolder(seen.holder)
-      : undefined;
+    return seen?.state.state === 'live' ? describeHolder(seen.holder) : undefined;
   }
 
   /** Takes the lock, or throws RunLockedError while a live process holds it (this one included). Returns notes. */
@@ -122,10 +118,7 @@ export class RunLock {
     for (let claims = 0; !this.create();) {
       const seen = this.read();
       if (!seen) continue; // released meanwhile
-      const holder = seen.holder ?? { host: HOST, pid: 0 };
-      const state = seen.holder
-        ? liveness(holder, seen.mtimeMs)
-        : { state: 'stale' as const, why: 'it cannot be read' };
+      const { holder, state } = seen;
       if (state.state === 'exiting' && Date.now() - began < EXIT_WAIT_MS) {
         exiting = holder;
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -187,22 +180,14 @@ export class RunLock {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another taker removed it
       throw err;
     }
-    try {
-      if (readText(claim) !== stale) fs.linkSync(claim, this.file);
-    } catch {
-      // a third taker was faster; its lock stands
-    }
+    if (readText(claim) !== stale) attempt(() => fs.linkSync(claim, this.file)); // unless a third taker was faster
     fs.rmSync(claim, { force: true });
   }
 
-  /** The heartbeat: the lock's mtime tells other hosts that its holder lives (while the lock is its own). */
+  /** The heartbeat: the lock's mtime tells other hosts that its holder lives. A lock gone meanwhile is left be. */
   private readonly refresh = () => {
     const now = new Date();
-    try {
-      if (readText(this.file) === this.mine) fs.utimesSync(this.file, now, now);
-    } catch {
-      // gone meanwhile: nothing to refresh
-    }
+    if (readText(this.file) === this.mine) fs.utimes(this.file, now, now, () => {});
   };
 
   readonly release = (): void => {

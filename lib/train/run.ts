@@ -1,17 +1,15 @@
 /**
- * The run store: a run's folder, results/runs/<run>/, which one training session at a time opens,
- * appends finished epochs to, and closes. It holds config.json, best.safetensors, last.safetensors
- * (lib/train/checkpoint) and metrics/ (lib/train/metrics). Beside it, hidden: `.<run>.lock`
- * (lib/train/run-lock), and `.<run>.fresh/`, a --fresh restart staged until its first epoch is saved,
- * when it replaces the old folder (moved aside as .<run>.old-<pid>, then deleted).
+ * The run store: a run's folder, results/runs/<run>/ (config.json, best.safetensors, last.safetensors, metrics/),
+ * that one training session at a time opens, appends finished epochs to, and closes. Beside it, hidden: its lock,
+ * and .<run>.fresh/, a --fresh restart staged until its first epoch is saved, when it replaces the old folder.
  *
- * openRun() takes the lock and repairs what a crash or a hand edit left, or refuses saying what to do:
+ * openRun() repairs what a crash or a hand edit left, or refuses saying what to do; it never passes over:
  *  - an interrupted --fresh: finished when it had saved its first epoch, else discarded;
- *  - last behind best, or missing (a crash between the two saves of an epoch): rewritten from best;
- *    a missing best: rewritten from last when last is the best epoch, else refused, like a best that
- *    is not the one last records, or another run's checkpoint;
- *  - a damaged latest metrics block: set aside (*.damaged) and trained again; an epoch without rows
- *    (a deleted part): trained again from an earlier checkpoint, or refused naming it;
+ *  - last behind best or missing (a crash between the two saves of an epoch): rewritten from best. A missing best:
+ *    rewritten from last when last is the best epoch, else refused, like a best that last does not record or
+ *    another run's checkpoint;
+ *  - a damaged latest metrics block: set aside (*.damaged) and trained again; an epoch without rows (a deleted
+ *    part): trained again from an earlier checkpoint, or refused naming it;
  *  - a path of the wrong kind, a folder it cannot write to, a full disk: refused before training.
  * Repairs are written once every check has passed; evalOnly writes nothing.
  */
@@ -56,32 +54,27 @@ export class RunDir {
   readonly configFile = (dir = this.dir): string => path.join(dir, 'config.json');
   readonly lockedBy = (): string | undefined => this.lock.heldBy();
   readonly releaseLock = (): void => this.lock.release();
+  readonly writeConfig = (config: TrainConfig, dir = this.dir): void =>
+    writeFileAtomic(this.configFile(dir), `${JSON.stringify(config, null, 2)}\n`);
 
   /** The saved config; by default a staged --fresh run's once it has saved an epoch (recover() finishes it). */
   readConfig(dir = fs.existsSync(this.checkpoint('last', this.staging)) ? this.staging : this.dir) {
     this.checkLayout();
     const file = this.configFile(dir);
     if (!fs.existsSync(file)) return undefined;
-    let json: unknown;
     try {
-      json = JSON.parse(fs.readFileSync(file, 'utf8'));
+      return validateConfig(JSON.parse(fs.readFileSync(file, 'utf8')), file);
     } catch (err) {
-      throw new Error(`${file} is not valid JSON (${(err as Error).message}); fix it or start over with --fresh`);
+      if (!(err instanceof SyntaxError)) throw err;
+      throw new Error(`${file} is not valid JSON (${err.message}); fix it or start over with --fresh`);
     }
-    return validateConfig(json, file);
   }
 
-  writeConfig(config: TrainConfig, dir = this.dir): void {
-    writeFileAtomic(this.configFile(dir), `${JSON.stringify(config, null, 2)}\n`);
-  }
-
-  /** `npm run train` on this run with `flag`. */
   command(flag: string): string {
     const folder = path.resolve(this.runsDir) === path.resolve(PATHS.runs) ? '' : ` --runs-dir ${this.runsDir}`;
     return `npm run train -- --run ${this.run}${folder} ${flag}`;
   }
 
-  /** A refusal: what is wrong, that nothing changed, then `fix` or how to start over. */
   refuse(what: string, fix: string): Error {
     return new Error(
       `${what} Nothing was changed. ${fix}, or start over with ${this.command('--fresh')} ` +
@@ -89,7 +82,7 @@ export class RunDir {
     );
   }
 
-  /** Refuses, naming it, a path of the wrong kind: a file where a folder belongs, or the reverse. */
+  /** Refuses a path of the wrong kind: a file where a folder belongs, or the reverse. */
   checkLayout(): void {
     let existing = path.resolve(this.runsDir);
     while (!fs.existsSync(existing)) existing = path.dirname(existing);
@@ -102,10 +95,7 @@ export class RunDir {
     if (folder) throw new Error(`${folder} is a folder, ${where} keeps a file: move it away. Nothing was changed.`);
   }
 
-  /**
-   * Takes the lock (RunLockedError while another training holds it), and fails now, before any
-   * training, when the folders a session writes cannot be written. Returns notes on what it took over.
-   */
+  /** Takes the lock, then fails now, before any training, if the folders a session writes cannot be written. */
   async takeLock(fresh = false): Promise<string[]> {
     let folder = this.runsDir;
     try {
@@ -121,8 +111,8 @@ export class RunDir {
       const code = (err as NodeJS.ErrnoException)?.code;
       if (!code) throw err;
       this.lock.release();
-      const fix =
-        code === 'ENOSPC' || code === 'EDQUOT' ? 'The disk is full: free some space' : 'Make the folder writable';
+      const full = code === 'ENOSPC' || code === 'EDQUOT';
+      const fix = full ? 'The disk is full: free some space' : 'Make the folder writable';
       throw new Error(
         `cannot write to ${folder} (${code}): run '${this.run}' could not save its epochs. Nothing was trained. ` +
           `${fix}, or train into another folder with --runs-dir.`,
@@ -130,10 +120,7 @@ export class RunDir {
     }
   }
 
-  /**
-   * With the lock held: finishes a staged --fresh run that saved its first epoch, discards one that
-   * did not, and removes what dead writers left. Returns a note on what it did.
-   */
+  /** With the lock held: finishes or discards an interrupted --fresh, removes what dead writers left. */
   recover(): string | undefined {
     const aside = `.${this.run}.old-`;
     for (const name of fs.existsSync(this.runsDir) ? fs.readdirSync(this.runsDir) : []) {
@@ -151,7 +138,6 @@ export class RunDir {
     return `${restart} had saved no epoch: discarded it, the run is as it was before`;
   }
 
-  /** Replaces the run by the staged one: old folder renamed aside, staged renamed in, old deleted. */
   commitFresh(): void {
     const aside = path.join(this.runsDir, `.${this.run}.old-${process.pid}`);
     if (fs.existsSync(this.dir)) fs.renameSync(this.dir, aside);
@@ -164,16 +150,14 @@ export class RunDir {
 export type RunStart = { content: CheckpointContent; file: string; kind: CheckpointKind; complete: boolean };
 /** What a derived view of the metrics (TensorBoard's event files, say) gets after each saved epoch. */
 export type SavedEpoch = { dir: string; epoch: number; rows: readonly EpochRow[]; steps: readonly StepRow[] };
+type FinishedEpoch = { epoch: number; rows: EpochRow[]; steps: StepRow[]; test: EvalResult; val?: EvalResult };
 
+/** train()'s options for the run (TrainOptions says what they do); backend: describeBackend(), saved in checkpoints. */
 export interface OpenOptions {
   runsDir: string;
-  /** Which checkpoint an existing run continues from (default: best). */
   resume?: CheckpointKind;
-  /** Read the start checkpoint only: no lock, no repair, nothing written. */
   evalOnly?: boolean;
-  /** Start over; the old run is replaced once the new one has saved its first epoch. */
   fresh?: boolean;
-  /** describeBackend() of this process, saved with each checkpoint. */
   backend: string;
   onEpochSaved?: (epoch: SavedEpoch) => void;
 }
@@ -192,8 +176,7 @@ export async function openRun(config: TrainConfig, opts: OpenOptions): Promise<R
     const recovered = opts.evalOnly ? undefined : folder.recover();
     if (recovered) notes.push(recovered);
     const { start, lastEpoch }: Chosen = opts.fresh ? {} : chooseStart(folder, config, opts, notes);
-    if (opts.evalOnly && !start)
-      throw new Error(`run '${config.run}' has no checkpoint to evaluate under ${opts.runsDir}`);
+    if (opts.evalOnly && !start) throw new Error(`run '${config.run}' has no checkpoint to evaluate in ${folder.dir}`);
     return new RunSession(folder, config, opts, notes, start, lastEpoch);
   } catch (err) {
     folder.releaseLock();
@@ -219,7 +202,7 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
     }
     const owner = metas[kind]!.config.run;
     const what = `${file(kind)} is a checkpoint of run '${owner}', not of '${run}' (copied from another run?).`;
-    const fix = `Put this run's own ${kind}.safetensors back, move this one away (the run continues from its other checkpoint)`;
+    const fix = `Put this run's own ${kind}.safetensors back, move this one away (the run goes on from the other one)`;
     if (owner !== run) throw folder.refuse(what, fix);
   }
   if (!CHECKPOINT_KINDS.some((k) => fs.existsSync(file(k)))) return {}; // a new run
@@ -234,10 +217,8 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   const [bestAt, lastAt] = [best && `epoch ${best.epoch}`, last && `epoch ${last.epoch}`];
   if (best && (!last || last.session < best.session || (last.session === best.session && last.epoch < best.epoch))) {
     const was = last ? `at ${lastAt}, behind best (${bestAt})` : `missing (best: ${bestAt})`;
-    rewrite(
-      'last',
-      `last.safetensors was ${was}, as a crash between the two saves of an epoch leaves it: rewritten from best`,
-    );
+    const why = 'as a crash between the two saves of an epoch leaves it';
+    rewrite('last', `last.safetensors was ${was}, ${why}: rewritten from best`);
   } else if (last && !fs.existsSync(file('best'))) {
     const lost = `records the best as epoch ${last.bestEpoch} (${percent(last.bestAccuracy)}), whose weights are gone.`;
     const what = `run '${run}' has no best.safetensors (deleted?), and its last checkpoint (${lastAt}) ${lost}`;
@@ -257,8 +238,7 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   const missing = Array.from({ length: newest }, (_, i) => i + 1).filter((e) => !recorded.has(e));
   const usable = (k: CheckpointKind) => !!metas[k] && (!!opts.evalOnly || metas[k]!.epoch < (missing[0] ?? Infinity));
   let kind: CheckpointKind = opts.resume ?? (metas.best ? 'best' : 'last');
-  if (!metas[kind])
-    throw new Error(`run '${run}' has no ${kind} checkpoint (${file(kind)}); use --resume ${other(kind)}`);
+  if (!metas[kind]) throw new Error(`run '${run}' has no ${file(kind)}; use --resume ${other(kind)}`);
   if (!usable(kind) && (opts.resume || !usable(other(kind)))) {
     const [alt, e] = [other(kind), missing[0]];
     const why = damaged?.epoch === e ? `cannot be read (${damaged.reason})` : 'are missing (a deleted metrics part?)';
@@ -289,8 +269,7 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
   }
   for (const f of damaged?.files ?? []) fs.renameSync(f, `${f}.damaged`);
   const e = damaged?.epoch;
-  if (damaged)
-    notes.push(`the metrics of epoch ${e} could not be read: set aside as *.damaged; epoch ${e} is trained again`);
+  if (damaged) notes.push(`the metrics of epoch ${e} could not be read: set aside as *.damaged, trained again`);
   const gaps = missing.filter((m) => m !== e).join(', ');
   const again = `resuming from epoch ${content.meta.epoch} trains them again`;
   if (gaps) notes.push(`the metrics of epoch ${gaps} were missing (a deleted part?): ${again}`);
@@ -300,9 +279,8 @@ function chooseStart(folder: RunDir, config: TrainConfig, opts: OpenOptions, not
 /** One training session on an open run: it appends finished epochs, then closes. */
 export class RunSession {
   readonly dir: string;
-  /** Finished epochs of the start checkpoint (0: from scratch). */
+  /** Finished epochs of the start checkpoint (0: from scratch); complete: it has every epoch asked, train nothing. */
   readonly startEpoch: number;
-  /** Nothing to train: the run had finished (or its start has every epoch asked). */
   readonly complete: boolean;
   /** Best selection accuracy so far and its epoch (0: none yet). */
   bestAccuracy: number;
@@ -343,12 +321,7 @@ export class RunSession {
    * selection accuracy improved, then `last`. Metrics first: a saved epoch always has its rows; best
    * before last: a crash between them is repaired from best. A --fresh restart then replaces the run.
    */
-  appendEpoch(
-    e: { epoch: number; rows: EpochRow[]; steps: StepRow[]; test: EvalResult; val?: EvalResult },
-    net: Net,
-    adam: Adam,
-    emit: ProgressCallback,
-  ): { selection: number; improved: boolean } {
+  appendEpoch(e: FinishedEpoch, net: Net, adam: Adam, emit: ProgressCallback) {
     const { config, folder, session } = this;
     const selection = config.selectBy === 'val' ? e.val!.accuracy : e.test.accuracy;
     const improved = selection > this.bestAccuracy;
@@ -377,9 +350,8 @@ export class RunSession {
   /** The line an interrupted call ends with: where it stopped (`where`: 'at batch 3/10'), what is saved. */
   describeInterrupt(signal: string, epoch: number, where: string, step: number): string {
     const { run, epochs } = this.config;
-    if (epoch <= this.startEpoch) {
+    if (epoch <= this.startEpoch)
       return `run ${run}: evaluation of its checkpoint interrupted (${signal}); nothing was written.`;
-    }
     const [last, best] = [this.lastEpoch, `epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)}`];
     const saved =
       last > 0
@@ -393,12 +365,12 @@ export class RunSession {
   }
 
   /** What a diverged run keeps, in one sentence. */
-  readonly describeKept = (): string =>
-    this.bestEpoch === 0
-      ? 'no checkpoint had been saved yet.'
-      : `the best checkpoint (epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)}) is kept in ` +
-        `${this.folder.checkpoint('best')}.`;
+  readonly describeKept = (): string => {
+    const best = `the best checkpoint (epoch ${this.bestEpoch}, ${percent(this.bestAccuracy)})`;
+    return this.bestEpoch
+      ? `${best} is kept in ${this.folder.checkpoint('best')}.`
+      : 'no checkpoint had been saved yet.';
+  };
 
-  /** Releases the run (its lock); what was saved stays. */
   readonly close = (): void => this.folder.releaseLock();
 }
