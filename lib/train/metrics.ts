@@ -121,106 +121,88 @@ export const STEP_SCHEMA: Columns<StepRow> = {
   time: pl.Datetime('ms'),
 };
 
+// The run store's bookkeeping (lib/train/run): part files, appended and checked. Loaders follow.
 export type MetricsKind = 'epochs' | 'steps';
-
+const SCHEMAS = { epochs: EPOCH_SCHEMA, steps: STEP_SCHEMA } as Record<MetricsKind, Record<string, DataType>>;
 const PART = /^(epochs|steps)-e(\d{4,})-s(\d{3,})\.parquet$/;
+type Part = { kind: MetricsKind; epoch: number; session: number; file: string };
+export const metricsDir = (runDir: string): string => path.join(runDir, 'metrics');
 
-export function metricsDir(runDir: string): string {
-  return path.join(runDir, 'metrics');
-}
-
-function partName(kind: MetricsKind, epoch: number, session: number): string {
-  return `${kind}-e${String(epoch).padStart(4, '0')}-s${String(session).padStart(3, '0')}.parquet`;
-}
-
-interface Part {
-  kind: MetricsKind;
-  epoch: number;
-  session: number;
-  file: string;
-}
-
+/** A run's parts, sorted by session, then epoch. */
 function listParts(runDir: string): Part[] {
   const dir = metricsDir(runDir);
-  if (!fs.existsSync(dir)) return [];
   const parts: Part[] = [];
-  for (const name of fs.readdirSync(dir)) {
-    const m = PART.exec(name);
-    if (m) parts.push({ kind: m[1] as MetricsKind, epoch: Number(m[2]), session: Number(m[3]), file: path.join(dir, name) });
+  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    const [, kind, epoch, session] = PART.exec(name) ?? [];
+    if (kind) parts.push({ kind: kind as MetricsKind, epoch: +epoch, session: +session, file: path.join(dir, name) });
   }
   return parts.sort((a, b) => a.session - b.session || a.epoch - b.epoch);
 }
 
 /** The session number a new training invocation on this run should use. */
-export function nextSession(runDir: string): number {
-  return listParts(runDir).reduce((m, p) => Math.max(m, p.session), 0) + 1;
-}
-
-function toFrame<T extends object>(rows: readonly T[], schema: Columns<T>): pl.DataFrame {
-  const columns = (Object.keys(schema) as (keyof T & string)[]).map((name) => {
-    const values = rows.map((r) => {
-      const v = r[name] as unknown;
-      if (v === undefined) throw new Error(`metrics row lacks '${name}'`);
-      return v;
-    });
-    return pl.Series(name, values as unknown[], schema[name]);
-  });
-  return pl.DataFrame(columns);
-}
+export const nextSession = (runDir: string): number => Math.max(0, ...listParts(runDir).map((p) => p.session)) + 1;
 
 /**
- * Appends one finished epoch: its step rows, then its epoch rows, each as a new Parquet file.
- * All rows must share one epoch and session; an existing part of that epoch and session is an
- * error (finished data is never rewritten).
+ * Appends one finished epoch (rows of one epoch and session): its steps part, then its epochs part
+ * that marks it finished. A part that exists already is an error: finished data is never rewritten.
  */
 export function appendEpoch(runDir: string, epochRows: readonly EpochRow[], stepRows: readonly StepRow[]): void {
   if (epochRows.length === 0) throw new Error('appendEpoch: no epoch rows');
   const { epoch, session } = epochRows[0];
-  for (const r of [...epochRows, ...stepRows]) {
-    if (r.epoch !== epoch || r.session !== session) {
-      throw new Error(`appendEpoch: rows of epoch ${r.epoch} / session ${r.session} mixed with epoch ${epoch} / session ${session}`);
-    }
+  const odd = [...epochRows, ...stepRows].find((r) => r.epoch !== epoch || r.session !== session);
+  if (odd) throw new Error(`appendEpoch: epoch ${odd.epoch}, session ${odd.session} mixed with ${epoch}, ${session}`);
+  const name = `e${String(epoch).padStart(4, '0')}-s${String(session).padStart(3, '0')}.parquet`;
+  const file = (kind: MetricsKind) => path.join(metricsDir(runDir), `${kind}-${name}`);
+  const existing = [file('steps'), file('epochs')].find((f) => fs.existsSync(f));
+  if (existing) throw new Error(`metrics part ${existing} already exists; finished epochs are never rewritten`);
+  for (const [kind, rows] of Object.entries({ steps: stepRows, epochs: epochRows }) as [MetricsKind, object[]][]) {
+    if (rows.length === 0) continue;
+    const frame = pl.DataFrame(Object.entries(SCHEMAS[kind]).map(([name, dtype]) => column(rows, name, dtype)));
+    writeFileAtomic(file(kind), frame.writeParquet({ compression: 'zstd' }));
   }
-  const dir = metricsDir(runDir);
-  const epochsFile = path.join(dir, partName('epochs', epoch, session));
-  const stepsFile = path.join(dir, partName('steps', epoch, session));
-  for (const f of [epochsFile, stepsFile]) {
-    if (fs.existsSync(f)) throw new Error(`metrics part ${f} already exists; finished epochs are never rewritten`);
-  }
-  if (stepRows.length > 0) writeFileAtomic(stepsFile, toFrame(stepRows, STEP_SCHEMA).writeParquet({ compression: 'zstd' }));
-  writeFileAtomic(epochsFile, toFrame(epochRows, EPOCH_SCHEMA).writeParquet({ compression: 'zstd' }));
 }
 
-/** The parts of a run's latest finished epoch, when one of them cannot be read back. */
-export interface DamagedEpoch {
-  epoch: number;
-  /** Its epochs and steps parts. */
-  files: string[];
-  /** Why the first unreadable one failed. */
-  reason: string;
+function column(rows: readonly object[], name: string, dtype: DataType): pl.Series {
+  const values = rows.map((r) => (r as Record<string, unknown>)[name]);
+  if (values.includes(undefined)) throw new Error(`metrics row lacks '${name}'`);
+  return pl.Series(name, values, dtype);
 }
+
+/** A run's latest finished epoch whose parts (`files`) cannot all be read back; `reason`: the first failure. */
+export type DamagedEpoch = { epoch: number; files: string[]; reason: string };
 
 /**
- * The epochs whose rows a run's metrics hold (as the loaders show them), and its latest block
- * (the parts of its newest session's newest epoch) if that cannot be read: a damaged disk block,
- * a file cut short outside this program. Reads, never writes. Only the tail is read through: a
- * rerun can retrain that epoch from an earlier checkpoint, while older damage is named by the loaders.
+ * The epochs whose rows the metrics hold (as the loaders show them), and the latest block (the newest session's
+ * newest epoch) if it cannot be read: only that tail is read, as a rerun can train it again; the loaders name the rest.
  */
 export function recordedEpochs(runDir: string): { epochs: Set<number>; damaged?: DamagedEpoch } {
   const parts = listParts(runDir);
-  const finished = parts.filter((p) => p.kind === 'epochs');
-  const tail = finished[finished.length - 1]; // listParts sorts by session, then epoch
-  const block = tail ? parts.filter((p) => p.epoch === tail.epoch && p.session === tail.session) : [];
+  const tail = parts.filter((p) => p.kind === 'epochs').pop();
+  const block = parts.filter((p) => p.epoch === tail?.epoch && p.session === tail.session);
   let damaged: DamagedEpoch | undefined;
   for (const p of block) {
     try {
       readPart(p.file, p.kind);
     } catch (err) {
-      damaged ??= { epoch: tail.epoch, files: block.map((b) => b.file), reason: (err as Error).message };
+      damaged ??= { epoch: tail!.epoch, files: block.map((b) => b.file), reason: (err as Error).message };
     }
   }
-  const readable = damaged ? parts.filter((p) => !damaged!.files.includes(p.file)) : parts;
+  const readable = parts.filter((p) => !damaged?.files.includes(p.file));
   return { epochs: new Set(visibleParts(readable, 'epochs', false).map((p) => p.epoch)), damaged };
+}
+
+/** A part read back in the schema's columns, order and types: parts from any version concatenate. */
+function readPart(file: string, kind: MetricsKind): pl.DataFrame {
+  let df: pl.DataFrame;
+  try {
+    df = pl.readParquet(file);
+  } catch (err) {
+    const why = (err as Error).message;
+    throw new Error(`cannot read metrics part ${file}: ${why}. Move the file away to load the rest.`);
+  }
+  const missing = Object.keys(SCHEMAS[kind]).filter((c) => !df.columns.includes(c));
+  if (missing.length) throw new Error(`metrics part ${file} lacks column(s) ${missing.join(', ')}`);
+  return df.select(...Object.entries(SCHEMAS[kind]).map(([name, dtype]) => pl.col(name).cast(dtype)));
 }
 
 export interface LoadOptions {
@@ -237,33 +219,37 @@ export function listRuns(runsDir: string = PATHS.runs): string[] {
   if (!fs.existsSync(runsDir)) return [];
   return fs
     .readdirSync(runsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, 'config.json')))
+    .filter(
+      (d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, 'config.json')),
+    )
     .map((d) => d.name)
     .sort();
 }
 
 function emptyFrame(kind: MetricsKind): pl.DataFrame {
   // nodejs-polars cannot build an empty List series directly: build one row, keep none.
-  const schema = (kind === 'epochs' ? EPOCH_SCHEMA : STEP_SCHEMA) as Record<string, DataType>;
+  const schema = SCHEMAS[kind];
   const sample: Record<string, unknown> = {
-    run: '', session: 0, resumedFrom: 0, variant: 'dynamic', seed: 0, backend: '', epoch: 0, split: 'train', step: 0,
-    batch: 0, images: 0, loss: 0, accuracy: 0, perClassAccuracy: [0], lr: 0, imagesPerSecond: 0, wallSeconds: 0, time: new Date(0),
+    run: '',
+    session: 0,
+    resumedFrom: 0,
+    variant: 'dynamic',
+    seed: 0,
+    backend: '',
+    epoch: 0,
+    split: 'train',
+    step: 0,
+    batch: 0,
+    images: 0,
+    loss: 0,
+    accuracy: 0,
+    perClassAccuracy: [0],
+    lr: 0,
+    imagesPerSecond: 0,
+    wallSeconds: 0,
+    time: new Date(0),
   };
   return pl.DataFrame(Object.entries(schema).map(([name, dtype]) => pl.Series(name, [sample[name]], dtype))).head(0);
-}
-
-function readPart(file: string, kind: MetricsKind): pl.DataFrame {
-  let df: pl.DataFrame;
-  try {
-    df = pl.readParquet(file);
-  } catch (err) {
-    throw new Error(`cannot read metrics part ${file}: ${(err as Error).message}. Move the file away to load the rest.`);
-  }
-  const schema = (kind === 'epochs' ? EPOCH_SCHEMA : STEP_SCHEMA) as Record<string, DataType>;
-  // Same columns, same order, same types: parts from any version concatenate.
-  const missing = Object.keys(schema).filter((c) => !df.columns.includes(c));
-  if (missing.length) throw new Error(`metrics part ${file} lacks column(s) ${missing.join(', ')}`);
-  return df.select(...Object.entries(schema).map(([name, dtype]) => pl.col(name).cast(dtype)));
 }
 
 /** The parts (of one run) that describe its current weights (see the module comment). */
@@ -330,5 +316,8 @@ export function readStepRows(opts: LoadOptions = {}): StepRow[] {
 export function readRunEpochs(runDir: string, opts: { includeSuperseded?: boolean } = {}): EpochRow[] {
   const parts = visibleParts(listParts(runDir), 'epochs', opts.includeSuperseded ?? false);
   const frames = [emptyFrame('epochs'), ...parts.map((p) => readPart(p.file, 'epochs'))];
-  return pl.concat(frames, { how: 'vertical' }).sort(['epoch', 'session', 'split']).toRecords() as unknown as EpochRow[];
+  return pl
+    .concat(frames, { how: 'vertical' })
+    .sort(['epoch', 'session', 'split'])
+    .toRecords() as unknown as EpochRow[];
 }

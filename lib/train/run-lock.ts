@@ -1,18 +1,13 @@
 /**
- * A run's lock, `.<run>.lock` beside its folder: one training of a run at a time, in this process,
- * in another, or on another host sharing the folder (a cluster's network file system).
- *
- * The file holds its holder, JSON { host, pid, start, boot, since }, and the holder refreshes its
- * mtime every HEARTBEAT_MS. It still holds the lock when:
- *  - on this host: its pid runs, is not a zombie, and started at `start` since boot `boot` (a pid
- *    reused after a restart or by another process is not the holder). One in the middle of
- *    exiting (killed, not gone yet) is waited for, up to EXIT_WAIT_MS;
- *  - on another host, where its pid means nothing: its heartbeat is younger than STALE_AFTER_MS
- *    (hosts' clocks may differ by seconds, not by that).
- * A lock of the earlier format, a bare pid, is read as held on this host, with no start time.
- * It is created complete under its name in one step (a hard link of a written temporary file;
- * the link count decides, as NFS may report a link it made as failed); a stale one is renamed to
- * a private claim name and checked there, so two takers cannot both win.
+ * A run's lock, `.<run>.lock` beside its folder: one training of a run at a time, in this process, another, or on
+ * another host sharing the folder. The file names its holder (LockHolder), who refreshes its mtime every
+ * HEARTBEAT_MS. The holder still holds it when:
+ *  - on this host: its pid runs, is not a zombie, and started at `start` since boot `boot` (else the pid was
+ *    reused). One in the middle of exiting is waited for, up to EXIT_WAIT_MS;
+ *  - on another host, where its pid means nothing: its heartbeat is younger than STALE_AFTER_MS.
+ * A lock of the earlier format, a bare pid, is read as held on this host with no start time. A lock is created
+ * complete in one step (a hard link of a written temporary file; the link count decides, as NFS may report a link
+ * it made as failed); a stale one is renamed to a private claim name and checked there: two takers cannot both win.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -25,41 +20,33 @@ export const EXIT_WAIT_MS = 5_000;
 /** PF_EXITING | PF_SIGNALED in /proc/<pid>/stat's flags: exiting, or dying of a signal. */
 const EXITING_FLAGS = 0x4 | 0x400;
 const HOST = os.hostname();
-const BOOT = readText('/proc/sys/kernel/random/boot_id')?.trim();
 
-function readText(file: string): string | undefined {
+/** f(), or undefined where it throws (a file gone meanwhile, a lock that is not JSON). */
+function attempt<T>(f: () => T): T | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return f();
   } catch {
     return undefined;
   }
 }
+const readText = (file: string) => attempt(() => fs.readFileSync(file, 'utf8'));
+const BOOT = readText('/proc/sys/kernel/random/boot_id')?.trim();
 
-/** Who holds a lock, as its file says (start and boot: Linux, and not in the earlier format). */
-export interface LockHolder {
-  host: string;
-  pid: number;
-  start?: string;
-  boot?: string;
-  /** ISO time it was taken. */
-  since?: string;
-}
+/** The lock file's JSON (start and boot: Linux, and not in the earlier format; since: ISO time taken). */
+type LockHolder = { host: string; pid: number; start?: string; boot?: string; since?: string };
+type Liveness = { state: 'live' | 'exiting' } | { state: 'stale'; why: string };
 
-/** Process `pid` of this host as a lock holder. */
 export function thisHolder(pid = process.pid): LockHolder {
   return { host: HOST, pid, start: procStat(pid)?.start, boot: BOOT, since: new Date().toISOString() };
 }
 
-export type Liveness = { state: 'live' } | { state: 'exiting' } | { state: 'stale'; why: string };
-
 /** Whether `h` still holds a lock last refreshed at `mtimeMs` (see the module comment). */
 export function liveness(h: LockHolder, mtimeMs: number): Liveness {
-  const stale = (why: string): Liveness => ({ state: 'stale', why });
+  const stale = (why: string) => ({ state: 'stale' as const, why });
   if (h.host !== HOST) {
     const age = Math.round((Date.now() - mtimeMs) / 1000);
-    return age > STALE_AFTER_MS / 1000
-      ? stale(`no heartbeat from host ${h.host} for ${age} s (limit ${STALE_AFTER_MS / 1000} s)`)
-      : { state: 'live' };
+    const limit = STALE_AFTER_MS / 1000;
+    return age > limit ? stale(`no heartbeat from host ${h.host} for ${age} s (limit ${limit} s)`) : { state: 'live' };
   }
   // This process's locks are in HELD_HERE: one with its pid was left by an earlier process.
   if (h.pid === process.pid) return stale('it has ended; its pid is now this process');
@@ -69,39 +56,19 @@ export function liveness(h: LockHolder, mtimeMs: number): Liveness {
   if (!p) return stale('it has ended');
   if (p.state === 'Z' || p.state === 'X') return stale('it has ended (a zombie)');
   if (h.start && p.start !== h.start) return stale('it has ended; its pid now belongs to another process');
-  return p.flags & EXITING_FLAGS ? { state: 'exiting' } : { state: 'live' };
+  return { state: p.flags & EXITING_FLAGS ? 'exiting' : 'live' };
 }
 
-export function describeHolder(h: LockHolder): string {
-  return h.host === HOST ? `process ${h.pid}` : `process ${h.pid} on host ${h.host}`;
-}
+const describeHolder = (h: LockHolder): string =>
+  h.host === HOST ? `process ${h.pid}` : `process ${h.pid} on host ${h.host}`;
 
-/** The run is being trained right now by `holder` (this process, with `since`). */
+/** The run is being trained right now by another training. */
 export class RunLockedError extends Error {
-  constructor(
-    run: string,
-    lockFile: string,
-    readonly holder: LockHolder,
-    here = false,
-    why = '',
-  ) {
-    super(
-      here
-        ? `run '${run}' is already being trained in this process ` +
-            `(pid ${holder.pid}, since ${new Date(holder.since!).toLocaleTimeString()}): a second training would run ` +
-            'next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to finish, ' +
-            'then run again.'
-        : `run '${run}' is being trained by ${describeHolder(holder)}${why} (${lockFile}); ` +
-            'wait for it, stop it, or use another --run name',
-    );
-    this.name = 'RunLockedError';
-  }
+  override name = 'RunLockedError';
 }
 
 /** Lock files this process holds, by absolute path: a second train() of a run in one process is refused too. */
 const HELD_HERE = new Map<string, LockHolder>();
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class RunLock {
   readonly file: string;
@@ -116,36 +83,34 @@ export class RunLock {
     this.file = path.resolve(file);
   }
 
-  /** The lock file's holder (undefined: unreadable), its text and its last refresh; undefined when there is none. */
-  private read(): { holder?: LockHolder; text: string; mtimeMs: number } | undefined {
-    let text: string | undefined, mtimeMs: number;
-    try {
-      [text, mtimeMs] = [fs.readFileSync(this.file, 'utf8'), fs.statSync(this.file).mtimeMs];
-    } catch {
-      return undefined; // none, or gone meanwhile
-    }
-    if (/^\s*\d+\s*$/.test(text)) return { holder: { host: HOST, pid: Number(text) }, text, mtimeMs }; // earlier format
-    try {
-      const h = JSON.parse(text) as LockHolder;
-      return { holder: typeof h.host === 'string' && Number.isInteger(h.pid) ? h : undefined, text, mtimeMs };
-    } catch {
-      return { text, mtimeMs };
-    }
+  /** The lock file's holder, its text and whether it holds; undefined when there is none. */
+  private read(): { holder: LockHolder; text: string; state: Liveness } | undefined {
+    const text = readText(this.file);
+    const mtimeMs = fs.statSync(this.file, { throwIfNoEntry: false })?.mtimeMs;
+    if (text === undefined || mtimeMs === undefined) return undefined; // none, or gone meanwhile
+    const bare = /^\s*\d+\s*$/.test(text); // the earlier format: a bare pid
+    const h = bare ? { host: HOST, pid: Number(text) } : attempt(() => JSON.parse(text) as LockHolder);
+    if (typeof h?.host === 'string' && Number.isInteger(h.pid)) return { holder: h, text, state: liveness(h, mtimeMs) };
+    return { holder: { host: HOST, pid: 0 }, text, state: { state: 'stale', why: 'it cannot be read' } };
   }
 
-  /** The holder training the run right now, other than this process (one exiting does not count). */
-  heldBy(): LockHolder | undefined {
+  /** Who trains the run right now ("process 1234 on host n7"), other than this process; one exiting does not. */
+  heldBy(): string | undefined {
     const seen = this.read();
-    return seen?.holder && liveness(seen.holder, seen.mtimeMs).state === 'live' ? seen.holder : undefined;
+    return seen?.state.state === 'live' ? describeHolder(seen.holder) : undefined;
   }
 
-  /**
-   * Takes the lock, or throws RunLockedError while a live process holds it (this one included).
-   * Returns notes: a stale lock taken over, an exiting holder waited for.
-   */
+  /** Takes the lock, or throws RunLockedError while a live process holds it (this one included). Returns notes. */
   async acquire(): Promise<string[]> {
     const here = HELD_HERE.get(this.file);
-    if (here) throw new RunLockedError(this.run, this.file, here, true);
+    if (here) {
+      const since = new Date(here.since!).toLocaleTimeString();
+      throw new RunLockedError(
+        `run '${this.run}' is already being trained in this process (pid ${here.pid}, since ${since}): a second ` +
+          'training would run next to it. Interrupt it (■ in JupyterLab, Ctrl-C in a terminal) or wait for it to ' +
+          'finish, then run again.',
+      );
+    }
     const notes: string[] = [];
     const began = Date.now();
     const waited = () => `${((Date.now() - began) / 1000).toFixed(1)} s`;
@@ -153,31 +118,24 @@ export class RunLock {
     for (let claims = 0; !this.create();) {
       const seen = this.read();
       if (!seen) continue; // released meanwhile
-      const holder = seen.holder ?? { host: HOST, pid: 0 };
-      const state = seen.holder
-        ? liveness(holder, seen.mtimeMs)
-        : { state: 'stale' as const, why: 'it cannot be read' };
-      if (state.state === 'live') {
-        // A lock of the earlier format has no start time: a pid reused since cannot be told apart.
-        const unsure =
-          holder.host === HOST && !holder.start
-            ? ` (its lock is of an earlier format, without a start time: if that is not a training, delete the lock)`
-            : '';
-        throw new RunLockedError(this.run, this.file, holder, false, unsure);
-      }
-      if (state.state === 'exiting') {
-        if (Date.now() - began >= EXIT_WAIT_MS) {
-          throw new RunLockedError(
-            this.run,
-            this.file,
-            holder,
-            false,
-            `, which is still exiting after ${waited()}; try again in a moment`,
-          );
-        }
+      const { holder, state } = seen;
+      if (state.state === 'exiting' && Date.now() - began < EXIT_WAIT_MS) {
         exiting = holder;
-        await sleep(50);
+        await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
+      }
+      if (state.state !== 'stale') {
+        // A lock of the earlier format has no start time: a pid reused since cannot be told apart.
+        const why =
+          state.state === 'exiting'
+            ? `, which is still exiting after ${waited()}; try again in a moment`
+            : holder.host === HOST && !holder.start
+              ? ' (its lock is of an earlier format, without a start time: if that is not a training, delete the lock)'
+              : '';
+        throw new RunLockedError(
+          `run '${this.run}' is being trained by ${describeHolder(holder)}${why} (${this.file}); ` +
+            'wait for it, stop it, or use another --run name',
+        );
       }
       if (++claims > 10) throw new Error(`could not take the lock ${this.file}; other processes keep taking it`);
       this.claimStale(seen.text);
@@ -200,23 +158,19 @@ export class RunLock {
     const tmp = `${this.file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, text);
     try {
-      try {
-        fs.linkSync(tmp, this.file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      if (fs.statSync(tmp).nlink !== 2) return false; // linked: the temporary file has two names
-      this.mine = text;
-      return true;
+      fs.linkSync(tmp, this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     } finally {
+      if (fs.statSync(tmp).nlink === 2) this.mine = text; // linked: the temporary file had two names
       fs.rmSync(tmp, { force: true });
     }
+    return this.mine === text;
   }
 
   /**
-   * Removes the stale lock whose text is `stale`, unless another taker got there first: it is
-   * renamed to a private claim name (only one taker gets the file) and checked there; a lock a
-   * new holder created meanwhile is put back.
+   * Removes the stale lock whose text is `stale`, unless another taker got there first: only one
+   * taker can rename it to its claim name; a lock a new holder created meanwhile is put back.
    */
   private claimStale(stale: string): void {
     const claim = `${this.file}.claim-${process.pid}`;
@@ -226,24 +180,14 @@ export class RunLock {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another taker removed it
       throw err;
     }
-    if (readText(claim) !== stale) {
-      try {
-        fs.linkSync(claim, this.file);
-      } catch {
-        // a third taker was faster; its lock stands
-      }
-    }
+    if (readText(claim) !== stale) attempt(() => fs.linkSync(claim, this.file)); // unless a third taker was faster
     fs.rmSync(claim, { force: true });
   }
 
-  /** The heartbeat: the lock's mtime tells other hosts that its holder lives (while the lock is still its own). */
+  /** The heartbeat: the lock's mtime tells other hosts that its holder lives. A lock gone meanwhile is left be. */
   private readonly refresh = () => {
     const now = new Date();
-    try {
-      if (readText(this.file) === this.mine) fs.utimesSync(this.file, now, now);
-    } catch {
-      // gone meanwhile: nothing to refresh
-    }
+    if (readText(this.file) === this.mine) fs.utimes(this.file, now, now, () => {});
   };
 
   readonly release = (): void => {
