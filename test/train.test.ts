@@ -56,7 +56,7 @@ describe('train()', () => {
     expect(events[0]).toBe('start');
     expect(events.filter((t) => t === 'epoch')).toHaveLength(2);
     const dir = path.join(runsDir, 'x');
-    expect(fs.readdirSync(dir).sort()).toEqual(['best.safetensors', 'config.json', 'last.safetensors', 'metrics']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['best.safetensors', 'config.json', 'last.safetensors', 'metrics', 'tensorboard']);
     expect(fs.readdirSync(path.join(dir, 'metrics')).sort()).toEqual([
       'epochs-e0001-s001.parquet', 'epochs-e0002-s001.parquet', 'steps-e0001-s001.parquet', 'steps-e0002-s001.parquet',
     ]);
