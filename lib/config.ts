@@ -209,7 +209,16 @@ export function parseWeightsFlag(text: string, cwd = readEnv().initCwd): string 
 
 /** CIFAR-10's classes in label order (label byte 0 … 9), as in batches.meta.txt. */
 export const CLASS_NAMES = [
-  'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
 ] as const;
 export type ClassName = (typeof CLASS_NAMES)[number];
 export const NUM_CLASSES = CLASS_NAMES.length;
@@ -310,7 +319,9 @@ export function numberSetting<I extends SettingInfo<number>>(
   const allowed =
     r.min !== undefined && r.max !== undefined
       ? `a ${kind} in ${r.above ? '(' : '['}${r.min}, ${r.max}${r.below ? ')' : ']'}`
-      : r.min !== undefined ? `a ${kind} ${r.above ? '>' : '≥'} ${r.min}` : `a ${kind}`;
+      : r.min !== undefined
+        ? `a ${kind} ${r.above ? '>' : '≥'} ${r.min}`
+        : `a ${kind}`;
   const inRange = (v: number) =>
     (r.min === undefined || (r.above ? v > r.min : v >= r.min)) &&
     (r.max === undefined || (r.below ? v < r.max : v <= r.max));

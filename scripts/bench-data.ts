@@ -24,7 +24,9 @@ function main(): void {
   const train = time('load train, 50,000 images -> uint8 HWC', () => loadCifar10('train'));
   time('load test, 10,000 images -> uint8 HWC', () => loadCifar10('test'));
   const stats = time('channel mean/std of train', () => channelStats(train));
-  console.log(`  mean ${stats.mean.map((v) => v.toFixed(4)).join(' ')}  std ${stats.std.map((v) => v.toFixed(4)).join(' ')}`);
+  console.log(
+    `  mean ${stats.mean.map((v) => v.toFixed(4)).join(' ')}  std ${stats.std.map((v) => v.toFixed(4)).join(' ')}`,
+  );
   for (const augment of [false, true]) {
     time(`one epoch of float batches (128, shuffle${augment ? ', augment' : ''})`, () => {
       for (const batch of batches(train, { batchSize: 128, norm: 'imagenet', shuffle: true, seed: 1, augment })) {
@@ -32,7 +34,9 @@ function main(): void {
       }
     });
   }
-  console.log(`heap used ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+  console.log(
+    `heap used ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`,
+  );
 }
 
 main();

@@ -35,13 +35,19 @@ async function main(): Promise<number> {
     let same = 0;
     for (let i = 0; i < test.count; i++) if (a.classes[i] === b.classes[i]) same++;
     const agreement = same / test.count;
-    console.log(`${values.weights}: ${variant} head, ${test.count} test images; bf16 here: ${resolvePrecision('auto').why}`);
+    console.log(
+      `${values.weights}: ${variant} head, ${test.count} test images; bf16 here: ${resolvePrecision('auto').why}`,
+    );
     for (const p of passes) {
       const r = await evaluate(net, test, { norm, batchSize, precision: p.precision });
-      console.log(`  ${p.precision}: accuracy ${(r.accuracy * 100).toFixed(2)}%, loss ${r.loss.toFixed(4)}, predictions in ${p.seconds.toFixed(1)} s`);
+      console.log(
+        `  ${p.precision}: accuracy ${(r.accuracy * 100).toFixed(2)}%, loss ${r.loss.toFixed(4)}, predictions in ${p.seconds.toFixed(1)} s`,
+      );
     }
     const verdict = agreement >= AGREEMENT_BAR ? 'meets' : 'MISSES';
-    console.log(`  same predicted class: ${same} of ${test.count} (${(agreement * 100).toFixed(2)}%; ${verdict} the ${AGREEMENT_BAR * 100}% bar)`);
+    console.log(
+      `  same predicted class: ${same} of ${test.count} (${(agreement * 100).toFixed(2)}%; ${verdict} the ${AGREEMENT_BAR * 100}% bar)`,
+    );
     return agreement >= AGREEMENT_BAR ? 0 : 1;
   } finally {
     net.dispose();

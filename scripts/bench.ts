@@ -47,11 +47,31 @@ import * as tf from '@tensorflow/tfjs-core';
 import pl, { type DataType } from 'nodejs-polars';
 import { Adam, EvalForward, LAB_RECIPE, train, TrainStep } from '../lib/train';
 import {
-  cpuSnapshot, describeBackend, formatOpProfile, fusedKernelsActive, graphsEnabled, initBackend, mulberry32, othersShare, profileOps,
-  randomNormal, bf16Hardware, resolvePrecision, type Precision,
+  cpuSnapshot,
+  describeBackend,
+  formatOpProfile,
+  fusedKernelsActive,
+  graphsEnabled,
+  initBackend,
+  mulberry32,
+  othersShare,
+  profileOps,
+  randomNormal,
+  bf16Hardware,
+  resolvePrecision,
+  type Precision,
 } from '../lib/runtime';
 import { writeFileAtomic } from '../lib/formats';
-import { commandLinePath, PATHS, VARIANTS, parseChoice, pretrainedFile, readEnv, setEnv, type Variant } from '../lib/config';
+import {
+  commandLinePath,
+  PATHS,
+  VARIANTS,
+  parseChoice,
+  pretrainedFile,
+  readEnv,
+  setEnv,
+  type Variant,
+} from '../lib/config';
 import { createNet } from '../lib/model';
 
 const TRAIN_IMAGES = 50_000;
@@ -149,18 +169,28 @@ function parseOptions(argv: string[]): Options | 'help' {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}; got '${s}'`);
     return n;
   };
-  const list = (s: string | undefined, dflt: string) => (s ?? dflt).split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (s: string | undefined, dflt: string) =>
+    (s ?? dflt)
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   const batchSizes = list(v['batch-sizes'], quick ? '64,128' : '64,128,256').map((s) => int('batch-sizes', s, 0, 2));
   let variants: Variant[];
   let modes: Mode[];
   let precisions: Precision[];
   let torchSettings: TorchSetting[];
   try {
-    variants = list(v.variants, quick ? 'dynamic' : 'dynamic,static').map((s) => parseChoice('--variants', s, VARIANTS));
+    variants = list(v.variants, quick ? 'dynamic' : 'dynamic,static').map((s) =>
+      parseChoice('--variants', s, VARIANTS),
+    );
     modes = list(v.modes, 'train,infer').map((s) => parseChoice('--modes', s, ['train', 'infer'] as const));
     // bf16 only where the CPU has it (elsewhere it is refused: lib/runtime/precision requireBf16Hardware).
-    precisions = list(v.precisions, bf16Hardware() ? 'fp32,bf16' : 'fp32').map((s) => parseChoice('--precisions', s, ['fp32', 'bf16'] as const));
-    torchSettings = list(v['torch-settings'], 'fp32,bf16-cl').map((s) => parseChoice('--torch-settings', s, TORCH_SETTINGS));
+    precisions = list(v.precisions, bf16Hardware() ? 'fp32,bf16' : 'fp32').map((s) =>
+      parseChoice('--precisions', s, ['fp32', 'bf16'] as const),
+    );
+    torchSettings = list(v['torch-settings'], 'fp32,bf16-cl').map((s) =>
+      parseChoice('--torch-settings', s, TORCH_SETTINGS),
+    );
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -180,7 +210,11 @@ function parseOptions(argv: string[]): Options | 'help' {
     precisions,
     torchSettings,
     e2e: v.e2e
-      ? { images: int('e2e-images', v['e2e-images'], quick ? 1280 : 5000, 2), test: int('e2e-test', v['e2e-test'], quick ? 500 : 1000, 1), epochs: int('e2e-epochs', v['e2e-epochs'], 2, 1) }
+      ? {
+          images: int('e2e-images', v['e2e-images'], quick ? 1280 : 5000, 2),
+          test: int('e2e-test', v['e2e-test'], quick ? 500 : 1000, 1),
+          epochs: int('e2e-epochs', v['e2e-epochs'], 2, 1),
+        }
       : undefined,
     graph: !v.eager,
     save: !v['no-save'],
@@ -215,10 +249,14 @@ class TorchBench {
   constructor(threads: number, passive: boolean) {
     const python = path.join(PATHS.root, '.venv', 'bin', 'python');
     if (!fs.existsSync(python)) throw new Error(`${python} is missing: run \`npm run setup\` (or pass --no-torch)`);
-    this.proc = spawn(python, [path.join(PATHS.root, 'python', 'bench_torch.py'), '--serve', '--threads', String(threads)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: passive ? { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } : process.env,
-    });
+    this.proc = spawn(
+      python,
+      [path.join(PATHS.root, 'python', 'bench_torch.py'), '--serve', '--threads', String(threads)],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: passive ? { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } : process.env,
+      },
+    );
     let stderr = '';
     this.proc.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     this.proc.on('exit', (code) => {
@@ -239,7 +277,14 @@ class TorchBench {
     this.threads = Number(hello.threads);
   }
 
-  async run(variant: Variant, batch: number, mode: Mode, steps: number, warmup: number, setting: TorchSetting): Promise<Timings> {
+  async run(
+    variant: Variant,
+    batch: number,
+    mode: Mode,
+    steps: number,
+    warmup: number,
+    setting: TorchSetting,
+  ): Promise<Timings> {
     this.proc.stdin.write(`${JSON.stringify({ variant, batch, mode, steps, warmup, setting })}\n`);
     const r = await this.next();
     if (r.error) throw new Error(`python/bench_torch.py: ${r.error}`);
@@ -247,13 +292,23 @@ class TorchBench {
   }
 
   /** python/bench_torch.py's run_e2e: the last epoch's training pass and evaluation. */
-  async e2e(variant: Variant, setting: TorchSetting, batch: number, e2e: NonNullable<Options['e2e']>): Promise<E2eEpoch> {
+  async e2e(
+    variant: Variant,
+    setting: TorchSetting,
+    batch: number,
+    e2e: NonNullable<Options['e2e']>,
+  ): Promise<E2eEpoch> {
     const job = { variant, setting, batch, train_images: e2e.images, test_images: e2e.test, epochs: e2e.epochs };
     this.proc.stdin.write(`${JSON.stringify({ e2e: job })}\n`);
     const r = await this.next();
     if (r.error) throw new Error(`python/bench_torch.py: ${r.error}`);
     const last = (r.epochs as Array<Record<string, number>>).at(-1)!;
-    return { imagesPerSecond: last.train_images_per_s, trainSeconds: last.train_seconds, evalSeconds: last.eval_seconds, accuracy: last.test_accuracy };
+    return {
+      imagesPerSecond: last.train_images_per_s,
+      trainSeconds: last.train_seconds,
+      evalSeconds: last.eval_seconds,
+      accuracy: last.test_accuracy,
+    };
   }
 
   close(): void {
@@ -280,7 +335,12 @@ class BareStep {
   private readonly batch;
   private readonly wall: number[] = [];
 
-  constructor(variant: Variant, private readonly size: number, precision: Precision, warmup: number) {
+  constructor(
+    variant: Variant,
+    private readonly size: number,
+    precision: Precision,
+    warmup: number,
+  ) {
     this.net = createNet(variant, { pretrained: false, seed: 0 });
     this.adam = new Adam(this.net.trainable(), { lr: 1e-3 });
     this.step = new TrainStep(this.net, this.adam, 0, { precision });
@@ -326,14 +386,21 @@ function median(xs: number[]): number {
 }
 
 function splitSteps(steps: number, rounds: number): number[] {
-  return Array.from({ length: rounds }, (_, r) => Math.floor((steps * (r + 1)) / rounds) - Math.floor((steps * r) / rounds));
+  return Array.from(
+    { length: rounds },
+    (_, r) => Math.floor((steps * (r + 1)) / rounds) - Math.floor((steps * r) / rounds),
+  );
 }
 
 // ---- run identity ------------------------------------------------------------------------------
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PATHS.root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: PATHS.root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return 'unknown';
   }
@@ -427,7 +494,9 @@ const SCHEMA: Record<keyof Row, DataType> = {
 };
 
 function appendRows(file: string, rows: Row[]): number {
-  const columns = (Object.keys(SCHEMA) as (keyof Row)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], SCHEMA[k]));
+  const columns = (Object.keys(SCHEMA) as (keyof Row)[]).map((k) =>
+    pl.Series(k, rows.map((r) => r[k]) as unknown[], SCHEMA[k]),
+  );
   let df = pl.DataFrame(columns);
   if (fs.existsSync(file)) {
     const old = pl.readParquet(file);
@@ -471,7 +540,10 @@ interface E2eFigure {
   tensorsAfter: number;
 }
 
-type RowBase = Pick<Row, 'time' | 'commit' | 'host' | 'cpus' | 'threads' | 'load1' | 'backend' | 'fused' | 'graph' | 'onednn' | 'torch'>;
+type RowBase = Pick<
+  Row,
+  'time' | 'commit' | 'host' | 'cpus' | 'threads' | 'load1' | 'backend' | 'fused' | 'graph' | 'onednn' | 'torch'
+>;
 
 /** The Parquet rows of a figure: one per pair of our precision and PyTorch's setting (one per precision without PyTorch). */
 function figureRows(base: RowBase, f: Figure, steps: number): Row[] {
@@ -483,9 +555,19 @@ function figureRows(base: RowBase, f: Figure, steps: number): Row[] {
       const oursMs = median(ours.wall);
       const torchMs = theirs ? median(theirs.wall) : null;
       return {
-        ...base, variant: f.variant, batch: f.batch, mode: f.mode, precision, torchSetting: setting, steps,
-        oursMs, oursImagesPerSecond: (f.batch * 1000) / oursMs, oursCpuMs: median(ours.cpu),
-        torchMs, torchImagesPerSecond: torchMs ? (f.batch * 1000) / torchMs : null, torchCpuMs: theirs ? median(theirs.cpu) : null,
+        ...base,
+        variant: f.variant,
+        batch: f.batch,
+        mode: f.mode,
+        precision,
+        torchSetting: setting,
+        steps,
+        oursMs,
+        oursImagesPerSecond: (f.batch * 1000) / oursMs,
+        oursCpuMs: median(ours.cpu),
+        torchMs,
+        torchImagesPerSecond: torchMs ? (f.batch * 1000) / torchMs : null,
+        torchCpuMs: theirs ? median(theirs.cpu) : null,
         ratio: torchMs ? torchMs / oursMs : null,
         cpuRatio: theirs ? median(theirs.cpu) / median(ours.cpu) : null,
         oursBestMs: Math.min(...ours.wall),
@@ -494,7 +576,10 @@ function figureRows(base: RowBase, f: Figure, steps: number): Row[] {
         epochSeconds: (oursMs * perEpoch) / 1000,
         torchEpochSeconds: torchMs ? (torchMs * perEpoch) / 1000 : null,
         bareImagesPerSecond: null,
-        machineBusy: f.machineBusy, maxRssMb: f.maxRssMb, tensorsBefore: f.tensorsBefore, tensorsAfter: f.tensorsAfter,
+        machineBusy: f.machineBusy,
+        maxRssMb: f.maxRssMb,
+        tensorsBefore: f.tensorsBefore,
+        tensorsAfter: f.tensorsAfter,
       };
     }),
   );
@@ -508,14 +593,31 @@ function e2eRows(base: RowBase, f: E2eFigure, variant: Variant, images: number):
     settings.map((setting): Row => {
       const theirs = setting ? f.theirs.get(setting)! : undefined;
       return {
-        ...base, variant, batch: f.batch, mode: 'e2e', precision, torchSetting: setting, steps: Math.ceil(images / f.batch),
-        oursMs: msPerBatch(ours), oursImagesPerSecond: ours.imagesPerSecond, oursCpuMs: NaN,
-        torchMs: theirs ? msPerBatch(theirs) : null, torchImagesPerSecond: theirs?.imagesPerSecond ?? null, torchCpuMs: null,
-        ratio: theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null, cpuRatio: null,
-        oursBestMs: NaN, torchBestMs: null, bestRatio: null,
-        epochSeconds: ours.trainSeconds, torchEpochSeconds: theirs?.trainSeconds ?? null,
+        ...base,
+        variant,
+        batch: f.batch,
+        mode: 'e2e',
+        precision,
+        torchSetting: setting,
+        steps: Math.ceil(images / f.batch),
+        oursMs: msPerBatch(ours),
+        oursImagesPerSecond: ours.imagesPerSecond,
+        oursCpuMs: NaN,
+        torchMs: theirs ? msPerBatch(theirs) : null,
+        torchImagesPerSecond: theirs?.imagesPerSecond ?? null,
+        torchCpuMs: null,
+        ratio: theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null,
+        cpuRatio: null,
+        oursBestMs: NaN,
+        torchBestMs: null,
+        bestRatio: null,
+        epochSeconds: ours.trainSeconds,
+        torchEpochSeconds: theirs?.trainSeconds ?? null,
         bareImagesPerSecond: f.bare.get(precision) ?? null,
-        machineBusy: f.machineBusy, maxRssMb: f.maxRssMb, tensorsBefore: f.tensorsBefore, tensorsAfter: f.tensorsAfter,
+        machineBusy: f.machineBusy,
+        maxRssMb: f.maxRssMb,
+        tensorsBefore: f.tensorsBefore,
+        tensorsAfter: f.tensorsAfter,
       };
     }),
   );
@@ -545,24 +647,43 @@ async function main(): Promise<number> {
     `backend   ${describeBackend(backend)}; fused kernels ${fusedKernelsActive() ? 'on' : 'off'}; ` +
       `${graphsEnabled() ? 'steps as TensorFlow graphs' : 'eager steps'}; TF_ENABLE_ONEDNN_OPTS=${onednn}`,
   );
-  console.log(`machine   ${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, ${threads} threads each side; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `machine   ${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, ${threads} threads each side; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 
   let torch: TorchBench | undefined;
   if (opts.torch) {
     torch = new TorchBench(threads, opts.torchPassive);
     await torch.ready();
-    console.log(`PyTorch   ${torch.version}, ${torch.threads} threads (python/bench_torch.py)${opts.torchPassive ? ', OMP_WAIT_POLICY=PASSIVE' : ''}`);
+    console.log(
+      `PyTorch   ${torch.version}, ${torch.threads} threads (python/bench_torch.py)${opts.torchPassive ? ', OMP_WAIT_POLICY=PASSIVE' : ''}`,
+    );
   }
   const auto = resolvePrecision('auto');
   // The precision the ratios are about: what `auto` picks here, if measured.
   const headline: Precision = opts.precisions.includes(auto.precision) ? auto.precision : opts.precisions[0];
-  console.log(`timing    ${opts.steps} steps after ${opts.warmup} warm-up, in ${opts.rounds} alternating rounds; median`);
-  console.log(`precision ours ${opts.precisions.join(', ')}${torch ? `; PyTorch ${opts.torchSettings.join(', ')}` : ''}; auto here: ${auto.precision} (${auto.why})`);
+  console.log(
+    `timing    ${opts.steps} steps after ${opts.warmup} warm-up, in ${opts.rounds} alternating rounds; median`,
+  );
+  console.log(
+    `precision ours ${opts.precisions.join(', ')}${torch ? `; PyTorch ${opts.torchSettings.join(', ')}` : ''}; auto here: ${auto.precision} (${auto.why})`,
+  );
 
   const rows: Row[] = [];
   const base = {
-    time: new Date(), commit: gitCommit(), host: os.hostname(), cpus: os.cpus().length, threads, load1,
-    backend: describeBackend(backend), fused: fusedKernelsActive(), graph: graphsEnabled(), onednn,
+    time: new Date(),
+    commit: gitCommit(),
+    host: os.hostname(),
+    cpus: os.cpus().length,
+    threads,
+    load1,
+    backend: describeBackend(backend),
+    fused: fusedKernelsActive(),
+    graph: graphsEnabled(),
+    onednn,
     torch: torch ? `${torch.version}${opts.torchPassive ? ' OMP_WAIT_POLICY=PASSIVE' : ''}` : '',
   };
   const tensorsAtStart = tf.memory().numTensors;
@@ -608,17 +729,29 @@ async function main(): Promise<number> {
           }
         }
         const figure: Figure = {
-          variant, batch, mode, ours, theirs, machineBusy: othersShare(cpuBefore, cpuSnapshot(torchPids)),
-          maxRssMb: rssMb(), tensorsBefore, tensorsAfter: tf.memory().numTensors,
+          variant,
+          batch,
+          mode,
+          ours,
+          theirs,
+          machineBusy: othersShare(cpuBefore, cpuSnapshot(torchPids)),
+          maxRssMb: rssMb(),
+          tensorsBefore,
+          tensorsAfter: tf.memory().numTensors,
         };
         figures.push(figure);
         rows.push(...figureRows(base, figure, opts.steps));
-        const line = [...ours].map(([p, t]) => `ours ${p} ${fmt(imagesPerSecond(batch, t))}`).concat([...theirs].map(([s, t]) => `PyTorch ${s} ${fmt(imagesPerSecond(batch, t))}`));
+        const line = [...ours]
+          .map(([p, t]) => `ours ${p} ${fmt(imagesPerSecond(batch, t))}`)
+          .concat([...theirs].map(([s, t]) => `PyTorch ${s} ${fmt(imagesPerSecond(batch, t))}`));
         process.stderr.write(`  ${variant} ${batch} ${mode}: ${line.join(', ')} img/s\n`);
       }
       if (opts.profile) {
         const p = profileOps(() => tf.dispose(eagerStep.run(x, y, 1e-3)), { steps: opts.steps, warmup: 1 });
-        profiles.push(`\n${variant} head, batch ${batch}, training step: ${p.stepMs.toFixed(1)} ms, of which ${p.opMs.toFixed(1)} ms in TensorFlow ops`, ...formatOpProfile(p));
+        profiles.push(
+          `\n${variant} head, batch ${batch}, training step: ${p.stepMs.toFixed(1)} ms, of which ${p.opMs.toFixed(1)} ms in TensorFlow ops`,
+          ...formatOpProfile(p),
+        );
       }
       tf.dispose([x, y]);
     }
@@ -638,7 +771,9 @@ async function main(): Promise<number> {
       const cpuBefore = cpuSnapshot(torchPids);
       const theirs = new Map<TorchSetting, E2eEpoch>();
       for (const s of settings) {
-        process.stderr.write(`  end to end, PyTorch ${s}, batch ${batch}: ${e2e.images} images × ${e2e.epochs} epochs…\n`);
+        process.stderr.write(
+          `  end to end, PyTorch ${s}, batch ${batch}: ${e2e.images} images × ${e2e.epochs} epochs…\n`,
+        );
         theirs.set(s, await torch!.e2e(variant, s, batch, e2e));
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -651,9 +786,23 @@ async function main(): Promise<number> {
         const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-bench-'));
         try {
           bareStep.time(Math.ceil(opts.steps / 2));
-          const config = { ...LAB_RECIPE, run: 'bench-e2e', epochs: e2e.epochs, batchSize: batch, limitTrain: e2e.images, limitTest: e2e.test, pretrained, precision: p };
+          const config = {
+            ...LAB_RECIPE,
+            run: 'bench-e2e',
+            epochs: e2e.epochs,
+            batchSize: batch,
+            limitTrain: e2e.images,
+            limitTest: e2e.test,
+            pretrained,
+            precision: p,
+          };
           const last = (await train(config, { runsDir })).history.at(-1)!;
-          ours.set(p, { imagesPerSecond: last.train.imagesPerSecond, trainSeconds: last.train.seconds, evalSeconds: last.test.seconds, accuracy: last.test.accuracy });
+          ours.set(p, {
+            imagesPerSecond: last.train.imagesPerSecond,
+            trainSeconds: last.train.seconds,
+            evalSeconds: last.test.seconds,
+            accuracy: last.test.accuracy,
+          });
           bare.set(p, bareStep.time(Math.ceil(opts.steps / 2)));
         } finally {
           bareStep.dispose();
@@ -661,8 +810,14 @@ async function main(): Promise<number> {
         }
       }
       const figure: E2eFigure = {
-        batch, ours, theirs, bare, machineBusy: othersShare(cpuBefore, cpuSnapshot(torchPids)), maxRssMb: rssMb(),
-        tensorsBefore, tensorsAfter: tf.memory().numTensors,
+        batch,
+        ours,
+        theirs,
+        bare,
+        machineBusy: othersShare(cpuBefore, cpuSnapshot(torchPids)),
+        maxRssMb: rssMb(),
+        tensorsBefore,
+        tensorsAfter: tf.memory().numTensors,
       };
       e2eFigures.push(figure);
       rows.push(...e2eRows(base, figure, variant, e2e.images));
@@ -675,24 +830,52 @@ async function main(): Promise<number> {
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-bench-'));
     const tensorsBefore = tf.memory().numTensors;
     const cpuBefore = cpuSnapshot();
-    process.stderr.write(`  one real epoch of the lab's training (batch ${batch}, 50,000 images, then the test set)…\n`);
+    process.stderr.write(
+      `  one real epoch of the lab's training (batch ${batch}, 50,000 images, then the test set)…\n`,
+    );
     try {
-      const config = { ...LAB_RECIPE, run: 'bench-epoch', epochs: 1, batchSize: batch, pretrained: fs.existsSync(PATHS.pretrained), precision: headline };
+      const config = {
+        ...LAB_RECIPE,
+        run: 'bench-epoch',
+        epochs: 1,
+        batchSize: batch,
+        pretrained: fs.existsSync(PATHS.pretrained),
+        precision: headline,
+      };
       const result = await train(config, { runsDir });
       const cpuAfter = cpuSnapshot();
       const e = result.history[0];
       rows.push({
-        ...base, variant: LAB_RECIPE.variant, batch, mode: 'epoch', precision: headline, torchSetting: null, bareImagesPerSecond: null,
+        ...base,
+        variant: LAB_RECIPE.variant,
+        batch,
+        mode: 'epoch',
+        precision: headline,
+        torchSetting: null,
+        bareImagesPerSecond: null,
         steps: Math.ceil(e.train.images / batch),
-        oursMs: (e.train.seconds * 1000 * batch) / e.train.images, oursImagesPerSecond: e.train.imagesPerSecond, oursCpuMs: NaN,
-        torchMs: null, torchImagesPerSecond: null, torchCpuMs: null, ratio: null, cpuRatio: null,
-        oursBestMs: NaN, torchBestMs: null, bestRatio: null,
-        epochSeconds: e.train.seconds, torchEpochSeconds: null,
+        oursMs: (e.train.seconds * 1000 * batch) / e.train.images,
+        oursImagesPerSecond: e.train.imagesPerSecond,
+        oursCpuMs: NaN,
+        torchMs: null,
+        torchImagesPerSecond: null,
+        torchCpuMs: null,
+        ratio: null,
+        cpuRatio: null,
+        oursBestMs: NaN,
+        torchBestMs: null,
+        bestRatio: null,
+        epochSeconds: e.train.seconds,
+        torchEpochSeconds: null,
         machineBusy: othersShare(cpuBefore, cpuAfter),
-        maxRssMb: rssMb(), tensorsBefore, tensorsAfter: tf.memory().numTensors,
+        maxRssMb: rssMb(),
+        tensorsBefore,
+        tensorsAfter: tf.memory().numTensors,
       });
-      console.log(`\nfull epoch (lib/train, batch ${batch}): train ${e.train.seconds.toFixed(1)} s (${e.train.imagesPerSecond.toFixed(0)} img/s), ` +
-        `test evaluation ${e.test.seconds.toFixed(1)} s, test accuracy ${(e.test.accuracy * 100).toFixed(1)} %`);
+      console.log(
+        `\nfull epoch (lib/train, batch ${batch}): train ${e.train.seconds.toFixed(1)} s (${e.train.imagesPerSecond.toFixed(0)} img/s), ` +
+          `test evaluation ${e.test.seconds.toFixed(1)} s, test accuracy ${(e.test.accuracy * 100).toFixed(1)} %`,
+      );
     } finally {
       fs.rmSync(runsDir, { recursive: true, force: true });
     }
@@ -701,43 +884,96 @@ async function main(): Promise<number> {
   // ---- report
   const ratioHeads = settings.map((s) => `÷ PyTorch ${s}`);
   console.log(`\nimages/s (median step); ratios: ours ${headline} (what auto picks here: ${auto.precision}) ÷ PyTorch`);
-  console.log(['variant', 'batch', 'mode', ...opts.precisions.map((p) => `ours ${p}`), ...settings.map((s) => `PyTorch ${s}`), ...ratioHeads, 'best ratio', 'CPU ratio', 'others', 'tensors'].join(' | '));
+  console.log(
+    [
+      'variant',
+      'batch',
+      'mode',
+      ...opts.precisions.map((p) => `ours ${p}`),
+      ...settings.map((s) => `PyTorch ${s}`),
+      ...ratioHeads,
+      'best ratio',
+      'CPU ratio',
+      'others',
+      'tensors',
+    ].join(' | '),
+  );
   for (const f of figures) {
     const oursHead = f.ours.get(headline)!;
-    console.log([
-      f.variant.padEnd(7), String(f.batch).padStart(5), f.mode.padEnd(5),
-      ...opts.precisions.map((p) => fmt(imagesPerSecond(f.batch, f.ours.get(p)!)).padStart(5 + p.length)),
-      ...settings.map((s) => fmt(imagesPerSecond(f.batch, f.theirs.get(s)!)).padStart(8 + s.length)),
-      ...settings.map((s, k) => `${(median(f.theirs.get(s)!.wall) / median(oursHead.wall)).toFixed(2)}×`.padStart(ratioHeads[k].length)),
-      (settings.length ? `${(Math.min(...f.theirs.get(settings[0])!.wall) / Math.min(...oursHead.wall)).toFixed(2)}×` : '—').padStart(10),
-      (settings.length ? `${(median(f.theirs.get(settings[0])!.cpu) / median(oursHead.cpu)).toFixed(2)}×` : '—').padStart(9),
-      f.machineBusy === null ? '—' : `${(f.machineBusy * 100).toFixed(0)}%`,
-      `${f.tensorsBefore}→${f.tensorsAfter}`,
-    ].join(' | '));
+    console.log(
+      [
+        f.variant.padEnd(7),
+        String(f.batch).padStart(5),
+        f.mode.padEnd(5),
+        ...opts.precisions.map((p) => fmt(imagesPerSecond(f.batch, f.ours.get(p)!)).padStart(5 + p.length)),
+        ...settings.map((s) => fmt(imagesPerSecond(f.batch, f.theirs.get(s)!)).padStart(8 + s.length)),
+        ...settings.map((s, k) =>
+          `${(median(f.theirs.get(s)!.wall) / median(oursHead.wall)).toFixed(2)}×`.padStart(ratioHeads[k].length),
+        ),
+        (settings.length
+          ? `${(Math.min(...f.theirs.get(settings[0])!.wall) / Math.min(...oursHead.wall)).toFixed(2)}×`
+          : '—'
+        ).padStart(10),
+        (settings.length
+          ? `${(median(f.theirs.get(settings[0])!.cpu) / median(oursHead.cpu)).toFixed(2)}×`
+          : '—'
+        ).padStart(9),
+        f.machineBusy === null ? '—' : `${(f.machineBusy * 100).toFixed(0)}%`,
+        `${f.tensorsBefore}→${f.tensorsAfter}`,
+      ].join(' | '),
+    );
   }
   if (e2eFigures.length) {
-    console.log(`\nend to end (lib/train on ${opts.e2e!.images} training images, last of ${opts.e2e!.epochs} epochs; training pass images/s; test evaluation of ${opts.e2e!.test} images in s)`);
-    console.log(['batch', ...opts.precisions.map((p) => `ours ${p}`), ...settings.map((s) => `PyTorch ${s}`), ...ratioHeads, `ours ${headline} ÷ its bare step`, 'eval s ours / PyTorch', 'others'].join(' | '));
+    console.log(
+      `\nend to end (lib/train on ${opts.e2e!.images} training images, last of ${opts.e2e!.epochs} epochs; training pass images/s; test evaluation of ${opts.e2e!.test} images in s)`,
+    );
+    console.log(
+      [
+        'batch',
+        ...opts.precisions.map((p) => `ours ${p}`),
+        ...settings.map((s) => `PyTorch ${s}`),
+        ...ratioHeads,
+        `ours ${headline} ÷ its bare step`,
+        'eval s ours / PyTorch',
+        'others',
+      ].join(' | '),
+    );
     for (const f of e2eFigures) {
       const o = f.ours.get(headline)!;
       const bare = f.bare.get(headline) ?? null;
       const share = bare ? o.imagesPerSecond / bare : null;
-      console.log([
-        String(f.batch).padStart(5),
-        ...opts.precisions.map((p) => fmt(f.ours.get(p)!.imagesPerSecond).padStart(5 + p.length)),
-        ...settings.map((s) => fmt(f.theirs.get(s)!.imagesPerSecond).padStart(8 + s.length)),
-        ...settings.map((s, k) => `${(o.imagesPerSecond / f.theirs.get(s)!.imagesPerSecond).toFixed(2)}×`.padStart(ratioHeads[k].length)),
-        (share === null ? '— (no bare step measured)' : `${(share * 100).toFixed(0)}% (${share >= E2E_GOAL ? 'meets' : 'MISSES'} the ${E2E_GOAL * 100}% goal)`).padStart(20),
-        `${o.evalSeconds.toFixed(2)} / ${settings.length ? f.theirs.get(settings[0])!.evalSeconds.toFixed(2) : '—'}`,
-        f.machineBusy === null ? '—' : `${(f.machineBusy * 100).toFixed(0)}%`,
-      ].join(' | '));
+      console.log(
+        [
+          String(f.batch).padStart(5),
+          ...opts.precisions.map((p) => fmt(f.ours.get(p)!.imagesPerSecond).padStart(5 + p.length)),
+          ...settings.map((s) => fmt(f.theirs.get(s)!.imagesPerSecond).padStart(8 + s.length)),
+          ...settings.map((s, k) =>
+            `${(o.imagesPerSecond / f.theirs.get(s)!.imagesPerSecond).toFixed(2)}×`.padStart(ratioHeads[k].length),
+          ),
+          (share === null
+            ? '— (no bare step measured)'
+            : `${(share * 100).toFixed(0)}% (${share >= E2E_GOAL ? 'meets' : 'MISSES'} the ${E2E_GOAL * 100}% goal)`
+          ).padStart(20),
+          `${o.evalSeconds.toFixed(2)} / ${settings.length ? f.theirs.get(settings[0])!.evalSeconds.toFixed(2) : '—'}`,
+          f.machineBusy === null ? '—' : `${(f.machineBusy * 100).toFixed(0)}%`,
+        ].join(' | '),
+      );
     }
   }
   const grew = [...figures, ...e2eFigures].filter((f) => f.tensorsAfter > f.tensorsBefore);
-  if (profiles.length) console.log(`\nwhere our training step's time goes (wall time per step, timed around each TensorFlow op):${profiles.join('\n')}`);
-  console.log(`\nratio = PyTorch's median step time ÷ ours (> 1: we are faster); best ratio = the same for the fastest steps (the least`);
-  console.log(`disturbed by other processes) and CPU ratio = PyTorch's CPU time per step ÷ ours, both against PyTorch ${settings[0] ?? '—'}.`);
-  console.log(`others = share of all ${os.cpus().length} CPUs taken by OTHER processes during the figure (0%: a quiet machine).`);
+  if (profiles.length)
+    console.log(
+      `\nwhere our training step's time goes (wall time per step, timed around each TensorFlow op):${profiles.join('\n')}`,
+    );
+  console.log(
+    `\nratio = PyTorch's median step time ÷ ours (> 1: we are faster); best ratio = the same for the fastest steps (the least`,
+  );
+  console.log(
+    `disturbed by other processes) and CPU ratio = PyTorch's CPU time per step ÷ ours, both against PyTorch ${settings[0] ?? '—'}.`,
+  );
+  console.log(
+    `others = share of all ${os.cpus().length} CPUs taken by OTHER processes during the figure (0%: a quiet machine).`,
+  );
   const busy = figures.filter((r) => (r.machineBusy ?? 0) > 0.25);
   if (torch && !opts.torchPassive && busy.length) {
     console.log(
@@ -745,8 +981,12 @@ async function main(): Promise<number> {
         'and lose much more than TensorFlow on a busy machine; rerun with --torch-passive (OMP_WAIT_POLICY=PASSIVE) for the fairer comparison.',
     );
   }
-  console.log(`peak memory (maxRSS) ${rssMb().toFixed(0)} MB; live tensors ${tensorsAtStart} at start, ${tf.memory().numTensors} at end` +
-    (grew.length ? `; GREW during ${grew.map((f) => ('variant' in f ? `${f.variant}/${f.batch}/${f.mode}` : `e2e/${f.batch}`)).join(', ')}` : ' (flat)'));
+  console.log(
+    `peak memory (maxRSS) ${rssMb().toFixed(0)} MB; live tensors ${tensorsAtStart} at start, ${tf.memory().numTensors} at end` +
+      (grew.length
+        ? `; GREW during ${grew.map((f) => ('variant' in f ? `${f.variant}/${f.batch}/${f.mode}` : `e2e/${f.batch}`)).join(', ')}`
+        : ' (flat)'),
+  );
   if (opts.save) {
     const total = appendRows(opts.out, rows);
     console.log(`appended ${rows.length} rows to ${path.relative(process.cwd(), opts.out)} (${total} rows)`);

@@ -80,14 +80,24 @@ class LabServer {
     const settings = path.join(tmp, 'settings');
     writeSetting(settings, '@jupyterlab/docmanager-extension:plugin', { autosave: false });
     writeSetting(settings, '@jupyterlab/notebook-extension:tracker', { windowingMode: 'none' });
-    writeSetting(settings, '@jupyterlab/apputils-extension:notification', { fetchNews: 'false', checkForUpdates: false });
+    writeSetting(settings, '@jupyterlab/apputils-extension:notification', {
+      fetchNews: 'false',
+      checkForUpdates: false,
+    });
     const port = await freePort();
     const token = randomBytes(24).toString('hex');
     const args = [
-      'lab', '--no-browser', '--ServerApp.ip=127.0.0.1', `--ServerApp.port=${port}`, '--ServerApp.port_retries=0',
-      `--IdentityProvider.token=${token}`, `--ServerApp.root_dir=${PATHS.root}`,
-      `--LabApp.user_settings_dir=${settings}`, `--LabApp.workspaces_dir=${path.join(tmp, 'workspaces')}`,
-      '--LabApp.expose_app_in_browser=True', '--LabApp.news_url=None',
+      'lab',
+      '--no-browser',
+      '--ServerApp.ip=127.0.0.1',
+      `--ServerApp.port=${port}`,
+      '--ServerApp.port_retries=0',
+      `--IdentityProvider.token=${token}`,
+      `--ServerApp.root_dir=${PATHS.root}`,
+      `--LabApp.user_settings_dir=${settings}`,
+      `--LabApp.workspaces_dir=${path.join(tmp, 'workspaces')}`,
+      '--LabApp.expose_app_in_browser=True',
+      '--LabApp.news_url=None',
     ];
     if (process.getuid?.() === 0) args.push('--allow-root');
     const logFile = path.join(tmp, 'jupyterlab.log');
@@ -147,7 +157,11 @@ class LabServer {
       // the server is not answering: signals below
     }
     const gone = () => this.exited;
-    for (const [signal, waitMs] of [[null, 15_000], ['SIGTERM', 10_000], ['SIGKILL', 5_000]] as const) {
+    for (const [signal, waitMs] of [
+      [null, 15_000],
+      ['SIGTERM', 10_000],
+      ['SIGKILL', 5_000],
+    ] as const) {
       if (signal) {
         // Kernels run in their own sessions: end the server's children first, then its group.
         for (const pid of childrenOf(pgid)) tryKill(pid, signal);
@@ -203,7 +217,9 @@ async function cellStates(page: Page): Promise<CellState[]> {
       index,
       type: cell.model.type,
       executionCount: cell.model.type === 'code' ? cell.model.executionCount : null,
-      running: cell.model.type === 'code' && (cell.model.executionState === 'running' || cell.promptNode?.textContent?.includes('*') === true),
+      running:
+        cell.model.type === 'code' &&
+        (cell.model.executionState === 'running' || cell.promptNode?.textContent?.includes('*') === true),
       outputs: cell.model.type === 'code' ? cell.model.outputs.toJSON() : [],
     }));
   });
@@ -259,7 +275,12 @@ const QUICK_RUN = path.join(PATHS.root, 'results', 'quick', 'runs', 'lab-dynamic
 /** Finished epochs as their metrics parts (names), sorted. */
 function epochParts(): string[] {
   const dir = path.join(QUICK_RUN, 'metrics');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.startsWith('epochs-')).sort() : [];
+  return fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((n) => n.startsWith('epochs-'))
+        .sort()
+    : [];
 }
 const QUIET_SECONDS = 30;
 
@@ -272,7 +293,8 @@ async function interruptAndResume(page: Page, problems: string[]): Promise<(() =
   const step = (message: string) => log(`03 resume: ${message}`);
   // A fresh quick run, so that the cell trains (results/quick holds only quick-mode scratch).
   const runsDir = path.dirname(QUICK_RUN);
-  for (const name of ['lab-dynamic-quick', '.lab-dynamic-quick.fresh', '.lab-dynamic-quick.lock']) fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
+  for (const name of ['lab-dynamic-quick', '.lab-dynamic-quick.fresh', '.lab-dynamic-quick.lock'])
+    fs.rmSync(path.join(runsDir, name), { recursive: true, force: true });
 
   // 1. run the training cell (Run All: the set-up cell, then training)
   await runAllFromMenu(page);
@@ -288,7 +310,8 @@ async function interruptAndResume(page: Page, problems: string[]): Promise<(() =
   // 3. no new epoch for 30 s
   await page.waitForTimeout(QUIET_SECONDS * 1000);
   const after = epochParts();
-  if (after.join() !== atStop.join()) problems.push(`resume: epochs kept coming after ■: ${atStop.join(', ')} → ${after.join(', ')}`);
+  if (after.join() !== atStop.join())
+    problems.push(`resume: epochs kept coming after ■: ${atStop.join(', ')} → ${after.join(', ')}`);
   if (atStop.length >= 3) problems.push('resume: training had finished before ■ could interrupt it');
   step(`${QUIET_SECONDS} s after ■: ${after.length} epoch(s), none added`);
   // 4. rerun: resumes and completes
@@ -296,31 +319,47 @@ async function interruptAndResume(page: Page, problems: string[]): Promise<(() =
   if (!(await waitUntilIdle(page, deadline))) return void problems.push('resume: the rerun did not finish');
   const rows = readRunEpochs(QUICK_RUN).map((r) => `${r.epoch}:${r.split}`);
   const expected = ['1:test', '1:train', '2:test', '2:train', '3:test', '3:train'];
-  if (rows.join() !== expected.join()) problems.push(`resume: after the rerun the run's epochs are ${rows.join(', ')}, expected each of 1–3 once`);
-  const text = (await cellStates(page)).flatMap((c) => c.outputs).map(outputText).join('');
-  if (!/run lab-dynamic-quick: trained epochs? \d/.test(text)) problems.push('resume: the rerun did not report training to the end');
+  if (rows.join() !== expected.join())
+    problems.push(`resume: after the rerun the run's epochs are ${rows.join(', ')}, expected each of 1–3 once`);
+  const text = (await cellStates(page))
+    .flatMap((c) => c.outputs)
+    .map(outputText)
+    .join('');
+  if (!/run lab-dynamic-quick: trained epochs? \d/.test(text))
+    problems.push('resume: the rerun did not report training to the end');
   step(`rerun finished: ${rows.length / 2} epochs recorded once each`);
   // 5. restart the kernel and run all: completes without training again
   const parts = epochParts();
   // Not awaited in the page: the command waits for the dialog's answer, given below.
   await page.evaluate(() => void (window as any).jupyterapp.commands.execute('notebook:restart-run-all')); // eslint-disable-line @typescript-eslint/no-explicit-any
   await page.locator('.jp-Dialog .jp-mod-accept').click();
-  await page.waitForFunction(
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    () => (window as any).jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status !== 'idle',
-    undefined,
-    { timeout: 60_000, polling: 200 },
-  ).catch(() => undefined);
+  await page
+    .waitForFunction(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      () => (window as any).jupyterapp.shell.currentWidget.sessionContext?.session?.kernel?.status !== 'idle',
+      undefined,
+      { timeout: 60_000, polling: 200 },
+    )
+    .catch(() => undefined);
   step('restarted the kernel, running all cells');
   return () => {
-    if (epochParts().join() !== parts.join()) problems.push(`resume: after restart and run all the run trained again (${epochParts().join(', ')})`);
+    if (epochParts().join() !== parts.join())
+      problems.push(`resume: after restart and run all the run trained again (${epochParts().join(', ')})`);
   };
 }
 
 async function runNotebook(browser: Browser, server: LabServer, notebook: string): Promise<NotebookReport> {
   const name = path.basename(notebook);
   const rel = path.relative(PATHS.root, notebook);
-  const report: NotebookReport = { notebook: name, seconds: 0, cells: 0, problems: [], warnings: [], figures: 0, screenshots: [] };
+  const report: NotebookReport = {
+    notebook: name,
+    seconds: 0,
+    cells: 0,
+    problems: [],
+    warnings: [],
+    figures: 0,
+    screenshots: [],
+  };
   const started = Date.now();
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   try {
@@ -330,16 +369,26 @@ async function runNotebook(browser: Browser, server: LabServer, notebook: string
       (file) => {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         const panel = (window as any).jupyterapp?.shell?.currentWidget;
-        return panel?.context?.path === file && panel.context.isReady && panel.sessionContext?.session?.kernel?.status === 'idle';
+        return (
+          panel?.context?.path === file &&
+          panel.context.isReady &&
+          panel.sessionContext?.session?.kernel?.status === 'idle'
+        );
       },
       rel,
       { timeout: 120_000, polling: 500 },
     );
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const kernel = await page.evaluate(() => (window as any).jupyterapp.shell.currentWidget.sessionContext.session.kernel.name);
+    const kernel = await page.evaluate(
+      () => (window as any).jupyterapp.shell.currentWidget.sessionContext.session.kernel.name,
+    );
     // The notebook alone, full width: the file browser and side bars closed.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    await page.evaluate(() => { const shell = (window as any).jupyterapp.shell; shell.collapseLeft(); shell.collapseRight(); });
+    await page.evaluate(() => {
+      const shell = (window as any).jupyterapp.shell;
+      shell.collapseLeft();
+      shell.collapseRight();
+    });
     if (kernel !== 'tslab') report.problems.push(`kernel is '${kernel}', expected tslab`);
 
     let afterRestart: (() => void) | undefined;
@@ -356,7 +405,8 @@ async function runNotebook(browser: Browser, server: LabServer, notebook: string
     const code = cells.filter((c) => c.type === 'code');
     report.cells = code.length;
     for (const c of code) {
-      if (c.executionCount === null) report.problems.push(`cell ${c.index} did not run (an earlier cell failed, or the run stopped)`);
+      if (c.executionCount === null)
+        report.problems.push(`cell ${c.index} did not run (an earlier cell failed, or the run stopped)`);
       for (const o of c.outputs) {
         if (o.output_type === 'error') report.problems.push(`cell ${c.index}: ${outputText(o)}`);
         else if (o.output_type === 'stream' && o.name === 'stderr') {
@@ -384,7 +434,9 @@ async function runNotebook(browser: Browser, server: LabServer, notebook: string
         );
       } catch {
         const drawn = await page.locator(`${PLOTLY_OUTPUT} svg.main-svg`).count();
-        report.problems.push(`${plotlyOutputs} plotly output(s), ${await areas.count()} rendered area(s), ${drawn} with an SVG`);
+        report.problems.push(
+          `${plotlyOutputs} plotly output(s), ${await areas.count()} rendered area(s), ${drawn} with an SVG`,
+        );
       }
     }
 
@@ -397,7 +449,9 @@ async function runNotebook(browser: Browser, server: LabServer, notebook: string
       report.screenshots.push(file);
     }
     const height = await page.evaluate(() => {
-      const scroller = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer') ?? document.querySelector('.jp-NotebookPanel .jp-Notebook');
+      const scroller =
+        document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer') ??
+        document.querySelector('.jp-NotebookPanel .jp-Notebook');
       return scroller ? scroller.scrollHeight : 900;
     });
     await page.setViewportSize({ width: 1400, height: Math.min(Math.max(900, height + 200), 16_000) });
@@ -443,7 +497,8 @@ async function main(): Promise<number> {
   const hadCheckpoints = fs.existsSync(checkpointsDir);
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   // Screenshots of an earlier run would pass for this one's.
-  for (const f of fs.readdirSync(SCREENSHOTS)) if (f.endsWith('.png') || f === 'e2e-summary.json') fs.rmSync(path.join(SCREENSHOTS, f));
+  for (const f of fs.readdirSync(SCREENSHOTS))
+    if (f.endsWith('.png') || f === 'e2e-summary.json') fs.rmSync(path.join(SCREENSHOTS, f));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-e2e-'));
   let server: LabServer | undefined;
   let browser: Browser | undefined;
@@ -468,14 +523,19 @@ async function main(): Promise<number> {
       log(`${path.basename(notebook)}: running all cells`);
       const r = await runNotebook(browser, server, notebook);
       reports.push(r);
-      log(`${r.notebook}: ${r.problems.length ? 'FAILED' : 'ok'} in ${r.seconds.toFixed(0)} s, ${r.cells} code cells, ${r.figures} plotly figure(s)`);
+      log(
+        `${r.notebook}: ${r.problems.length ? 'FAILED' : 'ok'} in ${r.seconds.toFixed(0)} s, ${r.cells} code cells, ${r.figures} plotly figure(s)`,
+      );
       for (const p of r.problems) log(`  ✗ ${p}`);
       for (const w of r.warnings) log(`  ! ${w}`);
       if (r.problems.length && !keepGoing) break;
     }
   } finally {
     await stopAll();
-    if (reports.some((r) => r.problems.length) || !reports.length) log(`JupyterLab log (last lines):\n${fs.existsSync(path.join(tmp, 'jupyterlab.log')) ? fs.readFileSync(path.join(tmp, 'jupyterlab.log'), 'utf8').split('\n').slice(-25).join('\n') : '(none)'}`);
+    if (reports.some((r) => r.problems.length) || !reports.length)
+      log(
+        `JupyterLab log (last lines):\n${fs.existsSync(path.join(tmp, 'jupyterlab.log')) ? fs.readFileSync(path.join(tmp, 'jupyterlab.log'), 'utf8').split('\n').slice(-25).join('\n') : '(none)'}`,
+      );
     fs.rmSync(tmp, { recursive: true, force: true });
     if (!hadCheckpoints) fs.rmSync(checkpointsDir, { recursive: true, force: true });
   }
@@ -488,11 +548,14 @@ async function main(): Promise<number> {
     }
   }
   problems.push(...reports.flatMap((r) => r.problems.map((p) => `${r.notebook}: ${p}`)));
-  if (reports.length < notebooks.length) problems.push(`stopped after ${reports.length} of ${notebooks.length} notebooks`);
+  if (reports.length < notebooks.length)
+    problems.push(`stopped after ${reports.length} of ${notebooks.length} notebooks`);
   const figures = reports.reduce((a, r) => a + r.figures, 0);
   if (figures === 0) problems.push('no notebook displayed a plotly figure');
   writeFileAtomic(path.join(SCREENSHOTS, 'e2e-summary.json'), `${JSON.stringify({ problems, reports }, null, 2)}\n`);
-  log(`${reports.length} notebook(s), ${figures} figure(s); screenshots in ${path.relative(process.cwd(), SCREENSHOTS)}/`);
+  log(
+    `${reports.length} notebook(s), ${figures} figure(s); screenshots in ${path.relative(process.cwd(), SCREENSHOTS)}/`,
+  );
   if (problems.length) {
     console.error(`e2e: FAILED\n  ${problems.join('\n  ')}`);
     return 1;

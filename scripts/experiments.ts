@@ -14,17 +14,48 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { describeBackend, initBackend } from '../lib/runtime';
 import { commandLinePath, numberSetting, parseChoice } from '../lib/config';
-import { measure, MEASUREMENTS_FILE, readRecorded, recordConfusions, README, recordSuite, RESULTS_DOC, withReadmeBlocks, withResultsBlocks, writeExperimentTable, writeMeasurements } from '../lib/experiments';
 import {
-  estimateMinutes, experimentAt, experimentDirs, experimentStatuses, describeSettings, quickExperiment, runExperiments,
-  selectExperiments, SUITES, type Experiment, type ExperimentOutcome, type ExperimentStatus, type Suite,
+  measure,
+  MEASUREMENTS_FILE,
+  readRecorded,
+  recordConfusions,
+  README,
+  recordSuite,
+  RESULTS_DOC,
+  withReadmeBlocks,
+  withResultsBlocks,
+  writeExperimentTable,
+  writeMeasurements,
+} from '../lib/experiments';
+import {
+  estimateMinutes,
+  experimentAt,
+  experimentDirs,
+  experimentStatuses,
+  describeSettings,
+  quickExperiment,
+  runExperiments,
+  selectExperiments,
+  SUITES,
+  type Experiment,
+  type ExperimentOutcome,
+  type ExperimentStatus,
+  type Suite,
 } from '../lib/experiments';
 import { writeFileAtomic } from '../lib/formats';
 import { loadCifar10 } from '../lib/data';
 import { mapFacts, writeMapFacts } from '../lib/report';
 import {
-  checkpointPath, formatDuration, formatPercent, formatResult, loadNetFromStateFile, terminalProgress, TRAIN_SETTINGS,
-  validateConfig, type ProgressCallback, type TerminalMode,
+  checkpointPath,
+  formatDuration,
+  formatPercent,
+  formatResult,
+  loadNetFromStateFile,
+  terminalProgress,
+  TRAIN_SETTINGS,
+  validateConfig,
+  type ProgressCallback,
+  type TerminalMode,
 } from '../lib/train';
 
 /** The run whose response maps the recorded suite keeps for the short report. */
@@ -107,7 +138,10 @@ function parse(argv: string[]) {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const only = v.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = v.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (v.recorded && !v.list) throw new UsageError('--recorded goes with --list');
   if (v.epochs !== undefined && !v.quick) throw new UsageError('--epochs goes with --quick (the suites set their own)');
   if (v['record-dir'] !== undefined && !v.record) throw new UsageError('--record-dir goes with --record');
@@ -139,7 +173,10 @@ function parse(argv: string[]) {
       note: v.note,
       recordDir: v['record-dir'] ? commandLinePath(v['record-dir']) : undefined,
       retryDiverged: v['retry-diverged'] ?? false,
-      progress: v.progress === undefined ? undefined : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
+      progress:
+        v.progress === undefined
+          ? undefined
+          : parseChoice<TerminalMode>('--progress', v.progress, ['bar', 'lines', 'none']),
       resultsDir: v['results-dir'] ? commandLinePath(v['results-dir']) : undefined,
     };
   } catch (err) {
@@ -166,8 +203,13 @@ function stateText(s: ExperimentStatus): string {
  * Training throughput of the lab's recipe here: from finished lab-recipe epochs, else a guess of
  * 1,000 images/s (measured: ~2,300 on the 2-core AVX-512 machine, about half that on AVX2 only).
  */
-function labThroughput(statuses: readonly ExperimentStatus[], list: readonly Experiment[]): { imagesPerSecond: number; measured: boolean } {
-  const times = statuses.filter((s) => s.group === 'compare' && s.secondsPerEpoch !== null).map((s) => s.secondsPerEpoch!);
+function labThroughput(
+  statuses: readonly ExperimentStatus[],
+  list: readonly Experiment[],
+): { imagesPerSecond: number; measured: boolean } {
+  const times = statuses
+    .filter((s) => s.group === 'compare' && s.secondsPerEpoch !== null)
+    .map((s) => s.secondsPerEpoch!);
   if (times.length === 0) return { imagesPerSecond: 1000, measured: false };
   const e = list.find((x) => x.group === 'compare')!;
   const images = e.config.limitTrain || 50_000;
@@ -177,7 +219,8 @@ function labThroughput(statuses: readonly ExperimentStatus[], list: readonly Exp
 /** A plain-text table: columns padded to their widest cell, the last one left ragged. */
 function printColumns(head: string[], rows: string[][]): void {
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
 }
@@ -187,12 +230,25 @@ function printRecorded(suite: Suite): void {
   const { rows, provenance } = readRecorded(suite);
   const pct = (x: number | null) => (x === null ? '-' : formatPercent(x));
   const table = rows.map((r) => [
-    r.name, r.group, r.arm, r.status, `${r.epochs_done}/${r.epochs}`, r.selected_epoch === null ? '-' : `${r.selected_epoch} (on ${r.select_by})`,
-    pct(r.best_val_acc), pct(r.selected_test_acc), r.purpose,
+    r.name,
+    r.group,
+    r.arm,
+    r.status,
+    `${r.epochs_done}/${r.epochs}`,
+    r.selected_epoch === null ? '-' : `${r.selected_epoch} (on ${r.select_by})`,
+    pct(r.best_val_acc),
+    pct(r.selected_test_acc),
+    r.purpose,
   ]);
   console.log(`recorded ${suite} suite (results/recorded/${suite}/), in ${provenance.batches.length} batch(es):`);
-  for (const b of provenance.batches) console.log(`  ${b.runs.length} runs at commit ${b.commit.slice(0, 12)}, ${b.lastEpochAt?.slice(0, 10) ?? '-'}, ${b.machine.cores} cores of ${b.machine.cpu}`);
-  printColumns(['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'], table);
+  for (const b of provenance.batches)
+    console.log(
+      `  ${b.runs.length} runs at commit ${b.commit.slice(0, 12)}, ${b.lastEpochAt?.slice(0, 10) ?? '-'}, ${b.machine.cores} cores of ${b.machine.cpu}`,
+    );
+  printColumns(
+    ['experiment', 'group', 'arm', 'status', 'epochs', 'selected epoch', 'val acc', 'test acc there', 'purpose'],
+    table,
+  );
   const done = rows.filter((r) => r.status === 'done').length;
   console.log(`\n${done} of ${rows.length} recorded runs done`);
 }
@@ -204,7 +260,9 @@ function printList(list: readonly Experiment[], runsDir: string): void {
     const s = statuses[i];
     const left = s.state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, s.epochsDone);
     return [
-      e.name, e.group, stateText(s),
+      e.name,
+      e.group,
+      stateText(s),
       s.bestAccuracy === null ? '-' : `${formatPercent(s.bestAccuracy)} @${s.bestEpoch}`,
       s.finalAccuracy === null ? '-' : formatPercent(s.finalAccuracy),
       s.secondsPerEpoch === null ? '-' : formatDuration(s.secondsPerEpoch),
@@ -214,12 +272,17 @@ function printList(list: readonly Experiment[], runsDir: string): void {
   });
   console.log(`runs in ${runsDir}`);
   printColumns(['experiment', 'group', 'status', 'best test', 'final', 'epoch time', 'time left', 'settings'], rows);
-  const total = list.reduce((sum, e, i) => sum + (statuses[i].state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, statuses[i].epochsDone)), 0);
+  const total = list.reduce(
+    (sum, e, i) =>
+      sum + (statuses[i].state === 'done' ? 0 : estimateMinutes(e, imagesPerSecond, statuses[i].epochsDone)),
+    0,
+  );
   console.log(
     `\nestimated time left: ${formatDuration(total * 60)} at ${imagesPerSecond.toFixed(0)} training images/s for the lab's recipe ` +
       `(${measured ? 'measured on the finished lab-recipe epochs' : 'a guess: no lab-recipe epoch finished yet'}; other nets scaled by their measured relative epoch cost)`,
   );
-  for (const s of statuses.filter((x) => x.detail.length && x.state !== 'running')) console.log(`${s.name}: ${s.detail.join('; ')}`);
+  for (const s of statuses.filter((x) => x.detail.length && x.state !== 'running'))
+    console.log(`${s.name}: ${s.detail.join('; ')}`);
 }
 
 /** What a stop by signal left, in one line: the run it stopped (or that had not begun) and what did not start. */
@@ -278,11 +341,18 @@ async function main(): Promise<number> {
   if (args.record) {
     initBackend(); // the confusion matrices evaluate each run's best checkpoint
     const { dir, rows, recorded } = recordSuite(args.suite, {
-      runsDir, outDir: args.recordDir, experiments: suiteTable, commit: args.commit, note: args.note,
+      runsDir,
+      outDir: args.recordDir,
+      experiments: suiteTable,
+      commit: args.commit,
+      note: args.note,
       command: `npm run experiments -- ${process.argv.slice(2).join(' ')}`,
     });
     const confusions = await recordConfusions(args.suite, {
-      runsDir, outDir: args.recordDir, experiments: suiteTable, runs: recorded,
+      runsDir,
+      outDir: args.recordDir,
+      experiments: suiteTable,
+      runs: recorded,
       onRun: (name) => process.stderr.write(`  confusion matrix of ${name}\n`),
     });
     // The short report's response maps come from the lab protocol's seed-0 dynamic run, recorded with it.
@@ -319,16 +389,25 @@ async function main(): Promise<number> {
     process.stderr.write('measuring parameter counts and time per step of each net (no training)…\n');
     const rows = await measure(
       table.map((e) => e.config),
-      { steps: args.quick ? 3 : 12, rounds: args.quick ? 1 : 3, warmup: args.quick ? 1 : 2, onProgress: (m) => process.stderr.write(`  ${m}\n`) },
+      {
+        steps: args.quick ? 3 : 12,
+        rounds: args.quick ? 1 : 3,
+        warmup: args.quick ? 1 : 2,
+        onProgress: (m) => process.stderr.write(`  ${m}\n`),
+      },
     );
     const file = writeMeasurements(resultsDir, rows);
     for (const r of rows.filter((x) => x.unit === 'ms')) {
-      console.log(`  ${r.measure.padEnd(36)} ${r.variant.padEnd(8)} ${r.setting.padEnd(28)} batch ${String(r.batch).padStart(3)}  ${r.value.toFixed(2).padStart(9)} ms ± ${r.spread.toFixed(2)}`);
+      console.log(
+        `  ${r.measure.padEnd(36)} ${r.variant.padEnd(8)} ${r.setting.padEnd(28)} batch ${String(r.batch).padStart(3)}  ${r.value.toFixed(2).padStart(9)} ms ± ${r.spread.toFixed(2)}`,
+      );
     }
     const others = rows[rows.length - 1]?.othersShare;
     console.log(
       `wrote ${path.relative(process.cwd(), file)} (${rows.length} rows; ` +
-        (typeof others === 'number' ? `other processes took ${(others * 100).toFixed(0)}% of the CPUs during the timing)` : `load average ${rows[rows.length - 1]?.load1.toFixed(2)})`),
+        (typeof others === 'number'
+          ? `other processes took ${(others * 100).toFixed(0)}% of the CPUs during the timing)`
+          : `load average ${rows[rows.length - 1]?.load1.toFixed(2)})`),
     );
   };
   if (args.measure) {
@@ -345,16 +424,22 @@ async function main(): Promise<number> {
     onEvent: (e) => {
       switch (e.type) {
         case 'plan':
-          process.stderr.write(`${e.statuses.length} experiment(s), runs in ${e.runsDir}: ${e.statuses.filter((s) => s.state === 'done').length} done, ` +
-            `${e.statuses.filter((s) => s.state === 'partial').length} partial, ${e.statuses.filter((s) => s.state === 'not-started').length} not started\n`);
+          process.stderr.write(
+            `${e.statuses.length} experiment(s), runs in ${e.runsDir}: ${e.statuses.filter((s) => s.state === 'done').length} done, ` +
+              `${e.statuses.filter((s) => s.state === 'partial').length} partial, ${e.statuses.filter((s) => s.state === 'not-started').length} not started\n`,
+          );
           break;
         case 'skip':
-          process.stderr.write(`[${e.index}/${e.total}] ${e.experiment.name}: ${stateText(e.status)} — skipped` +
-            `${e.status.state === 'diverged' ? ' (--retry-diverged to train it again)' : e.status.state === 'running' ? ` (${e.status.detail.join('; ')})` : ''}\n`);
+          process.stderr.write(
+            `[${e.index}/${e.total}] ${e.experiment.name}: ${stateText(e.status)} — skipped` +
+              `${e.status.state === 'diverged' ? ' (--retry-diverged to train it again)' : e.status.state === 'running' ? ` (${e.status.detail.join('; ')})` : ''}\n`,
+          );
           break;
         case 'begin':
-          process.stderr.write(`\n[${e.index}/${e.total}] ${e.experiment.name} (${e.experiment.group}): ${e.experiment.purpose}\n` +
-            `  settings: ${describeSettings(e.experiment.config)}; ${stateText(e.status)}${e.status.epochsDone > 0 ? ', resuming from its last checkpoint' : ''}\n`);
+          process.stderr.write(
+            `\n[${e.index}/${e.total}] ${e.experiment.name} (${e.experiment.group}): ${e.experiment.purpose}\n` +
+              `  settings: ${describeSettings(e.experiment.config)}; ${stateText(e.status)}${e.status.epochsDone > 0 ? ', resuming from its last checkpoint' : ''}\n`,
+          );
           progress = terminalProgress(process.stderr, { mode: args.progress });
           break;
         case 'train':
@@ -386,13 +471,23 @@ async function main(): Promise<number> {
   const { file, rows } = writeExperimentTable({ resultsDir, experiments: suiteTable });
   if (args.suite === 'lab' && !fs.existsSync(path.join(resultsDir, MEASUREMENTS_FILE))) await writeMeasurementFile();
 
-  console.log(`\n${outcomes.length} experiment(s) in ${formatDuration((Date.now() - started) / 1000)}; experiment table: ${path.relative(process.cwd(), file)}`);
+  console.log(
+    `\n${outcomes.length} experiment(s) in ${formatDuration((Date.now() - started) / 1000)}; experiment table: ${path.relative(process.cwd(), file)}`,
+  );
   for (const r of rows.filter((x) => !args.only || args.only.includes(x.name))) {
-    const acc = r.bestTestAccuracy === null ? '-' : `best ${formatPercent(r.bestTestAccuracy)}, final ${formatPercent(r.finalTestAccuracy ?? NaN)}`;
-    console.log(`  ${r.name.padEnd(24)} ${r.status.padEnd(12)} ${`${r.epochsDone}/${r.epochs} epochs`.padEnd(13)} ${acc}`);
+    const acc =
+      r.bestTestAccuracy === null
+        ? '-'
+        : `best ${formatPercent(r.bestTestAccuracy)}, final ${formatPercent(r.finalTestAccuracy ?? NaN)}`;
+    console.log(
+      `  ${r.name.padEnd(24)} ${r.status.padEnd(12)} ${`${r.epochsDone}/${r.epochs} epochs`.padEnd(13)} ${acc}`,
+    );
   }
   const running = outcomes.filter((o) => o.status.state === 'running');
-  if (running.length) console.log(`still running in another process: ${running.map((o) => o.name).join(', ')} — rerun when it has finished`);
+  if (running.length)
+    console.log(
+      `still running in another process: ${running.map((o) => o.name).join(', ')} — rerun when it has finished`,
+    );
   const failed = outcomes.filter((o) => o.result === 'failed');
   if (failed.length) console.log(`FAILED: ${failed.map((o) => `${o.name} (${o.error})`).join('; ')}`);
   return failed.length ? 1 : 0;

@@ -21,7 +21,13 @@ function main(): number {
       args: process.argv.slice(2),
       strict: true,
       allowPositionals: false,
-      options: { run: { type: 'string' }, which: { type: 'string' }, out: { type: 'string' }, 'runs-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        run: { type: 'string' },
+        which: { type: 'string' },
+        out: { type: 'string' },
+        'runs-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
     if (v.help) {
       process.stdout.write(`${USAGE}\n`);

@@ -16,10 +16,14 @@ const EXTENSIONS = /\.(ts|mts|mjs)$/;
 
 /** The tracked and untracked-but-not-ignored files prettier owns. */
 function sourceFiles(): string[] {
-  const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...FOLDERS, 'notebooks'], {
-    cwd: PATHS.root,
-    encoding: 'utf8',
-  });
+  const listed = execFileSync(
+    'git',
+    ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...FOLDERS, 'notebooks'],
+    {
+      cwd: PATHS.root,
+      encoding: 'utf8',
+    },
+  );
   return listed
     .split('\n')
     .filter((f) => (EXTENSIONS.test(f) || f.endsWith('.ipynb')) && fs.existsSync(path.join(PATHS.root, f)))

@@ -66,18 +66,22 @@ async function main(): Promise<void> {
   if (opts.only) {
     notebooks = all.filter((f) => opts.only!.includes(prefix(f)));
     const missing = opts.only.filter((p) => !all.some((f) => prefix(f) === p));
-    if (missing.length) throw new Error(`no notebook numbered ${missing.join(', ')}; have ${all.map(prefix).join(', ')}`);
+    if (missing.length)
+      throw new Error(`no notebook numbered ${missing.join(', ')}; have ${all.map(prefix).join(', ')}`);
   } else if (opts.from) {
     notebooks = all.filter((f) => prefix(f) >= opts.from!);
   }
-  console.log(`lab: ${notebooks.length} notebook(s), ${opts.quick ? 'QUICK mode (DCF_QUICK=1: small slices, not the lab\'s numbers)' : 'full configuration'}; executed copies in ${path.relative(process.cwd(), notebooksOut)}/`);
+  console.log(
+    `lab: ${notebooks.length} notebook(s), ${opts.quick ? "QUICK mode (DCF_QUICK=1: small slices, not the lab's numbers)" : 'full configuration'}; executed copies in ${path.relative(process.cwd(), notebooksOut)}/`,
+  );
   const timings: string[] = [];
   for (const notebook of notebooks) {
     const name = path.basename(notebook);
     console.log(`\n━━ ${name} ━━`);
     // Ctrl-C reaches the runner too (same terminal): it stops the kernel's cell at a step
     // boundary and exits 130. Wait for that instead of dying before it.
-    const onSigint = () => console.log('\nlab: Ctrl-C: letting the notebook stop at its next step (Ctrl-C again ends it at once)');
+    const onSigint = () =>
+      console.log('\nlab: Ctrl-C: letting the notebook stop at its next step (Ctrl-C again ends it at once)');
     process.on('SIGINT', onSigint);
     const result = await executeNotebook(notebook, {
       output: path.join(notebooksOut, name),
@@ -86,21 +90,36 @@ async function main(): Promise<void> {
     }).finally(() => process.off('SIGINT', onSigint));
     timings.push(`${name} ${formatSeconds(result.seconds)}`);
     if (result.interrupted) {
-      console.error(`\nlab: interrupted in ${name}; saved runs are kept. \`npm start -- --from ${name.slice(0, 2)}\` continues (training resumes from its best checkpoint).`);
+      console.error(
+        `\nlab: interrupted in ${name}; saved runs are kept. \`npm start -- --from ${name.slice(0, 2)}\` continues (training resumes from its best checkpoint).`,
+      );
       process.exit(130);
     }
     if (result.exitCode !== 0 || result.errors.length) {
-      const where = result.errors.map((e) => `cell ${e.cell}: ${e.ename}: ${e.evalue}`).join('; ') || result.stderr.trim().split('\n').pop();
-      throw new Error(`${name} failed (${where}). The executed copy with the error is ${path.relative(process.cwd(), result.output)}`);
+      const where =
+        result.errors.map((e) => `cell ${e.cell}: ${e.ename}: ${e.evalue}`).join('; ') ||
+        result.stderr.trim().split('\n').pop();
+      throw new Error(
+        `${name} failed (${where}). The executed copy with the error is ${path.relative(process.cwd(), result.output)}`,
+      );
     }
     console.log(`✓ ${name} in ${formatSeconds(result.seconds)}`);
   }
   if (opts.report) {
     console.log('\n━━ report ━━');
-    const report = await buildReport({ notebooksDir: notebooksOut, outDir: PATHS.report, quick: opts.quick, onProgress: (m) => console.log(m) });
-    console.log(`lab book: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`);
+    const report = await buildReport({
+      notebooksDir: notebooksOut,
+      outDir: PATHS.report,
+      quick: opts.quick,
+      onProgress: (m) => console.log(m),
+    });
+    console.log(
+      `lab book: ${path.relative(process.cwd(), report.html)}, ${report.pdf ? path.relative(process.cwd(), report.pdf) : 'no PDF'}`,
+    );
     const short = await buildLabReport({ mode: 'yours' });
-    console.log(`the short report (your runs beside the recorded suite): ${path.relative(process.cwd(), short.html)}, ${short.pdf ? `${path.relative(process.cwd(), short.pdf)} (${short.pages} pages)` : 'no PDF'}`);
+    console.log(
+      `the short report (your runs beside the recorded suite): ${path.relative(process.cwd(), short.html)}, ${short.pdf ? `${path.relative(process.cwd(), short.pdf)} (${short.pages} pages)` : 'no PDF'}`,
+    );
   }
   console.log(`\nlab done: ${timings.join(', ')}`);
 }

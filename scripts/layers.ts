@@ -67,26 +67,35 @@ export function importProblem(edge: ImportEdge): string | null {
   if (toParts.length === 1 && LIB_ROOT_FILES.includes(`${toParts[0]}.ts`)) return null; // lib/config
   const fromFolder = fromParts.length > 1 ? fromParts[0] : null;
   const toFolder = toParts[0];
-  if (layerOf(toFolder) < 0) return `${edge.from} imports '${edge.specifier}': lib/${toFolder} is not a layer folder (scripts/layers.ts LAYERS)`;
-  if (fromFolder === null) return `lib/${edge.from} imports '${edge.specifier}': lib/config.ts sits below every layer and imports none of them`;
+  if (layerOf(toFolder) < 0)
+    return `${edge.from} imports '${edge.specifier}': lib/${toFolder} is not a layer folder (scripts/layers.ts LAYERS)`;
+  if (fromFolder === null)
+    return `lib/${edge.from} imports '${edge.specifier}': lib/config.ts sits below every layer and imports none of them`;
   if (layerOf(fromFolder) < 0) return `lib/${edge.from} is not in a layer folder (scripts/layers.ts LAYERS)`;
   if (fromFolder === toFolder) return null;
   const [a, b] = [layerOf(fromFolder), layerOf(toFolder)];
-  if (b > a) return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} (layer ${a}) must not import ${toFolder} (layer ${b}, above it)`;
-  if (b === a) return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} and ${toFolder} are one layer and must not import each other`;
+  if (b > a)
+    return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} (layer ${a}) must not import ${toFolder} (layer ${b}, above it)`;
+  if (b === a)
+    return `lib/${edge.from} imports '${edge.specifier}': ${fromFolder} and ${toFolder} are one layer and must not import each other`;
   const index = `${path.relative(path.dirname(path.join('lib', edge.from)), path.join('lib', toFolder))}/index`;
-  if (toParts.length === 1) return `lib/${edge.from} imports '${edge.specifier}': write '${index}' (tslab resolves a folder import to ${toFolder}.js, not to its index.ts)`;
-  if (toParts.length > 2 || toParts[1] !== 'index') return `lib/${edge.from} imports '${edge.specifier}': import lib/${toFolder} through its index.ts ('${index}')`;
+  if (toParts.length === 1)
+    return `lib/${edge.from} imports '${edge.specifier}': write '${index}' (tslab resolves a folder import to ${toFolder}.js, not to its index.ts)`;
+  if (toParts.length > 2 || toParts[1] !== 'index')
+    return `lib/${edge.from} imports '${edge.specifier}': import lib/${toFolder} through its index.ts ('${index}')`;
   return null;
 }
 
 /** Every broken rule in lib/ (empty: the layers hold). */
 export function layerViolations(libDir: string): string[] {
   const problems: string[] = [];
-  for (const dir of LAYERS.flat()) if (!fs.existsSync(path.join(libDir, dir, 'index.ts'))) problems.push(`lib/${dir} has no index.ts`);
+  for (const dir of LAYERS.flat())
+    if (!fs.existsSync(path.join(libDir, dir, 'index.ts'))) problems.push(`lib/${dir} has no index.ts`);
   for (const e of fs.readdirSync(libDir, { withFileTypes: true })) {
-    if (e.isDirectory() && layerOf(e.name) < 0) problems.push(`lib/${e.name}/ is not a layer folder (scripts/layers.ts LAYERS)`);
-    if (e.isFile() && e.name.endsWith('.ts') && !LIB_ROOT_FILES.includes(e.name)) problems.push(`lib/${e.name} belongs in a layer folder`);
+    if (e.isDirectory() && layerOf(e.name) < 0)
+      problems.push(`lib/${e.name}/ is not a layer folder (scripts/layers.ts LAYERS)`);
+    if (e.isFile() && e.name.endsWith('.ts') && !LIB_ROOT_FILES.includes(e.name))
+      problems.push(`lib/${e.name} belongs in a layer folder`);
   }
   for (const edge of libImports(libDir)) {
     const p = importProblem(edge);
@@ -98,6 +107,10 @@ export function layerViolations(libDir: string): string[] {
 if (require.main === module) {
   const problems = layerViolations(path.join(__dirname, '..', 'lib'));
   for (const p of problems) console.error(p);
-  console.log(problems.length ? `${problems.length} import(s) break lib/'s layers` : `lib/'s layers hold: ${LAYERS.map((l) => l.join(' | ')).join(' < ')}`);
+  console.log(
+    problems.length
+      ? `${problems.length} import(s) break lib/'s layers`
+      : `lib/'s layers hold: ${LAYERS.map((l) => l.join(' | ')).join(' < ')}`,
+  );
   process.exit(problems.length ? 1 : 0);
 }

@@ -7,7 +7,13 @@ export const USAGE: string;
 export function parseArgs(argv: string[]): { gpu: boolean; force: boolean; stock: boolean; unknown: string[] };
 export function release(version: string | null | undefined): string | null;
 export function judgeInstalled(installed: Probe, wanted: string): { keep: boolean; reason: string };
-export function planSteps(state: { stock: boolean; force: boolean; installed: Probe | null; wanted: string; cached: boolean }): Step[];
+export function planSteps(state: {
+  stock: boolean;
+  force: boolean;
+  installed: Probe | null;
+  wanted: string;
+  cached: boolean;
+}): Step[];
 export function stockWarning(version: string): string;
 export interface Wheel {
   name: string;

@@ -26,7 +26,15 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import {
-  TF_VERSION, USAGE, WHEELS, WHEEL_PIP_TARGET, cudaRequirements, judgeInstalled, parseArgs, planSteps, stockWarning,
+  TF_VERSION,
+  USAGE,
+  WHEELS,
+  WHEEL_PIP_TARGET,
+  cudaRequirements,
+  judgeInstalled,
+  parseArgs,
+  planSteps,
+  stockWarning,
   wheelProblem,
 } from './native-backend-plan.mjs';
 
@@ -44,13 +52,21 @@ let pkgDir;
 try {
   pkgDir = path.dirname(require.resolve(`${PKG}/package.json`));
 } catch {
-  fail('locate package', `${PKG} is not installed in node_modules`, GPU ? `npm install --no-save ${PKG}@4.22.0 (npm run setup -- --gpu does it)` : 'npm ci');
+  fail(
+    'locate package',
+    `${PKG} is not installed in node_modules`,
+    GPU ? `npm install --no-save ${PKG}@4.22.0 (npm run setup -- --gpu does it)` : 'npm ci',
+  );
 }
 const pkgVersion = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version;
 const depsLib = path.join(pkgDir, 'deps', 'lib');
 const depsInclude = path.join(pkgDir, 'deps', 'include');
 /** node-pre-gyp puts the addon in lib/napi-v<highest N-API the package lists that Node has>. */
-const napi = Math.max(...JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).binary.napi_versions.filter((v) => v <= Number(process.versions.napi)));
+const napi = Math.max(
+  ...JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).binary.napi_versions.filter(
+    (v) => v <= Number(process.versions.napi),
+  ),
+);
 const addonPath = path.join(pkgDir, 'lib', `napi-v${napi}`, 'tfjs_binding.node');
 const buildKey = `${PKG.replace('@tensorflow/', '')}-${pkgVersion}-napi${napi}-${process.platform}-${process.arch}`;
 
@@ -94,7 +110,7 @@ function sha256File(file) {
   const hash = createHash('sha256');
   const fd = fs.openSync(file, 'r');
   const buf = Buffer.alloc(1 << 22);
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
   fs.closeSync(fd);
   return hash.digest('hex');
 }
@@ -155,11 +171,16 @@ function provisionFromWheel() {
     execFileSync('unzip', ['-q', '-o', wheel, ...members, '-d', tmp], { stdio: 'inherit' });
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    fail('unpack wheel', `unzip failed on ${wheel}: ${err.message}`, `delete ${wheel} and run again (apt-get install unzip if it is missing)`);
+    fail(
+      'unpack wheel',
+      `unzip failed on ${wheel}: ${err.message}`,
+      `delete ${wheel} and run again (apt-get install unzip if it is missing)`,
+    );
   }
   fs.renameSync(path.join(tmp, 'tensorflow', 'include'), path.join(tmp, 'include'));
   fs.mkdirSync(path.join(tmp, 'lib'));
-  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) fs.renameSync(path.join(tmp, 'tensorflow', so), path.join(tmp, 'lib', so));
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'])
+    fs.renameSync(path.join(tmp, 'tensorflow', so), path.join(tmp, 'lib', so));
   fs.rmSync(path.join(tmp, 'tensorflow'), { recursive: true });
   if (GPU) {
     const reqs = cudaRequirements(fs.readFileSync(path.join(tmp, metadata), 'utf8'));
@@ -178,7 +199,8 @@ function linkLibrary(libDir) {
   fs.rmSync(path.join(pkgDir, 'deps'), { recursive: true, force: true });
   fs.mkdirSync(depsLib, { recursive: true });
   relLink(path.join(libDir, 'include'), depsInclude);
-  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) relLink(path.join(libDir, 'lib', so), path.join(depsLib, so));
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'])
+    relLink(path.join(libDir, 'lib', so), path.join(depsLib, so));
   // Build-time names (-ltensorflow -ltensorflow_framework) and the name install.js checks for.
   relLink(path.join(depsLib, 'libtensorflow_cc.so.2'), path.join(depsLib, 'libtensorflow.so'));
   relLink(path.join(depsLib, 'libtensorflow_framework.so.2'), path.join(depsLib, 'libtensorflow_framework.so'));
@@ -186,7 +208,8 @@ function linkLibrary(libDir) {
   // Sizes of what was linked: lib/runtime/backend.ts checks them before loading, because a truncated
   // library kills the process in dlopen instead of throwing an error it could report.
   const manifest = { source: `${WHEEL.name}==${TF_VERSION}`, files: {} };
-  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2']) manifest.files[so] = fs.statSync(path.join(libDir, 'lib', so)).size;
+  for (const so of ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'])
+    manifest.files[so] = fs.statSync(path.join(libDir, 'lib', so)).size;
   fs.writeFileSync(path.join(pkgDir, 'deps', 'dcf-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
@@ -198,13 +221,22 @@ function buildAddon() {
   // and the official tarballs do), instead of node-gyp downloading them.
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   const env = { ...process.env };
-  if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
-  const r = spawnSync(process.execPath, [preGyp, 'install', '--build-from-source'], { cwd: pkgDir, encoding: 'utf8', env });
+  if (!env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')))
+    env.npm_config_nodedir = prefix;
+  const r = spawnSync(process.execPath, [preGyp, 'install', '--build-from-source'], {
+    cwd: pkgDir,
+    encoding: 'utf8',
+    env,
+  });
   if (r.status !== 0) {
     const log = path.join(CACHE, 'native-build.log');
     fs.mkdirSync(CACHE, { recursive: true });
     fs.writeFileSync(log, `${r.stdout}\n${r.stderr}`);
-    fail('build addon', `node-gyp failed (log: ${path.relative(ROOT, log)})`, 'it needs python3, make and g++ (apt-get install -y python3 make g++)');
+    fail(
+      'build addon',
+      `node-gyp failed (log: ${path.relative(ROOT, log)})`,
+      'it needs python3, make and g++ (apt-get install -y python3 make g++)',
+    );
   }
 }
 
@@ -227,7 +259,9 @@ function restoreCachedAddon(libDir) {
 
 /** --stock-libtensorflow: the package's own install script (downloads from Google's storage). */
 function stockInstall(wanted) {
-  say(`--stock-libtensorflow: running ${PKG}'s own install (downloads libtensorflow ${wanted} from Google's storage; UNTESTED with this project)`);
+  say(
+    `--stock-libtensorflow: running ${PKG}'s own install (downloads libtensorflow ${wanted} from Google's storage; UNTESTED with this project)`,
+  );
   // Our links in deps/ and an addon built against another library must not survive into it:
   // node-pre-gyp keeps an addon that is already there.
   fs.rmSync(path.join(pkgDir, 'deps'), { recursive: true, force: true });
@@ -242,22 +276,36 @@ function stockInstall(wanted) {
   const why =
     r.status === 0
       ? judgeInstalled(installed, wanted).reason
-      : ((r.stderr || '').split('\n').find((l) => /Error|ENOTFOUND|ECONN|ETIMEDOUT|failed/.test(l)) ?? `exit ${r.status ?? r.signal}`).trim();
-  fail('stock download', `${PKG}'s own install did not give a working libtensorflow ${wanted}: ${why}`, 'run `npm run setup` without --stock-libtensorflow: it builds against the tested TensorFlow ' + TF_VERSION + ' from the wheel');
+      : (
+          (r.stderr || '').split('\n').find((l) => /Error|ENOTFOUND|ECONN|ETIMEDOUT|failed/.test(l)) ??
+          `exit ${r.status ?? r.signal}`
+        ).trim();
+  fail(
+    'stock download',
+    `${PKG}'s own install did not give a working libtensorflow ${wanted}: ${why}`,
+    'run `npm run setup` without --stock-libtensorflow: it builds against the tested TensorFlow ' +
+      TF_VERSION +
+      ' from the wheel',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const libDir = path.join(CACHE, `libtensorflow-${TF_VERSION}-${GPU ? 'gpu' : 'cpu'}`);
 const wanted = STOCK ? stockVersion() : TF_VERSION;
-say(`${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi}); wanted: TensorFlow ${wanted} ${STOCK ? "(the package's stock download, UNTESTED)" : `(the ${WHEEL.name} wheel's C library, tested)`}`);
+say(
+  `${PKG}@${pkgVersion}, Node ${process.version} (N-API ${napi}); wanted: TensorFlow ${wanted} ${STOCK ? "(the package's stock download, UNTESTED)" : `(the ${WHEEL.name} wheel's C library, tested)`}`,
+);
 
 const installed = FORCE ? null : probe();
 if (installed) {
   const { keep, reason } = judgeInstalled(installed, wanted);
-  if (!keep && (fs.existsSync(addonPath) || fs.existsSync(depsLib))) say(`the installed backend is not right: ${reason}; replacing it`);
+  if (!keep && (fs.existsSync(addonPath) || fs.existsSync(depsLib)))
+    say(`the installed backend is not right: ${reason}; replacing it`);
 }
-const cached = fs.existsSync(path.join(CACHE, 'addons', buildKey, 'tfjs_binding.node')) && fs.existsSync(path.join(libDir, 'COMPLETE'));
+const cached =
+  fs.existsSync(path.join(CACHE, 'addons', buildKey, 'tfjs_binding.node')) &&
+  fs.existsSync(path.join(libDir, 'COMPLETE'));
 
 for (const step of planSteps({ stock: STOCK, force: FORCE, installed, wanted, cached })) {
   if (step === 'keep') {
@@ -288,7 +336,12 @@ for (const step of planSteps({ stock: STOCK, force: FORCE, installed, wanted, ca
     buildAddon();
     const built = probe();
     const { keep, reason } = judgeInstalled(built, wanted);
-    if (!keep) fail('verify', `the freshly built addon is not right: ${reason}`, `run with --force after deleting ${path.relative(ROOT, libDir)}`);
+    if (!keep)
+      fail(
+        'verify',
+        `the freshly built addon is not right: ${reason}`,
+        `run with --force after deleting ${path.relative(ROOT, libDir)}`,
+      );
     cacheAddon();
     say(`ready: native backend loads, TensorFlow ${built.version} (built against the ${WHEEL.name} wheel's C library)`);
     process.exit(0);

@@ -56,13 +56,17 @@ async function main(): Promise<void> {
   const whole = (flag: string, text: string | undefined, min: number, max: number) => {
     if (text === undefined) return undefined;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) usageError(`${flag} must be a whole number from ${min} to ${max}; got '${text}'`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      usageError(`${flag} must be a whole number from ${min} to ${max}; got '${text}'`);
     return n;
   };
   let variant, norm;
   try {
     variant = values.variant === undefined ? undefined : parseChoice('--variant', values.variant, VARIANTS);
-    norm = values.norm === undefined ? undefined : parseChoice('--norm', values.norm, Object.keys(NORMALIZATIONS) as NormName[]);
+    norm =
+      values.norm === undefined
+        ? undefined
+        : parseChoice('--norm', values.norm, Object.keys(NORMALIZATIONS) as NormName[]);
   } catch (err) {
     usageError((err as Error).message);
   }

@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   const pdf = !args.includes('--no-pdf');
   if (args.includes('--recorded')) {
     const files = await buildLabReport({ mode: 'recorded', pdf });
-    console.log(`short report from the recorded suite: ${files.html}${files.pdf ? `, ${files.pdf} (${files.pages} pages)` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `short report from the recorded suite: ${files.html}${files.pdf ? `, ${files.pdf} (${files.pages} pages)` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     return;
   }
   const short = await buildLabReport({ mode: 'yours', pdf });

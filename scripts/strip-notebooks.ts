@@ -33,4 +33,6 @@ if (check && dirty) {
   console.error(`${dirty} notebook(s) hold outputs: run \`npm run notebooks:strip\``);
   process.exit(1);
 }
-console.log(check ? `${notebooks.length} notebook(s) clean` : `${notebooks.length} notebook(s) checked, ${dirty} stripped`);
+console.log(
+  check ? `${notebooks.length} notebook(s) clean` : `${notebooks.length} notebook(s) checked, ${dirty} stripped`,
+);

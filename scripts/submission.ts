@@ -57,7 +57,7 @@ function main(): number {
     const rel = (f: string) => path.relative(readEnv().initCwd, f) || '.';
     const lines = [
       `wrote ${rel(s.zip)} (${(s.bytes / 1e6).toFixed(1)} MB):`,
-      `  Lab_4_${uid}.pdf   ${recorded ? 'the recorded suite\'s report' : 'the report of your runs'}, ${rel(s.report)}`,
+      `  Lab_4_${uid}.pdf   ${recorded ? "the recorded suite's report" : 'the report of your runs'}, ${rel(s.report)}`,
       `  ${CODE_FOLDER}/  ${s.code.length} files tracked by git, as they are in your working tree`,
     ];
     if (s.skipped.length) lines.push(`left out (tracked, but deleted in your working tree): ${s.skipped.join(', ')}`);

@@ -5,7 +5,18 @@
  * interrupted (Ctrl-C: training stops at its next step; what it saved stays, a rerun resumes).
  */
 import { describeBackend, initBackend } from '../lib/runtime';
-import { DivergedError, formatResult, parseTrainArgs, resolveTrainConfig, terminalProgress, train, TRAIN_USAGE, type TrainConfig, TrainingInterrupted, UsageError } from '../lib/train';
+import {
+  DivergedError,
+  formatResult,
+  parseTrainArgs,
+  resolveTrainConfig,
+  terminalProgress,
+  train,
+  TRAIN_USAGE,
+  type TrainConfig,
+  TrainingInterrupted,
+  UsageError,
+} from '../lib/train';
 
 async function main(): Promise<number> {
   let args: ReturnType<typeof parseTrainArgs>;

@@ -1,17 +1,52 @@
 // The report's answers are generated from the results: each conclusion flips when the numbers do.
 import { describe, expect, it } from 'vitest';
-import { dynamicCosts, EQUIVALENCE_MARGIN, networkFacts, pairedComparison, type MeasurementRow, type ArmSummary, type ComparisonRow, type CompareFacts, type CostFacts, type FreezeFacts } from '../lib/experiments';
-import { causeStatus, checkpointAnswer, compareAnswer, freezeAnswer, networkAnswer, prosConsAnswer, responseMapAnswer, type MapFacts } from '../lib/report';
+import {
+  dynamicCosts,
+  EQUIVALENCE_MARGIN,
+  networkFacts,
+  pairedComparison,
+  type MeasurementRow,
+  type ArmSummary,
+  type ComparisonRow,
+  type CompareFacts,
+  type CostFacts,
+  type FreezeFacts,
+} from '../lib/experiments';
+import {
+  causeStatus,
+  checkpointAnswer,
+  compareAnswer,
+  freezeAnswer,
+  networkAnswer,
+  prosConsAnswer,
+  responseMapAnswer,
+  type MapFacts,
+} from '../lib/report';
 
 /** A comparison row b − a from per-seed values (fractions). */
 function row(a: string, b: string, av: number[], bv: number[]): ComparisonRow {
   const m = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
   const bySeed = (xs: number[]) => new Map(xs.map((x, i) => [i, x]));
-  return { group: 'compare', a, b, isolates: '', ...pairedComparison(bySeed(av), bySeed(bv), { margin: EQUIVALENCE_MARGIN }), meanA: m(av), nA: av.length, meanB: m(bv), nB: bv.length };
+  return {
+    group: 'compare',
+    a,
+    b,
+    isolates: '',
+    ...pairedComparison(bySeed(av), bySeed(bv), { margin: EQUIVALENCE_MARGIN }),
+    meanA: m(av),
+    nA: av.length,
+    meanB: m(bv),
+    nB: bv.length,
+  };
 }
 const base = [0.76, 0.77, 0.765, 0.772, 0.758, 0.768, 0.761, 0.774, 0.763, 0.769];
 const shift = (xs: number[], d: number, wobble = 0) => xs.map((x, i) => x + d + (i % 2 ? wobble : -wobble));
-const summary = (arm: string, xs: number[]): ArmSummary => ({ arm, mean: xs.reduce((s, x) => s + x, 0) / xs.length, sd: 0.005, n: xs.length });
+const summary = (arm: string, xs: number[]): ArmSummary => ({
+  arm,
+  mean: xs.reduce((s, x) => s + x, 0) / xs.length,
+  sd: 0.005,
+  n: xs.length,
+});
 
 function compareFacts(dynamicMinusStatic: number, wobble: number): CompareFacts {
   const dyn = shift(base, dynamicMinusStatic, wobble);
@@ -63,13 +98,30 @@ function freezeFacts(featuresHelp: boolean): FreezeFacts {
     source: 'recorded',
     freeze: row('dynamic', 'frozen-requires-grad', dyn, frozen),
     causes: [
-      { cause: 'BatchNorm statistics', how: '', test: row('frozen-requires-grad', 'frozen-eval', frozen, featuresHelp ? none() : big(0.1)) },
+      {
+        cause: 'BatchNorm statistics',
+        how: '',
+        test: row('frozen-requires-grad', 'frozen-eval', frozen, featuresHelp ? none() : big(0.1)),
+      },
       { cause: 'input statistics', how: '', test: row('frozen-eval', 'frozen-eval-imagenet', frozen, none(-0.0005)) },
-      { cause: 'object scale', how: '', test: row('frozen-eval', 'frozen-eval-up2', frozen, shift(frozen, 0.01, 0.03)) },
-      { cause: 'features not adapted to CIFAR-10', how: '', test: row('frozen-requires-grad', 'fix-stem-frozen', frozen, featuresHelp ? big(0.185) : none()) },
+      {
+        cause: 'object scale',
+        how: '',
+        test: row('frozen-eval', 'frozen-eval-up2', frozen, shift(frozen, 0.01, 0.03)),
+      },
+      {
+        cause: 'features not adapted to CIFAR-10',
+        how: '',
+        test: row('frozen-requires-grad', 'fix-stem-frozen', frozen, featuresHelp ? big(0.185) : none()),
+      },
     ],
     fixes: [
-      { arm: 'fix-stem-frozen', how: "layer1's filters trained", vsDynamic: row('dynamic', 'fix-stem-frozen', dyn, featuresHelp ? shift(dyn, -0.001, 0.0005) : big(0.0005)), vsControl: row('frozen-requires-grad', 'fix-stem-frozen', frozen, big(0.185)) },
+      {
+        arm: 'fix-stem-frozen',
+        how: "layer1's filters trained",
+        vsDynamic: row('dynamic', 'fix-stem-frozen', dyn, featuresHelp ? shift(dyn, -0.001, 0.0005) : big(0.0005)),
+        vsControl: row('frozen-requires-grad', 'fix-stem-frozen', frozen, big(0.185)),
+      },
     ],
   };
 }
@@ -90,14 +142,27 @@ describe('3.2 freezing', () => {
   it('judges the best fix against training everything', () => {
     expect(freezeAnswer(freezeFacts(true)).conclusion.bestFixVsFull).toBe('equivalent');
     expect(freezeAnswer(freezeFacts(false)).conclusion.bestFixVsFull).toBe('worse');
-    expect(causeStatus({ cause: 'x', how: '', test: row('a', 'b', base.slice(0, 5), shift(base.slice(0, 5), 0.004, 0.02)) })).toBe('undecided');
+    expect(
+      causeStatus({ cause: 'x', how: '', test: row('a', 'b', base.slice(0, 5), shift(base.slice(0, 5), 0.004, 0.02)) }),
+    ).toBe('undecided');
   });
 });
 
 describe('advantages and downsides', () => {
   /** Step times of both heads (ms), as lib/experiments/measurements records them. */
   const measured = (dynamicTrainMs: number): MeasurementRow[] => {
-    const base = { setting: 'lab', part: '', unit: 'ms' as const, spread: 1, n: 12, backend: 'test', cpus: 2, load1: 0, othersShare: 0, time: new Date(0) };
+    const base = {
+      setting: 'lab',
+      part: '',
+      unit: 'ms' as const,
+      spread: 1,
+      n: 12,
+      backend: 'test',
+      cpus: 2,
+      load1: 0,
+      othersShare: 0,
+      time: new Date(0),
+    };
     return [
       { ...base, measure: 'train-step', variant: 'dynamic', batch: 64, value: dynamicTrainMs },
       { ...base, measure: 'train-step', variant: 'static', batch: 64, value: 100 },
@@ -138,11 +203,26 @@ describe('2.1 and 2.2', () => {
     expect(a.sentences.join(' ')).toContain(n.generator.toLocaleString('en-US'));
   });
   it('says whether keeping the best checkpoint mattered, from the epochs', () => {
-    const run = (name: string, accs: number[]) => ({ run: name, test: accs.map((a, i) => [i + 1, a] as [number, number]) });
-    const earlier = checkpointAnswer({ source: 'recorded', shown: { run: 'r', epochs: 5, bestEpoch: 3, best: 0.78, final: 0.77 }, runs: 3, bestBeforeLast: 2, meanGain: 0.006 });
+    const run = (name: string, accs: number[]) => ({
+      run: name,
+      test: accs.map((a, i) => [i + 1, a] as [number, number]),
+    });
+    const earlier = checkpointAnswer({
+      source: 'recorded',
+      shown: { run: 'r', epochs: 5, bestEpoch: 3, best: 0.78, final: 0.77 },
+      runs: 3,
+      bestBeforeLast: 2,
+      meanGain: 0.006,
+    });
     expect(earlier.conclusion.bestEarlierInMost).toBe(true);
     expect(earlier.sentences.join(' ')).toContain('matters here');
-    const last = checkpointAnswer({ source: 'recorded', shown: { run: 'r', epochs: 5, bestEpoch: 5, best: 0.78, final: 0.78 }, runs: 3, bestBeforeLast: 1, meanGain: 0.001 });
+    const last = checkpointAnswer({
+      source: 'recorded',
+      shown: { run: 'r', epochs: 5, bestEpoch: 5, best: 0.78, final: 0.78 },
+      runs: 3,
+      bestBeforeLast: 1,
+      meanGain: 0.001,
+    });
     expect(last.conclusion.bestEarlierInMost).toBe(false);
     expect(last.sentences.join(' ')).toContain('usually the best one');
     expect(run('x', [0.5]).test).toEqual([[1, 0.5]]);
@@ -154,9 +234,23 @@ describe('3.1 response maps', () => {
     const m = new Float32Array(640);
     m[2 * 64 + 27] = 5; // class 2's map peaks near the centre
     return {
-      source: 'recorded', run: 'lab-dynamic-s0',
-      examples: [{ index: 101, label: 2, predicted: 2, scores: Float32Array.from([0, 1, 4, 0, 0, 0, 0, 0, 0, 2]), maps: m, image: new Uint8Array(3072), caption: '' }],
-      peaks: { truth: { images: 300, central, meanDistance: 9 }, other: { images: 300, central: 0.3, meanDistance: 11 } },
+      source: 'recorded',
+      run: 'lab-dynamic-s0',
+      examples: [
+        {
+          index: 101,
+          label: 2,
+          predicted: 2,
+          scores: Float32Array.from([0, 1, 4, 0, 0, 0, 0, 0, 0, 2]),
+          maps: m,
+          image: new Uint8Array(3072),
+          caption: '',
+        },
+      ],
+      peaks: {
+        truth: { images: 300, central, meanDistance: 9 },
+        other: { images: 300, central: 0.3, meanDistance: 11 },
+      },
     };
   };
   it('says the maps localise only when their peaks beat chance', () => {

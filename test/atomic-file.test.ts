@@ -45,10 +45,24 @@ describe('writeFileAtomic on a full disk', () => {
   it('also when the disk fills at fsync, and for a quota (EDQUOT); other errors name the file too', () => {
     const file = path.join(dir, 'config.json');
     writeFileAtomic(file, '{"old": true}');
-    const failingSync: WriteIo = { ...fs, fsyncSync: () => { throw errno('ENOSPC', 'fsync'); } };
-    expect(() => writeFileAtomic(file, '{"new": true}', failingSync)).toThrow(new RegExp(`cannot write ${file}: the disk is full \\(ENOSPC\\)`));
-    expect(() => writeFileAtomic(file, '{"new": true}', diskWithRoom(3, 'EDQUOT'))).toThrow(/the disk is full \(EDQUOT\)/);
-    const denied = { ...fs, renameSync: () => { throw errno('EACCES', 'rename'); } } as WriteIo;
+    const failingSync: WriteIo = {
+      ...fs,
+      fsyncSync: () => {
+        throw errno('ENOSPC', 'fsync');
+      },
+    };
+    expect(() => writeFileAtomic(file, '{"new": true}', failingSync)).toThrow(
+      new RegExp(`cannot write ${file}: the disk is full \\(ENOSPC\\)`),
+    );
+    expect(() => writeFileAtomic(file, '{"new": true}', diskWithRoom(3, 'EDQUOT'))).toThrow(
+      /the disk is full \(EDQUOT\)/,
+    );
+    const denied = {
+      ...fs,
+      renameSync: () => {
+        throw errno('EACCES', 'rename');
+      },
+    } as WriteIo;
     const err = (() => {
       try {
         writeFileAtomic(file, '{"new": true}', denied);
@@ -56,7 +70,9 @@ describe('writeFileAtomic on a full disk', () => {
         return e as NodeJS.ErrnoException;
       }
     })();
-    expect(err?.message).toMatch(new RegExp(`^cannot write ${file}: EACCES: rename failed\\. Any earlier config\\.json is unchanged\\.$`));
+    expect(err?.message).toMatch(
+      new RegExp(`^cannot write ${file}: EACCES: rename failed\\. Any earlier config\\.json is unchanged\\.$`),
+    );
     expect(err?.code).toBe('EACCES');
     expect(fs.readFileSync(file, 'utf8')).toBe('{"old": true}');
     expect(leftovers()).toEqual([]);
@@ -64,7 +80,9 @@ describe('writeFileAtomic on a full disk', () => {
 
   it('a safetensors write (checkpoints, model states) says the same, and the earlier file still verifies', () => {
     const file = path.join(dir, 'last.safetensors');
-    const tensors = (v: number): Record<string, TensorRecord> => ({ w: { dtype: 'F32', shape: [256], data: new Float32Array(256).fill(v) } });
+    const tensors = (v: number): Record<string, TensorRecord> => ({
+      w: { dtype: 'F32', shape: [256], data: new Float32Array(256).fill(v) },
+    });
     writeSafetensors(file, tensors(1), { epoch: '1' });
     expect(() => writeSafetensors(file, tensors(2), { epoch: '2' }, diskWithRoom(500))).toThrow(
       new RegExp(`cannot write ${file}: the disk is full \\(ENOSPC\\)\\. Any earlier last\\.safetensors is unchanged`),

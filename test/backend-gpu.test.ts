@@ -48,9 +48,7 @@ describe('planBackend', () => {
     ).toEqual({ load: 'gpu' });
     const cpu = planBackend('auto', env({}));
     expect(cpu.load).toBe('native');
-    expect(cpu.note).toMatch(
-      new RegExp(NO_GPU_NOTE),
-    );
+    expect(cpu.note).toMatch(new RegExp(NO_GPU_NOTE));
   });
 
   it('auto goes on without a GPU package that does not load, and says so', () => {
@@ -157,9 +155,7 @@ describe('a GPU package with no GPU (fake @tensorflow/tfjs-node-gpu over the CPU
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('BACKEND tensorflow (@tensorflow/tfjs-node, TensorFlow 2.21');
     expect(r.stdout).toMatch(/, CPU\)/);
-    expect(r.stderr).toMatch(
-      new RegExp(`note: ${NO_GPU_NOTE}`),
-    );
+    expect(r.stderr).toMatch(new RegExp(`note: ${NO_GPU_NOTE}`));
   });
 
   it('DCF_BACKEND=gpu: an error naming what is missing, never a GPU reported', () => {

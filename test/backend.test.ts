@@ -12,7 +12,14 @@ import {
   initBackend,
   untestedTensorflowWarning,
 } from '../lib/runtime/backend';
-import { TF_VERSION, judgeInstalled, parseArgs, planSteps, release, stockWarning } from '../scripts/native-backend-plan.mjs';
+import {
+  TF_VERSION,
+  judgeInstalled,
+  parseArgs,
+  planSteps,
+  release,
+  stockWarning,
+} from '../scripts/native-backend-plan.mjs';
 
 describe('backend', () => {
   it('runs on the native TensorFlow library, not the pure-JS backend', () => {
@@ -53,7 +60,8 @@ describe('checkLinkedLibraries', () => {
     const deps = fs.mkdtempSync(path.join(os.tmpdir(), 'deps-'));
     fs.mkdirSync(path.join(deps, 'lib'));
     fs.writeFileSync(path.join(deps, 'dcf-manifest.json'), JSON.stringify({ files: sizes }));
-    for (const [name, size] of Object.entries(actual)) fs.writeFileSync(path.join(deps, 'lib', name), Buffer.alloc(size));
+    for (const [name, size] of Object.entries(actual))
+      fs.writeFileSync(path.join(deps, 'lib', name), Buffer.alloc(size));
     return deps;
   }
 
@@ -63,7 +71,9 @@ describe('checkLinkedLibraries', () => {
 
   it('names a truncated library and says how to repair it', () => {
     const deps = depsWith({ 'libtensorflow_cc.so.2': 100 }, { 'libtensorflow_cc.so.2': 40 });
-    expect(() => checkLinkedLibraries(deps)).toThrow(/libtensorflow_cc\.so\.2 is damaged \(40 bytes, expected 100\).*npm run setup/);
+    expect(() => checkLinkedLibraries(deps)).toThrow(
+      /libtensorflow_cc\.so\.2 is damaged \(40 bytes, expected 100\).*npm run setup/,
+    );
   });
 
   it('names a missing library', () => {
@@ -82,14 +92,18 @@ describe('untestedTensorflowWarning', () => {
     const w = untestedTensorflowWarning('2.9.1');
     expect(w).toMatch(/TensorFlow 2\.9\.1, which this project has not been tested with/);
     expect(w).toMatch(/tested on TensorFlow 2\.21 only/);
-    expect(w).toMatch(/Run `npm run setup` to build .* against TensorFlow 2\.21 \(the C library of the tensorflow-cpu wheel\)/);
+    expect(w).toMatch(
+      /Run `npm run setup` to build .* against TensorFlow 2\.21 \(the C library of the tensorflow-cpu wheel\)/,
+    );
     expect(untestedTensorflowWarning('2.210.0')).toBeDefined();
     expect(untestedTensorflowWarning('3.21.0')).toBeDefined();
   });
 
   it('warns when the version cannot be read, and sends the GPU package to its own set-up', () => {
     expect(untestedTensorflowWarning('unknown')).toMatch(/TensorFlow of unknown version \('unknown'\)/);
-    expect(untestedTensorflowWarning('2.9.1', '@tensorflow/tfjs-node-gpu')).toMatch(/`npm run setup -- --gpu`.*tensorflow wheel/);
+    expect(untestedTensorflowWarning('2.9.1', '@tensorflow/tfjs-node-gpu')).toMatch(
+      /`npm run setup -- --gpu`.*tensorflow wheel/,
+    );
   });
 
   it('agrees with the TensorFlow set-up builds against', () => {
@@ -107,7 +121,12 @@ describe('native backend set-up (scripts/native-backend-plan.mjs)', () => {
 
   it('reads its flags', () => {
     expect(parseArgs([])).toEqual({ gpu: false, force: false, stock: false, unknown: [] });
-    expect(parseArgs(['--gpu', '--stock-libtensorflow', '--bogus'])).toEqual({ gpu: true, force: false, stock: true, unknown: ['--bogus'] });
+    expect(parseArgs(['--gpu', '--stock-libtensorflow', '--bogus'])).toEqual({
+      gpu: true,
+      force: false,
+      stock: true,
+      unknown: ['--bogus'],
+    });
   });
 
   it('compares releases, not strings', () => {
@@ -118,13 +137,22 @@ describe('native backend set-up (scripts/native-backend-plan.mjs)', () => {
   });
 
   it('keeps a working addon linked against the wanted TensorFlow', () => {
-    expect(planSteps({ stock: false, force: false, installed: ok('2.21.0'), wanted: TF_VERSION, cached: true })).toEqual(['keep']);
+    expect(
+      planSteps({ stock: false, force: false, installed: ok('2.21.0'), wanted: TF_VERSION, cached: true }),
+    ).toEqual(['keep']);
   });
 
   it('replaces a working addon linked against another TensorFlow (an old stock 2.9.1 download)', () => {
-    expect(judgeInstalled(ok('2.9.1'), TF_VERSION)).toEqual({ keep: false, reason: 'it is linked against TensorFlow 2.9.1, not 2.21.0' });
-    expect(planSteps({ stock: false, force: false, installed: ok('2.9.1'), wanted: TF_VERSION, cached: true })).toEqual(['restore-cache', 'build-from-wheel']);
-    expect(planSteps({ stock: false, force: false, installed: ok('2.9.1'), wanted: TF_VERSION, cached: false })).toEqual(['build-from-wheel']);
+    expect(judgeInstalled(ok('2.9.1'), TF_VERSION)).toEqual({
+      keep: false,
+      reason: 'it is linked against TensorFlow 2.9.1, not 2.21.0',
+    });
+    expect(planSteps({ stock: false, force: false, installed: ok('2.9.1'), wanted: TF_VERSION, cached: true })).toEqual(
+      ['restore-cache', 'build-from-wheel'],
+    );
+    expect(
+      planSteps({ stock: false, force: false, installed: ok('2.9.1'), wanted: TF_VERSION, cached: false }),
+    ).toEqual(['build-from-wheel']);
   });
 
   it('builds from the wheel by default and never tries the stock download unless asked', () => {
@@ -137,13 +165,23 @@ describe('native backend set-up (scripts/native-backend-plan.mjs)', () => {
         }
       }
     }
-    expect(planSteps({ stock: false, force: true, installed: null, wanted: TF_VERSION, cached: true })).toEqual(['build-from-wheel']);
+    expect(planSteps({ stock: false, force: true, installed: null, wanted: TF_VERSION, cached: true })).toEqual([
+      'build-from-wheel',
+    ]);
   });
 
   it('uses the stock download only with --stock-libtensorflow, and then nothing else', () => {
-    expect(planSteps({ stock: true, force: false, installed: ok('2.21.0'), wanted: '2.9.1', cached: true })).toEqual(['stock-download']);
-    expect(planSteps({ stock: true, force: false, installed: broken, wanted: '2.9.1', cached: true })).toEqual(['stock-download']);
-    expect(planSteps({ stock: true, force: false, installed: ok('2.9.1'), wanted: '2.9.1', cached: true })).toEqual(['keep']);
-    expect(stockWarning('2.9.1')).toMatch(/^UNTESTED: .*stock libtensorflow 2\.9\.1.*tested on TensorFlow 2\.21\.0 only.*npm run setup` without --stock-libtensorflow/);
+    expect(planSteps({ stock: true, force: false, installed: ok('2.21.0'), wanted: '2.9.1', cached: true })).toEqual([
+      'stock-download',
+    ]);
+    expect(planSteps({ stock: true, force: false, installed: broken, wanted: '2.9.1', cached: true })).toEqual([
+      'stock-download',
+    ]);
+    expect(planSteps({ stock: true, force: false, installed: ok('2.9.1'), wanted: '2.9.1', cached: true })).toEqual([
+      'keep',
+    ]);
+    expect(stockWarning('2.9.1')).toMatch(
+      /^UNTESTED: .*stock libtensorflow 2\.9\.1.*tested on TensorFlow 2\.21\.0 only.*npm run setup` without --stock-libtensorflow/,
+    );
   });
 });

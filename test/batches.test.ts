@@ -112,7 +112,11 @@ describe('batches', () => {
     expect(seen.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(numBatches(10, 4)).toBe(3);
     expect(numBatches(10, 4, true)).toBe(2);
-    expect([...batches(split, { batchSize: 4, norm: 'half', dropLast: true })].map((b) => (tf.dispose([b.x, b.y]), b.indices.length))).toEqual([4, 4]);
+    expect(
+      [...batches(split, { batchSize: 4, norm: 'half', dropLast: true })].map(
+        (b) => (tf.dispose([b.x, b.y]), b.indices.length),
+      ),
+    ).toEqual([4, 4]);
   });
 
   it('leaves no tensors behind once the caller disposes each batch', () => {
@@ -136,7 +140,11 @@ describe('batches', () => {
     };
     const first = run();
     expect(run()).toEqual(first);
-    const plain = imagesToTensor(split, Array.from({ length: 16 }, (_, i) => i), 'half');
+    const plain = imagesToTensor(
+      split,
+      Array.from({ length: 16 }, (_, i) => i),
+      'half',
+    );
     const plainValues = plain.dataSync();
     plain.dispose();
     expect(first).not.toEqual(plainValues);
@@ -190,7 +198,9 @@ describe('batches', () => {
   });
 
   it('rejects a bad batch size', () => {
-    expect(() => [...batches(synthetic(2), { batchSize: 0, norm: 'half' })]).toThrow(/batchSize must be a whole number > 0; got 0/);
+    expect(() => [...batches(synthetic(2), { batchSize: 0, norm: 'half' })]).toThrow(
+      /batchSize must be a whole number > 0; got 0/,
+    );
   });
 
   it('visits only the chosen images, in the order given, and refuses an index outside the split', () => {
@@ -201,7 +211,9 @@ describe('batches', () => {
     const direct = imagesToTensor(split, [9], 'half');
     expect(Array.from(got[1].x.dataSync())).toEqual(Array.from(direct.dataSync()));
     tf.dispose([direct, ...got.flatMap((b) => [b.x, b.y])]);
-    expect(() => [...batches(split, { batchSize: 2, norm: 'half', indices: [3, 10] })]).toThrow(/image index 10 outside 0 … 9/);
+    expect(() => [...batches(split, { batchSize: 2, norm: 'half', indices: [3, 10] })]).toThrow(
+      /image index 10 outside 0 … 9/,
+    );
   });
 });
 
@@ -241,7 +253,9 @@ describe('validation split', () => {
     const split = synthetic(30);
     split.labels.fill(1);
     split.labels[0] = 0;
-    expect(() => splitValidation(split, 10)).toThrow(/class-balanced validation split of 10 needs 1 images of class 2; the training set has 0/);
+    expect(() => splitValidation(split, 10)).toThrow(
+      /class-balanced validation split of 10 needs 1 images of class 2; the training set has 0/,
+    );
   });
 });
 
@@ -271,7 +285,12 @@ describe('BatchPrefetcher (the next batch made in a worker thread)', () => {
   /** Every batch of an epoch as plain arrays (tensors freed). */
   const collect = (it: Iterable<{ x: tf.Tensor4D; y: tf.Tensor1D; indices: Int32Array }>) =>
     [...it].map((b) => {
-      const out = { x: b.x.dataSync().slice(), y: Array.from(b.y.dataSync()), indices: Array.from(b.indices), shape: b.x.shape };
+      const out = {
+        x: b.x.dataSync().slice(),
+        y: Array.from(b.y.dataSync()),
+        indices: Array.from(b.indices),
+        shape: b.x.shape,
+      };
       tf.dispose([b.x, b.y]);
       return out;
     });

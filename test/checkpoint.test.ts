@@ -41,14 +41,26 @@ function trainSteps(net: Net, adam: Adam, steps: number, epoch = 1): void {
       tf.dispose([b.x, b.y]);
       continue;
     }
-    const { value, grads } = tf.variableGrads(() => crossEntropy(net.forward(b.x, true), b.y), vars.map(([, v]) => v));
+    const { value, grads } = tf.variableGrads(
+      () => crossEntropy(net.forward(b.x, true), b.y),
+      vars.map(([, v]) => v),
+    );
     adam.step(Object.fromEntries(Object.entries(grads).map(([id, g]) => [byId.get(id)!, g])));
     tf.dispose([value, grads, b.x, b.y]);
   }
 }
 
 const config = trainConfig({ run: 'ckpt' });
-const meta = (epoch: number) => ({ kind: 'best' as const, epoch, accuracy: 0.5, bestAccuracy: 0.5, bestEpoch: epoch, session: 1, config: { ...config }, backend: 'test' });
+const meta = (epoch: number) => ({
+  kind: 'best' as const,
+  epoch,
+  accuracy: 0.5,
+  bestAccuracy: 0.5,
+  bestEpoch: epoch,
+  session: 1,
+  config: { ...config },
+  backend: 'test',
+});
 
 function stateValues(net: Net): Record<string, number[]> {
   const s = net.stateDict();
@@ -73,7 +85,11 @@ const CHECKPOINT_FORMAT_V1 = 'dcf-checkpoint/1';
 /** A file as the dcf-checkpoint/1 writer laid it out: no file_sha256, a tensor-only `sha256`. */
 function legacyV1Bytes(file: string): Buffer {
   const { tensors, metadata } = readSafetensors(file);
-  const bytes = serializeSafetensors(tensors, { ...metadata, format: CHECKPOINT_FORMAT_V1, sha256: tensorDigest(tensors) });
+  const bytes = serializeSafetensors(tensors, {
+    ...metadata,
+    format: CHECKPOINT_FORMAT_V1,
+    sha256: tensorDigest(tensors),
+  });
   const n = 8 + Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, n).toString());
   delete header.__metadata__[FILE_CHECKSUM_KEY];
@@ -92,7 +108,14 @@ describe('checkpoints', () => {
     saveCheckpoint(file, a.net, a.adam, meta(1));
 
     const content = readCheckpoint(file);
-    expect(content.meta).toMatchObject({ format: CHECKPOINT_FORMAT, kind: 'best', variant: 'dynamic', epoch: 1, step: 2, bestEpoch: 1 });
+    expect(content.meta).toMatchObject({
+      format: CHECKPOINT_FORMAT,
+      kind: 'best',
+      variant: 'dynamic',
+      epoch: 1,
+      step: 2,
+      bestEpoch: 1,
+    });
     expect(content.meta.config).toEqual(config);
     expect(readCheckpointMeta(file)).toEqual(content.meta);
     // PyTorch names and layouts for the model and for the moments.
@@ -121,9 +144,13 @@ describe('checkpoints', () => {
     const content = readCheckpoint(file);
     const s = make('static');
     const before = stateValues(s.net);
-    expect(() => restoreCheckpoint(content, file, s.net, s.adam)).toThrow(/holds a dynamic net, but this run trains the static net/);
+    expect(() => restoreCheckpoint(content, file, s.net, s.adam)).toThrow(
+      /holds a dynamic net, but this run trains the static net/,
+    );
     const frozen = make('dynamic', 'all');
-    expect(() => restoreCheckpoint(content, file, frozen.net, frozen.adam)).toThrow(/optimizer state for parameters this run does not train.*freeze 'none'.*'all'/s);
+    expect(() => restoreCheckpoint(content, file, frozen.net, frozen.adam)).toThrow(
+      /optimizer state for parameters this run does not train.*freeze 'none'.*'all'/s,
+    );
     expect(frozen.adam.stepCount).toBe(0);
 
     // A consistent file (valid checksum) with one misshapen tensor.
@@ -133,7 +160,9 @@ describe('checkpoints', () => {
     writeSafetensors(badFile, bad, { ...raw.metadata, sha256: tensorDigest(bad) });
     const fresh = make();
     const freshBefore = stateValues(fresh.net);
-    expect(() => restoreCheckpoint(readCheckpoint(badFile), badFile, fresh.net, fresh.adam)).toThrow(/'score.0.bias' has shape \[32\], expected \[64\]/);
+    expect(() => restoreCheckpoint(readCheckpoint(badFile), badFile, fresh.net, fresh.adam)).toThrow(
+      /'score.0.bias' has shape \[32\], expected \[64\]/,
+    );
     expect(stateValues(fresh.net)).toEqual(freshBefore);
     expect(fresh.adam.stepCount).toBe(0);
     expect(stateValues(s.net)).toEqual(before);
@@ -171,7 +200,12 @@ describe('checkpoints', () => {
     const exported = readSafetensors(out);
     expect(Object.keys(exported.tensors).some((k) => k.startsWith('adam.'))).toBe(false);
     expect(Object.keys(exported.tensors).sort()).toEqual(Object.keys(readCheckpoint(file).model).sort());
-    expect(exported.metadata).toMatchObject({ format: MODEL_STATE_FORMAT, variant: 'static', norm: 'imagenet', epoch: '2' });
+    expect(exported.metadata).toMatchObject({
+      format: MODEL_STATE_FORMAT,
+      variant: 'static',
+      norm: 'imagenet',
+      epoch: '2',
+    });
     const state = readModelState(out);
     expect(state.variant).toBe('static');
     expect(state.norm).toBe('imagenet');
@@ -218,22 +252,25 @@ with safe_open(sys.argv[1], framework='numpy') as f:
     }
   });
 
-  it.skipIf(!anyPython)('its file_sha256 verifies by the recipe documented in lib/formats/safetensors (Python hashlib)', () => {
-    const a = make();
-    const file = path.join(dir, 'recipe.safetensors');
-    saveCheckpoint(file, a.net, a.adam, meta(1));
-    a.adam.dispose();
-    a.net.dispose();
-    const recipe = `
+  it.skipIf(!anyPython)(
+    'its file_sha256 verifies by the recipe documented in lib/formats/safetensors (Python hashlib)',
+    () => {
+      const a = make();
+      const file = path.join(dir, 'recipe.safetensors');
+      saveCheckpoint(file, a.net, a.adam, meta(1));
+      a.adam.dispose();
+      a.net.dispose();
+      const recipe = `
 import hashlib, json, sys
 b = open(sys.argv[1], 'rb').read(); n = 8 + int.from_bytes(b[:8], 'little')
 d = json.loads(b[8:n])['__metadata__']['file_sha256']
 print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest() == d)`;
-    expect(execFileSync(anyPython!, ['-c', recipe, file]).toString().trim()).toBe('True');
-    const edited = path.join(dir, 'recipe-edited.safetensors');
-    fs.writeFileSync(edited, editedEpoch(fs.readFileSync(file), '1', '7'));
-    expect(execFileSync(anyPython!, ['-c', recipe, edited]).toString().trim()).toBe('False');
-  });
+      expect(execFileSync(anyPython!, ['-c', recipe, file]).toString().trim()).toBe('True');
+      const edited = path.join(dir, 'recipe-edited.safetensors');
+      fs.writeFileSync(edited, editedEpoch(fs.readFileSync(file), '1', '7'));
+      expect(execFileSync(anyPython!, ['-c', recipe, edited]).toString().trim()).toBe('False');
+    },
+  );
 
   describe('the whole-file checksum (issue #14)', () => {
     let file: string;
@@ -252,7 +289,8 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
       const damaged = Buffer.from(bytes);
       damaged[damaged.length - 1001] ^= 0x40; // inside the tensor data (the header is a few KB)
       fs.writeFileSync(flipped, damaged);
-      const why = /flipped-data\.safetensors is damaged: its bytes do not match the file_sha256 checksum it was written with/;
+      const why =
+        /flipped-data\.safetensors is damaged: its bytes do not match the file_sha256 checksum it was written with/;
       expect(() => loadNetFromStateFile(flipped)).toThrow(why);
       expect(() => readModelState(flipped)).toThrow(why);
       expect(() => readCheckpoint(flipped)).toThrow(why);
@@ -270,14 +308,19 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
       const edited = path.join(dir, 'edited-epoch.safetensors');
       fs.writeFileSync(edited, editedEpoch(bytes, '3', '9'));
       expect(readCheckpointMeta(file).epoch).toBe(3);
-      expect(() => readCheckpointMeta(edited)).toThrow(/edited-epoch\.safetensors is damaged: its bytes do not match the file_sha256 checksum.*--resume best\|last.*--fresh/s);
+      expect(() => readCheckpointMeta(edited)).toThrow(
+        /edited-epoch\.safetensors is damaged: its bytes do not match the file_sha256 checksum.*--resume best\|last.*--fresh/s,
+      );
       expect(() => readCheckpoint(edited)).toThrow(/is damaged/);
       expect(() => readModelState(edited)).toThrow(/is damaged/);
 
       // A dcf-checkpoint/2 file whose checksum was taken out: refused, not read unverified.
       const stripped = path.join(dir, 'stripped.safetensors');
       const v1 = legacyV1Bytes(file);
-      fs.writeFileSync(stripped, Buffer.from(v1.toString('latin1').replace(CHECKPOINT_FORMAT_V1, CHECKPOINT_FORMAT), 'latin1'));
+      fs.writeFileSync(
+        stripped,
+        Buffer.from(v1.toString('latin1').replace(CHECKPOINT_FORMAT_V1, CHECKPOINT_FORMAT), 'latin1'),
+      );
       expect(() => readCheckpoint(stripped)).toThrow(/says format dcf-checkpoint\/2 but has no file_sha256 checksum/);
       expect(() => readModelState(stripped)).toThrow(/says format dcf-checkpoint\/2 but has no file_sha256 checksum/);
     });
@@ -303,7 +346,7 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
   });
 
   describe('outputs never overwrite inputs or checkpoints (issue #14)', () => {
-    it('export refuses its own checkpoint (also through a symlink or hard link) and any run\'s best/last', () => {
+    it("export refuses its own checkpoint (also through a symlink or hard link) and any run's best/last", () => {
       const runs = path.join(dir, 'runs');
       const a = make('static');
       const mine = path.join(runs, 'mine', 'best.safetensors');
@@ -320,19 +363,31 @@ print(hashlib.sha256(b[:n].replace(d.encode(), b'0' * 64, 1) + b[n:]).hexdigest(
       const hard = path.join(dir, 'hard.safetensors');
       fs.linkSync(mine, hard);
       const opts = { runsDirs: [runs] };
-      expect(() => exportModelState(mine, link, opts)).toThrow(/refusing to write .*link\.safetensors: it is the input file .*Choose another --out/);
+      expect(() => exportModelState(mine, link, opts)).toThrow(
+        /refusing to write .*link\.safetensors: it is the input file .*Choose another --out/,
+      );
       expect(() => exportModelState(mine, hard, opts)).toThrow(/it is the input file/);
-      expect(() => exportModelState(mine, other, opts)).toThrow(/refusing to write .*: the last checkpoint of run 'other'/);
+      expect(() => exportModelState(mine, other, opts)).toThrow(
+        /refusing to write .*: the last checkpoint of run 'other'/,
+      );
       // Through a symlinked folder, and onto a checkpoint that does not exist yet: still a checkpoint path.
       const runsLink = path.join(dir, 'runs-link');
       fs.symlinkSync(runs, runsLink);
-      expect(() => exportModelState(mine, path.join(runsLink, 'other', 'last.safetensors'), opts)).toThrow(/the last checkpoint of run 'other'/);
-      expect(() => exportModelState(mine, path.join(runs, 'new', 'best.safetensors'), opts)).toThrow(/the best checkpoint of run 'new'/);
+      expect(() => exportModelState(mine, path.join(runsLink, 'other', 'last.safetensors'), opts)).toThrow(
+        /the last checkpoint of run 'other'/,
+      );
+      expect(() => exportModelState(mine, path.join(runs, 'new', 'best.safetensors'), opts)).toThrow(
+        /the best checkpoint of run 'new'/,
+      );
       expect(fs.readFileSync(mine).equals(before[0]) && fs.readFileSync(other).equals(before[1])).toBe(true);
 
       // Anything else is fine, inside the runs folder too.
-      expect(protectedOutputProblem(path.join(runs, 'mine', 'exported.safetensors'), { inputs: [mine], runsDirs: [runs] })).toBeUndefined();
-      expect(() => assertWritableOutput(path.join(dir, 'preds.json'), { inputs: [mine], runsDirs: [runs] })).not.toThrow();
+      expect(
+        protectedOutputProblem(path.join(runs, 'mine', 'exported.safetensors'), { inputs: [mine], runsDirs: [runs] }),
+      ).toBeUndefined();
+      expect(() =>
+        assertWritableOutput(path.join(dir, 'preds.json'), { inputs: [mine], runsDirs: [runs] }),
+      ).not.toThrow();
       exportModelState(mine, path.join(dir, 'fine.safetensors'), opts);
       expect(readModelState(path.join(dir, 'fine.safetensors')).checksum).toBe('file');
     });

@@ -15,7 +15,8 @@ describe('image grid', () => {
     blue.set([10, 20, 30], (31 * 32 + 31) * 3); // bottom-right pixel
     const png = PNG.sync.read(imagesGridPng([[red, blue], [blue]], { scale: 2, gap: 3 }));
     expect([png.width, png.height]).toEqual([2 * 64 + 3 * 3, 2 * 64 + 3 * 3]);
-    const at = (x: number, y: number) => Array.from(png.data.subarray((y * png.width + x) * 4, (y * png.width + x) * 4 + 3));
+    const at = (x: number, y: number) =>
+      Array.from(png.data.subarray((y * png.width + x) * 4, (y * png.width + x) * 4 + 3));
     expect(at(0, 0)).toEqual([255, 255, 255]); // gap
     expect(at(3, 3)).toEqual([255, 0, 0]); // first image
     expect(at(3 + 64 + 3, 3)).toEqual([0, 0, 255]); // second image, same row
@@ -26,7 +27,11 @@ describe('image grid', () => {
   });
 
   it('draws images of a split by index and names bad input', () => {
-    const split = { images: new Uint8Array([...solid(1, 2, 3), ...solid(4, 5, 6)]), labels: new Uint8Array(2), count: 2 };
+    const split = {
+      images: new Uint8Array([...solid(1, 2, 3), ...solid(4, 5, 6)]),
+      labels: new Uint8Array(2),
+      count: 2,
+    };
     const png = PNG.sync.read(imageGridPng(split, [[1]], { scale: 1, gap: 0 }));
     expect(Array.from(png.data.subarray(0, 3))).toEqual([4, 5, 6]);
     expect(() => imageGridPng(split, [[2]])).toThrow(/index 2 outside 0 … 1/);

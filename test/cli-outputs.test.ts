@@ -23,7 +23,16 @@ beforeAll(() => {
   const adam = new Adam(net.trainable(), { lr: 1e-3 });
   for (const run of ['a', 'b']) {
     const config = { ...trainConfig({ run, variant: 'static' }) };
-    saveCheckpoint(ckpt(run), net, adam, { kind: 'best', epoch: 1, accuracy: 0.1, bestAccuracy: 0.1, bestEpoch: 1, session: 1, config, backend: 'test' });
+    saveCheckpoint(ckpt(run), net, adam, {
+      kind: 'best',
+      epoch: 1,
+      accuracy: 0.1,
+      bestAccuracy: 0.1,
+      bestEpoch: 1,
+      session: 1,
+      config,
+      backend: 'test',
+    });
   }
   adam.dispose();
   net.dispose();
@@ -93,12 +102,15 @@ describe('npm run export', () => {
 });
 
 describe('npm run experiments -- --list --recorded', () => {
-  it("lists every recorded run of the paired suite with its status, from the committed files (no run folder needed)", () => {
+  it('lists every recorded run of the paired suite with its status, from the committed files (no run folder needed)', () => {
     const r = run('experiments', ['--suite', 'paired', '--list', '--recorded']);
     expect(r.status, r.stderr).toBe(0);
     const { rows } = readRecorded('paired');
-    for (const row of rows) expect(r.stdout).toMatch(new RegExp(`^${row.name}\\s+${row.group}\\s+${row.arm}\\s+${row.status}\\s`, 'm'));
-    expect(r.stdout).toContain(`${rows.filter((x) => x.status === 'done').length} of ${rows.length} recorded runs done`);
+    for (const row of rows)
+      expect(r.stdout).toMatch(new RegExp(`^${row.name}\\s+${row.group}\\s+${row.arm}\\s+${row.status}\\s`, 'm'));
+    expect(r.stdout).toContain(
+      `${rows.filter((x) => x.status === 'done').length} of ${rows.length} recorded runs done`,
+    );
   });
 
   it('--recorded without --list is a usage error', () => {

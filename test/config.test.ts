@@ -15,10 +15,24 @@ describe('environment', () => {
 
   it('parses every variable with its default', () => {
     const env = parseEnv({});
-    expect(env).toMatchObject({ quick: false, backend: 'auto', graph: true, fused: true, progressLines: false, oneDnn: true, tfLogLevel: '2' });
+    expect(env).toMatchObject({
+      quick: false,
+      backend: 'auto',
+      graph: true,
+      fused: true,
+      progressLines: false,
+      oneDnn: true,
+      tfLogLevel: '2',
+    });
     expect(env.cacheDir).toBe(path.join(PROJECT_ROOT, '.cache'));
-    expect(parseEnv({ DCF_QUICK: '1', DCF_GRAPH: '0', DCF_FUSED: '0', TF_ENABLE_ONEDNN_OPTS: '0', DCF_CACHE_DIR: '/tmp/c' })).toMatchObject({
-      quick: true, graph: false, fused: false, oneDnn: false, cacheDir: '/tmp/c',
+    expect(
+      parseEnv({ DCF_QUICK: '1', DCF_GRAPH: '0', DCF_FUSED: '0', TF_ENABLE_ONEDNN_OPTS: '0', DCF_CACHE_DIR: '/tmp/c' }),
+    ).toMatchObject({
+      quick: true,
+      graph: false,
+      fused: false,
+      oneDnn: false,
+      cacheDir: '/tmp/c',
     });
   });
 
@@ -31,7 +45,11 @@ describe('environment', () => {
     const env = { ...process.env };
     delete env.TF_CPP_MIN_LOG_LEVEL;
     delete env.TF_ENABLE_ONEDNN_OPTS;
-    const out = execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), ['-e', script], { cwd: PROJECT_ROOT, env, encoding: 'utf8' });
+    const out = execFileSync(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), ['-e', script], {
+      cwd: PROJECT_ROOT,
+      env,
+      encoding: 'utf8',
+    });
     expect(out).toBe('unchanged');
   });
 

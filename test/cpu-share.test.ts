@@ -5,7 +5,10 @@ import { cpuSnapshot, othersShare } from '../lib/runtime/cpu-share';
 describe('othersShare', () => {
   it('is the busy time not spent by the measured processes, as a share of all CPU time', () => {
     // 200 ticks passed on all CPUs; 150 of them busy, 100 of those ours: others took 50/200.
-    expect(othersShare({ busy: 1000, total: 4000, ours: 10 }, { busy: 1150, total: 4200, ours: 110 })).toBeCloseTo(0.25, 12);
+    expect(othersShare({ busy: 1000, total: 4000, ours: 10 }, { busy: 1150, total: 4200, ours: 110 })).toBeCloseTo(
+      0.25,
+      12,
+    );
     // Tick granularity can make ours exceed the machine's busy time: never negative.
     expect(othersShare({ busy: 0, total: 0, ours: 0 }, { busy: 10, total: 100, ours: 12 })).toBe(0);
   });

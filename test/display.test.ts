@@ -14,10 +14,23 @@ import type { EpochRow } from '../lib/train/metrics';
 import type { ParameterInfo } from '../lib/model/model';
 import { htmlTable } from '../lib/report/html-table';
 import {
-  answerMarkdown, captureDisplay, PLOTLY_MIME, show, showComparisons, showCurves, showGaps,
+  answerMarkdown,
+  captureDisplay,
+  PLOTLY_MIME,
+  show,
+  showComparisons,
+  showCurves,
+  showGaps,
 } from '../lib/report/display';
 import {
-  CAUSE_COLUMNS, costRows, equivalenceCell, FIX_COLUMNS, NETWORK_COLUMNS, networkRows, partRows, PROVENANCE_COLUMNS,
+  CAUSE_COLUMNS,
+  costRows,
+  equivalenceCell,
+  FIX_COLUMNS,
+  NETWORK_COLUMNS,
+  networkRows,
+  partRows,
+  PROVENANCE_COLUMNS,
   recipeEstimates,
 } from '../lib/report/tables';
 import type { Figure } from '../lib/report/plots';
@@ -28,11 +41,25 @@ import type { LabRunRow } from '../lib/experiments/evidence';
 function recorded(arms: Record<string, (number | null)[]>, status: Record<string, string> = {}): RecordedRow[] {
   return Object.entries(arms).flatMap(([arm, accs]) =>
     accs.map((acc, seed) => ({
-      name: `${arm}-s${seed}`, suite: 'paired', group: 'test', arm, purpose: 'test', settings: arm, variant: 'dynamic',
-      seed, status: status[`${arm}-s${seed}`] ?? (acc === null ? 'not-started' : 'done'), epochs: 5,
-      epochs_done: acc === null ? 0 : 5, select_by: 'val', selected_epoch: acc === null ? null : 3,
-      selected_test_acc: acc, best_test_acc: acc, final_test_acc: acc, best_val_acc: acc,
-      train_images_per_s: 100, train_seconds_per_epoch: 10,
+      name: `${arm}-s${seed}`,
+      suite: 'paired',
+      group: 'test',
+      arm,
+      purpose: 'test',
+      settings: arm,
+      variant: 'dynamic',
+      seed,
+      status: status[`${arm}-s${seed}`] ?? (acc === null ? 'not-started' : 'done'),
+      epochs: 5,
+      epochs_done: acc === null ? 0 : 5,
+      select_by: 'val',
+      selected_epoch: acc === null ? null : 3,
+      selected_test_acc: acc,
+      best_test_acc: acc,
+      final_test_acc: acc,
+      best_val_acc: acc,
+      train_images_per_s: 100,
+      train_seconds_per_epoch: 10,
     })),
   );
 }
@@ -67,11 +94,18 @@ describe('paired comparisons in a notebook', () => {
   ];
 
   it('shows the table with the 90 % interval and margin, the verdict, the runs left out, and the figure', () => {
-    const t = resultsFrame(fromRecorded(recorded({
-      dynamic: DYNAMIC,
-      static: plus(DYNAMIC, [-0.02, -0.03, -0.01, -0.03, -0.01]),
-      ablate: [...plus(DYNAMIC.slice(0, 4), [0.001, -0.001, 0.002, -0.002]), null],
-    }, { 'ablate-s4': 'diverged' })));
+    const t = resultsFrame(
+      fromRecorded(
+        recorded(
+          {
+            dynamic: DYNAMIC,
+            static: plus(DYNAMIC, [-0.02, -0.03, -0.01, -0.03, -0.01]),
+            ablate: [...plus(DYNAMIC.slice(0, 4), [0.001, -0.001, 0.002, -0.002]), null],
+          },
+          { 'ablate-s4': 'diverged' },
+        ),
+      ),
+    );
     const shown = captureDisplay(() => showComparisons(t, cmp, 'caption x'));
     expect(shown.map((s) => s.mime)).toEqual(['text/html', 'text/html', PLOTLY_MIME]);
     const table = text(shown[0].content as string);
@@ -116,8 +150,12 @@ describe('your runs in a notebook', () => {
       ({ run, split, epoch: e, loss: 1, accuracy: 0.5, variant: 'dynamic', seed: 0 }) as unknown as EpochRow;
     const epochRows = [epoch('a', 'train', 1), epoch('a', 'test', 1), epoch('a', 'val', 1)];
     const results = {
-      resultsDir: '', epochRows,
-      runs: [{ name: 'a', epochs: epochRows }, { name: 'b', epochs: [] }],
+      resultsDir: '',
+      epochRows,
+      runs: [
+        { name: 'a', epochs: epochRows },
+        { name: 'b', epochs: [] },
+      ],
     } as unknown as LabResults;
     const shown = captureDisplay(() => showCurves(results, ['a', 'b'], 'title'));
     expect(shown).toHaveLength(1);
@@ -132,8 +170,12 @@ describe('tables for the notebooks', () => {
   it('sums parameters, buffers and trainable numbers per part, then in all', () => {
     const p = (name: string, part: string, size: number, kind: ParameterInfo['kind'], trainable: boolean) =>
       ({ name, part, shape: [size], size, kind, trainable }) as ParameterInfo;
-    const rows = partRows([p('w', 'backbone.conv', 10, 'parameter', false), p('g', 'backbone.bn', 2, 'parameter', true),
-      p('m', 'backbone.bn', 2, 'buffer', false), p('e', 'head.embed', 5, 'parameter', true)]);
+    const rows = partRows([
+      p('w', 'backbone.conv', 10, 'parameter', false),
+      p('g', 'backbone.bn', 2, 'parameter', true),
+      p('m', 'backbone.bn', 2, 'buffer', false),
+      p('e', 'head.embed', 5, 'parameter', true),
+    ]);
     expect(rows).toEqual([
       { part: 'backbone.conv', tensors: 1, parameters: 10, buffers: 0, trainable: 0 },
       { part: 'backbone.bn', tensors: 2, parameters: 2, buffers: 2, trainable: 2 },
@@ -159,11 +201,17 @@ describe('tables for the notebooks', () => {
   it('says of each cause whether the data supports it, and ranks the fixes', () => {
     const frg = plus(DYNAMIC, [-0.2, -0.2, -0.2, -0.2, -0.2]);
     const feval = plus(frg, [0.001, -0.002, 0.002, -0.001, 0]);
-    const t = resultsFrame(fromRecorded(recorded({
-      dynamic: DYNAMIC, 'frozen-requires-grad': frg, 'frozen-eval': feval,
-      'fix-stem-frozen': plus(frg, [0.19, 0.2, 0.2, 0.21, 0.2]),
-      'fix-bn-only': plus(frg, [0.05, 0.04, 0.06, 0.05, 0.05]),
-    })));
+    const t = resultsFrame(
+      fromRecorded(
+        recorded({
+          dynamic: DYNAMIC,
+          'frozen-requires-grad': frg,
+          'frozen-eval': feval,
+          'fix-stem-frozen': plus(frg, [0.19, 0.2, 0.2, 0.21, 0.2]),
+          'fix-bn-only': plus(frg, [0.05, 0.04, 0.06, 0.05, 0.05]),
+        }),
+      ),
+    );
     const f = freezeFacts(t);
     const causes = text(htmlTable(f.causes, { columns: CAUSE_COLUMNS }));
     expect(causes).toMatch(/BatchNorm statistics .* ruled out/);
@@ -175,9 +223,16 @@ describe('tables for the notebooks', () => {
 
   it('describes each provenance batch', () => {
     const b: RecordBatch = {
-      runs: ['a', 'b'], commit: '0123456789abcdef', machine: { cpu: 'EPYC', cores: 2, flags: [], memoryGiB: 8 },
-      backend: 'tf 2.21', recordedAt: '', firstEpochAt: '2026-12-02T06:05:00Z', lastEpochAt: '2026-12-02T08:33:00Z',
-      runSeconds: 7200, command: '', note: 'alone',
+      runs: ['a', 'b'],
+      commit: '0123456789abcdef',
+      machine: { cpu: 'EPYC', cores: 2, flags: [], memoryGiB: 8 },
+      backend: 'tf 2.21',
+      recordedAt: '',
+      firstEpochAt: '2026-12-02T06:05:00Z',
+      lastEpochAt: '2026-12-02T08:33:00Z',
+      runSeconds: 7200,
+      command: '',
+      note: 'alone',
     };
     expect(text(htmlTable([b], { columns: PROVENANCE_COLUMNS }))).toContain(
       '2 0123456789ab EPYC, 2 cores, 8 GiB tf 2.21 2026-12-02T06:05 … 2026-12-02T08:33 2.0 alone',
@@ -185,12 +240,27 @@ describe('tables for the notebooks', () => {
   });
 
   it('derives the cost ratios, a dash for what is not measured', () => {
-    const m = (measure: MeasurementRow['measure'], variant: string, value: number, part = '') => ({
-      measure, variant, value, part, setting: 'lab', unit: measure === 'parameters' ? 'count' : 'ms',
-      batch: 64, spread: 0, n: 3, cpus: 2, othersShare: 0.1, load1: 0,
-    }) as unknown as MeasurementRow;
-    const costs = dynamicCosts([m('parameters', 'dynamic', 100, 'head.gen'), m('parameters', 'static', 10, 'head.dc'),
-      m('train-step', 'dynamic', 30), m('train-step', 'static', 20)]);
+    const m = (measure: MeasurementRow['measure'], variant: string, value: number, part = '') =>
+      ({
+        measure,
+        variant,
+        value,
+        part,
+        setting: 'lab',
+        unit: measure === 'parameters' ? 'count' : 'ms',
+        batch: 64,
+        spread: 0,
+        n: 3,
+        cpus: 2,
+        othersShare: 0.1,
+        load1: 0,
+      }) as unknown as MeasurementRow;
+    const costs = dynamicCosts([
+      m('parameters', 'dynamic', 100, 'head.gen'),
+      m('parameters', 'static', 10, 'head.dc'),
+      m('train-step', 'dynamic', 30),
+      m('train-step', 'static', 20),
+    ]);
     const rows = Object.fromEntries(costRows(costs).map((r) => [r.quantity, r.value]));
     expect(rows['head parameters, dynamic / static']).toBe('100 / 10 = 10.0×');
     expect(rows['training step, dynamic / static']).toBe('1.50');
@@ -199,7 +269,10 @@ describe('tables for the notebooks', () => {
   });
 
   it('estimates each recipe on your machine from your run, nothing without its time', () => {
-    const recipes = [{ name: 'best', epochs: 40 }, { name: 'short', epochs: 6 }] as RecipeRow[];
+    const recipes = [
+      { name: 'best', epochs: 40 },
+      { name: 'short', epochs: 6 },
+    ] as RecipeRow[];
     const lab = { name: 'lab-dynamic-s0', secondsPerEpoch: 90 } as LabRunRow;
     const perEpoch = 's / epoch of lab-dynamic-s0 here';
     const minutes = 'estimated training time here (min)';

@@ -8,15 +8,49 @@ import * as path from 'path';
 import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ablationRunRows, experimentsCommand, labControl, labRunRows, loadEvidence, readSweep, runGaps, runRows, sweepSettings,
+  ablationRunRows,
+  experimentsCommand,
+  labControl,
+  labRunRows,
+  loadEvidence,
+  readSweep,
+  runGaps,
+  runRows,
+  sweepSettings,
 } from '../lib/experiments/evidence';
-import { armSummaries, bySeed, compare, fromRecorded, loadResults, resultsFrame, unfinished } from '../lib/experiments/table';
+import {
+  armSummaries,
+  bySeed,
+  compare,
+  fromRecorded,
+  loadResults,
+  resultsFrame,
+  unfinished,
+} from '../lib/experiments/table';
 import { freezeFacts } from '../lib/experiments/findings';
 import { signFlipPValue } from '../lib/experiments/stats';
 import { dynamicCosts } from '../lib/experiments/costs';
-import { chooseOnValidation, RECIPE_TARGET, recipeCandidates, recipeRows, type RecipeEpoch } from '../lib/experiments/recipe';
-import { EQUIVALENCE_MARGIN, FREEZE_CAUSES, LAB_EXPERIMENTS, PAIRED_COMPARISONS, PAIRED_FIXES, type ArmComparison } from '../lib/experiments/experiments';
-import { experimentFrame, experimentRows, EXPERIMENTS_FILE, type ExperimentRow } from '../lib/experiments/experiment-table';
+import {
+  chooseOnValidation,
+  RECIPE_TARGET,
+  recipeCandidates,
+  recipeRows,
+  type RecipeEpoch,
+} from '../lib/experiments/recipe';
+import {
+  EQUIVALENCE_MARGIN,
+  FREEZE_CAUSES,
+  LAB_EXPERIMENTS,
+  PAIRED_COMPARISONS,
+  PAIRED_FIXES,
+  type ArmComparison,
+} from '../lib/experiments/experiments';
+import {
+  experimentFrame,
+  experimentRows,
+  EXPERIMENTS_FILE,
+  type ExperimentRow,
+} from '../lib/experiments/experiment-table';
 import { parameterRows, writeMeasurements, type MeasurementRow } from '../lib/experiments/measurements';
 import { RECORDED_SCHEMA, readRecordedEpochs, type Provenance, type RecordedRow } from '../lib/experiments/recorded';
 
@@ -43,10 +77,25 @@ function recordedRows(arms: Record<string, (number | null)[]>, status: Record<st
       const recipe = arm.startsWith('best-');
       const name = recipe ? arm : `${arm}-s${seed}`;
       return {
-        name, suite: 'paired', group: recipe ? 'recipe' : 'test', arm, purpose: 'test', settings: recipe ? 'norm=imagenet, epochs=3' : arm, variant: 'dynamic', seed,
-        status: status[name] ?? (acc === null ? 'not-started' : 'done'), epochs: recipe ? 3 : 5, epochs_done: acc === null ? 0 : recipe ? 3 : 5,
-        select_by: 'val', selected_epoch: acc === null ? null : 2, selected_test_acc: acc, best_test_acc: acc, final_test_acc: acc, best_val_acc: acc === null ? null : acc + 0.01,
-        train_images_per_s: 200, train_seconds_per_epoch: acc === null ? null : 225,
+        name,
+        suite: 'paired',
+        group: recipe ? 'recipe' : 'test',
+        arm,
+        purpose: 'test',
+        settings: recipe ? 'norm=imagenet, epochs=3' : arm,
+        variant: 'dynamic',
+        seed,
+        status: status[name] ?? (acc === null ? 'not-started' : 'done'),
+        epochs: recipe ? 3 : 5,
+        epochs_done: acc === null ? 0 : recipe ? 3 : 5,
+        select_by: 'val',
+        selected_epoch: acc === null ? null : 2,
+        selected_test_acc: acc,
+        best_test_acc: acc,
+        final_test_acc: acc,
+        best_val_acc: acc === null ? null : acc + 0.01,
+        train_images_per_s: 200,
+        train_seconds_per_epoch: acc === null ? null : 225,
       };
     }),
   );
@@ -74,7 +123,7 @@ describe('paired comparisons of the recorded suite', () => {
   const rows = recordedRows(ARMS, { 'ablate-no-norm-s4': 'diverged' });
   const t = resultsFrame(fromRecorded(rows));
 
-  it('computes the intervals, p and verdict from the rows, with both arms\' means', () => {
+  it("computes the intervals, p and verdict from the rows, with both arms' means", () => {
     const [c] = compare(t, [DYN_VS_STATIC]);
     // Differences 2, 3, 1, 3, 1 points: mean 2, sd 1, t(0.975, 4) = 2.776 → ±1.24; all five positive → p = 2/32.
     expect(c.n).toBe(5);
@@ -98,13 +147,17 @@ describe('paired comparisons of the recorded suite', () => {
     expect(flipped.mean).toBeCloseTo(-0.02, 10);
     expect(flipped.verdict).toBe('worse');
     // The same runs with the sign of one arm's advantage reversed (static ahead on every seed).
-    const reversed = resultsFrame(fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.02, 0.03, 0.01, 0.03, 0.01]) })));
+    const reversed = resultsFrame(
+      fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.02, 0.03, 0.01, 0.03, 0.01]) })),
+    );
     expect(compare(reversed, [DYN_VS_STATIC])[0].verdict).toBe('worse');
     const [mixed] = compare(t, [{ group: 'compare', a: 'static', b: 'static-l2', isolates: 'L2' }]);
     expect([mixed.wins, mixed.losses]).toEqual([3, 2]);
     expect(mixed.verdict).toBe('inconclusive');
     // Tiny differences around zero: the 90 % interval inside ±1 point, so equivalent.
-    const close = resultsFrame(fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.001, -0.001, 0.002, -0.002, 0]) })));
+    const close = resultsFrame(
+      fromRecorded(recordedRows({ dynamic: DYNAMIC, static: plus(DYNAMIC, [0.001, -0.001, 0.002, -0.002, 0]) })),
+    );
     expect(compare(close, [DYN_VS_STATIC])[0].verdict).toBe('equivalent');
     const one = resultsFrame(fromRecorded(recordedRows({ dynamic: [0.8], static: [0.7, null] })));
     const [single] = compare(one, [DYN_VS_STATIC]);
@@ -117,7 +170,9 @@ describe('paired comparisons of the recorded suite', () => {
     const [ablation] = compare(t, [{ group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'no norm' }]);
     expect(ablation.n).toBe(4);
     expect(ablation.verdict).toBe('worse');
-    expect(unfinished(t, ['dynamic', 'ablate-no-norm'])).toEqual([{ arm: 'ablate-no-norm', status: 'diverged', seeds: [4] }]);
+    expect(unfinished(t, ['dynamic', 'ablate-no-norm'])).toEqual([
+      { arm: 'ablate-no-norm', status: 'diverged', seeds: [4] },
+    ]);
     expect(armSummaries(t, ['ablate-no-norm', 'nothing']).map((a) => a.n)).toEqual([4, 0]);
     expect([...bySeed(t, 'ablate-no-norm').keys()]).toEqual([0, 1, 2, 3]);
   });
@@ -125,7 +180,9 @@ describe('paired comparisons of the recorded suite', () => {
   it('tests each freeze cause against its control and ranks the fixes; the best is compared with training everything', () => {
     const f = freezeFacts(t);
     expect(f.freeze.verdict).toBe('worse');
-    expect(f.causes.map((c) => [c.cause, c.test.b, c.test.a])).toEqual(FREEZE_CAUSES.map((c) => [c.cause, c.arm, c.control]));
+    expect(f.causes.map((c) => [c.cause, c.test.b, c.test.a])).toEqual(
+      FREEZE_CAUSES.map((c) => [c.cause, c.arm, c.control]),
+    );
     const byCause = new Map(f.causes.map((c) => [c.cause, c.test]));
     expect(byCause.get('features not adapted to CIFAR-10')!.mean).toBeCloseTo(0.15, 10);
     expect(byCause.get('features not adapted to CIFAR-10')!.verdict).toBe('better');
@@ -135,13 +192,19 @@ describe('paired comparisons of the recorded suite', () => {
     expect(f.fixes[0].vsDynamic.mean).toBeCloseTo(-0.05, 10);
     expect(f.fixes[0].vsDynamic.verdict).toBe('worse');
     // If the fix beat training everything on every seed, the same code says so.
-    const better = resultsFrame(fromRecorded(recordedRows({ ...ARMS, 'fix-stem-frozen': plus(DYNAMIC, [0.01, 0.02, 0.01, 0.02, 0.01]) })));
+    const better = resultsFrame(
+      fromRecorded(recordedRows({ ...ARMS, 'fix-stem-frozen': plus(DYNAMIC, [0.01, 0.02, 0.01, 0.02, 0.01]) })),
+    );
     expect(freezeFacts(better).fixes[0].vsDynamic.verdict).toBe('better');
     expect(PAIRED_FIXES.length).toBe(3);
   });
 
   it('groups the comparisons; each compares arms of the paired suite', () => {
-    expect(PAIRED_COMPARISONS.filter((c) => c.group === 'compare').map((c) => `${c.b}-${c.a}`)).toEqual(['dynamic-static', 'dynamic-static-l2', 'static-l2-static']);
+    expect(PAIRED_COMPARISONS.filter((c) => c.group === 'compare').map((c) => `${c.b}-${c.a}`)).toEqual([
+      'dynamic-static',
+      'dynamic-static-l2',
+      'static-l2-static',
+    ]);
     expect(smallestP(5)).toBe(0.0625);
     expect(smallestP(10)).toBeCloseTo(2 / 1024, 12);
   });
@@ -162,7 +225,20 @@ describe('paired comparisons of the recorded suite', () => {
 describe('recipes against the target', () => {
   const batch = (cores: number): Provenance => ({
     suite: 'paired',
-    batches: [{ runs: ['best-a', 'best-b', 'dynamic-s0'], commit: 'c', machine: { cpu: 'x', cores, flags: [], memoryGiB: 8 }, backend: 'tf', recordedAt: '', firstEpochAt: null, lastEpochAt: null, runSeconds: 0, command: '', note: '' }],
+    batches: [
+      {
+        runs: ['best-a', 'best-b', 'dynamic-s0'],
+        commit: 'c',
+        machine: { cpu: 'x', cores, flags: [], memoryGiB: 8 },
+        backend: 'tf',
+        recordedAt: '',
+        firstEpochAt: null,
+        lastEpochAt: null,
+        runSeconds: 0,
+        command: '',
+        note: '',
+      },
+    ],
   });
   const machine = batch(2);
   /** Three epochs of `run`: train 300 s, val 20 s, test 40 s each; epoch 2 first ran in session 1 and again in session 2. */
@@ -177,14 +253,29 @@ describe('recipes against the target', () => {
 
   it('quotes validation and test at the selected epoch, sums the epoch times, and computes each part of the target', () => {
     const rows = recordedRows({ 'best-a': [0.88], 'best-b': [0.86], dynamic: [0.8] });
-    const all = [...epochs('best-a', [0.85, 0.89, 0.88], [0.86, 0.88, 0.875]), ...epochs('best-b', [0.85, 0.87, 0.86], [0.85, 0.86, 0.86]), ...epochs('dynamic-s0', [0.8, 0.8, 0.8], [0.8, 0.8, 0.8])];
+    const all = [
+      ...epochs('best-a', [0.85, 0.89, 0.88], [0.86, 0.88, 0.875]),
+      ...epochs('best-b', [0.85, 0.87, 0.86], [0.85, 0.86, 0.86]),
+      ...epochs('dynamic-s0', [0.8, 0.8, 0.8], [0.8, 0.8, 0.8]),
+    ];
     const [a, b] = recipeRows(rows, all, machine);
     expect(recipeRows(rows, all, machine).map((r) => r.name)).toEqual(['best-a', 'best-b']);
-    expect(a).toMatchObject({ selectedEpoch: 2, valAccuracy: 0.89, testAccuracy: 0.88, trainSeconds: 900, wallSeconds: 1080, cores: 2 });
+    expect(a).toMatchObject({
+      selectedEpoch: 2,
+      valAccuracy: 0.89,
+      testAccuracy: 0.88,
+      trainSeconds: 900,
+      wallSeconds: 1080,
+      cores: 2,
+    });
     expect(a).toMatchObject({ meetsAccuracy: true, meetsTime: true, meetsCores: true, meetsTarget: true });
     expect(b).toMatchObject({ testAccuracy: 0.86, meetsAccuracy: false, meetsTime: true, meetsTarget: false });
     // The same run, slower than 20 minutes: the time fails, and so the target.
-    const slow = recipeRows(rows, all.map((e) => ({ ...e, wallSeconds: e.wallSeconds * 2 })), machine)[0];
+    const slow = recipeRows(
+      rows,
+      all.map((e) => ({ ...e, wallSeconds: e.wallSeconds * 2 })),
+      machine,
+    )[0];
     expect(slow).toMatchObject({ wallSeconds: 2160, meetsAccuracy: true, meetsTime: false, meetsTarget: false });
     // More cores than the target allows.
     expect(recipeRows(rows, all, batch(16))[0]).toMatchObject({ meetsCores: false, meetsTarget: false });
@@ -196,11 +287,20 @@ describe('recipes against the target', () => {
   it('chooses the recipe on validation accuracy, not on test, and only among finished runs', () => {
     // best-a: higher test (0.88) but lower validation (0.87); best-b: higher validation (0.89), lower test.
     const rows = recordedRows({ 'best-a': [0.88], 'best-b': [0.86] });
-    const all = [...epochs('best-a', [0.85, 0.87, 0.86], [0.86, 0.88, 0.875]), ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86])];
+    const all = [
+      ...epochs('best-a', [0.85, 0.87, 0.86], [0.86, 0.88, 0.875]),
+      ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86]),
+    ];
     const chosen = chooseOnValidation(recipeRows(rows, all, machine));
-    expect(chosen.map((r) => [r.name, r.chosen])).toEqual([['best-a', false], ['best-b', true]]);
+    expect(chosen.map((r) => [r.name, r.chosen])).toEqual([
+      ['best-a', false],
+      ['best-b', true],
+    ]);
     // The same tables with validation the other way round: the choice follows it.
-    const swapped = [...epochs('best-a', [0.85, 0.9, 0.86], [0.86, 0.88, 0.875]), ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86])];
+    const swapped = [
+      ...epochs('best-a', [0.85, 0.9, 0.86], [0.86, 0.88, 0.875]),
+      ...epochs('best-b', [0.85, 0.89, 0.86], [0.85, 0.86, 0.86]),
+    ];
     expect(chooseOnValidation(recipeRows(rows, swapped, machine)).find((r) => r.chosen)?.name).toBe('best-a');
     // An unfinished run is never chosen, however high its validation accuracy.
     const partial = recordedRows({ 'best-a': [0.88], 'best-b': [0.86] }, { 'best-b': 'partial' });
@@ -214,15 +314,30 @@ describe('recipes against the target', () => {
     const valA = [0.9, 0.86, 0.86];
     const valB = [0.88, 0.88, 0.88];
     const rowsOf = (arm: string, vals: number[]) =>
-      vals.map((v, seed) => ({ ...recordedRows({ [arm]: [0.85] })[0], name: `${arm}-s${seed}`, seed, selected_test_acc: arm === 'best-a' ? 0.86 + seed / 100 : 0.85 }));
+      vals.map((v, seed) => ({
+        ...recordedRows({ [arm]: [0.85] })[0],
+        name: `${arm}-s${seed}`,
+        seed,
+        selected_test_acc: arm === 'best-a' ? 0.86 + seed / 100 : 0.85,
+      }));
     const rows = [...rowsOf('best-a', valA), ...rowsOf('best-b', valB)];
-    const all = [...valA.map((v, k) => epochs(`best-a-s${k}`, [0.8, v, 0.8], [0.85, 0.86 + k / 100, 0.85])), ...valB.map((v, k) => epochs(`best-b-s${k}`, [0.8, v, 0.8], [0.85, 0.85, 0.85]))].flat();
+    const all = [
+      ...valA.map((v, k) => epochs(`best-a-s${k}`, [0.8, v, 0.8], [0.85, 0.86 + k / 100, 0.85])),
+      ...valB.map((v, k) => epochs(`best-b-s${k}`, [0.8, v, 0.8], [0.85, 0.85, 0.85])),
+    ].flat();
     const candidates = recipeCandidates(recipeRows(rows, all, machine));
-    expect(candidates.map((c) => [c.arm, c.seeds, c.chosen])).toEqual([['best-a', [0, 1, 2], false], ['best-b', [0, 1, 2], true]]);
+    expect(candidates.map((c) => [c.arm, c.seeds, c.chosen])).toEqual([
+      ['best-a', [0, 1, 2], false],
+      ['best-b', [0, 1, 2], true],
+    ]);
     expect(candidates[0].valAccuracy).toBeCloseTo(0.8733, 4);
     expect(candidates[0].testAccuracy).toBeCloseTo(0.87, 10);
     expect(candidates[0].testSd).toBeCloseTo(0.01, 10);
-    expect(chooseOnValidation(recipeRows(rows, all, machine)).filter((r) => r.chosen).map((r) => r.name)).toEqual(['best-b-s0', 'best-b-s1', 'best-b-s2']);
+    expect(
+      chooseOnValidation(recipeRows(rows, all, machine))
+        .filter((r) => r.chosen)
+        .map((r) => r.name),
+    ).toEqual(['best-b-s0', 'best-b-s1', 'best-b-s2']);
     // One seed of B unfinished: B cannot be chosen, A is.
     const partial = rows.map((r) => (r.name === 'best-b-s2' ? { ...r, status: 'partial' } : r));
     expect(recipeCandidates(recipeRows(partial, all, machine)).find((c) => c.chosen)?.arm).toBe('best-a');
@@ -232,7 +347,11 @@ describe('recipes against the target', () => {
     const rows = recordedRows({ 'best-a': [0.88] }, { 'best-a': 'partial' });
     const [r] = recipeRows(rows, epochs('best-a', [0.85, 0.89, 0.88], [0.86, 0.88, 0.875]), machine);
     expect(r).toMatchObject({ testAccuracy: null, meetsAccuracy: false, meetsTime: false, meetsTarget: false });
-    expect(recipeRows(recordedRows({ 'best-a': [null] }), [], machine)[0]).toMatchObject({ wallSeconds: null, trainSeconds: null, valAccuracy: null });
+    expect(recipeRows(recordedRows({ 'best-a': [null] }), [], machine)[0]).toMatchObject({
+      wallSeconds: null,
+      trainSeconds: null,
+      valAccuracy: null,
+    });
   });
 
   it('reads recorded epochs back from Parquet, numbers as numbers', () => {
@@ -240,8 +359,14 @@ describe('recipes against the target', () => {
     fs.mkdirSync(dir, { recursive: true });
     expect(readRecordedEpochs('paired', dir)).toEqual([]);
     const df = pl.DataFrame([
-      pl.Series('run', ['best-a', 'other']), pl.Series('seed', [0, 1], pl.Int64), pl.Series('epoch', [1, 1], pl.Int32), pl.Series('step', [10, 10], pl.Int64),
-      pl.Series('images', [100, 100], pl.Int64), pl.Series('split', ['test', 'test']), pl.Series('accuracy', [0.5, 0.6]), pl.Series('wallSeconds', [3, 4]),
+      pl.Series('run', ['best-a', 'other']),
+      pl.Series('seed', [0, 1], pl.Int64),
+      pl.Series('epoch', [1, 1], pl.Int32),
+      pl.Series('step', [10, 10], pl.Int64),
+      pl.Series('images', [100, 100], pl.Int64),
+      pl.Series('split', ['test', 'test']),
+      pl.Series('accuracy', [0.5, 0.6]),
+      pl.Series('wallSeconds', [3, 4]),
     ]);
     fs.writeFileSync(path.join(dir, 'epochs.parquet'), df.writeParquet());
     const read = readRecordedEpochs('paired', dir, ['best-a']);
@@ -254,11 +379,24 @@ describe('recipes against the target', () => {
 describe('what dynamic filters cost', () => {
   function times(othersShare: number | null): MeasurementRow[] {
     const base = { backend: 'test', cpus: 2, load1: 0.5, othersShare, time: new Date(0) };
-    const t = (measure: MeasurementRow['measure'], variant: string, value: number, batch = 64): MeasurementRow => ({ ...base, measure, setting: 'lab', variant, part: '', batch, value, unit: 'ms', spread: 1, n: 12 });
+    const t = (measure: MeasurementRow['measure'], variant: string, value: number, batch = 64): MeasurementRow => ({
+      ...base,
+      measure,
+      setting: 'lab',
+      variant,
+      part: '',
+      batch,
+      value,
+      unit: 'ms',
+      spread: 1,
+      n: 12,
+    });
     return [
       ...parameterRows(base),
-      t('train-step', 'dynamic', 120), t('train-step', 'static', 100),
-      t('inference-step', 'dynamic', 31), t('inference-step', 'static', 30),
+      t('train-step', 'dynamic', 120),
+      t('train-step', 'static', 100),
+      t('inference-step', 'dynamic', 31),
+      t('inference-step', 'static', 30),
       t('inference-step-precomputed-filters', 'dynamic', 30.5),
       t('filter-generation', 'dynamic', 0.5, 10),
     ];
@@ -285,22 +423,46 @@ describe('what dynamic filters cost', () => {
     const none = dynamicCosts([]);
     expect(none.parameters).toEqual([]);
     expect(none.head.ratio).toBeNull();
-    expect(none.missing).toEqual(['train-step', 'inference-step', 'inference-step-precomputed-filters', 'filter-generation']);
+    expect(none.missing).toEqual([
+      'train-step',
+      'inference-step',
+      'inference-step-precomputed-filters',
+      'filter-generation',
+    ]);
   });
 });
 
 describe('your runs', () => {
   /** A run folder with its config and `acc.length` epochs of test accuracy acc[e] (a lab-suite name, or a config). */
   function makeRun(resultsDir: string, nameOrConfig: string | TrainConfig, acc: number[]): void {
-    const config = typeof nameOrConfig === 'string' ? LAB_EXPERIMENTS.find((x) => x.name === nameOrConfig)!.config : nameOrConfig;
+    const config =
+      typeof nameOrConfig === 'string' ? LAB_EXPERIMENTS.find((x) => x.name === nameOrConfig)!.config : nameOrConfig;
     const name = config.run;
     const dir = path.join(resultsDir, 'runs', name);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
     acc.forEach((a, i) => {
-      const base = { run: name, session: 1, resumedFrom: 0, variant: config.variant, seed: config.seed, backend: 'test', epoch: i + 1, step: 10 * (i + 1), lr: 1e-3, time: new Date(0) };
+      const base = {
+        run: name,
+        session: 1,
+        resumedFrom: 0,
+        variant: config.variant,
+        seed: config.seed,
+        backend: 'test',
+        epoch: i + 1,
+        step: 10 * (i + 1),
+        lr: 1e-3,
+        time: new Date(0),
+      };
       const row = (split: 'train' | 'test', accuracy: number): EpochRow => ({
-        ...base, split, images: 100, loss: 2 - accuracy, accuracy, perClassAccuracy: new Array(10).fill(accuracy), imagesPerSecond: 100, wallSeconds: split === 'train' ? 100 : 5,
+        ...base,
+        split,
+        images: 100,
+        loss: 2 - accuracy,
+        accuracy,
+        perClassAccuracy: new Array(10).fill(accuracy),
+        imagesPerSecond: 100,
+        wallSeconds: split === 'train' ? 100 : 5,
       });
       appendEpoch(dir, [row('train', a + 0.05), row('test', a)], []);
     });
@@ -309,7 +471,10 @@ describe('your runs', () => {
   /** The lab suite's table for the runs above (no checkpoints here: a run with metrics counts as done), with overrides per name. */
   function writeTable(resultsDir: string, overrides: Record<string, Partial<ExperimentRow>> = {}): void {
     const rows = experimentRows({ resultsDir }).map((r) => {
-      const done = fs.existsSync(path.join(resultsDir, 'runs', r.name)) && r.bestTestAccuracy !== null ? { status: 'done' as const, epochsDone: r.epochs } : {};
+      const done =
+        fs.existsSync(path.join(resultsDir, 'runs', r.name)) && r.bestTestAccuracy !== null
+          ? { status: 'done' as const, epochsDone: r.epochs }
+          : {};
       return { ...r, ...done, ...overrides[r.name] };
     });
     fs.writeFileSync(path.join(resultsDir, EXPERIMENTS_FILE), experimentFrame(rows).writeParquet());
@@ -332,10 +497,22 @@ describe('your runs', () => {
     // Each of your freeze runs against its control, as the recorded suite pairs the same arms.
     const names = ['lab-dynamic-s0', 'frozen-requires-grad', 'frozen-eval', 'fix-bn-only', 'fix-adapter'];
     expect(['lab-static-s0', ...names].map(labControl)).toEqual([
-      undefined, undefined, 'lab-dynamic-s0', 'frozen-requires-grad', 'frozen-requires-grad', 'frozen-eval',
+      undefined,
+      undefined,
+      'lab-dynamic-s0',
+      'frozen-requires-grad',
+      'frozen-requires-grad',
+      'frozen-eval',
     ]);
     const rows = labRunRows(ev.experiments, names, labControl);
-    expect(rows.map((r) => [r.name, r.bestTestAccuracy, r.base, r.vsBase === null ? null : Math.round(1e4 * r.vsBase) / 100])).toEqual([
+    expect(
+      rows.map((r) => [
+        r.name,
+        r.bestTestAccuracy,
+        r.base,
+        r.vsBase === null ? null : Math.round(1e4 * r.vsBase) / 100,
+      ]),
+    ).toEqual([
       ['lab-dynamic-s0', 0.8, null, null],
       ['frozen-requires-grad', 0.6, 'lab-dynamic-s0', -20],
       ['frozen-eval', 0.55, 'frozen-requires-grad', -5],
@@ -354,9 +531,24 @@ describe('your runs', () => {
 
     const results = loadLabResults({ resultsDir: dir });
     const runs = runRows(results.runs);
-    expect(runs.find((r) => r.name === 'my-no-scale')).toMatchObject({ changes: ['responseScale=false'], epochsDone: 2, bestTestAccuracy: 0.79, bestEpoch: 2, checkpoints: [], problem: null });
+    expect(runs.find((r) => r.name === 'my-no-scale')).toMatchObject({
+      changes: ['responseScale=false'],
+      epochsDone: 2,
+      bestTestAccuracy: 0.79,
+      bestEpoch: 2,
+      checkpoints: [],
+      problem: null,
+    });
     expect(ablationRunRows(results)).toEqual([
-      { name: 'my-no-scale', changes: ['responseScale=false'], seed: 0, bestTestAccuracy: 0.79, bestEpoch: 2, diverged: false, vsBase: expect.closeTo(-0.01, 10) },
+      {
+        name: 'my-no-scale',
+        changes: ['responseScale=false'],
+        seed: 0,
+        bestTestAccuracy: 0.79,
+        bestEpoch: 2,
+        diverged: false,
+        vsBase: expect.closeTo(-0.01, 10),
+      },
     ]);
   });
 
@@ -365,17 +557,38 @@ describe('your runs', () => {
     const recordedDir = path.join(dir, 'recorded', 'paired');
     fs.mkdirSync(recordedDir, { recursive: true });
     const rows = recordedRows({ dynamic: DYNAMIC, static: STATIC });
-    fs.writeFileSync(path.join(recordedDir, 'experiments.parquet'),
-      pl.DataFrame((Object.keys(RECORDED_SCHEMA) as (keyof RecordedRow)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], RECORDED_SCHEMA[k]))).writeParquet());
+    fs.writeFileSync(
+      path.join(recordedDir, 'experiments.parquet'),
+      pl
+        .DataFrame(
+          (Object.keys(RECORDED_SCHEMA) as (keyof RecordedRow)[]).map((k) =>
+            pl.Series(k, rows.map((r) => r[k]) as unknown[], RECORDED_SCHEMA[k]),
+          ),
+        )
+        .writeParquet(),
+    );
     fs.writeFileSync(path.join(recordedDir, 'provenance.json'), JSON.stringify({ suite: 'paired', batches: [] }));
     const sweepFile = path.join(dir, 'sweep.jsonl');
-    fs.writeFileSync(sweepFile, `${JSON.stringify({ config: { name: 'best40', epochs: 40, lr: 0.002 }, epochs_done: 40, best_test_accuracy: 0.8553, final_test_accuracy: 0.8538, seconds: 300 })}\n`);
+    fs.writeFileSync(
+      sweepFile,
+      `${JSON.stringify({ config: { name: 'best40', epochs: 40, lr: 0.002 }, epochs_done: 40, best_test_accuracy: 0.8553, final_test_accuracy: 0.8538, seconds: 300 })}\n`,
+    );
     const ev = loadEvidence(dir, { sweepFile });
     expect(ev.experiments).toEqual([]);
     const t = loadResults({ recordedDir: path.join(dir, 'recorded'), resultsDir: dir });
     expect(t.filter(pl.col('metric').eq(pl.lit('test_acc'))).height).toBe(10);
     expect(compare(t, [DYN_VS_STATIC])[0].verdict).toBe('better');
-    expect(readSweep(sweepFile)).toEqual([{ name: 'best40', config: { name: 'best40', epochs: 40, lr: 0.002 }, epochs: 40, bestTestAccuracy: 0.8553, finalTestAccuracy: 0.8538, seconds: 300, machine: '' }]);
+    expect(readSweep(sweepFile)).toEqual([
+      {
+        name: 'best40',
+        config: { name: 'best40', epochs: 40, lr: 0.002 },
+        epochs: 40,
+        bestTestAccuracy: 0.8553,
+        finalTestAccuracy: 0.8538,
+        seconds: 300,
+        machine: '',
+      },
+    ]);
     expect(sweepSettings(ev.sweep[0])).toEqual(['lr=0.002']);
   });
 });

@@ -24,9 +24,27 @@ function makeRun(resultsDir: string, config: TrainConfig, acc: number[]): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
   acc.forEach((a, i) => {
-    const base = { run: config.run, session: 1, resumedFrom: 0, variant: config.variant, seed: config.seed, backend: 'tensorflow (test)', epoch: i + 1, step: 100 * (i + 1), lr: 1e-3, time: new Date(0) };
+    const base = {
+      run: config.run,
+      session: 1,
+      resumedFrom: 0,
+      variant: config.variant,
+      seed: config.seed,
+      backend: 'tensorflow (test)',
+      epoch: i + 1,
+      step: 100 * (i + 1),
+      lr: 1e-3,
+      time: new Date(0),
+    };
     const row = (split: 'train' | 'test', accuracy: number): EpochRow => ({
-      ...base, split, images: 1000, loss: 2 - accuracy, accuracy, perClassAccuracy: new Array(10).fill(accuracy), imagesPerSecond: 500, wallSeconds: split === 'train' ? 60 : 5,
+      ...base,
+      split,
+      images: 1000,
+      loss: 2 - accuracy,
+      accuracy,
+      perClassAccuracy: new Array(10).fill(accuracy),
+      imagesPerSecond: 500,
+      wallSeconds: split === 'train' ? 60 : 5,
     });
     appendEpoch(dir, [row('train', a + 0.05), row('test', a)], []);
   });
@@ -41,7 +59,13 @@ describe('lab results', () => {
     makeRun(results, trainConfig({ run: 'sta-s1', variant: 'static', seed: 1 }), [0.62, 0.66]);
     makeRun(results, findExperiment('frozen-eval').config, [0.4]);
     makeRun(results, trainConfig({ run: 'broken', variant: 'dynamic' }), [0.5]);
-    const part = path.join(results, 'runs', 'broken', 'metrics', fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0]);
+    const part = path.join(
+      results,
+      'runs',
+      'broken',
+      'metrics',
+      fs.readdirSync(path.join(results, 'runs', 'broken', 'metrics'))[0],
+    );
     fs.writeFileSync(part, 'not parquet');
 
     const loaded = loadLabResults({ resultsDir: results });
@@ -53,6 +77,10 @@ describe('lab results', () => {
 
   it('names recipe changes and nothing for the recipe itself', () => {
     expect(recipeChanges(trainConfig({ run: 'x', variant: 'static', seed: 3, logEvery: 5 }))).toEqual([]);
-    expect(recipeChanges(trainConfig({ run: 'x', norm: 'imagenet', epochs: 30, augment: true }))).toEqual(['epochs=30', 'norm=imagenet', 'augment=true']);
+    expect(recipeChanges(trainConfig({ run: 'x', norm: 'imagenet', epochs: 30, augment: true }))).toEqual([
+      'epochs=30',
+      'norm=imagenet',
+      'augment=true',
+    ]);
   });
 });

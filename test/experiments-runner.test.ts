@@ -10,8 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../lib/config';
 import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import {
-  experimentAt, experimentStatus, LAB_EXPERIMENTS, PAIRED_EXPERIMENTS, runExperiments,
-  type Experiment, type ExperimentEvent,
+  experimentAt,
+  experimentStatus,
+  LAB_EXPERIMENTS,
+  PAIRED_EXPERIMENTS,
+  runExperiments,
+  type Experiment,
+  type ExperimentEvent,
 } from '../lib/experiments/experiments';
 import { readCheckpointMeta } from '../lib/train/checkpoint';
 import type { TrainEvent } from '../lib/train/events';
@@ -28,7 +33,11 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
-  name, arm: name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
+  name,
+  arm: name,
+  group: 'compare',
+  purpose: 'test',
+  relativeEpochCost: 1,
   config: trainConfig({ run: name, epochs: 2, batchSize: 32, limitTrain: 128, limitTest: 64, logEvery: 1, ...over }),
 });
 /** `epoch:split` of every epoch row, superseded ones included: an epoch trained twice shows twice. */
@@ -79,7 +88,10 @@ describe('npm run experiments -- --count / --index', () => {
   it('--index N trains the run --list prints N-th, and only it; it writes no experiment table', () => {
     const resultsDir = path.join(dir, 'index');
     const args = ['--suite', 'lab', '--quick', '--only', 'lab-static-s0,frozen-eval', '--results-dir', resultsDir];
-    const listed = cli(...args, '--list').stdout.split('\n').slice(2, 4).map((line) => line.split(/\s+/)[0]);
+    const listed = cli(...args, '--list')
+      .stdout.split('\n')
+      .slice(2, 4)
+      .map((line) => line.split(/\s+/)[0]);
     expect(listed).toEqual(['lab-static-s0', 'frozen-eval']);
     const out = cli(...args, '--index', '1', '--progress', 'none');
     expect(out.status, out.stderr).toBe(0);
@@ -97,7 +109,9 @@ describe('interrupting the runner', () => {
     const [a, b] = [tiny('int-a'), tiny('int-b')];
     const events: ExperimentEvent[] = [];
     const outcomes = await runExperiments({
-      experiments: [a, b], runsDir: dir, data,
+      experiments: [a, b],
+      runsDir: dir,
+      data,
       onEvent: (e) => {
         events.push(e);
         const { event } = e.type === 'train' ? e : { event: undefined };
@@ -121,7 +135,9 @@ describe('interrupting the runner', () => {
     const [a, b] = [tiny('early-a'), tiny('early-b')];
     // At 'begin' the runner calls train() next, which starts listening a macrotask later.
     const outcomes = await runExperiments({
-      experiments: [a, b], runsDir: dir, data,
+      experiments: [a, b],
+      runsDir: dir,
+      data,
       onEvent: (e) => e.type === 'begin' && e.experiment.name === 'early-a' && process.kill(process.pid, 'SIGTERM'),
     });
     expect(outcomes.map((o) => [o.name, o.result, o.signal])).toEqual([['early-a', 'interrupted', 'SIGTERM']]);
@@ -145,8 +161,20 @@ describe('interrupting the runner', () => {
 
   it('npm run experiments: SIGTERM exits 143 saying what is kept, later ones not begun; a rerun resumes', async () => {
     const resultsDir = path.join(dir, 'cli');
-    const args = [...CLI, '--suite', 'lab', '--quick', '--epochs', '2', '--only', 'lab-static-s0,frozen-eval',
-      '--results-dir', resultsDir, '--progress', 'lines'];
+    const args = [
+      ...CLI,
+      '--suite',
+      'lab',
+      '--quick',
+      '--epochs',
+      '2',
+      '--only',
+      'lab-static-s0,frozen-eval',
+      '--results-dir',
+      resultsDir,
+      '--progress',
+      'lines',
+    ];
     // As Slurm's scancel / scontrol requeue do: SIGTERM to the process.
     const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
@@ -172,7 +200,10 @@ describe('interrupting the runner', () => {
 
     const rerun = spawnSync(process.execPath, args, { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(rerun.status, rerun.stderr).toBe(0);
-    expect(sessions(readRunEpochs(runDir))).toEqual([[1, 0], [2, 1]]);
+    expect(sessions(readRunEpochs(runDir))).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
     expect(epochsOf(runDir)).toEqual(ONCE(2));
     expect(epochsOf(path.join(resultsDir, 'runs', 'frozen-eval'))).toEqual(ONCE(2));
   });

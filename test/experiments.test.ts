@@ -10,11 +10,36 @@ import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { PATHS } from '../lib/config';
 import { EXPERIMENTS_FILE, readExperimentTable, writeExperimentTable } from '../lib/experiments/experiment-table';
 import {
-  DIVERGED_FILE, EXPERIMENT_GROUPS, EXPERIMENTS, experimentConflicts, experimentDirs, experimentStatus, findExperiment, LAB_EXPERIMENTS, labRunConfig,
-  BASE_SEEDS, PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_SEEDS, quickExperiment, SUITES, runExperiments, selectExperiments, VALIDATION_IMAGES,
-  type ArmName, type Experiment, type ExperimentEvent, type LabRunName,
+  DIVERGED_FILE,
+  EXPERIMENT_GROUPS,
+  EXPERIMENTS,
+  experimentConflicts,
+  experimentDirs,
+  experimentStatus,
+  findExperiment,
+  LAB_EXPERIMENTS,
+  labRunConfig,
+  BASE_SEEDS,
+  PAIRED_COMPARISONS,
+  PAIRED_EXPERIMENTS,
+  PAIRED_SEEDS,
+  quickExperiment,
+  SUITES,
+  runExperiments,
+  selectExperiments,
+  VALIDATION_IMAGES,
+  type ArmName,
+  type Experiment,
+  type ExperimentEvent,
+  type LabRunName,
 } from '../lib/experiments/experiments';
-import { measurementFrame, parameterRows, readMeasurements, timeSteps, writeMeasurements } from '../lib/experiments/measurements';
+import {
+  measurementFrame,
+  parameterRows,
+  readMeasurements,
+  timeSteps,
+  writeMeasurements,
+} from '../lib/experiments/measurements';
 import { readRunEpochs } from '../lib/train/metrics';
 import { describeState } from '../lib/model/model';
 import { train } from '../lib/train/train';
@@ -33,7 +58,11 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(resultsDir, { recursive: true, force: true }));
 
 const tiny = (name: string, over: Partial<TrainConfig> = {}): Experiment => ({
-  name, arm: name, group: 'compare', purpose: 'test', relativeEpochCost: 1,
+  name,
+  arm: name,
+  group: 'compare',
+  purpose: 'test',
+  relativeEpochCost: 1,
   config: trainConfig({ run: name, epochs: 1, limitTrain: 128, limitTest: 64, logEvery: 1, ...over }),
 });
 
@@ -56,12 +85,15 @@ describe('the experiment table', () => {
       expect({ ...e.config, run: '' }).toEqual({ ...LAB_RECIPE, run: '', variant });
     }
     // Its freezing runs: both semantics of "frozen" and two fixes, on the dynamic net with the lab's recipe otherwise.
-    const freeze = Object.fromEntries(LAB_EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]));
+    const freeze = Object.fromEntries(
+      LAB_EXPERIMENTS.filter((e) => e.group === 'freeze').map((e) => [e.name, e.config]),
+    );
     expect(freeze['frozen-requires-grad']).toMatchObject({ freeze: 'requires-grad', adapter: false });
     expect(freeze['frozen-eval']).toMatchObject({ freeze: 'all', upsample: 1, adapter: false });
     expect(freeze['fix-bn-only']).toMatchObject({ freeze: 'keep-bn' });
     expect(freeze['fix-adapter']).toMatchObject({ freeze: 'all', adapter: true });
-    for (const c of Object.values(freeze)) expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
+    for (const c of Object.values(freeze))
+      expect(c).toMatchObject({ variant: 'dynamic', seed: 0, epochs: 5, lr: 1e-3, norm: 'half', augment: false });
     // The paired suite's controls, one factor each.
     const arm = (name: ArmName) => findExperiment(`${name}-s0`, PAIRED_EXPERIMENTS).config;
     expect(arm('static-l2')).toMatchObject({ variant: 'static', staticNorm: true });
@@ -80,9 +112,25 @@ describe('the experiment table', () => {
   it('refuses a run saved before the weights setting, saying how to convert it', () => {
     // config.json as `npm run train -- --run lab-dynamic-s0 …` wrote it before `weights` and the architecture options existed.
     const old = {
-      run: 'lab-dynamic-s0', variant: 'dynamic', epochs: 5, batchSize: 64, lr: 0.001, seed: 0, norm: 'half', augment: false,
-      freeze: 'none', pretrained: true, limitTrain: 0, limitTest: 0, val: 0, labelSmoothing: 0, schedule: 'constant',
-      weightDecay: 0, selectBy: 'test', logEvery: 10, evalBatchSize: 500,
+      run: 'lab-dynamic-s0',
+      variant: 'dynamic',
+      epochs: 5,
+      batchSize: 64,
+      lr: 0.001,
+      seed: 0,
+      norm: 'half',
+      augment: false,
+      freeze: 'none',
+      pretrained: true,
+      limitTrain: 0,
+      limitTest: 0,
+      val: 0,
+      labelSmoothing: 0,
+      schedule: 'constant',
+      weightDecay: 0,
+      selectBy: 'test',
+      logEvery: 10,
+      evalBatchSize: 500,
     };
     const dir = path.join(resultsDir, 'old-runs', 'lab-dynamic-s0');
     fs.mkdirSync(dir, { recursive: true });
@@ -101,15 +149,20 @@ describe('the experiment table', () => {
     ]);
     // An explicit precision against another always conflicts; 'auto' against what it resolves to here never does.
     const lab = findExperiment('lab-dynamic-s0').config;
-    expect(experimentConflicts({ ...lab, precision: 'bf16' }, { ...lab, precision: 'fp32' })).toEqual(['precision: the run has "bf16", the experiment wants "fp32"']);
-    expect(experimentConflicts({ ...lab, precision: resolvePrecision('auto').precision }, { ...lab, precision: 'auto' })).toEqual([]);
+    expect(experimentConflicts({ ...lab, precision: 'bf16' }, { ...lab, precision: 'fp32' })).toEqual([
+      'precision: the run has "bf16", the experiment wants "fp32"',
+    ]);
+    expect(
+      experimentConflicts({ ...lab, precision: resolvePrecision('auto').precision }, { ...lab, precision: 'auto' }),
+    ).toEqual([]);
   });
 
   it('the recorded suites are fp32: their runs, saved before precision existed, are still their experiments', () => {
     for (const e of LAB_EXPERIMENTS) expect(e.config.precision, e.name).toBe('auto');
     for (const suite of ['paired', 'recipe'] as const) {
       // Every arm but the precision comparison's own bf16 arm.
-      for (const e of SUITES[suite]) expect(e.config.precision, e.name).toBe(e.arm === 'dynamic-bf16' ? 'bf16' : 'fp32');
+      for (const e of SUITES[suite])
+        expect(e.config.precision, e.name).toBe(e.arm === 'dynamic-bf16' ? 'bf16' : 'fp32');
       // configs.json: the recorded runs' configs, as the runs training now save theirs (commit 5af09a2: no precision).
       const file = path.join(PATHS.recorded, suite, 'configs.json');
       const recorded = Object.entries(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, TrainConfig>);
@@ -129,7 +182,9 @@ describe('the experiment table', () => {
     expect(experimentDirs({ quick: true }).runsDir).toBe(path.join(PATHS.quick, 'runs'));
     expect(experimentDirs({ quick: true }).runsDir).not.toBe(PATHS.runs);
     expect(experimentDirs({}).runsDir).toBe(PATHS.runs);
-    expect(() => selectExperiments(['lab-dynamic-s0', 'nope'])).toThrow(/no experiment named 'nope'; experiments: lab-dynamic-s0, /);
+    expect(() => selectExperiments(['lab-dynamic-s0', 'nope'])).toThrow(
+      /no experiment named 'nope'; experiments: lab-dynamic-s0, /,
+    );
   });
 });
 
@@ -142,7 +197,8 @@ describe('runExperiments', () => {
     // b stops after its first epoch, as if the machine had been switched off.
     await expect(
       train(b.config, {
-        runsDir, data,
+        runsDir,
+        data,
         onProgress: (e) => {
           if (e.type === 'checkpoint' && e.kind === 'last') throw new Error('power cut');
         },
@@ -153,13 +209,24 @@ describe('runExperiments', () => {
 
     const events: ExperimentEvent[] = [];
     const outcomes = await runExperiments({ experiments: table, runsDir, data, onEvent: (e) => events.push(e) });
-    expect(outcomes.map((o) => [o.name, o.result])).toEqual([['a', 'trained'], ['b', 'trained']]);
+    expect(outcomes.map((o) => [o.name, o.result])).toEqual([
+      ['a', 'trained'],
+      ['b', 'trained'],
+    ]);
     expect(outcomes[0].train).toMatchObject({ startEpoch: 0, epoch: 1 });
     expect(outcomes[1].train).toMatchObject({ startEpoch: 1, epoch: 2 }); // resumed, not restarted
     const startOfB = events.find((e) => e.type === 'train' && e.experiment.name === 'b' && e.event.type === 'start');
     expect(startOfB?.type === 'train' && startOfB.event.type === 'start' && startOfB.event.resumedFrom).toBe('last');
-    expect(readRunEpochs(path.join(runsDir, 'b')).filter((r) => r.split === 'test').map((r) => [r.epoch, r.session])).toEqual([[1, 1], [2, 2]]);
-    for (const e of table) expect(experimentStatus(e, runsDir)).toMatchObject({ state: 'done', epochsDone: e.config.epochs });
+    expect(
+      readRunEpochs(path.join(runsDir, 'b'))
+        .filter((r) => r.split === 'test')
+        .map((r) => [r.epoch, r.session]),
+    ).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
+    for (const e of table)
+      expect(experimentStatus(e, runsDir)).toMatchObject({ state: 'done', epochsDone: e.config.epochs });
     expect(experimentStatus(b, runsDir).bestAccuracy).toBeGreaterThanOrEqual(0);
 
     // Again: nothing to do, nothing written.
@@ -180,8 +247,15 @@ describe('runExperiments', () => {
     expect(fileDigests(runsDir)).toEqual(before); // d was not trained either
     expect(experimentStatus(d, runsDir).state).toBe('not-started');
     // Bookkeeping fields are not a mismatch.
-    expect(experimentStatus({ ...c, config: { ...c.config, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe('mismatch');
-    expect(experimentStatus({ ...c, config: { ...c.config, lr: 5e-4, augment: true, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe('done');
+    expect(experimentStatus({ ...c, config: { ...c.config, logEvery: 5, evalBatchSize: 32 } }, runsDir).state).toBe(
+      'mismatch',
+    );
+    expect(
+      experimentStatus(
+        { ...c, config: { ...c.config, lr: 5e-4, augment: true, logEvery: 5, evalBatchSize: 32 } },
+        runsDir,
+      ).state,
+    ).toBe('done');
   });
 
   it('records a diverged run, goes on with the next one, and skips it on a rerun unless asked', async () => {
@@ -200,23 +274,41 @@ describe('runExperiments', () => {
 
 describe('Parquet tables', () => {
   it('experiments.parquet: one row per experiment with status, accuracies, times and parameter counts; reads back', () => {
-    const table = [tiny('a'), tiny('b', { epochs: 2, variant: 'static' }), tiny('never', { freeze: 'all', adapter: true })];
+    const table = [
+      tiny('a'),
+      tiny('b', { epochs: 2, variant: 'static' }),
+      tiny('never', { freeze: 'all', adapter: true }),
+    ];
     const { file, rows } = writeExperimentTable({ resultsDir, experiments: table });
     expect(file).toBe(path.join(resultsDir, EXPERIMENTS_FILE));
     const back = readExperimentTable(file);
     expect(back.map((r) => r.name)).toEqual(['a', 'b', 'never']);
     expect(back.map((r) => r.status)).toEqual(['done', 'done', 'not-started']);
-    expect(back[1]).toMatchObject({ variant: 'static', epochs: 2, epochsDone: 2, subset: true, run: path.join('runs', 'b') });
+    expect(back[1]).toMatchObject({
+      variant: 'static',
+      epochs: 2,
+      epochsDone: 2,
+      subset: true,
+      run: path.join('runs', 'b'),
+    });
     expect(back.map((r) => r.precision)).toEqual(['auto', 'auto', 'auto']);
     const status = experimentStatus(table[1], runsDir);
     expect(back[1].bestTestAccuracy).toBeCloseTo(status.bestAccuracy!, 12);
     expect(back[1].finalTestAccuracy).toBeCloseTo(status.finalAccuracy!, 12);
     expect(back[1].secondsPerEpoch).toBeGreaterThan(0);
-    expect(back[2]).toMatchObject({ bestTestAccuracy: null, finalTestAccuracy: null, bestEpoch: null, adapter: true, freeze: 'all' });
+    expect(back[2]).toMatchObject({
+      bestTestAccuracy: null,
+      finalTestAccuracy: null,
+      bestEpoch: null,
+      adapter: true,
+      freeze: 'all',
+    });
     // Parameter counts: every parameter, and only the trained ones under the experiment's freezing.
     const adapterNet = describeState('dynamic', { adapter: true }, 'all').filter((p) => p.kind === 'parameter');
     expect(Number(back[2].parameters)).toBe(adapterNet.reduce((s, p) => s + p.size, 0));
-    expect(Number(back[2].trainableParameters)).toBe(adapterNet.filter((p) => !p.name.startsWith('backbone.')).reduce((s, p) => s + p.size, 0));
+    expect(Number(back[2].trainableParameters)).toBe(
+      adapterNet.filter((p) => !p.name.startsWith('backbone.')).reduce((s, p) => s + p.size, 0),
+    );
     expect(Number(back[2].trainableParameters)).toBeLessThan(Number(back[2].parameters));
     expect(rows.length).toBe(3);
   });
@@ -225,17 +317,31 @@ describe('Parquet tables', () => {
     const base = { backend: 'test', cpus: 2, load1: 0, othersShare: null, time: new Date() };
     const params = parameterRows(base);
     const count = (variant: string, part: string, measure = 'parameters') =>
-      params.find((r) => r.variant === variant && r.setting === 'lab' && r.part === part && r.measure === measure)!.value;
+      params.find((r) => r.variant === variant && r.setting === 'lab' && r.part === part && r.measure === measure)!
+        .value;
     // The heads differ only in how the ten filters come about: embeddings + generator vs ten learned filters.
-    expect(count('dynamic', 'total') - count('dynamic', 'head.embed') - count('dynamic', 'head.gen')).toBe(count('static', 'total') - count('static', 'head.dc'));
+    expect(count('dynamic', 'total') - count('dynamic', 'head.embed') - count('dynamic', 'head.gen')).toBe(
+      count('static', 'total') - count('static', 'head.dc'),
+    );
     expect(count('static', 'head.dc')).toBe(640);
     expect(count('dynamic', 'head.embed')).toBe(1280);
     expect(count('dynamic', 'head.gen')).toBe(128 * 256 + 256 + 256 * 64 + 64);
     const times = await timeSteps(
-      [{ variant: 'dynamic', freeze: 'none', architecture: { filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false } }],
+      [
+        {
+          variant: 'dynamic',
+          freeze: 'none',
+          architecture: { filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false },
+        },
+      ],
       { batch: 8, steps: 2, rounds: 1, warmup: 1 },
     );
-    expect(times.map((t) => t.measure).sort()).toEqual(['filter-generation', 'inference-step', 'inference-step-precomputed-filters', 'train-step']);
+    expect(times.map((t) => t.measure).sort()).toEqual([
+      'filter-generation',
+      'inference-step',
+      'inference-step-precomputed-filters',
+      'train-step',
+    ]);
     for (const t of times) expect(t).toMatchObject({ unit: 'ms', n: 2, setting: 'lab' });
     for (const t of times) expect(t.value).toBeGreaterThan(0);
     // How quiet the timing was: a share of all CPUs (Linux /proc is there on these machines).
@@ -245,8 +351,14 @@ describe('Parquet tables', () => {
     const back = readMeasurements(file);
     expect(back.length).toBe(params.length + times.length);
     expect(measurementFrame(back).columns).toEqual(measurementFrame(params).columns);
-    expect(back.find((r) => r.measure === 'train-step')!.value).toBeCloseTo(times.find((t) => t.measure === 'train-step')!.value, 9);
-    expect(back.find((r) => r.measure === 'train-step')!.othersShare).toBeCloseTo(times.find((t) => t.measure === 'train-step')!.othersShare!, 9);
+    expect(back.find((r) => r.measure === 'train-step')!.value).toBeCloseTo(
+      times.find((t) => t.measure === 'train-step')!.value,
+      9,
+    );
+    expect(back.find((r) => r.measure === 'train-step')!.othersShare).toBeCloseTo(
+      times.find((t) => t.measure === 'train-step')!.othersShare!,
+      9,
+    );
     expect(back.find((r) => r.measure === 'parameters')!.othersShare).toBeNull();
     // A file from before the othersShare column still reads, as unknown quietness.
     const old = path.join(resultsDir, 'old-measurements.parquet');
@@ -267,18 +379,29 @@ describe('the suites', () => {
     }
     // The main comparison has ten paired seeds, every other arm the first five of them.
     // bf16 takes seeds 5–7, whose fp32 runs share its machine and code.
-    const seedsOf = (arm: string) => (['dynamic', 'static', 'static-l2'].includes(arm) ? [...PAIRED_SEEDS] : arm === 'dynamic-bf16' ? [5, 6, 7] : [...BASE_SEEDS]);
+    const seedsOf = (arm: string) =>
+      ['dynamic', 'static', 'static-l2'].includes(arm)
+        ? [...PAIRED_SEEDS]
+        : arm === 'dynamic-bf16'
+          ? [5, 6, 7]
+          : [...BASE_SEEDS];
     for (const [arm, seeds] of arms) expect(seeds, arm).toEqual(seedsOf(arm));
     expect(PAIRED_SEEDS.length).toBeGreaterThanOrEqual(10);
     expect(PAIRED_SEEDS.slice(0, BASE_SEEDS.length)).toEqual([...BASE_SEEDS]);
     // The lab's protocol arms train on all 50k and select on test; every other arm on the validation split.
     for (const e of PAIRED_EXPERIMENTS) {
-      expect([e.config.val, e.config.selectBy], e.name).toEqual(e.group === 'protocol' ? [0, 'test'] : [VALIDATION_IMAGES, 'val']);
+      expect([e.config.val, e.config.selectBy], e.name).toEqual(
+        e.group === 'protocol' ? [0, 'test'] : [VALIDATION_IMAGES, 'val'],
+      );
     }
     // Seed k of two arms differs only in what the arms change (and never in the seed).
     const a = findExperiment('dynamic-s3', PAIRED_EXPERIMENTS).config;
     const b = findExperiment('static-l2-s3', PAIRED_EXPERIMENTS).config;
-    expect(experimentConflicts(a, { ...b, run: a.run }).map((l) => l.split(':')[0]).sort()).toEqual(['staticNorm', 'variant']);
+    expect(
+      experimentConflicts(a, { ...b, run: a.run })
+        .map((l) => l.split(':')[0])
+        .sort(),
+    ).toEqual(['staticNorm', 'variant']);
   });
 
   it('compares only arms that exist, and keeps the lab suite on the lab rule', () => {

@@ -33,7 +33,8 @@ describe('ProtoWriter', () => {
 describe('record / graphSpec', () => {
   it('turns the ops of a call into a graph of inputs, constants and ops, pruning what the outputs do not need', () => {
     const x = tf.tensor1d([1, 2, 3]);
-    const ids = (t: tf.Tensor) => (tf.backend() as unknown as { getInputTensorIds(t: tf.Tensor[]): number[] }).getInputTensorIds([t])[0];
+    const ids = (t: tf.Tensor) =>
+      (tf.backend() as unknown as { getInputTensorIds(t: tf.Tensor[]): number[] }).getInputTensorIds([t])[0];
     const xId = ids(x);
     const { result, recording } = record(() => {
       tf.exp(x).dispose(); // not an output: pruned
@@ -82,7 +83,9 @@ describe('GraphFunction', () => {
     }
     expect(modes).toEqual(['build', 'check', 'graph', 'graph']);
     // Eagerly: w = [1,-2,.5] + 0.1·k·[1,1,2], y = Σ relu(x·w).
-    const expected = [0, 1, 2, 3].map((k) => [1 + 0.1 * k, -2 + 0.1 * k, 2 * (0.5 + 0.2 * k)].reduce((s, v) => s + Math.max(v, 0), 0));
+    const expected = [0, 1, 2, 3].map((k) =>
+      [1 + 0.1 * k, -2 + 0.1 * k, 2 * (0.5 + 0.2 * k)].reduce((s, v) => s + Math.max(v, 0), 0),
+    );
     ys.forEach((y, i) => expect(y).toBeCloseTo(expected[i], 5));
     [1.4, -1.6, 1.3].forEach((v, i) => expect(w.dataSync()[i]).toBeCloseTo(v, 5));
     expect(count.dataSync()[0]).toBe(4);
@@ -97,7 +100,9 @@ describe('GraphFunction', () => {
     const x = tf.tensor1d([1, 2]);
     const g = new GraphFunction(([a]) => [tf.mul(a, ++calls)], []);
     g.call([x])[0].dispose();
-    expect(() => g.call([x])).toThrow(/a constant \(input of Mul\) was \[1\], then \[2\]: a value that changes between calls must be an input tensor/);
+    expect(() => g.call([x])).toThrow(
+      /a constant \(input of Mul\) was \[1\], then \[2\]: a value that changes between calls must be an input tensor/,
+    );
     tf.dispose(x);
   });
 
@@ -138,7 +143,9 @@ describe('TrainStep as a graph', () => {
     const [se, sg] = [eager.net.stateDict(), graph.net.stateDict()];
     expect(sg['backbone.bn1.num_batches_tracked'].dataSync()[0]).toBe(5);
     for (const key of Object.keys(se)) {
-      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.cast(se[key], 'float32'), tf.cast(sg[key], 'float32')))).dataSync()[0]);
+      const diff = tf.tidy(
+        () => tf.max(tf.abs(tf.sub(tf.cast(se[key], 'float32'), tf.cast(sg[key], 'float32')))).dataSync()[0],
+      );
       expect(diff, key).toBeLessThan(1e-5);
     }
     const [ae, ag] = [eager.adam.state(), graph.adam.state()];
@@ -146,7 +153,14 @@ describe('TrainStep as a graph', () => {
       const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(ae.tensors[key], ag.tensors[key]))).dataSync()[0]);
       expect(diff, key).toBeLessThan(1e-6);
     }
-    tf.dispose([x, y, ...Object.values(se), ...Object.values(sg), ...Object.values(ae.tensors), ...Object.values(ag.tensors)]);
+    tf.dispose([
+      x,
+      y,
+      ...Object.values(se),
+      ...Object.values(sg),
+      ...Object.values(ae.tensors),
+      ...Object.values(ag.tensors),
+    ]);
     for (const s of [eager, graph]) {
       s.step.dispose();
       s.adam.dispose();
@@ -162,7 +176,12 @@ describe('TrainStep as a graph', () => {
     for (const s of settings) {
       const name = `${s.variant} ${settingName(s)}`;
       const losses = [false, true].map((graph) => {
-        const net = createNet(s.variant, { pretrained: false, seed: 1, freeze: s.freeze, architecture: s.architecture });
+        const net = createNet(s.variant, {
+          pretrained: false,
+          seed: 1,
+          freeze: s.freeze,
+          architecture: s.architecture,
+        });
         const adam = new Adam(net.trainable(), { lr: 1e-3, eps: 1e-2 });
         const step = new TrainStep(net, adam, 0, { graph });
         const out = [0, 1, 2].map(() => {

@@ -7,14 +7,26 @@ import * as path from 'path';
 import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES, PATHS } from '../lib/config';
 
-interface Output { output_type: string; text?: string | string[]; ename?: string; evalue?: string }
+interface Output {
+  output_type: string;
+  text?: string | string[];
+  ename?: string;
+  evalue?: string;
+}
 
 describe('tslab kernel', () => {
   it('executes notebooks/00-kernel-check.ipynb with lib/ and the native backend', () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nb-')), 'out.ipynb');
-    execFileSync(path.join(PATHS.root, '.venv', 'bin', 'jupyter'),
-      ['execute', '--kernel_name=tslab', `--output=${out}`, path.join(PATHS.root, 'notebooks', '00-kernel-check.ipynb')],
-      { stdio: 'pipe', timeout: 90_000 });
+    execFileSync(
+      path.join(PATHS.root, '.venv', 'bin', 'jupyter'),
+      [
+        'execute',
+        '--kernel_name=tslab',
+        `--output=${out}`,
+        path.join(PATHS.root, 'notebooks', '00-kernel-check.ipynb'),
+      ],
+      { stdio: 'pipe', timeout: 90_000 },
+    );
     const nb = JSON.parse(fs.readFileSync(out, 'utf8')) as { cells: { outputs?: Output[] }[] };
     const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
     expect(outputs.filter((o) => o.output_type === 'error')).toEqual([]);

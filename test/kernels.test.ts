@@ -2,7 +2,20 @@
 // TF.js ops: values, gradients, BatchNorm's running statistics, and no leaked tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adamUpdate, addRelu, batchNormTrain, sparseSoftmaxCrossEntropy as crossEntropy, l2NormalizeRows, linear, fusedKernelsActive, maxPool, maxPoolImplementation, relu, useFusedKernels, useOneDnnMaxPool } from '../lib/runtime/kernels';
+import {
+  adamUpdate,
+  addRelu,
+  batchNormTrain,
+  sparseSoftmaxCrossEntropy as crossEntropy,
+  l2NormalizeRows,
+  linear,
+  fusedKernelsActive,
+  maxPool,
+  maxPoolImplementation,
+  relu,
+  useFusedKernels,
+  useOneDnnMaxPool,
+} from '../lib/runtime/kernels';
 import { mulberry32, randomNormal } from '../lib/runtime/random';
 
 afterAll(() => {
@@ -39,7 +52,11 @@ function maxAbs(a: tf.Tensor): number {
 }
 
 /** Value and gradients of sum(f(...xs) · weights) with respect to every x. */
-function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], weights: tf.Tensor): { y: tf.Tensor; grads: tf.Tensor[] } {
+function valueAndGrads(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  weights: tf.Tensor,
+): { y: tf.Tensor; grads: tf.Tensor[] } {
   let y: tf.Tensor | undefined;
   const grads = tf.grads((...args: tf.Tensor[]) => {
     y = tf.keep(f(...args));
@@ -49,7 +66,11 @@ function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], we
 }
 
 /** Checks values and gradients agree to `tol` relative to the largest magnitude. */
-function expectClose(fused: { y: tf.Tensor; grads: tf.Tensor[] }, plain: { y: tf.Tensor; grads: tf.Tensor[] }, tol: number): void {
+function expectClose(
+  fused: { y: tf.Tensor; grads: tf.Tensor[] },
+  plain: { y: tf.Tensor; grads: tf.Tensor[] },
+  tol: number,
+): void {
   expect(maxAbsDiff(fused.y, plain.y)).toBeLessThan(tol * Math.max(1, maxAbs(plain.y)));
   fused.grads.forEach((g, i) => {
     const scale = maxAbs(plain.grads[i]);
@@ -65,7 +86,11 @@ describe('batchNormTrain', () => {
     const beta = normal([4], 3);
     const w = normal([6, 5, 5, 4], 4);
     const { fused, plain } = both(() =>
-      valueAndGrads((xx, g, b) => batchNormTrain(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5 }), [x, gamma, beta], w),
+      valueAndGrads(
+        (xx, g, b) => batchNormTrain(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5 }),
+        [x, gamma, beta],
+        w,
+      ),
     );
     expectClose(fused, plain, 1e-5);
     // Each channel of (y − β)/γ has mean 0 and biased variance ≈ 1.
@@ -77,7 +102,11 @@ describe('batchNormTrain', () => {
   it('updates the running statistics like torch.nn.BatchNorm2d (momentum, unbiased variance)', () => {
     const x = normal([4, 3, 3, 2], 7, 1, 3);
     const run = () => {
-      const running = { mean: tf.variable(tf.tensor1d([0.5, -1])), variance: tf.variable(tf.tensor1d([2, 0.5])), momentum: 0.1 };
+      const running = {
+        mean: tf.variable(tf.tensor1d([0.5, -1])),
+        variance: tf.variable(tf.tensor1d([2, 0.5])),
+        momentum: 0.1,
+      };
       tf.dispose(batchNormTrain(x as tf.Tensor4D, tf.ones([2]), tf.zeros([2]), { eps: 1e-5, running }));
       return running;
     };
@@ -94,7 +123,9 @@ describe('batchNormTrain', () => {
 
   it('refuses a batch with one value per channel when updating statistics', () => {
     const running = { mean: tf.variable(tf.zeros([2])), variance: tf.variable(tf.ones([2])), momentum: 0.1 };
-    expect(() => batchNormTrain(tf.ones([1, 1, 1, 2]) as tf.Tensor4D, tf.ones([2]), tf.zeros([2]), { eps: 1e-5, running })).toThrow(/more than one value per channel/);
+    expect(() =>
+      batchNormTrain(tf.ones([1, 1, 1, 2]) as tf.Tensor4D, tf.ones([2]), tf.zeros([2]), { eps: 1e-5, running }),
+    ).toThrow(/more than one value per channel/);
   });
 });
 
@@ -123,7 +154,8 @@ describe('maxPool with explicit padding', () => {
       const before = useOneDnnMaxPool(oneDnn);
       try {
         // TensorFlow's x86-64 builds include oneDNN (and TF_ENABLE_ONEDNN_OPTS=0 turns it off).
-        const expected = oneDnn && process.arch === 'x64' && process.env.TF_ENABLE_ONEDNN_OPTS !== '0' ? 'onednn' : 'eigen';
+        const expected =
+          oneDnn && process.arch === 'x64' && process.env.TF_ENABLE_ONEDNN_OPTS !== '0' ? 'onednn' : 'eigen';
         expect(maxPoolImplementation()).toBe(expected);
         const x = tf.neg(tf.add(tf.abs(normal([2, 16, 16, 3], 31)), 1)); // all ≤ −1
         const w = normal([2, 8, 8, 3], 32);
@@ -153,12 +185,17 @@ describe('linear', () => {
       const bias = normal([4], 83);
       const w = normal([7, 4], 84);
       const { fused, plain } = both(() =>
-        valueAndGrads((xx, ww, bb) => linear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, activation), [x, weight, bias], w),
+        valueAndGrads(
+          (xx, ww, bb) => linear(xx as tf.Tensor2D, ww as tf.Tensor2D, bb as tf.Tensor1D, activation),
+          [x, weight, bias],
+          w,
+        ),
       );
       expect(fused.y.shape).toEqual([7, 4]);
       expectClose(fused, plain, 1e-5);
       // By hand for element [0, 0].
-      const xs = x.dataSync(), ws = weight.dataSync();
+      const xs = x.dataSync(),
+        ws = weight.dataSync();
       let z = bias.dataSync()[0];
       for (let i = 0; i < 5; i++) z += xs[i] * ws[i];
       const expected = activation === 'relu' ? Math.max(z, 0) : activation === 'tanh' ? Math.tanh(z) : z;
@@ -182,7 +219,9 @@ describe('l2NormalizeRows', () => {
     const w = tf.ones([2, 4]);
     const { y, grads } = valueAndGrads((xx) => l2NormalizeRows(xx as tf.Tensor2D), [x], w);
     expect(Array.from(tf.slice(y, [1, 0], [1, 4]).dataSync())).toEqual([0, 0, 0, 0]);
-    expect(Array.from(tf.slice(grads[0], [1, 0], [1, 4]).dataSync())).toEqual([1e12, 1e12, 1e12, 1e12].map(Math.fround));
+    expect(Array.from(tf.slice(grads[0], [1, 0], [1, 4]).dataSync())).toEqual(
+      [1e12, 1e12, 1e12, 1e12].map(Math.fround),
+    );
   });
 });
 
@@ -190,9 +229,13 @@ describe('crossEntropy', () => {
   it('is the mean negative log-softmax of the true class, with the same gradient', () => {
     const logits = normal([5, 10], 41, 0, 3);
     const labels = tf.tensor1d([0, 9, 3, 3, 7], 'int32');
-    const { fused, plain } = both(() => valueAndGrads((l) => crossEntropy(l as tf.Tensor2D, labels), [logits], tf.scalar(1)));
+    const { fused, plain } = both(() =>
+      valueAndGrads((l) => crossEntropy(l as tf.Tensor2D, labels), [logits], tf.scalar(1)),
+    );
     expectClose(fused, plain, 1e-6);
-    const byHand = -tf.tidy(() => tf.mean(tf.sum(tf.mul(tf.oneHot(labels, 10), tf.logSoftmax(logits)), 1)).dataSync()[0]);
+    const byHand = -tf.tidy(
+      () => tf.mean(tf.sum(tf.mul(tf.oneHot(labels, 10), tf.logSoftmax(logits)), 1)).dataSync()[0],
+    );
     expect(fused.y.dataSync()[0]).toBeCloseTo(byHand, 5);
   });
 
@@ -207,9 +250,18 @@ describe('adamUpdate', () => {
     params: shapes.map((s, i) => normal(s, seed + i)),
     grads: shapes.map((s, i) => normal(s, seed + 10 + i, 0, 0.1)),
     m: normal([shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0)], seed + 20, 0, 0.01) as tf.Tensor1D,
-    v: tf.abs(normal([shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0)], seed + 21, 0, 0.001)) as tf.Tensor1D,
+    v: tf.abs(
+      normal([shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0)], seed + 21, 0, 0.001),
+    ) as tf.Tensor1D,
   });
-  const hyper = (weightDecay: number) => ({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, stepSize: 1e-3 / (1 - 0.9 ** 3), bias2Sqrt: Math.sqrt(1 - 0.999 ** 3) });
+  const hyper = (weightDecay: number) => ({
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay,
+    stepSize: 1e-3 / (1 - 0.9 ** 3),
+    bias2Sqrt: Math.sqrt(1 - 0.999 ** 3),
+  });
 
   for (const weightDecay of [0, 0.01]) {
     it(`gives exactly the composite result (weight decay ${weightDecay})`, () => {
@@ -227,7 +279,10 @@ describe('adamUpdate', () => {
       const m0 = 0.9 * m.dataSync()[0] + 0.1 * g0;
       const v0 = 0.999 * v.dataSync()[0] + 0.001 * g0 * g0;
       const h = hyper(weightDecay);
-      expect(fused.params[0].dataSync()[0]).toBeCloseTo(params[0].dataSync()[0] - (m0 / (Math.sqrt(v0) / h.bias2Sqrt + h.eps)) * h.stepSize, 6);
+      expect(fused.params[0].dataSync()[0]).toBeCloseTo(
+        params[0].dataSync()[0] - (m0 / (Math.sqrt(v0) / h.bias2Sqrt + h.eps)) * h.stepSize,
+        6,
+      );
     });
   }
 
@@ -260,7 +315,12 @@ describe('memory', () => {
     const step = () =>
       tf.tidy(() => {
         const { value, grads } = tf.variableGrads(() => {
-          let h = relu(batchNormTrain(tf.conv2d(x, filter, 2, 'same'), gamma as tf.Tensor1D, beta as tf.Tensor1D, { eps: 1e-5, running }));
+          let h = relu(
+            batchNormTrain(tf.conv2d(x, filter, 2, 'same'), gamma as tf.Tensor1D, beta as tf.Tensor1D, {
+              eps: 1e-5,
+              running,
+            }),
+          );
           h = maxPool(h, 3, 2, 1);
           h = addRelu(h, h);
           const logits = tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, head as tf.Tensor2D) as tf.Tensor2D;

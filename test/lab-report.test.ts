@@ -17,11 +17,18 @@ describe('the committed short report (report/)', () => {
     const file = path.join(committed, 'lab-report.html');
     expect(fs.existsSync(file), 'report/lab-report.html is missing: run npm run report -- --recorded').toBe(true);
     // A difference means the recorded results or the report's code changed since it was built.
-    expect(html === fs.readFileSync(file, 'utf8'), 'report/lab-report.html is stale: run npm run report -- --recorded and commit report/').toBe(true);
+    expect(
+      html === fs.readFileSync(file, 'utf8'),
+      'report/lab-report.html is stale: run npm run report -- --recorded and commit report/',
+    ).toBe(true);
   });
 
   it('has its PDF printed from that HTML, within 12 pages', () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(committed, 'lab-report.json'), 'utf8')) as { html: string; pdf: string; pages: number };
+    const manifest = JSON.parse(fs.readFileSync(path.join(committed, 'lab-report.json'), 'utf8')) as {
+      html: string;
+      pdf: string;
+      pages: number;
+    };
     expect(manifest.html).toBe(sha256(path.join(committed, 'lab-report.html')));
     expect(manifest.pdf).toBe(sha256(PATHS.recordedLabReport));
     expect(manifest.pages).toBeGreaterThan(0);

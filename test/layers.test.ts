@@ -21,14 +21,24 @@ describe("lib/'s layers", () => {
       };
       for (const f of LAYERS.flat()) write(`${f}/index.ts`, '');
       write('config.ts', '');
-      write('model/model.ts', "import { train } from '../train/index';\nimport type { Batch } from '../data/index';\nimport { PATHS } from '../config';\nimport { a } from './resnet';\n");
-      write('train/loop.ts', "import { safetensors } from '../formats/safetensors';\nimport { Model } from '../model/index';\nimport { loop } from '../runtime';\n");
+      write(
+        'model/model.ts',
+        "import { train } from '../train/index';\nimport type { Batch } from '../data/index';\nimport { PATHS } from '../config';\nimport { a } from './resnet';\n",
+      );
+      write(
+        'train/loop.ts',
+        "import { safetensors } from '../formats/safetensors';\nimport { Model } from '../model/index';\nimport { loop } from '../runtime';\n",
+      );
       write('extras/x.ts', '');
       const problems = layerViolations(dir);
       expect(problems).toHaveLength(5);
-      expect(problems.find((p) => p.includes("model/model.ts imports '../train/index'"))).toMatch(/must not import train .*above it/);
+      expect(problems.find((p) => p.includes("model/model.ts imports '../train/index'"))).toMatch(
+        /must not import train .*above it/,
+      );
       expect(problems.find((p) => p.includes("model/model.ts imports '../data/index'"))).toMatch(/one layer/);
-      expect(problems.find((p) => p.includes('formats/safetensors'))).toMatch(/through its index\.ts \('\.\.\/formats\/index'\)/);
+      expect(problems.find((p) => p.includes('formats/safetensors'))).toMatch(
+        /through its index\.ts \('\.\.\/formats\/index'\)/,
+      );
       expect(problems.find((p) => p.includes('extras'))).toMatch(/not a layer folder/);
       expect(problems.find((p) => p.includes("imports '../runtime'"))).toMatch(/write '\.\.\/runtime\/index' \(tslab/);
     } finally {
@@ -45,7 +55,10 @@ describe("lib/'s layers", () => {
     const block = readme.slice(readme.indexOf('<!-- LAYERS_BEGIN -->'), readme.indexOf('<!-- LAYERS_END -->'));
     const listed = [...block.matchAll(/^- `lib\/([a-z]+)`/gm)].map((m) => m[1]);
     expect(listed).toEqual([...LAYERS].reverse().flat());
-    const onDisk = fs.readdirSync(path.join(PROJECT_ROOT, 'lib'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const onDisk = fs
+      .readdirSync(path.join(PROJECT_ROOT, 'lib'), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect(onDisk.sort()).toEqual(LAYERS.flat().sort());
   });
 });

@@ -14,7 +14,10 @@ function reference(logits: tf.Tensor2D, labels: tf.Tensor1D, eps: number): tf.Sc
 }
 
 describe('crossEntropy', () => {
-  const logits = tf.tensor2d([[2, -1, 0.5, 0, 3, -2, 1, 0, 0.2, -0.3], [0, 0, 0, 0, 0, 0, 0, 0, 0, 9]]);
+  const logits = tf.tensor2d([
+    [2, -1, 0.5, 0, 3, -2, 1, 0, 0.2, -0.3],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+  ]);
   const labels = tf.tensor1d([4, 1], 'int32');
 
   for (const eps of [0, 0.1, 0.5]) {

@@ -21,13 +21,20 @@ export function magnitudeClaims(text: string): string[] {
 }
 
 function documents(): { name: string; text: string }[] {
-  const md = ['README.md', ...fs.readdirSync(path.join(PATHS.root, 'docs')).map((f) => path.join('docs', f))].filter((f) => f.endsWith('.md'));
+  const md = ['README.md', ...fs.readdirSync(path.join(PATHS.root, 'docs')).map((f) => path.join('docs', f))].filter(
+    (f) => f.endsWith('.md'),
+  );
   const notebooks = fs
     .readdirSync(path.join(PATHS.root, 'notebooks'))
     .filter((f) => f.endsWith('.ipynb'))
     .map((f) => {
-      const nb = JSON.parse(fs.readFileSync(path.join(PATHS.root, 'notebooks', f), 'utf8')) as { cells: { cell_type: string; source: string | string[] }[] };
-      const text = nb.cells.filter((c) => c.cell_type === 'markdown').map((c) => (Array.isArray(c.source) ? c.source.join('') : c.source)).join('\n');
+      const nb = JSON.parse(fs.readFileSync(path.join(PATHS.root, 'notebooks', f), 'utf8')) as {
+        cells: { cell_type: string; source: string | string[] }[];
+      };
+      const text = nb.cells
+        .filter((c) => c.cell_type === 'markdown')
+        .map((c) => (Array.isArray(c.source) ? c.source.join('') : c.source))
+        .join('\n');
       return { name: `notebooks/${f}`, text };
     });
   return [...md.map((f) => ({ name: f, text: fs.readFileSync(path.join(PATHS.root, f), 'utf8') })), ...notebooks];

@@ -3,8 +3,20 @@ import * as os from 'os';
 import * as path from 'path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
-  appendEpoch, EPOCH_SCHEMA, listRuns, loadEpochMetrics, loadStepMetrics, metricsDir, nextSession, readEpochRows,
-  readRunEpochs, readStepRows, STEP_SCHEMA, type EpochRow, type Split, type StepRow,
+  appendEpoch,
+  EPOCH_SCHEMA,
+  listRuns,
+  loadEpochMetrics,
+  loadStepMetrics,
+  metricsDir,
+  nextSession,
+  readEpochRows,
+  readRunEpochs,
+  readStepRows,
+  STEP_SCHEMA,
+  type EpochRow,
+  type Split,
+  type StepRow,
 } from '../lib/train/metrics';
 
 let runsDir: string;
@@ -23,16 +35,39 @@ const base = { variant: 'dynamic' as const, seed: 3, backend: 'test-backend' };
 
 function epochRows(run: string, epoch: number, session: number, resumedFrom: number, acc: number): EpochRow[] {
   return (['train', 'test'] as Split[]).map((split, i) => ({
-    ...base, run, session, resumedFrom, epoch, split, step: epoch * 10, images: split === 'train' ? 640 : 128,
-    loss: 2 - acc - i / 10, accuracy: acc + i / 100, perClassAccuracy: Array.from({ length: 10 }, (_, c) => c / 10 + acc),
-    lr: 1e-3, imagesPerSecond: 100 + i, wallSeconds: 6.4, time: new Date(Date.UTC(2025, 0, epoch, session)),
+    ...base,
+    run,
+    session,
+    resumedFrom,
+    epoch,
+    split,
+    step: epoch * 10,
+    images: split === 'train' ? 640 : 128,
+    loss: 2 - acc - i / 10,
+    accuracy: acc + i / 100,
+    perClassAccuracy: Array.from({ length: 10 }, (_, c) => c / 10 + acc),
+    lr: 1e-3,
+    imagesPerSecond: 100 + i,
+    wallSeconds: 6.4,
+    time: new Date(Date.UTC(2025, 0, epoch, session)),
   }));
 }
 
 function stepRows(run: string, epoch: number, session: number, resumedFrom: number): StepRow[] {
   return [5, 10].map((batch) => ({
-    ...base, run, session, resumedFrom, epoch, step: (epoch - 1) * 10 + batch, batch, images: 320,
-    loss: 1 / batch, accuracy: batch / 20, lr: 1e-3, imagesPerSecond: 99, time: new Date(Date.UTC(2025, 0, epoch)),
+    ...base,
+    run,
+    session,
+    resumedFrom,
+    epoch,
+    step: (epoch - 1) * 10 + batch,
+    batch,
+    images: 320,
+    loss: 1 / batch,
+    accuracy: batch / 20,
+    lr: 1e-3,
+    imagesPerSecond: 99,
+    time: new Date(Date.UTC(2025, 0, epoch)),
   }));
 }
 
@@ -43,7 +78,10 @@ describe('metrics Parquet parts', () => {
     appendEpoch(dir, epochRows('a', 1, 1, 0, 0.3), stepRows('a', 1, 1, 0));
     appendEpoch(dir, epochRows('a', 2, 1, 0, 0.5), stepRows('a', 2, 1, 0));
     expect(fs.readdirSync(metricsDir(dir)).sort()).toEqual([
-      'epochs-e0001-s001.parquet', 'epochs-e0002-s001.parquet', 'steps-e0001-s001.parquet', 'steps-e0002-s001.parquet',
+      'epochs-e0001-s001.parquet',
+      'epochs-e0002-s001.parquet',
+      'steps-e0001-s001.parquet',
+      'steps-e0002-s001.parquet',
     ]);
     expect(nextSession(dir)).toBe(2);
 
@@ -51,7 +89,12 @@ describe('metrics Parquet parts', () => {
     expect(df.columns).toEqual(Object.keys(EPOCH_SCHEMA));
     expect(df.height).toBe(4);
     const rows = readEpochRows({ runsDir });
-    expect(rows.map((r) => [r.epoch, r.split, r.accuracy])).toEqual([[1, 'test', 0.31], [1, 'train', 0.3], [2, 'test', 0.51], [2, 'train', 0.5]]);
+    expect(rows.map((r) => [r.epoch, r.split, r.accuracy])).toEqual([
+      [1, 'test', 0.31],
+      [1, 'train', 0.3],
+      [2, 'test', 0.51],
+      [2, 'train', 0.5],
+    ]);
     expect(rows[0]).toEqual(epochRows('a', 1, 1, 0, 0.3)[1]);
     expect(rows[0].time).toBeInstanceOf(Date);
     expect(rows[0].perClassAccuracy).toHaveLength(10);
@@ -67,12 +110,19 @@ describe('metrics Parquet parts', () => {
     appendEpoch(dir, epochRows('a', 1, 1, 0, 0.3), stepRows('a', 1, 1, 0));
     const file = path.join(metricsDir(dir), 'epochs-e0001-s001.parquet');
     const before = fs.readFileSync(file);
-    expect(() => appendEpoch(dir, epochRows('a', 1, 1, 0, 0.9), [])).toThrow(/already exists; finished epochs are never rewritten/);
+    expect(() => appendEpoch(dir, epochRows('a', 1, 1, 0, 0.9), [])).toThrow(
+      /already exists; finished epochs are never rewritten/,
+    );
     expect(fs.readFileSync(file).equals(before)).toBe(true);
-    expect(() => appendEpoch(dir, [...epochRows('a', 2, 1, 0, 0.3), ...epochRows('a', 3, 1, 0, 0.3)], [])).toThrow(/mixed/);
+    expect(() => appendEpoch(dir, [...epochRows('a', 2, 1, 0, 0.3), ...epochRows('a', 3, 1, 0, 0.3)], [])).toThrow(
+      /mixed/,
+    );
 
     // A crash between the steps part and the epochs part of epoch 2, and a half-written temp file.
-    fs.copyFileSync(path.join(metricsDir(dir), 'steps-e0001-s001.parquet'), path.join(metricsDir(dir), 'steps-e0002-s001.parquet'));
+    fs.copyFileSync(
+      path.join(metricsDir(dir), 'steps-e0001-s001.parquet'),
+      path.join(metricsDir(dir), 'steps-e0002-s001.parquet'),
+    );
     fs.writeFileSync(path.join(metricsDir(dir), '.epochs-e0002-s001.parquet.123.tmp'), 'garbage');
     expect(readEpochRows({ runsDir }).map((r) => r.epoch)).toEqual([1, 1]);
     expect(readStepRows({ runsDir })).toHaveLength(2);
@@ -85,8 +135,16 @@ describe('metrics Parquet parts', () => {
     // best checkpoint (epoch 1) and finished epoch 2 again.
     appendEpoch(dir, epochRows('a', 2, 3, 1, 0.7), stepRows('a', 2, 3, 1));
     const rows = readRunEpochs(dir).filter((r) => r.split === 'test');
-    expect(rows.map((r) => [r.epoch, r.session, r.accuracy])).toEqual([[1, 1, 0.11], [2, 3, 0.71]]);
-    expect(readStepRows({ runsDir }).map((s) => [s.step, s.session])).toEqual([[5, 1], [10, 1], [15, 3], [20, 3]]);
+    expect(rows.map((r) => [r.epoch, r.session, r.accuracy])).toEqual([
+      [1, 1, 0.11],
+      [2, 3, 0.71],
+    ]);
+    expect(readStepRows({ runsDir }).map((s) => [s.step, s.session])).toEqual([
+      [5, 1],
+      [10, 1],
+      [15, 3],
+      [20, 3],
+    ]);
     expect(readRunEpochs(dir, { includeSuperseded: true })).toHaveLength(8);
     expect(nextSession(dir)).toBe(4);
   });

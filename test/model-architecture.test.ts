@@ -33,7 +33,11 @@ function adamStep(net: Net, adam: Adam, x: tf.Tensor4D): void {
 
 function values(net: Net, prefix: string): Record<string, number[]> {
   const state = net.stateDict();
-  const out = Object.fromEntries(Object.entries(state).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, Array.from(t.dataSync())]));
+  const out = Object.fromEntries(
+    Object.entries(state)
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([k, t]) => [k, Array.from(t.dataSync())]),
+  );
   tf.dispose(Object.values(state));
   return out;
 }
@@ -42,7 +46,13 @@ describe('defaults', () => {
   it("is the lab's net unless asked otherwise: same keys, same logits as an explicit LAB_ARCHITECTURE", () => {
     const a = createNet('dynamic', { seed: 7, pretrained: false });
     const b = createNet('dynamic', { seed: 7, pretrained: false, architecture: { ...LAB_ARCHITECTURE } });
-    expect(a.architecture).toEqual({ filterNorm: true, staticNorm: false, responseScale: true, upsample: 1, adapter: false });
+    expect(a.architecture).toEqual({
+      filterNorm: true,
+      staticNorm: false,
+      responseScale: true,
+      upsample: 1,
+      adapter: false,
+    });
     expect(a.describe().map((p) => p.name)).toEqual([...expectedStateShapes('dynamic').keys()]);
     const x = images();
     expect(maxDiff(a.forward(x, false), b.forward(x, false))).toBe(0);
@@ -56,7 +66,10 @@ describe('defaults', () => {
       for (const freeze of ['none', 'all', 'keep-bn'] as const) {
         for (const architecture of [{}, { adapter: true }, { upsample: 2, responseScale: false }]) {
           const net = createNet(variant, { pretrained: false, freeze, architecture });
-          expect(describeState(variant, architecture, freeze), `${variant} ${freeze} ${JSON.stringify(architecture)}`).toEqual(net.describe());
+          expect(
+            describeState(variant, architecture, freeze),
+            `${variant} ${freeze} ${JSON.stringify(architecture)}`,
+          ).toEqual(net.describe());
           net.dispose();
         }
       }
@@ -81,7 +94,9 @@ describe('filterNorm: false', () => {
   });
 
   it('is refused for the static head (its filters follow staticNorm)', () => {
-    expect(() => createNet('static', { pretrained: false, architecture: { filterNorm: false } })).toThrow(/dynamic head only/);
+    expect(() => createNet('static', { pretrained: false, architecture: { filterNorm: false } })).toThrow(
+      /dynamic head only/,
+    );
     expect(() => trainConfig({ run: 'x', variant: 'static', filterNorm: false })).toThrow(/dynamic head only/);
   });
 });
@@ -97,7 +112,9 @@ describe('staticNorm: true', () => {
       row.forEach((v, k) => expect(v * scale).toBeCloseTo(p[c][k], 5)); // the same direction
     });
     expect(Math.hypot(...p[0])).not.toBeCloseTo(1, 2);
-    expect(() => createNet('dynamic', { pretrained: false, architecture: { staticNorm: true } })).toThrow(/staticNorm applies to the static head only/);
+    expect(() => createNet('dynamic', { pretrained: false, architecture: { staticNorm: true } })).toThrow(
+      /staticNorm applies to the static head only/,
+    );
     plain.dispose();
     normed.dispose();
   });
@@ -139,7 +156,10 @@ describe('upsample', () => {
       const { maps, scores } = up.responseMaps(x);
       expect(maps.shape).toEqual([2, 10, 8, 8]);
       const pooled = tf.reshape(tf.avgPool(f, 2, 2, 'valid'), [2 * 64, 64]);
-      const expected = tf.transpose(tf.reshape(tf.matMul(pooled, up.headFilters(), false, true), [2, 64, 10]), [0, 2, 1]);
+      const expected = tf.transpose(
+        tf.reshape(tf.matMul(pooled, up.headFilters(), false, true), [2, 64, 10]),
+        [0, 2, 1],
+      );
       expect(maxDiff(tf.reshape(maps, [2, 10, 64]), expected)).toBeLessThan(1e-5);
       expect(maxDiff(scores, up.forward(x, false))).toBe(0);
       expect(maxDiff(scores, lab.forward(x, false))).toBeGreaterThan(1e-4);
@@ -151,18 +171,30 @@ describe('upsample', () => {
   });
 
   it('refuses factors outside 1…4', () => {
-    expect(() => createNet('dynamic', { pretrained: false, architecture: { upsample: 0 } })).toThrow(/upsample must be/);
-    expect(() => createNet('dynamic', { pretrained: false, architecture: { upsample: 1.5 } })).toThrow(/upsample must be/);
+    expect(() => createNet('dynamic', { pretrained: false, architecture: { upsample: 0 } })).toThrow(
+      /upsample must be/,
+    );
+    expect(() => createNet('dynamic', { pretrained: false, architecture: { upsample: 1.5 } })).toThrow(
+      /upsample must be/,
+    );
   });
 });
 
 describe('adapter', () => {
   it('starts as the identity (zero-init residual), so it starts where the frozen net without it starts', () => {
     const plain = createNet('dynamic', { seed: 5, pretrained: false, freeze: 'all' });
-    const adapted = createNet('dynamic', { seed: 5, pretrained: false, freeze: 'all', architecture: { adapter: true } });
+    const adapted = createNet('dynamic', {
+      seed: 5,
+      pretrained: false,
+      freeze: 'all',
+      architecture: { adapter: true },
+    });
     const x = images();
     expect(maxDiff(plain.forward(x, false), adapted.forward(x, false))).toBe(0);
-    const names = adapted.describe().filter((p) => p.part === 'adapter').map((p) => [p.name, p.shape, p.trainable]);
+    const names = adapted
+      .describe()
+      .filter((p) => p.part === 'adapter')
+      .map((p) => [p.name, p.shape, p.trainable]);
     expect(names).toEqual([
       ['adapter.conv.weight', [64, 64, 3, 3], true],
       ['adapter.bn.weight', [64], true],
@@ -179,7 +211,11 @@ describe('adapter', () => {
     const net = createNet('dynamic', { seed: 6, pretrained: false, freeze: 'all', architecture: { adapter: true } });
     const trainable = [...net.trainable().keys()];
     expect(trainable.filter((k) => k.startsWith('backbone.'))).toEqual([]);
-    expect(trainable.filter((k) => k.startsWith('adapter.'))).toEqual(['adapter.conv.weight', 'adapter.bn.weight', 'adapter.bn.bias']);
+    expect(trainable.filter((k) => k.startsWith('adapter.'))).toEqual([
+      'adapter.conv.weight',
+      'adapter.bn.weight',
+      'adapter.bn.bias',
+    ]);
     const x = images();
     let norms = gradNorms(net, x, labels);
     expect(norms.get('adapter.bn.weight')).toBeGreaterThan(1e-6);
@@ -190,7 +226,8 @@ describe('adapter', () => {
     adamStep(net, adam, x);
     // After one step γ ≠ 0, and the convolution's gradient is no longer zero.
     norms = gradNorms(net, x, labels);
-    for (const name of ['adapter.conv.weight', 'adapter.bn.weight', 'adapter.bn.bias']) expect(norms.get(name), name).toBeGreaterThan(1e-6);
+    for (const name of ['adapter.conv.weight', 'adapter.bn.weight', 'adapter.bn.bias'])
+      expect(norms.get(name), name).toBeGreaterThan(1e-6);
     const backboneAfter = values(net, 'backbone.');
     const adapterAfter = values(net, 'adapter.');
     expect(backboneAfter).toEqual(backboneBefore); // frozen: weights and BatchNorm statistics
@@ -208,8 +245,17 @@ describe('adapter', () => {
     const b = createNet('static', { seed: 2, pretrained: false, architecture: { adapter: true } });
     const plain = createNet('static', { seed: 1, pretrained: false });
     const state = a.stateDict();
-    expect(Object.keys(state).filter((k) => k.startsWith('adapter.')).sort()).toEqual([
-      'adapter.bn.bias', 'adapter.bn.num_batches_tracked', 'adapter.bn.running_mean', 'adapter.bn.running_var', 'adapter.bn.weight', 'adapter.conv.weight',
+    expect(
+      Object.keys(state)
+        .filter((k) => k.startsWith('adapter.'))
+        .sort(),
+    ).toEqual([
+      'adapter.bn.bias',
+      'adapter.bn.num_batches_tracked',
+      'adapter.bn.running_mean',
+      'adapter.bn.running_var',
+      'adapter.bn.weight',
+      'adapter.conv.weight',
     ]);
     b.loadStateDict(state);
     expect(values(b, '')).toEqual(values(a, ''));
@@ -244,11 +290,21 @@ describe('configs, checkpoints and the command line record the architecture', ()
   });
 
   it('npm run train flags set the options', () => {
-    const args = parseTrainArgs(['--run', 'x', '--no-filter-norm', '--no-response-scale', '--upsample', '2', '--adapter']);
+    const args = parseTrainArgs([
+      '--run',
+      'x',
+      '--no-filter-norm',
+      '--no-response-scale',
+      '--upsample',
+      '2',
+      '--adapter',
+    ]);
     expect(args.help).toBe(false);
     if (args.help) return;
     expect(args.given).toEqual({ filterNorm: false, responseScale: false, upsample: 2, adapter: true });
-    expect(parseTrainArgs(['--run', 'x']).help === false && (parseTrainArgs(['--run', 'x']) as { given: object }).given).toEqual({});
+    expect(
+      parseTrainArgs(['--run', 'x']).help === false && (parseTrainArgs(['--run', 'x']) as { given: object }).given,
+    ).toEqual({});
     expect(() => parseTrainArgs(['--run', 'x', '--upsample', 'two'])).toThrow(/--upsample needs a whole number/);
   });
 
@@ -257,11 +313,22 @@ describe('configs, checkpoints and the command line record the architecture', ()
     const saved = createNet('dynamic', { seed: 1, pretrained: false, architecture: config });
     const adam = new Adam(saved.trainable(), { lr: 1e-3 });
     const file = path.join(dir, 'ablate.safetensors');
-    saveCheckpoint(file, saved, adam, { kind: 'last', epoch: 1, accuracy: 0.5, bestAccuracy: 0.5, bestEpoch: 1, session: 1, config: { ...config }, backend: 'test' });
+    saveCheckpoint(file, saved, adam, {
+      kind: 'last',
+      epoch: 1,
+      accuracy: 0.5,
+      bestAccuracy: 0.5,
+      bestEpoch: 1,
+      session: 1,
+      config: { ...config },
+      backend: 'test',
+    });
     const lab = createNet('dynamic', { seed: 2, pretrained: false });
     const labAdam = new Adam(lab.trainable(), { lr: 1e-3 });
     const before = values(lab, '');
-    expect(() => restoreCheckpoint(readCheckpoint(file), file, lab, labAdam)).toThrow(/another architecture.*filterNorm: false vs true; responseScale: false vs true/);
+    expect(() => restoreCheckpoint(readCheckpoint(file), file, lab, labAdam)).toThrow(
+      /another architecture.*filterNorm: false vs true; responseScale: false vs true/,
+    );
     expect(values(lab, '')).toEqual(before);
     // The same architecture restores.
     const same = createNet('dynamic', { seed: 2, pretrained: false, architecture: config });

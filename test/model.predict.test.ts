@@ -32,7 +32,11 @@ afterAll(() => {
 
 /** Writes `tensors` as a bare safetensors file with the given metadata. */
 function writeRaw(name: string, tensors: NamedTensors, metadata: Record<string, string> = {}): string {
-  writeSafetensors(file(name), tensorsToRecords(tensors, (k) => k.endsWith('num_batches_tracked')), metadata);
+  writeSafetensors(
+    file(name),
+    tensorsToRecords(tensors, (k) => k.endsWith('num_batches_tracked')),
+    metadata,
+  );
   return file(name);
 }
 
@@ -56,7 +60,9 @@ describe('loading a state for prediction', () => {
   it('refuses a missing key, naming it', () => {
     const { ['backbone.layer1.1.conv2.weight']: _dropped, ...rest } = state;
     const f = writeRaw('missing.safetensors', rest, { variant: 'static', norm: 'half' });
-    expect(() => loadNetFromStateFile(f)).toThrow(/missing.safetensors: .*\n.*missing key 'backbone\.layer1\.1\.conv2\.weight' \(expected shape \[64,64,3,3\]\)/);
+    expect(() => loadNetFromStateFile(f)).toThrow(
+      /missing.safetensors: .*\n.*missing key 'backbone\.layer1\.1\.conv2\.weight' \(expected shape \[64,64,3,3\]\)/,
+    );
   });
 
   it('refuses a wrong shape, naming key, shape and expected shape', () => {
@@ -67,7 +73,9 @@ describe('loading a state for prediction', () => {
   });
 
   it('refuses a normalisation other than the recorded one, and asks for what is not recorded', () => {
-    expect(() => loadNetFromStateFile(file('static.safetensors'), { norm: 'imagenet' })).toThrow(/expects 'half'-normalised inputs.*use --norm half/);
+    expect(() => loadNetFromStateFile(file('static.safetensors'), { norm: 'imagenet' })).toThrow(
+      /expects 'half'-normalised inputs.*use --norm half/,
+    );
     const bare = writeRaw('nonorm.safetensors', state, { variant: 'static' });
     expect(() => loadNetFromStateFile(bare)).toThrow(/does not record its input normalisation: pass --norm/);
     const { ['dc.weight']: _dc, ...headless } = state;
@@ -90,7 +98,11 @@ describe.skipIf(!hasRealData())('predictions on the official test images', () =>
     expect(result.labels).toEqual(Array.from(test.labels));
     const net = createNet('static', { pretrained: false });
     net.loadStateDict(state);
-    const x = imagesToTensor(test, Array.from({ length: 24 }, (_, i) => i), 'half');
+    const x = imagesToTensor(
+      test,
+      Array.from({ length: 24 }, (_, i) => i),
+      'half',
+    );
     const direct = net.forward(x, false).arraySync();
     for (let i = 0; i < 24; i++) for (let j = 0; j < 10; j++) expect(result.logits[i][j]).toBeCloseTo(direct[i][j], 6);
     tf.dispose(x);
@@ -100,19 +112,39 @@ describe.skipIf(!hasRealData())('predictions on the official test images', () =>
   it('npm run predict writes {labels, logits} and exits non-zero with the message on refusal', () => {
     const tsx = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx');
     const out = file('pred.json');
-    const ok = spawnSync(tsx, ['scripts/predict.ts', '--weights', file('static.safetensors'), '--variant', 'static', '--norm', 'half', '--limit', '12', '--out', out], {
-      cwd: PROJECT_ROOT,
-      encoding: 'utf8',
-    });
+    const ok = spawnSync(
+      tsx,
+      [
+        'scripts/predict.ts',
+        '--weights',
+        file('static.safetensors'),
+        '--variant',
+        'static',
+        '--norm',
+        'half',
+        '--limit',
+        '12',
+        '--out',
+        out,
+      ],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      },
+    );
     expect(ok.status, ok.stderr).toBe(0);
     const json = JSON.parse(fs.readFileSync(out, 'utf8'));
     expect(Object.keys(json)).toEqual(['labels', 'logits']);
     expect(json.labels).toEqual([3, 8, 8, 0, 6, 6, 1, 6, 3, 1, 0, 9]);
     expect(json.logits.length).toBe(12);
-    const refused = spawnSync(tsx, ['scripts/predict.ts', '--weights', file('static.safetensors'), '--variant', 'dynamic', '--out', file('no.json')], {
-      cwd: PROJECT_ROOT,
-      encoding: 'utf8',
-    });
+    const refused = spawnSync(
+      tsx,
+      ['scripts/predict.ts', '--weights', file('static.safetensors'), '--variant', 'dynamic', '--out', file('no.json')],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      },
+    );
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/holds a static-variant model, but the dynamic variant was asked for/);
     expect(fs.existsSync(file('no.json'))).toBe(false);

@@ -29,7 +29,16 @@ describe('dynamic head', () => {
     const net = createNet('dynamic', { seed: 3 });
     const x = images();
     const norms = gradNorms(net, x, labels);
-    for (const name of ['embed.weight', 'gen.0.weight', 'gen.0.bias', 'gen.2.weight', 'gen.2.bias', 'score.0.weight', 'backbone.conv1.weight', 'backbone.bn1.weight']) {
+    for (const name of [
+      'embed.weight',
+      'gen.0.weight',
+      'gen.0.bias',
+      'gen.2.weight',
+      'gen.2.bias',
+      'score.0.weight',
+      'backbone.conv1.weight',
+      'backbone.bn1.weight',
+    ]) {
       expect(norms.get(name), name).toBeGreaterThan(1e-6);
     }
     // Every trainable tensor gets a gradient (not only the ones listed).
@@ -243,11 +252,15 @@ describe('state', () => {
     const staticNet = createNet('static', { seed: 1, pretrained: false });
     const before = snapshot(staticNet);
     const dynamicState = dynamicNet.stateDict();
-    expect(() => staticNet.loadStateDict(dynamicState)).toThrow(/it is a dynamic-variant state .* but the net is static: use --variant dynamic/);
+    expect(() => staticNet.loadStateDict(dynamicState)).toThrow(
+      /it is a dynamic-variant state .* but the net is static: use --variant dynamic/,
+    );
     const state = staticNet.stateDict();
     const missing = { ...state };
     delete missing['backbone.layer1.0.bn1.running_mean'];
-    expect(() => staticNet.loadStateDict(missing)).toThrow(/missing key 'backbone\.layer1\.0\.bn1\.running_mean' \(expected shape \[64\]\)/);
+    expect(() => staticNet.loadStateDict(missing)).toThrow(
+      /missing key 'backbone\.layer1\.0\.bn1\.running_mean' \(expected shape \[64\]\)/,
+    );
     const wrong = { ...state, 'score.0.weight': tf.zeros([64, 32]) };
     expect(() => staticNet.loadStateDict(wrong)).toThrow(/'score\.0\.weight' has shape \[64,32\], expected \[64,64\]/);
     const extra = { ...state, 'head.fc.weight': tf.zeros([3]) };
@@ -256,7 +269,12 @@ describe('state', () => {
     const bad = { ...dynamicState };
     expect(() => dynamicNet.loadStateDict({ ...bad, 'gen.2.bias': tf.zeros([65]) })).toThrow(/gen\.2\.bias/);
     expect(snapshot(staticNet)).toEqual(before);
-    tf.dispose([...Object.values(dynamicState), ...Object.values(state), wrong['score.0.weight'], extra['head.fc.weight']]);
+    tf.dispose([
+      ...Object.values(dynamicState),
+      ...Object.values(state),
+      wrong['score.0.weight'],
+      extra['head.fc.weight'],
+    ]);
     dynamicNet.dispose();
     staticNet.dispose();
   });
@@ -266,7 +284,9 @@ describe('state', () => {
     const state = net.stateDict();
     const file = path.join(dir, 'liar.safetensors');
     writeModelState(file, state, { variant: 'dynamic', norm: 'half' });
-    expect(() => readModelState(file)).toThrow(/metadata says variant 'dynamic' but its tensors are those of the static head/);
+    expect(() => readModelState(file)).toThrow(
+      /metadata says variant 'dynamic' but its tensors are those of the static head/,
+    );
     tf.dispose(Object.values(state));
     net.dispose();
   });

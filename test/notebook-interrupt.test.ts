@@ -26,45 +26,64 @@ function writeNotebook(): string {
     'console.log(`cell done: epochs ${result.startEpoch + 1}-${result.epoch}`);',
   ].join('\n');
   const file = path.join(dir, '01-train.ipynb');
-  fs.writeFileSync(file, JSON.stringify({
-    nbformat: 4, nbformat_minor: 5,
-    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
-    cells: [{ cell_type: 'code', id: 'train', metadata: {}, source, outputs: [], execution_count: null }],
-  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
+      cells: [{ cell_type: 'code', id: 'train', metadata: {}, source, outputs: [], execution_count: null }],
+    }),
+  );
   return file;
 }
 
 describe('a training cell, interrupted and run again (tslab kernel, headless)', () => {
-  it('stops after Ctrl-C, resumes on the rerun, records epochs 1..3 once, one progress line per epoch', { timeout: 10 * 60_000 }, async () => {
-    const notebook = writeNotebook();
-    const env = { NB_RUNS_DIR: runsDir };
-    const abort = new AbortController();
-    let first = '';
-    const interrupted = await executeNotebook(notebook, {
-      output: path.join(dir, 'first.ipynb'),
-      env,
-      onOutput: (t) => {
-        first += t;
-        if (/^nb epoch 1\/3 · /m.test(first)) abort.abort();
-      },
-      signal: abort.signal,
-    });
-    expect(interrupted.interrupted, first).toBe(true);
-    expect(interrupted.exitCode).toBe(130);
-    expect(first).toMatch(/^nb epoch 1\/3 · test acc \d+\.\d\d% · \d+ img\/s · \d+:\d\d left$/m);
-    expect(first).not.toMatch(/^nb epoch 2\/3/m);
-    expect(first).not.toContain('cell done');
-    const run = path.join(runsDir, 'nb');
-    expect(readCheckpointMeta(path.join(run, 'last.safetensors')).epoch).toBe(1);
+  it(
+    'stops after Ctrl-C, resumes on the rerun, records epochs 1..3 once, one progress line per epoch',
+    { timeout: 10 * 60_000 },
+    async () => {
+      const notebook = writeNotebook();
+      const env = { NB_RUNS_DIR: runsDir };
+      const abort = new AbortController();
+      let first = '';
+      const interrupted = await executeNotebook(notebook, {
+        output: path.join(dir, 'first.ipynb'),
+        env,
+        onOutput: (t) => {
+          first += t;
+          if (/^nb epoch 1\/3 · /m.test(first)) abort.abort();
+        },
+        signal: abort.signal,
+      });
+      expect(interrupted.interrupted, first).toBe(true);
+      expect(interrupted.exitCode).toBe(130);
+      expect(first).toMatch(/^nb epoch 1\/3 · test acc \d+\.\d\d% · \d+ img\/s · \d+:\d\d left$/m);
+      expect(first).not.toMatch(/^nb epoch 2\/3/m);
+      expect(first).not.toContain('cell done');
+      const run = path.join(runsDir, 'nb');
+      expect(readCheckpointMeta(path.join(run, 'last.safetensors')).epoch).toBe(1);
 
-    let second = '';
-    const rerun = await executeNotebook(notebook, { output: path.join(dir, 'second.ipynb'), env, onOutput: (t) => (second += t) });
-    expect(rerun.exitCode, second).toBe(0);
-    expect(second).toContain('cell done: epochs 2-3');
-    // One line per epoch and a single display; no echo of each in-place redraw.
-    expect(second.match(/^nb epoch \d\/3 · .*$/gm)).toHaveLength(2);
-    expect(second.match(/\[html\]/g)).toHaveLength(1);
-    expect(readRunEpochs(run).map((r) => `${r.epoch}:${r.split}`)).toEqual(['1:test', '1:train', '2:test', '2:train', '3:test', '3:train']);
-    expect(fs.existsSync(path.join(runsDir, '.nb.lock'))).toBe(false);
-  });
+      let second = '';
+      const rerun = await executeNotebook(notebook, {
+        output: path.join(dir, 'second.ipynb'),
+        env,
+        onOutput: (t) => (second += t),
+      });
+      expect(rerun.exitCode, second).toBe(0);
+      expect(second).toContain('cell done: epochs 2-3');
+      // One line per epoch and a single display; no echo of each in-place redraw.
+      expect(second.match(/^nb epoch \d\/3 · .*$/gm)).toHaveLength(2);
+      expect(second.match(/\[html\]/g)).toHaveLength(1);
+      expect(readRunEpochs(run).map((r) => `${r.epoch}:${r.split}`)).toEqual([
+        '1:test',
+        '1:train',
+        '2:test',
+        '2:train',
+        '3:test',
+        '3:train',
+      ]);
+      expect(fs.existsSync(path.join(runsDir, '.nb.lock'))).toBe(false);
+    },
+  );
 });

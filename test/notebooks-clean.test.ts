@@ -5,18 +5,30 @@ import * as os from 'os';
 import * as path from 'path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { committedProblems, isStripped, listNotebooks, readNotebook, stripNotebook, stripNotebookFile, type NotebookJson } from '../lib/report/notebooks';
+import {
+  committedProblems,
+  isStripped,
+  listNotebooks,
+  readNotebook,
+  stripNotebook,
+  stripNotebookFile,
+  type NotebookJson,
+} from '../lib/report/notebooks';
 
 describe('committed notebooks', () => {
   it('hold no outputs or execution counts and use the tslab kernel', () => {
     const notebooks = listNotebooks();
     expect(notebooks.length).toBeGreaterThan(0);
-    const problems = notebooks.flatMap((f) => committedProblems(readNotebook(f)).map((p) => `${path.basename(f)}: ${p}`));
+    const problems = notebooks.flatMap((f) =>
+      committedProblems(readNotebook(f)).map((p) => `${path.basename(f)}: ${p}`),
+    );
     expect(problems, 'run `npm run notebooks:strip`').toEqual([]);
   });
 
   it('hold no run metadata either (what notebooks:strip removes)', () => {
-    const dirty = listNotebooks().filter((f) => !isStripped(readNotebook(f))).map((f) => path.basename(f));
+    const dirty = listNotebooks()
+      .filter((f) => !isStripped(readNotebook(f)))
+      .map((f) => path.basename(f));
     expect(dirty, 'run `npm run notebooks:strip`').toEqual([]);
   });
 });
@@ -29,7 +41,11 @@ describe('stripNotebook', () => {
     cells: [
       { cell_type: 'markdown', id: 'm', metadata: {}, source: '# title' },
       {
-        cell_type: 'code', id: 'c', metadata: { execution: { t: 1 }, tags: ['keep'] }, source: ['x\n', 'y'], execution_count: 3,
+        cell_type: 'code',
+        id: 'c',
+        metadata: { execution: { t: 1 }, tags: ['keep'] },
+        source: ['x\n', 'y'],
+        execution_count: 3,
         outputs: [{ output_type: 'error', ename: 'Error', evalue: 'boom', traceback: [] }],
       },
     ],
@@ -39,7 +55,14 @@ describe('stripNotebook', () => {
     expect(committedProblems(executed)).toEqual(['cell 1 has 1 output(s)', 'cell 1 has execution_count 3']);
     const clean = stripNotebook(executed);
     expect(committedProblems(clean)).toEqual([]);
-    expect(clean.cells[1]).toEqual({ cell_type: 'code', id: 'c', metadata: { tags: ['keep'] }, source: ['x\n', 'y'], execution_count: null, outputs: [] });
+    expect(clean.cells[1]).toEqual({
+      cell_type: 'code',
+      id: 'c',
+      metadata: { tags: ['keep'] },
+      source: ['x\n', 'y'],
+      execution_count: null,
+      outputs: [],
+    });
     expect(clean.metadata).toEqual({ kernelspec: executed.metadata.kernelspec });
     expect(executed.cells[1].outputs).toHaveLength(1); // the input is not modified
   });
@@ -82,9 +105,11 @@ function codeProblems(nb: NotebookJson): string[] {
     const isFunction = (e?: ts.Expression) =>
       !!e && (ts.isArrowFunction(unwrap(e)) || ts.isFunctionExpression(unwrap(e)));
     const isImport = (node: ts.Node) =>
-      ts.isImportDeclaration(node) || ts.isImportEqualsDeclaration(node) ||
-      (ts.isCallExpression(node) && (node.expression.kind === ts.SyntaxKind.ImportKeyword ||
-        (ts.isIdentifier(node.expression) && node.expression.text === 'require')));
+      ts.isImportDeclaration(node) ||
+      ts.isImportEqualsDeclaration(node) ||
+      (ts.isCallExpression(node) &&
+        (node.expression.kind === ts.SyntaxKind.ImportKeyword ||
+          (ts.isIdentifier(node.expression) && node.expression.text === 'require')));
     const visit = (node: ts.Node): void => {
       if (i > 0 && isImport(node)) problems.push(`${where(node)} imports (every import goes in the first code cell)`);
       if (ts.isFunctionDeclaration(node) || ts.isClassDeclaration(node) || ts.isMethodDeclaration(node)) {
@@ -109,19 +134,30 @@ describe('notebook code', () => {
   });
 
   it('finds a late import, a function, a helper bound to a variable and a class (the check can fail)', () => {
-    const code = (...lines: string[]) =>
-      ({ cell_type: 'code' as const, source: lines.join('\n'), metadata: {}, outputs: [] });
+    const code = (...lines: string[]) => ({
+      cell_type: 'code' as const,
+      source: lines.join('\n'),
+      metadata: {},
+      outputs: [],
+    });
     const nb: NotebookJson = {
-      nbformat: 4, nbformat_minor: 5, metadata: {},
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: {},
       cells: [
         code("import { x } from './lib/x';", 'const ys = [1, 2].map((v) => v + x);'),
         { cell_type: 'markdown', source: 'import nothing', metadata: {} },
         code(
-          "import { y } from './lib/y';", 'function f() {}', 'const g = async (a: number) => a;', 'let h;',
+          "import { y } from './lib/y';",
+          'function f() {}',
+          'const g = async (a: number) => a;',
+          'let h;',
           'h = function () {};',
         ),
         code(
-          'class C {}', "const z = require('z');", 'const o = { m() {} };',
+          'class C {}',
+          "const z = require('z');",
+          'const o = { m() {} };',
           'console.log([1].filter((v) => v > 0), C, z, o);',
         ),
       ],
@@ -167,7 +203,7 @@ describe('the notebooks are the report', () => {
     expect(code('04')).toMatch(/showAnswer\(compareAnswer\(compareFacts\(t\)\)\)/);
     expect(code('05')).toMatch(/showAnswer\(responseMapAnswer\(/);
     expect(code('06')).toMatch(/showAnswer\(freezeAnswer\(/);
-    expect(code('06')).toMatch(/showAnswer\(prosConsAnswer\(costFacts\(t\)\)\)/);
+    expect(code('06')).toMatch(/showAnswer\(prosConsAnswer\(costFacts\(t, recordedMeasurements\(\)\)\)\)/);
     for (const nb of ['04', '06']) expect(code(nb)).toMatch(/const t = loadResults\(\)/);
   });
 });

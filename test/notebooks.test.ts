@@ -13,14 +13,33 @@ afterAll(() => fs.rmSync(outDir, { recursive: true, force: true }));
 describe('the notebook runner', () => {
   it('reports a failing cell, keeps the executed copy, and stops there', { timeout: 120_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(outDir, 'failing-'));
-    const cell = (id: string, source: string) => ({ cell_type: 'code', id, metadata: {}, source, outputs: [], execution_count: null });
-    fs.writeFileSync(path.join(dir, '01-fails.ipynb'), JSON.stringify({
-      nbformat: 4, nbformat_minor: 5,
-      metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
-      cells: [cell('a', 'console.log(`quick=${process.env.DCF_QUICK}`);'), cell('b', "throw new Error('boom from cell b');"), cell('c', "console.log('never');")],
-    }));
+    const cell = (id: string, source: string) => ({
+      cell_type: 'code',
+      id,
+      metadata: {},
+      source,
+      outputs: [],
+      execution_count: null,
+    });
+    fs.writeFileSync(
+      path.join(dir, '01-fails.ipynb'),
+      JSON.stringify({
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } },
+        cells: [
+          cell('a', 'console.log(`quick=${process.env.DCF_QUICK}`);'),
+          cell('b', "throw new Error('boom from cell b');"),
+          cell('c', "console.log('never');"),
+        ],
+      }),
+    );
     let log = '';
-    const result = await executeNotebook(path.join(dir, '01-fails.ipynb'), { output: path.join(dir, 'out.ipynb'), quick: true, onOutput: (t) => (log += t) });
+    const result = await executeNotebook(path.join(dir, '01-fails.ipynb'), {
+      output: path.join(dir, 'out.ipynb'),
+      quick: true,
+      onOutput: (t) => (log += t),
+    });
     expect(result.exitCode).toBe(1);
     expect(result.errors).toEqual([{ cell: 1, ename: 'Error', evalue: 'boom from cell b' }]);
     expect(log).toContain('quick=1'); // streamed as it ran, with DCF_QUICK passed to the kernel

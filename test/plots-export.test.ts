@@ -26,7 +26,14 @@ const bars: Figure = meanStdBars(
 describe('figure export (headless Chromium + plotly.js)', () => {
   it('writes the spec, an SVG drawn by plotly and a PNG of the requested size, atomically', async () => {
     const written = await exportFigures({ bars }, { dir, width: 400, height: 300, scale: 2 });
-    expect(written).toEqual([{ name: 'bars', json: path.join(dir, 'bars.json'), svg: path.join(dir, 'bars.svg'), png: path.join(dir, 'bars.png') }]);
+    expect(written).toEqual([
+      {
+        name: 'bars',
+        json: path.join(dir, 'bars.json'),
+        svg: path.join(dir, 'bars.svg'),
+        png: path.join(dir, 'bars.png'),
+      },
+    ]);
 
     const svg = fs.readFileSync(path.join(dir, 'bars.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
@@ -39,7 +46,8 @@ describe('figure export (headless Chromium + plotly.js)', () => {
     expect([png.width, png.height]).toEqual([800, 800]);
     // Not blank: the bars' colours are in the picture.
     const colours = new Set<number>();
-    for (let i = 0; i < png.data.length; i += 4 * 97) colours.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
+    for (let i = 0; i < png.data.length; i += 4 * 97)
+      colours.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
     expect(colours.size).toBeGreaterThan(3);
 
     expect(loadFigureJson('bars', dir)).toEqual(JSON.parse(JSON.stringify(bars)));
@@ -51,12 +59,17 @@ describe('figure export (headless Chromium + plotly.js)', () => {
     const exporter = await FigureExporter.open();
     try {
       const a = await exporter.render(bars, 'svg', { width: 300, height: 200 });
-      const b = await exporter.render({ ...bars, layout: { ...bars.layout, title: { text: 'second' } } }, 'svg', { width: 300, height: 200 });
+      const b = await exporter.render({ ...bars, layout: { ...bars.layout, title: { text: 'second' } } }, 'svg', {
+        width: 300,
+        height: 200,
+      });
       expect(a).toContain('export-check');
       expect(b).toContain('second');
       expect(b).not.toContain('export-check'); // the previous figure was purged
       await expect(exporter.export('../escape', bars, { dir })).rejects.toThrow(/figure name/);
-      await expect(exporter.export('empty', { data: 'x' } as unknown as Figure, { dir })).rejects.toThrow(/not a plotly figure/);
+      await expect(exporter.export('empty', { data: 'x' } as unknown as Figure, { dir })).rejects.toThrow(
+        /not a plotly figure/,
+      );
     } finally {
       await exporter.close();
     }

@@ -3,8 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { CLASS_NAMES } from '../lib/config';
 import { escapeHtml, formatPercent, htmlTable } from '../lib/report/html-table';
 import {
-  cellMapsFigure, confusionMatrixFigure, filterHeatmap, meanStdBars, pairedIntervalsFigure, pairedSeedsFigure,
-  perClassAccuracy, responseMapFigure, smooth, softmax, stepCurves, trainingCurves, upsampleBilinear, type Trace,
+  cellMapsFigure,
+  confusionMatrixFigure,
+  filterHeatmap,
+  meanStdBars,
+  pairedIntervalsFigure,
+  pairedSeedsFigure,
+  perClassAccuracy,
+  responseMapFigure,
+  smooth,
+  softmax,
+  stepCurves,
+  trainingCurves,
+  upsampleBilinear,
+  type Trace,
 } from '../lib/report/plots';
 import { confusionMatrix, meanStd, runOutcomes, type EpochPoint } from '../lib/experiments/summary';
 
@@ -21,7 +33,16 @@ function rows(): EpochPoint[] {
     const [variant, s] = run.split('-');
     values.forEach((a, i) => {
       out.push({ run, variant, seed: Number(s.slice(1)), epoch: i + 1, split: 'test', loss: 2 - a, accuracy: a });
-      out.push({ run, variant, seed: Number(s.slice(1)), epoch: i + 1, split: 'train', loss: 1.9 - a, accuracy: a + 0.05, wallSeconds: 10 + i });
+      out.push({
+        run,
+        variant,
+        seed: Number(s.slice(1)),
+        epoch: i + 1,
+        split: 'train',
+        loss: 1.9 - a,
+        accuracy: a + 0.05,
+        wallSeconds: 10 + i,
+      });
     });
   }
   // Rows arrive in any order: shuffle epochs of one run.
@@ -40,13 +61,24 @@ describe('summary', () => {
   it('runOutcomes finds the final and the best test epoch of each run, and time per epoch', () => {
     const out = runOutcomes(rows());
     const d1 = out.find((o) => o.run === 'dynamic-s1')!;
-    expect(d1).toMatchObject({ variant: 'dynamic', seed: 1, epochs: 3, finalAccuracy: 0.68, bestAccuracy: 0.68, bestEpoch: 3 });
+    expect(d1).toMatchObject({
+      variant: 'dynamic',
+      seed: 1,
+      epochs: 3,
+      finalAccuracy: 0.68,
+      bestAccuracy: 0.68,
+      bestEpoch: 3,
+    });
     expect(d1.secondsPerEpoch).toBeCloseTo(11, 12);
   });
 
   it('confusionMatrix counts true × predicted and rejects labels out of range', () => {
     const m = confusionMatrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3);
-    expect(m).toEqual([[1, 1, 0], [0, 1, 0], [1, 0, 1]]);
+    expect(m).toEqual([
+      [1, 1, 0],
+      [0, 1, 0],
+      [1, 0, 1],
+    ]);
     expect(() => confusionMatrix([0, 3], [0, 0], 3)).toThrow(/item 1/);
     expect(() => confusionMatrix([0], [0, 1], 3)).toThrow(/1 labels but 2/);
   });
@@ -56,7 +88,9 @@ describe('upsampleBilinear', () => {
   it('matches tf.image.resizeBilinear with half-pixel centres (PyTorch align_corners=False)', () => {
     const src = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 3 + (i % 5));
     const ours = upsampleBilinear(src, 8, 8, 32, 32);
-    const ref = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(src, [1, 8, 8, 1]), [32, 32], false, true).dataSync());
+    const ref = tf.tidy(() =>
+      tf.image.resizeBilinear(tf.tensor4d(src, [1, 8, 8, 1]), [32, 32], false, true).dataSync(),
+    );
     let maxDiff = 0;
     for (let i = 0; i < ours.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[i] - ref[i]));
     expect(maxDiff).toBeLessThan(1e-5);
@@ -84,7 +118,7 @@ describe('curves', () => {
 
   it('smooths steps with bias correction (a constant stays constant)', () => {
     expect(smooth([1, 1, 1], 0.9).every((v) => Math.abs(v - 1) < 1e-12)).toBe(true);
-    expect(smooth([0, 10], 0.5)[1]).toBeCloseTo(10 * 0.5 / 0.75, 12);
+    expect(smooth([0, 10], 0.5)[1]).toBeCloseTo((10 * 0.5) / 0.75, 12);
     const fig = stepCurves([1, 2, 3].map((step) => ({ run: 'r', step, loss: 1 / step, accuracy: 0.1 * step })));
     expect(fig.data).toHaveLength(4);
   });
@@ -117,7 +151,11 @@ describe('images', () => {
     maps[3 * 64 + 9] = 5; // class 3 (cat) peaks at (y=1, x=1) of its 8×8 map
     const scores = [0, 0.5, 0, 4, 0, 0, 0, 0, 0, 1];
     const fig = responseMapFigure({ image, maps, scores, label: 5 });
-    const heatmaps = fig.data.filter((t) => t.type === 'heatmap') as (Trace & { z: number[][]; zmax: number; zmin: number })[];
+    const heatmaps = fig.data.filter((t) => t.type === 'heatmap') as (Trace & {
+      z: number[][];
+      zmax: number;
+      zmin: number;
+    })[];
     expect(heatmaps).toHaveLength(10);
     const cat = heatmaps[3].z;
     const catMax = Math.max(...cat.flat());
@@ -128,7 +166,11 @@ describe('images', () => {
     expect(cat[0]).toHaveLength(32);
     // The peak of the 8×8 cell (1, 1) lands around pixels 4…7 after ×4 upsampling.
     let best = [0, 0];
-    cat.forEach((row, y) => row.forEach((v, x) => { if (v > cat[best[0]][best[1]]) best = [y, x]; }));
+    cat.forEach((row, y) =>
+      row.forEach((v, x) => {
+        if (v > cat[best[0]][best[1]]) best = [y, x];
+      }),
+    );
     expect(best[0]).toBeGreaterThanOrEqual(4);
     expect(best[0]).toBeLessThanOrEqual(7);
     const titles = (fig.layout.annotations as { text: string; font: { color: string } }[]).map((a) => a.text);
@@ -145,17 +187,30 @@ describe('images', () => {
     maps[2 * 64 + 10] = 3;
     maps[7 * 64 + 40] = -5;
     const fig = responseMapFigure({ image, maps, scores: new Array(10).fill(0), kind: 'attribution' });
-    const heatmaps = fig.data.filter((t) => t.type === 'heatmap') as (Trace & { zmax: number; zmin: number; colorscale: string })[];
+    const heatmaps = fig.data.filter((t) => t.type === 'heatmap') as (Trace & {
+      zmax: number;
+      zmin: number;
+      colorscale: string;
+    })[];
     // The bound comes from the larger |value| (the −5, upsampled), so 0 sits in the middle of the scale.
     expect(heatmaps.every((h) => h.zmin === -h.zmax && h.zmax > 3 && h.colorscale === 'RdBu')).toBe(true);
     expect(JSON.stringify(fig.layout.title)).toContain('Gradient × response');
   });
 
   it('draws one line per seed through the arms, leaving a gap where a seed is missing', () => {
-    const fig = pairedSeedsFigure([
-      { name: 'static', bySeed: new Map([[0, 0.75], [1, 0.76]]) },
-      { name: 'dynamic', bySeed: new Map([[0, 0.77]]) },
-    ], { title: 't' });
+    const fig = pairedSeedsFigure(
+      [
+        {
+          name: 'static',
+          bySeed: new Map([
+            [0, 0.75],
+            [1, 0.76],
+          ]),
+        },
+        { name: 'dynamic', bySeed: new Map([[0, 0.77]]) },
+      ],
+      { title: 't' },
+    );
     expect(fig.data.map((t) => t.name)).toEqual(['seed 0', 'seed 1']);
     expect((fig.data[0] as Trace & { y: (number | null)[] }).y).toEqual([75, 77]);
     expect((fig.data[1] as Trace & { y: (number | null)[] }).y).toEqual([76, null]);
@@ -193,12 +248,20 @@ describe('images', () => {
     const a = new Float32Array(64);
     a[8] = 2; // row 1, column 0
     const b = new Float32Array(64).fill(-0.5);
-    const fig = cellMapsFigure([{ title: 'a', values: a }, { title: 'b', values: b }], { title: 'cells' });
+    const fig = cellMapsFigure(
+      [
+        { title: 'a', values: a },
+        { title: 'b', values: b },
+      ],
+      { title: 'cells' },
+    );
     const heatmaps = fig.data as (Trace & { z: number[][]; zmax: number; zmin: number })[];
     expect(heatmaps).toHaveLength(2);
     expect(heatmaps[0].z[1][0]).toBe(2);
     expect(heatmaps.every((h) => h.zmax === 2 && h.zmin === -2)).toBe(true);
-    expect(() => cellMapsFigure([{ title: 'x', values: new Float32Array(10) }], { title: '' })).toThrow(/panel 'x' has 10 values, expected 8×8/);
+    expect(() => cellMapsFigure([{ title: 'x', values: new Float32Array(10) }], { title: '' })).toThrow(
+      /panel 'x' has 10 values, expected 8×8/,
+    );
   });
 });
 

@@ -24,13 +24,19 @@ import * as os from 'os';
 import * as path from 'path';
 
 const { float, bfloat16 } = TF_DTYPE;
-const ids = (ts: tf.Tensor[]) => (tf.backend() as unknown as { getInputTensorIds(t: tf.Tensor[]): number[] }).getInputTensorIds(ts);
+const ids = (ts: tf.Tensor[]) =>
+  (tf.backend() as unknown as { getInputTensorIds(t: tf.Tensor[]): number[] }).getInputTensorIds(ts);
 
 /** The spec of `fn(inputs)` as GraphFunction records it (inputs fp32). */
 function specOf(inputs: tf.Tensor[], fn: () => tf.Tensor[]): GraphSpec {
   const inputIds = ids(inputs);
   const { result, recording } = record(fn);
-  const spec = graphSpec(recording, inputIds, inputs.map((t) => ({ shape: t.shape, dtype: float })), ids(result));
+  const spec = graphSpec(
+    recording,
+    inputIds,
+    inputs.map((t) => ({ shape: t.shape, dtype: float })),
+    ids(result),
+  );
   tf.dispose(result);
   return spec;
 }
@@ -105,7 +111,10 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
     const net = pretrained();
     const params = [...net.trainable()];
     const lossAndGrads = ([x, y]: tf.Tensor[]) => {
-      const { value, grads } = tf.variableGrads(() => crossEntropy(net.forward(x as tf.Tensor4D, true), y as tf.Tensor1D), params.map(([, v]) => v));
+      const { value, grads } = tf.variableGrads(
+        () => crossEntropy(net.forward(x as tf.Tensor4D, true), y as tf.Tensor1D),
+        params.map(([, v]) => v),
+      );
       return [value, ...params.map(([, v]) => grads[v.name])];
     };
     const [batch] = batches(train, { batchSize: 64, norm: 'half', shuffle: true, seed: 0, epoch: 1 });
@@ -120,7 +129,11 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
       // score.2.bias shifts every logit alike: softmax ignores it, its gradient is 0 up to rounding.
       if (size < 1e-4) return;
       const cosine = tf.tidy(() => tf.sum(tf.mul(g32[i], g16[i])).dataSync()[0]) / (size * norm(g16[i]));
-      expect({ name, cosine: cosine > 0.99, relative: norm(tf.sub(g32[i], g16[i])) / size < 0.2 }).toEqual({ name, cosine: true, relative: true });
+      expect({ name, cosine: cosine > 0.99, relative: norm(tf.sub(g32[i], g16[i])) / size < 0.2 }).toEqual({
+        name,
+        cosine: true,
+        relative: true,
+      });
     });
     tf.dispose([batch.x, batch.y, l32, l16, ...g32, ...g16]);
     fp32.dispose();
@@ -150,13 +163,20 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
     // The weights moved the same way.
     const start = pretrained();
     const weights = (net: Net) => [...net.trainable().values()];
-    const moved = (net: Net) => tf.tidy(() => tf.concat(weights(net).map((v, j) => tf.reshape(tf.sub(v, weights(start)[j]), [-1]))));
+    const moved = (net: Net) =>
+      tf.tidy(() => tf.concat(weights(net).map((v, j) => tf.reshape(tf.sub(v, weights(start)[j]), [-1]))));
     const [da, db] = [moved(a.net), moved(b.net)];
-    const cosine = tf.tidy(() => tf.sum(tf.mul(da, db)).dataSync()[0] / (tf.norm(da).dataSync()[0] * tf.norm(db).dataSync()[0]));
+    const cosine = tf.tidy(
+      () => tf.sum(tf.mul(da, db)).dataSync()[0] / (tf.norm(da).dataSync()[0] * tf.norm(db).dataSync()[0]),
+    );
     expect(cosine).toBeGreaterThan(0.98);
 
     // Inference of the same (fp32-trained) weights, both ways.
-    const x = imagesToTensor(test, Array.from({ length: test.count }, (_, i) => i), 'half');
+    const x = imagesToTensor(
+      test,
+      Array.from({ length: test.count }, (_, i) => i),
+      'half',
+    );
     const logits = (precision: 'fp32' | 'bf16') => {
       const forward = new EvalForward(a.net, { precision });
       const out = forward.run(x);
@@ -186,7 +206,12 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
     const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
     for (const s of settings) {
       const [l32, l16] = (['fp32', 'bf16'] as const).map((precision) => {
-        const net = createNet(s.variant, { pretrained: false, seed: 1, freeze: s.freeze, architecture: s.architecture });
+        const net = createNet(s.variant, {
+          pretrained: false,
+          seed: 1,
+          freeze: s.freeze,
+          architecture: s.architecture,
+        });
         const adam = new Adam(net.trainable(), { lr: 1e-3 });
         const step = new TrainStep(net, adam, 0, { precision });
         const forward = new EvalForward(net, { precision });
@@ -200,7 +225,9 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
         for (const d of [step, forward, adam, net]) d.dispose();
         return losses.flat();
       });
-      l16.forEach((l, i) => expect(Math.abs(l - l32[i]), `${s.variant} ${settingName(s)}, loss ${i}`).toBeLessThan(0.02 * l32[i]));
+      l16.forEach((l, i) =>
+        expect(Math.abs(l - l32[i]), `${s.variant} ${settingName(s)}, loss ${i}`).toBeLessThan(0.02 * l32[i]),
+      );
     }
     tf.dispose([x, y]);
   });
@@ -208,7 +235,15 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
   it('train() in bf16: it trains and evaluates, and its backend line says bf16 and why', async () => {
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-'));
     const events: TrainEvent[] = [];
-    const config = trainConfig({ run: 'bf16', epochs: 1, batchSize: 64, limitTrain: 192, limitTest: 100, pretrained: false, precision: 'bf16' });
+    const config = trainConfig({
+      run: 'bf16',
+      epochs: 1,
+      batchSize: 64,
+      limitTrain: 192,
+      limitTest: 100,
+      pretrained: false,
+      precision: 'bf16',
+    });
     const result = await runTraining(config, { runsDir, data: { train, test }, onProgress: (e) => events.push(e) });
     const start = events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>;
     expect(start.backend).toMatch(/; bf16 \(asked for/);
@@ -220,8 +255,12 @@ describe('the lab net in bf16 against fp32, on real CIFAR-10 batches', () => {
   it('bf16 needs the graph: an eager step or forward in bf16 is refused, saying what to do', () => {
     const net = createNet('dynamic', { pretrained: false, seed: 0 });
     const adam = new Adam(net.trainable(), { lr: 1e-3 });
-    expect(() => new TrainStep(net, adam, 0, { graph: false, precision: 'bf16' })).toThrow(/bf16 runs only inside TensorFlow graphs.*DCF_GRAPH=0/);
-    expect(() => new EvalForward(net, { graph: false, precision: 'bf16' })).toThrow(/bf16 runs only inside TensorFlow graphs/);
+    expect(() => new TrainStep(net, adam, 0, { graph: false, precision: 'bf16' })).toThrow(
+      /bf16 runs only inside TensorFlow graphs.*DCF_GRAPH=0/,
+    );
+    expect(() => new EvalForward(net, { graph: false, precision: 'bf16' })).toThrow(
+      /bf16 runs only inside TensorFlow graphs/,
+    );
     adam.dispose();
     net.dispose();
   });
@@ -231,14 +270,25 @@ describe('resolvePrecision', () => {
   const flags = (s: string) => cpuFlags(`processor\t: 0\nflags\t\t: fpu sse2 ${s}\n`);
 
   it('auto: bf16 with AMX; fp32 with avx512_bf16 alone (measured slower) and without bf16 instructions', () => {
-    expect(resolvePrecision('auto', flags('avx2 avx512f avx512_bf16 amx_bf16 amx_tile'))).toMatchObject({ precision: 'bf16', why: expect.stringMatching(/AMX/) });
-    expect(resolvePrecision('auto', flags('avx2 avx512f avx512_bf16'))).toMatchObject({ precision: 'fp32', why: expect.stringMatching(/avx512_bf16 without AMX.*measured/) });
-    expect(resolvePrecision('auto', flags('avx2 fma'))).toMatchObject({ precision: 'fp32', why: expect.stringMatching(/no bf16 instructions/) });
+    expect(resolvePrecision('auto', flags('avx2 avx512f avx512_bf16 amx_bf16 amx_tile'))).toMatchObject({
+      precision: 'bf16',
+      why: expect.stringMatching(/AMX/),
+    });
+    expect(resolvePrecision('auto', flags('avx2 avx512f avx512_bf16'))).toMatchObject({
+      precision: 'fp32',
+      why: expect.stringMatching(/avx512_bf16 without AMX.*measured/),
+    });
+    expect(resolvePrecision('auto', flags('avx2 fma'))).toMatchObject({
+      precision: 'fp32',
+      why: expect.stringMatching(/no bf16 instructions/),
+    });
     expect(resolvePrecision('auto', new Set())).toMatchObject({ precision: 'fp32' });
   });
 
   it('an explicit choice is kept; bf16 without bf16 instructions and an unknown choice are refused', () => {
-    expect(() => resolvePrecision('bf16', flags('avx2 avx512f'))).toThrow(/'bf16' needs a CPU with bf16 instructions .*use 'fp32', or 'auto'/);
+    expect(() => resolvePrecision('bf16', flags('avx2 avx512f'))).toThrow(
+      /'bf16' needs a CPU with bf16 instructions .*use 'fp32', or 'auto'/,
+    );
     expect(resolvePrecision('bf16', flags('avx512_bf16'))).toEqual({ precision: 'bf16', why: 'asked for' });
     expect(resolvePrecision('fp32', flags('amx_bf16'))).toEqual({ precision: 'fp32', why: 'asked for' });
     expect(() => resolvePrecision('fp16' as 'fp32')).toThrow(/precision must be one of fp32, bf16, auto; got 'fp16'/);
@@ -246,7 +296,9 @@ describe('resolvePrecision', () => {
 
   it('the backend line says the precision and why', () => {
     const info = initBackend();
-    expect(describeBackend(info, resolvePrecision('bf16', flags('amx_bf16')))).toMatch(/^tensorflow \(.*\); bf16 \(asked for\)$/);
+    expect(describeBackend(info, resolvePrecision('bf16', flags('amx_bf16')))).toMatch(
+      /^tensorflow \(.*\); bf16 \(asked for\)$/,
+    );
     expect(describeBackend(info)).not.toMatch(/fp32|bf16/);
   });
 });

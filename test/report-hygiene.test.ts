@@ -24,7 +24,11 @@ function makeLab(dir: string): { sourceDir: string; notebooksDir: string; outDir
   const cells: NotebookCell[] = [
     { cell_type: 'markdown', id: 'a', source: '# 01 · Only\n\nSome prose.', metadata: {} },
     {
-      cell_type: 'code', id: 'b', source: 'show(figure)', metadata: {}, execution_count: 1,
+      cell_type: 'code',
+      id: 'b',
+      source: 'show(figure)',
+      metadata: {},
+      execution_count: 1,
       outputs: [{ output_type: 'display_data', data: { 'application/vnd.plotly.v1+json': FIGURE } }],
     },
   ];

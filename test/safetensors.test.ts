@@ -36,7 +36,9 @@ describe('safetensors', () => {
     for (const [k, r] of Object.entries(sample)) {
       expect(tensors[k].dtype).toBe(r.dtype);
       expect(tensors[k].shape).toEqual(r.shape);
-      expect(Array.from(tensors[k].data as ArrayLike<number | bigint>)).toEqual(Array.from(r.data as ArrayLike<number | bigint>));
+      expect(Array.from(tensors[k].data as ArrayLike<number | bigint>)).toEqual(
+        Array.from(r.data as ArrayLike<number | bigint>),
+      );
     }
     // The data section starts 8-byte aligned, as the Python writer lays it out.
     const bytes = fs.readFileSync(file);
@@ -76,7 +78,9 @@ describe('safetensors', () => {
     const good = serializeSafetensors(sample);
     expect(() => parseSafetensors(good.subarray(0, 5), 'x')).toThrow(/fewer than the 8-byte header length/);
     expect(() => parseSafetensors(good.subarray(0, 20), 'x')).toThrow(/truncated: header says/);
-    expect(() => parseSafetensors(good.subarray(0, good.length - 3), 'x')).toThrow(/truncated: tensor '.*' ends at byte/);
+    expect(() => parseSafetensors(good.subarray(0, good.length - 3), 'x')).toThrow(
+      /truncated: tensor '.*' ends at byte/,
+    );
     const corrupt = Buffer.from(good);
     corrupt[8] = 0x5b; // '{' → '['... breaks the JSON object
     corrupt[9] = 0x7d;
@@ -116,7 +120,11 @@ describe('safetensors', () => {
     expect(back.dtype).toBe('F32');
     const counter = recordToTensor({ dtype: 'I64', shape: [], data: new BigInt64Array([42n]) });
     expect(counter.dtype).toBe('int32');
-    expect(tensorToRecord(counter, { int64: true })).toEqual({ dtype: 'I64', shape: [], data: new BigInt64Array([42n]) });
+    expect(tensorToRecord(counter, { int64: true })).toEqual({
+      dtype: 'I64',
+      shape: [],
+      data: new BigInt64Array([42n]),
+    });
     expect(() => recordToTensor(sample['bn.num_batches_tracked'], 'n')).toThrow(/does not fit int32/);
     tf.dispose([t, counter]);
   });
@@ -135,7 +143,9 @@ describe('safetensors', () => {
       /^data\.safetensors is damaged: its bytes do not match the file_sha256 checksum it was written with/,
     );
     const meta = Buffer.from(bytes.toString('latin1').replace('"epoch":"3"', '"epoch":"9"'), 'latin1');
-    expect(() => parseSafetensors(meta, 'meta.safetensors')).toThrow(/meta\.safetensors is damaged: its bytes do not match/);
+    expect(() => parseSafetensors(meta, 'meta.safetensors')).toThrow(
+      /meta\.safetensors is damaged: its bytes do not match/,
+    );
     // A file from elsewhere (Python) has none and reads as it is.
     expect(readSafetensors(path.join(__dirname, 'fixtures', 'python-written.safetensors')).checksummed).toBe(false);
   });

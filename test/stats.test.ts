@@ -1,7 +1,14 @@
 // Paired statistics: t quantiles against published values, the sign-flip test by hand, and the
 // verdict logic on synthetic runs (including one where the sign of the difference flips).
 import { describe, expect, it } from 'vitest';
-import { pairedComparison, signFlipPValue, studentTCdf, studentTQuantile, verdictOf, verdictPhrase } from '../lib/experiments/stats';
+import {
+  pairedComparison,
+  signFlipPValue,
+  studentTCdf,
+  studentTQuantile,
+  verdictOf,
+  verdictPhrase,
+} from '../lib/experiments/stats';
 
 const bySeed = (values: number[]) => new Map(values.map((v, seed) => [seed, v]));
 
@@ -34,7 +41,7 @@ describe('sign-flip permutation test', () => {
 
 describe('paired comparison and verdicts', () => {
   it('calls a consistent gain better, with the t interval of the differences', () => {
-    const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73]);
+    const a = bySeed([0.7, 0.72, 0.71, 0.69, 0.73]);
     const b = bySeed([0.72, 0.735, 0.73, 0.71, 0.745]); // +2.0, +1.5, +2.0, +2.0, +1.5 points
     const c = pairedComparison(a, b);
     expect(c.n).toBe(5);
@@ -49,14 +56,14 @@ describe('paired comparison and verdicts', () => {
   });
 
   it('calls the reverse comparison worse', () => {
-    const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73]);
+    const a = bySeed([0.7, 0.72, 0.71, 0.69, 0.73]);
     const b = bySeed([0.72, 0.735, 0.73, 0.71, 0.745]);
     expect(pairedComparison(b, a).verdict).toBe('worse');
   });
 
   it('is inconclusive when the sign flips between seeds', () => {
     // Same mean gain as above, but two seeds go the other way: the interval straddles 0.
-    const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73]);
+    const a = bySeed([0.7, 0.72, 0.71, 0.69, 0.73]);
     const b = bySeed([0.76, 0.71, 0.77, 0.68, 0.78]);
     const c = pairedComparison(a, b);
     expect(c.mean).toBeGreaterThan(0);
@@ -70,8 +77,16 @@ describe('paired comparison and verdicts', () => {
   });
 
   it('pairs by seed, ignoring seeds only one arm has', () => {
-    const a = new Map([[0, 0.5], [1, 0.6], [2, 0.7]]);
-    const b = new Map([[1, 0.65], [2, 0.74], [7, 0.99]]);
+    const a = new Map([
+      [0, 0.5],
+      [1, 0.6],
+      [2, 0.7],
+    ]);
+    const b = new Map([
+      [1, 0.65],
+      [2, 0.74],
+      [7, 0.99],
+    ]);
     const c = pairedComparison(a, b);
     expect(c.seeds).toEqual([1, 2]);
     expect(c.differences.map((d) => +d.toFixed(10))).toEqual([0.05, 0.04]);
@@ -87,7 +102,7 @@ describe('paired comparison and verdicts', () => {
 
   it('calls a difference whose 95 % interval excludes 0 but whose 90 % interval lies inside the margin equivalent, with its direction', () => {
     // b is ahead by 0.3–0.5 points on every seed: real (the 95 % interval is above 0) and smaller than the ±1-point margin.
-    const a = bySeed([0.70, 0.72, 0.71, 0.69, 0.73, 0.70, 0.71, 0.72, 0.70, 0.71]);
+    const a = bySeed([0.7, 0.72, 0.71, 0.69, 0.73, 0.7, 0.71, 0.72, 0.7, 0.71]);
     const b = bySeed([0.704, 0.724, 0.713, 0.695, 0.733, 0.704, 0.714, 0.723, 0.705, 0.713]);
     const c = pairedComparison(a, b, { margin: 0.01 });
     expect(c.low).toBeGreaterThan(0);

@@ -94,7 +94,11 @@ describe('npm run submission', () => {
     // Dated with the last commit: the same tree gives the same zip, byte for byte.
     const commit = new Date(Number(git('log', '-1', '--format=%ct')) * 1000);
     expect(entries[1].dateTime.slice(0, 5)).toEqual([
-      commit.getFullYear(), commit.getMonth() + 1, commit.getDate(), commit.getHours(), commit.getMinutes(),
+      commit.getFullYear(),
+      commit.getMonth() + 1,
+      commit.getDate(),
+      commit.getHours(),
+      commit.getMinutes(),
     ]);
     const first = fs.readFileSync(s.zip);
     buildSubmission({ uid: 'u1234567', root: repo, report: reportFile, outDir: out });

@@ -115,7 +115,9 @@ describe('writeTensorboard on a real tiny run', () => {
     const [epochs, steps] = rows();
     expect(epochs.length).toBe(2);
     expect(readWithTensorboard(dir())).toEqual(expectedFromRows(epochs, steps));
-    expect(writeTensorboard(dir(), epochs, steps).map((u) => [path.basename(path.dirname(u.file)), u.appended])).toEqual([
+    expect(
+      writeTensorboard(dir(), epochs, steps).map((u) => [path.basename(path.dirname(u.file)), u.appended]),
+    ).toEqual([
       ['train', 0],
       ['test', 0],
     ]);

@@ -24,17 +24,40 @@ describe('Adam (PyTorch semantics)', () => {
     //   w = sin(i + 1) reshaped [2, 3];  b = 0.5 - i
     //   step k: w.grad = cos(i·k + 0.3) · 10^(i mod 3 − 1);  b.grad = (i + 1) · 0.1 · k − 0.15
     const expected = {
-      w: [0.8114709854125977, 0.9108801484107971, 0.1601964831352234, -0.7440762519836426, -0.9403356313705444, -0.2828204035758972],
+      w: [
+        0.8114709854125977, 0.9108801484107971, 0.1601964831352234, -0.7440762519836426, -0.9403356313705444,
+        -0.2828204035758972,
+      ],
       b: [0.5035212635993958, -0.5274489521980286],
-      wExpAvg: [0.025889618322253227, -0.13704541325569153, 0.09945578128099442, -0.008922112174332142, 0.025184612721204758, -1.0456314086914062],
-      wExpAvgSq: [2.7352662073099054e-5, 0.0014900087844580412, 0.16032330691814423, 2.9563958378275856e-5, 0.0012769278837367892, 0.15595613420009613],
+      wExpAvg: [
+        0.025889618322253227, -0.13704541325569153, 0.09945578128099442, -0.008922112174332142, 0.025184612721204758,
+        -1.0456314086914062,
+      ],
+      wExpAvgSq: [
+        2.7352662073099054e-5, 0.0014900087844580412, 0.16032330691814423, 2.9563958378275856e-5, 0.0012769278837367892,
+        0.15595613420009613,
+      ],
     };
-    const w = tf.variable(tf.tensor2d(vals(6, (i) => Math.sin(i + 1)), [2, 3]));
+    const w = tf.variable(
+      tf.tensor2d(
+        vals(6, (i) => Math.sin(i + 1)),
+        [2, 3],
+      ),
+    );
     const b = tf.variable(tf.tensor1d(vals(2, (i) => 0.5 - i)));
-    const adam = new Adam(new Map<string, tf.Variable>([['w', w], ['b', b]]), { lr: 1e-2 });
+    const adam = new Adam(
+      new Map<string, tf.Variable>([
+        ['w', w],
+        ['b', b],
+      ]),
+      { lr: 1e-2 },
+    );
     for (let k = 1; k <= 3; k++) {
       const grads = {
-        w: tf.tensor2d(vals(6, (i) => Math.cos(i * k + 0.3) * 10 ** ((i % 3) - 1)), [2, 3]),
+        w: tf.tensor2d(
+          vals(6, (i) => Math.cos(i * k + 0.3) * 10 ** ((i % 3) - 1)),
+          [2, 3],
+        ),
         b: tf.tensor1d(vals(2, (i) => (i + 1) * 0.1 * k - 0.15)),
       };
       adam.step(grads);
@@ -64,10 +87,20 @@ describe('Adam (PyTorch semantics)', () => {
 
   it('state() / loadState() continue bit-identically, and refuse mismatched state', () => {
     const make = () => {
-      const p = tf.variable(tf.tensor2d(vals(4, (i) => i - 1.5), [2, 2]));
+      const p = tf.variable(
+        tf.tensor2d(
+          vals(4, (i) => i - 1.5),
+          [2, 2],
+        ),
+      );
       return { p, adam: new Adam(new Map([['layer.weight', p]]), { lr: 0.01, weightDecay: 0.1 }) };
     };
-    const grad = (k: number) => ({ 'layer.weight': tf.tensor2d(vals(4, (i) => Math.sin(i + k)), [2, 2]) });
+    const grad = (k: number) => ({
+      'layer.weight': tf.tensor2d(
+        vals(4, (i) => Math.sin(i + k)),
+        [2, 2],
+      ),
+    });
     const a = make();
     for (let k = 0; k < 3; k++) {
       const g = grad(k);
@@ -85,11 +118,19 @@ describe('Adam (PyTorch semantics)', () => {
     b.adam.step(g);
     expect(Array.from(b.p.dataSync())).toEqual(Array.from(a.p.dataSync()));
 
-    const wrongShape = { step: 1, tensors: { 'layer.weight.exp_avg': tf.zeros([4]), 'layer.weight.exp_avg_sq': tf.zeros([2, 2]) } };
-    expect(() => b.adam.loadState(wrongShape)).toThrow(/'layer.weight.exp_avg' has shape \[4\] but the parameter has \[2,2\]/);
+    const wrongShape = {
+      step: 1,
+      tensors: { 'layer.weight.exp_avg': tf.zeros([4]), 'layer.weight.exp_avg_sq': tf.zeros([2, 2]) },
+    };
+    expect(() => b.adam.loadState(wrongShape)).toThrow(
+      /'layer.weight.exp_avg' has shape \[4\] but the parameter has \[2,2\]/,
+    );
     const missing = { step: 1, tensors: { 'layer.weight.exp_avg': tf.zeros([2, 2]) } };
     expect(() => b.adam.loadState(missing)).toThrow(/missing 'layer.weight.exp_avg_sq'/);
-    const extra = { step: 1, tensors: { ...missing.tensors, 'layer.weight.exp_avg_sq': tf.zeros([2, 2]), 'other.exp_avg': tf.zeros([1]) } };
+    const extra = {
+      step: 1,
+      tensors: { ...missing.tensors, 'layer.weight.exp_avg_sq': tf.zeros([2, 2]), 'other.exp_avg': tf.zeros([1]) },
+    };
     expect(() => b.adam.loadState(extra)).toThrow(/unexpected entries other.exp_avg/);
     expect(b.adam.stepCount).toBe(4); // refused loads changed nothing
     expect(() => b.adam.step({})).toThrow(/no gradient for 'layer.weight'/);
@@ -130,8 +171,14 @@ describe('Adam (PyTorch semantics)', () => {
     const grads: Record<string, number[]>[] = [];
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
-    for (const [k, s] of Object.entries(shapes)) init[k] = Array.from(vals(s.reduce((a, b) => a * b), () => rnd()));
-    const lrs = Array.from({ length: 20 }, (_, i) => 1e-3 * (1 + Math.cos((Math.PI * i) / 20)) / 2 + 1e-5);
+    for (const [k, s] of Object.entries(shapes))
+      init[k] = Array.from(
+        vals(
+          s.reduce((a, b) => a * b),
+          () => rnd(),
+        ),
+      );
+    const lrs = Array.from({ length: 20 }, (_, i) => (1e-3 * (1 + Math.cos((Math.PI * i) / 20))) / 2 + 1e-5);
     for (let i = 0; i < 20; i++) {
       const g: Record<string, number[]> = {};
       for (const [k, v] of Object.entries(init)) g[k] = Array.from(vals(v.length, () => rnd() * 10 ** ((i % 4) - 2)));

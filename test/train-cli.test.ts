@@ -54,7 +54,9 @@ describe('numeric flags', () => {
   });
 
   it('values in range parse, negative-looking tokens only join numeric flags', () => {
-    expect(given('--epochs', '3', '--lr', '2e-3', '--label-smoothing', '0.1', '--weight-decay', '0', '--seed', '0')).toEqual({
+    expect(
+      given('--epochs', '3', '--lr', '2e-3', '--label-smoothing', '0.1', '--weight-decay', '0', '--seed', '0'),
+    ).toEqual({
       epochs: 3,
       lr: 2e-3,
       labelSmoothing: 0.1,
@@ -134,15 +136,19 @@ describe('--weights', () => {
     const outside = path.join(dir, 'my-backbone.pth');
     fs.copyFileSync(path.join(PROJECT_ROOT, 'test', 'fixtures', 'resnet18-stem-layer1-unfolded.pth'), outside);
     expect(parseWeightsFlag('my-backbone.pth', dir)).toBe(outside);
-    expect(parseWeightsFlag(path.join('fixtures', 'resnet18-stem-layer1-unfolded.pth'), path.join(PROJECT_ROOT, 'test'))).toBe(
-      path.join('test', 'fixtures', 'resnet18-stem-layer1-unfolded.pth'),
-    );
+    expect(
+      parseWeightsFlag(path.join('fixtures', 'resnet18-stem-layer1-unfolded.pth'), path.join(PROJECT_ROOT, 'test')),
+    ).toBe(path.join('test', 'fixtures', 'resnet18-stem-layer1-unfolded.pth'));
     expect(given('--weights', outside)).toEqual({ weights: outside });
   });
 
   it('refuses a missing file, another kind of file, and --no-pretrained with it', () => {
-    expect(refusal('--weights', path.join(dir, 'nope.safetensors'))).toMatch(/^--weights .*nope\.safetensors: no such file/);
-    expect(refusal('--weights', 'imagenet')).toBe("--weights must be torchvision, folded or a .safetensors / .pth file; got 'imagenet'");
+    expect(refusal('--weights', path.join(dir, 'nope.safetensors'))).toMatch(
+      /^--weights .*nope\.safetensors: no such file/,
+    );
+    expect(refusal('--weights', 'imagenet')).toBe(
+      "--weights must be torchvision, folded or a .safetensors / .pth file; got 'imagenet'",
+    );
     expect(refusal('--weights', 'folded', '--no-pretrained')).toMatch(/cannot be combined with --no-pretrained/);
   });
 });

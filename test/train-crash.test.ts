@@ -14,8 +14,24 @@ import { readRunEpochs, readStepRows } from '../lib/train/metrics';
 
 const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-'));
 const args = [
-  'tsx', 'scripts/train.ts', '--run', 'crash', '--epochs', '2', '--batch-size', '64', '--limit-train', '512',
-  '--limit-test', '128', '--log-every', '1', '--progress', 'lines', '--runs-dir', runsDir,
+  'tsx',
+  'scripts/train.ts',
+  '--run',
+  'crash',
+  '--epochs',
+  '2',
+  '--batch-size',
+  '64',
+  '--limit-train',
+  '512',
+  '--limit-test',
+  '128',
+  '--log-every',
+  '1',
+  '--progress',
+  'lines',
+  '--runs-dir',
+  runsDir,
 ];
 
 describe('npm run train after SIGKILL', () => {
@@ -57,7 +73,10 @@ describe('npm run train after SIGKILL', () => {
     expect(readCheckpointMeta(path.join(dir, 'last.safetensors'))).toMatchObject({ epoch: 2, step: 16 });
     const rows = readRunEpochs(dir);
     expect(rows.map((r) => `${r.epoch}:${r.split}:${r.session}:${r.resumedFrom}`)).toEqual([
-      '1:test:1:0', '1:train:1:0', '2:test:2:1', '2:train:2:1',
+      '1:test:1:0',
+      '1:train:1:0',
+      '2:test:2:1',
+      '2:train:2:1',
     ]);
     // Epoch 1's rows are the ones written before the kill, untouched.
     expect(rows.filter((r) => r.epoch === 1)).toEqual(afterKill);
@@ -83,8 +102,25 @@ describe('npm run train killed, then run again at once', () => {
   it(`resumes every time (${rounds} kills in a row), the killed trainer a zombie`, { timeout }, async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crash-loop-'));
     const loopArgs = [
-      'scripts/train.ts', '--run', 'loop', '--epochs', String(epochs), '--batch-size', '64', '--limit-train', '128',
-      '--limit-test', '64', '--log-every', '1', '--progress', 'lines', '--resume', 'last', '--runs-dir', dir,
+      'scripts/train.ts',
+      '--run',
+      'loop',
+      '--epochs',
+      String(epochs),
+      '--batch-size',
+      '64',
+      '--limit-train',
+      '128',
+      '--limit-test',
+      '64',
+      '--log-every',
+      '1',
+      '--progress',
+      'lines',
+      '--resume',
+      'last',
+      '--runs-dir',
+      dir,
     ];
     for (let round = 1; round <= rounds; round++) {
       const script = 'node --import tsx "$@" & echo "trainer $!"; exec sleep 600';

@@ -13,17 +13,53 @@ import { trainConfig } from '../lib/train/train-config';
 
 const config = trainConfig({ run: 'demo', epochs: 2 });
 const start: TrainEvent = {
-  type: 'start', run: 'demo', dir: '/x/demo', config, startEpoch: 0, resumedFrom: null, session: 1, batchesPerEpoch: 4,
-  trainImages: 256, testImages: 128, valImages: 0, backend: 'tensorflow (test)',
+  type: 'start',
+  run: 'demo',
+  dir: '/x/demo',
+  config,
+  startEpoch: 0,
+  resumedFrom: null,
+  session: 1,
+  batchesPerEpoch: 4,
+  trainImages: 256,
+  testImages: 128,
+  valImages: 0,
+  backend: 'tensorflow (test)',
 };
 const step = (batch: number): TrainEvent => ({
-  type: 'step', epoch: 1, epochs: 2, batch, batches: 4, step: batch, loss: 2.5 / batch, accuracy: batch / 10, lr: 1e-3,
-  imagesPerSecond: 123.4, epochEtaSeconds: 75, etaSeconds: 3725,
+  type: 'step',
+  epoch: 1,
+  epochs: 2,
+  batch,
+  batches: 4,
+  step: batch,
+  loss: 2.5 / batch,
+  accuracy: batch / 10,
+  lr: 1e-3,
+  imagesPerSecond: 123.4,
+  epochEtaSeconds: 75,
+  etaSeconds: 3725,
 });
-const pass = { loss: 1.5, accuracy: 0.4, perClassAccuracy: new Array(10).fill(0.4), images: 256, seconds: 2, imagesPerSecond: 128 };
+const pass = {
+  loss: 1.5,
+  accuracy: 0.4,
+  perClassAccuracy: new Array(10).fill(0.4),
+  images: 256,
+  seconds: 2,
+  imagesPerSecond: 128,
+};
 const summary: EpochSummary = {
-  epoch: 1, epochs: 2, step: 4, lr: 1e-3, train: pass, test: { ...pass, accuracy: 0.45, confusion: [] }, selection: 0.45,
-  improved: true, bestAccuracy: 0.45, bestEpoch: 1, seconds: 3,
+  epoch: 1,
+  epochs: 2,
+  step: 4,
+  lr: 1e-3,
+  train: pass,
+  test: { ...pass, accuracy: 0.45, confusion: [] },
+  selection: 0.45,
+  improved: true,
+  bestAccuracy: 0.45,
+  bestEpoch: 1,
+  seconds: 3,
 };
 
 function fakeStream(isTTY: boolean) {
@@ -49,11 +85,15 @@ describe('progress', () => {
     for (const b of [1, 2, 3, 4]) cb(step(b));
     cb({ type: 'epoch', summary });
     const out = chunks.join('');
-    expect(out.split('\n')[0]).toMatch(/^run demo: dynamic net, from scratch, epochs 1–2; 256 train \/ 128 test images, 4 batches of 64/);
+    expect(out.split('\n')[0]).toMatch(
+      /^run demo: dynamic net, from scratch, epochs 1–2; 256 train \/ 128 test images, 4 batches of 64/,
+    );
     // Redraws start with a carriage return and never add lines; the epoch line replaces the bar.
     expect(chunks.filter((c) => c.startsWith('\r') && c.includes('epoch 1/2 █'))).not.toHaveLength(0);
     expect(out.match(/\n/g)).toHaveLength(2);
-    expect(out).toMatch(/\r\x1b\[Kepoch 1\/2 {2}train loss 1.5000 acc 40.00% {2}test loss 1.5000 acc 45.00% {2}★ best \(saved\)/);
+    expect(out).toMatch(
+      /\r\x1b\[Kepoch 1\/2 {2}train loss 1.5000 acc 40.00% {2}test loss 1.5000 acc 45.00% {2}★ best \(saved\)/,
+    );
   });
 
   it('prints plain lines when not on a terminal', () => {
@@ -76,7 +116,9 @@ describe('progress', () => {
     expect(html).toHaveLength(1); // steps within the interval do not redraw
     cb({ type: 'epoch', summary });
     expect(html).toHaveLength(2);
-    expect(html[1]).toMatch(/<tr><td>1<\/td><td>1.5000<\/td><td>40.00%<\/td><td>1.5000<\/td><td>45.00%<\/td><td>★ saved<\/td>/);
+    expect(html[1]).toMatch(
+      /<tr><td>1<\/td><td>1.5000<\/td><td>40.00%<\/td><td>1.5000<\/td><td>45.00%<\/td><td>★ saved<\/td>/,
+    );
     const fast: string[] = [];
     const every = notebookProgress({ html: (h) => fast.push(h) }, { minIntervalMs: 0 });
     every(start);
@@ -105,16 +147,34 @@ describe('CLI arguments', () => {
       expect(() => parseTrainArgs([...args])).toThrow(message);
     }
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
-    expect(() => resolveTrainConfig(parsed(['--run', 'r', '--epochs', '0', '--runs-dir', runsDir]))).toThrow(/epochs must be a whole number ≥ 1/);
-    expect(() => resolveTrainConfig({ run: '../up', given: {}, fresh: false, runsDir })).toThrow(/--run: run name must be/);
+    expect(() => resolveTrainConfig(parsed(['--run', 'r', '--epochs', '0', '--runs-dir', runsDir]))).toThrow(
+      /epochs must be a whole number ≥ 1/,
+    );
+    expect(() => resolveTrainConfig({ run: '../up', given: {}, fresh: false, runsDir })).toThrow(
+      /--run: run name must be/,
+    );
   });
 
-  it('npm run train: flags override a run\'s saved settings, the recipe fills the rest', () => {
+  it("npm run train: flags override a run's saved settings, the recipe fills the rest", () => {
     const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
-    const args = parsed(['--run', 'r', '--variant', 'static', '--augment', '--freeze', 'keep-bn', '--limit-train', '100', '--runs-dir', runsDir]);
+    const args = parsed([
+      '--run',
+      'r',
+      '--variant',
+      'static',
+      '--augment',
+      '--freeze',
+      'keep-bn',
+      '--limit-train',
+      '100',
+      '--runs-dir',
+      runsDir,
+    ]);
     expect(args).toMatchObject({ help: false, run: 'r', evalOnly: false, fresh: false, runsDir });
     expect(args.given).toEqual({ variant: 'static', augment: true, freeze: 'keep-bn', limitTrain: 100 });
-    expect(resolveTrainConfig(args)).toEqual(trainConfig({ run: 'r', variant: 'static', augment: true, freeze: 'keep-bn', limitTrain: 100 }));
+    expect(resolveTrainConfig(args)).toEqual(
+      trainConfig({ run: 'r', variant: 'static', augment: true, freeze: 'keep-bn', limitTrain: 100 }),
+    );
     new RunDir(runsDir, 'r').writeConfig(trainConfig({ run: 'r', variant: 'static', seed: 7, epochs: 3 }));
     const resumed = resolveTrainConfig(parsed(['--run', 'r', '--epochs', '6', '--runs-dir', runsDir]));
     expect(resumed).toMatchObject({ variant: 'static', seed: 7, epochs: 6 });
@@ -128,7 +188,14 @@ describe('CLI arguments', () => {
     const bad = run('scripts/train.ts', ['--run', 'r', '--bogus']);
     expect(bad.status, bad.stderr).toBe(2);
     expect(bad.stderr).toMatch(/error: Unknown option '--bogus'\n\nusage: npm run train -- --run NAME/);
-    const missing = run('scripts/export.ts', ['--run', 'no-such-run', '--out', '/tmp/x.safetensors', '--runs-dir', '/tmp/no-runs-here']);
+    const missing = run('scripts/export.ts', [
+      '--run',
+      'no-such-run',
+      '--out',
+      '/tmp/x.safetensors',
+      '--runs-dir',
+      '/tmp/no-runs-here',
+    ]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no checkpoint at \/tmp\/no-runs-here\/no-such-run\/best.safetensors/);
   });

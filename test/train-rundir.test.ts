@@ -80,7 +80,8 @@ describe('RunDir', () => {
   });
 
   it('rejects run names that would leave the runs folder or hide it', () => {
-    for (const bad of ['../x', 'a/b', '.hidden', '', 'x y']) expect(() => new RunDir(runsDir, bad)).toThrow(/run name must be/);
+    for (const bad of ['../x', 'a/b', '.hidden', '', 'x y'])
+      expect(() => new RunDir(runsDir, bad)).toThrow(/run name must be/);
   });
 
   it('reads back the config it writes, and names a broken one', () => {
@@ -96,8 +97,19 @@ describe('RunDir', () => {
 
 describe('TrainConfig', () => {
   it('defaults to the lab recipe and names every bad field', () => {
-    expect(trainConfig({ run: 'r' })).toMatchObject({ variant: 'dynamic', epochs: 5, batchSize: 64, lr: 1e-3, norm: 'half', augment: false, freeze: 'none', pretrained: true });
-    expect(() => validateConfig({ ...trainConfig({ run: 'r' }), epochs: 0, lr: -1, norm: 'x', selectBy: 'val', extra: 1 })).toThrow(
+    expect(trainConfig({ run: 'r' })).toMatchObject({
+      variant: 'dynamic',
+      epochs: 5,
+      batchSize: 64,
+      lr: 1e-3,
+      norm: 'half',
+      augment: false,
+      freeze: 'none',
+      pretrained: true,
+    });
+    expect(() =>
+      validateConfig({ ...trainConfig({ run: 'r' }), epochs: 0, lr: -1, norm: 'x', selectBy: 'val', extra: 1 }),
+    ).toThrow(
       /epochs must be a whole number ≥ 1; got 0\n.*lr must be a number > 0; got -1\n.*norm must be one of half, imagenet; got "x"\n.*selectBy val needs a validation split \(val > 0\)\n.*unknown field\(s\) extra/s,
     );
   });

@@ -27,7 +27,12 @@ const small = (run: string, over: Partial<TrainConfig> = {}) =>
   trainConfig({ run, epochs: 2, batchSize: 64, limitTrain: 256, limitTest: 128, logEvery: 1, ...over });
 
 /** Every file under `dir` (recursively) with its SHA-256: "nothing changed" means equal maps. */
-const numbers = (r: EpochRow) => ({ split: r.split, loss: r.loss, accuracy: r.accuracy, perClassAccuracy: r.perClassAccuracy });
+const numbers = (r: EpochRow) => ({
+  split: r.split,
+  loss: r.loss,
+  accuracy: r.accuracy,
+  perClassAccuracy: r.perClassAccuracy,
+});
 const epochOf = (rows: EpochRow[], e: number) => rows.filter((r) => r.epoch === e).map(numbers);
 
 describe('train()', () => {
@@ -56,9 +61,18 @@ describe('train()', () => {
     expect(events[0]).toBe('start');
     expect(events.filter((t) => t === 'epoch')).toHaveLength(2);
     const dir = path.join(runsDir, 'x');
-    expect(fs.readdirSync(dir).sort()).toEqual(['best.safetensors', 'config.json', 'last.safetensors', 'metrics', 'tensorboard']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'best.safetensors',
+      'config.json',
+      'last.safetensors',
+      'metrics',
+      'tensorboard',
+    ]);
     expect(fs.readdirSync(path.join(dir, 'metrics')).sort()).toEqual([
-      'epochs-e0001-s001.parquet', 'epochs-e0002-s001.parquet', 'steps-e0001-s001.parquet', 'steps-e0002-s001.parquet',
+      'epochs-e0001-s001.parquet',
+      'epochs-e0002-s001.parquet',
+      'steps-e0001-s001.parquet',
+      'steps-e0002-s001.parquet',
     ]);
     expect(fs.existsSync(path.join(runsDir, '.x.lock'))).toBe(false);
 
@@ -66,7 +80,16 @@ describe('train()', () => {
     expect(rows.map((r) => `${r.epoch}:${r.split}`)).toEqual(['1:test', '1:train', '2:test', '2:train']);
     const test2 = rows.find((r) => r.epoch === 2 && r.split === 'test')!;
     expect(test2.accuracy).toBe(firstRun.history[1].test.accuracy);
-    expect(test2).toMatchObject({ run: 'x', session: 1, resumedFrom: 0, variant: 'dynamic', seed: 0, step: 8, images: 128, lr: 1e-3 });
+    expect(test2).toMatchObject({
+      run: 'x',
+      session: 1,
+      resumedFrom: 0,
+      variant: 'dynamic',
+      seed: 0,
+      step: 8,
+      images: 128,
+      lr: 1e-3,
+    });
     expect(test2.backend).toMatch(/tensorflow/);
     expect(test2.perClassAccuracy).toHaveLength(10);
     expect(rows.find((r) => r.epoch === 1 && r.split === 'train')!.images).toBe(256);
@@ -75,7 +98,13 @@ describe('train()', () => {
     expect(steps.every((s) => Number.isFinite(s.loss) && s.images === 64)).toBe(true);
 
     const last = readCheckpointMeta(path.join(dir, 'last.safetensors'));
-    expect(last).toMatchObject({ kind: 'last', epoch: 2, step: 8, bestEpoch: firstRun.bestEpoch, bestAccuracy: firstRun.bestAccuracy });
+    expect(last).toMatchObject({
+      kind: 'last',
+      epoch: 2,
+      step: 8,
+      bestEpoch: firstRun.bestEpoch,
+      bestAccuracy: firstRun.bestAccuracy,
+    });
     expect(readCheckpointMeta(path.join(dir, 'best.safetensors')).epoch).toBe(firstRun.bestEpoch);
   });
 
@@ -103,7 +132,9 @@ describe('train()', () => {
     expect(last).toMatchObject({ status: 'evaluated', epoch: 2 });
     expect(last.test.accuracy).toBe(firstRun.history[1].test.accuracy);
     expect(fileDigests(runsDir)).toEqual(x);
-    await expect(train(small('nothing'), { runsDir, data, evalOnly: true })).rejects.toThrow(/has no checkpoint to evaluate/);
+    await expect(train(small('nothing'), { runsDir, data, evalOnly: true })).rejects.toThrow(
+      /has no checkpoint to evaluate/,
+    );
   });
 
   it('a NaN/Inf loss stops the run with a clear error and keeps every saved file', async () => {
@@ -111,7 +142,9 @@ describe('train()', () => {
     const err = await train(small('y', { epochs: 3, lr: 1e30 }), { runsDir, data }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(DivergedError);
     // It resumes from the best checkpoint (epoch 1 or 2 of this tiny run, depending on the numbers), so it diverges in epoch 2 or 3.
-    expect((err as Error).message).toMatch(/training diverged: the (loss became (NaN|-?Infinity)|gradients became NaN or infinite) in epoch [23] .*lr 1e\+30.*best checkpoint \(epoch \d.*is kept/s);
+    expect((err as Error).message).toMatch(
+      /training diverged: the (loss became (NaN|-?Infinity)|gradients became NaN or infinite) in epoch [23] .*lr 1e\+30.*best checkpoint \(epoch \d.*is kept/s,
+    );
     expect(fileDigests(runsDir)).toEqual(before);
   });
 
@@ -121,11 +154,19 @@ describe('train()', () => {
     const bytes = fs.readFileSync(best);
     fs.writeFileSync(best, bytes.subarray(0, bytes.length / 2));
     const before = fileDigests(runsDir);
-    await expect(train(small('z', { epochs: 3 }), { runsDir, data })).rejects.toThrow(/checkpoint .*z\/best.safetensors is damaged.*Nothing was changed/s);
-    await expect(train(small('y', { epochs: 3, variant: 'static' }), { runsDir, data })).rejects.toThrow(/variant: the run has "dynamic", asked for "static"/);
-    await expect(train(small('y', { epochs: 3, norm: 'imagenet', seed: 4 }), { runsDir, data })).rejects.toThrow(/seed: the run has 0, asked for 4.*norm/s);
+    await expect(train(small('z', { epochs: 3 }), { runsDir, data })).rejects.toThrow(
+      /checkpoint .*z\/best.safetensors is damaged.*Nothing was changed/s,
+    );
+    await expect(train(small('y', { epochs: 3, variant: 'static' }), { runsDir, data })).rejects.toThrow(
+      /variant: the run has "dynamic", asked for "static"/,
+    );
+    await expect(train(small('y', { epochs: 3, norm: 'imagenet', seed: 4 }), { runsDir, data })).rejects.toThrow(
+      /seed: the run has 0, asked for 4.*norm/s,
+    );
     fs.writeFileSync(path.join(runsDir, '.y.lock'), String(process.ppid));
-    await expect(train(small('y', { epochs: 3 }), { runsDir, data })).rejects.toThrow(/run 'y' is being trained by process/);
+    await expect(train(small('y', { epochs: 3 }), { runsDir, data })).rejects.toThrow(
+      /run 'y' is being trained by process/,
+    );
     fs.rmSync(path.join(runsDir, '.y.lock'));
     expect(fileDigests(runsDir)).toEqual(before);
   });
@@ -154,7 +195,15 @@ describe('train()', () => {
   });
 
   it('validation split, augmentation, cosine schedule, label smoothing, keep-bn and selection by val', async () => {
-    const cfg = small('w', { epochs: 1, val: 64, augment: true, schedule: 'cosine', labelSmoothing: 0.1, freeze: 'keep-bn', selectBy: 'val' });
+    const cfg = small('w', {
+      epochs: 1,
+      val: 64,
+      augment: true,
+      schedule: 'cosine',
+      labelSmoothing: 0.1,
+      freeze: 'keep-bn',
+      selectBy: 'val',
+    });
     const res = await train(cfg, { runsDir, data });
     expect(res.val?.images).toBe(64);
     const rows = readRunEpochs(path.join(runsDir, 'w'));

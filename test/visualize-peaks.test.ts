@@ -6,7 +6,15 @@ import { peakStatistics, type ImageMaps } from '../lib/report/visualize';
 function example(label: number, predicted: number, peaks: Record<number, [number, number]>): ImageMaps {
   const maps = new Float32Array(10 * 64);
   for (const [cls, [y, x]] of Object.entries(peaks)) maps[Number(cls) * 64 + y * 8 + x] = 1;
-  return { index: 0, image: new Uint8Array(32 * 32 * 3), label, predicted, maps, scores: new Float32Array(10), caption: '' };
+  return {
+    index: 0,
+    image: new Uint8Array(32 * 32 * 3),
+    label,
+    predicted,
+    maps,
+    scores: new Float32Array(10),
+    caption: '',
+  };
 }
 
 describe('peakStatistics', () => {

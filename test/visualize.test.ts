@@ -4,8 +4,20 @@ import { imagesToTensor } from '../lib/data/batches';
 import { loadCifar10, type Cifar10Split } from '../lib/data/cifar10';
 import { createNet, type Net } from '../lib/model/model';
 import {
-  attributionMaps, cellWeightMaps, chooseExamples, correlation, distribution, filterSimilarity, mapAttributionAgreement,
-  mapPeak, predictLabels, responseMapsOf, runnerUp, scoreGradient, scoreMlpOf, similarityVsConfusion,
+  attributionMaps,
+  cellWeightMaps,
+  chooseExamples,
+  correlation,
+  distribution,
+  filterSimilarity,
+  mapAttributionAgreement,
+  mapPeak,
+  predictLabels,
+  responseMapsOf,
+  runnerUp,
+  scoreGradient,
+  scoreMlpOf,
+  similarityVsConfusion,
 } from '../lib/report/visualize';
 
 let net: Net;
@@ -62,7 +74,11 @@ describe('what the score MLP reads from a map', () => {
     const w1 = tf.tensor2d(mlp.w1, [mlp.hidden, mlp.cells]);
     const b1 = tf.tensor1d(mlp.b1);
     const w2 = tf.tensor1d(mlp.w2);
-    const score = (m: tf.Tensor) => tf.add(tf.sum(tf.mul(tf.relu(tf.add(tf.reshape(tf.matMul(w1, tf.reshape(m, [mlp.cells, 1])), [mlp.hidden]), b1)), w2)), mlp.b2) as tf.Scalar;
+    const score = (m: tf.Tensor) =>
+      tf.add(
+        tf.sum(tf.mul(tf.relu(tf.add(tf.reshape(tf.matMul(w1, tf.reshape(m, [mlp.cells, 1])), [mlp.hidden]), b1)), w2)),
+        mlp.b2,
+      ) as tf.Scalar;
     for (const c of [0, 4, 9]) {
       const m = tf.tensor1d(example.maps.slice(c * 64, (c + 1) * 64));
       const want = tf.grad(score)(m).dataSync();
@@ -144,11 +160,21 @@ describe('generated filters against confusions', () => {
   });
 
   it('pairs each two classes with their symmetric error rate and correlates the two', () => {
-    const sim = Array.from({ length: 3 }, (_, i) => Array.from({ length: 3 }, (_, j) => (i === j ? 1 : i + j === 1 ? 0.9 : 0.1)));
+    const sim = Array.from({ length: 3 }, (_, i) =>
+      Array.from({ length: 3 }, (_, j) => (i === j ? 1 : i + j === 1 ? 0.9 : 0.1)),
+    );
     // 10 images per class; classes 0 and 1 (alike filters) are mixed up 4 + 2 times, the others once.
-    const conf = [[5, 4, 1], [2, 8, 0], [1, 0, 9]];
+    const conf = [
+      [5, 4, 1],
+      [2, 8, 0],
+      [1, 0, 9],
+    ];
     const { pairs, correlation: r } = similarityVsConfusion(sim, conf);
-    expect(pairs.map((p) => [p.a, p.b])).toEqual([[0, 1], [0, 2], [1, 2]]);
+    expect(pairs.map((p) => [p.a, p.b])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ]);
     expect(pairs[0].confusion).toBeCloseTo(6 / 20, 12);
     expect(pairs[1].confusion).toBeCloseTo(2 / 20, 12);
     expect(pairs[2].confusion).toBe(0);

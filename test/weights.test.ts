@@ -25,12 +25,46 @@ const folded = readSafetensors(PRETRAINED_FILES.folded).tensors;
 /** The folded network computed directly: conv + bias, ReLU, max-pool, two residual blocks. */
 function foldedFeatures(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const w = (k: string) => tf.transpose(tf.tensor(folded[`${k}.weight`].data as Float32Array, folded[`${k}.weight`].shape as [number, number, number, number]), [2, 3, 1, 0]) as tf.Tensor4D;
+    const w = (k: string) =>
+      tf.transpose(
+        tf.tensor(
+          folded[`${k}.weight`].data as Float32Array,
+          folded[`${k}.weight`].shape as [number, number, number, number],
+        ),
+        [2, 3, 1, 0],
+      ) as tf.Tensor4D;
     const b = (k: string) => tf.tensor1d(folded[`${k}.bias`].data as Float32Array);
     const conv = (h: tf.Tensor4D, k: string, stride: number, pad: number) =>
-      tf.add(tf.conv2d(tf.pad(h, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), w(k), stride, 'valid'), b(k)) as tf.Tensor4D;
+      tf.add(
+        tf.conv2d(
+          tf.pad(h, [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ]),
+          w(k),
+          stride,
+          'valid',
+        ),
+        b(k),
+      ) as tf.Tensor4D;
     let h = tf.relu(conv(x, 'conv1', 2, 3));
-    h = tf.maxPool(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], -1e30), 3, 2, 'valid');
+    h = tf.maxPool(
+      tf.pad(
+        h,
+        [
+          [0, 0],
+          [1, 1],
+          [1, 1],
+          [0, 0],
+        ],
+        -1e30,
+      ),
+      3,
+      2,
+      'valid',
+    );
     for (const i of [0, 1]) {
       const y = conv(tf.relu(conv(h, `layer1.${i}.conv1`, 1, 1)), `layer1.${i}.conv2`, 1, 1);
       h = tf.relu(tf.add(y, h)) as tf.Tensor4D;
@@ -92,7 +126,9 @@ describe('pretrained backbone', () => {
     const { form, tensors } = readPretrainedBackbone(PRETRAINED_FILES.folded);
     expect(form).toBe('folded-safetensors');
     expect(Object.keys(tensors).length).toBe(5 + 5 * 4);
-    expect(Array.from(tensors['layer1.0.bn2.bias'].data as Float32Array)).toEqual(Array.from(folded['layer1.0.conv2.bias'].data as Float32Array));
+    expect(Array.from(tensors['layer1.0.bn2.bias'].data as Float32Array)).toEqual(
+      Array.from(folded['layer1.0.conv2.bias'].data as Float32Array),
+    );
     expect((tensors['bn1.running_var'].data as Float32Array)[7]).toBe(Math.fround(1 - BN_EPS));
     expect((tensors['bn1.weight'].data as Float32Array).every((g) => g === 1)).toBe(true);
     expect((tensors['bn1.running_mean'].data as Float32Array).every((m) => m === 0)).toBe(true);
@@ -127,7 +163,11 @@ describe('pretrained backbone', () => {
 
   it.skipIf(!hasRealData())('reproduces the folded network on real CIFAR-10 images', () => {
     const train = loadCifar10('train', { limit: 32, batches: [1] });
-    const x = imagesToTensor(train, Array.from({ length: 32 }, (_, i) => i), 'imagenet');
+    const x = imagesToTensor(
+      train,
+      Array.from({ length: 32 }, (_, i) => i),
+      'imagenet',
+    );
     const net = createNet('static', { pretrained: PRETRAINED_FILES.folded });
     const f = net.features(x);
     const expected = foldedFeatures(x);
@@ -149,15 +189,24 @@ describe('pretrained backbone', () => {
     const foldedBroken = { ...folded };
     delete foldedBroken['layer1.1.conv2.bias'];
     writeSafetensors(file, foldedBroken);
-    expect(() => readPretrainedBackbone(file)).toThrow(/folded \(conv \+ bias\)[\s\S]*missing key 'layer1\.1\.conv2\.bias'/);
+    expect(() => readPretrainedBackbone(file)).toThrow(
+      /folded \(conv \+ bias\)[\s\S]*missing key 'layer1\.1\.conv2\.bias'/,
+    );
     writeSafetensors(file, { 'fc.weight': { dtype: 'F32', shape: [1], data: new Float32Array(1) } });
     expect(() => readPretrainedBackbone(file)).toThrow(/not a ResNet-18 backbone.*fc\.weight/);
-    expect(() => createNet('dynamic', { pretrained: path.join(dir, 'nope.pth') })).toThrow(/pretrained weights not found/);
+    expect(() => createNet('dynamic', { pretrained: path.join(dir, 'nope.pth') })).toThrow(
+      /pretrained weights not found/,
+    );
   });
 
   describe('a damaged copy of each in-repo form is refused, naming the tensor and the form', () => {
     /** A copy of `records` with `drop` removed and `reshape` given a wrong shape (same dtype). */
-    function damagedCopy(records: Record<string, TensorRecord>, drop: string, reshape: string, shape: number[]): string {
+    function damagedCopy(
+      records: Record<string, TensorRecord>,
+      drop: string,
+      reshape: string,
+      shape: number[],
+    ): string {
       const copy: Record<string, TensorRecord> = { ...records };
       expect(copy[drop], drop).toBeDefined();
       delete copy[drop];
@@ -202,7 +251,10 @@ describe('pretrained backbone', () => {
 
       // The size tuple (64, 64, 3, 3) of layer1.1.conv1.weight, as pickle BININT1 ops, becomes (64, 64, 1, 3).
       const reshaped = Buffer.from(fs.readFileSync(PTH));
-      const size = reshaped.indexOf(Buffer.from('(K@K@K\x03K\x03t', 'latin1'), reshaped.indexOf('layer1.1.conv1.weight'));
+      const size = reshaped.indexOf(
+        Buffer.from('(K@K@K\x03K\x03t', 'latin1'),
+        reshaped.indexOf('layer1.1.conv1.weight'),
+      );
       expect(size).toBeGreaterThan(0);
       reshaped[size + 6] = 1;
       const wrongShape = path.join(dir, 'wrong-shape.pth');

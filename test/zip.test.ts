@@ -79,7 +79,10 @@ describe('zip', () => {
     for (const name of ['/etc/passwd', '../up.txt', 'code/../../x', 'a//b', 'a\\b', './a', '']) {
       expect(() => zip([{ name, data: Buffer.from('x') }], { mtime }), name).toThrow(/bad entry name/);
     }
-    const twice = [{ name: 'a', data: Buffer.from('1') }, { name: 'a', data: Buffer.from('2') }];
+    const twice = [
+      { name: 'a', data: Buffer.from('1') },
+      { name: 'a', data: Buffer.from('2') },
+    ];
     expect(() => zip(twice, { mtime })).toThrow(/'a' appears twice/);
   });
 });

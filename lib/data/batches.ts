@@ -74,7 +74,15 @@ export function normalizationTable(norm: NormName): Float32Array[] {
  * (left dx, top dy) with dx, dy in 0 … 2·pad (pad = no shift) is taken, then mirrored left-right
  * if `flip`. Sizes are arguments: the prefetch worker runs this source, where nothing is imported.
  */
-export function cropSource(x: number, y: number, dx: number, dy: number, flip: boolean, size: number, pad: number): number {
+export function cropSource(
+  x: number,
+  y: number,
+  dx: number,
+  dy: number,
+  flip: boolean,
+  size: number,
+  pad: number,
+): number {
   const sy = y + dy - pad;
   const sx = (flip ? size - 1 - x : x) + dx - pad;
   return sy < 0 || sy >= size || sx < 0 || sx >= size ? -1 : sy * size + sx;
@@ -101,7 +109,13 @@ export function augmentImage(src: Uint8Array, dst: Uint8Array, dx: number, dy: n
  * Self-contained (no names from outside but cropSource): the prefetch worker runs this same source.
  */
 export function fillBatch(
-  images: Uint8Array, starts: ArrayLike<number>, crops: Uint8Array | null, table: Float32Array, out: Float32Array, size: number, pad: number,
+  images: Uint8Array,
+  starts: ArrayLike<number>,
+  crops: Uint8Array | null,
+  table: Float32Array,
+  out: Float32Array,
+  size: number,
+  pad: number,
 ): void {
   const pixels = size * size;
   for (let k = 0; k < starts.length; k++) {
@@ -174,7 +188,8 @@ function selectIndices(split: Cifar10Split, indices: ArrayLike<number>, opts: { 
   if (opts.shuffle) throw new Error('batches: indices are visited in the order given; shuffle cannot apply to them');
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
-    if (!(Number.isInteger(i) && i >= 0 && i < split.count)) throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
+    if (!(Number.isInteger(i) && i >= 0 && i < split.count))
+      throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
   }
   return Int32Array.from(indices);
 }
@@ -190,7 +205,8 @@ interface BatchJob {
 /** An epoch's batch jobs, in order: the seeded order, and each image's augmentation drawn in turn. */
 function* batchJobs(split: Cifar10Split, opts: BatchOptions): Generator<BatchJob> {
   const { batchSize } = opts;
-  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batchSize must be a whole number > 0; got ${batchSize}`);
+  if (!(Number.isInteger(batchSize) && batchSize > 0))
+    throw new Error(`batchSize must be a whole number > 0; got ${batchSize}`);
   const order = opts.indices ? selectIndices(split, opts.indices, opts) : epochOrder(split.count, opts);
   const rng = mulberry32(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0, STREAM_AUGMENT));
   const total = numBatches(order.length, batchSize, opts.dropLast);
@@ -211,7 +227,11 @@ function* batchJobs(split: Cifar10Split, opts: BatchOptions): Generator<BatchJob
 
 function toBatch(job: BatchJob, x: Float32Array): Batch {
   const n = job.indices.length;
-  return { x: tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, CHANNELS], 'float32'), y: tf.tensor1d(job.labels, 'int32'), indices: job.indices };
+  return {
+    x: tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, CHANNELS], 'float32'),
+    y: tf.tensor1d(job.labels, 'int32'),
+    indices: job.indices,
+  };
 }
 
 /**
@@ -246,18 +266,29 @@ function prefetchWorker(): void {
   const { parentPort, workerData } = require('worker_threads');
   const { control, floats, slotFloats, size, pad, errors, ready, failed } = workerData;
   const flags = new Int32Array(control);
-  parentPort.on('message', (m: { slot: number; bytes: Uint8Array; crops: Uint8Array | null; table: Float32Array; n: number }) => {
-    try {
-      const starts = new Int32Array(m.n);
-      for (let k = 0; k < m.n; k++) starts[k] = k * size * size * 3;
-      fillBatch(m.bytes, starts, m.crops, m.table, new Float32Array(floats, m.slot * slotFloats * 4, m.n * size * size * 3), size, pad);
-      Atomics.store(flags, m.slot, ready);
-    } catch (err) {
-      errors.postMessage(String((err as Error)?.stack ?? err));
-      Atomics.store(flags, m.slot, failed);
-    }
-    Atomics.notify(flags, m.slot);
-  });
+  parentPort.on(
+    'message',
+    (m: { slot: number; bytes: Uint8Array; crops: Uint8Array | null; table: Float32Array; n: number }) => {
+      try {
+        const starts = new Int32Array(m.n);
+        for (let k = 0; k < m.n; k++) starts[k] = k * size * size * 3;
+        fillBatch(
+          m.bytes,
+          starts,
+          m.crops,
+          m.table,
+          new Float32Array(floats, m.slot * slotFloats * 4, m.n * size * size * 3),
+          size,
+          pad,
+        );
+        Atomics.store(flags, m.slot, ready);
+      } catch (err) {
+        errors.postMessage(String((err as Error)?.stack ?? err));
+        Atomics.store(flags, m.slot, failed);
+      }
+      Atomics.notify(flags, m.slot);
+    },
+  );
 }
 
 /**
@@ -282,7 +313,8 @@ export class BatchPrefetcher {
     private readonly split: Cifar10Split,
     readonly maxBatch: number,
   ) {
-    if (!(Number.isInteger(maxBatch) && maxBatch > 0)) throw new Error(`batchSize must be a whole number > 0; got ${maxBatch}`);
+    if (!(Number.isInteger(maxBatch) && maxBatch > 0))
+      throw new Error(`batchSize must be a whole number > 0; got ${maxBatch}`);
     this.slotFloats = maxBatch * IMAGE_BYTES;
     const control = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
     const floats = new SharedArrayBuffer(2 * this.slotFloats * Float32Array.BYTES_PER_ELEMENT);
@@ -299,7 +331,14 @@ ${fillBatch}
     this.worker = new Worker(source, {
       eval: true,
       workerData: {
-        control, floats, slotFloats: this.slotFloats, size: IMAGE_SIZE, pad: CROP_PADDING, errors: channel.port2, ready: SLOT_READY, failed: SLOT_FAILED,
+        control,
+        floats,
+        slotFloats: this.slotFloats,
+        size: IMAGE_SIZE,
+        pad: CROP_PADDING,
+        errors: channel.port2,
+        ready: SLOT_READY,
+        failed: SLOT_FAILED,
       },
       transferList: [channel.port2],
     });
@@ -308,7 +347,8 @@ ${fillBatch}
 
   /** batches(split, opts): the same batches, made one ahead. Stopping early (break, throw) is fine. */
   *batches(opts: BatchOptions): Generator<Batch> {
-    if (opts.batchSize > this.maxBatch) throw new Error(`BatchPrefetcher: batch size ${opts.batchSize} > the ${this.maxBatch} it was made for`);
+    if (opts.batchSize > this.maxBatch)
+      throw new Error(`BatchPrefetcher: batch size ${opts.batchSize} > the ${this.maxBatch} it was made for`);
     this.table = this.tables.get(opts.norm) ?? this.tables.set(opts.norm, flatTable(opts.norm)).get(opts.norm)!;
     for (const s of [...this.pending]) this.take(s, 0); // an earlier epoch left without closing its generator
     const jobs = batchJobs(this.split, opts);
@@ -330,8 +370,12 @@ ${fillBatch}
 
   private send(slot: number, job: BatchJob): void {
     const bytes = new Uint8Array(job.indices.length * IMAGE_BYTES);
-    job.indices.forEach((j, k) => bytes.set(this.split.images.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES), k * IMAGE_BYTES));
-    this.worker.postMessage({ slot, bytes, crops: job.crops, table: this.table, n: job.indices.length }, [bytes.buffer]);
+    job.indices.forEach((j, k) =>
+      bytes.set(this.split.images.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES), k * IMAGE_BYTES),
+    );
+    this.worker.postMessage({ slot, bytes, crops: job.crops, table: this.table, n: job.indices.length }, [
+      bytes.buffer,
+    ]);
     this.pending.add(slot);
   }
 
@@ -339,13 +383,17 @@ ${fillBatch}
   private take(slot: number, n: number): Float32Array {
     const deadline = performance.now() + WORKER_TIMEOUT_MS;
     while (Atomics.load(this.flags, slot) === SLOT_FREE) {
-      if (performance.now() > deadline) throw new Error(`batch preparation: the worker thread did not answer within ${WORKER_TIMEOUT_MS / 1000} s`);
+      if (performance.now() > deadline)
+        throw new Error(`batch preparation: the worker thread did not answer within ${WORKER_TIMEOUT_MS / 1000} s`);
       Atomics.wait(this.flags, slot, SLOT_FREE, 1000);
     }
     this.pending.delete(slot);
     const failed = Atomics.load(this.flags, slot) === SLOT_FAILED;
     Atomics.store(this.flags, slot, SLOT_FREE);
-    if (failed) throw new Error(`batch preparation failed in the worker thread: ${receiveMessageOnPort(this.errors)?.message ?? 'no message'}`);
+    if (failed)
+      throw new Error(
+        `batch preparation failed in the worker thread: ${receiveMessageOnPort(this.errors)?.message ?? 'no message'}`,
+      );
     const start = slot * this.slotFloats;
     return this.floats.slice(start, start + n * IMAGE_BYTES); // a copy: the slot is reused two batches on
   }
@@ -386,7 +434,9 @@ export function splitValidation(
     const members = byClass[c] ?? [];
     const want = Math.floor(count / classes) + (c < count % classes ? 1 : 0);
     if (want > members.length) {
-      throw new Error(`a class-balanced validation split of ${count} needs ${want} images of class ${c}; the training set has ${members.length}`);
+      throw new Error(
+        `a class-balanced validation split of ${count} needs ${want} images of class ${c}; the training set has ${members.length}`,
+      );
     }
     const order = permutation(members.length, rng);
     for (let k = 0; k < want; k++) val.push(members[order[k]]);

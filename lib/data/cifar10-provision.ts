@@ -251,7 +251,9 @@ function installFromOfficialArchive(
   if (announce && typeof archive === 'string') say(`      extracting ${displayPath(archive)}`);
   const entries = typeof archive === 'string' ? readTarFile(archive) : archive;
   installEach(needed, say, (name) => {
-    const member = [...entries.keys()].find((key) => key === `${OFFICIAL_ARCHIVE.folder}/${name}` || key.endsWith(`/${name}`) || key === name);
+    const member = [...entries.keys()].find(
+      (key) => key === `${OFFICIAL_ARCHIVE.folder}/${name}` || key.endsWith(`/${name}`) || key === name,
+    );
     if (!member) throw new Error(`${archiveName} has no ${OFFICIAL_ARCHIVE.folder}/${name}`);
     installBatch(dir, name, entries.get(member)!, `${archiveName}: ${member}`);
     return 'extracted and verified';
@@ -259,7 +261,12 @@ function installFromOfficialArchive(
 }
 
 /** Downloads the official archive into the cache (or reuses a cached copy whose MD5 matches). */
-async function fetchOfficialArchive(url: string, cacheDir: string, timeoutMs: number, say: (m: string) => void): Promise<string> {
+async function fetchOfficialArchive(
+  url: string,
+  cacheDir: string,
+  timeoutMs: number,
+  say: (m: string) => void,
+): Promise<string> {
   const file = path.join(cacheDir, OFFICIAL_ARCHIVE.fileName);
   if (fs.existsSync(file)) {
     if ((await fileDigest(file, 'md5')) === OFFICIAL_ARCHIVE.md5) {
@@ -280,7 +287,9 @@ async function fetchOfficialArchive(url: string, cacheDir: string, timeoutMs: nu
   try {
     say(`      downloading (giving up after ${timeoutMs / 1000} s without data)`);
     const response = await fetch(url, { signal: controller.signal }).catch((err: Error & { cause?: Error }) => {
-      throw new Error(`not reachable (${controller.signal.aborted ? `no answer in ${timeoutMs / 1000} s` : (err.cause?.message ?? err.message)})`);
+      throw new Error(
+        `not reachable (${controller.signal.aborted ? `no answer in ${timeoutMs / 1000} s` : (err.cause?.message ?? err.message)})`,
+      );
     });
     if (!response.ok || !response.body) throw new Error(`HTTP ${response.status} ${response.statusText}`);
     const total = Number(response.headers.get('content-length')) || 0;
@@ -305,7 +314,9 @@ async function fetchOfficialArchive(url: string, cacheDir: string, timeoutMs: nu
     await once(out, 'finish');
     const digest = md5.digest('hex');
     if (digest !== OFFICIAL_ARCHIVE.md5) {
-      throw new Error(`the download has MD5 ${digest}, expected ${OFFICIAL_ARCHIVE.md5} (${received} bytes): it is corrupt or truncated`);
+      throw new Error(
+        `the download has MD5 ${digest}, expected ${OFFICIAL_ARCHIVE.md5} (${received} bytes): it is corrupt or truncated`,
+      );
     }
     fs.renameSync(tmp, file);
     return file;
@@ -447,7 +458,9 @@ export function recordsFromPngStrip(
     );
   }
   if (image.colorType !== 2 || image.depth !== 8) {
-    throw new Error(`${source} has PNG colour type ${image.colorType} at ${image.depth} bits, expected 8-bit RGB (type 2)`);
+    throw new Error(
+      `${source} has PNG colour type ${image.colorType} at ${image.depth} bits, expected 8-bit RGB (type 2)`,
+    );
   }
   if (labels.length !== rows) throw new Error(`${source}: ${labels.length} labels for ${rows} images`);
   // pngjs always decodes to RGBA: 4 bytes per pixel.

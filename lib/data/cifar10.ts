@@ -79,7 +79,10 @@ export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Sp
   const count = Math.min(opts.limit ?? available, available);
   const images = new Uint8Array(count * IMAGE_BYTES);
   const labels = new Uint8Array(count);
-  const repair = dir === PATHS.cifarDir ? 'run `npm run data` to rebuild it' : `rebuild it with \`npm run data -- --dir ${dir}\` or replace it with a good copy`;
+  const repair =
+    dir === PATHS.cifarDir
+      ? 'run `npm run data` to rebuild it'
+      : `rebuild it with \`npm run data -- --dir ${dir}\` or replace it with a good copy`;
 
   let done = 0;
   for (const name of files) {
@@ -89,7 +92,8 @@ export function loadCifar10(split: SplitName, opts: LoadOptions = {}): Cifar10Sp
       throw new Error(`CIFAR-10 batch ${file} is missing: run \`npm run data\` to provision the data set`);
     }
     const size = fs.statSync(file).size;
-    if (size !== perFile * RECORD_BYTES) throw new Error(`CIFAR-10 batch ${file} ${sizeProblem(size, perFile)}: ${repair}`);
+    if (size !== perFile * RECORD_BYTES)
+      throw new Error(`CIFAR-10 batch ${file} ${sizeProblem(size, perFile)}: ${repair}`);
     if (perFile === RECORDS_PER_BATCH) checkAgainstStamp(dir, name as BatchFile, repair);
     const take = Math.min(perFile, count - done);
     const bytes = readPrefix(file, take * RECORD_BYTES);

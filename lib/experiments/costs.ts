@@ -27,7 +27,12 @@ export interface StepTimeRow {
   static: StepTime | null;
 }
 
-const TIMED_MEASURES: readonly Measure[] = ['train-step', 'inference-step', 'inference-step-precomputed-filters', 'filter-generation'];
+const TIMED_MEASURES: readonly Measure[] = [
+  'train-step',
+  'inference-step',
+  'inference-step-precomputed-filters',
+  'filter-generation',
+];
 
 export interface DynamicCosts {
   parameters: ParameterRow[];
@@ -57,16 +62,25 @@ function time(ms: readonly MeasurementRow[], measure: Measure, variant: string):
 
 export function dynamicCosts(measurements: readonly MeasurementRow[]): DynamicCosts {
   const counts = measurements.filter((m) => m.measure === 'parameters' && m.setting === 'lab');
-  const count = (variant: string, part: string) => counts.find((m) => m.variant === variant && m.part === part)?.value ?? null;
+  const count = (variant: string, part: string) =>
+    counts.find((m) => m.variant === variant && m.part === part)?.value ?? null;
   const parts = [...new Set(counts.map((m) => m.part))].filter((p) => p !== 'total');
-  const parameters = [...parts, ...(counts.length ? ['total'] : [])].map((part) => ({ part, dynamic: count('dynamic', part), static: count('static', part) }));
+  const parameters = [...parts, ...(counts.length ? ['total'] : [])].map((part) => ({
+    part,
+    dynamic: count('dynamic', part),
+    static: count('static', part),
+  }));
   const headOf = (variant: string) => {
     const head = counts.filter((m) => m.variant === variant && m.part.startsWith('head'));
     return head.length ? head.reduce((a, m) => a + m.value, 0) : null;
   };
   const hd = headOf('dynamic');
   const hs = headOf('static');
-  const times = TIMED_MEASURES.map((measure) => ({ measure, dynamic: time(measurements, measure, 'dynamic'), static: time(measurements, measure, 'static') }));
+  const times = TIMED_MEASURES.map((measure) => ({
+    measure,
+    dynamic: time(measurements, measure, 'dynamic'),
+    static: time(measurements, measure, 'static'),
+  }));
   const [train, infer, cached, generation] = times;
   const ratio = (a: StepTime | null, b: StepTime | null) => (a && b ? a.ms / b.ms : null);
   const timedRows = measurements.filter((m) => m.unit === 'ms' && m.setting === 'lab');
@@ -74,7 +88,12 @@ export function dynamicCosts(measurements: readonly MeasurementRow[]): DynamicCo
   const stepBatch = timedRows.find((m) => m.measure === 'train-step')?.batch ?? null;
   return {
     parameters,
-    head: { dynamic: hd, static: hs, ratio: hd !== null && hs ? hd / hs : null, generator: count('dynamic', 'head.gen') },
+    head: {
+      dynamic: hd,
+      static: hs,
+      ratio: hd !== null && hs ? hd / hs : null,
+      generator: count('dynamic', 'head.gen'),
+    },
     times,
     batch: stepBatch,
     trainStepRatio: ratio(train.dynamic, train.static),
@@ -86,6 +105,8 @@ export function dynamicCosts(measurements: readonly MeasurementRow[]): DynamicCo
       othersShare: shares.length ? Math.max(...shares) : null,
       load1: timedRows.length ? Math.max(...timedRows.map((m) => m.load1)) : null,
     },
-    missing: times.filter((t) => !t.dynamic || (!t.static && (t.measure === 'train-step' || t.measure === 'inference-step'))).map((t) => t.measure),
+    missing: times
+      .filter((t) => !t.dynamic || (!t.static && (t.measure === 'train-step' || t.measure === 'inference-step')))
+      .map((t) => t.measure),
   };
 }

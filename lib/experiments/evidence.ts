@@ -17,7 +17,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
 import {
-  DIVERGED_FILE, FREEZE_CAUSES, LAB_EXPERIMENTS, PAIRED_FIXES, type ExperimentState, type LabRunName,
+  DIVERGED_FILE,
+  FREEZE_CAUSES,
+  LAB_EXPERIMENTS,
+  PAIRED_FIXES,
+  type ExperimentState,
+  type LabRunName,
 } from './experiments';
 import { type ExperimentRow, EXPERIMENTS_FILE, readExperimentTable } from './experiment-table';
 import { type MeasurementRow, MEASUREMENTS_FILE, readMeasurements } from './measurements';
@@ -58,15 +63,22 @@ export function readSweep(file: string = SWEEP_FILE): SweepRow[] {
       const config = (r.config ?? {}) as Record<string, unknown>;
       if (typeof r.best_test_accuracy !== 'number') throw new Error(`${file} line ${i + 1}: no best_test_accuracy`);
       return {
-        name: String(config.name ?? `line ${i + 1}`), config, epochs: Number(r.epochs_done ?? config.epochs),
-        bestTestAccuracy: r.best_test_accuracy, finalTestAccuracy: Number(r.final_test_accuracy), seconds: Number(r.seconds), machine: String(r.machine ?? ''),
+        name: String(config.name ?? `line ${i + 1}`),
+        config,
+        epochs: Number(r.epochs_done ?? config.epochs),
+        bestTestAccuracy: r.best_test_accuracy,
+        finalTestAccuracy: Number(r.final_test_accuracy),
+        seconds: Number(r.seconds),
+        machine: String(r.machine ?? ''),
       };
     });
 }
 
 /** The sweep's settings besides name and epochs, as `key=value` strings. */
 export function sweepSettings(row: SweepRow): string[] {
-  return Object.entries(row.config).filter(([k]) => k !== 'name' && k !== 'epochs').map(([k, v]) => `${k}=${String(v)}`);
+  return Object.entries(row.config)
+    .filter(([k]) => k !== 'name' && k !== 'epochs')
+    .map(([k, v]) => `${k}=${String(v)}`);
 }
 
 /** Reads experiments.parquet and measurements.parquet of `resultsDir`, and the sweep. */
@@ -93,7 +105,13 @@ export function experimentsCommand(names: readonly string[]): string {
 
 /** True when the experiment has a finished epoch (its accuracies are set). */
 export function hasAccuracy(r: ExperimentRow | undefined): boolean {
-  return !!r && r.bestTestAccuracy !== null && r.bestTestAccuracy !== undefined && r.finalTestAccuracy !== null && r.finalTestAccuracy !== undefined;
+  return (
+    !!r &&
+    r.bestTestAccuracy !== null &&
+    r.bestTestAccuracy !== undefined &&
+    r.finalTestAccuracy !== null &&
+    r.finalTestAccuracy !== undefined
+  );
 }
 
 /** One of your runs as a table row: its accuracies (null before an epoch) and its difference from `base`. */
@@ -123,7 +141,11 @@ export interface LabRunRow {
  * Your runs `names` (in that order; experiments missing from the table are left out), with their
  * difference from `base` (a name, or a function of the row's name: the run each is compared with).
  */
-export function labRunRows(experiments: readonly ExperimentRow[], names: readonly string[], base?: string | ((name: string) => string | undefined)): LabRunRow[] {
+export function labRunRows(
+  experiments: readonly ExperimentRow[],
+  names: readonly string[],
+  base?: string | ((name: string) => string | undefined),
+): LabRunRow[] {
   const byName = new Map(experiments.map((r) => [r.name, r]));
   const baseOf = typeof base === 'function' ? base : () => base;
   return names.flatMap((name) => {
@@ -132,13 +154,25 @@ export function labRunRows(experiments: readonly ExperimentRow[], names: readonl
     const b = baseOf(name);
     const baseRow = b && b !== name ? byName.get(b) : undefined;
     const done = hasAccuracy(r);
-    return [{
-      name, purpose: r.purpose, settings: r.settings, status: r.status, epochsDone: r.epochsDone, epochs: r.epochs,
-      bestTestAccuracy: done ? r.bestTestAccuracy : null, bestEpoch: done ? r.bestEpoch : null, finalTestAccuracy: done ? r.finalTestAccuracy : null,
-      base: baseRow ? baseRow.name : null,
-      vsBase: done && baseRow && hasAccuracy(baseRow) ? r.bestTestAccuracy! - baseRow.bestTestAccuracy! : null,
-      trainableParameters: r.trainableParameters, parameters: r.parameters, secondsPerEpoch: r.secondsPerEpoch, subset: r.subset,
-    }];
+    return [
+      {
+        name,
+        purpose: r.purpose,
+        settings: r.settings,
+        status: r.status,
+        epochsDone: r.epochsDone,
+        epochs: r.epochs,
+        bestTestAccuracy: done ? r.bestTestAccuracy : null,
+        bestEpoch: done ? r.bestEpoch : null,
+        finalTestAccuracy: done ? r.finalTestAccuracy : null,
+        base: baseRow ? baseRow.name : null,
+        vsBase: done && baseRow && hasAccuracy(baseRow) ? r.bestTestAccuracy! - baseRow.bestTestAccuracy! : null,
+        trainableParameters: r.trainableParameters,
+        parameters: r.parameters,
+        secondsPerEpoch: r.secondsPerEpoch,
+        subset: r.subset,
+      },
+    ];
   });
 }
 
@@ -171,8 +205,10 @@ export function runGaps(experiments: readonly ExperimentRow[], names: readonly s
   for (const name of names) {
     const r = byName.get(name);
     if (!r) gaps.missing.push({ name, status: 'not in the table', detail: '' });
-    else if (r.status !== 'diverged' && !hasAccuracy(r)) gaps.missing.push({ name, status: r.status, detail: r.detail });
-    else if (r.status !== 'done' && r.status !== 'diverged') gaps.unfinished.push({ name, status: r.status, epochsDone: r.epochsDone, epochs: r.epochs });
+    else if (r.status !== 'diverged' && !hasAccuracy(r))
+      gaps.missing.push({ name, status: r.status, detail: r.detail });
+    else if (r.status !== 'done' && r.status !== 'diverged')
+      gaps.unfinished.push({ name, status: r.status, epochsDone: r.epochsDone, epochs: r.epochs });
   }
   const todo = [...gaps.missing, ...gaps.unfinished].map((g) => g.name);
   gaps.command = todo.length ? experimentsCommand(todo) : null;
@@ -236,8 +272,12 @@ export function ablationRunRows(results: LabResults, base: LabRunName = 'lab-dyn
     .map((r) => ({ r, diverged: fs.existsSync(path.join(r.dir, DIVERGED_FILE)) }))
     .filter(({ r, diverged }) => r.outcome || diverged)
     .map(({ r, diverged }) => ({
-      name: r.name, changes: r.changes, seed: r.config.seed ?? null,
-      bestTestAccuracy: r.outcome?.bestAccuracy ?? null, bestEpoch: r.outcome?.bestEpoch ?? null, diverged,
+      name: r.name,
+      changes: r.changes,
+      seed: r.config.seed ?? null,
+      bestTestAccuracy: r.outcome?.bestAccuracy ?? null,
+      bestEpoch: r.outcome?.bestEpoch ?? null,
+      diverged,
       vsBase: r.outcome && baseRun?.outcome ? r.outcome.bestAccuracy - baseRun.outcome.bestAccuracy : null,
     }));
 }

@@ -15,7 +15,16 @@
 import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
 import { writeFileAtomic } from '../formats/index';
-import { EXPERIMENTS, describeSettings, experimentDirs, experimentStatus, quickExperiment, type Experiment, type ExperimentGroup, type ExperimentState } from './experiments';
+import {
+  EXPERIMENTS,
+  describeSettings,
+  experimentDirs,
+  experimentStatus,
+  quickExperiment,
+  type Experiment,
+  type ExperimentGroup,
+  type ExperimentState,
+} from './experiments';
 import { architectureOf, describeState } from '../model/index';
 import { CONFIG_FIELDS, TRAIN_SETTINGS, type ConfigField, type TrainConfig } from '../train/index';
 import type { Setting } from '../config';
@@ -69,7 +78,9 @@ export const EXPERIMENT_SCHEMA = {
 
 /** Model parameters (BatchNorm running statistics excluded) of an experiment's net: all, and trained. */
 function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; trainableParameters: number } {
-  const info = describeState(e.config.variant, architectureOf(e.config), e.config.freeze).filter((p) => p.kind === 'parameter');
+  const info = describeState(e.config.variant, architectureOf(e.config), e.config.freeze).filter(
+    (p) => p.kind === 'parameter',
+  );
   return {
     parameters: info.reduce((s, p) => s + p.size, 0),
     trainableParameters: info.filter((p) => p.trainable).reduce((s, p) => s + p.size, 0),
@@ -77,19 +88,29 @@ function parameterCounts(e: Pick<Experiment, 'config'>): { parameters: number; t
 }
 
 /** One row per experiment, from the table and the runs under `<resultsDir>/runs`. */
-export function experimentRows(opts: { resultsDir?: string; quick?: boolean; experiments?: readonly Experiment[] } = {}): ExperimentRow[] {
+export function experimentRows(
+  opts: { resultsDir?: string; quick?: boolean; experiments?: readonly Experiment[] } = {},
+): ExperimentRow[] {
   const { resultsDir, runsDir } = experimentDirs(opts);
   const list = (opts.experiments ?? EXPERIMENTS).map((e) => (opts.quick ? quickExperiment(e) : e));
   return list.map((e) => {
     const s = experimentStatus(e, runsDir);
     const c = e.config;
     return {
-      name: e.name, group: e.group, purpose: e.purpose, settings: describeSettings(c),
+      name: e.name,
+      group: e.group,
+      purpose: e.purpose,
+      settings: describeSettings(c),
       ...(Object.fromEntries(RECORDED_SETTINGS.map((k) => [k, c[k]])) as Pick<TrainConfig, RecordedSetting>),
-      epochsDone: s.epochsDone, status: s.state,
-      bestTestAccuracy: s.bestAccuracy, bestEpoch: s.bestEpoch, finalTestAccuracy: s.finalAccuracy, secondsPerEpoch: s.secondsPerEpoch,
+      epochsDone: s.epochsDone,
+      status: s.state,
+      bestTestAccuracy: s.bestAccuracy,
+      bestEpoch: s.bestEpoch,
+      finalTestAccuracy: s.finalAccuracy,
+      secondsPerEpoch: s.secondsPerEpoch,
       ...parameterCounts(e),
-      subset: c.limitTrain > 0 || c.limitTest > 0, detail: s.detail.join('; '),
+      subset: c.limitTrain > 0 || c.limitTest > 0,
+      detail: s.detail.join('; '),
       run: path.relative(resultsDir, path.join(runsDir, e.name)),
     };
   });
@@ -98,7 +119,9 @@ export function experimentRows(opts: { resultsDir?: string; quick?: boolean; exp
 /** Rows → DataFrame with EXPERIMENT_SCHEMA's columns and types. */
 export function experimentFrame(rows: readonly ExperimentRow[]): pl.DataFrame {
   return pl.DataFrame(
-    (Object.keys(EXPERIMENT_SCHEMA) as (keyof ExperimentRow)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], EXPERIMENT_SCHEMA[k])),
+    (Object.keys(EXPERIMENT_SCHEMA) as (keyof ExperimentRow)[]).map((k) =>
+      pl.Series(k, rows.map((r) => r[k]) as unknown[], EXPERIMENT_SCHEMA[k]),
+    ),
   );
 }
 
@@ -106,7 +129,9 @@ export function experimentFrame(rows: readonly ExperimentRow[]): pl.DataFrame {
  * Rebuilds `<resultsDir>/experiments.parquet` (default results/, or results/quick with quick)
  * atomically and returns its rows. For the report: call it, then read the file or use the rows.
  */
-export function writeExperimentTable(opts: { resultsDir?: string; quick?: boolean; experiments?: readonly Experiment[] } = {}): { file: string; rows: ExperimentRow[] } {
+export function writeExperimentTable(
+  opts: { resultsDir?: string; quick?: boolean; experiments?: readonly Experiment[] } = {},
+): { file: string; rows: ExperimentRow[] } {
   const rows = experimentRows(opts);
   const file = path.join(experimentDirs(opts).resultsDir, EXPERIMENTS_FILE);
   writeFileAtomic(file, experimentFrame(rows).writeParquet({ compression: 'zstd' }));
@@ -117,6 +142,7 @@ export function writeExperimentTable(opts: { resultsDir?: string; quick?: boolea
 export function readExperimentTable(file: string): ExperimentRow[] {
   const df = pl.readParquet(file);
   const missing = Object.keys(EXPERIMENT_SCHEMA).filter((c) => !df.columns.includes(c));
-  if (missing.length) throw new Error(`${file} lacks column(s) ${missing.join(', ')}: rebuild it with npm run experiments -- --table`);
+  if (missing.length)
+    throw new Error(`${file} lacks column(s) ${missing.join(', ')}: rebuild it with npm run experiments -- --table`);
   return df.toRecords() as unknown as ExperimentRow[];
 }

@@ -25,8 +25,20 @@ import * as path from 'path';
 import { writeFileAtomic } from '../formats/index';
 import { resolvePrecision } from '../runtime/index';
 import {
-  configDifferences, DivergedError, INTERRUPT_SIGNALS, LAB_RECIPE, readCheckpointMeta, readRunEpochs, RunDir, train,
-  trainConfig, TrainingInterrupted, validateConfig, type TrainConfig, type TrainEvent, type TrainOptions,
+  configDifferences,
+  DivergedError,
+  INTERRUPT_SIGNALS,
+  LAB_RECIPE,
+  readCheckpointMeta,
+  readRunEpochs,
+  RunDir,
+  train,
+  trainConfig,
+  TrainingInterrupted,
+  validateConfig,
+  type TrainConfig,
+  type TrainEvent,
+  type TrainOptions,
   type TrainResult,
 } from '../train/index';
 import { TRAIN_SETTINGS, type ConfigDifference } from '../train/index';
@@ -34,7 +46,15 @@ import { isQuick, PATHS, type Setting } from '../config';
 import { runOutcomes } from './summary';
 
 export type ExperimentGroup = 'compare' | 'protocol' | 'precision' | 'freeze' | 'init' | 'ablation' | 'recipe';
-export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = ['compare', 'protocol', 'precision', 'freeze', 'init', 'ablation', 'recipe'];
+export const EXPERIMENT_GROUPS: readonly ExperimentGroup[] = [
+  'compare',
+  'protocol',
+  'precision',
+  'freeze',
+  'init',
+  'ablation',
+  'recipe',
+];
 
 /**
  * One experiment: a named run and its config. `N` / `A` type its name and arm: the tables below
@@ -93,9 +113,21 @@ const BEST: Partial<TrainConfig> = {
 };
 
 function experiment<N extends string, A extends string = N>(
-  name: N, group: ExperimentGroup, purpose: string, overrides: Partial<TrainConfig>, relativeEpochCost = 1, arm?: A,
+  name: N,
+  group: ExperimentGroup,
+  purpose: string,
+  overrides: Partial<TrainConfig>,
+  relativeEpochCost = 1,
+  arm?: A,
 ): Experiment<N, A> {
-  return { name, arm: arm ?? (name as unknown as A), group, purpose, config: trainConfig({ ...overrides, run: name }), relativeEpochCost };
+  return {
+    name,
+    arm: arm ?? (name as unknown as A),
+    group,
+    purpose,
+    config: trainConfig({ ...overrides, run: name }),
+    relativeEpochCost,
+  };
 }
 
 /**
@@ -105,13 +137,51 @@ function experiment<N extends string, A extends string = N>(
  * multi-seed statistics come from the paired suite below.
  */
 const LAB_TABLE = [
-  experiment('lab-dynamic-s0', 'compare', "the lab's recipe, dynamic head (notebook 03's run)", { variant: 'dynamic', seed: 0 }, 1, 'lab-dynamic'),
-  experiment('lab-static-s0', 'compare', "the lab's recipe, static head (ten learned filters)", { variant: 'static', seed: 0 }, 1, 'lab-static'),
+  experiment(
+    'lab-dynamic-s0',
+    'compare',
+    "the lab's recipe, dynamic head (notebook 03's run)",
+    { variant: 'dynamic', seed: 0 },
+    1,
+    'lab-dynamic',
+  ),
+  experiment(
+    'lab-static-s0',
+    'compare',
+    "the lab's recipe, static head (ten learned filters)",
+    { variant: 'static', seed: 0 },
+    1,
+    'lab-static',
+  ),
   // The freeze runs carry the names of the paired suite's arms that change the same setting.
-  experiment('frozen-requires-grad', 'freeze', "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode", { freeze: 'requires-grad' }, 0.45),
-  experiment('frozen-eval', 'freeze', 'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics', { freeze: 'all' }, 0.35),
-  experiment('fix-bn-only', 'freeze', 'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)', { freeze: 'keep-bn' }, 0.65),
-  experiment('fix-adapter', 'freeze', 'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it', { freeze: 'all', adapter: true }, 0.5),
+  experiment(
+    'frozen-requires-grad',
+    'freeze',
+    "the lab's freeze: requires_grad = False on the backbone, BatchNorm still in training mode",
+    { freeze: 'requires-grad' },
+    0.45,
+  ),
+  experiment(
+    'frozen-eval',
+    'freeze',
+    'backbone a fixed function: parameters frozen and BatchNorm in evaluation mode on the ImageNet statistics',
+    { freeze: 'all' },
+    0.35,
+  ),
+  experiment(
+    'fix-bn-only',
+    'freeze',
+    'fix: convolutions frozen, BatchNorm trainable (affine parameters and CIFAR-10 statistics)',
+    { freeze: 'keep-bn' },
+    0.65,
+  ),
+  experiment(
+    'fix-adapter',
+    'freeze',
+    'fix: backbone frozen (evaluation mode), a trainable residual 3×3 conv + BN + ReLU adapter after it',
+    { freeze: 'all', adapter: true },
+    0.5,
+  ),
 ] as const;
 
 /** The lab suite's run names, typed from its table: notebooks and answers name runs through this. */
@@ -159,23 +229,123 @@ interface Arm<A extends string = string> {
 }
 
 const ARMS = [
-  { arm: 'dynamic', group: 'compare', purpose: "the lab's net (generator + L2-normalised filters)", overrides: { variant: 'dynamic' }, cost: 1, seeds: PAIRED_SEEDS },
-  { arm: 'static', group: 'compare', purpose: "the lab's static head: no generator AND no normalisation (two factors)", overrides: { variant: 'static' }, cost: 1, seeds: PAIRED_SEEDS },
-  { arm: 'static-l2', group: 'compare', purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone', overrides: { variant: 'static', staticNorm: true }, cost: 1, seeds: PAIRED_SEEDS },
-  { arm: 'lab-dynamic', group: 'protocol', purpose: "the lab's protocol: dynamic net trained on all 50k images, best epoch on test", overrides: { variant: 'dynamic', val: 0, selectBy: 'test' }, cost: 1.1 },
-  { arm: 'lab-static', group: 'protocol', purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test", overrides: { variant: 'static', val: 0, selectBy: 'test' }, cost: 1.1 },
+  {
+    arm: 'dynamic',
+    group: 'compare',
+    purpose: "the lab's net (generator + L2-normalised filters)",
+    overrides: { variant: 'dynamic' },
+    cost: 1,
+    seeds: PAIRED_SEEDS,
+  },
+  {
+    arm: 'static',
+    group: 'compare',
+    purpose: "the lab's static head: no generator AND no normalisation (two factors)",
+    overrides: { variant: 'static' },
+    cost: 1,
+    seeds: PAIRED_SEEDS,
+  },
+  {
+    arm: 'static-l2',
+    group: 'compare',
+    purpose: 'static head with L2-normalised filters: differs from dynamic in the generator alone',
+    overrides: { variant: 'static', staticNorm: true },
+    cost: 1,
+    seeds: PAIRED_SEEDS,
+  },
+  {
+    arm: 'lab-dynamic',
+    group: 'protocol',
+    purpose: "the lab's protocol: dynamic net trained on all 50k images, best epoch on test",
+    overrides: { variant: 'dynamic', val: 0, selectBy: 'test' },
+    cost: 1.1,
+  },
+  {
+    arm: 'lab-static',
+    group: 'protocol',
+    purpose: "the lab's protocol: static net trained on all 50k images, best epoch on test",
+    overrides: { variant: 'static', val: 0, selectBy: 'test' },
+    cost: 1.1,
+  },
   // Seeds 5–7: their fp32 runs were trained on the same machine and code as these (only the precision differs).
-  { arm: 'dynamic-bf16', group: 'precision', purpose: 'the lab net in bf16 mixed precision (lib/runtime/precision) against fp32', overrides: { variant: 'dynamic', precision: 'bf16' }, cost: 1.4, seeds: [5, 6, 7] },
-  { arm: 'frozen-requires-grad', group: 'freeze', purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode", overrides: { freeze: 'requires-grad' }, cost: 0.45 },
-  { arm: 'frozen-eval', group: 'freeze', purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics', overrides: { freeze: 'all' }, cost: 0.35 },
-  { arm: 'frozen-eval-imagenet', group: 'freeze', purpose: 'the input-statistics cause: the fixed backbone fed ImageNet-normalised inputs', overrides: { freeze: 'all', norm: 'imagenet' }, cost: 0.35 },
-  { arm: 'fix-bn-only', group: 'freeze', purpose: 'fix: convolutions frozen, BatchNorm γ/β trained', overrides: { freeze: 'keep-bn' }, cost: 0.65 },
-  { arm: 'fix-stem-frozen', group: 'freeze', purpose: 'fix: partial unfreezing, stem frozen, layer1 trained', overrides: { freeze: 'stem' }, cost: 0.9 },
-  { arm: 'fix-adapter', group: 'freeze', purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it', overrides: { freeze: 'all', adapter: true }, cost: 0.5 },
-  { arm: 'frozen-eval-up2', group: 'freeze', purpose: 'the scale cause: the fixed backbone sees the input upsampled ×2 (objects nearer ImageNet sizes)', overrides: { freeze: 'all', upsample: 2 }, cost: 1.2 },
-  { arm: 'dynamic-folded', group: 'init', purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one', overrides: { weights: 'folded' }, cost: 1 },
-  { arm: 'ablate-no-norm', group: 'ablation', purpose: 'dynamic head without the L2 normalisation of the generated filters', overrides: { filterNorm: false }, cost: 1 },
-  { arm: 'ablate-no-scale', group: 'ablation', purpose: 'response maps not divided by √64', overrides: { responseScale: false }, cost: 1 },
+  {
+    arm: 'dynamic-bf16',
+    group: 'precision',
+    purpose: 'the lab net in bf16 mixed precision (lib/runtime/precision) against fp32',
+    overrides: { variant: 'dynamic', precision: 'bf16' },
+    cost: 1.4,
+    seeds: [5, 6, 7],
+  },
+  {
+    arm: 'frozen-requires-grad',
+    group: 'freeze',
+    purpose: "the lab's freeze (requires_grad = False): BatchNorm in training mode",
+    overrides: { freeze: 'requires-grad' },
+    cost: 0.45,
+  },
+  {
+    arm: 'frozen-eval',
+    group: 'freeze',
+    purpose: 'backbone a fixed function: BatchNorm in evaluation mode on ImageNet statistics',
+    overrides: { freeze: 'all' },
+    cost: 0.35,
+  },
+  {
+    arm: 'frozen-eval-imagenet',
+    group: 'freeze',
+    purpose: 'the input-statistics cause: the fixed backbone fed ImageNet-normalised inputs',
+    overrides: { freeze: 'all', norm: 'imagenet' },
+    cost: 0.35,
+  },
+  {
+    arm: 'fix-bn-only',
+    group: 'freeze',
+    purpose: 'fix: convolutions frozen, BatchNorm γ/β trained',
+    overrides: { freeze: 'keep-bn' },
+    cost: 0.65,
+  },
+  {
+    arm: 'fix-stem-frozen',
+    group: 'freeze',
+    purpose: 'fix: partial unfreezing, stem frozen, layer1 trained',
+    overrides: { freeze: 'stem' },
+    cost: 0.9,
+  },
+  {
+    arm: 'fix-adapter',
+    group: 'freeze',
+    purpose: 'fix: backbone a fixed function, a trainable residual 3×3 conv + BN + ReLU adapter after it',
+    overrides: { freeze: 'all', adapter: true },
+    cost: 0.5,
+  },
+  {
+    arm: 'frozen-eval-up2',
+    group: 'freeze',
+    purpose: 'the scale cause: the fixed backbone sees the input upsampled ×2 (objects nearer ImageNet sizes)',
+    overrides: { freeze: 'all', upsample: 2 },
+    cost: 1.2,
+  },
+  {
+    arm: 'dynamic-folded',
+    group: 'init',
+    purpose: 'the lab net started from the BN-folded file instead of the unfolded torchvision one',
+    overrides: { weights: 'folded' },
+    cost: 1,
+  },
+  {
+    arm: 'ablate-no-norm',
+    group: 'ablation',
+    purpose: 'dynamic head without the L2 normalisation of the generated filters',
+    overrides: { filterNorm: false },
+    cost: 1,
+  },
+  {
+    arm: 'ablate-no-scale',
+    group: 'ablation',
+    purpose: 'response maps not divided by √64',
+    overrides: { responseScale: false },
+    cost: 1,
+  },
 ] as const satisfies readonly Arm[];
 
 /** The paired suite's arms (what is compared, seed by seed). */
@@ -188,7 +358,8 @@ const BEST_ADAPTER = 'best-adapter';
 /** A run of the paired suite: arm k's run with seed s is `${arm}-s${s}`, and best-dynamic. */
 export type PairedRunName = `${ArmName}-s${PairedSeed}` | typeof BEST_DYNAMIC;
 /** A run of the recipe suite: seed 0 of each candidate has the candidate's name, seed s > 0 `${name}-s${s}`. */
-export type RecipeRunName = typeof BEST_ADAPTER | `${typeof BEST_DYNAMIC | typeof BEST_ADAPTER}-s${Exclude<(typeof RECIPE_SEEDS)[number], 0>}`;
+export type RecipeRunName =
+  typeof BEST_ADAPTER | `${typeof BEST_DYNAMIC | typeof BEST_ADAPTER}-s${Exclude<(typeof RECIPE_SEEDS)[number], 0>}`;
 /** Every run name of the experiment tables (both suites). */
 export type ExperimentName = LabRunName | PairedRunName | RecipeRunName;
 
@@ -201,10 +372,20 @@ export type ExperimentName = LabRunName | PairedRunName | RecipeRunName;
  */
 export const PAIRED_EXPERIMENTS: readonly Experiment<PairedRunName, ArmName | typeof BEST_DYNAMIC>[] = Object.freeze([
   ...(['compare', 'protocol', 'precision', 'freeze', 'ablation'] as const).flatMap((phase) => {
-    const arms: readonly Arm<ArmName>[] = ARMS.filter((a: Arm) => (phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase));
-    return PAIRED_SEEDS.flatMap((seed) => arms.filter((a) => (a.seeds ?? BASE_SEEDS).includes(seed)).map((a) => pairedExperiment(a, seed)));
+    const arms: readonly Arm<ArmName>[] = ARMS.filter((a: Arm) =>
+      phase === 'freeze' ? a.group === 'freeze' || a.group === 'init' : a.group === phase,
+    );
+    return PAIRED_SEEDS.flatMap((seed) =>
+      arms.filter((a) => (a.seeds ?? BASE_SEEDS).includes(seed)).map((a) => pairedExperiment(a, seed)),
+    );
   }),
-  experiment(BEST_DYNAMIC, 'recipe', `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`, { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05),
+  experiment(
+    BEST_DYNAMIC,
+    'recipe',
+    `beyond the lab: ImageNet normalisation, augmentation, cosine schedule, label smoothing, ${BEST_EPOCHS} epochs`,
+    { ...BEST, val: VALIDATION_IMAGES, selectBy: 'val' },
+    1.05,
+  ),
 ]);
 
 function pairedExperiment(a: Arm<ArmName>, seed: PairedSeed): Experiment<PairedRunName, ArmName> {
@@ -231,37 +412,119 @@ export interface ArmComparison<A extends string = string> {
  * the data supports from these comparisons' verdicts.
  */
 export const FREEZE_CAUSES: readonly { cause: string; arm: ArmName; control: ArmName; how: string }[] = [
-  { cause: 'BatchNorm statistics', arm: 'frozen-eval', control: 'frozen-requires-grad', how: "BatchNorm in evaluation mode on ImageNet's statistics instead of CIFAR-10 batch statistics" },
-  { cause: 'input statistics', arm: 'frozen-eval-imagenet', control: 'frozen-eval', how: 'inputs normalised with the ImageNet mean and std the backbone was trained on' },
-  { cause: 'object scale', arm: 'frozen-eval-up2', control: 'frozen-eval', how: 'input upsampled ×2, so objects are nearer the size the backbone learned' },
-  { cause: 'features not adapted to CIFAR-10', arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
+  {
+    cause: 'BatchNorm statistics',
+    arm: 'frozen-eval',
+    control: 'frozen-requires-grad',
+    how: "BatchNorm in evaluation mode on ImageNet's statistics instead of CIFAR-10 batch statistics",
+  },
+  {
+    cause: 'input statistics',
+    arm: 'frozen-eval-imagenet',
+    control: 'frozen-eval',
+    how: 'inputs normalised with the ImageNet mean and std the backbone was trained on',
+  },
+  {
+    cause: 'object scale',
+    arm: 'frozen-eval-up2',
+    control: 'frozen-eval',
+    how: 'input upsampled ×2, so objects are nearer the size the backbone learned',
+  },
+  {
+    cause: 'features not adapted to CIFAR-10',
+    arm: 'fix-stem-frozen',
+    control: 'frozen-requires-grad',
+    how: "layer1's filters trained, the stem frozen",
+  },
 ];
 
 /** The fixes of a frozen backbone, each with its control: the frozen arm it differs from in the fix alone. */
 export const PAIRED_FIXES: readonly { arm: ArmName; control: ArmName; how: string }[] = [
   { arm: 'fix-bn-only', control: 'frozen-requires-grad', how: "BatchNorm's affine parameters trained" },
   { arm: 'fix-stem-frozen', control: 'frozen-requires-grad', how: "layer1's filters trained, the stem frozen" },
-  { arm: 'fix-adapter', control: 'frozen-eval', how: 'a trainable residual 3×3 conv + BN + ReLU after the fixed backbone' },
+  {
+    arm: 'fix-adapter',
+    control: 'frozen-eval',
+    how: 'a trainable residual 3×3 conv + BN + ReLU after the fixed backbone',
+  },
 ];
 
 /** Every comparison the answers, the report and docs/results.md quote from the paired suite: the one list of them. */
 export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
-  { group: 'compare', a: 'static', b: 'dynamic', isolates: "the lab's comparison: generator and L2 normalisation together" },
+  {
+    group: 'compare',
+    a: 'static',
+    b: 'dynamic',
+    isolates: "the lab's comparison: generator and L2 normalisation together",
+  },
   { group: 'compare', a: 'static-l2', b: 'dynamic', isolates: 'the generator alone' },
   { group: 'compare', a: 'static', b: 'static-l2', isolates: 'the L2 normalisation alone' },
-  { group: 'protocol', a: 'lab-static', b: 'lab-dynamic', isolates: "the lab's comparison under the lab's protocol (50k images, best epoch on test)" },
-  { group: 'protocol', a: 'dynamic', b: 'lab-dynamic', isolates: "the protocol, dynamic net: the lab's (50k, test-selected) against 45k, validation-selected" },
-  { group: 'protocol', a: 'static', b: 'lab-static', isolates: "the protocol, static net: the lab's (50k, test-selected) against 45k, validation-selected" },
-  { group: 'precision', a: 'dynamic', b: 'dynamic-bf16', isolates: 'bf16 mixed precision against fp32: the same net, seed and data' },
-  { group: 'freeze', a: 'dynamic', b: 'frozen-requires-grad', isolates: "the lab's freeze against training everything" },
-  { group: 'freeze', a: 'dynamic', b: 'frozen-eval', isolates: 'the fixed-function freeze against training everything' },
-  ...FREEZE_CAUSES.map((c) => ({ group: 'freeze' as const, a: c.control, b: c.arm, isolates: `the ${c.cause} cause: ${c.how}` })),
-  ...PAIRED_FIXES.filter((f) => !FREEZE_CAUSES.some((c) => c.arm === f.arm && c.control === f.control)).map((f) => ({
-    group: 'freeze' as const, a: f.control, b: f.arm, isolates: `the fix alone: ${f.how}`,
+  {
+    group: 'protocol',
+    a: 'lab-static',
+    b: 'lab-dynamic',
+    isolates: "the lab's comparison under the lab's protocol (50k images, best epoch on test)",
+  },
+  {
+    group: 'protocol',
+    a: 'dynamic',
+    b: 'lab-dynamic',
+    isolates: "the protocol, dynamic net: the lab's (50k, test-selected) against 45k, validation-selected",
+  },
+  {
+    group: 'protocol',
+    a: 'static',
+    b: 'lab-static',
+    isolates: "the protocol, static net: the lab's (50k, test-selected) against 45k, validation-selected",
+  },
+  {
+    group: 'precision',
+    a: 'dynamic',
+    b: 'dynamic-bf16',
+    isolates: 'bf16 mixed precision against fp32: the same net, seed and data',
+  },
+  {
+    group: 'freeze',
+    a: 'dynamic',
+    b: 'frozen-requires-grad',
+    isolates: "the lab's freeze against training everything",
+  },
+  {
+    group: 'freeze',
+    a: 'dynamic',
+    b: 'frozen-eval',
+    isolates: 'the fixed-function freeze against training everything',
+  },
+  ...FREEZE_CAUSES.map((c) => ({
+    group: 'freeze' as const,
+    a: c.control,
+    b: c.arm,
+    isolates: `the ${c.cause} cause: ${c.how}`,
   })),
-  ...PAIRED_FIXES.map((f) => ({ group: 'freeze' as const, a: 'dynamic' as const, b: f.arm, isolates: 'the fix against training everything' })),
-  { group: 'init', a: 'dynamic', b: 'dynamic-folded', isolates: 'initialisation: the BN-folded pretrained file instead of the unfolded torchvision one' },
-  { group: 'ablation', a: 'dynamic', b: 'ablate-no-norm', isolates: 'without the L2 normalisation of the generated filters' },
+  ...PAIRED_FIXES.filter((f) => !FREEZE_CAUSES.some((c) => c.arm === f.arm && c.control === f.control)).map((f) => ({
+    group: 'freeze' as const,
+    a: f.control,
+    b: f.arm,
+    isolates: `the fix alone: ${f.how}`,
+  })),
+  ...PAIRED_FIXES.map((f) => ({
+    group: 'freeze' as const,
+    a: 'dynamic' as const,
+    b: f.arm,
+    isolates: 'the fix against training everything',
+  })),
+  {
+    group: 'init',
+    a: 'dynamic',
+    b: 'dynamic-folded',
+    isolates: 'initialisation: the BN-folded pretrained file instead of the unfolded torchvision one',
+  },
+  {
+    group: 'ablation',
+    a: 'dynamic',
+    b: 'ablate-no-norm',
+    isolates: 'without the L2 normalisation of the generated filters',
+  },
   { group: 'ablation', a: 'dynamic', b: 'ablate-no-scale', isolates: 'response maps not divided by √64' },
 ];
 
@@ -271,24 +534,52 @@ export const PAIRED_COMPARISONS: readonly ArmComparison<ArmName>[] = [
  * best-adapter adds capacity after layer1 for about 1.3× best-dynamic's time per epoch (recorded alone:
  * 18.8 against 14.1 min for 40 epochs).
  */
-const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] = Object.freeze([
-  experiment(BEST_ADAPTER, 'recipe', `best-dynamic plus a residual 3×3 conv + BN + ReLU adapter after the backbone, ${BEST_EPOCHS} epochs`, { ...BEST, adapter: true, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4),
-  // More seeds of both candidates (seed 0 of best-dynamic is the paired suite's best-dynamic).
-  ...RECIPE_SEEDS.filter((s): s is Exclude<(typeof RECIPE_SEEDS)[number], 0> => s > 0).flatMap((seed) => [
-    experiment(`${BEST_DYNAMIC}-s${seed}` as const, 'recipe', `best-dynamic, seed ${seed}`, { ...BEST, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.05, BEST_DYNAMIC),
-    experiment(`${BEST_ADAPTER}-s${seed}` as const, 'recipe', `best-adapter, seed ${seed}`, { ...BEST, adapter: true, seed, val: VALIDATION_IMAGES, selectBy: 'val' }, 1.4, BEST_ADAPTER),
-  ]),
-]);
+const RECIPE_EXPERIMENTS: readonly Experiment<RecipeRunName, typeof BEST_DYNAMIC | typeof BEST_ADAPTER>[] =
+  Object.freeze([
+    experiment(
+      BEST_ADAPTER,
+      'recipe',
+      `best-dynamic plus a residual 3×3 conv + BN + ReLU adapter after the backbone, ${BEST_EPOCHS} epochs`,
+      { ...BEST, adapter: true, val: VALIDATION_IMAGES, selectBy: 'val' },
+      1.4,
+    ),
+    // More seeds of both candidates (seed 0 of best-dynamic is the paired suite's best-dynamic).
+    ...RECIPE_SEEDS.filter((s): s is Exclude<(typeof RECIPE_SEEDS)[number], 0> => s > 0).flatMap((seed) => [
+      experiment(
+        `${BEST_DYNAMIC}-s${seed}` as const,
+        'recipe',
+        `best-dynamic, seed ${seed}`,
+        { ...BEST, seed, val: VALIDATION_IMAGES, selectBy: 'val' },
+        1.05,
+        BEST_DYNAMIC,
+      ),
+      experiment(
+        `${BEST_ADAPTER}-s${seed}` as const,
+        'recipe',
+        `best-adapter, seed ${seed}`,
+        { ...BEST, adapter: true, seed, val: VALIDATION_IMAGES, selectBy: 'val' },
+        1.4,
+        BEST_ADAPTER,
+      ),
+    ]),
+  ]);
 
 /** The suites: the lab's (npm start), the paired one and the recipe candidates (both recorded). */
 export type Suite = 'lab' | 'paired' | 'recipe';
-export const SUITES: Record<Suite, readonly Experiment<ExperimentName>[]> = { lab: LAB_EXPERIMENTS, paired: PAIRED_EXPERIMENTS, recipe: RECIPE_EXPERIMENTS };
+export const SUITES: Record<Suite, readonly Experiment<ExperimentName>[]> = {
+  lab: LAB_EXPERIMENTS,
+  paired: PAIRED_EXPERIMENTS,
+  recipe: RECIPE_EXPERIMENTS,
+};
 
 /** The lab suite (what `npm run experiments` runs unless --suite says otherwise). */
 export const EXPERIMENTS: readonly Experiment<LabRunName>[] = LAB_EXPERIMENTS;
 
 /** The experiment called `name` in `list` (typed by the list: a lab suite name by default); an unknown name is an error listing the known ones. */
-export function findExperiment<E extends Experiment = Experiment<LabRunName>>(name: E['name'], list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E {
+export function findExperiment<E extends Experiment = Experiment<LabRunName>>(
+  name: E['name'],
+  list: readonly E[] = EXPERIMENTS as unknown as readonly E[],
+): E {
   const e = list.find((x) => x.name === name);
   if (!e) throw new Error(`no experiment named '${name}'; experiments: ${list.map((x) => x.name).join(', ')}`);
   return e;
@@ -298,7 +589,10 @@ export function findExperiment<E extends Experiment = Experiment<LabRunName>>(na
  * The experiments named in `names` (in table order), or all of them. Names as typed on a command
  * line: each is checked against the table (an unknown one is an error listing the known ones).
  */
-export function selectExperiments<E extends Experiment = Experiment<LabRunName>>(names: readonly string[] | undefined, list: readonly E[] = EXPERIMENTS as unknown as readonly E[]): E[] {
+export function selectExperiments<E extends Experiment = Experiment<LabRunName>>(
+  names: readonly string[] | undefined,
+  list: readonly E[] = EXPERIMENTS as unknown as readonly E[],
+): E[] {
   if (!names || names.length === 0) return [...list];
   const wanted = new Set(names.map((n) => findExperiment<Experiment>(n, list).name));
   return list.filter((e) => wanted.has(e.name));
@@ -319,8 +613,19 @@ export function quickExperiment<E extends Experiment>(e: E): E {
  * Where runs and tables go: results/ (results/runs) for the lab suite, results/paired for the
  * paired suite, or results/quick (results/quick/runs) in quick mode.
  */
-export function experimentDirs(opts: { quick?: boolean; resultsDir?: string; suite?: Suite } = {}): { resultsDir: string; runsDir: string } {
-  const resultsDir = opts.resultsDir ?? (opts.quick ? PATHS.quick : opts.suite === 'paired' ? PATHS.paired : opts.suite === 'recipe' ? PATHS.recipe : PATHS.results);
+export function experimentDirs(opts: { quick?: boolean; resultsDir?: string; suite?: Suite } = {}): {
+  resultsDir: string;
+  runsDir: string;
+} {
+  const resultsDir =
+    opts.resultsDir ??
+    (opts.quick
+      ? PATHS.quick
+      : opts.suite === 'paired'
+        ? PATHS.paired
+        : opts.suite === 'recipe'
+          ? PATHS.recipe
+          : PATHS.results);
   return { resultsDir, runsDir: path.join(resultsDir, 'runs') };
 }
 
@@ -391,8 +696,16 @@ function readDiverged(runDir: string): DivergedRecord | undefined {
 export function experimentStatus(e: Experiment, runsDir: string): ExperimentStatus {
   const store = new RunDir(runsDir, e.name);
   const status: ExperimentStatus = {
-    name: e.name, group: e.group, state: 'not-started', epochsDone: 0, epochs: e.config.epochs,
-    bestAccuracy: null, bestEpoch: null, finalAccuracy: null, secondsPerEpoch: null, detail: [],
+    name: e.name,
+    group: e.group,
+    state: 'not-started',
+    epochsDone: 0,
+    epochs: e.config.epochs,
+    bestAccuracy: null,
+    bestEpoch: null,
+    finalAccuracy: null,
+    secondsPerEpoch: null,
+    detail: [],
   };
   try {
     let saved = store.readConfig();
@@ -410,7 +723,10 @@ export function experimentStatus(e: Experiment, runsDir: string): ExperimentStat
       const outcome = runOutcomes(readRunEpochs(store.dir))[0];
       if (outcome) {
         Object.assign(status, {
-          bestAccuracy: outcome.bestAccuracy, bestEpoch: outcome.bestEpoch, finalAccuracy: outcome.finalAccuracy, secondsPerEpoch: outcome.secondsPerEpoch,
+          bestAccuracy: outcome.bestAccuracy,
+          bestEpoch: outcome.bestEpoch,
+          finalAccuracy: outcome.finalAccuracy,
+          secondsPerEpoch: outcome.secondsPerEpoch,
         });
       }
     }
@@ -531,7 +847,10 @@ export async function runExperiments(opts: RunExperimentsOptions = {}): Promise<
 }
 
 async function runInOrder(
-  selected: readonly Experiment[], runsDir: string, stop: StopRequest, opts: RunExperimentsOptions,
+  selected: readonly Experiment[],
+  runsDir: string,
+  stop: StopRequest,
+  opts: RunExperimentsOptions,
   emit: (event: ExperimentEvent) => void,
 ): Promise<ExperimentOutcome[]> {
   const outcomes: ExperimentOutcome[] = [];
@@ -544,7 +863,8 @@ async function runInOrder(
       emit({ type: 'end', experiment: e, outcome });
       break;
     }
-    const skip = status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
+    const skip =
+      status.state === 'done' || status.state === 'running' || (status.state === 'diverged' && !opts.retryDiverged);
     if (skip) {
       emit({ type: 'skip', experiment: e, index, total: selected.length, status });
       const outcome: ExperimentOutcome = { name: e.name, result: 'skipped', status };

@@ -39,7 +39,10 @@ export function networkFacts(): NetworkFacts {
       .reduce((n, p) => n + p.size, 0);
   return {
     backbone: count('dynamic', (_, part) => part.startsWith('backbone')),
-    head: { dynamic: count('dynamic', (_, part) => part.startsWith('head')), static: count('static', (_, part) => part.startsWith('head')) },
+    head: {
+      dynamic: count('dynamic', (_, part) => part.startsWith('head')),
+      static: count('static', (_, part) => part.startsWith('head')),
+    },
     generator: count('dynamic', (name) => name.startsWith('gen.')),
     embeddings: count('dynamic', (name) => name.startsWith('embed.')),
     scoreMlp: count('dynamic', (name) => name.startsWith('score.')),
@@ -72,7 +75,13 @@ export function checkpointFacts(runs: readonly RunEpochs[], source: Source): Che
   if (!done.length) return undefined;
   const summary = (r: RunEpochs) => {
     const best = r.test.reduce((b, x) => (x[1] > b[1] ? x : b));
-    return { run: r.run, epochs: r.test.length, bestEpoch: best[0], best: best[1], final: r.test[r.test.length - 1][1] };
+    return {
+      run: r.run,
+      epochs: r.test.length,
+      bestEpoch: best[0],
+      best: best[1],
+      final: r.test[r.test.length - 1][1],
+    };
   };
   const all = done.map(summary);
   return {
@@ -103,7 +112,10 @@ export interface CompareFacts {
 export function compareFacts(t: pl.DataFrame): CompareFacts {
   const [dynamic, stat] = armSummaries(t, ['lab-dynamic', 'lab-static']);
   const [labComparison, main, generator, protocol] = compare(t, [
-    comparisonOf('lab-static', 'lab-dynamic'), comparisonOf('static', 'dynamic'), comparisonOf('static-l2', 'dynamic'), comparisonOf('dynamic', 'lab-dynamic'),
+    comparisonOf('lab-static', 'lab-dynamic'),
+    comparisonOf('static', 'dynamic'),
+    comparisonOf('static-l2', 'dynamic'),
+    comparisonOf('dynamic', 'lab-dynamic'),
   ]);
   return { source: 'recorded', lab: { dynamic, static: stat }, labComparison, main, generator, protocol };
 }
@@ -129,11 +141,19 @@ export interface FreezeFacts {
 
 export function freezeFacts(t: pl.DataFrame): FreezeFacts {
   const [freeze] = compare(t, [comparisonOf('dynamic', 'frozen-requires-grad')]);
-  const causes = FREEZE_CAUSES.map((c) => ({ cause: c.cause, how: c.how, test: compare(t, [comparisonOf(c.control, c.arm)])[0] }));
+  const causes = FREEZE_CAUSES.map((c) => ({
+    cause: c.cause,
+    how: c.how,
+    test: compare(t, [comparisonOf(c.control, c.arm)])[0],
+  }));
   const fixes = PAIRED_FIXES.map((f) => {
     const [vsDynamic, vsControl] = compare(t, [comparisonOf('dynamic', f.arm), comparisonOf(f.control, f.arm)]);
     return { arm: f.arm, how: f.how, vsDynamic, vsControl };
-  }).sort((x, y) => (Number.isFinite(y.vsDynamic.meanB) ? y.vsDynamic.meanB : -1) - (Number.isFinite(x.vsDynamic.meanB) ? x.vsDynamic.meanB : -1));
+  }).sort(
+    (x, y) =>
+      (Number.isFinite(y.vsDynamic.meanB) ? y.vsDynamic.meanB : -1) -
+      (Number.isFinite(x.vsDynamic.meanB) ? x.vsDynamic.meanB : -1),
+  );
   return { source: 'recorded', freeze, causes, fixes };
 }
 
@@ -151,7 +171,9 @@ export interface CostFacts {
 export function costFacts(t: pl.DataFrame, measurements: readonly MeasurementRow[]): CostFacts {
   const times = dynamicCosts(measurements);
   return {
-    source: 'recorded', network: networkFacts(), times: times.trainStepRatio === null ? undefined : times,
+    source: 'recorded',
+    network: networkFacts(),
+    times: times.trainStepRatio === null ? undefined : times,
     accuracy: compare(t, [comparisonOf('static', 'dynamic')])[0],
   };
 }

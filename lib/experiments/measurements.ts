@@ -27,9 +27,27 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import pl, { type DataType } from 'nodejs-polars';
 import { Adam, EvalForward, type TrainConfig, TrainStep } from '../train/index';
-import { type Architecture, architectureOf, createNet, describeArchitecture, describeState, LAB_ARCHITECTURE } from '../model/index';
+import {
+  type Architecture,
+  architectureOf,
+  createNet,
+  describeArchitecture,
+  describeState,
+  LAB_ARCHITECTURE,
+} from '../model/index';
 import { writeFileAtomic } from '../formats/index';
-import { activeBackend, cpuSnapshot, deriveSeed, describeBackend, GraphFunction, graphsEnabled, initBackend, mulberry32, othersShare, randomNormal } from '../runtime/index';
+import {
+  activeBackend,
+  cpuSnapshot,
+  deriveSeed,
+  describeBackend,
+  GraphFunction,
+  graphsEnabled,
+  initBackend,
+  mulberry32,
+  othersShare,
+  randomNormal,
+} from '../runtime/index';
 import { NUM_CLASSES, PATHS, VARIANTS, type Freeze, type Variant } from '../config';
 
 export const MEASUREMENTS_FILE = 'measurements.parquet';
@@ -90,7 +108,9 @@ export function settingName(s: Pick<NetSetting, 'freeze' | 'architecture'>): str
 }
 
 /** The distinct nets among training configs (same variant, freezing and architecture once). */
-export function distinctSettings(configs: readonly Pick<TrainConfig, 'variant' | 'freeze' | 'filterNorm' | 'responseScale' | 'upsample' | 'adapter'>[]): NetSetting[] {
+export function distinctSettings(
+  configs: readonly Pick<TrainConfig, 'variant' | 'freeze' | 'filterNorm' | 'responseScale' | 'upsample' | 'adapter'>[],
+): NetSetting[] {
   const seen = new Map<string, NetSetting>();
   for (const c of configs) {
     const s: NetSetting = { variant: c.variant, freeze: c.freeze, architecture: architectureOf(c) };
@@ -100,18 +120,37 @@ export function distinctSettings(configs: readonly Pick<TrainConfig, 'variant' |
 }
 
 /** Parameter counts per part and in total, both heads of the lab's net plus the adapter (no tensors). */
-export function parameterRows(base: Omit<MeasurementRow, 'measure' | 'setting' | 'variant' | 'part' | 'batch' | 'value' | 'unit' | 'spread' | 'n'>): MeasurementRow[] {
+export function parameterRows(
+  base: Omit<MeasurementRow, 'measure' | 'setting' | 'variant' | 'part' | 'batch' | 'value' | 'unit' | 'spread' | 'n'>,
+): MeasurementRow[] {
   const rows: MeasurementRow[] = [];
-  const settings: NetSetting[] = VARIANTS.map((variant) => ({ variant, freeze: 'none' as Freeze, architecture: { ...LAB_ARCHITECTURE } }));
+  const settings: NetSetting[] = VARIANTS.map((variant) => ({
+    variant,
+    freeze: 'none' as Freeze,
+    architecture: { ...LAB_ARCHITECTURE },
+  }));
   settings.push({ variant: 'dynamic', freeze: 'all', architecture: { ...LAB_ARCHITECTURE, adapter: true } });
   for (const s of settings) {
     const info = describeState(s.variant, s.architecture, s.freeze).filter((p) => p.kind === 'parameter');
     const parts = [...new Set(info.map((p) => p.part)), 'total'];
     for (const part of parts) {
       const mine = part === 'total' ? info : info.filter((p) => p.part === part);
-      const row = { ...base, setting: settingName(s), variant: s.variant, part, batch: 0, unit: 'count' as const, spread: 0, n: 1 };
+      const row = {
+        ...base,
+        setting: settingName(s),
+        variant: s.variant,
+        part,
+        batch: 0,
+        unit: 'count' as const,
+        spread: 0,
+        n: 1,
+      };
       rows.push({ ...row, measure: 'parameters', value: mine.reduce((a, p) => a + p.size, 0) });
-      rows.push({ ...row, measure: 'trainable-parameters', value: mine.filter((p) => p.trainable).reduce((a, p) => a + p.size, 0) });
+      rows.push({
+        ...row,
+        measure: 'trainable-parameters',
+        value: mine.filter((p) => p.trainable).reduce((a, p) => a + p.size, 0),
+      });
     }
   }
   return rows;
@@ -171,7 +210,8 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
       nets.push(adam);
       const step = new TrainStep(net, adam);
       nets.push(step);
-      const add = (measure: Measure, run: () => void) => timers.set(`${s.variant} ${settingName(s)} ${measure}`, { setting: s, measure, ms: [], run });
+      const add = (measure: Measure, run: () => void) =>
+        timers.set(`${s.variant} ${settingName(s)} ${measure}`, { setting: s, measure, ms: [], run });
       add('train-step', () => tf.dispose(step.run(x, y, 1e-4)));
       const forward = new EvalForward(net);
       nets.push(forward);
@@ -191,7 +231,10 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
     }
     for (const t of timers.values()) for (let i = 0; i < warmup; i++) t.run();
     const cpuBefore = cpuSnapshot();
-    const perRound = Array.from({ length: rounds }, (_, r) => Math.floor(steps / rounds) + (r < steps % rounds ? 1 : 0));
+    const perRound = Array.from(
+      { length: rounds },
+      (_, r) => Math.floor(steps / rounds) + (r < steps % rounds ? 1 : 0),
+    );
     for (const [r, n] of perRound.entries()) {
       opts.onProgress?.(`timing round ${r + 1}/${rounds}: ${timers.size} measures × ${n} steps`);
       for (const t of timers.values()) {
@@ -205,10 +248,22 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
-    const base = { backend: describeBackend(info), cpus: os.cpus().length, load1: os.loadavg()[0], othersShare: othersShare(cpuBefore, cpuSnapshot()), time: new Date() };
+    const base = {
+      backend: describeBackend(info),
+      cpus: os.cpus().length,
+      load1: os.loadavg()[0],
+      othersShare: othersShare(cpuBefore, cpuSnapshot()),
+      time: new Date(),
+    };
     return [...timers.values()].map((t) => ({
-      ...base, measure: t.measure, setting: settingName(t.setting), variant: t.setting.variant, part: '',
-      batch: t.measure === 'filter-generation' ? NUM_CLASSES : batch, unit: 'ms' as const, ...summarise(t.ms),
+      ...base,
+      measure: t.measure,
+      setting: settingName(t.setting),
+      variant: t.setting.variant,
+      part: '',
+      batch: t.measure === 'filter-generation' ? NUM_CLASSES : batch,
+      unit: 'ms' as const,
+      ...summarise(t.ms),
     }));
   } finally {
     tf.dispose([x, y]);
@@ -218,7 +273,11 @@ export async function timeSteps(settings: readonly NetSetting[], opts: TimingOpt
 
 /** Rows → DataFrame with MEASUREMENT_SCHEMA's columns and types. */
 export function measurementFrame(rows: readonly MeasurementRow[]): pl.DataFrame {
-  return pl.DataFrame((Object.keys(MEASUREMENT_SCHEMA) as (keyof MeasurementRow)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], MEASUREMENT_SCHEMA[k])));
+  return pl.DataFrame(
+    (Object.keys(MEASUREMENT_SCHEMA) as (keyof MeasurementRow)[]).map((k) =>
+      pl.Series(k, rows.map((r) => r[k]) as unknown[], MEASUREMENT_SCHEMA[k]),
+    ),
+  );
 }
 
 /** Writes `<resultsDir>/measurements.parquet` atomically (replacing the previous measurements). */
@@ -238,7 +297,8 @@ export function readMeasurements(file: string): MeasurementRow[] {
   const df = pl.readParquet(file);
   // othersShare came later: files without it still read (as unknown quietness).
   const missing = Object.keys(MEASUREMENT_SCHEMA).filter((c) => c !== 'othersShare' && !df.columns.includes(c));
-  if (missing.length) throw new Error(`${file} lacks column(s) ${missing.join(', ')}: rebuild it with npm run experiments -- --measure`);
+  if (missing.length)
+    throw new Error(`${file} lacks column(s) ${missing.join(', ')}: rebuild it with npm run experiments -- --measure`);
   const rows = df.toRecords() as unknown as MeasurementRow[];
   return df.columns.includes('othersShare') ? rows : rows.map((r) => ({ ...r, othersShare: null }));
 }
@@ -246,7 +306,13 @@ export function readMeasurements(file: string): MeasurementRow[] {
 /** Parameter counts and step times of every distinct net of `configs`, ready to write. */
 export async function measure(configs: readonly TrainConfig[], opts: TimingOptions = {}): Promise<MeasurementRow[]> {
   const times = await timeSteps(distinctSettings(configs), opts);
-  const base = { backend: times[0]?.backend ?? '', cpus: os.cpus().length, load1: os.loadavg()[0], othersShare: null, time: new Date() };
+  const base = {
+    backend: times[0]?.backend ?? '',
+    cpus: os.cpus().length,
+    load1: os.loadavg()[0],
+    othersShare: null,
+    time: new Date(),
+  };
   return [...parameterRows(base), ...times];
 }
 
@@ -262,6 +328,11 @@ export async function ensureMeasurements(
 ): Promise<{ file: string; rows: MeasurementRow[]; measured: boolean }> {
   const file = path.join(resultsDir, MEASUREMENTS_FILE);
   if (fs.existsSync(file)) return { file, rows: readMeasurements(file), measured: false };
-  const rows = await measure(configs, { steps: opts.quick ? 3 : 12, rounds: opts.quick ? 1 : 3, warmup: opts.quick ? 1 : 2, onProgress: opts.onProgress });
+  const rows = await measure(configs, {
+    steps: opts.quick ? 3 : 12,
+    rounds: opts.quick ? 1 : 3,
+    warmup: opts.quick ? 1 : 2,
+    onProgress: opts.onProgress,
+  });
   return { file: writeMeasurements(resultsDir, rows), rows, measured: true };
 }

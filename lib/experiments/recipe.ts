@@ -62,7 +62,12 @@ export interface RecipeRow {
  * One row per recipe of `rows` (group 'recipe'), from its recorded epochs. A run resumed in
  * several sessions counts each (epoch, split) once: its last session's pass.
  */
-export function recipeRows(rows: readonly RecordedRow[], epochs: readonly RecipeEpoch[], provenance: Provenance, target: RecipeTarget = RECIPE_TARGET): RecipeRow[] {
+export function recipeRows(
+  rows: readonly RecordedRow[],
+  epochs: readonly RecipeEpoch[],
+  provenance: Provenance,
+  target: RecipeTarget = RECIPE_TARGET,
+): RecipeRow[] {
   return rows
     .filter((r) => r.group === 'recipe')
     .map((r) => {
@@ -75,7 +80,8 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
       }
       const mine = [...latest.values()];
       const sum = (list: readonly RecipeEpoch[]) => (list.length ? list.reduce((s, e) => s + e.wallSeconds, 0) : null);
-      const val = r.selected_epoch === null ? undefined : mine.find((e) => e.split === 'val' && e.epoch === r.selected_epoch);
+      const val =
+        r.selected_epoch === null ? undefined : mine.find((e) => e.split === 'val' && e.epoch === r.selected_epoch);
       const testAccuracy = r.status === 'done' ? r.selected_test_acc : null;
       const wallSeconds = sum(mine);
       const cores = batchOf(provenance, r.name)?.machine.cores ?? NaN;
@@ -83,10 +89,26 @@ export function recipeRows(rows: readonly RecordedRow[], epochs: readonly Recipe
       const meetsTime = wallSeconds !== null && r.status === 'done' && wallSeconds <= target.seconds;
       const meetsCores = cores <= target.cores;
       return {
-        name: r.name, arm: r.arm, settings: r.settings, seed: Number(r.seed), status: r.status, epochs: r.epochs, epochsDone: r.epochs_done, selectBy: r.select_by,
-        selectedEpoch: r.selected_epoch, valAccuracy: val ? val.accuracy : r.best_val_acc, testAccuracy, finalTestAccuracy: r.final_test_acc,
-        trainSeconds: sum(mine.filter((e) => e.split === 'train')), wallSeconds, cores,
-        meetsAccuracy, meetsTime, meetsCores, meetsTarget: meetsAccuracy && meetsTime && meetsCores, chosen: false,
+        name: r.name,
+        arm: r.arm,
+        settings: r.settings,
+        seed: Number(r.seed),
+        status: r.status,
+        epochs: r.epochs,
+        epochsDone: r.epochs_done,
+        selectBy: r.select_by,
+        selectedEpoch: r.selected_epoch,
+        valAccuracy: val ? val.accuracy : r.best_val_acc,
+        testAccuracy,
+        finalTestAccuracy: r.final_test_acc,
+        trainSeconds: sum(mine.filter((e) => e.split === 'train')),
+        wallSeconds,
+        cores,
+        meetsAccuracy,
+        meetsTime,
+        meetsCores,
+        meetsTarget: meetsAccuracy && meetsTime && meetsCores,
+        chosen: false,
       };
     });
 }
@@ -119,10 +141,22 @@ export function recipeCandidates(rows: readonly RecipeRow[], target: RecipeTarge
     const done = runs.every((r) => r.status === 'done' && r.valAccuracy !== null && r.testAccuracy !== null);
     const test = runs.map((r) => r.testAccuracy ?? NaN);
     const testAccuracy = mean(test);
-    const testSd = test.length > 1 ? Math.sqrt(test.reduce((a, x) => a + (x - testAccuracy) ** 2, 0) / (test.length - 1)) : 0;
+    const testSd =
+      test.length > 1 ? Math.sqrt(test.reduce((a, x) => a + (x - testAccuracy) ** 2, 0) / (test.length - 1)) : 0;
     const wallSeconds = mean(runs.map((r) => r.wallSeconds ?? NaN));
-    const meetsTarget = done && testAccuracy >= target.testAccuracy && wallSeconds <= target.seconds && runs.every((r) => r.meetsCores);
-    return { arm, seeds: runs.map((r) => r.seed), done, valAccuracy: mean(runs.map((r) => r.valAccuracy ?? NaN)), testAccuracy, testSd, wallSeconds, meetsTarget, chosen: false };
+    const meetsTarget =
+      done && testAccuracy >= target.testAccuracy && wallSeconds <= target.seconds && runs.every((r) => r.meetsCores);
+    return {
+      arm,
+      seeds: runs.map((r) => r.seed),
+      done,
+      valAccuracy: mean(runs.map((r) => r.valAccuracy ?? NaN)),
+      testAccuracy,
+      testSd,
+      wallSeconds,
+      meetsTarget,
+      chosen: false,
+    };
   });
   let best: RecipeCandidate | undefined;
   for (const c of candidates) if (c.done && (best === undefined || c.valAccuracy > best.valAccuracy)) best = c;
@@ -169,16 +203,22 @@ export function recipeMarkdown(rows: readonly RecipeRow[], target: RecipeTarget 
     `\`${c.arm}\` (${c.seeds.length} seed${c.seeds.length === 1 ? '' : 's'}${c.done ? '' : ', not all finished'}): validation ${pct(c.valAccuracy)}, ` +
     `test ${pct(c.testAccuracy)}${c.seeds.length > 1 ? ` ± ${(100 * c.testSd).toFixed(2)}` : ''}, ${minutes(c.wallSeconds)} of recorded wall time per run`;
   const chosen = candidates.find((c) => c.chosen);
-  const parts = [`The target is ≥ ${100 * target.testAccuracy} % test accuracy in ≤ ${target.seconds / 60} minutes on ${target.cores} cores, the recipe chosen on validation. Recorded candidates, means over their seeds: ${candidates.map(line).join('; ')}.`];
+  const parts = [
+    `The target is ≥ ${100 * target.testAccuracy} % test accuracy in ≤ ${target.seconds / 60} minutes on ${target.cores} cores, the recipe chosen on validation. Recorded candidates, means over their seeds: ${candidates.map(line).join('; ')}.`,
+  ];
   if (chosen) {
     const others = candidates.filter((c) => c !== chosen && c.done);
-    const bySeed = (arm: string) => new Map(rows.filter((r) => r.arm === arm && r.valAccuracy !== null).map((r) => [r.seed, r.valAccuracy!]));
+    const bySeed = (arm: string) =>
+      new Map(rows.filter((r) => r.arm === arm && r.valAccuracy !== null).map((r) => [r.seed, r.valAccuracy!]));
     const gaps = others.map((o) => {
       const c = pairedComparison(bySeed(o.arm), bySeed(chosen.arm), { margin: EQUIVALENCE_MARGIN });
       const signed = `${c.mean < 0 ? '−' : '+'}${Math.abs(100 * c.mean).toFixed(2)}`;
       return `${signed} points of validation accuracy over \`${o.arm}\`, paired by seed (${c.n} pair${c.n === 1 ? '' : 's'}): ${verdictPhrase(c)}`;
     });
-    const met = [chosen.testAccuracy >= target.testAccuracy ? 'reaches' : 'does not reach', chosen.wallSeconds <= target.seconds ? 'fits' : 'does not fit'];
+    const met = [
+      chosen.testAccuracy >= target.testAccuracy ? 'reaches' : 'does not reach',
+      chosen.wallSeconds <= target.seconds ? 'fits' : 'does not fit',
+    ];
     parts.push(
       `Chosen on mean validation accuracy: **\`${chosen.arm}\`**${gaps.length ? ` (${gaps.join('; ')})` : ''}, **${pct(chosen.testAccuracy)} test**. ` +
         `It ${met[0]} ${100 * target.testAccuracy} % and ${met[1]} in ${target.seconds / 60} minutes.`,

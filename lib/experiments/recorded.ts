@@ -24,8 +24,26 @@ import * as path from 'path';
 import pl, { type DataType } from 'nodejs-polars';
 import { writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
-import { describeSettings, EQUIVALENCE_MARGIN, experimentDirs, experimentStatus, PAIRED_COMPARISONS, SUITES, type ArmComparison, type Experiment, type Suite } from './experiments';
-import { checkpointPath, type EpochRow, evaluate, listRuns, loadEpochMetrics, loadNetFromStateFile, readEpochRows } from '../train/index';
+import {
+  describeSettings,
+  EQUIVALENCE_MARGIN,
+  experimentDirs,
+  experimentStatus,
+  PAIRED_COMPARISONS,
+  SUITES,
+  type ArmComparison,
+  type Experiment,
+  type Suite,
+} from './experiments';
+import {
+  checkpointPath,
+  type EpochRow,
+  evaluate,
+  listRuns,
+  loadEpochMetrics,
+  loadNetFromStateFile,
+  readEpochRows,
+} from '../train/index';
 import { loadCifar10 } from '../data/index';
 import { pairedComparison, type BySeed, type PairedComparison, verdictPhrase } from './stats';
 import { meanStd } from './summary';
@@ -60,10 +78,25 @@ export interface RecordedRow {
 }
 
 export const RECORDED_SCHEMA: { [K in keyof RecordedRow]-?: DataType } = {
-  name: pl.Utf8, suite: pl.Utf8, group: pl.Utf8, arm: pl.Utf8, purpose: pl.Utf8, settings: pl.Utf8, variant: pl.Utf8,
-  seed: pl.Int64, status: pl.Utf8, epochs: pl.Int32, epochs_done: pl.Int32, select_by: pl.Utf8, selected_epoch: pl.Int32,
-  selected_test_acc: pl.Float64, best_test_acc: pl.Float64, final_test_acc: pl.Float64, best_val_acc: pl.Float64,
-  train_images_per_s: pl.Float64, train_seconds_per_epoch: pl.Float64,
+  name: pl.Utf8,
+  suite: pl.Utf8,
+  group: pl.Utf8,
+  arm: pl.Utf8,
+  purpose: pl.Utf8,
+  settings: pl.Utf8,
+  variant: pl.Utf8,
+  seed: pl.Int64,
+  status: pl.Utf8,
+  epochs: pl.Int32,
+  epochs_done: pl.Int32,
+  select_by: pl.Utf8,
+  selected_epoch: pl.Int32,
+  selected_test_acc: pl.Float64,
+  best_test_acc: pl.Float64,
+  final_test_acc: pl.Float64,
+  best_val_acc: pl.Float64,
+  train_images_per_s: pl.Float64,
+  train_seconds_per_epoch: pl.Float64,
 };
 
 /** One `--record` that added runs: where and when they trained. */
@@ -105,7 +138,11 @@ export function summarizeRun(
   const test = of('test');
   const val = of('val');
   const train = of('train');
-  const argmax = (xs: typeof test) => xs.reduce<(typeof test)[number] | undefined>((best, r) => (best === undefined || r.accuracy > best.accuracy ? r : best), undefined);
+  const argmax = (xs: typeof test) =>
+    xs.reduce<(typeof test)[number] | undefined>(
+      (best, r) => (best === undefined || r.accuracy > best.accuracy ? r : best),
+      undefined,
+    );
   const chooser = argmax(selectBy === 'val' ? val : test);
   // The median, not the mean: an epoch that shared the machine or was paused should not set the rate.
   const median = (xs: number[]) => {
@@ -126,21 +163,39 @@ export function summarizeRun(
 }
 
 /** The suite's rows from its runs under `runsDir` (reads, never writes). */
-export function recordedRows(suite: Suite, runsDir: string, experiments: readonly Experiment[] = SUITES[suite]): RecordedRow[] {
+export function recordedRows(
+  suite: Suite,
+  runsDir: string,
+  experiments: readonly Experiment[] = SUITES[suite],
+): RecordedRow[] {
   const present = new Set(listRuns(runsDir));
   return experiments.map((e) => {
     const status = experimentStatus(e, runsDir);
     const rows = present.has(e.name) ? readEpochRows({ runsDir, runs: [e.name] }) : [];
     return {
-      name: e.name, suite, group: e.group, arm: e.arm, purpose: e.purpose, settings: describeSettings(e.config), variant: e.config.variant,
-      seed: e.config.seed, status: status.state, epochs: e.config.epochs, epochs_done: status.epochsDone, select_by: e.config.selectBy,
+      name: e.name,
+      suite,
+      group: e.group,
+      arm: e.arm,
+      purpose: e.purpose,
+      settings: describeSettings(e.config),
+      variant: e.config.variant,
+      seed: e.config.seed,
+      status: status.state,
+      epochs: e.config.epochs,
+      epochs_done: status.epochsDone,
+      select_by: e.config.selectBy,
       ...summarizeRun(rows, e.config.selectBy),
     };
   });
 }
 
 function frame<T>(schema: { [K in keyof T]-?: DataType }, rows: readonly T[]): pl.DataFrame {
-  return pl.DataFrame((Object.keys(schema) as (keyof T & string)[]).map((k) => pl.Series(k, rows.map((r) => r[k]) as unknown[], schema[k])));
+  return pl.DataFrame(
+    (Object.keys(schema) as (keyof T & string)[]).map((k) =>
+      pl.Series(k, rows.map((r) => r[k]) as unknown[], schema[k]),
+    ),
+  );
 }
 
 function machine(): RecordBatch['machine'] {
@@ -159,7 +214,9 @@ function machine(): RecordBatch['machine'] {
 export function gitCommit(dir: string = PATHS.root): string {
   try {
     const head = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+    }).trim();
     return dirty ? `${head}-dirty` : head;
   } catch {
     return 'unknown';
@@ -174,7 +231,14 @@ export function gitCommit(dir: string = PATHS.root): string {
  */
 export function recordSuite(
   suite: Suite,
-  opts: { runsDir?: string; outDir?: string; commit?: string; command: string; note?: string; experiments?: readonly Experiment[] },
+  opts: {
+    runsDir?: string;
+    outDir?: string;
+    commit?: string;
+    command: string;
+    note?: string;
+    experiments?: readonly Experiment[];
+  },
 ): { dir: string; rows: RecordedRow[]; provenance: Provenance; recorded: string[] } {
   const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
   const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
@@ -190,16 +254,25 @@ export function recordSuite(
   };
   // The table's order; recorded runs of experiments the table no longer lists are kept at the end, never dropped.
   const rows = [
-    ...experiments.map((e) => fresh.find((r) => r.name === e.name) ?? kept.map(describe).find((r) => r.name === e.name) ?? recordedRows(suite, runsDir, [e])[0]),
+    ...experiments.map(
+      (e) =>
+        fresh.find((r) => r.name === e.name) ??
+        kept.map(describe).find((r) => r.name === e.name) ??
+        recordedRows(suite, runsDir, [e])[0],
+    ),
     ...kept.filter((r) => !experiments.some((e) => e.name === r.name)),
   ];
   const epochs = names.length ? loadEpochMetrics({ runsDir, runs: names }) : undefined;
   const epochRows = (epochs?.toRecords() ?? []) as unknown as EpochRow[]; // the frame above, not a second read
   const oldEpochs = path.join(dir, 'epochs.parquet');
-  const keptEpochs = fs.existsSync(oldEpochs) ? pl.readParquet(oldEpochs).filter(pl.col('run').isIn(names).not()) : undefined;
+  const keptEpochs = fs.existsSync(oldEpochs)
+    ? pl.readParquet(oldEpochs).filter(pl.col('run').isIn(names).not())
+    : undefined;
   const allEpochs = [keptEpochs, epochs].filter((f): f is pl.DataFrame => f !== undefined && f.height > 0);
   const configsFile = path.join(dir, 'configs.json');
-  const configs = fs.existsSync(configsFile) ? (JSON.parse(fs.readFileSync(configsFile, 'utf8')) as Record<string, unknown>) : {};
+  const configs = fs.existsSync(configsFile)
+    ? (JSON.parse(fs.readFileSync(configsFile, 'utf8')) as Record<string, unknown>)
+    : {};
   for (const e of experiments) if (names.includes(e.name)) configs[e.name] = e.config;
   const times = epochRows.map((r) => r.time.getTime()).sort((a, b) => a - b);
   const batch: RecordBatch = {
@@ -214,25 +287,40 @@ export function recordSuite(
     command: opts.command,
     note: opts.note ?? '',
   };
-  const earlier = (before?.provenance.batches ?? []).map((b) => ({ ...b, runs: b.runs.filter((r) => !names.includes(r)) })).filter((b) => b.runs.length);
+  const earlier = (before?.provenance.batches ?? [])
+    .map((b) => ({ ...b, runs: b.runs.filter((r) => !names.includes(r)) }))
+    .filter((b) => b.runs.length);
   const provenance: Provenance = { suite, batches: names.length ? [...earlier, batch] : earlier };
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'experiments.parquet'), frame(RECORDED_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
-  if (allEpochs.length) writeFileAtomic(oldEpochs, pl.concat(allEpochs, { how: 'diagonal' }).writeParquet({ compression: 'zstd' }));
+  writeFileAtomic(
+    path.join(dir, 'experiments.parquet'),
+    frame(RECORDED_SCHEMA, rows).writeParquet({ compression: 'zstd' }),
+  );
+  if (allEpochs.length)
+    writeFileAtomic(oldEpochs, pl.concat(allEpochs, { how: 'diagonal' }).writeParquet({ compression: 'zstd' }));
   writeFileAtomic(configsFile, `${JSON.stringify(configs, null, 2)}\n`);
   writeFileAtomic(path.join(dir, 'provenance.json'), `${JSON.stringify(provenance, null, 2)}\n`);
   return { dir, rows, provenance, recorded: names };
 }
 
 /** A recorded suite read back: its rows and provenance (a clear error when it is missing or incomplete). */
-export function readRecorded(suite: Suite, dir: string = path.join(PATHS.recorded, suite)): { rows: RecordedRow[]; provenance: Provenance } {
+export function readRecorded(
+  suite: Suite,
+  dir: string = path.join(PATHS.recorded, suite),
+): { rows: RecordedRow[]; provenance: Provenance } {
   const table = path.join(dir, 'experiments.parquet');
-  if (!fs.existsSync(table)) throw new Error(`no recorded results for the ${suite} suite: ${table} is missing (git checkout -- results/recorded restores it)`);
+  if (!fs.existsSync(table))
+    throw new Error(
+      `no recorded results for the ${suite} suite: ${table} is missing (git checkout -- results/recorded restores it)`,
+    );
   const df = pl.readParquet(table);
   const missing = Object.keys(RECORDED_SCHEMA).filter((c) => !df.columns.includes(c));
   if (missing.length) throw new Error(`${table} lacks column(s) ${missing.join(', ')}`);
   const provenance = JSON.parse(fs.readFileSync(path.join(dir, 'provenance.json'), 'utf8')) as Provenance;
-  if (!Array.isArray(provenance.batches)) throw new Error(`${dir}/provenance.json has no batches: it predates merged records; git checkout -- results/recorded restores the current form`);
+  if (!Array.isArray(provenance.batches))
+    throw new Error(
+      `${dir}/provenance.json has no batches: it predates merged records; git checkout -- results/recorded restores the current form`,
+    );
   const rows = (df.toRecords() as unknown as RecordedRow[]).map((r) => ({ ...r, seed: Number(r.seed) }));
   return { rows, provenance };
 }
@@ -241,17 +329,30 @@ export function readRecorded(suite: Suite, dir: string = path.join(PATHS.recorde
  * A recorded suite's per-epoch metrics (epochs.parquet; [] without the file), numbers as numbers,
  * optionally only the runs in `runs`.
  */
-export function readRecordedEpochs(suite: Suite, dir: string = path.join(PATHS.recorded, suite), runs?: readonly string[]): EpochRow[] {
+export function readRecordedEpochs(
+  suite: Suite,
+  dir: string = path.join(PATHS.recorded, suite),
+  runs?: readonly string[],
+): EpochRow[] {
   const file = path.join(dir, 'epochs.parquet');
   if (!fs.existsSync(file)) return [];
   const rows = pl.readParquet(file).toRecords() as unknown as EpochRow[];
   return rows
     .filter((r) => !runs || runs.includes(r.run))
-    .map((r) => ({ ...r, seed: Number(r.seed), epoch: Number(r.epoch), step: Number(r.step), images: Number(r.images) }));
+    .map((r) => ({
+      ...r,
+      seed: Number(r.seed),
+      epoch: Number(r.epoch),
+      step: Number(r.step),
+      images: Number(r.images),
+    }));
 }
 
 /** Finished runs' selected test accuracy per seed, for each arm (for lib/experiments/stats' pairedComparison). */
-export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_acc' | 'best_val_acc' = 'selected_test_acc'): Map<string, BySeed> {
+export function armsBySeed(
+  rows: readonly RecordedRow[],
+  metric: 'selected_test_acc' | 'best_val_acc' = 'selected_test_acc',
+): Map<string, BySeed> {
   const arms = new Map<string, Map<number, number>>();
   for (const r of rows) {
     const v = r[metric];
@@ -263,10 +364,16 @@ export function armsBySeed(rows: readonly RecordedRow[], metric: 'selected_test_
 }
 
 /** Each comparison over the recorded rows (b − a per seed, selected test accuracy). */
-function compareArms(rows: readonly RecordedRow[], comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS): (ArmComparison & PairedComparison)[] {
+function compareArms(
+  rows: readonly RecordedRow[],
+  comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS,
+): (ArmComparison & PairedComparison)[] {
   const arms = armsBySeed(rows);
   const none: BySeed = new Map();
-  return comparisons.map((c) => ({ ...c, ...pairedComparison(arms.get(c.a) ?? none, arms.get(c.b) ?? none, { margin: c.margin ?? EQUIVALENCE_MARGIN }) }));
+  return comparisons.map((c) => ({
+    ...c,
+    ...pairedComparison(arms.get(c.a) ?? none, arms.get(c.b) ?? none, { margin: c.margin ?? EQUIVALENCE_MARGIN }),
+  }));
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -329,7 +436,12 @@ export interface ConfusionRow {
 }
 
 const CONFUSION_SCHEMA: { [K in keyof ConfusionRow]-?: DataType } = {
-  run: pl.Utf8, arm: pl.Utf8, seed: pl.Int64, true: pl.Int32, predicted: pl.Int32, count: pl.Int32,
+  run: pl.Utf8,
+  arm: pl.Utf8,
+  seed: pl.Int64,
+  true: pl.Int32,
+  predicted: pl.Int32,
+  count: pl.Int32,
 };
 
 /**
@@ -340,7 +452,13 @@ const CONFUSION_SCHEMA: { [K in keyof ConfusionRow]-?: DataType } = {
  */
 export async function recordConfusions(
   suite: Suite,
-  opts: { runsDir?: string; outDir?: string; experiments?: readonly Experiment[]; runs?: readonly string[]; onRun?: (name: string) => void } = {},
+  opts: {
+    runsDir?: string;
+    outDir?: string;
+    experiments?: readonly Experiment[];
+    runs?: readonly string[];
+    onRun?: (name: string) => void;
+  } = {},
 ): Promise<ConfusionRow[]> {
   const runsDir = opts.runsDir ?? experimentDirs({ suite }).runsDir;
   const dir = opts.outDir ?? path.join(PATHS.recorded, suite);
@@ -353,15 +471,29 @@ export async function recordConfusions(
     opts.onRun?.(e.name);
     const { net, norm } = loadNetFromStateFile(checkpointPath(path.join(runsDir, e.name), 'best'));
     try {
-      const limited = e.config.limitTest > 0 ? { ...test, count: Math.min(e.config.limitTest, test.count), labels: test.labels.subarray(0, e.config.limitTest), images: test.images.subarray(0, e.config.limitTest * 3072) } : test;
+      const limited =
+        e.config.limitTest > 0
+          ? {
+              ...test,
+              count: Math.min(e.config.limitTest, test.count),
+              labels: test.labels.subarray(0, e.config.limitTest),
+              images: test.images.subarray(0, e.config.limitTest * 3072),
+            }
+          : test;
       const { confusion } = await evaluate(net, limited, { norm });
-      confusion.forEach((row, t) => row.forEach((count, p) => fresh.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count })));
+      confusion.forEach((row, t) =>
+        row.forEach((count, p) =>
+          fresh.push({ run: e.name, arm: e.arm, seed: e.config.seed, true: t, predicted: p, count }),
+        ),
+      );
     } finally {
       net.dispose();
     }
   }
   const redone = new Set(fresh.map((r) => r.run));
-  const kept = fs.existsSync(file) ? (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => !redone.has(r.run)) : [];
+  const kept = fs.existsSync(file)
+    ? (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => !redone.has(r.run))
+    : [];
   const rows = [...kept.map((r) => ({ ...r, seed: Number(r.seed) })), ...fresh];
   fs.mkdirSync(dir, { recursive: true });
   writeFileAtomic(file, frame(CONFUSION_SCHEMA, rows).writeParquet({ compression: 'zstd' }));
@@ -369,7 +501,11 @@ export async function recordConfusions(
 }
 
 /** The recorded confusion matrices [10][10] of every run of `arm`, summed over its seeds ([] without the file). */
-export function recordedConfusion(suite: Suite, arm: string, dir: string = path.join(PATHS.recorded, suite)): number[][] | undefined {
+export function recordedConfusion(
+  suite: Suite,
+  arm: string,
+  dir: string = path.join(PATHS.recorded, suite),
+): number[][] | undefined {
   const file = path.join(dir, 'confusion.parquet');
   if (!fs.existsSync(file)) return undefined;
   const rows = (pl.readParquet(file).toRecords() as unknown as ConfusionRow[]).filter((r) => r.arm === arm);

@@ -6,7 +6,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { PATHS } from '../config';
-import { configDifferences, type EpochRow, LAB_RECIPE, listRuns, readEpochRows, type TrainConfig } from '../train/index';
+import {
+  configDifferences,
+  type EpochRow,
+  LAB_RECIPE,
+  listRuns,
+  readEpochRows,
+  type TrainConfig,
+} from '../train/index';
 import { runOutcomes, type RunOutcome } from './summary';
 
 export interface RunResult {
@@ -36,7 +43,14 @@ export interface LabResults {
 }
 
 /** Fields that say how a run is reported, not what it trains: never a "change" from the recipe. */
-const BOOKKEEPING: readonly (keyof TrainConfig)[] = ['variant', 'seed', 'logEvery', 'evalBatchSize', 'limitTrain', 'limitTest'];
+const BOOKKEEPING: readonly (keyof TrainConfig)[] = [
+  'variant',
+  'seed',
+  'logEvery',
+  'evalBatchSize',
+  'limitTrain',
+  'limitTest',
+];
 
 /** The fields in which a config (as saved: fields it lacks are not compared) differs from the lab's recipe, as `key=value`. */
 export function recipeChanges(config: Partial<TrainConfig>): string[] {
@@ -51,7 +65,13 @@ export function loadLabResults(opts: { resultsDir?: string } = {}): LabResults {
   for (const name of listRuns(runsDir)) {
     const dir = path.join(runsDir, name);
     const run: RunResult = {
-      name, dir, config: {}, epochs: [], outcome: null, changes: [], subset: false,
+      name,
+      dir,
+      config: {},
+      epochs: [],
+      outcome: null,
+      changes: [],
+      subset: false,
       hasBest: fs.existsSync(path.join(dir, 'best.safetensors')),
       hasLast: fs.existsSync(path.join(dir, 'last.safetensors')),
     };
@@ -90,10 +110,20 @@ export function labRecipeRuns(results: LabResults): { runs: RunResult[]; subset:
  * The run to look inside (response maps, predictions): the one with the best test accuracy among
  * readable runs of `variant` that kept a best checkpoint, full-data runs before subset ones.
  */
-export function bestRun(results: LabResults, opts: { variant?: string; labRecipeOnly?: boolean } = {}): RunResult | undefined {
+export function bestRun(
+  results: LabResults,
+  opts: { variant?: string; labRecipeOnly?: boolean } = {},
+): RunResult | undefined {
   const recipe = new Set(labRecipeRuns(results).runs.map((r) => r.name));
   const candidates = results.runs.filter(
-    (r) => !r.problem && r.outcome && r.hasBest && (!opts.variant || r.config.variant === opts.variant) && (!opts.labRecipeOnly || recipe.has(r.name)),
+    (r) =>
+      !r.problem &&
+      r.outcome &&
+      r.hasBest &&
+      (!opts.variant || r.config.variant === opts.variant) &&
+      (!opts.labRecipeOnly || recipe.has(r.name)),
   );
-  return candidates.sort((a, b) => Number(a.subset) - Number(b.subset) || b.outcome!.bestAccuracy - a.outcome!.bestAccuracy)[0];
+  return candidates.sort(
+    (a, b) => Number(a.subset) - Number(b.subset) || b.outcome!.bestAccuracy - a.outcome!.bestAccuracy,
+  )[0];
 }

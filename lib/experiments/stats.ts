@@ -60,7 +60,13 @@ export function pairedComparison(a: BySeed, b: BySeed, opts: { margin?: number }
   const iv = { low: mean - h95, high: mean + h95, low90: mean - h90, high90: mean + h90 };
   const verdict = verdictOf(n, iv, margin);
   return {
-    seeds, differences, n, mean, sd, ...iv, margin,
+    seeds,
+    differences,
+    n,
+    mean,
+    sd,
+    ...iv,
+    margin,
     permutationP: signFlipPValue(differences),
     wins: differences.filter((d) => d > 0).length,
     losses: differences.filter((d) => d < 0).length,
@@ -73,7 +79,11 @@ export function pairedComparison(a: BySeed, b: BySeed, opts: { margin?: number }
  * The verdict the intervals allow: equivalent when the 90 % interval lies inside ±margin (TOST);
  * else better or worse when the 95 % interval excludes 0; else inconclusive at this n.
  */
-export function verdictOf(n: number, iv: { low: number; high: number; low90: number; high90: number }, margin = 0): Verdict {
+export function verdictOf(
+  n: number,
+  iv: { low: number; high: number; low90: number; high90: number },
+  margin = 0,
+): Verdict {
   if (n < 2 || ![iv.low, iv.high, iv.low90, iv.high90].every(Number.isFinite)) return 'too few pairs';
   if (margin > 0 && iv.low90 > -margin && iv.high90 < margin) return 'equivalent';
   if (iv.low > 0) return 'better';
@@ -103,7 +113,8 @@ export function signFlipPValue(differences: readonly number[]): number {
 
 /** The p-quantile of Student's t distribution with `df` degrees of freedom (bisection on the CDF). */
 export function studentTQuantile(p: number, df: number): number {
-  if (!(p > 0 && p < 1) || !(df > 0)) throw new Error(`studentTQuantile needs 0 < p < 1 and df > 0; got p=${p}, df=${df}`);
+  if (!(p > 0 && p < 1) || !(df > 0))
+    throw new Error(`studentTQuantile needs 0 < p < 1 and df > 0; got p=${p}, df=${df}`);
   if (p < 0.5) return -studentTQuantile(1 - p, df);
   let lo = 0;
   let hi = 1;
@@ -140,7 +151,10 @@ function betaFraction(x: number, a: number, b: number): number {
   d = 1 / (Math.abs(d) < tiny ? tiny : d);
   let h = d;
   for (let m = 1; m <= 300; m++) {
-    for (const num of [(m * (b - m) * x) / ((a + 2 * m - 1) * (a + 2 * m)), (-(a + m) * (a + b + m) * x) / ((a + 2 * m) * (a + 2 * m + 1))]) {
+    for (const num of [
+      (m * (b - m) * x) / ((a + 2 * m - 1) * (a + 2 * m)),
+      (-(a + m) * (a + b + m) * x) / ((a + 2 * m) * (a + 2 * m + 1)),
+    ]) {
       d = 1 + num * d;
       d = 1 / (Math.abs(d) < tiny ? tiny : d);
       c = 1 + num / c;
@@ -154,8 +168,10 @@ function betaFraction(x: number, a: number, b: number): number {
 
 /** ln Γ(z) for z > 0 (Lanczos, g = 7). */
 function logGamma(z: number): number {
-  const g = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const g = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   if (z < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * z))) - logGamma(1 - z);
   const zz = z - 1;
   let sum = g[0];
@@ -188,7 +204,15 @@ export function proportionVsChance(successes: number, n: number, chance: number)
   const half = (Z95 * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
   const low = centre - half;
   const high = centre + half;
-  return { successes, n, share: p, low, high, chance, verdict: low > chance ? 'above chance' : high < chance ? 'below chance' : 'no detectable difference' };
+  return {
+    successes,
+    n,
+    share: p,
+    low,
+    high,
+    chance,
+    verdict: low > chance ? 'above chance' : high < chance ? 'below chance' : 'no detectable difference',
+  };
 }
 
 /** A Pearson correlation with its 95 % interval (Fisher z, as for independent pairs). */

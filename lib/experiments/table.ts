@@ -51,7 +51,9 @@ interface RunRecord extends Omit<ResultRow, 'metric' | 'value'> {
 function rowsOf(runs: readonly RunRecord[]): ResultRow[] {
   return runs.flatMap(({ metrics, ...id }): ResultRow[] => {
     const measured = METRICS.filter((m) => id.status === 'done' && metrics[m] !== null);
-    return measured.length ? measured.map((metric) => ({ ...id, metric, value: metrics[metric] })) : [{ ...id, metric: 'status', value: null }];
+    return measured.length
+      ? measured.map((metric) => ({ ...id, metric, value: metrics[metric] }))
+      : [{ ...id, metric: 'status', value: null }];
   });
 }
 
@@ -62,17 +64,30 @@ export function fromRecorded(rows: readonly RecordedRow[]): ResultRow[] {
 
 function recordedRun(r: RecordedRow): RunRecord {
   return {
-    source: 'recorded', suite: r.suite, protocol: r.select_by === 'test' ? 'lab' : 'validation', group: r.group, arm: r.arm, run: r.name,
-    seed: Number(r.seed), status: r.status,
+    source: 'recorded',
+    suite: r.suite,
+    protocol: r.select_by === 'test' ? 'lab' : 'validation',
+    group: r.group,
+    arm: r.arm,
+    run: r.name,
+    seed: Number(r.seed),
+    status: r.status,
     metrics: {
-      test_acc: r.selected_test_acc, val_acc: r.best_val_acc, best_test_acc: r.best_test_acc, final_test_acc: r.final_test_acc,
-      images_per_s: r.train_images_per_s, epoch_seconds: r.train_seconds_per_epoch,
+      test_acc: r.selected_test_acc,
+      val_acc: r.best_val_acc,
+      best_test_acc: r.best_test_acc,
+      final_test_acc: r.final_test_acc,
+      images_per_s: r.train_images_per_s,
+      epoch_seconds: r.train_seconds_per_epoch,
     },
   };
 }
 
 /** The results table of the recorded suites under `recordedDir` (suites absent from the checkout are left out). */
-function recordedResults(recordedDir: string = PATHS.recorded, suites: readonly Suite[] = ['paired', 'recipe']): ResultRow[] {
+function recordedResults(
+  recordedDir: string = PATHS.recorded,
+  suites: readonly Suite[] = ['paired', 'recipe'],
+): ResultRow[] {
   return suites.flatMap((suite) => {
     const dir = path.join(recordedDir, suite);
     return fs.existsSync(path.join(dir, 'experiments.parquet')) ? fromRecorded(readRecorded(suite, dir).rows) : [];
@@ -88,11 +103,21 @@ export function yourResults(resultsDir: string = PATHS.results): ResultRow[] {
   if (!fs.existsSync(file)) return [];
   return rowsOf(
     readExperimentTable(file).map((r) => ({
-      source: 'yours', suite: 'lab', protocol: 'lab', group: r.group, arm: LAB_EXPERIMENTS.find((e) => e.name === r.name)?.arm ?? r.name, run: r.name,
-      seed: Number(r.seed), status: r.status,
+      source: 'yours',
+      suite: 'lab',
+      protocol: 'lab',
+      group: r.group,
+      arm: LAB_EXPERIMENTS.find((e) => e.name === r.name)?.arm ?? r.name,
+      run: r.name,
+      seed: Number(r.seed),
+      status: r.status,
       metrics: {
-        test_acc: r.bestTestAccuracy, val_acc: null, best_test_acc: r.bestTestAccuracy, final_test_acc: r.finalTestAccuracy,
-        images_per_s: null, epoch_seconds: r.secondsPerEpoch,
+        test_acc: r.bestTestAccuracy,
+        val_acc: null,
+        best_test_acc: r.bestTestAccuracy,
+        final_test_acc: r.finalTestAccuracy,
+        images_per_s: null,
+        epoch_seconds: r.secondsPerEpoch,
       },
     })),
   );
@@ -100,22 +125,40 @@ export function yourResults(resultsDir: string = PATHS.results): ResultRow[] {
 
 /** Rows → the tidy frame. */
 export function resultsFrame(rows: readonly ResultRow[]): pl.DataFrame {
-  const col = <K extends keyof ResultRow>(k: K, dtype: DataType) => pl.Series(k, rows.map((r) => r[k]) as unknown[], dtype);
+  const col = <K extends keyof ResultRow>(k: K, dtype: DataType) =>
+    pl.Series(k, rows.map((r) => r[k]) as unknown[], dtype);
   return pl.DataFrame([
-    col('source', pl.Utf8), col('suite', pl.Utf8), col('protocol', pl.Utf8), col('group', pl.Utf8), col('arm', pl.Utf8), col('run', pl.Utf8),
-    col('seed', pl.Int64), col('status', pl.Utf8), col('metric', pl.Utf8), col('value', pl.Float64),
+    col('source', pl.Utf8),
+    col('suite', pl.Utf8),
+    col('protocol', pl.Utf8),
+    col('group', pl.Utf8),
+    col('arm', pl.Utf8),
+    col('run', pl.Utf8),
+    col('seed', pl.Int64),
+    col('status', pl.Utf8),
+    col('metric', pl.Utf8),
+    col('value', pl.Float64),
   ]);
 }
 
 /** The recorded suites and your runs as one frame. */
 export function loadResults(opts: { recordedDir?: string; resultsDir?: string; yours?: boolean } = {}): pl.DataFrame {
-  return resultsFrame([...recordedResults(opts.recordedDir), ...(opts.yours === false ? [] : yourResults(opts.resultsDir))]);
+  return resultsFrame([
+    ...recordedResults(opts.recordedDir),
+    ...(opts.yours === false ? [] : yourResults(opts.resultsDir)),
+  ]);
 }
 
 /** One arm's values of `metric` by seed, from one source (finished runs only). */
 export function bySeed(t: pl.DataFrame, arm: string, metric: Metric = 'test_acc', source: Source = 'recorded'): BySeed {
   const rows = t
-    .filter(pl.col('source').eq(pl.lit(source)).and(pl.col('arm').eq(pl.lit(arm))).and(pl.col('metric').eq(pl.lit(metric))))
+    .filter(
+      pl
+        .col('source')
+        .eq(pl.lit(source))
+        .and(pl.col('arm').eq(pl.lit(arm)))
+        .and(pl.col('metric').eq(pl.lit(metric))),
+    )
     .select('seed', 'value')
     .toRecords() as { seed: number; value: number }[];
   return new Map(rows.map((r) => [Number(r.seed), r.value]));
@@ -129,9 +172,20 @@ export interface ArmSummary {
   n: number;
 }
 
-export function armSummaries(t: pl.DataFrame, arms: readonly string[], metric: Metric = 'test_acc', source: Source = 'recorded'): ArmSummary[] {
+export function armSummaries(
+  t: pl.DataFrame,
+  arms: readonly string[],
+  metric: Metric = 'test_acc',
+  source: Source = 'recorded',
+): ArmSummary[] {
   const stats = t
-    .filter(pl.col('source').eq(pl.lit(source)).and(pl.col('metric').eq(pl.lit(metric))).and(pl.col('arm').isIn([...arms])))
+    .filter(
+      pl
+        .col('source')
+        .eq(pl.lit(source))
+        .and(pl.col('metric').eq(pl.lit(metric)))
+        .and(pl.col('arm').isIn([...arms])),
+    )
     .groupBy('arm')
     .agg(pl.col('value').mean().alias('mean'), pl.col('value').std().alias('sd'), pl.col('value').count().alias('n'))
     .toRecords() as { arm: string; mean: number; sd: number | null; n: number }[];
@@ -150,18 +204,39 @@ export interface ComparisonRow extends Omit<ArmComparison, 'margin'>, PairedComp
 }
 
 /** Each comparison over one source's finished runs, with the declared equivalence margin. */
-export function compare(t: pl.DataFrame, comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS, source: Source = 'recorded'): ComparisonRow[] {
+export function compare(
+  t: pl.DataFrame,
+  comparisons: readonly ArmComparison[] = PAIRED_COMPARISONS,
+  source: Source = 'recorded',
+): ComparisonRow[] {
   return comparisons.map((c) => {
     const [a, b] = [bySeed(t, c.a, 'test_acc', source), bySeed(t, c.b, 'test_acc', source)];
     const [sa, sb] = armSummaries(t, [c.a, c.b], 'test_acc', source);
-    return { ...c, ...pairedComparison(a, b, { margin: c.margin ?? EQUIVALENCE_MARGIN }), meanA: sa.mean, nA: sa.n, meanB: sb.mean, nB: sb.n };
+    return {
+      ...c,
+      ...pairedComparison(a, b, { margin: c.margin ?? EQUIVALENCE_MARGIN }),
+      meanA: sa.mean,
+      nA: sa.n,
+      meanB: sb.mean,
+      nB: sb.n,
+    };
   });
 }
 
 /** Runs of `arms` without a result (not finished, diverged, …), by arm and status. */
-export function unfinished(t: pl.DataFrame, arms: readonly string[], source: Source = 'recorded'): { arm: string; status: string; seeds: number[] }[] {
+export function unfinished(
+  t: pl.DataFrame,
+  arms: readonly string[],
+  source: Source = 'recorded',
+): { arm: string; status: string; seeds: number[] }[] {
   const rows = t
-    .filter(pl.col('source').eq(pl.lit(source)).and(pl.col('metric').eq(pl.lit('status'))).and(pl.col('arm').isIn([...arms])))
+    .filter(
+      pl
+        .col('source')
+        .eq(pl.lit(source))
+        .and(pl.col('metric').eq(pl.lit('status')))
+        .and(pl.col('arm').isIn([...arms])),
+    )
     .toRecords() as unknown as ResultRow[];
   const groups = new Map<string, { arm: string; status: string; seeds: number[] }>();
   for (const r of rows) {

@@ -29,9 +29,10 @@ const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
 export function writeError(file: string, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException)?.code;
   const why = (err as Error)?.message ?? String(err);
-  const message = code && DISK_FULL.has(code)
-    ? `cannot write ${file}: the disk is full (${code}). Any earlier ${path.basename(file)} is unchanged; free some space and run again.`
-    : `cannot write ${file}: ${why}. Any earlier ${path.basename(file)} is unchanged.`;
+  const message =
+    code && DISK_FULL.has(code)
+      ? `cannot write ${file}: the disk is full (${code}). Any earlier ${path.basename(file)} is unchanged; free some space and run again.`
+      : `cannot write ${file}: ${why}. Any earlier ${path.basename(file)} is unchanged.`;
   return Object.assign(new Error(message, { cause: err }), { code });
 }
 

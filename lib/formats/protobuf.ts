@@ -78,7 +78,8 @@ export class ProtoWriter {
   }
 
   private rawVarint(value: number | bigint | boolean): void {
-    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new Error(`protobuf: varint must be an integer; got ${value}`);
+    if (typeof value === 'number' && !Number.isSafeInteger(value))
+      throw new Error(`protobuf: varint must be an integer; got ${value}`);
     let v = BigInt.asUintN(64, BigInt(value)); // two's complement for negatives
     do {
       const low = Number(v & 0x7fn);
@@ -120,11 +121,20 @@ export function readProto(bytes: Uint8Array): ProtoField[] {
     const key = Number(varint());
     const field = key >>> 3;
     switch (key & 7) {
-      case VARINT: fields.push({ field, wire: 'varint', value: varint() }); break;
-      case FIXED64: fields.push({ field, wire: 'fixed64', value: take(8) }); break;
-      case LENGTH_DELIMITED: fields.push({ field, wire: 'bytes', value: take(Number(varint())) }); break;
-      case FIXED32: fields.push({ field, wire: 'fixed32', value: take(4) }); break;
-      default: throw new Error(`protobuf: unsupported wire type ${key & 7} (field ${field})`);
+      case VARINT:
+        fields.push({ field, wire: 'varint', value: varint() });
+        break;
+      case FIXED64:
+        fields.push({ field, wire: 'fixed64', value: take(8) });
+        break;
+      case LENGTH_DELIMITED:
+        fields.push({ field, wire: 'bytes', value: take(Number(varint())) });
+        break;
+      case FIXED32:
+        fields.push({ field, wire: 'fixed32', value: take(4) });
+        break;
+      default:
+        throw new Error(`protobuf: unsupported wire type ${key & 7} (field ${field})`);
     }
   }
   return fields;

@@ -64,8 +64,8 @@ function zipEntries(buf: Buffer, source: string): ZipEntry[] {
       const len = buf.readUInt16LE(e + 2);
       if (id === 1) {
         let q = e + 4;
-        if (size === 0xffffffff) (size = Number(buf.readBigUInt64LE(q))), (q += 8);
-        if (compressedSize === 0xffffffff) (compressedSize = Number(buf.readBigUInt64LE(q))), (q += 8);
+        if (size === 0xffffffff) ((size = Number(buf.readBigUInt64LE(q))), (q += 8));
+        if (compressedSize === 0xffffffff) ((compressedSize = Number(buf.readBigUInt64LE(q))), (q += 8));
         if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(buf.readBigUInt64LE(q));
       }
       e += 4 + len;
@@ -86,7 +86,9 @@ function zipRead(buf: Buffer, entry: ZipEntry, source: string): Buffer {
   const raw = buf.subarray(start, start + entry.compressedSize);
   if (entry.method === 0) return raw;
   if (entry.method === 8) return zlib.inflateRawSync(raw);
-  throw new Error(`${source}: zip entry ${entry.name} uses compression method ${entry.method}; only stored and deflate are supported`);
+  throw new Error(
+    `${source}: zip entry ${entry.name} uses compression method ${entry.method}; only stored and deflate are supported`,
+  );
 }
 
 // ---- pickle -----------------------------------------------------------------------------
@@ -98,14 +100,21 @@ class PyDict {
   attrs: unknown;
 }
 class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualified(): string {
     return `${this.module}.${this.name}`;
   }
 }
 /** A storage reference from BINPERSID: ('storage', StorageType, key, location, numel). */
 class Storage {
-  constructor(readonly dtype: string, readonly key: string, readonly numel: number) {}
+  constructor(
+    readonly dtype: string,
+    readonly key: string,
+    readonly numel: number,
+  ) {}
 }
 const MARK = Symbol('mark');
 
@@ -147,7 +156,9 @@ function unpickle(data: Buffer, source: string): unknown {
   const memo = new Map<number, unknown>();
   let p = 0;
   const fail = (what: string) =>
-    new Error(`${source}: ${what}. This reader understands state_dicts saved with torch.save (e.g. torchvision's .pth files).`);
+    new Error(
+      `${source}: ${what}. This reader understands state_dicts saved with torch.save (e.g. torchvision's .pth files).`,
+    );
   const popMark = (): unknown[] => {
     const i = stack.lastIndexOf(MARK);
     if (i < 0) throw fail('corrupt pickle (MARK missing)');
@@ -244,7 +255,10 @@ function unpickle(data: Buffer, source: string): unknown {
       case 0x64: {
         // DICT
         const d = new PyDict();
-        setItems(d, popMark().map((v, i) => (i % 2 === 0 ? asKey(v) : v)));
+        setItems(
+          d,
+          popMark().map((v, i) => (i % 2 === 0 ? asKey(v) : v)),
+        );
         stack.push(d);
         break;
       }
@@ -374,7 +388,8 @@ function unpickle(data: Buffer, source: string): unknown {
         // BINPERSID: ('storage', StorageType, key, location, numel)
         const pid = stack.pop() as unknown[];
         const type = pid?.[1];
-        if (!Array.isArray(pid) || pid[0] !== 'storage' || !(type instanceof PyGlobal)) throw fail('unknown persistent id');
+        if (!Array.isArray(pid) || pid[0] !== 'storage' || !(type instanceof PyGlobal))
+          throw fail('unknown persistent id');
         stack.push(new Storage(STORAGE_DTYPES[type.name], String(pid[2]), Number(pid[4])));
         break;
       }
@@ -412,7 +427,9 @@ function unpickle(data: Buffer, source: string): unknown {
 function materialise(ref: TensorRef, storageBytes: Buffer, name: string, source: string): TensorRecord {
   const width = DTYPE_BYTES[ref.storage.dtype];
   if (storageBytes.length !== ref.storage.numel * width) {
-    throw new Error(`${source}: storage ${ref.storage.key} of '${name}' has ${storageBytes.length} bytes, expected ${ref.storage.numel * width}`);
+    throw new Error(
+      `${source}: storage ${ref.storage.key} of '${name}' has ${storageBytes.length} bytes, expected ${ref.storage.numel * width}`,
+    );
   }
   const n = ref.size.reduce((a, b) => a * b, 1);
   // Contiguous row-major strides for this size.
@@ -420,7 +437,8 @@ function materialise(ref: TensorRef, storageBytes: Buffer, name: string, source:
   const isContiguous = ref.size.every((s, i) => s === 1 || ref.stride[i] === contiguous[i]);
   let bytes: Uint8Array;
   if (isContiguous) {
-    if ((ref.offset + n) * width > storageBytes.length && n > 0) throw new Error(`${source}: '${name}' reads past its storage`);
+    if ((ref.offset + n) * width > storageBytes.length && n > 0)
+      throw new Error(`${source}: '${name}' reads past its storage`);
     bytes = storageBytes.subarray(ref.offset * width, (ref.offset + n) * width);
   } else {
     bytes = new Uint8Array(n * width);

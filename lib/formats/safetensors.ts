@@ -77,12 +77,18 @@ function digestWithPlaceholder(bytes: Uint8Array, at: number): string {
  * Verifies a file's whole-file checksum; returns a description of the fault, or undefined.
  * `header` is the JSON header's byte range within `bytes`.
  */
-function checksumProblem(bytes: Uint8Array, headerStart: number, headerEnd: number, digest: string): string | undefined {
+function checksumProblem(
+  bytes: Uint8Array,
+  headerStart: number,
+  headerEnd: number,
+  digest: string,
+): string | undefined {
   if (!/^[0-9a-f]{64}$/.test(digest)) return `its ${FILE_CHECKSUM_KEY} '${digest.slice(0, 80)}' is not a sha256 digest`;
   const header = Buffer.from(bytes.buffer, bytes.byteOffset + headerStart, headerEnd - headerStart);
   const field = checksumField(digest);
   const at = header.indexOf(field);
-  if (at < 0 || header.indexOf(field, at + 1) >= 0) return `its ${FILE_CHECKSUM_KEY} field is not laid out as this project writes it`;
+  if (at < 0 || header.indexOf(field, at + 1) >= 0)
+    return `its ${FILE_CHECKSUM_KEY} field is not laid out as this project writes it`;
   const valueAt = headerStart + at + field.length - 65;
   const actual = digestWithPlaceholder(bytes, valueAt);
   if (actual !== digest) {
@@ -173,7 +179,11 @@ export function dtypeWidth(dtype: string): number | undefined {
  */
 export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsContent {
   const bad = (what: string) =>
-    new DamagedFileError(source, what, `${source} is not a valid safetensors file: ${what}. Re-export or re-download it.`);
+    new DamagedFileError(
+      source,
+      what,
+      `${source} is not a valid safetensors file: ${what}. Re-export or re-download it.`,
+    );
   const content = parseUnverified(bytes, source, bad);
   const digest = content.metadata[FILE_CHECKSUM_KEY];
   if (digest === undefined) return { ...content, checksummed: false };
@@ -184,7 +194,11 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
   return { ...content, checksummed: true };
 }
 
-function parseUnverified(bytes: Uint8Array, source: string, bad: (what: string) => Error): Omit<SafetensorsContent, 'checksummed'> {
+function parseUnverified(
+  bytes: Uint8Array,
+  source: string,
+  bad: (what: string) => Error,
+): Omit<SafetensorsContent, 'checksummed'> {
   if (bytes.byteLength < 8) throw bad(`only ${bytes.byteLength} bytes, fewer than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
@@ -216,7 +230,8 @@ function parseUnverified(bytes: Uint8Array, source: string, bad: (what: string) 
     if (typeof dtype !== 'string' || !Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) {
       throw bad(`entry '${name}' lacks dtype, shape or data_offsets`);
     }
-    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`entry '${name}' has shape ${JSON.stringify(shape)}`);
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw bad(`entry '${name}' has shape ${JSON.stringify(shape)}`);
     const [begin, end] = offsets as number[];
     if (!(Number.isInteger(begin) && Number.isInteger(end) && 0 <= begin && begin <= end)) {
       throw bad(`entry '${name}' has data_offsets ${JSON.stringify(offsets)}`);
@@ -255,7 +270,8 @@ export function readSafetensorsHeader(file: string): {
   const fd = fs.openSync(file, 'r');
   try {
     const head = Buffer.alloc(8);
-    if (fs.readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${file} is not a valid safetensors file: shorter than 8 bytes`);
+    if (fs.readSync(fd, head, 0, 8, 0) < 8)
+      throw new Error(`${file} is not a valid safetensors file: shorter than 8 bytes`);
     const len = Number(head.readBigUInt64LE(0));
     const size = fs.fstatSync(fd).size;
     if (len > MAX_HEADER || 8 + len > size) {
@@ -272,7 +288,8 @@ export function readSafetensorsHeader(file: string): {
     const { __metadata__: raw = {}, ...rest } = header;
     const { [FILE_CHECKSUM_KEY]: _digest, ...metadata } = raw as Record<string, string>;
     const entries: Record<string, { dtype: string; shape: number[] }> = {};
-    for (const [k, v] of Object.entries(rest)) entries[k] = { dtype: String(v.dtype), shape: v.shape as unknown as number[] };
+    for (const [k, v] of Object.entries(rest))
+      entries[k] = { dtype: String(v.dtype), shape: v.shape as unknown as number[] };
     return { entries, metadata };
   } finally {
     fs.closeSync(fd);
@@ -283,7 +300,10 @@ export function readSafetensorsHeader(file: string): {
  * Serialises tensors (sorted by name, like the Python library) and metadata to bytes, with the
  * whole-file checksum `file_sha256` (any `file_sha256` given is replaced: it would be stale).
  */
-export function serializeSafetensors(tensors: Record<string, TensorRecord>, metadata: Record<string, string> = {}): Buffer {
+export function serializeSafetensors(
+  tensors: Record<string, TensorRecord>,
+  metadata: Record<string, string> = {},
+): Buffer {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
@@ -359,7 +379,8 @@ export function recordToTensor(r: TensorRecord, name = 'tensor'): tf.Tensor {
       const src = r.data as BigInt64Array;
       const out = new Int32Array(src.length);
       for (let i = 0; i < src.length; i++) {
-        if (src[i] > 2147483647n || src[i] < -2147483648n) throw new Error(`${name}: I64 value ${src[i]} does not fit int32`);
+        if (src[i] > 2147483647n || src[i] < -2147483648n)
+          throw new Error(`${name}: I64 value ${src[i]} does not fit int32`);
         out[i] = Number(src[i]);
       }
       return tf.tensor(out, r.shape, 'int32');
@@ -383,7 +404,10 @@ export function tensorToRecord(t: tf.Tensor, opts: { int64?: boolean } = {}): Te
 }
 
 /** Records for every tensor in a map; names listed in `int64` are stored as I64. */
-export function tensorsToRecords(tensors: Record<string, tf.Tensor>, int64: (name: string) => boolean = () => false): Record<string, TensorRecord> {
+export function tensorsToRecords(
+  tensors: Record<string, tf.Tensor>,
+  int64: (name: string) => boolean = () => false,
+): Record<string, TensorRecord> {
   const out: Record<string, TensorRecord> = {};
   for (const [k, t] of Object.entries(tensors)) out[k] = tensorToRecord(t, { int64: int64(k) });
   return out;

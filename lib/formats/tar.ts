@@ -44,7 +44,9 @@ export function* readTar(archive: Buffer, source = 'tar archive'): Generator<Tar
     const type = String.fromCharCode(header[156] || 48); // NUL means a regular file ('0')
     const dataStart = offset + BLOCK;
     if (dataStart + size > archive.length) {
-      throw new Error(`${source} is truncated: an entry needs ${size} bytes at ${dataStart}, archive has ${archive.length}`);
+      throw new Error(
+        `${source} is truncated: an entry needs ${size} bytes at ${dataStart}, archive has ${archive.length}`,
+      );
     }
     const data = archive.subarray(dataStart, dataStart + size);
     offset = dataStart + Math.ceil(size / BLOCK) * BLOCK;
@@ -73,7 +75,9 @@ export function readTarFile(file: string): Map<string, Buffer> {
     try {
       bytes = zlib.gunzipSync(bytes);
     } catch (err) {
-      throw new Error(`${file} is not a valid gzip file (${(err as Error).message}); it may be truncated: fetch it again`);
+      throw new Error(
+        `${file} is not a valid gzip file (${(err as Error).message}); it may be truncated: fetch it again`,
+      );
     }
   }
   const entries = new Map<string, Buffer>();

@@ -14,27 +14,44 @@ export const MAX_UPSAMPLE = 4;
 // `missing`: a config saved before these options existed describes the lab's net.
 export const ARCHITECTURE_SETTINGS = {
   filterNorm: booleanSetting(true, {
-    missing: true, flag: '--no-filter-norm', column: 'Bool', describe: (v) => (v ? 'filter norm' : 'no filter norm'),
+    missing: true,
+    flag: '--no-filter-norm',
+    column: 'Bool',
+    describe: (v) => (v ? 'filter norm' : 'no filter norm'),
     help: 'dynamic head without the L2 normalisation of the generated filters ("for numerical stability")',
   }),
   // The control that differs from the dynamic net in the generator alone (the lab's static head
   // differs in two factors: no generator AND no normalisation).
   staticNorm: booleanSetting(false, {
-    missing: false, describe: (v) => (v ? 'L2-normalised static filters' : 'unnormalised static filters'),
+    missing: false,
+    describe: (v) => (v ? 'L2-normalised static filters' : 'unnormalised static filters'),
     help: "L2-normalise each of the static head's learned filters",
   }),
   responseScale: booleanSetting(true, {
-    missing: true, flag: '--no-response-scale', column: 'Bool', describe: (v) => (v ? '/√64' : 'no /√64'),
+    missing: true,
+    flag: '--no-response-scale',
+    column: 'Bool',
+    describe: (v) => (v ? '/√64' : 'no /√64'),
     help: 'response maps not divided by √64 (both heads)',
   }),
   // 32×32 → 64×64 with 2: [batch, 16, 16, 64] features, average-pooled back to 8×8 for the head (lib/model/model).
-  upsample: numberSetting(1, { whole: true, min: 1, max: MAX_UPSAMPLE }, {
-    missing: 1, flag: '--upsample', column: 'Int32', describe: (v) => `upsample ×${v}`,
-    help: `bilinear upsampling of the input by this factor (1–${MAX_UPSAMPLE}) before the backbone (1: none)`,
-  }),
+  upsample: numberSetting(
+    1,
+    { whole: true, min: 1, max: MAX_UPSAMPLE },
+    {
+      missing: 1,
+      flag: '--upsample',
+      column: 'Int32',
+      describe: (v) => `upsample ×${v}`,
+      help: `bilinear upsampling of the input by this factor (1–${MAX_UPSAMPLE}) before the backbone (1: none)`,
+    },
+  ),
   // relu(x + BN(conv3×3(x))), 64→64, state `adapter.*` (lib/model/adapter).
   adapter: booleanSetting(false, {
-    missing: false, flag: '--adapter', column: 'Bool', describe: (v) => (v ? 'adapter' : 'no adapter'),
+    missing: false,
+    flag: '--adapter',
+    column: 'Bool',
+    describe: (v) => (v ? 'adapter' : 'no adapter'),
     help: 'trainable residual conv 3×3 + BN + ReLU after the backbone',
   }),
 };

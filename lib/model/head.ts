@@ -73,7 +73,10 @@ class Linear {
   }
 
   entries(): HeadEntry[] {
-    return [{ name: 'weight', param: this.weight }, { name: 'bias', param: this.bias }];
+    return [
+      { name: 'weight', param: this.weight },
+      { name: 'bias', param: this.bias },
+    ];
   }
 }
 
@@ -117,10 +120,10 @@ class DynamicFilters {
 /** The static head's ten learned filters [10, 64] (L2-normalised with staticNorm). */
 class StaticFilters {
   // nn.Conv2d(64, 10, 1, bias=False): [10, 64, 1, 1] in PyTorch, kept as [10, 64].
-  readonly dc = new Param(
-    [NUM_CLASSES, FEATURE_CHANNELS, 1, 1], uniform(FEATURE_CHANNELS),
-    [NUM_CLASSES, FEATURE_CHANNELS],
-  );
+  readonly dc = new Param([NUM_CLASSES, FEATURE_CHANNELS, 1, 1], uniform(FEATURE_CHANNELS), [
+    NUM_CLASSES,
+    FEATURE_CHANNELS,
+  ]);
 
   constructor(readonly normalize: boolean) {}
 

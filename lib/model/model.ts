@@ -27,7 +27,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Adapter } from './adapter';
-import { architectureDifferences, architectureOf, architectureProblems, LAB_ARCHITECTURE, type Architecture } from './architecture';
+import {
+  architectureDifferences,
+  architectureOf,
+  architectureProblems,
+  LAB_ARCHITECTURE,
+  type Architecture,
+} from './architecture';
 import { FEATURE_CHANNELS, FEATURE_SIZE, NUM_CLASSES, PATHS, type Freeze, type Variant } from '../config';
 import { Head } from './head';
 import { deriveSeed } from '../runtime/index';
@@ -127,7 +133,13 @@ class LabNet implements Net {
       for (const e of entries) {
         const name = `${prefix}.${e.name}`;
         e.variable.trainable = trainsUnder(name, freeze);
-        this.add(name, e.variable, partOf(name), e.kind === 'bn-buffer' ? 'buffer' : 'parameter', e.kind === 'conv' ? 'conv' : 'same');
+        this.add(
+          name,
+          e.variable,
+          partOf(name),
+          e.kind === 'bn-buffer' ? 'buffer' : 'parameter',
+          e.kind === 'conv' ? 'conv' : 'same',
+        );
       }
     }
     // The head draws from seed streams (seed, 2, k), its parameters in PyTorch's order.
@@ -140,7 +152,13 @@ class LabNet implements Net {
     for (const s of this.slots) s.torchShape = shapes.get(s.name)!;
   }
 
-  private add(name: string, variable: tf.Variable, part: string, kind: 'parameter' | 'buffer' = 'parameter', layout: Layout = 'same') {
+  private add(
+    name: string,
+    variable: tf.Variable,
+    part: string,
+    kind: 'parameter' | 'buffer' = 'parameter',
+    layout: Layout = 'same',
+  ) {
     const slot: Slot = { name, variable, part, kind, layout, torchShape: [] };
     this.slots.push(slot);
     this.byName.set(name, slot);
@@ -169,7 +187,10 @@ class LabNet implements Net {
 
   headFilters(): tf.Tensor2D {
     // Scale the ten filters instead of the maps: /8 is exact in floating point.
-    return tf.tidy(() => (this.architecture.responseScale ? tf.mul(this.classFilters(), MAP_SCALE) : this.classFilters()) as tf.Tensor2D);
+    return tf.tidy(
+      () =>
+        (this.architecture.responseScale ? tf.mul(this.classFilters(), MAP_SCALE) : this.classFilters()) as tf.Tensor2D,
+    );
   }
 
   /**
@@ -209,7 +230,10 @@ class LabNet implements Net {
   /** Checks filters passed in for inference: the right shape, and never in training (the generator must be in the graph). */
   private givenFilters(training: boolean, filters: tf.Tensor2D | undefined): tf.Tensor2D | undefined {
     if (!filters) return undefined;
-    if (training) throw new Error('precomputed filters are for evaluation only: in training the filters must be computed in the graph so that their gradient reaches the generator');
+    if (training)
+      throw new Error(
+        'precomputed filters are for evaluation only: in training the filters must be computed in the graph so that their gradient reaches the generator',
+      );
     if (filters.rank !== 2 || filters.shape[0] !== NUM_CLASSES || filters.shape[1] !== FEATURE_CHANNELS) {
       throw new Error(`filters must be headFilters()' [${NUM_CLASSES}, ${FEATURE_CHANNELS}]; got [${filters.shape}]`);
     }
@@ -225,12 +249,17 @@ class LabNet implements Net {
     const filters = this.givenFilters(false, opts.filters);
     return tf.tidy(() => {
       const m = this.maps(this.features(x, false), filters);
-      return { maps: tf.reshape(m, [x.shape[0], NUM_CLASSES, FEATURE_SIZE, FEATURE_SIZE]) as tf.Tensor4D, scores: this.scores(m) };
+      return {
+        maps: tf.reshape(m, [x.shape[0], NUM_CLASSES, FEATURE_SIZE, FEATURE_SIZE]) as tf.Tensor4D,
+        scores: this.scores(m),
+      };
     });
   }
 
   trainable(): Map<string, tf.Variable> {
-    return new Map(this.slots.filter((s) => s.kind === 'parameter' && s.variable.trainable).map((s) => [s.name, s.variable]));
+    return new Map(
+      this.slots.filter((s) => s.kind === 'parameter' && s.variable.trainable).map((s) => [s.name, s.variable]),
+    );
   }
 
   toTorchLayout(name: string, t: tf.Tensor): tf.Tensor {
@@ -255,7 +284,10 @@ class LabNet implements Net {
 
   /** Every BatchNorm layer under its full state prefix (`backbone.bn1`, …, `adapter.bn`). */
   private batchNorms(): [string, BatchNorm2d][] {
-    const out: [string, BatchNorm2d][] = [...this.backbone.batchNorms()].map(([p, bn]): [string, BatchNorm2d] => [`backbone.${p}`, bn]);
+    const out: [string, BatchNorm2d][] = [...this.backbone.batchNorms()].map(([p, bn]): [string, BatchNorm2d] => [
+      `backbone.${p}`,
+      bn,
+    ]);
     if (this.adapter) out.push(['adapter.bn', this.adapter.bn]);
     return out;
   }
@@ -271,8 +303,11 @@ class LabNet implements Net {
 
   loadStateDict(state: NamedTensors): void {
     const problems = checkState(state, this.variant, this.architecture);
-    if (problems.length) throw new Error(`cannot load this state into the ${this.variant} net:\n  ${problems.join('\n  ')}`);
-    const values = this.slots.map((s) => tf.tidy(() => this.fromTorchLayout(s.name, tf.cast(state[s.name], 'float32'))));
+    if (problems.length)
+      throw new Error(`cannot load this state into the ${this.variant} net:\n  ${problems.join('\n  ')}`);
+    const values = this.slots.map((s) =>
+      tf.tidy(() => this.fromTorchLayout(s.name, tf.cast(state[s.name], 'float32'))),
+    );
     this.slots.forEach((s, i) => s.variable.assign(values[i]));
     tf.dispose(values);
     for (const [prefix, bn] of this.batchNorms()) {
@@ -310,7 +345,9 @@ export function architectureMismatch(saved: Architecture, net: Net, what: string
 
 function checkInput(x: tf.Tensor): void {
   if (x.rank !== 4 || x.shape[3] !== 3 || x.dtype !== 'float32') {
-    throw new Error(`the net takes float32 images [batch, height, width, 3] (NHWC, normalised); got ${x.dtype} [${x.shape}]`);
+    throw new Error(
+      `the net takes float32 images [batch, height, width, 3] (NHWC, normalised); got ${x.dtype} [${x.shape}]`,
+    );
   }
 }
 
@@ -326,7 +363,8 @@ export function createNet(
   variant: Variant,
   opts: { seed?: number; pretrained?: string | false; freeze?: Freeze; architecture?: Partial<Architecture> } = {},
 ): Net {
-  if (variant !== 'dynamic' && variant !== 'static') throw new Error(`variant must be 'dynamic' or 'static'; got '${variant}'`);
+  if (variant !== 'dynamic' && variant !== 'static')
+    throw new Error(`variant must be 'dynamic' or 'static'; got '${variant}'`);
   const architecture = architectureOf(opts.architecture);
   const problems = architectureProblems(architecture, variant);
   if (problems.length) throw new Error(`invalid architecture for the ${variant} net:\n  ${problems.join('\n  ')}`);

@@ -16,7 +16,15 @@
  * Evaluation folds each BatchNorm into the convolution before it (one conv + bias per layer).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { addRelu, batchNormTrain, deriveSeed, maxPool, mulberry32, randomNormal, relu as reluKernel } from '../runtime/index';
+import {
+  addRelu,
+  batchNormTrain,
+  deriveSeed,
+  maxPool,
+  mulberry32,
+  randomNormal,
+  relu as reluKernel,
+} from '../runtime/index';
 
 export const BN_EPS = 1e-5;
 
@@ -90,13 +98,25 @@ export type BnMode =
   | 'eval';
 
 type Pad = [[number, number], [number, number], [number, number], [number, number]];
-const STEM_PAD: Pad = [[0, 0], [3, 3], [3, 3], [0, 0]];
+const STEM_PAD: Pad = [
+  [0, 0],
+  [3, 3],
+  [3, 3],
+  [0, 0],
+];
 
 /**
  * conv → BatchNorm (→ ReLU). `pad` 'same' is PyTorch's padding 1 for the stride-1 3×3 convs;
  * the stem pads explicitly because TF's 'same' pads asymmetrically at stride 2.
  */
-export function convBn(x: tf.Tensor4D, w: tf.Variable, bn: BatchNorm2d, stride: number, mode: BnMode, relu: boolean): tf.Tensor4D {
+export function convBn(
+  x: tf.Tensor4D,
+  w: tf.Variable,
+  bn: BatchNorm2d,
+  stride: number,
+  mode: BnMode,
+  relu: boolean,
+): tf.Tensor4D {
   const filter = w as tf.Tensor4D; // HWIO
   if (mode === 'eval') {
     const { scale, shift } = bn.evalScaleShift();
@@ -188,8 +208,14 @@ export class ResNet18Stem {
     ];
     const out: BackboneEntry[] = [{ name: 'conv1.weight', variable: this.conv1, kind: 'conv' }, ...bn('bn1', this.bn1)];
     this.layer1.forEach((block, i) => {
-      out.push({ name: `layer1.${i}.conv1.weight`, variable: block.conv1, kind: 'conv' }, ...bn(`layer1.${i}.bn1`, block.bn1));
-      out.push({ name: `layer1.${i}.conv2.weight`, variable: block.conv2, kind: 'conv' }, ...bn(`layer1.${i}.bn2`, block.bn2));
+      out.push(
+        { name: `layer1.${i}.conv1.weight`, variable: block.conv1, kind: 'conv' },
+        ...bn(`layer1.${i}.bn1`, block.bn1),
+      );
+      out.push(
+        { name: `layer1.${i}.conv2.weight`, variable: block.conv2, kind: 'conv' },
+        ...bn(`layer1.${i}.bn2`, block.bn2),
+      );
     });
     return out;
   }
@@ -223,7 +249,8 @@ export function hwioToOihw(w: tf.Tensor): tf.Tensor4D {
 /** The torchvision shape (OIHW for convs) of every backbone tensor, by name. */
 export function backboneShapes(): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['conv1.weight', [64, 3, 7, 7]]]);
-  const bn = (p: string) => ['weight', 'bias', 'running_mean', 'running_var'].forEach((s) => shapes.set(`${p}.${s}`, [64]));
+  const bn = (p: string) =>
+    ['weight', 'bias', 'running_mean', 'running_var'].forEach((s) => shapes.set(`${p}.${s}`, [64]));
   bn('bn1');
   for (const i of [0, 1]) {
     shapes.set(`layer1.${i}.conv1.weight`, [64, 64, 3, 3]);

@@ -19,7 +19,16 @@
  */
 import * as fs from 'fs';
 import { BN_EPS, backboneShapes } from './resnet';
-import { DamagedFileError, isZipFile, readSafetensors, readTorchStateDict, tensorDigest, type TensorRecord, tensorsToRecords, writeSafetensors } from '../formats/index';
+import {
+  DamagedFileError,
+  isZipFile,
+  readSafetensors,
+  readTorchStateDict,
+  tensorDigest,
+  type TensorRecord,
+  tensorsToRecords,
+  writeSafetensors,
+} from '../formats/index';
 import { NORMALIZATIONS, VARIANTS, type NormName, type Variant } from '../config';
 import type * as tf from '@tensorflow/tfjs-core';
 
@@ -72,7 +81,7 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
     throw new Error(
       `pretrained weights not found: ${file}\n` +
         'The repo carries data/pretrained/*.safetensors (see data/pretrained/README.md; restore them with git checkout -- data/pretrained); ' +
-        'a config\'s weights field also takes torchvision\'s resnet18-f37072fd.pth or another file, and pretrained: false starts from random weights.',
+        "a config's weights field also takes torchvision's resnet18-f37072fd.pth or another file, and pretrained: false starts from random weights.",
     );
   }
   const zip = isZipFile(file);
@@ -91,20 +100,27 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
     const shape = backboneShapes().get(`${conv}.weight`)!;
     expected.set(`${conv}.weight`, shape);
     if (folded) expected.set(`${conv}.bias`, [shape[0]]);
-    else for (const s of ['weight', 'bias', 'running_mean', 'running_var']) expected.set(`${BN_OF[conv]}.${s}`, [shape[0]]);
+    else
+      for (const s of ['weight', 'bias', 'running_mean', 'running_var'])
+        expected.set(`${BN_OF[conv]}.${s}`, [shape[0]]);
   }
   const problems: string[] = [];
   for (const [name, shape] of expected) {
     const r = raw[name];
     if (!r) problems.push(`missing key '${name}' (expected shape ${shapeText(shape)})`);
-    else if (r.shape.join() !== shape.join()) problems.push(`'${name}' has shape ${shapeText(r.shape)}, expected ${shapeText(shape)}`);
+    else if (r.shape.join() !== shape.join())
+      problems.push(`'${name}' has shape ${shapeText(r.shape)}, expected ${shapeText(shape)}`);
     else if (r.dtype !== 'F32') problems.push(`'${name}' has dtype ${r.dtype}, expected a float tensor`);
   }
-  const formText = zip ? 'torchvision .pth, unfolded (conv + BatchNorm)' : folded ? 'folded (conv + bias)' : 'unfolded (conv + BatchNorm)';
+  const formText = zip
+    ? 'torchvision .pth, unfolded (conv + BatchNorm)'
+    : folded
+      ? 'folded (conv + bias)'
+      : 'unfolded (conv + BatchNorm)';
   if (problems.length) {
     throw new Error(
       `${file} (${formText} ResNet-18 weights) cannot be used:\n  ${problems.join('\n  ')}\n` +
-        'Use an intact file: the repo\'s data/pretrained/*.safetensors (git checkout -- data/pretrained), or torchvision\'s resnet18-f37072fd.pth.',
+        "Use an intact file: the repo's data/pretrained/*.safetensors (git checkout -- data/pretrained), or torchvision's resnet18-f37072fd.pth.",
     );
   }
 
@@ -121,7 +137,8 @@ export function readPretrainedBackbone(file: string): BackboneWeights {
       tensors[`${bn}.running_mean`] = vec(new Float32Array(c));
       tensors[`${bn}.running_var`] = vec(new Float32Array(c).fill(1 - BN_EPS));
     } else {
-      for (const s of ['weight', 'bias', 'running_mean', 'running_var']) tensors[`${bn}.${s}`] = vec(asF32(raw[`${bn}.${s}`]));
+      for (const s of ['weight', 'bias', 'running_mean', 'running_var'])
+        tensors[`${bn}.${s}`] = vec(asF32(raw[`${bn}.${s}`]));
     }
   }
   return { form: zip ? 'torchvision-pth' : folded ? 'folded-safetensors' : 'unfolded-safetensors', tensors };
@@ -166,7 +183,11 @@ export function readModelState(file: string): ModelStateFile {
   const tensors: Record<string, TensorRecord> = {};
   for (const [k, v] of Object.entries(all)) if (!k.startsWith('adam.')) tensors[k] = v;
   const keys = Object.keys(tensors);
-  const byKeys: Variant | undefined = keys.includes('embed.weight') ? 'dynamic' : keys.includes('dc.weight') ? 'static' : undefined;
+  const byKeys: Variant | undefined = keys.includes('embed.weight')
+    ? 'dynamic'
+    : keys.includes('dc.weight')
+      ? 'static'
+      : undefined;
   const declared = metadata.variant;
   if (declared !== undefined && !(VARIANTS as readonly string[]).includes(declared)) {
     throw new Error(`${file}: metadata variant '${declared}' is not one of ${VARIANTS.join(', ')}`);
@@ -183,8 +204,15 @@ export function readModelState(file: string): ModelStateFile {
     }
   }
   if (norm === '') norm = undefined; // a checkpoint saved without a recorded normalisation
-  if (norm !== undefined && !(norm in NORMALIZATIONS)) throw new Error(`${file}: metadata norm '${norm}' is not one of ${Object.keys(NORMALIZATIONS).join(', ')}`);
-  return { tensors, variant: (declared as Variant | undefined) ?? byKeys, norm: norm as NormName | undefined, metadata, checksum };
+  if (norm !== undefined && !(norm in NORMALIZATIONS))
+    throw new Error(`${file}: metadata norm '${norm}' is not one of ${Object.keys(NORMALIZATIONS).join(', ')}`);
+  return {
+    tensors,
+    variant: (declared as Variant | undefined) ?? byKeys,
+    norm: norm as NormName | undefined,
+    metadata,
+    checksum,
+  };
 }
 
 /** Which checksum a state file passed; throws when its format promises one it lacks or fails. */
@@ -199,7 +227,8 @@ function verifiedChecksum(
     throw new DamagedFileError(file, `it says format ${metadata.format} but has no file_sha256 checksum`);
   }
   if (metadata.format === 'dcf-checkpoint/1') {
-    if (metadata.sha256 !== tensorDigest(tensors)) throw new DamagedFileError(file, 'its tensors do not match the sha256 checksum it was saved with');
+    if (metadata.sha256 !== tensorDigest(tensors))
+      throw new DamagedFileError(file, 'its tensors do not match the sha256 checksum it was saved with');
     return 'tensors';
   }
   return 'none';

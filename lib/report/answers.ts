@@ -5,7 +5,15 @@
  * the opposite numbers.
  */
 import {
-  type CauseFact, type CheckpointFacts, type CompareFacts, type ComparisonRow, type CostFacts, type FreezeFacts, type NetworkFacts, type Source, verdictPhrase,
+  type CauseFact,
+  type CheckpointFacts,
+  type CompareFacts,
+  type ComparisonRow,
+  type CostFacts,
+  type FreezeFacts,
+  type NetworkFacts,
+  type Source,
+  verdictPhrase,
   proportionVsChance,
 } from '../experiments/index';
 import { CLASS_NAMES } from '../config';
@@ -30,13 +38,20 @@ export const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)}
 export const pts = (x: number) => (Number.isFinite(x) ? `${x < 0 ? MINUS : '+'}${Math.abs(100 * x).toFixed(2)}` : '–');
 /** "+0.11 points (95 % CI −1.14 to +1.35)". */
 export const diff = (c: Pick<ComparisonRow, 'mean' | 'low' | 'high' | 'n'>) =>
-  c.n >= 2 ? `${pts(c.mean)} points (95 % CI ${pts(c.low)} to ${pts(c.high)})` : c.n === 1 ? `${pts(c.mean)} points (one pair, no interval)` : 'not measured (no finished pair of runs)';
-const mean = (s: { mean: number; sd: number; n: number }) => (s.n ? `${pct(s.mean)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ''}` : 'not measured yet');
+  c.n >= 2
+    ? `${pts(c.mean)} points (95 % CI ${pts(c.low)} to ${pts(c.high)})`
+    : c.n === 1
+      ? `${pts(c.mean)} points (one pair, no interval)`
+      : 'not measured (no finished pair of runs)';
+const mean = (s: { mean: number; sd: number; n: number }) =>
+  s.n ? `${pct(s.mean)}${s.n > 1 ? ` ± ${(100 * s.sd).toFixed(2)}` : ''}` : 'not measured yet';
 const count = (n: number) => n.toLocaleString('en-US');
 const seeds = (n: number) => `${n} seed${n === 1 ? '' : 's'}`;
 /** Where a number comes from, said once per sentence that quotes it. */
-const sourceTag = (source: Source, n?: number) => (source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs');
-const list = (xs: readonly string[]) => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+const sourceTag = (source: Source, n?: number) =>
+  source === 'recorded' ? `recorded suite${n ? `, ${seeds(n)}` : ''}` : 'your runs';
+const list = (xs: readonly string[]) =>
+  xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`;
 
 /** "higher"/"lower"/"no different"-style word for a verdict, for sentences. */
 function outcome(c: ComparisonRow, higher: string, lower: string): string {
@@ -64,7 +79,7 @@ export function networkAnswer(n: NetworkFacts): Answer<{ headRatio: number }> {
         `(${count(n.backbone)} parameters), which give a [8, 8, 64] feature map.`,
       `Each class has a learned 128-d embedding (${count(n.embeddings)} parameters in all); the generator MLP (128→256 ReLU→64 Tanh, ` +
         `${count(n.generator)} parameters) turns it into a 1×1 filter of 64 weights, which is L2-normalised.`,
-      "The filter is applied at every position of the feature map; the 8×8 response map is divided by √64 = 8, flattened, and scored by an MLP " +
+      'The filter is applied at every position of the feature map; the 8×8 response map is divided by √64 = 8, flattened, and scored by an MLP ' +
         `(64→64 ReLU→1, ${count(n.scoreMlp)} parameters, shared by the classes); the ten scores go to a softmax, and the prediction is their argmax.`,
       `The comparison net without the generator learns the ten filters directly (${count(n.staticFilters)} numbers): its head has ` +
         `${count(n.head.static)} parameters against ${count(n.head.dynamic)} (${ratio.toFixed(1)}×).`,
@@ -87,10 +102,14 @@ export function checkpointAnswer(c: CheckpointFacts): Answer<{ bestEarlierInMost
       'Training resumes from the best checkpoint (`npm run train -- --resume best`, or rerunning the training cell) and continues at the next ' +
         'epoch with the data order of an uninterrupted run, so a resumed run reproduces one trained in a single session (checked by the tests).',
       `In ${s.run} (${sourceTag(c.source)}) test accuracy peaked at epoch ${s.bestEpoch} of ${s.epochs} with ${pct(s.best)}` +
-        (s.bestEpoch < s.epochs ? `, ${pts(s.best - s.final)} points above the last epoch: that is the state kept and resumed from.` : ', the last epoch.'),
+        (s.bestEpoch < s.epochs
+          ? `, ${pts(s.best - s.final)} points above the last epoch: that is the state kept and resumed from.`
+          : ', the last epoch.'),
       `Over ${c.runs} runs of the lab's protocol the best epoch came before the last in ${c.bestBeforeLast} ` +
         `(${share >= 0.5 ? 'most' : 'a minority'}), ${pts(c.meanGain)} points above the last epoch on average: ` +
-        (share >= 0.5 ? 'keeping the best checkpoint rather than the last one matters here.' : 'the last epoch is usually the best one here.'),
+        (share >= 0.5
+          ? 'keeping the best checkpoint rather than the last one matters here.'
+          : 'the last epoch is usually the best one here.'),
     ],
     conclusion: { bestEarlierInMost: share >= 0.5, share },
   };
@@ -98,7 +117,9 @@ export function checkpointAnswer(c: CheckpointFacts): Answer<{ bestEarlierInMost
 
 // ---- 2.3 --------------------------------------------------------------------------------------
 
-export function compareAnswer(c: CompareFacts): Answer<{ verdict: string; generator: string; protocolHigher: boolean | null }> {
+export function compareAnswer(
+  c: CompareFacts,
+): Answer<{ verdict: string; generator: string; protocolHigher: boolean | null }> {
   const m = c.main;
   const protocol = c.protocol;
   return {
@@ -115,7 +136,11 @@ export function compareAnswer(c: CompareFacts): Answer<{ verdict: string; genera
       `The lab's protocol scores ${diff(protocol)} against the validation protocol for the same net and seed ` +
         `(${outcome(protocol, 'higher', 'lower')}): it trains on 5,000 more images and chooses the epoch on the test set itself, which flatters it.`,
     ],
-    conclusion: { verdict: m.verdict, generator: c.generator.verdict, protocolHigher: protocol.verdict === 'better' ? true : protocol.verdict === 'worse' ? false : null },
+    conclusion: {
+      verdict: m.verdict,
+      generator: c.generator.verdict,
+      protocolHigher: protocol.verdict === 'better' ? true : protocol.verdict === 'worse' ? false : null,
+    },
   };
 }
 
@@ -132,7 +157,10 @@ export function responseMapAnswer(m: MapFacts): Answer<{ localises: boolean; exa
   const k = correct.reduce((best, x) => (margin(x) > margin(best) ? x : best), correct[0] ?? 0);
   const e = m.examples[k];
   const peak = mapPeak(e.maps, e.label);
-  const runnerUp = Array.from(e.scores).map((s, c) => ({ s, c })).filter((x) => x.c !== e.label).sort((a, b) => b.s - a.s)[0];
+  const runnerUp = Array.from(e.scores)
+    .map((s, c) => ({ s, c }))
+    .filter((x) => x.c !== e.label)
+    .sort((a, b) => b.s - a.s)[0];
   const truth = m.peaks.truth;
   const vs = proportionVsChance(Math.round(truth.central * truth.images), truth.images, 0.25);
   const localises = vs.verdict === 'above chance';
@@ -163,10 +191,13 @@ type CauseStatus = 'supported' | 'ruled out' | 'undecided';
 
 /** What a supported cause means, by FREEZE_CAUSES' cause name (wording only). */
 const WHY: Record<string, string> = {
-  'BatchNorm statistics': "BatchNorm normalises CIFAR-10 activations with statistics that do not match the ImageNet ones the filters expect",
+  'BatchNorm statistics':
+    'BatchNorm normalises CIFAR-10 activations with statistics that do not match the ImageNet ones the filters expect',
   'input statistics': 'the inputs are scaled differently from the images the backbone was trained on',
-  'object scale': "objects in a 32×32 image are several times smaller than in ImageNet's 224×224 crops, so the pretrained filters see them at the wrong scale",
-  'features not adapted to CIFAR-10': "filters learnt on ImageNet are not the features CIFAR-10's classes need, and frozen filters cannot adapt",
+  'object scale':
+    "objects in a 32×32 image are several times smaller than in ImageNet's 224×224 crops, so the pretrained filters see them at the wrong scale",
+  'features not adapted to CIFAR-10':
+    "filters learnt on ImageNet are not the features CIFAR-10's classes need, and frozen filters cannot adapt",
 };
 
 /** Removing a cause helps (better): the data supports it; equivalent or worse: it rules it out; else undecided. */
@@ -176,7 +207,13 @@ export function causeStatus(c: CauseFact): CauseStatus {
   return 'undecided';
 }
 
-export function freezeAnswer(f: FreezeFacts): Answer<{ freeze: string; supported: string[]; ruledOut: string[]; bestFix: string | null; bestFixVsFull: string | null }> {
+export function freezeAnswer(f: FreezeFacts): Answer<{
+  freeze: string;
+  supported: string[];
+  ruledOut: string[];
+  bestFix: string | null;
+  bestFixVsFull: string | null;
+}> {
   const byStatus = (s: CauseStatus) => f.causes.filter((c) => causeStatus(c) === s);
   const supported = byStatus('supported');
   const ruledOut = byStatus('ruled out');
@@ -187,9 +224,12 @@ export function freezeAnswer(f: FreezeFacts): Answer<{ freeze: string; supported
     `Freezing the backbone as the lab does (requires_grad = False, BatchNorm still in training mode) changes test accuracy by ${diff(f.freeze)} ` +
       `against training everything (${sourceTag(f.source, f.freeze.n)}): ${outcome(f.freeze, 'it helps', 'it hurts')}.`,
     `Each candidate cause was tested by an arm that removes it alone. ` +
-      (supported.length ? `The data supports ${list(supported.map(cause))}` : 'The data supports none of the candidate causes') +
+      (supported.length
+        ? `The data supports ${list(supported.map(cause))}`
+        : 'The data supports none of the candidate causes') +
       (ruledOut.length ? `; it rules out ${list(ruledOut.map(cause))}` : '') +
-      (undecided.length ? `; it cannot decide ${list(undecided.map(cause))}` : '') + '.',
+      (undecided.length ? `; it cannot decide ${list(undecided.map(cause))}` : '') +
+      '.',
   ];
   const why = supported.map((c) => WHY[c.cause]).filter(Boolean);
   if (why.length) sentences.push(`Why: ${why.join('; ')}.`);
@@ -204,8 +244,11 @@ export function freezeAnswer(f: FreezeFacts): Answer<{ freeze: string; supported
     title: 'Freezing the backbone',
     sentences,
     conclusion: {
-      freeze: f.freeze.verdict, supported: supported.map((c) => c.cause), ruledOut: ruledOut.map((c) => c.cause),
-      bestFix: best?.arm ?? null, bestFixVsFull: best?.vsDynamic.verdict ?? null,
+      freeze: f.freeze.verdict,
+      supported: supported.map((c) => c.cause),
+      ruledOut: ruledOut.map((c) => c.cause),
+      bestFix: best?.arm ?? null,
+      bestFixVsFull: best?.vsDynamic.verdict ?? null,
     },
   };
 }
@@ -217,18 +260,24 @@ export interface ProsCons {
   downsides: string[];
 }
 
-export function prosConsAnswer(c: CostFacts): Answer<{ accuracyIs: 'advantage' | 'downside' | 'neither'; slower: boolean | null }> & ProsCons {
+export function prosConsAnswer(
+  c: CostFacts,
+): Answer<{ accuracyIs: 'advantage' | 'downside' | 'neither'; slower: boolean | null }> & ProsCons {
   const n = c.network;
   const ratio = n.head.dynamic / n.head.static;
   const t = c.times;
   const trainRatio = t?.trainStepRatio ?? null;
   const slower = trainRatio === null ? null : trainRatio > 1;
   const cached = t?.cachedInferenceRatio ?? null;
-  const measured = t ? ` (batch ${t.batch}, ${sourceTag(c.source)}, the heads timed in alternating rounds on one machine)` : '';
+  const measured = t
+    ? ` (batch ${t.batch}, ${sourceTag(c.source)}, the heads timed in alternating rounds on one machine)`
+    : '';
   const advantages = [
     'Cheap at inference: a filter depends on the class only, never on the image, so the ten filters are generated once and cached; the net then ' +
       'costs what the static net costs per image' +
-      (cached !== null ? `: measured, inference with cached filters takes ${cached.toFixed(2)}× the static net's step${measured}.` : '.'),
+      (cached !== null
+        ? `: measured, inference with cached filters takes ${cached.toFixed(2)}× the static net's step${measured}.`
+        : '.'),
     `Shared structure between classes: every filter comes from one generator (${count(n.generator)} parameters) applied to a 128-d embedding, ` +
       'so a new class needs only an embedding — one that could come from side information such as a word vector (zero-shot classes) — ' +
       'and the same mechanism extends to filters conditioned on the image itself.',
@@ -238,9 +287,13 @@ export function prosConsAnswer(c: CostFacts): Answer<{ accuracyIs: 'advantage' |
       `(${ratio.toFixed(1)}×), almost all in the generator, to produce ${count(n.staticFilters)} numbers.`,
   ];
   if (slower === true) {
-    downsides.push(`Slower training: every step runs the generator forward and backward; a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}.`);
+    downsides.push(
+      `Slower training: every step runs the generator forward and backward; a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}.`,
+    );
   } else if (slower === false) {
-    advantages.push(`No training-time cost: a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}.`);
+    advantages.push(
+      `No training-time cost: a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}.`,
+    );
   }
   const a = c.accuracy;
   let accuracyIs: 'advantage' | 'downside' | 'neither' = 'neither';
@@ -253,12 +306,18 @@ export function prosConsAnswer(c: CostFacts): Answer<{ accuracyIs: 'advantage' |
       `No accuracy gain to pay for that: dynamic − static is ${diff(a)} over ${seeds(a.n)}, ${a.verdict === 'worse' ? 'worse' : verdictPhrase(a)}.`,
     );
   }
-  const gain = accuracyIs === 'advantage' ? `for ${pts(a.mean)} points of accuracy` : a.n >= 2 ? `for no accuracy gain (${verdictPhrase(a)})` : 'for an accuracy not measured yet';
+  const gain =
+    accuracyIs === 'advantage'
+      ? `for ${pts(a.mean)} points of accuracy`
+      : a.n >= 2
+        ? `for no accuracy gain (${verdictPhrase(a)})`
+        : 'for an accuracy not measured yet';
   return {
     id: '3.2',
     title: 'Advantages and downsides of dynamic filters',
     sentences: [
-      `Here dynamic filters cost ${ratio.toFixed(1)}× the head's parameters` + (trainRatio !== null ? ` and ${trainRatio.toFixed(2)}× the training step's time` : '') +
+      `Here dynamic filters cost ${ratio.toFixed(1)}× the head's parameters` +
+        (trainRatio !== null ? ` and ${trainRatio.toFixed(2)}× the training step's time` : '') +
         ` ${gain}; once generated, the filters cost nothing more at inference. Each point below is tied to a number counted or measured here.`,
     ],
     advantages,

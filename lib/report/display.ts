@@ -8,7 +8,13 @@
 import type * as Tslab from 'tslab';
 import type pl from 'nodejs-polars';
 import {
-  compare, runGaps, unfinished, type ArmComparison, type ExperimentRow, type LabResults, type Source,
+  compare,
+  runGaps,
+  unfinished,
+  type ArmComparison,
+  type ExperimentRow,
+  type LabResults,
+  type Source,
 } from '../experiments/index';
 import type { Answer, ProsCons } from './answers';
 import { htmlTable, type TableOptions } from './html-table';
@@ -65,7 +71,8 @@ export function captureDisplay(fn: () => void): Shown[] {
 
 /** Draws a plotly figure (from lib/report/plots) in the cell's output. */
 export function show(figure: Figure): void {
-  if (!figure || !Array.isArray(figure.data)) throw new Error('show() takes a plotly figure { data, layout } (from lib/report/plots)');
+  if (!figure || !Array.isArray(figure.data))
+    throw new Error('show() takes a plotly figure { data, layout } (from lib/report/plots)');
   // A plain, JSON-safe copy: typed arrays become arrays, undefined fields disappear.
   raw(PLOTLY_MIME, JSON.parse(JSON.stringify(figure)));
 }
@@ -103,7 +110,10 @@ export function showAnswer(a: Answer & Partial<ProsCons>): void {
  * with their intervals, when any comparison has a pair.
  */
 export function showComparisons(
-  t: pl.DataFrame, comparisons: readonly ArmComparison[], caption: string, source: Source = 'recorded',
+  t: pl.DataFrame,
+  comparisons: readonly ArmComparison[],
+  caption: string,
+  source: Source = 'recorded',
 ): void {
   const rows = compare(t, comparisons, source);
   showTable(rows, { columns: COMPARISON_COLUMNS, caption });

@@ -41,14 +41,18 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** Figure names become file names: letters, digits, '.', '_' and '-' only. */
 function checkFigureName(name: string): string {
   if (!NAME.test(name) || name.endsWith('.json')) {
-    throw new Error(`figure name '${name}' must be letters, digits, '.', '_' or '-' (it becomes results/figures/<name>.png)`);
+    throw new Error(
+      `figure name '${name}' must be letters, digits, '.', '_' or '-' (it becomes results/figures/<name>.png)`,
+    );
   }
   return name;
 }
 
 function checkFigure(name: string, figure: Figure): void {
   if (!figure || !Array.isArray(figure.data) || typeof figure.layout !== 'object' || figure.layout === null) {
-    throw new Error(`figure '${name}' is not a plotly figure: expected { data: [...], layout: {...} } (from lib/report/plots)`);
+    throw new Error(
+      `figure '${name}' is not a plotly figure: expected { data: [...], layout: {...} } (from lib/report/plots)`,
+    );
   }
 }
 
@@ -72,7 +76,8 @@ export function loadFigureJson(name: string, dir: string = PATHS.figures): Figur
   const file = path.join(dir, `${checkFigureName(name)}.json`);
   if (!fs.existsSync(file)) throw new Error(`no figure '${name}' in ${dir} (expected ${file})`);
   const fig = JSON.parse(fs.readFileSync(file, 'utf8')) as Figure;
-  if (!Array.isArray(fig.data) || typeof fig.layout !== 'object') throw new Error(`${file} is not a plotly figure ({ data, layout })`);
+  if (!Array.isArray(fig.data) || typeof fig.layout !== 'object')
+    throw new Error(`${file} is not a plotly figure ({ data, layout })`);
   return fig;
 }
 
@@ -101,10 +106,14 @@ export class FigureExporter {
       const page = await browser.newPage();
       // Nothing in a figure needs the network; refuse any request rather than wait on it.
       await page.route(/^(https?|wss?):/, (route) => route.abort());
-      await page.setContent('<!doctype html><html><head><meta charset="utf-8"></head><body><div id="figure"></div></body></html>');
+      await page.setContent(
+        '<!doctype html><html><head><meta charset="utf-8"></head><body><div id="figure"></div></body></html>',
+      );
       await page.addScriptTag({ content: plotlyJs() });
       // Page code names the browser's globals through globalThis: tslab compiles lib/ without the DOM types.
-      const version = await page.evaluate(() => (globalThis as unknown as { Plotly?: { version: string } }).Plotly?.version);
+      const version = await page.evaluate(
+        () => (globalThis as unknown as { Plotly?: { version: string } }).Plotly?.version,
+      );
       if (!version) throw new Error('plotly.js did not load in Chromium');
       return new FigureExporter(browser, page, !opts.browser);
     } catch (err) {

@@ -60,7 +60,9 @@ export function htmlTable<Row extends object>(rows: readonly Row[], opts: TableO
   const digits = opts.digits ?? 4;
   const columns: readonly Column<Row>[] =
     opts.columns ??
-    (rows.length ? Object.keys(rows[0]).map((k) => ({ label: k, value: (r: Row) => (r as Record<string, unknown>)[k] as Cell })) : []);
+    (rows.length
+      ? Object.keys(rows[0]).map((k) => ({ label: k, value: (r: Row) => (r as Record<string, unknown>)[k] as Cell }))
+      : []);
   const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : '';
   if (rows.length === 0) {
     return `<table class="dcf-table">${caption}<tbody><tr><td class="dcf-empty">${textToHtml(opts.empty ?? 'no rows')}</td></tr></tbody></table>`;
@@ -68,7 +70,10 @@ export function htmlTable<Row extends object>(rows: readonly Row[], opts: TableO
   const aligns = columns.map((c) => c.align ?? (typeof c.value(rows[0]) === 'number' ? 'right' : 'left'));
   const head = columns.map((c, i) => `<th style="text-align:${aligns[i]}">${escapeHtml(c.label)}</th>`).join('');
   const body = rows
-    .map((row) => `<tr>${columns.map((c, i) => `<td style="text-align:${aligns[i]}">${cellHtml(c.value(row), digits)}</td>`).join('')}</tr>`)
+    .map(
+      (row) =>
+        `<tr>${columns.map((c, i) => `<td style="text-align:${aligns[i]}">${cellHtml(c.value(row), digits)}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   return `<table class="dcf-table">${caption}<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table>`;
 }

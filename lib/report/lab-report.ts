@@ -18,11 +18,41 @@ import { loadCifar10 } from '../data/index';
 import { initBackend } from '../runtime/index';
 import { checkpointPath, loadNetFromStateFile } from '../train/index';
 import {
-  bestRun, checkpointFacts, compareFacts, recordedMeasurements, costFacts, freezeFacts, loadResults, networkFacts, readRecorded, readRecordedEpochs, type CheckpointFacts, type CompareFacts,
-  type ComparisonRow, type CostFacts, type FreezeFacts, type NetworkFacts, type Provenance, type ResultRow, type RunEpochs, verdictPhrase, yourResults, loadLabResults,
+  bestRun,
+  checkpointFacts,
+  compareFacts,
+  recordedMeasurements,
+  costFacts,
+  freezeFacts,
+  loadResults,
+  networkFacts,
+  readRecorded,
+  readRecordedEpochs,
+  type CheckpointFacts,
+  type CompareFacts,
+  type ComparisonRow,
+  type CostFacts,
+  type FreezeFacts,
+  type NetworkFacts,
+  type Provenance,
+  type ResultRow,
+  type RunEpochs,
+  verdictPhrase,
+  yourResults,
+  loadLabResults,
 } from '../experiments/index';
 import { writeFileAtomic } from '../formats/index';
-import { checkpointAnswer, compareAnswer, freezeAnswer, networkAnswer, pct, prosConsAnswer, pts, responseMapAnswer, type Answer } from './answers';
+import {
+  checkpointAnswer,
+  compareAnswer,
+  freezeAnswer,
+  networkAnswer,
+  pct,
+  prosConsAnswer,
+  pts,
+  responseMapAnswer,
+  type Answer,
+} from './answers';
 import { launchChromium } from './chromium';
 import { escapeHtml, textToHtml } from './html-table';
 import { heatColor, intervalChart, lineChart, pixelsPngUri, type LineSeries } from './svg';
@@ -50,9 +80,16 @@ export interface ReportFacts {
 }
 
 /** Mean ± sd over the runs of `arm` of one split's metric per epoch. */
-function epochBand(epochs: readonly { run: string; epoch: number; split: string; accuracy: number; loss: number }[], runs: readonly string[], split: string, metric: 'accuracy' | 'loss') {
+function epochBand(
+  epochs: readonly { run: string; epoch: number; split: string; accuracy: number; loss: number }[],
+  runs: readonly string[],
+  split: string,
+  metric: 'accuracy' | 'loss',
+) {
   const byEpoch = new Map<number, number[]>();
-  for (const e of epochs) if (runs.includes(e.run) && e.split === split) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), metric === 'accuracy' ? 100 * e.accuracy : e.loss]);
+  for (const e of epochs)
+    if (runs.includes(e.run) && e.split === split)
+      byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), metric === 'accuracy' ? 100 * e.accuracy : e.loss]);
   const x = [...byEpoch.keys()].sort((a, b) => a - b);
   const stats = x.map((k) => {
     const v = byEpoch.get(k)!;
@@ -63,26 +100,58 @@ function epochBand(epochs: readonly { run: string; epoch: number; split: string;
 }
 
 /** Reads what the report needs: the recorded suites, and in mode 'yours' your runs and your best dynamic run's maps. */
-export function gatherFacts(opts: { mode: 'recorded' | 'yours'; recordedDir?: string; resultsDir?: string; yourMaps?: MapFacts }): ReportFacts {
+export function gatherFacts(opts: {
+  mode: 'recorded' | 'yours';
+  recordedDir?: string;
+  resultsDir?: string;
+  yourMaps?: MapFacts;
+}): ReportFacts {
   const recordedDir = opts.recordedDir ?? PATHS.recorded;
   const pairedDir = path.join(recordedDir, 'paired');
   const { rows, provenance } = readRecorded('paired', pairedDir);
   const t = loadResults({ recordedDir, yours: false });
   const labRuns = (arm: string) => rows.filter((r) => r.arm === arm && r.status === 'done').map((r) => r.name);
   const epochs = readRecordedEpochs('paired', pairedDir, [...labRuns('lab-dynamic'), ...labRuns('lab-static')]);
-  const testOf = (run: string) => epochs.filter((e) => e.run === run && e.split === 'test').sort((a, b) => a.epoch - b.epoch).map((e) => [e.epoch, e.accuracy] as [number, number]);
-  const series = (arm: string, name: string, split: string, metric: 'accuracy' | 'loss', color: number, dashed = false): LineSeries => ({
-    name, color, dashed, ...epochBand(epochs, labRuns(arm), split, metric),
+  const testOf = (run: string) =>
+    epochs
+      .filter((e) => e.run === run && e.split === 'test')
+      .sort((a, b) => a.epoch - b.epoch)
+      .map((e) => [e.epoch, e.accuracy] as [number, number]);
+  const series = (
+    arm: string,
+    name: string,
+    split: string,
+    metric: 'accuracy' | 'loss',
+    color: number,
+    dashed = false,
+  ): LineSeries => ({
+    name,
+    color,
+    dashed,
+    ...epochBand(epochs, labRuns(arm), split, metric),
   });
   return {
     mode: opts.mode,
     provenance,
     network: networkFacts(),
-    checkpoint: checkpointFacts(labRuns('lab-dynamic').map((run) => ({ run, test: testOf(run) })), 'recorded'),
+    checkpoint: checkpointFacts(
+      labRuns('lab-dynamic').map((run) => ({ run, test: testOf(run) })),
+      'recorded',
+    ),
     checkpointRuns: labRuns('lab-dynamic').map((run) => ({ run, test: testOf(run) })),
     curves: [
-      [series('lab-dynamic', 'dynamic, test', 'test', 'accuracy', 0), series('lab-static', 'static, test', 'test', 'accuracy', 1), series('lab-dynamic', 'dynamic, train', 'train', 'accuracy', 0, true), series('lab-static', 'static, train', 'train', 'accuracy', 1, true)],
-      [series('lab-dynamic', 'dynamic, train', 'train', 'loss', 0, true), series('lab-static', 'static, train', 'train', 'loss', 1, true), series('lab-dynamic', 'dynamic, test', 'test', 'loss', 0), series('lab-static', 'static, test', 'test', 'loss', 1)],
+      [
+        series('lab-dynamic', 'dynamic, test', 'test', 'accuracy', 0),
+        series('lab-static', 'static, test', 'test', 'accuracy', 1),
+        series('lab-dynamic', 'dynamic, train', 'train', 'accuracy', 0, true),
+        series('lab-static', 'static, train', 'train', 'accuracy', 1, true),
+      ],
+      [
+        series('lab-dynamic', 'dynamic, train', 'train', 'loss', 0, true),
+        series('lab-static', 'static, train', 'train', 'loss', 1, true),
+        series('lab-dynamic', 'dynamic, test', 'test', 'loss', 0),
+        series('lab-static', 'static, test', 'test', 'loss', 1),
+      ],
     ],
     compare: compareFacts(t),
     maps: readMapFacts(pairedDir),
@@ -115,7 +184,8 @@ function figure(body: string, caption: string): string {
 }
 
 function table(head: string[], rows: (string | number)[][], caption: string): string {
-  const cells = (r: (string | number)[], tag: string) => `<tr>${r.map((c) => `<${tag}>${textToHtml(String(c))}</${tag}>`).join('')}</tr>`;
+  const cells = (r: (string | number)[], tag: string) =>
+    `<tr>${r.map((c) => `<${tag}>${textToHtml(String(c))}</${tag}>`).join('')}</tr>`;
   return `<table><caption>Table ${++tableNo}. ${textToHtml(caption)}</caption>${cells(head, 'th')}${rows.map((r) => cells(r, 'td')).join('')}</table>`;
 }
 
@@ -126,8 +196,17 @@ function section(a: Answer, body: string[]): string {
 function comparisonTable(rows: readonly ComparisonRow[], caption: string): string {
   return table(
     ['b − a', 'b: mean', 'a: mean', 'pairs', 'b − a, points', '95 % CI', '90 % CI', 'p', 'verdict'],
-    rows.map((c) => [`${c.b} − ${c.a}`, c.nB ? pct(c.meanB) : '–', c.nA ? pct(c.meanA) : '–', c.n, c.n ? pts(c.mean) : '–',
-      c.n > 1 ? `${pts(c.low)} to ${pts(c.high)}` : '–', c.n > 1 ? `${pts(c.low90)} to ${pts(c.high90)}` : '–', c.n ? c.permutationP.toFixed(3) : '–', verdictPhrase(c)]),
+    rows.map((c) => [
+      `${c.b} − ${c.a}`,
+      c.nB ? pct(c.meanB) : '–',
+      c.nA ? pct(c.meanA) : '–',
+      c.n,
+      c.n ? pts(c.mean) : '–',
+      c.n > 1 ? `${pts(c.low)} to ${pts(c.high)}` : '–',
+      c.n > 1 ? `${pts(c.low90)} to ${pts(c.high90)}` : '–',
+      c.n ? c.permutationP.toFixed(3) : '–',
+      verdictPhrase(c),
+    ]),
     caption,
   );
 }
@@ -135,8 +214,20 @@ function comparisonTable(rows: readonly ComparisonRow[], caption: string): strin
 function intervalFigure(rows: readonly ComparisonRow[], title: string, caption: string): string {
   return figure(
     intervalChart(
-      rows.map((c) => ({ label: `${c.b} − ${c.a}`, mean: 100 * c.mean, low: 100 * c.low, high: 100 * c.high, low90: 100 * c.low90, high90: 100 * c.high90, points: c.differences.map((d) => 100 * d) })),
-      { title, xLabel: 'b − a, points of test accuracy (◆ mean, thin 95 % CI, thick 90 % CI, dots seeds)', margin: 100 * (rows[0]?.margin ?? 0) },
+      rows.map((c) => ({
+        label: `${c.b} − ${c.a}`,
+        mean: 100 * c.mean,
+        low: 100 * c.low,
+        high: 100 * c.high,
+        low90: 100 * c.low90,
+        high90: 100 * c.high90,
+        points: c.differences.map((d) => 100 * d),
+      })),
+      {
+        title,
+        xLabel: 'b − a, points of test accuracy (◆ mean, thin 95 % CI, thick 90 % CI, dots seeds)',
+        margin: 100 * (rows[0]?.margin ?? 0),
+      },
     ),
     caption,
   );
@@ -149,14 +240,27 @@ function mapsFigure(m: MapFacts, k: number, caption: string): string {
   const lo = Math.min(...maps);
   const hi = Math.max(...maps);
   const px = (i: number) => [e.image[i * 3], e.image[i * 3 + 1], e.image[i * 3 + 2]] as [number, number, number];
-  const cells = [`<div><img src="${pixelsPngUri(IMAGE_SIZE, IMAGE_SIZE, (x, y) => px(y * IMAGE_SIZE + x), 2)}"><br>image (${escapeHtml(CLASS_NAMES[e.label])})</div>`];
+  const cells = [
+    `<div><img src="${pixelsPngUri(IMAGE_SIZE, IMAGE_SIZE, (x, y) => px(y * IMAGE_SIZE + x), 2)}"><br>image (${escapeHtml(CLASS_NAMES[e.label])})</div>`,
+  ];
   for (let c = 0; c < CLASS_NAMES.length; c++) {
-    const up = upsampleBilinear(maps.slice(c * FEATURE_SIZE ** 2, (c + 1) * FEATURE_SIZE ** 2), FEATURE_SIZE, FEATURE_SIZE, IMAGE_SIZE, IMAGE_SIZE);
-    const uri = pixelsPngUri(IMAGE_SIZE, IMAGE_SIZE, (x, y) => {
-      const heat = heatColor((up[y * IMAGE_SIZE + x] - lo) / (hi - lo));
-      const base = px(y * IMAGE_SIZE + x);
-      return heat.map((h, i) => Math.round(0.55 * h + 0.45 * base[i])) as [number, number, number];
-    }, 2);
+    const up = upsampleBilinear(
+      maps.slice(c * FEATURE_SIZE ** 2, (c + 1) * FEATURE_SIZE ** 2),
+      FEATURE_SIZE,
+      FEATURE_SIZE,
+      IMAGE_SIZE,
+      IMAGE_SIZE,
+    );
+    const uri = pixelsPngUri(
+      IMAGE_SIZE,
+      IMAGE_SIZE,
+      (x, y) => {
+        const heat = heatColor((up[y * IMAGE_SIZE + x] - lo) / (hi - lo));
+        const base = px(y * IMAGE_SIZE + x);
+        return heat.map((h, i) => Math.round(0.55 * h + 0.45 * base[i])) as [number, number, number];
+      },
+      2,
+    );
     const name = CLASS_NAMES[c] + (c === e.predicted ? ' ●' : '');
     cells.push(`<div><img src="${uri}"><br>${escapeHtml(name)} ${e.scores[c].toFixed(1)}</div>`);
   }
@@ -180,71 +284,156 @@ export function labReportHtml(f: ReportFacts): string {
   const source = (what: string) => `Source: recorded suite (${what}).`;
   const parts: string[] = [];
   const net = networkAnswer(n);
-  parts.push(section(net, [table(['part', 'dynamic head', 'static head'], [
-    ['backbone (stem + layer1)', n.backbone, n.backbone], ['class embeddings', n.embeddings, '–'], ['generator MLP', n.generator, '–'],
-    ['learned filters', '–', n.staticFilters], ['score MLP', n.scoreMlp, n.scoreMlp], ['head in all', n.head.dynamic, n.head.static],
-  ].map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c))), 'Parameters per part, counted from the model definition (lib/model).')]));
+  parts.push(
+    section(net, [
+      table(
+        ['part', 'dynamic head', 'static head'],
+        [
+          ['backbone (stem + layer1)', n.backbone, n.backbone],
+          ['class embeddings', n.embeddings, '–'],
+          ['generator MLP', n.generator, '–'],
+          ['learned filters', '–', n.staticFilters],
+          ['score MLP', n.scoreMlp, n.scoreMlp],
+          ['head in all', n.head.dynamic, n.head.static],
+        ].map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c))),
+        'Parameters per part, counted from the model definition (lib/model).',
+      ),
+    ]),
+  );
 
   if (f.checkpoint) {
     const cp = checkpointAnswer(f.checkpoint);
     const shown = f.compare.lab.dynamic;
-    parts.push(section(cp, [
-      figure(
-        lineChart(
-          f.checkpointRuns.map((r, k) => {
-            const best = r.test.reduce((b, x, i) => (x[1] > r.test[b][1] ? i : b), 0);
-            return { name: r.run, x: r.test.map((e) => e[0]), y: r.test.map((e) => 100 * e[1]), mark: best, color: k, unlisted: f.checkpointRuns.length > 6 };
-          }),
-          { title: 'Test accuracy per epoch; dot: the best epoch (the checkpoint kept)', xLabel: 'epoch', yLabel: 'test accuracy, %', width: 520, height: 240 },
+    parts.push(
+      section(cp, [
+        figure(
+          lineChart(
+            f.checkpointRuns.map((r, k) => {
+              const best = r.test.reduce((b, x, i) => (x[1] > r.test[b][1] ? i : b), 0);
+              return {
+                name: r.run,
+                x: r.test.map((e) => e[0]),
+                y: r.test.map((e) => 100 * e[1]),
+                mark: best,
+                color: k,
+                unlisted: f.checkpointRuns.length > 6,
+              };
+            }),
+            {
+              title: 'Test accuracy per epoch; dot: the best epoch (the checkpoint kept)',
+              xLabel: 'epoch',
+              yLabel: 'test accuracy, %',
+              width: 520,
+              height: 240,
+            },
+          ),
+          `The dynamic net's runs under the lab's protocol, one line per seed. ${source(`lab protocol, ${shown.n} seeds`)}`,
         ),
-        `The dynamic net's runs under the lab's protocol, one line per seed. ${source(`lab protocol, ${shown.n} seeds`)}`,
-      ),
-      f.mode === 'yours' && yourAccuracy(f.yours, 'lab-dynamic-s0') !== undefined ? yours(`lab-dynamic-s0 reached ${pct(yourAccuracy(f.yours, 'lab-dynamic-s0')!)} at its best epoch.`) : '',
-    ]));
+        f.mode === 'yours' && yourAccuracy(f.yours, 'lab-dynamic-s0') !== undefined
+          ? yours(`lab-dynamic-s0 reached ${pct(yourAccuracy(f.yours, 'lab-dynamic-s0')!)} at its best epoch.`)
+          : '',
+      ]),
+    );
   }
 
   const cmp = compareAnswer(f.compare);
   const c = f.compare;
-  parts.push(section(cmp, [
-    `<div style="display:flex;gap:8px;justify-content:center">${figure(lineChart(f.curves[0], { title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy, %' }), `Mean ± sd over ${c.lab.dynamic.n} seeds; train: running average over the epoch. ${source("lab protocol")}`)}${figure(lineChart(f.curves[1], { title: 'Loss per epoch', xLabel: 'epoch', yLabel: 'cross-entropy' }), source('lab protocol'))}</div>`,
-    comparisonTable([c.main, c.generator, c.labComparison, c.protocol], `Paired by seed. ${source('validation protocol: 45k images, epoch chosen on validation; lab protocol: arms lab-*')}`),
-    intervalFigure([c.main, c.generator, c.labComparison], 'Dynamic against static', `The green lines are the ±${(100 * c.main.margin).toFixed(0)}-point equivalence margin. ${source('paired seeds')}`),
-    f.mode === 'yours' && yourAccuracy(f.yours, 'lab-dynamic-s0') !== undefined && yourAccuracy(f.yours, 'lab-static-s0') !== undefined
-      ? yours(`lab-dynamic-s0 ${pct(yourAccuracy(f.yours, 'lab-dynamic-s0')!)}, lab-static-s0 ${pct(yourAccuracy(f.yours, 'lab-static-s0')!)}: a difference of ${pts(yourAccuracy(f.yours, 'lab-dynamic-s0')! - yourAccuracy(f.yours, 'lab-static-s0')!)} points on one seed, inside the seed-to-seed spread of the recorded suite (sd ${(100 * c.lab.dynamic.sd).toFixed(2)} points).`)
-      : '',
-  ]));
+  parts.push(
+    section(cmp, [
+      `<div style="display:flex;gap:8px;justify-content:center">${figure(lineChart(f.curves[0], { title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy, %' }), `Mean ± sd over ${c.lab.dynamic.n} seeds; train: running average over the epoch. ${source('lab protocol')}`)}${figure(lineChart(f.curves[1], { title: 'Loss per epoch', xLabel: 'epoch', yLabel: 'cross-entropy' }), source('lab protocol'))}</div>`,
+      comparisonTable(
+        [c.main, c.generator, c.labComparison, c.protocol],
+        `Paired by seed. ${source('validation protocol: 45k images, epoch chosen on validation; lab protocol: arms lab-*')}`,
+      ),
+      intervalFigure(
+        [c.main, c.generator, c.labComparison],
+        'Dynamic against static',
+        `The green lines are the ±${(100 * c.main.margin).toFixed(0)}-point equivalence margin. ${source('paired seeds')}`,
+      ),
+      f.mode === 'yours' &&
+      yourAccuracy(f.yours, 'lab-dynamic-s0') !== undefined &&
+      yourAccuracy(f.yours, 'lab-static-s0') !== undefined
+        ? yours(
+            `lab-dynamic-s0 ${pct(yourAccuracy(f.yours, 'lab-dynamic-s0')!)}, lab-static-s0 ${pct(yourAccuracy(f.yours, 'lab-static-s0')!)}: a difference of ${pts(yourAccuracy(f.yours, 'lab-dynamic-s0')! - yourAccuracy(f.yours, 'lab-static-s0')!)} points on one seed, inside the seed-to-seed spread of the recorded suite (sd ${(100 * c.lab.dynamic.sd).toFixed(2)} points).`,
+          )
+        : '',
+    ]),
+  );
 
   const maps = f.yourMaps ?? f.maps;
   if (maps) {
     const ma = responseMapAnswer(maps);
-    parts.push(section(ma, [
-      mapsFigure(maps, ma.conclusion.example, `Test image #${maps.examples[ma.conclusion.example].index}: each class's 8×8 response map, upsampled bilinearly to 32×32 and laid over the image (one colour scale for all ten; ● the predicted class, numbers its score). Source: ${maps.source === 'recorded' ? `recorded suite, ${maps.run}` : `your run ${maps.run}`}.`),
-      table(['map of', 'images', 'peak in the central quarter', 'mean distance from the centre'], [
-        ['true class', maps.peaks.truth.images, pct(maps.peaks.truth.central), `${maps.peaks.truth.meanDistance.toFixed(1)} px`],
-        ['strongest other class', maps.peaks.other.images, pct(maps.peaks.other.central), `${maps.peaks.other.meanDistance.toFixed(1)} px`],
-        ['chance (a peak anywhere)', '', '25.00 %', '≈ 12.2 px'],
-      ], `Where the upsampled maps peak over correctly classified test images. Source: ${maps.source === 'recorded' ? `recorded suite, ${maps.run}` : `your run ${maps.run}`}.`),
-    ]));
+    parts.push(
+      section(ma, [
+        mapsFigure(
+          maps,
+          ma.conclusion.example,
+          `Test image #${maps.examples[ma.conclusion.example].index}: each class's 8×8 response map, upsampled bilinearly to 32×32 and laid over the image (one colour scale for all ten; ● the predicted class, numbers its score). Source: ${maps.source === 'recorded' ? `recorded suite, ${maps.run}` : `your run ${maps.run}`}.`,
+        ),
+        table(
+          ['map of', 'images', 'peak in the central quarter', 'mean distance from the centre'],
+          [
+            [
+              'true class',
+              maps.peaks.truth.images,
+              pct(maps.peaks.truth.central),
+              `${maps.peaks.truth.meanDistance.toFixed(1)} px`,
+            ],
+            [
+              'strongest other class',
+              maps.peaks.other.images,
+              pct(maps.peaks.other.central),
+              `${maps.peaks.other.meanDistance.toFixed(1)} px`,
+            ],
+            ['chance (a peak anywhere)', '', '25.00 %', '≈ 12.2 px'],
+          ],
+          `Where the upsampled maps peak over correctly classified test images. Source: ${maps.source === 'recorded' ? `recorded suite, ${maps.run}` : `your run ${maps.run}`}.`,
+        ),
+      ]),
+    );
   }
 
   const fr = freezeAnswer(f.freeze);
-  const freezeRows = [f.freeze.freeze, ...f.freeze.causes.map((x) => x.test), ...f.freeze.fixes.flatMap((x) => [x.vsControl, x.vsDynamic])].filter((r, i, all) => all.findIndex((q) => q.a === r.a && q.b === r.b) === i);
-  parts.push(section(fr, [
-    intervalFigure(freezeRows, 'Freezing, its causes and its fixes', `Each row changes one thing against the arm after the minus. ${source(`${f.freeze.freeze.n} paired seeds`)}`),
-    comparisonTable(freezeRows, source('validation protocol, paired by seed')),
-    f.mode === 'yours' ? yours(['frozen-requires-grad', 'frozen-eval', 'fix-bn-only', 'fix-adapter'].map((r) => `${r} ${yourAccuracy(f.yours, r) === undefined ? 'not trained' : pct(yourAccuracy(f.yours, r)!)}`).join('; ') + '.') : '',
-  ]));
+  const freezeRows = [
+    f.freeze.freeze,
+    ...f.freeze.causes.map((x) => x.test),
+    ...f.freeze.fixes.flatMap((x) => [x.vsControl, x.vsDynamic]),
+  ].filter((r, i, all) => all.findIndex((q) => q.a === r.a && q.b === r.b) === i);
+  parts.push(
+    section(fr, [
+      intervalFigure(
+        freezeRows,
+        'Freezing, its causes and its fixes',
+        `Each row changes one thing against the arm after the minus. ${source(`${f.freeze.freeze.n} paired seeds`)}`,
+      ),
+      comparisonTable(freezeRows, source('validation protocol, paired by seed')),
+      f.mode === 'yours'
+        ? yours(
+            ['frozen-requires-grad', 'frozen-eval', 'fix-bn-only', 'fix-adapter']
+              .map(
+                (r) =>
+                  `${r} ${yourAccuracy(f.yours, r) === undefined ? 'not trained' : pct(yourAccuracy(f.yours, r)!)}`,
+              )
+              .join('; ') + '.',
+          )
+        : '',
+    ]),
+  );
 
   const pc = prosConsAnswer(f.costs);
-  parts.push(section(pc, [
-    `<p><b>Advantages</b></p><ul>${pc.advantages.map((x) => `<li>${textToHtml(x)}</li>`).join('')}</ul>`,
-    `<p><b>Downsides</b></p><ul>${pc.downsides.map((x) => `<li>${textToHtml(x)}</li>`).join('')}</ul>`,
-  ]));
+  parts.push(
+    section(pc, [
+      `<p><b>Advantages</b></p><ul>${pc.advantages.map((x) => `<li>${textToHtml(x)}</li>`).join('')}</ul>`,
+      `<p><b>Downsides</b></p><ul>${pc.downsides.map((x) => `<li>${textToHtml(x)}</li>`).join('')}</ul>`,
+    ]),
+  );
 
   const runs = batches.reduce((s, b) => s + b.runs.length, 0);
   const header =
     `<h1>Lab 4: dynamic convolutional filters for CIFAR-10</h1><p class="meta">` +
-    (f.mode === 'recorded' ? 'Built from the recorded suite alone. ' : 'Your runs on this machine beside the recorded suite. ') +
+    (f.mode === 'recorded'
+      ? 'Built from the recorded suite alone. '
+      : 'Your runs on this machine beside the recorded suite. ') +
     `Recorded suite: ${runs} runs in ${batches.length} batch${batches.length === 1 ? '' : 'es'} (${batches.map((b) => `${b.runs.length} at commit ${b.commit.slice(0, 7)}, ${b.lastEpochAt?.slice(0, 10) ?? '–'}, ${b.machine.cores} cores of ${b.machine.cpu}`).join('; ')}). ` +
     'Accuracies are on the 10,000 CIFAR-10 test images; intervals are paired by seed. The lab book (the six notebooks, executed) is the appendix.</p>';
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Lab 4: dynamic convolutional filters for CIFAR-10</title><style>${STYLE}</style></head><body>${header}${parts.join('')}</body></html>\n`;
@@ -267,7 +456,10 @@ const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(fil
  * `lab-report.json`: the two files' sha256, so a test can tell that the PDF belongs to the HTML.
  * Each file is written to a temporary name and renamed: a failed build leaves the old report.
  */
-export async function writeLabReport(facts: ReportFacts, opts: { outDir: string; pdf?: boolean }): Promise<LabReportFiles> {
+export async function writeLabReport(
+  facts: ReportFacts,
+  opts: { outDir: string; pdf?: boolean },
+): Promise<LabReportFiles> {
   fs.mkdirSync(opts.outDir, { recursive: true });
   const html = path.join(opts.outDir, 'lab-report.html');
   const pdf = path.join(opts.outDir, 'lab-report.pdf');
@@ -279,7 +471,11 @@ export async function writeLabReport(facts: ReportFacts, opts: { outDir: string;
     try {
       const page = await browser.newPage();
       await page.goto(pathToFileURL(html).href, { waitUntil: 'load' });
-      const bytes = await page.pdf({ format: 'A4', printBackground: true, margin: { top: '14mm', bottom: '14mm', left: '14mm', right: '14mm' } });
+      const bytes = await page.pdf({
+        format: 'A4',
+        printBackground: true,
+        margin: { top: '14mm', bottom: '14mm', left: '14mm', right: '14mm' },
+      });
       pages = (bytes.toString('latin1').match(/\/Type\s*\/Page[^s]/g) ?? []).length;
       writeFileAtomic(pdf, bytes);
     } finally {
@@ -296,7 +492,12 @@ export async function writeLabReport(facts: ReportFacts, opts: { outDir: string;
  * your runs beside it into <results>/report (mode 'yours': your best dynamic run's response maps
  * are computed from its best checkpoint, a few seconds).
  */
-export async function buildLabReport(opts: { mode: 'recorded' | 'yours'; outDir?: string; pdf?: boolean; resultsDir?: string }): Promise<LabReportFiles> {
+export async function buildLabReport(opts: {
+  mode: 'recorded' | 'yours';
+  outDir?: string;
+  pdf?: boolean;
+  resultsDir?: string;
+}): Promise<LabReportFiles> {
   let yourMaps: MapFacts | undefined;
   if (opts.mode === 'yours') {
     const run = bestRun(loadLabResults({ resultsDir: opts.resultsDir }), { variant: 'dynamic' });

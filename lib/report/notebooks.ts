@@ -112,7 +112,8 @@ export function committedProblems(nb: NotebookJson): string[] {
   nb.cells.forEach((cell, i) => {
     if (cell.cell_type !== 'code') return;
     if ((cell.outputs ?? []).length > 0) problems.push(`cell ${i} has ${cell.outputs!.length} output(s)`);
-    if (cell.execution_count !== null && cell.execution_count !== undefined) problems.push(`cell ${i} has execution_count ${cell.execution_count}`);
+    if (cell.execution_count !== null && cell.execution_count !== undefined)
+      problems.push(`cell ${i} has execution_count ${cell.execution_count}`);
   });
   const kernel = (nb.metadata.kernelspec as { name?: string } | undefined)?.name;
   if (kernel !== KERNEL_NAME) problems.push(`kernelspec is '${kernel ?? 'missing'}', expected '${KERNEL_NAME}'`);
@@ -140,7 +141,11 @@ export function formatNotebook(nb: NotebookJson): string {
   const sort = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sort);
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]));
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+      );
     }
     return v;
   };
@@ -204,7 +209,13 @@ export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise
   env.DCF_PROGRESS_LINES = '1';
   // The kernel must find the project's node and tslab, whatever PATH the caller has.
   env.PATH = `${path.join(PATHS.root, 'node_modules', '.bin')}:${path.dirname(process.execPath)}:${env.PATH ?? ''}`;
-  const args = [path.join(PATHS.root, 'scripts', 'execute_notebook.py'), notebook, opts.output, '--kernel', KERNEL_NAME];
+  const args = [
+    path.join(PATHS.root, 'scripts', 'execute_notebook.py'),
+    notebook,
+    opts.output,
+    '--kernel',
+    KERNEL_NAME,
+  ];
   if (opts.cellTimeout !== undefined) args.push('--timeout', String(Math.ceil(opts.cellTimeout)));
   // A copy left by an earlier run must not be read as this run's result.
   fs.rmSync(opts.output, { force: true });
@@ -224,7 +235,15 @@ export function executeNotebook(notebook: string, opts: ExecuteOptions): Promise
       opts.signal?.removeEventListener('abort', interrupt);
       const errors = fs.existsSync(opts.output) ? errorOutputs(readNotebook(opts.output)) : [];
       const exitCode = code ?? 1;
-      resolve({ notebook, output: opts.output, seconds: (Date.now() - started) / 1000, exitCode, errors, stderr, interrupted: exitCode === 130 });
+      resolve({
+        notebook,
+        output: opts.output,
+        seconds: (Date.now() - started) / 1000,
+        exitCode,
+        errors,
+        stderr,
+        interrupted: exitCode === 130,
+      });
     });
   });
 }

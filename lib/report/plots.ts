@@ -23,7 +23,16 @@ export interface Figure {
 
 /** plotly's default (d3 category10) colours, one per run or variant. */
 export const PALETTE = [
-  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
 ] as const;
 /** Fixed colours for the two heads, so every figure shows them the same way. */
 const VARIANT_COLORS: Record<string, string> = { dynamic: '#1f77b4', static: '#ff7f0e' };
@@ -116,7 +125,8 @@ function runOrder(rows: readonly { run: string }[], runs?: readonly string[]): s
   const present = [...new Set(rows.map((r) => r.run))];
   if (!runs) return present;
   const missing = runs.filter((r) => !present.includes(r));
-  if (missing.length) throw new Error(`no metric rows for run(s) ${missing.join(', ')}; runs present: ${present.join(', ') || 'none'}`);
+  if (missing.length)
+    throw new Error(`no metric rows for run(s) ${missing.join(', ')}; runs present: ${present.join(', ') || 'none'}`);
   return [...runs];
 }
 
@@ -151,12 +161,25 @@ export function trainingCurves(rows: readonly EpochPoint[], opts: CurveOptions =
       const name = `${run} · ${split}`;
       const epochs = sorted.map((r) => r.epoch);
       data.push({
-        ...common, name, legendgroup: name, x: epochs, y: sorted.map((r) => r.loss), xaxis: lossCell.x, yaxis: lossCell.y,
+        ...common,
+        name,
+        legendgroup: name,
+        x: epochs,
+        y: sorted.map((r) => r.loss),
+        xaxis: lossCell.x,
+        yaxis: lossCell.y,
         hovertemplate: `${name}<br>epoch %{x}<br>loss %{y:.4f}<extra></extra>`,
       });
       data.push({
-        ...common, name, legendgroup: name, showlegend: false, x: epochs, y: sorted.map((r) => r.accuracy),
-        xaxis: accCell.x, yaxis: accCell.y, hovertemplate: `${name}<br>epoch %{x}<br>accuracy %{y:.2%}<extra></extra>`,
+        ...common,
+        name,
+        legendgroup: name,
+        showlegend: false,
+        x: epochs,
+        y: sorted.map((r) => r.accuracy),
+        xaxis: accCell.x,
+        yaxis: accCell.y,
+        hovertemplate: `${name}<br>epoch %{x}<br>accuracy %{y:.2%}<extra></extra>`,
       });
     }
   });
@@ -167,7 +190,12 @@ export function trainingCurves(rows: readonly EpochPoint[], opts: CurveOptions =
     legend: { orientation: 'h', y: -0.26, yanchor: 'top' },
     annotations: [cellTitle(lossCell, 'Loss'), cellTitle(accCell, 'Accuracy')],
   };
-  axisPair(layout, lossCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, title: { text: 'cross-entropy' } });
+  axisPair(
+    layout,
+    lossCell,
+    { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 },
+    { ...GRID_AXIS, title: { text: 'cross-entropy' } },
+  );
   axisPair(layout, accCell, { ...GRID_AXIS, title: { text: 'epoch' }, dtick: 1 }, { ...GRID_AXIS, tickformat: '.1~%' });
   if (maxEpoch(rows) > 20) {
     delete (layout[lossCell.xKey] as Record<string, unknown>).dtick;
@@ -193,7 +221,10 @@ export function smooth(values: readonly number[], factor: number): number[] {
 }
 
 /** Per-step training loss and accuracy: raw values faint, smoothed values bold. */
-export function stepCurves(steps: readonly StepPoint[], opts: { runs?: readonly string[]; smoothing?: number; title?: string } = {}): Figure {
+export function stepCurves(
+  steps: readonly StepPoint[],
+  opts: { runs?: readonly string[]; smoothing?: number; title?: string } = {},
+): Figure {
   const runs = runOrder(steps, opts.runs);
   const factor = opts.smoothing ?? 0.9;
   const [lossCell, accCell] = grid(1, 2, 0.1);
@@ -202,12 +233,34 @@ export function stepCurves(steps: readonly StepPoint[], opts: { runs?: readonly 
     const color = PALETTE[i % PALETTE.length];
     const sorted = steps.filter((s) => s.run === run).sort((a, b) => a.step - b.step);
     const x = sorted.map((s) => s.step);
-    for (const [cell, metric] of [[lossCell, 'loss'], [accCell, 'accuracy']] as const) {
+    for (const [cell, metric] of [
+      [lossCell, 'loss'],
+      [accCell, 'accuracy'],
+    ] as const) {
       const y = sorted.map((s) => s[metric]);
-      data.push({ type: 'scatter', mode: 'lines', x, y, xaxis: cell.x, yaxis: cell.y, line: { color: withAlpha(color, 0.25), width: 1 }, showlegend: false, hoverinfo: 'skip', legendgroup: run });
       data.push({
-        type: 'scatter', mode: 'lines', x, y: smooth(y, factor), xaxis: cell.x, yaxis: cell.y, name: run, legendgroup: run,
-        showlegend: metric === 'loss', line: { color, width: 2 },
+        type: 'scatter',
+        mode: 'lines',
+        x,
+        y,
+        xaxis: cell.x,
+        yaxis: cell.y,
+        line: { color: withAlpha(color, 0.25), width: 1 },
+        showlegend: false,
+        hoverinfo: 'skip',
+        legendgroup: run,
+      });
+      data.push({
+        type: 'scatter',
+        mode: 'lines',
+        x,
+        y: smooth(y, factor),
+        xaxis: cell.x,
+        yaxis: cell.y,
+        name: run,
+        legendgroup: run,
+        showlegend: metric === 'loss',
+        line: { color, width: 2 },
         hovertemplate: `${run}<br>step %{x}<br>${metric} %{y:${metric === 'loss' ? '.4f' : '.2%'}}<extra>smoothed</extra>`,
       });
     }
@@ -251,7 +304,12 @@ export function meanStdBars(
       title: { text: opts.title ?? 'Best test accuracy (mean ± std over seeds)' },
       height: 400,
       xaxis: { ...GRID_AXIS, showgrid: false },
-      yaxis: { ...GRID_AXIS, title: { text: opts.yTitle ?? '' }, tickformat: percent ? '.0%' : undefined, rangemode: 'tozero' },
+      yaxis: {
+        ...GRID_AXIS,
+        title: { text: opts.yTitle ?? '' },
+        tickformat: percent ? '.0%' : undefined,
+        rangemode: 'tozero',
+      },
     },
   };
 }
@@ -268,7 +326,11 @@ export function perClassAccuracy(
         throw new Error(`perClassAccuracy: '${e.name}' has ${e.perClass.length} values for ${names.length} classes`);
       }
       return {
-        type: 'bar', name: e.name, x: [...names], y: Array.from(e.perClass), marker: { color: colorFor(e.name, i) },
+        type: 'bar',
+        name: e.name,
+        x: [...names],
+        y: Array.from(e.perClass),
+        marker: { color: colorFor(e.name, i) },
         hovertemplate: `${e.name}<br>%{x}: %{y:.1%}<extra></extra>`,
       };
     }),
@@ -322,7 +384,9 @@ export function confusionMatrixFigure(
     ],
     layout: {
       ...BASE_LAYOUT,
-      title: { text: `${opts.title ?? 'Confusion matrix'} — accuracy ${total ? ((100 * correct) / total).toFixed(2) : '–'}% of ${total}` },
+      title: {
+        text: `${opts.title ?? 'Confusion matrix'} — accuracy ${total ? ((100 * correct) / total).toFixed(2) : '–'}% of ${total}`,
+      },
       height: 560,
       width: 640,
       xaxis: { title: { text: 'predicted' }, tickangle: -45, constrain: 'domain' },
@@ -339,7 +403,9 @@ export function confusionMatrixFigure(
 function imageRows(pixels: ArrayLike<number>, index: number, size: number): number[][][] {
   const base = index * size * size * 3;
   if (base + size * size * 3 > pixels.length) {
-    throw new Error(`image ${index} is outside the pixel buffer (${pixels.length} bytes = ${pixels.length / (size * size * 3)} images)`);
+    throw new Error(
+      `image ${index} is outside the pixel buffer (${pixels.length} bytes = ${pixels.length / (size * size * 3)} images)`,
+    );
   }
   const rows: number[][][] = [];
   for (let y = 0; y < size; y++) {
@@ -359,7 +425,13 @@ const HIDDEN_AXIS = { visible: false, showgrid: false, zeroline: false };
  * Bilinear resize of a [inH, inW] map to [outH, outW] with half-pixel centres, as PyTorch's
  * F.interpolate(mode='bilinear', align_corners=False) and tf.image.resizeBilinear(…, false, true).
  */
-export function upsampleBilinear(src: ArrayLike<number>, inH: number, inW: number, outH: number, outW: number): Float32Array {
+export function upsampleBilinear(
+  src: ArrayLike<number>,
+  inH: number,
+  inW: number,
+  outH: number,
+  outW: number,
+): Float32Array {
   if (src.length !== inH * inW) throw new Error(`upsampleBilinear: ${src.length} values for a ${inH}×${inW} map`);
   const out = new Float32Array(outH * outW);
   const sy = inH / outH;
@@ -420,18 +492,30 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
   const names = input.classNames ?? CLASS_NAMES;
   const k = names.length;
   const mapSize = FEATURE_SIZE;
-  if (input.image.length !== IMAGE_SIZE * IMAGE_SIZE * 3) throw new Error(`responseMapFigure: image has ${input.image.length} values, expected 32×32×3`);
-  if (input.maps.length !== k * mapSize * mapSize) throw new Error(`responseMapFigure: maps have ${input.maps.length} values, expected ${k}×${mapSize}×${mapSize}`);
+  if (input.image.length !== IMAGE_SIZE * IMAGE_SIZE * 3)
+    throw new Error(`responseMapFigure: image has ${input.image.length} values, expected 32×32×3`);
+  if (input.maps.length !== k * mapSize * mapSize)
+    throw new Error(`responseMapFigure: maps have ${input.maps.length} values, expected ${k}×${mapSize}×${mapSize}`);
   if (input.scores.length !== k) throw new Error(`responseMapFigure: ${input.scores.length} scores for ${k} classes`);
   const scores = Array.from(input.scores);
   const probs = softmax(scores);
   const predicted = argmax(scores);
   const upsampled = names.map((_, c) =>
-    upsampleBilinear(Array.prototype.slice.call(input.maps, c * mapSize * mapSize, (c + 1) * mapSize * mapSize), mapSize, mapSize, IMAGE_SIZE, IMAGE_SIZE),
+    upsampleBilinear(
+      Array.prototype.slice.call(input.maps, c * mapSize * mapSize, (c + 1) * mapSize * mapSize),
+      mapSize,
+      mapSize,
+      IMAGE_SIZE,
+      IMAGE_SIZE,
+    ),
   );
   let zmin = Infinity;
   let zmax = -Infinity;
-  for (const m of upsampled) for (const v of m) { if (v < zmin) zmin = v; if (v > zmax) zmax = v; }
+  for (const m of upsampled)
+    for (const v of m) {
+      if (v < zmin) zmin = v;
+      if (v > zmax) zmax = v;
+    }
   const attribution = input.kind === 'attribution';
   if (attribution) {
     // Signed values: 0 is white, so positive (raises the score) and negative evidence read apart.
@@ -455,15 +539,30 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
   for (let c = 0; c < k; c++) {
     const cell = cells[c + 1];
     const z: number[][] = [];
-    for (let y = 0; y < IMAGE_SIZE; y++) z.push(Array.from(upsampled[c].subarray(y * IMAGE_SIZE, (y + 1) * IMAGE_SIZE)));
+    for (let y = 0; y < IMAGE_SIZE; y++)
+      z.push(Array.from(upsampled[c].subarray(y * IMAGE_SIZE, (y + 1) * IMAGE_SIZE)));
     data.push({ type: 'image', z: pixels, xaxis: cell.x, yaxis: cell.y, hoverinfo: 'skip' });
     data.push({
-      type: 'heatmap', z, xaxis: cell.x, yaxis: cell.y, zmin, zmax, colorscale: attribution ? 'RdBu' : 'Jet', reversescale: attribution,
+      type: 'heatmap',
+      z,
+      xaxis: cell.x,
+      yaxis: cell.y,
+      zmin,
+      zmax,
+      colorscale: attribution ? 'RdBu' : 'Jet',
+      reversescale: attribution,
       opacity: input.opacity ?? (attribution ? 0.65 : 0.5),
-      zsmooth: false, showscale: c === 0, colorbar: { title: { text: what }, len: 0.8, thickness: 14 },
+      zsmooth: false,
+      showscale: c === 0,
+      colorbar: { title: { text: what }, len: 0.8, thickness: 14 },
       hovertemplate: `${names[c]}<br>x %{x}, y %{y}<br>${what} %{z:.3f}<extra></extra>`,
     });
-    axisPair(layout, cell, { ...HIDDEN_AXIS, range: [-0.5, IMAGE_SIZE - 0.5] }, { ...HIDDEN_AXIS, range: [IMAGE_SIZE - 0.5, -0.5], scaleanchor: cell.x });
+    axisPair(
+      layout,
+      cell,
+      { ...HIDDEN_AXIS, range: [-0.5, IMAGE_SIZE - 0.5] },
+      { ...HIDDEN_AXIS, range: [IMAGE_SIZE - 0.5, -0.5], scaleanchor: cell.x },
+    );
     let text = `${names[c]} ${scores[c].toFixed(2)}`;
     if (c === predicted) text = `<b>${text}</b>`;
     if (c === input.label) text = `<u>${text}</u>`;
@@ -485,22 +584,42 @@ export function responseMapFigure(input: ResponseMapInput): Figure {
  * Small 8×8 maps side by side (e.g. the score MLP's weight for each map cell), each on one
  * diverging scale symmetric about 0, rows and columns as in the image (row 0 at the top).
  */
-export function cellMapsFigure(panels: readonly { title: string; values: ArrayLike<number> }[], opts: { title: string; cols?: number; size?: number } = { title: '' }): Figure {
+export function cellMapsFigure(
+  panels: readonly { title: string; values: ArrayLike<number> }[],
+  opts: { title: string; cols?: number; size?: number } = { title: '' },
+): Figure {
   const size = opts.size ?? FEATURE_SIZE;
-  for (const p of panels) if (p.values.length !== size * size) throw new Error(`cellMapsFigure: panel '${p.title}' has ${p.values.length} values, expected ${size}×${size}`);
+  for (const p of panels)
+    if (p.values.length !== size * size)
+      throw new Error(`cellMapsFigure: panel '${p.title}' has ${p.values.length} values, expected ${size}×${size}`);
   const cols = Math.min(opts.cols ?? 4, panels.length);
   const rows = Math.ceil(panels.length / cols);
   const cells = grid(rows, cols, 0.04, 0.12);
   const bound = Math.max(1e-12, ...panels.flatMap((p) => Array.from(p.values, (v) => Math.abs(v))));
-  const layout: Layout = { ...BASE_LAYOUT, height: 60 + 210 * rows, width: 220 * cols + 120, margin: { l: 10, r: 90, t: 70, b: 10 }, title: { text: opts.title } };
+  const layout: Layout = {
+    ...BASE_LAYOUT,
+    height: 60 + 210 * rows,
+    width: 220 * cols + 120,
+    margin: { l: 10, r: 90, t: 70, b: 10 },
+    title: { text: opts.title },
+  };
   const data: Trace[] = [];
   const annotations: Record<string, unknown>[] = [];
   panels.forEach((p, i) => {
     const z: number[][] = [];
     for (let y = 0; y < size; y++) z.push(Array.from({ length: size }, (_, x) => p.values[y * size + x]));
     data.push({
-      type: 'heatmap', z, xaxis: cells[i].x, yaxis: cells[i].y, zmin: -bound, zmax: bound, colorscale: 'RdBu', reversescale: true,
-      showscale: i === 0, colorbar: { len: 0.8, thickness: 14 }, hovertemplate: `${p.title}<br>row %{y}, col %{x}: %{z:.4f}<extra></extra>`,
+      type: 'heatmap',
+      z,
+      xaxis: cells[i].x,
+      yaxis: cells[i].y,
+      zmin: -bound,
+      zmax: bound,
+      colorscale: 'RdBu',
+      reversescale: true,
+      showscale: i === 0,
+      colorbar: { len: 0.8, thickness: 14 },
+      hovertemplate: `${p.title}<br>row %{y}, col %{x}: %{z:.4f}<extra></extra>`,
     });
     axisPair(layout, cells[i], HIDDEN_AXIS, { ...HIDDEN_AXIS, autorange: 'reversed', scaleanchor: cells[i].x });
     annotations.push(cellTitle(cells[i], p.title));
@@ -516,14 +635,25 @@ export function similarityConfusionFigure(
 ): Figure {
   const names = opts.classNames ?? CLASS_NAMES;
   return {
-    data: [{
-      type: 'scatter', mode: 'markers+text', x: pairs.map((p) => p.similarity), y: pairs.map((p) => 100 * p.confusion),
-      text: pairs.map((p) => `${names[p.a]}–${names[p.b]}`), textposition: 'top center', textfont: { size: 9 }, marker: { size: 7, color: PALETTE[0] },
-      hovertemplate: '%{text}<br>filter cosine %{x:.3f}<br>confused %{y:.2f}%<extra></extra>',
-    }],
+    data: [
+      {
+        type: 'scatter',
+        mode: 'markers+text',
+        x: pairs.map((p) => p.similarity),
+        y: pairs.map((p) => 100 * p.confusion),
+        text: pairs.map((p) => `${names[p.a]}–${names[p.b]}`),
+        textposition: 'top center',
+        textfont: { size: 9 },
+        marker: { size: 7, color: PALETTE[0] },
+        hovertemplate: '%{text}<br>filter cosine %{x:.3f}<br>confused %{y:.2f}%<extra></extra>',
+      },
+    ],
     layout: {
-      ...BASE_LAYOUT, height: 460, width: 760, title: { text: opts.title },
-      xaxis: { title: { text: 'cosine similarity of the two classes\' filters' }, zeroline: false },
+      ...BASE_LAYOUT,
+      height: 460,
+      width: 760,
+      title: { text: opts.title },
+      xaxis: { title: { text: "cosine similarity of the two classes' filters" }, zeroline: false },
       yaxis: { title: { text: 'test images of either class given the other (%)' }, rangemode: 'tozero' },
     },
   };
@@ -533,13 +663,30 @@ export function similarityConfusionFigure(
  * Arms compared seed by seed: one line per seed through the arms' values (e.g. test accuracy at
  * the validation-selected epoch), so a paired difference reads as the slope of each line.
  */
-export function pairedSeedsFigure(arms: readonly { name: string; bySeed: ReadonlyMap<number, number> }[], opts: { title: string; yTitle?: string }): Figure {
+export function pairedSeedsFigure(
+  arms: readonly { name: string; bySeed: ReadonlyMap<number, number> }[],
+  opts: { title: string; yTitle?: string },
+): Figure {
   const seeds = [...new Set(arms.flatMap((a) => [...a.bySeed.keys()]))].sort((a, b) => a - b);
   const data: Trace[] = seeds.map((seed, i) => ({
-    type: 'scatter', mode: 'lines+markers', name: `seed ${seed}`, x: arms.map((a) => a.name), y: arms.map((a) => (a.bySeed.has(seed) ? 100 * a.bySeed.get(seed)! : null)),
-    line: { color: PALETTE[i % PALETTE.length] }, hovertemplate: `seed ${seed}<br>%{x}: %{y:.2f}%<extra></extra>`,
+    type: 'scatter',
+    mode: 'lines+markers',
+    name: `seed ${seed}`,
+    x: arms.map((a) => a.name),
+    y: arms.map((a) => (a.bySeed.has(seed) ? 100 * a.bySeed.get(seed)! : null)),
+    line: { color: PALETTE[i % PALETTE.length] },
+    hovertemplate: `seed ${seed}<br>%{x}: %{y:.2f}%<extra></extra>`,
   }));
-  return { data, layout: { ...BASE_LAYOUT, height: 420, width: 720, title: { text: opts.title }, yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } } } };
+  return {
+    data,
+    layout: {
+      ...BASE_LAYOUT,
+      height: 420,
+      width: 720,
+      title: { text: opts.title },
+      yaxis: { title: { text: opts.yTitle ?? 'test accuracy (%)' } },
+    },
+  };
 }
 
 /** One paired comparison as pairedIntervalsFigure draws it (lib/experiments ComparisonRow fits). */
@@ -581,24 +728,52 @@ export function pairedIntervalsFigure(rows: readonly PairedDifferences[], opts: 
   return {
     data: [
       {
-        type: 'scatter', mode: 'markers', name: 'seed',
+        type: 'scatter',
+        mode: 'markers',
+        name: 'seed',
         x: rows.flatMap((r) => r.differences.map((d) => 100 * d)),
         y: rows.flatMap((r, i) => r.differences.map(() => labels[i])),
-        marker: { color: PALETTE[7], size: 6, opacity: 0.7 }, hovertemplate: '%{y}: %{x:+.2f} points<extra>one seed</extra>',
+        marker: { color: PALETTE[7], size: 6, opacity: 0.7 },
+        hovertemplate: '%{y}: %{x:+.2f} points<extra>one seed</extra>',
       },
       {
-        type: 'scatter', mode: 'markers', name: '90 % interval', x, y: labels,
-        error_x: { ...bars((r) => r.low90, (r) => r.high90), thickness: 6, width: 0 },
-        marker: { color: PALETTE[0], size: 1, opacity: 0 }, hoverinfo: 'skip',
+        type: 'scatter',
+        mode: 'markers',
+        name: '90 % interval',
+        x,
+        y: labels,
+        error_x: {
+          ...bars(
+            (r) => r.low90,
+            (r) => r.high90,
+          ),
+          thickness: 6,
+          width: 0,
+        },
+        marker: { color: PALETTE[0], size: 1, opacity: 0 },
+        hoverinfo: 'skip',
       },
       {
-        type: 'scatter', mode: 'markers', name: 'mean, 95 % interval', x, y: labels,
-        error_x: { ...bars((r) => r.low, (r) => r.high), thickness: 2 },
-        marker: { color: PALETTE[0], size: 10, symbol: 'diamond' }, hovertemplate: '%{y}: mean %{x:+.2f} points<extra></extra>',
+        type: 'scatter',
+        mode: 'markers',
+        name: 'mean, 95 % interval',
+        x,
+        y: labels,
+        error_x: {
+          ...bars(
+            (r) => r.low,
+            (r) => r.high,
+          ),
+          thickness: 2,
+        },
+        marker: { color: PALETTE[0], size: 10, symbol: 'diamond' },
+        hovertemplate: '%{y}: mean %{x:+.2f} points<extra></extra>',
       },
     ],
     layout: {
-      ...BASE_LAYOUT, title: { text: opts.title }, height: 120 + 40 * rows.length,
+      ...BASE_LAYOUT,
+      title: { text: opts.title },
+      height: 120 + 40 * rows.length,
       margin: { ...(BASE_LAYOUT.margin as object), l: 260 },
       xaxis: { ...GRID_AXIS, title: { text: xTitle }, zeroline: true, zerolinecolor: '#444' },
       yaxis: { autorange: 'reversed', automargin: true },
@@ -619,13 +794,25 @@ export function filterHeatmap(
   }
   const channels = (filters[0] ?? []).map((_, i) => i);
   return {
-    data: [{
-      type: 'heatmap', z: filters.map((f) => [...f]), y: [...names], x: channels, colorscale: 'RdBu', zmid: 0,
-      colorbar: { title: { text: 'weight' } },
-    }],
+    data: [
+      {
+        type: 'heatmap',
+        z: filters.map((f) => [...f]),
+        y: [...names],
+        x: channels,
+        colorscale: 'RdBu',
+        zmid: 0,
+        colorbar: { title: { text: 'weight' } },
+      },
+    ],
     layout: {
-      ...BASE_LAYOUT, title: { text: opts.title }, xaxis: { title: { text: 'feature channel' } },
-      yaxis: { autorange: 'reversed' }, height: 360, width: 900, margin: { l: 90, r: 20, t: 50, b: 50 },
+      ...BASE_LAYOUT,
+      title: { text: opts.title },
+      xaxis: { title: { text: 'feature channel' } },
+      yaxis: { autorange: 'reversed' },
+      height: 360,
+      width: 900,
+      margin: { l: 90, r: 20, t: 50, b: 50 },
     },
   };
 }
@@ -636,4 +823,3 @@ export function argmax(values: ArrayLike<number>): number {
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
 }
-

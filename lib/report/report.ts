@@ -27,7 +27,16 @@ import type { Browser } from 'playwright-core';
 import { isAlive, writeFileAtomic } from '../formats/index';
 import { PATHS } from '../config';
 import { launchChromium } from './chromium';
-import { cellSource, errorOutputs, executedDir, listNotebooks, NOTEBOOKS_DIR, readNotebook, venvPython, type NotebookJson } from './notebooks';
+import {
+  cellSource,
+  errorOutputs,
+  executedDir,
+  listNotebooks,
+  NOTEBOOKS_DIR,
+  readNotebook,
+  venvPython,
+  type NotebookJson,
+} from './notebooks';
 
 const REPORT_TITLE = 'Dynamic convolutional filters for CIFAR-10: lab report';
 const TEMPLATE_DIR = path.join(__dirname, 'nbconvert-template');
@@ -108,7 +117,9 @@ function firstDifference(executed: NotebookJson, source: NotebookJson): string |
  * The executed copies the report renders, checked: each present, run to the end without an error,
  * and run from the notebook as it is in `sourceDir`. Every problem is listed in one error.
  */
-export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' | 'sourceDir' | 'allowStale' | 'quick'> = {}): CheckedNotebooks {
+export function checkExecutedNotebooks(
+  opts: Pick<ReportOptions, 'notebooksDir' | 'sourceDir' | 'allowStale' | 'quick'> = {},
+): CheckedNotebooks {
   const sourceDir = opts.sourceDir ?? NOTEBOOKS_DIR;
   const notebooksDir = opts.notebooksDir ?? executedDir();
   const names = reportNotebookNames(sourceDir);
@@ -137,11 +148,18 @@ export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' 
       for (const e of errors) {
         const cell = nb.cells[e.cell];
         const where = cell ? `cell ${e.cell} (\`${firstLine(cellSource(cell))}\`)` : 'a cell';
-        problems.push(`${rel(file)} has an error in ${where}: ${e.ename}: ${e.evalue.replace(/\.$/, '')}. Fix it and run ${rerun(name)}`);
+        problems.push(
+          `${rel(file)} has an error in ${where}: ${e.ename}: ${e.evalue.replace(/\.$/, '')}. Fix it and run ${rerun(name)}`,
+        );
       }
       continue;
     }
-    const notRun = nb.cells.findIndex((c) => c.cell_type === 'code' && cellSource(c).trim() !== '' && (c.execution_count === null || c.execution_count === undefined));
+    const notRun = nb.cells.findIndex(
+      (c) =>
+        c.cell_type === 'code' &&
+        cellSource(c).trim() !== '' &&
+        (c.execution_count === null || c.execution_count === undefined),
+    );
     if (notRun >= 0) {
       problems.push(`${rel(file)} did not run to the end (cell ${notRun} never ran): run ${rerun(name)}`);
       continue;
@@ -159,7 +177,9 @@ export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' 
     records.push(nb.metadata.dcf_execution as ExecutionRecord | undefined);
   }
   if (files.length === 0 && names.every((name) => !fs.existsSync(path.join(notebooksDir, name)))) {
-    throw new Error(`no executed notebooks in ${rel(notebooksDir)}: run \`${start}\` first (it runs them, then builds the report)`);
+    throw new Error(
+      `no executed notebooks in ${rel(notebooksDir)}: run \`${start}\` first (it runs them, then builds the report)`,
+    );
   }
   if (problems.length) {
     throw new Error(`cannot build the report from ${rel(notebooksDir)}:\n  - ${problems.join('\n  - ')}`);
@@ -169,7 +189,12 @@ export function checkExecutedNotebooks(opts: Pick<ReportOptions, 'notebooksDir' 
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PATHS.root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: PATHS.root,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
   } catch {
     return 'unknown';
   }
@@ -249,14 +274,21 @@ function renderHtml(spec: Record<string, unknown>, output: string): Promise<void
   fs.writeFileSync(specFile, JSON.stringify({ ...spec, output }));
   const python = venvPython();
   return new Promise<void>((resolve, reject) => {
-    const child = spawn(python, [path.join(PATHS.root, 'scripts', 'render_report.py'), specFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, [path.join(PATHS.root, 'scripts', 'render_report.py'), specFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0 && fs.existsSync(output)) resolve();
-      else reject(new Error(`nbconvert could not render the report (scripts/render_report.py, exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`));
+      else
+        reject(
+          new Error(
+            `nbconvert could not render the report (scripts/render_report.py, exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' ') || 'no message'}`,
+          ),
+        );
     });
   }).finally(() => fs.rmSync(path.dirname(specFile), { recursive: true, force: true }));
 }
@@ -278,11 +310,18 @@ async function printPdf(browser: Browser, htmlFile: string): Promise<{ pdf: Buff
     if (!(await page.evaluate(() => 'dcfReport' in window))) {
       throw new Error(`the report page's script did not run (${pageErrors.join('; ') || 'no error reported'})`);
     }
-    await page.waitForFunction(() => (window as unknown as { dcfReport?: { done: boolean } }).dcfReport?.done === true, undefined, { timeout: 120_000 });
-    const state = await page.evaluate(() => (window as unknown as { dcfReport: { figures: number; errors: string[] } }).dcfReport);
+    await page.waitForFunction(
+      () => (window as unknown as { dcfReport?: { done: boolean } }).dcfReport?.done === true,
+      undefined,
+      { timeout: 120_000 },
+    );
+    const state = await page.evaluate(
+      () => (window as unknown as { dcfReport: { figures: number; errors: string[] } }).dcfReport,
+    );
     const problems = [...state.errors, ...pageErrors];
     if (problems.length) throw new Error(`the report's figures did not draw: ${problems.join('; ')}`);
-    if (blocked.length) throw new Error(`the report reached for the network (blocked): ${[...new Set(blocked)].slice(0, 3).join(', ')}`);
+    if (blocked.length)
+      throw new Error(`the report reached for the network (blocked): ${[...new Set(blocked)].slice(0, 3).join(', ')}`);
     await page.emulateMedia({ media: 'print' });
     const pdf = await page.pdf({
       format: 'A4',
@@ -325,8 +364,12 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
         title: REPORT_TITLE,
         meta_html: metaHtml(checked, notebooksDir, quick),
         warning_html: [
-          quick ? 'Quick mode (<code>DCF_QUICK=1</code>): small slices of CIFAR-10 and one short epoch; these numbers only show that the pipeline works.' : '',
-          checked.warnings.length ? `Rendered from notebooks that have changed since they ran: ${checked.warnings.map((w) => escapeHtml(w.split(' ')[0])).join(', ')}.` : '',
+          quick
+            ? 'Quick mode (<code>DCF_QUICK=1</code>): small slices of CIFAR-10 and one short epoch; these numbers only show that the pipeline works.'
+            : '',
+          checked.warnings.length
+            ? `Rendered from notebooks that have changed since they ran: ${checked.warnings.map((w) => escapeHtml(w.split(' ')[0])).join(', ')}.`
+            : '',
         ]
           .filter(Boolean)
           .join(' '),
@@ -349,7 +392,13 @@ export async function buildReport(opts: ReportOptions = {}): Promise<ReportResul
       fs.rmSync(pdfFile);
       progress(`removed ${rel(pdfFile)}: it was printed from an earlier render (without --no-pdf it prints this one)`);
     }
-    return { html: htmlFile, pdf: opts.pdf ?? true ? pdfFile : undefined, notebooks: checked.files, figures, warnings: checked.warnings };
+    return {
+      html: htmlFile,
+      pdf: (opts.pdf ?? true) ? pdfFile : undefined,
+      notebooks: checked.files,
+      figures,
+      warnings: checked.warnings,
+    };
   } finally {
     fs.rmSync(tmpHtml, { force: true });
     stopCleanUp();

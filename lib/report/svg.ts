@@ -44,33 +44,48 @@ export interface LineSeries {
 }
 
 /** One panel of lines (with optional bands) and a legend; x and y labels. */
-export function lineChart(series: readonly LineSeries[], opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
+export function lineChart(
+  series: readonly LineSeries[],
+  opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number },
+): string {
   const W = opts.width ?? 340;
   const H = opts.height ?? 230;
   const m = { l: 48, r: 10, t: 24, b: 56 };
   const xs = series.flatMap((s) => s.x);
-  const ys = series.flatMap((s) => s.y.flatMap((y, i) => [y - (s.band?.[i] ?? 0), y + (s.band?.[i] ?? 0)])).filter(Number.isFinite);
+  const ys = series
+    .flatMap((s) => s.y.flatMap((y, i) => [y - (s.band?.[i] ?? 0), y + (s.band?.[i] ?? 0)]))
+    .filter(Number.isFinite);
   const ax = niceAxis(Math.min(...xs), Math.max(...xs), Math.min(6, Math.max(...xs) - Math.min(...xs)));
   const ay = niceAxis(Math.min(...ys), Math.max(...ys));
   const X = (x: number) => m.l + ((x - ax.min) / (ax.max - ax.min)) * (W - m.l - m.r);
   const Y = (y: number) => H - m.b - ((y - ay.min) / (ay.max - ay.min)) * (H - m.t - m.b);
   const parts: string[] = [];
-  for (const t of ay.ticks) parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${f(Y(t))}" y2="${f(Y(t))}" stroke="#e5e5e5"/><text x="${m.l - 4}" y="${f(Y(t) + 3)}" text-anchor="end">${t}</text>`);
+  for (const t of ay.ticks)
+    parts.push(
+      `<line x1="${m.l}" x2="${W - m.r}" y1="${f(Y(t))}" y2="${f(Y(t))}" stroke="#e5e5e5"/><text x="${m.l - 4}" y="${f(Y(t) + 3)}" text-anchor="end">${t}</text>`,
+    );
   for (const t of ax.ticks) parts.push(`<text x="${f(X(t))}" y="${H - m.b + 13}" text-anchor="middle">${t}</text>`);
   series.forEach((s, k) => {
     const color = PALETTE[(s.color ?? k) % PALETTE.length];
     if (s.band) {
       const upper = s.x.map((x, i) => `${f(X(x))},${f(Y(s.y[i] + s.band![i]))}`);
       const lower = s.x.map((x, i) => `${f(X(x))},${f(Y(s.y[i] - s.band![i]))}`).reverse();
-      parts.push(`<polygon points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+      parts.push(
+        `<polygon points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`,
+      );
     }
     const d = s.x.map((x, i) => `${i ? 'L' : 'M'}${f(X(x))},${f(Y(s.y[i]))}`).join('');
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
-    if (s.mark !== undefined) parts.push(`<circle cx="${f(X(s.x[s.mark]))}" cy="${f(Y(s.y[s.mark]))}" r="3.5" fill="${color}"/>`);
+    parts.push(
+      `<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
+    );
+    if (s.mark !== undefined)
+      parts.push(`<circle cx="${f(X(s.x[s.mark]))}" cy="${f(Y(s.y[s.mark]))}" r="3.5" fill="${color}"/>`);
     if (s.unlisted) return;
     const lx = m.l + (k % 2) * ((W - m.l - m.r) / 2);
     const ly = H - 22 + Math.floor(k / 2) * 12;
-    parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${ly - 3}" y2="${ly - 3}" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 3}" y2="${ly - 3}" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
+    );
     parts.push(`<text x="${lx + 20}" y="${ly}">${escapeHtml(s.name)}</text>`);
   });
   return svg(W, H, [
@@ -95,7 +110,10 @@ export interface IntervalRow {
 }
 
 /** Horizontal intervals on a shared axis, a zero line and optional ±margin lines (equivalence). */
-export function intervalChart(rows: readonly IntervalRow[], opts: { title: string; xLabel: string; margin?: number; width?: number }): string {
+export function intervalChart(
+  rows: readonly IntervalRow[],
+  opts: { title: string; xLabel: string; margin?: number; width?: number },
+): string {
   const W = opts.width ?? 700;
   const rowH = 26;
   const labelW = 300;
@@ -106,20 +124,34 @@ export function intervalChart(rows: readonly IntervalRow[], opts: { title: strin
   const ax = niceAxis(Math.min(0, -margin, ...values), Math.max(0, margin, ...values), 8);
   const X = (x: number) => m.l + ((x - ax.min) / (ax.max - ax.min)) * (W - m.l - m.r);
   const parts: string[] = [];
-  for (const t of ax.ticks) parts.push(`<line x1="${f(X(t))}" x2="${f(X(t))}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/><text x="${f(X(t))}" y="${H - m.b + 13}" text-anchor="middle">${t}</text>`);
+  for (const t of ax.ticks)
+    parts.push(
+      `<line x1="${f(X(t))}" x2="${f(X(t))}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/><text x="${f(X(t))}" y="${H - m.b + 13}" text-anchor="middle">${t}</text>`,
+    );
   parts.push(`<line x1="${f(X(0))}" x2="${f(X(0))}" y1="${m.t}" y2="${H - m.b}" stroke="#444"/>`);
   if (margin > 0) {
-    for (const v of [-margin, margin]) parts.push(`<line x1="${f(X(v))}" x2="${f(X(v))}" y1="${m.t}" y2="${H - m.b}" stroke="#2ca02c" stroke-dasharray="4,3"/>`);
+    for (const v of [-margin, margin])
+      parts.push(
+        `<line x1="${f(X(v))}" x2="${f(X(v))}" y1="${m.t}" y2="${H - m.b}" stroke="#2ca02c" stroke-dasharray="4,3"/>`,
+      );
   }
   rows.forEach((r, i) => {
     const y = m.t + i * rowH + rowH / 2;
     parts.push(`<text x="${m.l - 8}" y="${f(y + 3)}" text-anchor="end">${escapeHtml(r.label)}</text>`);
     for (const p of r.points ?? []) parts.push(`<circle cx="${f(X(p))}" cy="${f(y)}" r="2.2" fill="#999"/>`);
-    if (Number.isFinite(r.low) && Number.isFinite(r.high)) parts.push(`<line x1="${f(X(r.low))}" x2="${f(X(r.high))}" y1="${f(y)}" y2="${f(y)}" stroke="#1f77b4" stroke-width="1.5"/>`);
+    if (Number.isFinite(r.low) && Number.isFinite(r.high))
+      parts.push(
+        `<line x1="${f(X(r.low))}" x2="${f(X(r.high))}" y1="${f(y)}" y2="${f(y)}" stroke="#1f77b4" stroke-width="1.5"/>`,
+      );
     if (r.low90 !== undefined && r.high90 !== undefined && Number.isFinite(r.low90) && Number.isFinite(r.high90)) {
-      parts.push(`<line x1="${f(X(r.low90))}" x2="${f(X(r.high90))}" y1="${f(y)}" y2="${f(y)}" stroke="#1f77b4" stroke-width="4" stroke-opacity="0.5"/>`);
+      parts.push(
+        `<line x1="${f(X(r.low90))}" x2="${f(X(r.high90))}" y1="${f(y)}" y2="${f(y)}" stroke="#1f77b4" stroke-width="4" stroke-opacity="0.5"/>`,
+      );
     }
-    if (Number.isFinite(r.mean)) parts.push(`<rect x="${f(X(r.mean) - 3.5)}" y="${f(y - 3.5)}" width="7" height="7" fill="#1f77b4" transform="rotate(45 ${f(X(r.mean))} ${f(y)})"/>`);
+    if (Number.isFinite(r.mean))
+      parts.push(
+        `<rect x="${f(X(r.mean) - 3.5)}" y="${f(y - 3.5)}" width="7" height="7" fill="#1f77b4" transform="rotate(45 ${f(X(r.mean))} ${f(y)})"/>`,
+      );
   });
   return svg(W, H, [
     `<text x="${W / 2}" y="15" text-anchor="middle" font-weight="bold">${escapeHtml(opts.title)}</text>`,
@@ -129,7 +161,12 @@ export function intervalChart(rows: readonly IntervalRow[], opts: { title: strin
 }
 
 /** An image drawn pixel by pixel as a PNG data URI, each pixel scale×scale. */
-export function pixelsPngUri(width: number, height: number, pixel: (x: number, y: number) => [number, number, number], scale = 1): string {
+export function pixelsPngUri(
+  width: number,
+  height: number,
+  pixel: (x: number, y: number) => [number, number, number],
+  scale = 1,
+): string {
   const png = new PNG({ width: width * scale, height: height * scale });
   for (let y = 0; y < height * scale; y++) {
     for (let x = 0; x < width * scale; x++) {
@@ -146,7 +183,13 @@ export function pixelsPngUri(width: number, height: number, pixel: (x: number, y
 
 /** Viridis-like colour for t in [0, 1] (five stops, linear between them). */
 export function heatColor(t: number): [number, number, number] {
-  const stops: [number, number, number][] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const stops: [number, number, number][] = [
+    [68, 1, 84],
+    [59, 82, 139],
+    [33, 145, 140],
+    [94, 201, 98],
+    [253, 231, 37],
+  ];
   const u = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
   const i = Math.min(stops.length - 2, Math.floor(u));
   const w = u - i;

@@ -4,8 +4,22 @@
  * verdicts are the computed ones (lib/experiments/stats), shown as they are.
  */
 import type {
-  AblationRunRow, CauseFact, ComparisonRow, DynamicCosts, ExperimentRow, FreezeFacts, LabRunRow, NetworkFacts,
-  PairedComparison, RecipeRow, RecipeTarget, RecordBatch, RunRow, StepTime, StepTimeRow, SweepRow,
+  AblationRunRow,
+  CauseFact,
+  ComparisonRow,
+  DynamicCosts,
+  ExperimentRow,
+  FreezeFacts,
+  LabRunRow,
+  NetworkFacts,
+  PairedComparison,
+  RecipeRow,
+  RecipeTarget,
+  RecordBatch,
+  RunRow,
+  StepTime,
+  StepTimeRow,
+  SweepRow,
 } from '../experiments/index';
 import { sweepSettings, verdictPhrase } from '../experiments/index';
 import type { ParameterInfo } from '../model/index';
@@ -20,7 +34,9 @@ const count = (n: number) => n.toLocaleString('en-US');
 
 /** A difference of accuracies (fractions) in points, signed: "+1.23" / "−0.40" ('–' when not finite). */
 export function points(d: number | null | undefined): string {
-  return d === null || d === undefined || !Number.isFinite(d) ? '–' : `${d < 0 ? '−' : '+'}${Math.abs(100 * d).toFixed(2)}`;
+  return d === null || d === undefined || !Number.isFinite(d)
+    ? '–'
+    : `${d < 0 ? '−' : '+'}${Math.abs(100 * d).toFixed(2)}`;
 }
 
 /** The computed verdict as a table cell (lib/experiments verdictPhrase: the margin or the n that qualifies it). */
@@ -71,11 +87,31 @@ export const EXCLUDED_COLUMNS: readonly Column<{ arm: string; status: string; se
 export const LAB_RUN_COLUMNS: readonly Column<LabRunRow>[] = [
   { label: 'run', value: (r) => code(r.name) },
   { label: 'settings', value: (r) => r.settings },
-  { label: 'status', value: (r) => (r.status === 'done' ? `done (${r.epochsDone} epochs)` : r.status === 'diverged' ? `diverged after ${r.epochsDone} epoch(s)` : `${r.status} ${r.epochsDone}/${r.epochs}`) },
-  { label: 'best test acc. (epoch)', value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`), align: 'right' },
+  {
+    label: 'status',
+    value: (r) =>
+      r.status === 'done'
+        ? `done (${r.epochsDone} epochs)`
+        : r.status === 'diverged'
+          ? `diverged after ${r.epochsDone} epoch(s)`
+          : `${r.status} ${r.epochsDone}/${r.epochs}`,
+  },
+  {
+    label: 'best test acc. (epoch)',
+    value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`),
+    align: 'right',
+  },
   { label: 'final test acc.', value: (r) => pct(r.finalTestAccuracy), align: 'right' },
-  { label: 'best − its base, points (one pair)', value: (r) => (r.vsBase === null ? '–' : `${points(r.vsBase)} vs ${r.base}`), align: 'right' },
-  { label: 'trained / all parameters', value: (r) => `${count(r.trainableParameters)} / ${count(r.parameters)}`, align: 'right' },
+  {
+    label: 'best − its base, points (one pair)',
+    value: (r) => (r.vsBase === null ? '–' : `${points(r.vsBase)} vs ${r.base}`),
+    align: 'right',
+  },
+  {
+    label: 'trained / all parameters',
+    value: (r) => `${count(r.trainableParameters)} / ${count(r.parameters)}`,
+    align: 'right',
+  },
   { label: 's / epoch (train pass)', value: (r) => seconds(r.secondsPerEpoch), align: 'right' },
 ];
 
@@ -84,10 +120,18 @@ export const RUN_COLUMNS: readonly Column<RunRow>[] = [
   { label: 'run', value: (r) => code(r.name) },
   { label: 'head', value: (r) => r.variant ?? '–' },
   { label: 'seed', value: (r) => r.seed ?? '–', align: 'right' },
-  { label: 'recipe', value: (r) => (r.problem ? `unreadable: ${r.problem}` : `${r.changes.join(', ') || 'lab recipe'}${r.subset ? ' (subset)' : ''}`) },
+  {
+    label: 'recipe',
+    value: (r) =>
+      r.problem ? `unreadable: ${r.problem}` : `${r.changes.join(', ') || 'lab recipe'}${r.subset ? ' (subset)' : ''}`,
+  },
   { label: 'epochs', value: (r) => `${r.epochsDone}/${r.epochs ?? '?'}`, align: 'right' },
   { label: 'final', value: (r) => pct(r.finalTestAccuracy), align: 'right' },
-  { label: 'best (epoch)', value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`), align: 'right' },
+  {
+    label: 'best (epoch)',
+    value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`),
+    align: 'right',
+  },
   { label: 's / epoch', value: (r) => seconds(r.secondsPerEpoch), align: 'right' },
   { label: 'checkpoints', value: (r) => r.checkpoints.join(' + ') || '–' },
 ];
@@ -100,7 +144,11 @@ export const EXPERIMENT_COLUMNS: readonly Column<ExperimentRow>[] = [
   { label: 'seed', value: (r) => r.seed, align: 'right' },
   { label: 'settings', value: (r) => r.settings },
   { label: 'status', value: (r) => (r.status === 'done' ? 'done' : `${r.status} ${r.epochsDone}/${r.epochs}`) },
-  { label: 'best (epoch)', value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`), align: 'right' },
+  {
+    label: 'best (epoch)',
+    value: (r) => (r.bestTestAccuracy === null ? '–' : `${formatPercent(r.bestTestAccuracy)} (${r.bestEpoch})`),
+    align: 'right',
+  },
   { label: 'final', value: (r) => pct(r.finalTestAccuracy), align: 'right' },
   { label: 's / epoch', value: (r) => seconds(r.secondsPerEpoch), align: 'right' },
   { label: 'trained params', value: (r) => count(Number(r.trainableParameters)), align: 'right' },
@@ -115,10 +163,22 @@ export function recipeColumns(target: RecipeTarget): Column<RecipeRow>[] {
     { label: 'recipe', value: (r) => code(r.name) },
     { label: 'seed', value: (r) => r.seed, align: 'right' },
     { label: 'status', value: (r) => (r.status === 'done' ? 'done' : `${r.status} ${r.epochsDone}/${r.epochs}`) },
-    { label: 'selected epoch (on val)', value: (r) => (r.selectedEpoch === null ? '–' : `${r.selectedEpoch} of ${r.epochsDone}`), align: 'right' },
+    {
+      label: 'selected epoch (on val)',
+      value: (r) => (r.selectedEpoch === null ? '–' : `${r.selectedEpoch} of ${r.epochsDone}`),
+      align: 'right',
+    },
     { label: 'val acc. there', value: (r) => pct(r.valAccuracy), align: 'right' },
-    { label: 'test acc. there', value: (r) => ({ html: `<strong>${escapeHtml(pct(r.testAccuracy))}</strong>` }), align: 'right' },
-    { label: 'wall time (train pass)', value: (r) => `${minutes(r.wallSeconds)} (${minutes(r.trainSeconds)})`, align: 'right' },
+    {
+      label: 'test acc. there',
+      value: (r) => ({ html: `<strong>${escapeHtml(pct(r.testAccuracy))}</strong>` }),
+      align: 'right',
+    },
+    {
+      label: 'wall time (train pass)',
+      value: (r) => `${minutes(r.wallSeconds)} (${minutes(r.trainSeconds)})`,
+      align: 'right',
+    },
     { label: 'cores', value: (r) => r.cores, align: 'right' },
     { label: `≥ ${formatPercent(target.testAccuracy, undefined, 0)} test`, value: (r) => yesNo(r.meetsAccuracy) },
     { label: `≤ ${target.seconds / 60} min`, value: (r) => yesNo(r.meetsTime) },
@@ -227,8 +287,7 @@ export const FIX_COLUMNS: readonly Column<FreezeFacts['fixes'][number]>[] = [
 ];
 
 /** "79.00% (2)": an accuracy and the epoch it was reached at ('–' without one). */
-const atEpoch = (acc: number | null, epoch: number | null) =>
-  acc === null ? '–' : `${formatPercent(acc)} (${epoch})`;
+const atEpoch = (acc: number | null, epoch: number | null) => (acc === null ? '–' : `${formatPercent(acc)} (${epoch})`);
 
 /** Your runs without the L2 normalisation or the /√64 (lib/experiments ablationRunRows). */
 export const ABLATION_RUN_COLUMNS: readonly Column<AblationRunRow>[] = [

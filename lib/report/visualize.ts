@@ -32,18 +32,31 @@ export interface ImageMaps extends ResponseMapInput {
 
 function checkIndices(split: Cifar10Split, indices: readonly number[]): void {
   for (const i of indices) {
-    if (!(Number.isInteger(i) && i >= 0 && i < split.count)) throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
+    if (!(Number.isInteger(i) && i >= 0 && i < split.count))
+      throw new Error(`image index ${i} outside 0 … ${split.count - 1}`);
   }
 }
 
 /** Predicted classes (argmax of the logits, evaluation mode) of the images at `indices`. */
-export function predictLabels(net: Net, split: Cifar10Split, indices: readonly number[], norm: NormName, batchSize = 250): Int32Array {
+export function predictLabels(
+  net: Net,
+  split: Cifar10Split,
+  indices: readonly number[],
+  norm: NormName,
+  batchSize = 250,
+): Int32Array {
   checkIndices(split, indices);
   return predictClasses(net, split, { indices, norm, batchSize }); // lib/train's one inference path
 }
 
 /** Response maps [10, 8, 8] and scores [10] of the images at `indices` (evaluation mode). */
-export function responseMapsOf(net: Net, split: Cifar10Split, indices: readonly number[], norm: NormName, batchSize = 100): ImageMaps[] {
+export function responseMapsOf(
+  net: Net,
+  split: Cifar10Split,
+  indices: readonly number[],
+  norm: NormName,
+  batchSize = 100,
+): ImageMaps[] {
   checkIndices(split, indices);
   const out: ImageMaps[] = [];
   for (let start = 0; start < indices.length; start += batchSize) {
@@ -79,7 +92,8 @@ export function chooseExamples(
   predictions: ArrayLike<number>,
   opts: { correct: boolean; perClass?: number; classes?: readonly number[] },
 ): number[] {
-  if (predictions.length !== indices.length) throw new Error(`${indices.length} indices but ${predictions.length} predictions`);
+  if (predictions.length !== indices.length)
+    throw new Error(`${indices.length} indices but ${predictions.length} predictions`);
   const perClass = opts.perClass ?? 1;
   const taken = new Map<number, number>();
   const out: number[] = [];
@@ -96,7 +110,13 @@ export function chooseExamples(
 
 /** Where a class's map peaks once upsampled to 32×32: pixel row and column. */
 export function mapPeak(maps: ArrayLike<number> /* [10, 8, 8] */, cls: number): { y: number; x: number } {
-  const map = upsampleBilinear(Array.prototype.slice.call(maps, cls * MAP_VALUES, (cls + 1) * MAP_VALUES), FEATURE_SIZE, FEATURE_SIZE, IMAGE_SIZE, IMAGE_SIZE);
+  const map = upsampleBilinear(
+    Array.prototype.slice.call(maps, cls * MAP_VALUES, (cls + 1) * MAP_VALUES),
+    FEATURE_SIZE,
+    FEATURE_SIZE,
+    IMAGE_SIZE,
+    IMAGE_SIZE,
+  );
   const best = argmax(map);
   return { y: Math.floor(best / IMAGE_SIZE), x: best % IMAGE_SIZE };
 }
@@ -159,7 +179,8 @@ export function scoreMlpOf(net: Net): ScoreMlp {
   try {
     const [hidden, cells] = state['score.0.weight'].shape;
     return {
-      hidden, cells,
+      hidden,
+      cells,
       w1: state['score.0.weight'].dataSync() as Float32Array,
       b1: state['score.0.bias'].dataSync() as Float32Array,
       w2: state['score.2.weight'].dataSync() as Float32Array,
@@ -208,7 +229,11 @@ export function attributionMaps(mlp: ScoreMlp, maps: ArrayLike<number>): Float32
  * map; summarised as the mean over units of w2[h]·W1[h, i] (the score's slope in cell i if every
  * unit were active) and the mean |W1[h, i]| (how strongly any unit reads cell i).
  */
-export function cellWeightMaps(mlp: ScoreMlp): { slope: Float32Array; meanAbs: Float32Array; unit: (h: number) => Float32Array } {
+export function cellWeightMaps(mlp: ScoreMlp): {
+  slope: Float32Array;
+  meanAbs: Float32Array;
+  unit: (h: number) => Float32Array;
+} {
   const slope = new Float32Array(mlp.cells);
   const meanAbs = new Float32Array(mlp.cells);
   for (let h = 0; h < mlp.hidden; h++) {
@@ -226,7 +251,10 @@ export function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number 
   const n = a.length;
   let ma = 0;
   let mb = 0;
-  for (let i = 0; i < n; i++) { ma += a[i] / n; mb += b[i] / n; }
+  for (let i = 0; i < n; i++) {
+    ma += a[i] / n;
+    mb += b[i] / n;
+  }
   let sab = 0;
   let saa = 0;
   let sbb = 0;
@@ -284,17 +312,31 @@ export interface ClassPair {
  * Every unordered pair of classes with its filter similarity and confusion rate, and the Pearson
  * correlation between the two over the 45 pairs: do classes with alike filters get confused more?
  */
-export function similarityVsConfusion(similarity: readonly number[][], confusion: readonly number[][]): { pairs: ClassPair[]; correlation: number } {
+export function similarityVsConfusion(
+  similarity: readonly number[][],
+  confusion: readonly number[][],
+): { pairs: ClassPair[]; correlation: number } {
   const k = similarity.length;
   if (confusion.length !== k) throw new Error(`similarity is ${k}×${k} but confusion has ${confusion.length} rows`);
   const total = confusion.map((row) => row.reduce((a, b) => a + b, 0));
   const pairs: ClassPair[] = [];
   for (let a = 0; a < k; a++) {
     for (let b = a + 1; b < k; b++) {
-      pairs.push({ a, b, similarity: similarity[a][b], confusion: (confusion[a][b] + confusion[b][a]) / Math.max(total[a] + total[b], 1) });
+      pairs.push({
+        a,
+        b,
+        similarity: similarity[a][b],
+        confusion: (confusion[a][b] + confusion[b][a]) / Math.max(total[a] + total[b], 1),
+      });
     }
   }
-  return { pairs, correlation: correlation(pairs.map((p) => p.similarity), pairs.map((p) => p.confusion)) };
+  return {
+    pairs,
+    correlation: correlation(
+      pairs.map((p) => p.similarity),
+      pairs.map((p) => p.confusion),
+    ),
+  };
 }
 
 // ---- the maps the report shows, recorded or from your run --------------------------------------
@@ -318,18 +360,35 @@ export interface MapFacts {
 }
 
 /** The maps a trained dynamic net gives: evaluates `net` on test images (a few seconds). */
-export function mapFacts(net: Net, norm: NormName, test: Cifar10Split, source: MapFacts['source'], run: string): MapFacts {
+export function mapFacts(
+  net: Net,
+  norm: NormName,
+  test: Cifar10Split,
+  source: MapFacts['source'],
+  run: string,
+): MapFacts {
   const pool = Array.from({ length: Math.min(EXAMPLE_POOL, test.count - FIRST_EXAMPLE) }, (_, i) => FIRST_EXAMPLE + i);
   const predictions = predictLabels(net, test, pool, norm);
-  const shown = [...chooseExamples(test, pool, predictions, { correct: true }), ...chooseExamples(test, pool, predictions, { correct: false }).slice(0, 1)];
-  const many = responseMapsOf(net, test, chooseExamples(test, pool, predictions, { correct: true, perClass: PEAK_IMAGES_PER_CLASS }), norm);
+  const shown = [
+    ...chooseExamples(test, pool, predictions, { correct: true }),
+    ...chooseExamples(test, pool, predictions, { correct: false }).slice(0, 1),
+  ];
+  const many = responseMapsOf(
+    net,
+    test,
+    chooseExamples(test, pool, predictions, { correct: true, perClass: PEAK_IMAGES_PER_CLASS }),
+    norm,
+  );
   return {
     source,
     run,
     examples: responseMapsOf(net, test, shown, norm).map((e) => ({ ...e, image: Uint8Array.from(e.image) })),
     peaks: {
       truth: peakStatistics(many, 'label'),
-      other: peakStatistics(many.map((e) => ({ ...e, predicted: runnerUp(e.scores, e.label).cls })), 'predicted'),
+      other: peakStatistics(
+        many.map((e) => ({ ...e, predicted: runnerUp(e.scores, e.label).cls })),
+        'predicted',
+      ),
     },
   };
 }
@@ -337,13 +396,47 @@ export function mapFacts(net: Net, norm: NormName, test: Cifar10Split, source: M
 /** Writes `facts` to `<dir>/maps.parquet` (atomically): one row per example, the peak statistics as two rows of kind 'peaks'. */
 export function writeMapFacts(dir: string, facts: MapFacts): void {
   const rows = [
-    ...facts.examples.map((e) => ({ kind: 'example', index: e.index, label: e.label, predicted: e.predicted, scores: [...e.scores], maps: [...e.maps], image: Array.from(e.image), images: 0, central: 0, meanDistance: 0 })),
-    ...(['truth', 'other'] as const).map((k) => ({ kind: `peaks-${k}`, index: -1, label: -1, predicted: -1, scores: [], maps: [], image: [], ...facts.peaks[k] })),
+    ...facts.examples.map((e) => ({
+      kind: 'example',
+      index: e.index,
+      label: e.label,
+      predicted: e.predicted,
+      scores: [...e.scores],
+      maps: [...e.maps],
+      image: Array.from(e.image),
+      images: 0,
+      central: 0,
+      meanDistance: 0,
+    })),
+    ...(['truth', 'other'] as const).map((k) => ({
+      kind: `peaks-${k}`,
+      index: -1,
+      label: -1,
+      predicted: -1,
+      scores: [],
+      maps: [],
+      image: [],
+      ...facts.peaks[k],
+    })),
   ];
-  const col = (k: keyof (typeof rows)[number], dtype: DataType) => pl.Series(k, rows.map((r) => r[k]) as unknown[], dtype);
+  const col = (k: keyof (typeof rows)[number], dtype: DataType) =>
+    pl.Series(k, rows.map((r) => r[k]) as unknown[], dtype);
   const df = pl.DataFrame([
-    pl.Series('run', rows.map(() => facts.run), pl.Utf8), col('kind', pl.Utf8), col('index', pl.Int32), col('label', pl.Int32), col('predicted', pl.Int32),
-    col('scores', pl.List(pl.Float32)), col('maps', pl.List(pl.Float32)), col('image', pl.List(pl.UInt8)), col('images', pl.Int32), col('central', pl.Float64), col('meanDistance', pl.Float64),
+    pl.Series(
+      'run',
+      rows.map(() => facts.run),
+      pl.Utf8,
+    ),
+    col('kind', pl.Utf8),
+    col('index', pl.Int32),
+    col('label', pl.Int32),
+    col('predicted', pl.Int32),
+    col('scores', pl.List(pl.Float32)),
+    col('maps', pl.List(pl.Float32)),
+    col('image', pl.List(pl.UInt8)),
+    col('images', pl.Int32),
+    col('central', pl.Float64),
+    col('meanDistance', pl.Float64),
   ]);
   writeFileAtomic(path.join(dir, MAPS_FILE), df.writeParquet({ compression: 'zstd' }));
 }
@@ -352,7 +445,19 @@ export function writeMapFacts(dir: string, facts: MapFacts): void {
 export function readMapFacts(dir: string): MapFacts | undefined {
   const file = path.join(dir, MAPS_FILE);
   if (!fs.existsSync(file)) return undefined;
-  type Row = { run: string; kind: string; index: number; label: number; predicted: number; scores: number[]; maps: number[]; image: number[]; images: number; central: number; meanDistance: number };
+  type Row = {
+    run: string;
+    kind: string;
+    index: number;
+    label: number;
+    predicted: number;
+    scores: number[];
+    maps: number[];
+    image: number[];
+    images: number;
+    central: number;
+    meanDistance: number;
+  };
   const rows = pl.readParquet(file).toRecords() as unknown as Row[];
   const peaks = (k: string) => {
     const r = rows.find((x) => x.kind === k)!;
@@ -361,9 +466,17 @@ export function readMapFacts(dir: string): MapFacts | undefined {
   return {
     source: 'recorded',
     run: rows[0]?.run ?? '',
-    examples: rows.filter((r) => r.kind === 'example').map((r) => ({
-      index: r.index, label: r.label, predicted: r.predicted, scores: Float32Array.from(r.scores), maps: Float32Array.from(r.maps), image: Uint8Array.from(r.image), caption: `test #${r.index}`,
-    })),
+    examples: rows
+      .filter((r) => r.kind === 'example')
+      .map((r) => ({
+        index: r.index,
+        label: r.label,
+        predicted: r.predicted,
+        scores: Float32Array.from(r.scores),
+        maps: Float32Array.from(r.maps),
+        image: Uint8Array.from(r.image),
+        caption: `test #${r.index}`,
+      })),
     peaks: { truth: peaks('peaks-truth'), other: peaks('peaks-other') },
   };
 }

@@ -344,7 +344,8 @@ export function initBackend(choice?: BackendChoice | string): BackendInfo {
       wanted === 'auto' ||
       (wanted === 'cpu' && !active.fast) ||
       (wanted !== 'cpu' && active.package === NATIVE_PACKAGES[wanted]);
-    if (!same) throw new Error(`backend already initialised as ${describeBackend(active)}; cannot switch to '${wanted}'`);
+    if (!same)
+      throw new Error(`backend already initialised as ${describeBackend(active)}; cannot switch to '${wanted}'`);
     return active;
   }
   const plan = planBackend(wanted);

@@ -55,7 +55,8 @@ function nativeBackend(): NativeBackend {
   if (tf.getBackend() !== 'tensorflow' || !be.binding || !be.loadSavedModelMetaGraph) {
     throw new Error(`graph execution needs the native backend (tfjs-node); the active backend is '${tf.getBackend()}'`);
   }
-  if (be.binding.TF_ATTR_STRING !== ATTR.string) throw new Error('graph execution: this tfjs-node binding numbers its attribute types differently');
+  if (be.binding.TF_ATTR_STRING !== ATTR.string)
+    throw new Error('graph execution: this tfjs-node binding numbers its attribute types differently');
   return be as NativeBackend;
 }
 
@@ -115,7 +116,10 @@ export function record<T>(fn: () => T): { result: T; recording: Recording } {
  * whose dtype it is]. (A graph op without them fails to load with "No attr named 'T'".)
  */
 const INFERRED_TYPE_ATTRS: Record<string, Array<[string, number]>> = {
-  ExpandDims: [['T', 0], ['Tdim', 1]],
+  ExpandDims: [
+    ['T', 0],
+    ['Tdim', 1],
+  ],
 };
 
 /** Where a node input comes from: an earlier node's output, an input slot, or a constant. */
@@ -151,7 +155,9 @@ export interface GraphSpec {
  */
 export function graphSpec(rec: Recording, inputIds: number[], inputMeta: TensorType[], outputIds: number[]): GraphSpec {
   if (rec.reads.length > 0) {
-    throw new Error(`graph execution: the function reads tensor values back to JavaScript (${rec.reads[0]}); a graph cannot: return them as outputs instead`);
+    throw new Error(
+      `graph execution: the function reads tensor values back to JavaScript (${rec.reads[0]}); a graph cannot: return them as outputs instead`,
+    );
   }
   const producer = new Map<number, { op: number; output: number }>();
   rec.ops.forEach((o, i) => o.outputs.forEach((m, k) => producer.set(m.id, { op: i, output: k })));
@@ -200,15 +206,25 @@ export function graphSpec(rec: Recording, inputIds: number[], inputMeta: TensorT
     const p = producer.get(id);
     return p ? rec.ops[p.op].outputs[p.output].dtype : rec.consts.get(id)!.dtype;
   };
-  [...needed].sort((a, b) => a - b).forEach((i) => {
-    const o = rec.ops[i];
-    const inputs = o.inputs.map(ref);
-    // Eager TensorFlow infers type attributes the caller left out from the inputs; a graph does not.
-    const missing = (INFERRED_TYPE_ATTRS[o.op] ?? []).filter(([name]) => !o.attrs.some((a) => a.name === name));
-    const attrs = [...o.attrs, ...missing.map(([name, k]): OpAttr => ({ name, type: ATTR.type, value: dtypeOf(o.inputs[k]) }))];
-    spec.nodes.push({ op: o.op, attrs, inputs, outputs: o.outputs.map((m) => ({ shape: [...m.shape], dtype: m.dtype })) });
-    nodeIndex.set(i, spec.nodes.length - 1);
-  });
+  [...needed]
+    .sort((a, b) => a - b)
+    .forEach((i) => {
+      const o = rec.ops[i];
+      const inputs = o.inputs.map(ref);
+      // Eager TensorFlow infers type attributes the caller left out from the inputs; a graph does not.
+      const missing = (INFERRED_TYPE_ATTRS[o.op] ?? []).filter(([name]) => !o.attrs.some((a) => a.name === name));
+      const attrs = [
+        ...o.attrs,
+        ...missing.map(([name, k]): OpAttr => ({ name, type: ATTR.type, value: dtypeOf(o.inputs[k]) })),
+      ];
+      spec.nodes.push({
+        op: o.op,
+        attrs,
+        inputs,
+        outputs: o.outputs.map((m) => ({ shape: [...m.shape], dtype: m.dtype })),
+      });
+      nodeIndex.set(i, spec.nodes.length - 1);
+    });
   spec.outputs = outputIds.map(ref);
   spec.outputDtypes = outputIds.map(dtypeOf);
   return spec;
@@ -220,7 +236,8 @@ export function specDifference(a: GraphSpec, b: GraphSpec): string | undefined {
   for (let i = 0; i < a.nodes.length; i++) {
     const x = a.nodes[i];
     const y = b.nodes[i];
-    if (JSON.stringify(x) !== JSON.stringify(y)) return `op ${i} was ${x.op} ${JSON.stringify(x.inputs)}, then ${y.op} ${JSON.stringify(y.inputs)}`;
+    if (JSON.stringify(x) !== JSON.stringify(y))
+      return `op ${i} was ${x.op} ${JSON.stringify(x.inputs)}, then ${y.op} ${JSON.stringify(y.inputs)}`;
   }
   if (JSON.stringify(a.outputs) !== JSON.stringify(b.outputs)) return 'the outputs come from other ops';
   if (JSON.stringify([...a.inputs]) !== JSON.stringify([...b.inputs])) return 'the inputs differ in shape or type';
@@ -228,9 +245,11 @@ export function specDifference(a: GraphSpec, b: GraphSpec): string | undefined {
   for (let i = 0; i < a.consts.length; i++) {
     const x = a.consts[i];
     const y = b.consts[i];
-    const same = x.dtype === y.dtype && x.values.length === y.values.length && x.values.every((v, k) => Object.is(v, y.values[k]));
+    const same =
+      x.dtype === y.dtype && x.values.length === y.values.length && x.values.every((v, k) => Object.is(v, y.values[k]));
     if (!same || x.shape.join() !== y.shape.join()) {
-      const show = (c: RecordedConst) => `[${Array.from(c.values.slice(0, 4)).join(', ')}${c.values.length > 4 ? ', …' : ''}]`;
+      const show = (c: RecordedConst) =>
+        `[${Array.from(c.values.slice(0, 4)).join(', ')}${c.values.length > 4 ? ', …' : ''}]`;
       const user = a.nodes.find((n) => n.inputs.some((r) => 'const' in r && r.const === i));
       return `a constant${user ? ` (input of ${user.op})` : ''} was ${show(x)}, then ${show(y)}: a value that changes between calls must be an input tensor`;
     }
@@ -253,11 +272,17 @@ function attrValue(a: OpAttr): ProtoWriter {
     case ATTR.string:
       return w.string(2, String(a.value));
     case ATTR.int:
-      return list ? w.message(1, new ProtoWriter().packedVarints(3, a.value as number[])) : w.varint(3, a.value as number);
+      return list
+        ? w.message(1, new ProtoWriter().packedVarints(3, a.value as number[]))
+        : w.varint(3, a.value as number);
     case ATTR.float:
-      return list ? w.message(1, new ProtoWriter().packedFloats(4, a.value as number[])) : w.float(4, a.value as number);
+      return list
+        ? w.message(1, new ProtoWriter().packedFloats(4, a.value as number[]))
+        : w.float(4, a.value as number);
     case ATTR.bool:
-      return list ? w.message(1, new ProtoWriter().packedVarints(5, a.value as boolean[])) : w.varint(5, a.value as boolean);
+      return list
+        ? w.message(1, new ProtoWriter().packedVarints(5, a.value as boolean[]))
+        : w.varint(5, a.value as boolean);
     case ATTR.type:
       return w.varint(6, a.value as number);
     case ATTR.shape:
@@ -274,7 +299,13 @@ function tensorProto(c: RecordedConst): ProtoWriter {
   return new ProtoWriter().varint(1, c.dtype).message(2, shapeProto(c.shape)).bytesField(4, bytes);
 }
 
-function nodeDef(name: string, op: string, inputs: string[], attrs: OpAttr[], extra: Array<[string, ProtoWriter]> = []): ProtoWriter {
+function nodeDef(
+  name: string,
+  op: string,
+  inputs: string[],
+  attrs: OpAttr[],
+  extra: Array<[string, ProtoWriter]> = [],
+): ProtoWriter {
   const w = new ProtoWriter().string(1, name).string(2, op);
   for (const i of inputs) w.string(3, i);
   for (const a of attrs) w.message(5, new ProtoWriter().string(1, a.name).message(2, attrValue(a)));
@@ -296,21 +327,42 @@ function refName(r: Ref): string {
 export function encodeGraphDef(spec: GraphSpec): Uint8Array {
   const g = new ProtoWriter();
   for (const [slot, m] of spec.inputs) {
-    g.message(1, nodeDef(inputName(slot), 'Placeholder', [], [], [
-      ['dtype', new ProtoWriter().varint(6, m.dtype)],
-      ['shape', new ProtoWriter().message(7, shapeProto(m.shape))],
-    ]));
+    g.message(
+      1,
+      nodeDef(
+        inputName(slot),
+        'Placeholder',
+        [],
+        [],
+        [
+          ['dtype', new ProtoWriter().varint(6, m.dtype)],
+          ['shape', new ProtoWriter().message(7, shapeProto(m.shape))],
+        ],
+      ),
+    );
   }
   spec.consts.forEach((c, i) => {
-    g.message(1, nodeDef(`const_${i}`, 'Const', [], [], [
-      ['dtype', new ProtoWriter().varint(6, c.dtype)],
-      ['value', new ProtoWriter().message(8, tensorProto(c))],
-    ]));
+    g.message(
+      1,
+      nodeDef(
+        `const_${i}`,
+        'Const',
+        [],
+        [],
+        [
+          ['dtype', new ProtoWriter().varint(6, c.dtype)],
+          ['value', new ProtoWriter().message(8, tensorProto(c))],
+        ],
+      ),
+    );
   });
   spec.nodes.forEach((n, i) => g.message(1, nodeDef(`op_${i}`, n.op, n.inputs.map(refName), n.attrs)));
   // Identity nodes give every result a name of its own (a result may also be an input as is).
   spec.outputs.forEach((r, k) =>
-    g.message(1, nodeDef(outputName(k), 'Identity', [refName(r)], [{ name: 'T', type: ATTR.type, value: spec.outputDtypes[k] }])),
+    g.message(
+      1,
+      nodeDef(outputName(k), 'Identity', [refName(r)], [{ name: 'T', type: ATTR.type, value: spec.outputDtypes[k] }]),
+    ),
   );
   // versions: producer 1205 (a TF 2.x GraphDef), min_consumer 0.
   g.message(4, new ProtoWriter().varint(1, 1205));
@@ -343,8 +395,13 @@ function loadGraph(spec: GraphSpec): Built {
       session = be.loadSavedModelMetaGraph(dir, 'serve');
     } catch (err) {
       // Name the TF.js-level op behind TensorFlow's node names (op_12 → op_12 (ExpandDims)).
-      const msg = (err as Error).message.replace(/\bop_(\d+)\b/g, (m, i) => `${m} (${spec.nodes[Number(i)]?.op ?? '?'})`);
-      throw new Error(`graph execution: TensorFlow refused the recorded graph: ${msg} (DCF_GRAPH=0 runs eagerly instead)`);
+      const msg = (err as Error).message.replace(
+        /\bop_(\d+)\b/g,
+        (m, i) => `${m} (${spec.nodes[Number(i)]?.op ?? '?'})`,
+      );
+      throw new Error(
+        `graph execution: TensorFlow refused the recorded graph: ${msg} (DCF_GRAPH=0 runs eagerly instead)`,
+      );
     }
     return { session, slots: [...spec.inputs.keys()].sort((a, b) => a - b), outputs: spec.outputs.length };
   } finally {
@@ -392,7 +449,9 @@ export class GraphFunction {
       this.graphs.set(key, g);
     } else if (g.unchecked) {
       const { spec, assigned } = this.recordOnce(inputs);
-      const diff = specDifference(g.unchecked, spec) ?? (assigned.join() !== g.assigned.join() ? 'other state variables were assigned' : undefined);
+      const diff =
+        specDifference(g.unchecked, spec) ??
+        (assigned.join() !== g.assigned.join() ? 'other state variables were assigned' : undefined);
       if (diff) throw new Error(`graph execution: two calls of the same function ran different graphs (${diff})`);
       g.unchecked = undefined;
     }
@@ -430,7 +489,12 @@ export class GraphFunction {
     const be = nativeBackend();
     const all = [...inputs, ...this.state];
     const ids = be.getInputTensorIds(built.slots.map((s) => all[s]));
-    const metas = be.binding.runSavedModel(built.session, ids, built.slots.map(inputName).join(','), Array.from({ length: built.outputs }, (_, k) => outputName(k)).join(','));
+    const metas = be.binding.runSavedModel(
+      built.session,
+      ids,
+      built.slots.map(inputName).join(','),
+      Array.from({ length: built.outputs }, (_, k) => outputName(k)).join(','),
+    );
     const outs = metas.map((m) => be.createOutputTensor(m));
     const results = outs.slice(0, outs.length - assigned.length);
     assigned.forEach((j, k) => {
@@ -454,7 +518,8 @@ function signature(inputs: tf.Tensor[]): string {
 }
 
 function tfDtype(dtype: tf.DataType): number {
-  if (dtype === 'float32' || dtype === 'int32' || dtype === 'bool') return TF_DTYPE[dtype === 'float32' ? 'float' : dtype];
+  if (dtype === 'float32' || dtype === 'int32' || dtype === 'bool')
+    return TF_DTYPE[dtype === 'float32' ? 'float' : dtype];
   throw new Error(`graph execution: inputs of dtype ${dtype} are not supported`);
 }
 

@@ -77,7 +77,11 @@ function nativeBackend(backend: unknown): NativeBackend {
 function attrs(be: NativeBackend) {
   const b = be.binding;
   return {
-    type: (name: string, dtype: 'float32' | 'int32' = 'float32'): OpAttr => ({ name, type: b.TF_ATTR_TYPE, value: dtype === 'float32' ? b.TF_FLOAT : b.TF_INT32 }),
+    type: (name: string, dtype: 'float32' | 'int32' = 'float32'): OpAttr => ({
+      name,
+      type: b.TF_ATTR_TYPE,
+      value: dtype === 'float32' ? b.TF_FLOAT : b.TF_INT32,
+    }),
     float: (name: string, value: number): OpAttr => ({ name, type: b.TF_ATTR_FLOAT, value }),
     int: (name: string, value: number): OpAttr => ({ name, type: b.TF_ATTR_INT, value }),
     ints: (name: string, value: number[]): OpAttr => ({ name, type: b.TF_ATTR_INT, value }),
@@ -164,7 +168,13 @@ registerGradient({
     const [dx, dScale, dOffset] = run(
       be,
       'FusedBatchNormGradV3',
-      [at.type('T'), at.type('U'), at.float('epsilon', (a as unknown as BnAttrs).epsilon), at.string('data_format', 'NHWC'), at.bool('is_training', true)],
+      [
+        at.type('T'),
+        at.type('U'),
+        at.float('epsilon', (a as unknown as BnAttrs).epsilon),
+        at.string('data_format', 'NHWC'),
+        at.bool('is_training', true),
+      ],
       [dy, x, scale, saveMean, saveVar, reserve],
       5,
     );
@@ -192,7 +202,12 @@ export interface BatchNormTrainOptions {
  * statistics towards the batch's (mean; variance with n/(n−1)) — that update is not
  * differentiated. Gradients flow to x, γ and β.
  */
-export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: BatchNormTrainOptions): tf.Tensor4D {
+export function batchNormTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  opts: BatchNormTrainOptions,
+): tf.Tensor4D {
   const n = x.shape[0] * x.shape[1] * x.shape[2];
   if (opts.running && n < 2) {
     throw new Error(`BatchNorm in training mode needs more than one value per channel; got input [${x.shape}]`);
@@ -221,7 +236,12 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /** batchNormTrain from public TF.js ops (any backend). */
-function batchNormTrainComposite(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: BatchNormTrainOptions): tf.Tensor4D {
+function batchNormTrainComposite(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  opts: BatchNormTrainOptions,
+): tf.Tensor4D {
   const { mean, variance } = tf.moments(x, [0, 1, 2]);
   if (opts.running) {
     const { mean: rm, variance: rv, momentum: m } = opts.running;
@@ -440,7 +460,12 @@ registerGradient({
     return {
       x: () => {
         const be = current();
-        const dPadded = run1(be, '_MklNativeMaxPoolGrad', oneDnnPoolAttrs(be, size, stride), [padded, y, dy, workspace]);
+        const dPadded = run1(be, '_MklNativeMaxPoolGrad', oneDnnPoolAttrs(be, size, stride), [
+          padded,
+          y,
+          dy,
+          workspace,
+        ]);
         const dx = tf.slice(dPadded, [0, pad, pad, 0], x.shape);
         dPadded.dispose();
         return dx;
@@ -456,7 +481,19 @@ registerGradient({
 export function maxPool(x: tf.Tensor4D, size: number, stride: number, pad: number): tf.Tensor4D {
   if (!fusedKernelsActive()) {
     return tf.tidy(() => {
-      const padded = pad > 0 ? tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], -Infinity) : x;
+      const padded =
+        pad > 0
+          ? tf.pad(
+              x,
+              [
+                [0, 0],
+                [pad, pad],
+                [pad, pad],
+                [0, 0],
+              ],
+              -Infinity,
+            )
+          : x;
       return tf.maxPool(padded, size, stride, 'valid');
     });
   }
@@ -478,7 +515,13 @@ registerKernel({
     const be = nativeBackend(backend);
     const at = attrs(be);
     // Outputs: per-example loss [batch] and its gradient with respect to the logits [batch, k].
-    return run(be, 'SparseSoftmaxCrossEntropyWithLogits', [at.type('T'), at.type('Tlabels', 'int32')], [inputs.logits as tf.TensorInfo, inputs.labels as tf.TensorInfo], 2);
+    return run(
+      be,
+      'SparseSoftmaxCrossEntropyWithLogits',
+      [at.type('T'), at.type('Tlabels', 'int32')],
+      [inputs.logits as tf.TensorInfo, inputs.labels as tf.TensorInfo],
+      2,
+    );
   },
 });
 
@@ -500,9 +543,12 @@ registerGradient({
  * the loss to call.
  */
 export function sparseSoftmaxCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
-  if (labels.dtype !== 'int32') throw new Error(`crossEntropy: labels must be int32 class numbers; got ${labels.dtype}`);
+  if (labels.dtype !== 'int32')
+    throw new Error(`crossEntropy: labels must be int32 class numbers; got ${labels.dtype}`);
   if (!fusedKernelsActive()) {
-    return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, logits.shape[1]), tf.logSoftmax(logits)), 1))) as tf.Scalar);
+    return tf.tidy(
+      () => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, logits.shape[1]), tf.logSoftmax(logits)), 1))) as tf.Scalar,
+    );
   }
   return tf.tidy(() => {
     const [perExample] = tf.engine().runKernel(XENT_KERNEL, { logits, labels }, {}) as tf.Tensor[];
@@ -529,7 +575,12 @@ registerKernel({
     // MatMul (oneDNN) + BiasAdd, then the activation. (tfjs-node's binding cannot pass the
     // string-list attribute _FusedMatMul needs.)
     const T = [at.type('T')];
-    const z = run1(be, 'MatMul', [at.type('T'), at.bool('transpose_a', false), at.bool('transpose_b', true)], [x, weight]);
+    const z = run1(
+      be,
+      'MatMul',
+      [at.type('T'), at.bool('transpose_a', false), at.bool('transpose_b', true)],
+      [x, weight],
+    );
     const zb = run1(be, 'BiasAdd', [at.type('T'), at.string('data_format', 'NHWC')], [z, bias]);
     z.dispose();
     if (activation === 'linear') return zb;
@@ -551,7 +602,11 @@ registerGradient({
     const T = [at.type('T')];
     // The gradient at the pre-activation, shared by the three inputs' gradients.
     const g =
-      activation === 'relu' ? run1(be, 'ReluGrad', T, [dy as tf.Tensor, y]) : activation === 'tanh' ? run1(be, 'TanhGrad', T, [y, dy as tf.Tensor]) : (dy as tf.Tensor);
+      activation === 'relu'
+        ? run1(be, 'ReluGrad', T, [dy as tf.Tensor, y])
+        : activation === 'tanh'
+          ? run1(be, 'TanhGrad', T, [y, dy as tf.Tensor])
+          : (dy as tf.Tensor);
     const matMul = (p: tf.TensorInfo, q: tf.TensorInfo, ta: boolean, tb: boolean) =>
       run1(be, 'MatMul', [at.type('T'), at.bool('transpose_a', ta), at.bool('transpose_b', tb)], [p, q]);
     return {
@@ -566,14 +621,27 @@ registerGradient({
  * PyTorch's nn.Linear (+ activation): x [n, in] · weightᵀ [out, in] + bias [out] → [n, out],
  * then ReLU or tanh if asked. Weights stay in PyTorch's [out, in] layout.
  */
-export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D, activation: LinearActivation = 'linear'): tf.Tensor2D {
+export function linear(
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor1D,
+  activation: LinearActivation = 'linear',
+): tf.Tensor2D {
   if (!fusedKernelsActive()) {
     return tf.tidy((): tf.Tensor2D => {
-      const y = tf.fused.matMul({ a: x, b: weight, transposeB: true, bias, activation: activation === 'relu' ? 'relu' : 'linear' });
+      const y = tf.fused.matMul({
+        a: x,
+        b: weight,
+        transposeB: true,
+        bias,
+        activation: activation === 'relu' ? 'relu' : 'linear',
+      });
       return (activation === 'tanh' ? tf.tanh(y) : y) as tf.Tensor2D;
     });
   }
-  return tf.engine().runKernel(LINEAR_KERNEL, { x, weight, bias }, { activation } satisfies LinearAttrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf.engine().runKernel(LINEAR_KERNEL, { x, weight, bias }, {
+    activation,
+  } satisfies LinearAttrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 const L2_KERNEL = 'DcfL2NormalizeRows';
@@ -670,20 +738,41 @@ export interface AdamResult {
  * Returns new tensors (the caller assigns them); reads nothing back. The same element-wise
  * arithmetic in the same order on every backend, so the results are identical.
  */
-export function adamUpdate(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
-  if (grads.length !== params.length) throw new Error(`adamUpdate: ${params.length} parameters but ${grads.length} gradients`);
+export function adamUpdate(
+  params: tf.Tensor[],
+  grads: tf.Tensor[],
+  m: tf.Tensor1D,
+  v: tf.Tensor1D,
+  h: AdamHyper,
+): AdamResult {
+  if (grads.length !== params.length)
+    throw new Error(`adamUpdate: ${params.length} parameters but ${grads.length} gradients`);
   if (!fusedKernelsActive()) return adamUpdateComposite(params, grads, m, v, h);
   return adamUpdateRaw(current(), params, grads, m, v, h);
 }
 
-function adamUpdateComposite(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
+function adamUpdateComposite(
+  params: tf.Tensor[],
+  grads: tf.Tensor[],
+  m: tf.Tensor1D,
+  v: tf.Tensor1D,
+  h: AdamHyper,
+): AdamResult {
   return tf.tidy(() => {
-    const flat = params.map((p, i) => tf.reshape(h.weightDecay !== 0 ? tf.add(grads[i], tf.mul(p, h.weightDecay)) : grads[i], [-1]));
+    const flat = params.map((p, i) =>
+      tf.reshape(h.weightDecay !== 0 ? tf.add(grads[i], tf.mul(p, h.weightDecay)) : grads[i], [-1]),
+    );
     const g = flat.length === 1 ? flat[0] : tf.concat(flat);
     const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)) as tf.Tensor1D;
     const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)) as tf.Tensor1D;
     const update = tf.mul(tf.div(m2, tf.add(tf.div(tf.sqrt(v2), h.bias2Sqrt), h.eps)), h.stepSize);
-    const parts = params.length === 1 ? [update] : tf.split(update, params.map((p) => p.size));
+    const parts =
+      params.length === 1
+        ? [update]
+        : tf.split(
+            update,
+            params.map((p) => p.size),
+          );
     return { m: m2, v: v2, params: params.map((p, i) => tf.sub(p, tf.reshape(parts[i], p.shape))) };
   });
 }
@@ -692,7 +781,14 @@ function adamUpdateComposite(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tens
  * adamUpdate as raw TensorFlow ops on tfjs-node's binding: intermediate results are bare
  * TensorFlow handles, freed here; only the outputs become TF.js tensors.
  */
-function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor1D, v: tf.Tensor1D, h: AdamHyper): AdamResult {
+function adamUpdateRaw(
+  be: NativeBackend,
+  params: tf.Tensor[],
+  grads: tf.Tensor[],
+  m: tf.Tensor1D,
+  v: tf.Tensor1D,
+  h: AdamHyper,
+): AdamResult {
   const b = be.binding;
   const at = attrs(be);
   const T = [at.type('T')];
@@ -719,18 +815,36 @@ function adamUpdateRaw(be: NativeBackend, params: tf.Tensor[], grads: tf.Tensor[
       return tmp('Reshape', reshapeAttrs, [gi, flatShape]);
     });
     const axis0 = keepId(b.createTensor([], b.TF_INT32, Int32Array.of(0)));
-    const g = flat.length === 1 ? flat[0] : tmp('ConcatV2', [at.int('N', flat.length), at.type('T'), at.type('Tidx', 'int32')], [...flat, axis0]);
-    const mMeta = out(op('AddV2', T, [tmp('Mul', T, [mId, scalar(h.beta1)]), tmp('Mul', T, [g, scalar(1 - h.beta1)])])[0]);
-    const vMeta = out(op('AddV2', T, [tmp('Mul', T, [vId, scalar(h.beta2)]), tmp('Mul', T, [tmp('Square', T, [g]), scalar(1 - h.beta2)])])[0]);
-    const denom = tmp('AddV2', T, [tmp('RealDiv', T, [tmp('Sqrt', T, [vMeta.id]), scalarOrTensor(h.bias2Sqrt)]), scalar(h.eps)]);
+    const g =
+      flat.length === 1
+        ? flat[0]
+        : tmp('ConcatV2', [at.int('N', flat.length), at.type('T'), at.type('Tidx', 'int32')], [...flat, axis0]);
+    const mMeta = out(
+      op('AddV2', T, [tmp('Mul', T, [mId, scalar(h.beta1)]), tmp('Mul', T, [g, scalar(1 - h.beta1)])])[0],
+    );
+    const vMeta = out(
+      op('AddV2', T, [
+        tmp('Mul', T, [vId, scalar(h.beta2)]),
+        tmp('Mul', T, [tmp('Square', T, [g]), scalar(1 - h.beta2)]),
+      ])[0],
+    );
+    const denom = tmp('AddV2', T, [
+      tmp('RealDiv', T, [tmp('Sqrt', T, [vMeta.id]), scalarOrTensor(h.bias2Sqrt)]),
+      scalar(h.eps),
+    ]);
     const update = tmp('Mul', T, [tmp('RealDiv', T, [mMeta.id, denom]), scalarOrTensor(h.stepSize)]);
     const parts =
       params.length === 1
         ? [update]
-        : op('SplitV', [at.int('num_split', params.length), at.type('T'), at.type('Tlen', 'int32')], [update, ints(params.map((p) => p.size)), axis0], params.length).map(
-            (meta) => keepId(meta.id),
-          );
-    const newParams = params.map((p, i) => out(op('Sub', T, [pIds[i], tmp('Reshape', reshapeAttrs, [parts[i], ints(p.shape)])])[0]));
+        : op(
+            'SplitV',
+            [at.int('num_split', params.length), at.type('T'), at.type('Tlen', 'int32')],
+            [update, ints(params.map((p) => p.size)), axis0],
+            params.length,
+          ).map((meta) => keepId(meta.id));
+    const newParams = params.map((p, i) =>
+      out(op('Sub', T, [pIds[i], tmp('Reshape', reshapeAttrs, [parts[i], ints(p.shape)])])[0]),
+    );
     ok = true;
     return {
       m: be.createOutputTensor(mMeta) as tf.Tensor1D,

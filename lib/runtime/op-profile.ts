@@ -12,7 +12,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { withWrappedBinding, type ExecuteOp } from './binding';
 
-
 export interface OpTime {
   /** TensorFlow op name; convolutions with their output shape, e.g. `Conv2D [64,8,8,64]`. */
   op: string;
@@ -39,9 +38,12 @@ export interface OpProfile {
  */
 export function profileOps(step: () => void, opts: { steps?: number; warmup?: number } = {}): OpProfile {
   const steps = opts.steps ?? 10;
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`profileOps: steps must be a positive integer; got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new Error(`profileOps: steps must be a positive integer; got ${steps}`);
   if (tf.getBackend() !== 'tensorflow') {
-    throw new Error(`profileOps times TensorFlow ops and needs the native backend; the active backend is '${tf.getBackend()}'`);
+    throw new Error(
+      `profileOps times TensorFlow ops and needs the native backend; the active backend is '${tf.getBackend()}'`,
+    );
   }
   for (let i = 0; i < (opts.warmup ?? 2); i++) step();
 
@@ -76,13 +78,22 @@ export function profileOps(step: () => void, opts: { steps?: number; warmup?: nu
 /** The profile as text lines: the `top` slowest ops, the rest summed, and the JavaScript share. */
 export function formatOpProfile(p: OpProfile, top = 15): string[] {
   const pct = (ms: number) => `${((100 * ms) / p.stepMs).toFixed(1).padStart(5)}%`;
-  const line = (name: string, calls: string, ms: number) => `  ${name.padEnd(38)} ${calls.padStart(6)} ${ms.toFixed(2).padStart(8)} ms ${pct(ms)}`;
+  const line = (name: string, calls: string, ms: number) =>
+    `  ${name.padEnd(38)} ${calls.padStart(6)} ${ms.toFixed(2).padStart(8)} ms ${pct(ms)}`;
   const shown = p.ops.slice(0, top);
   const rest = p.ops.slice(top);
   return [
     `  ${'TensorFlow op'.padEnd(38)} ${'calls'.padStart(6)} ${'per step'.padStart(11)} ${'share'.padStart(6)}`,
     ...shown.map((o) => line(o.op, String(o.calls), o.ms)),
-    ...(rest.length ? [line(`${rest.length} other ops`, String(rest.reduce((s, o) => s + o.calls, 0)), rest.reduce((s, o) => s + o.ms, 0))] : []),
+    ...(rest.length
+      ? [
+          line(
+            `${rest.length} other ops`,
+            String(rest.reduce((s, o) => s + o.calls, 0)),
+            rest.reduce((s, o) => s + o.ms, 0),
+          ),
+        ]
+      : []),
     line('(outside TensorFlow: TF.js, JavaScript)', '', p.outsideMs),
     line('step', '', p.stepMs),
   ];

@@ -80,8 +80,15 @@ export function mixedPrecision(spec: GraphSpec): GraphSpec {
     const key = `${JSON.stringify(r)}:${dtype}`;
     if (!casts.has(key)) {
       const typeAttr = (name: string, value: number): OpAttr => ({ name, type: ATTR.type, value });
-      const attrs = [typeAttr('SrcT', t.dtype), typeAttr('DstT', dtype), { name: 'Truncate', type: ATTR.bool, value: false }];
-      casts.set(key, { node: nodes.push({ op: 'Cast', attrs, inputs: [r], outputs: [{ shape: t.shape, dtype }] }) - 1, output: 0 });
+      const attrs = [
+        typeAttr('SrcT', t.dtype),
+        typeAttr('DstT', dtype),
+        { name: 'Truncate', type: ATTR.bool, value: false },
+      ];
+      casts.set(key, {
+        node: nodes.push({ op: 'Cast', attrs, inputs: [r], outputs: [{ shape: t.shape, dtype }] }) - 1,
+        output: 0,
+      });
     }
     return casts.get(key)!;
   };
@@ -123,7 +130,13 @@ export function mixedPrecision(spec: GraphSpec): GraphSpec {
 function asBiasAdd(n: GraphNode, typeOf: (r: Ref) => TensorType): GraphNode {
   if (n.op !== 'Add' && n.op !== 'AddV2') return n;
   const [x, b] = n.inputs.map(typeOf);
-  if (x.shape.length !== 4 || b.shape.length !== 1 || b.shape[0] !== x.shape[3] || n.outputs[0].shape.join() !== x.shape.join()) return n;
+  if (
+    x.shape.length !== 4 ||
+    b.shape.length !== 1 ||
+    b.shape[0] !== x.shape[3] ||
+    n.outputs[0].shape.join() !== x.shape.join()
+  )
+    return n;
   return { ...n, op: 'BiasAdd', attrs: [...n.attrs, { name: 'data_format', type: ATTR.string, value: 'NHWC' }] };
 }
 
@@ -202,6 +215,7 @@ export function resolvePrecision(
   if (requested === 'bf16') requireBf16Hardware(flags);
   if (requested !== 'auto') return { precision: requested, why: 'asked for' };
   if (flags.has('amx_bf16')) return { precision: 'bf16', why: `auto: this CPU has ${hardware}, where bf16 is faster` };
-  if (hardware) return { precision: 'fp32', why: `auto: this CPU has ${hardware}, where bf16 measured slower than fp32` };
+  if (hardware)
+    return { precision: 'fp32', why: `auto: this CPU has ${hardware}, where bf16 measured slower than fp32` };
   return { precision: 'fp32', why: 'auto: this CPU has no bf16 instructions (amx_bf16, avx512_bf16)' };
 }

@@ -123,19 +123,35 @@ export class Adam {
    * The tensor half of a step: updates the moments and parameters with the factors of advance()
    * (numbers, or scalar tensors when they must be graph inputs). Does not count the step.
    */
-  apply(grads: Record<string, tf.Tensor>, factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar }): void {
+  apply(
+    grads: Record<string, tf.Tensor>,
+    factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar },
+  ): void {
     this.checkGrads(grads);
     this.update(grads, factors);
   }
 
-  private update(grads: Record<string, tf.Tensor>, factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar }): void {
+  private update(
+    grads: Record<string, tf.Tensor>,
+    factors: { stepSize: number | tf.Scalar; bias2Sqrt: number | tf.Scalar },
+  ): void {
     const { beta1, beta2, eps, weightDecay } = this;
     const { m, v } = this.moments();
     tf.tidy(() => {
       const params = [...this.params.values()];
-      const next = adamUpdate(params, this.names.map((name) => grads[name]), m as tf.Tensor1D, v as tf.Tensor1D, {
-        beta1, beta2, eps, weightDecay, ...factors,
-      });
+      const next = adamUpdate(
+        params,
+        this.names.map((name) => grads[name]),
+        m as tf.Tensor1D,
+        v as tf.Tensor1D,
+        {
+          beta1,
+          beta2,
+          eps,
+          weightDecay,
+          ...factors,
+        },
+      );
       m.assign(next.m);
       v.assign(next.v);
       params.forEach((p, i) => p.assign(next.params[i]));
@@ -191,7 +207,8 @@ export class Adam {
       for (const key of [`${name}.exp_avg`, `${name}.exp_avg_sq`]) {
         expected.add(key);
         const t = state.tensors[key];
-        if (!t) throw new Error(`Adam state: missing '${key}' (the checkpoint was saved with other trainable parameters)`);
+        if (!t)
+          throw new Error(`Adam state: missing '${key}' (the checkpoint was saved with other trainable parameters)`);
         if (!sameShape(t.shape, p.shape)) {
           throw new Error(`Adam state: '${key}' has shape [${t.shape}] but the parameter has [${p.shape}]`);
         }
@@ -206,7 +223,8 @@ export class Adam {
     }
     const { m, v } = this.moments();
     tf.tidy(() => {
-      const flat = (suffix: string) => tf.concat(this.names.map((name) => tf.reshape(tf.cast(state.tensors[`${name}.${suffix}`], 'float32'), [-1])));
+      const flat = (suffix: string) =>
+        tf.concat(this.names.map((name) => tf.reshape(tf.cast(state.tensors[`${name}.${suffix}`], 'float32'), [-1])));
       m.assign(flat('exp_avg'));
       v.assign(flat('exp_avg_sq'));
     });
@@ -227,7 +245,9 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 function checkHyperparameters(lr: number, beta1: number, beta2: number, eps: number, wd: number): void {
   const bad = (what: string, v: number) => {
-    throw new Error(`Adam: ${what} must be ${what === 'lr' || what === 'eps' || what === 'weightDecay' ? '>= 0' : 'in [0, 1)'}; got ${v}`);
+    throw new Error(
+      `Adam: ${what} must be ${what === 'lr' || what === 'eps' || what === 'weightDecay' ? '>= 0' : 'in [0, 1)'}; got ${v}`,
+    );
   };
   if (!(lr >= 0) || !Number.isFinite(lr)) bad('lr', lr);
   if (!(beta1 >= 0 && beta1 < 1)) bad('beta1', beta1);
@@ -237,7 +257,11 @@ function checkHyperparameters(lr: number, beta1: number, beta2: number, eps: num
 }
 
 /** The learning rate of 0-based global step `step` of `totalSteps`: constant, or cosine from lr down to 0. */
-export function learningRate(config: { lr: number; schedule: 'constant' | 'cosine' }, step: number, totalSteps: number): number {
+export function learningRate(
+  config: { lr: number; schedule: 'constant' | 'cosine' },
+  step: number,
+  totalSteps: number,
+): number {
   if (config.schedule === 'constant') return config.lr;
   const t = Math.min(step, totalSteps) / Math.max(totalSteps, 1);
   return (config.lr * (1 + Math.cos(Math.PI * t))) / 2;

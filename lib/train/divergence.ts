@@ -37,8 +37,15 @@ export function checkTrainingFinite(
 }
 
 /** Throws when an evaluation's loss after `epoch` is NaN or infinite. */
-export function checkEvaluationFinite(results: { test: EvalResult; val?: EvalResult }, where: { epoch: number; lr: number }, kept: KeptDescription): void {
-  for (const [name, r] of [['test', results.test], ['val', results.val]] as const) {
+export function checkEvaluationFinite(
+  results: { test: EvalResult; val?: EvalResult },
+  where: { epoch: number; lr: number },
+  kept: KeptDescription,
+): void {
+  for (const [name, r] of [
+    ['test', results.test],
+    ['val', results.val],
+  ] as const) {
     if (r && !Number.isFinite(r.loss)) {
       throw new DivergedError(
         `training diverged: the ${name} loss is ${r.loss} after epoch ${where.epoch} (lr ${where.lr}). Nothing of this epoch was saved; ` +

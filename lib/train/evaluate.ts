@@ -45,10 +45,16 @@ export class EvalForward {
       const o = { precision: opts.precision };
       this.graphs = {
         plain: new GraphFunction(([x]) => [net.forward(x as tf.Tensor4D, false)], net.variables(), o),
-        cached: new GraphFunction(([x, filters]) => [net.forward(x as tf.Tensor4D, false, { filters: filters as tf.Tensor2D })], net.variables(), o),
+        cached: new GraphFunction(
+          ([x, filters]) => [net.forward(x as tf.Tensor4D, false, { filters: filters as tf.Tensor2D })],
+          net.variables(),
+          o,
+        ),
       };
     } else if (opts.precision === 'bf16') {
-      throw new Error('bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or evaluate in fp32');
+      throw new Error(
+        'bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or evaluate in fp32',
+      );
     }
   }
 
@@ -86,7 +92,11 @@ export interface InferOptions {
  * with its evaluation-mode logits [batch, 10]. Its tensors are freed when the next batch is asked
  * for, or when the caller stops. Synchronous, so that synchronous callers use it too.
  */
-export function* inferBatches(net: Net, split: Cifar10Split, opts: InferOptions): Generator<Batch & { logits: tf.Tensor2D }> {
+export function* inferBatches(
+  net: Net,
+  split: Cifar10Split,
+  opts: InferOptions,
+): Generator<Batch & { logits: tf.Tensor2D }> {
   const forward = opts.forward ?? new EvalForward(net, { precision: opts.precision });
   try {
     for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm, indices: opts.indices })) {
@@ -130,7 +140,9 @@ export async function evaluate(
       await yieldToEventLoop();
     }
     const [loss, flat] = await Promise.all([lossSum.data(), confusion.data()]);
-    const matrix = Array.from({ length: NUM_CLASSES }, (_, t) => Array.from(flat.slice(t * NUM_CLASSES, (t + 1) * NUM_CLASSES)));
+    const matrix = Array.from({ length: NUM_CLASSES }, (_, t) =>
+      Array.from(flat.slice(t * NUM_CLASSES, (t + 1) * NUM_CLASSES)),
+    );
     const correct = matrix.reduce((s, row, t) => s + row[t], 0);
     const seconds = (performance.now() - t0) / 1000;
     return {
@@ -157,8 +169,13 @@ export async function evaluateRun(
   opts: Omit<InferOptions, 'indices'>,
   onBatch: (split: 'test' | 'val', images: number, total: number) => void,
 ): Promise<{ test: EvalResult; val?: EvalResult }> {
-  const test = await evaluate(net, splits.test, { ...opts, onBatch: (images, total) => onBatch('test', images, total) });
-  const val = splits.val ? await evaluate(net, splits.val, { ...opts, onBatch: (images, total) => onBatch('val', images, total) }) : undefined;
+  const test = await evaluate(net, splits.test, {
+    ...opts,
+    onBatch: (images, total) => onBatch('test', images, total),
+  });
+  const val = splits.val
+    ? await evaluate(net, splits.val, { ...opts, onBatch: (images, total) => onBatch('val', images, total) })
+    : undefined;
   return { test, val };
 }
 
@@ -187,7 +204,10 @@ export function predictClasses(net: Net, split: Cifar10Split, opts: InferOptions
   const out = new Int32Array(opts.indices?.length ?? split.count);
   let done = 0;
   for (const { logits, indices } of inferBatches(net, split, opts)) {
-    out.set(tf.tidy(() => tf.argMax(logits, 1).dataSync()), done);
+    out.set(
+      tf.tidy(() => tf.argMax(logits, 1).dataSync()),
+      done,
+    );
     done += indices.length;
   }
   return out;

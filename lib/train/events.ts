@@ -103,15 +103,32 @@ export class ProgressClock {
   }
 
   /** The 'step' event after `batch` (1-based) batches and `images` images of `epoch`. */
-  step(s: { epoch: number; batch: number; step: number; images: number; loss: number; accuracy: number; lr: number }): TrainEvent {
+  step(s: {
+    epoch: number;
+    batch: number;
+    step: number;
+    images: number;
+    loss: number;
+    accuracy: number;
+    lr: number;
+  }): TrainEvent {
     const elapsed = this.epochSeconds();
     const perBatch = elapsed / s.batch;
     const epochEta = perBatch * (this.batchesPerEpoch - s.batch);
     // Evaluation runs at about 3× the training throughput (forward only, larger batches).
     const evalEta = this.evalSeconds ?? this.evalImages / (s.images / elapsed) / 3;
     return {
-      type: 'step', epoch: s.epoch, epochs: this.config.epochs, batch: s.batch, batches: this.batchesPerEpoch, step: s.step,
-      loss: s.loss, accuracy: s.accuracy, lr: s.lr, imagesPerSecond: s.images / elapsed, epochEtaSeconds: epochEta,
+      type: 'step',
+      epoch: s.epoch,
+      epochs: this.config.epochs,
+      batch: s.batch,
+      batches: this.batchesPerEpoch,
+      step: s.step,
+      loss: s.loss,
+      accuracy: s.accuracy,
+      lr: s.lr,
+      imagesPerSecond: s.images / elapsed,
+      epochEtaSeconds: epochEta,
       etaSeconds: epochEta + evalEta + (this.config.epochs - s.epoch) * (perBatch * this.batchesPerEpoch + evalEta),
     };
   }

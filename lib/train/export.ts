@@ -36,7 +36,10 @@ function sameInode(a: string, b: string): boolean {
  * links too) one of `inputs`, or any run's best/last checkpoint under one of `runsDirs`
  * (default results/runs). A command's --out must never cost a checkpoint.
  */
-export function protectedOutputProblem(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): string | undefined {
+export function protectedOutputProblem(
+  out: string,
+  opts: { inputs?: string[]; runsDirs?: string[] } = {},
+): string | undefined {
   const real = realPathOf(out);
   for (const input of opts.inputs ?? []) {
     if (real === realPathOf(input) || sameInode(out, input)) return `it is the input file ${input}`;
@@ -44,7 +47,8 @@ export function protectedOutputProblem(out: string, opts: { inputs?: string[]; r
   for (const runsDir of opts.runsDirs ?? [PATHS.runs]) {
     const parts = path.relative(realPathOf(runsDir), real).split(path.sep);
     const kind = CHECKPOINT_KINDS.find((k) => parts[1] === `${k}.safetensors`);
-    if (parts.length === 2 && parts[0] !== '..' && kind) return `the ${kind} checkpoint of run '${parts[0]}' in ${runsDir}`;
+    if (parts.length === 2 && parts[0] !== '..' && kind)
+      return `the ${kind} checkpoint of run '${parts[0]}' in ${runsDir}`;
   }
   return undefined;
 }
@@ -52,7 +56,10 @@ export function protectedOutputProblem(out: string, opts: { inputs?: string[]; r
 /** Throws, saying what and what to do, when `out` may not be written (protectedOutputProblem). */
 export function assertWritableOutput(out: string, opts: { inputs?: string[]; runsDirs?: string[] } = {}): void {
   const problem = protectedOutputProblem(out, opts);
-  if (problem) throw new Error(`refusing to write ${out}: ${problem}, which would be overwritten. Choose another --out; nothing was written.`);
+  if (problem)
+    throw new Error(
+      `refusing to write ${out}: ${problem}, which would be overwritten. Choose another --out; nothing was written.`,
+    );
 }
 
 /**
@@ -60,7 +67,11 @@ export function assertWritableOutput(out: string, opts: { inputs?: string[]; run
  * (lib/model/weights' format: PyTorch names, metadata variant and norm), for predict and PyTorch.
  * Refuses an `outFile` that is the checkpoint itself or any run's checkpoint (assertWritableOutput).
  */
-export function exportModelState(checkpointFile: string, outFile: string, opts: { runsDirs?: string[] } = {}): CheckpointMeta {
+export function exportModelState(
+  checkpointFile: string,
+  outFile: string,
+  opts: { runsDirs?: string[] } = {},
+): CheckpointMeta {
   if (!outFile.endsWith('.safetensors')) throw new Error(`the exported file must end in .safetensors; got ${outFile}`);
   assertWritableOutput(outFile, { inputs: [checkpointFile], runsDirs: opts.runsDirs });
   const { meta, model } = readCheckpoint(checkpointFile);

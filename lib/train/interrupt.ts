@@ -68,7 +68,12 @@ export class InterruptRequest {
    * Throws TrainingInterrupted, after an 'interrupted' event, once a signal arrived; `describe` says
    * where it stopped and what is saved.
    */
-  stopIfRequested(emit: ProgressCallback, epoch: number, step: number, describe: (signal: NodeJS.Signals) => string): void {
+  stopIfRequested(
+    emit: ProgressCallback,
+    epoch: number,
+    step: number,
+    describe: (signal: NodeJS.Signals) => string,
+  ): void {
     if (!this.signal) return;
     const message = describe(this.signal);
     emit({ type: 'interrupted', message, epoch, step });

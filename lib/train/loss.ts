@@ -9,7 +9,8 @@ import { sparseSoftmaxCrossEntropy } from '../runtime/index';
 
 /** Mean cross-entropy of logits [batch, k] against labels [batch] (int32), smoothed by `labelSmoothing` ∈ [0, 1). */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, labelSmoothing = 0): tf.Scalar {
-  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1); got ${labelSmoothing}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1))
+    throw new Error(`crossEntropy: labelSmoothing must be in [0, 1); got ${labelSmoothing}`);
   if (labelSmoothing === 0) return sparseSoftmaxCrossEntropy(logits, labels);
   // PyTorch's target (1 − ε)·one-hot + ε/k splits the loss in two: (1 − ε) × the plain loss (the
   // fused kernel) + ε × the mean over classes of −log p (the uniform target's share).

@@ -71,12 +71,25 @@ export class MetricsRecorder {
     const [w, finite] = await Promise.all([this.window!.data(), finiteCheck.data()]);
     tf.dispose([this.window!, finiteCheck]);
     this.window = tf.zeros([STATS]);
-    checkTrainingFinite(w[0], !!finite[0], { epoch: this.epoch, firstStep: adam.stepCount - this.windowSteps + 1, lastStep: adam.stepCount, lr }, kept);
+    checkTrainingFinite(
+      w[0],
+      !!finite[0],
+      { epoch: this.epoch, firstStep: adam.stepCount - this.windowSteps + 1, lastStep: adam.stepCount, lr },
+      kept,
+    );
     for (let i = 0; i < STATS; i++) this.totals[i] += w[i];
     const seconds = (performance.now() - this.windowStart) / 1000;
     this.stepRows.push({
-      ...this.origin, epoch: this.epoch, step: adam.stepCount, batch: this.batch, images: this.windowImages, loss: w[0] / this.windowImages,
-      accuracy: w[1] / this.windowImages, lr, imagesPerSecond: this.windowImages / seconds, time: new Date(),
+      ...this.origin,
+      epoch: this.epoch,
+      step: adam.stepCount,
+      batch: this.batch,
+      images: this.windowImages,
+      loss: w[0] / this.windowImages,
+      accuracy: w[1] / this.windowImages,
+      lr,
+      imagesPerSecond: this.windowImages / seconds,
+      time: new Date(),
     });
     this.loss = this.totals[0] / this.images;
     this.accuracy = this.totals[1] / this.images;
@@ -100,8 +113,18 @@ export class MetricsRecorder {
   /** The epoch's metrics rows: train, test and (when evaluated) val. */
   epochRows(s: { step: number; lr: number; train: PassStats; test: EvalResult; val?: EvalResult }): EpochRow[] {
     const row = (split: Split, r: PassStats): EpochRow => ({
-      ...this.origin, epoch: this.epoch, split, step: s.step, images: r.images, loss: r.loss, accuracy: r.accuracy,
-      perClassAccuracy: r.perClassAccuracy, lr: s.lr, imagesPerSecond: r.imagesPerSecond, wallSeconds: r.seconds, time: new Date(),
+      ...this.origin,
+      epoch: this.epoch,
+      split,
+      step: s.step,
+      images: r.images,
+      loss: r.loss,
+      accuracy: r.accuracy,
+      perClassAccuracy: r.perClassAccuracy,
+      lr: s.lr,
+      imagesPerSecond: r.imagesPerSecond,
+      wallSeconds: r.seconds,
+      time: new Date(),
     });
     return [row('train', s.train), row('test', s.test), ...(s.val ? [row('val', s.val)] : [])];
   }

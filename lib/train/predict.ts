@@ -30,15 +30,25 @@ export interface LoadedNet {
 export function loadNetFromStateFile(file: string, want: { variant?: Variant; norm?: NormName } = {}): LoadedNet {
   const state = readModelState(file);
   if (want.variant && state.variant && want.variant !== state.variant) {
-    throw new Error(`${file} holds a ${state.variant}-variant model, but the ${want.variant} variant was asked for: use --variant ${state.variant}`);
+    throw new Error(
+      `${file} holds a ${state.variant}-variant model, but the ${want.variant} variant was asked for: use --variant ${state.variant}`,
+    );
   }
   if (want.norm && state.norm && want.norm !== state.norm) {
-    throw new Error(`${file} expects '${state.norm}'-normalised inputs, but '${want.norm}' was asked for: use --norm ${state.norm}`);
+    throw new Error(
+      `${file} expects '${state.norm}'-normalised inputs, but '${want.norm}' was asked for: use --norm ${state.norm}`,
+    );
   }
   const variant = want.variant ?? state.variant;
-  if (!variant) throw new Error(`${file} does not say which variant it holds (no metadata, no head tensors): pass --variant dynamic|static`);
+  if (!variant)
+    throw new Error(
+      `${file} does not say which variant it holds (no metadata, no head tensors): pass --variant dynamic|static`,
+    );
   const norm = want.norm ?? state.norm;
-  if (!norm) throw new Error(`${file} does not record its input normalisation: pass --norm ${Object.keys(NORMALIZATIONS).join('|')}`);
+  if (!norm)
+    throw new Error(
+      `${file} does not record its input normalisation: pass --norm ${Object.keys(NORMALIZATIONS).join('|')}`,
+    );
   const net = createNet(variant, { pretrained: false, architecture: savedArchitecture(state.metadata, file) });
   const tensors = recordsToTensors(state.tensors);
   try {
@@ -95,12 +105,20 @@ export async function predict(
   if (opts.variant) parseChoice('variant', opts.variant, VARIANTS);
   if (opts.norm) parseChoice('norm', opts.norm, Object.keys(NORMALIZATIONS) as NormName[]);
   const batchSize = opts.batchSize ?? 500;
-  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
+  if (!(Number.isInteger(batchSize) && batchSize > 0))
+    throw new Error(`batch size must be a whole number > 0; got ${batchSize}`);
   const { net, variant, norm, checksum } = loadNetFromStateFile(opts.weights, opts);
   try {
     const test = loadCifar10('test', { dir: opts.dir, limit: opts.limit });
-    const values = await predictLogits(net, test, { norm, batchSize, precision: opts.precision, onBatch: opts.onProgress });
-    const logits = Array.from({ length: test.count }, (_, i) => Array.from(values.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES)));
+    const values = await predictLogits(net, test, {
+      norm,
+      batchSize,
+      precision: opts.precision,
+      onBatch: opts.onProgress,
+    });
+    const logits = Array.from({ length: test.count }, (_, i) =>
+      Array.from(values.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES)),
+    );
     return { labels: Array.from(test.labels), logits, variant, norm, checksum };
   } finally {
     net.dispose();

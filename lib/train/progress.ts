@@ -113,7 +113,10 @@ export type TerminalMode = 'bar' | 'lines' | 'none';
  * `lines` (default otherwise) prints the start of each epoch and a step line every
  * `lineSeconds` (default 15 s); `none` prints only epoch lines.
  */
-export function terminalProgress(out: ProgressStream, opts: { mode?: TerminalMode; lineSeconds?: number } = {}): ProgressCallback {
+export function terminalProgress(
+  out: ProgressStream,
+  opts: { mode?: TerminalMode; lineSeconds?: number } = {},
+): ProgressCallback {
   const mode = opts.mode ?? (out.isTTY ? 'bar' : 'lines');
   const lineMs = (opts.lineSeconds ?? 15) * 1000;
   let lastDraw = 0;

@@ -40,7 +40,7 @@ function usageLines(flag: string, help: string): string[] {
 }
 
 const settingLines = (arch: boolean) =>
-  FLAGS.filter((f) => (f.field in ARCHITECTURE_SETTINGS) === arch).flatMap(({ s }) =>
+  FLAGS.filter((f) => f.field in ARCHITECTURE_SETTINGS === arch).flatMap(({ s }) =>
     typeof s.default === 'boolean' // a boolean's flag takes no value
       ? usageLines(s.flag!, s.help!)
       : usageLines(`${s.flag} ${s.placeholder}`, `${s.help} (default ${s.default})`),
@@ -93,7 +93,8 @@ export function parseTrainArgs(argv: string[]) {
     typeof v[name] === 'string' ? usage(() => parseChoice(`--${name}`, v[name] as string, allowed)) : undefined;
   const resume = choice<CheckpointKind>('resume', CHECKPOINT_KINDS);
   const progress = choice<TerminalMode>('progress', ['bar', 'lines', 'none']);
-  if (v.fresh && (resume || v['eval-only'])) throw new UsageError('--fresh cannot be combined with --resume or --eval-only');
+  if (v.fresh && (resume || v['eval-only']))
+    throw new UsageError('--fresh cannot be combined with --resume or --eval-only');
   return {
     help: false as const,
     run: v.run,
@@ -121,7 +122,12 @@ export function savedConfig(store: RunDir): TrainConfig | undefined {
  * The config a command line asks for: the run's saved settings (unless --fresh), then the lab's
  * recipe for anything the run does not have, overridden by the flags given.
  */
-export function resolveTrainConfig(args: { run: string; given: Partial<TrainConfig>; fresh: boolean; runsDir: string }): TrainConfig {
+export function resolveTrainConfig(args: {
+  run: string;
+  given: Partial<TrainConfig>;
+  fresh: boolean;
+  runsDir: string;
+}): TrainConfig {
   const store = usage(() => new RunDir(args.runsDir, args.run), '--run: ');
   const base = args.fresh ? undefined : savedConfig(store);
   return usage(() => validateConfig({ ...LAB_RECIPE, ...base, ...args.given, run: args.run }, 'the command line'));

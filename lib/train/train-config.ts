@@ -30,7 +30,8 @@ export const TRAIN_SETTINGS = {
   norm: oneOf(NORMS, 'half', { flag: '--norm', column: 'Utf8', help: 'input normalisation' }),
   augment: bool(false, { flag: '--augment', column: 'Bool', help: 'random crop (4-pixel padding) + horizontal flip' }),
   freeze: oneOf(FREEZES, 'none', {
-    flag: '--freeze', column: 'Utf8',
+    flag: '--freeze',
+    column: 'Utf8',
     help:
       "none: train all; requires-grad: the lab's literal freeze (weights fixed, BatchNorm statistics still updated); " +
       'all: the backbone fixed, BatchNorm on ImageNet statistics; keep-bn: convolutions fixed, BatchNorm trained; ' +
@@ -38,9 +39,12 @@ export const TRAIN_SETTINGS = {
   }),
   pretrained: bool(true, { flag: '--no-pretrained', help: 'start the backbone from random weights' }),
   weights: {
-    default: 'torchvision', allowed: `${Object.keys(PRETRAINED_FILES).join(' or ')} or a file path`,
-    check: (v: unknown) => typeof v === 'string' && v.length > 0, parse: (text: string) => parseWeightsFlag(text),
-    flag: '--weights', placeholder: `${Object.keys(PRETRAINED_FILES).join('|')}|FILE`,
+    default: 'torchvision',
+    allowed: `${Object.keys(PRETRAINED_FILES).join(' or ')} or a file path`,
+    check: (v: unknown) => typeof v === 'string' && v.length > 0,
+    parse: (text: string) => parseWeightsFlag(text),
+    flag: '--weights',
+    placeholder: `${Object.keys(PRETRAINED_FILES).join('|')}|FILE`,
     help:
       "pretrained backbone: torchvision's unfolded BatchNorm file, the BN-folded file (data/pretrained/), " +
       'or a .safetensors / torchvision .pth file',
@@ -56,7 +60,10 @@ export const TRAIN_SETTINGS = {
   evalBatchSize: num(500, whole(1), { flag: '--eval-batch-size', resumable: true, help: 'evaluation batch size' }),
   precision: oneOf(['fp32', 'bf16', 'auto'] as const, 'auto', {
     // Resumable: fp32 master weights either way, so a run's state means the same in both precisions.
-    flag: '--precision', column: 'Utf8', missing: 'fp32', resumable: true, // configs saved before precision existed were fp32
+    flag: '--precision',
+    column: 'Utf8',
+    missing: 'fp32',
+    resumable: true, // configs saved before precision existed were fp32
     help:
       'fp32, bf16 mixed precision (fp32 master weights, bf16 convolutions and matrix products), ' +
       'or auto: bf16 where this CPU was measured faster',
@@ -87,7 +94,9 @@ const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Throws unless `name` can name a run folder. */
 export function checkRunName(name: string): string {
   if (typeof name !== 'string' || !RUN_NAME.test(name)) {
-    throw new Error(`run name must be 1–100 letters, digits, '.', '_' or '-', starting with a letter or digit; got '${name}'`);
+    throw new Error(
+      `run name must be 1–100 letters, digits, '.', '_' or '-', starting with a letter or digit; got '${name}'`,
+    );
   }
   return name;
 }

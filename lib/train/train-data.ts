@@ -30,5 +30,9 @@ export function loadTrainData(config: TrainConfig, given?: { train: Cifar10Split
 }
 
 function slice(split: Cifar10Split, n: number): Cifar10Split {
-  return { images: split.images.subarray(0, n * IMAGE_SIZE * IMAGE_SIZE * CHANNELS), labels: split.labels.subarray(0, n), count: n };
+  return {
+    images: split.images.subarray(0, n * IMAGE_SIZE * IMAGE_SIZE * CHANNELS),
+    labels: split.labels.subarray(0, n),
+    count: n,
+  };
 }

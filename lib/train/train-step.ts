@@ -36,12 +36,16 @@ export class TrainStep {
     this.torchName = new Map([...net.trainable()].map(([name, v]) => [v.name, name]));
     if (opts.graph ?? graphsEnabled()) {
       this.graph = new GraphFunction(
-        ([x, y, stepSize, bias2Sqrt]) => [this.tensors(x as tf.Tensor4D, y as tf.Tensor1D, stepSize as tf.Scalar, bias2Sqrt as tf.Scalar)],
+        ([x, y, stepSize, bias2Sqrt]) => [
+          this.tensors(x as tf.Tensor4D, y as tf.Tensor1D, stepSize as tf.Scalar, bias2Sqrt as tf.Scalar),
+        ],
         [...net.variables(), ...adam.variables()],
         { precision: opts.precision },
       );
     } else if (opts.precision === 'bf16') {
-      throw new Error('bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or train in fp32');
+      throw new Error(
+        'bf16 runs only inside TensorFlow graphs (lib/runtime/precision): unset DCF_GRAPH=0, or train in fp32',
+      );
     }
   }
 
@@ -63,7 +67,12 @@ export class TrainStep {
   }
 
   /** The step's tensor work: what the graph holds. */
-  private tensors(x: tf.Tensor4D, y: tf.Tensor1D, stepSize: number | tf.Scalar, bias2Sqrt: number | tf.Scalar): tf.Tensor1D {
+  private tensors(
+    x: tf.Tensor4D,
+    y: tf.Tensor1D,
+    stepSize: number | tf.Scalar,
+    bias2Sqrt: number | tf.Scalar,
+  ): tf.Tensor1D {
     let stats: tf.Tensor1D | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const logits = this.net.forward(x, true);
@@ -72,7 +81,11 @@ export class TrainStep {
         tf.tidy(() => {
           const hit = tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'); // [batch]
           const perClass = tf.sum(tf.mul(tf.cast(tf.oneHot(y, NUM_CLASSES), 'float32'), tf.expandDims(hit, 1)), 0); // [10]
-          return tf.concat([tf.reshape(tf.mul(loss, y.shape[0]), [1]), tf.reshape(tf.sum(hit), [1]), perClass]) as tf.Tensor1D;
+          return tf.concat([
+            tf.reshape(tf.mul(loss, y.shape[0]), [1]),
+            tf.reshape(tf.sum(hit), [1]),
+            perClass,
+          ]) as tf.Tensor1D;
         }),
       );
       return loss;

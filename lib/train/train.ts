@@ -98,10 +98,14 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     interrupt = evalOnly ? undefined : await InterruptRequest.listen(run.dir);
     const { start, startEpoch } = run;
     const data = loadTrainData(config, opts.data);
-    const net = own(createNet(config.variant, {
-      seed: config.seed, freeze: config.freeze, architecture: architectureOf(config),
-      pretrained: start || !config.pretrained ? false : pretrainedFile(config.weights),
-    }));
+    const net = own(
+      createNet(config.variant, {
+        seed: config.seed,
+        freeze: config.freeze,
+        architecture: architectureOf(config),
+        pretrained: start || !config.pretrained ? false : pretrainedFile(config.weights),
+      }),
+    );
     const adam = own(new Adam(net.trainable(), { lr: config.lr, weightDecay: config.weightDecay }));
     if (start) restoreCheckpoint(start.content, start.file, net, adam);
     // At every step and evaluation batch: SIGINT stops here, saying where and what is saved.
@@ -111,10 +115,15 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       );
     const forward = own(new EvalForward(net, { precision: precision.precision }));
     const evaluateSplits = (epoch: number) =>
-      evaluateRun(net, data, { forward, norm: config.norm, batchSize: config.evalBatchSize }, (split, images, total) => {
-        emit({ type: 'eval', epoch, split, images, total });
-        stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
-      });
+      evaluateRun(
+        net,
+        data,
+        { forward, norm: config.norm, batchSize: config.evalBatchSize },
+        (split, images, total) => {
+          emit({ type: 'eval', epoch, split, images, total });
+          stopIfInterrupted(epoch, `while evaluating ${split} (${images}/${total} images)`);
+        },
+      );
     const { notes } = run;
     const result = { run: config.run, dir: run.dir, config, startEpoch, history: [] as EpochSummary[], notes };
     const best = () => ({ bestAccuracy: run.bestAccuracy, bestEpoch: run.bestEpoch });
@@ -130,12 +139,29 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
     const totalSteps = config.epochs * perEpoch;
     const step = own(new TrainStep(net, adam, config.labelSmoothing, { precision: precision.precision }));
     const prefetch = own(new BatchPrefetcher(data.train, config.batchSize)); // the next batch is made while a step runs
-    const origin = { run: config.run, session, resumedFrom: startEpoch, variant: config.variant, seed: config.seed, backend };
+    const origin = {
+      run: config.run,
+      session,
+      resumedFrom: startEpoch,
+      variant: config.variant,
+      seed: config.seed,
+      backend,
+    };
     const metrics = own(new MetricsRecorder(origin, config, data.train, perEpoch));
     const clock = new ProgressClock(config, perEpoch, data.test.count + (data.val?.count ?? 0));
     emit({
-      type: 'start', run: config.run, dir: run.dir, config, startEpoch, resumedFrom: start?.kind ?? null, session,
-      batchesPerEpoch: perEpoch, trainImages: data.train.count, testImages: data.test.count, valImages: data.val?.count ?? 0, backend,
+      type: 'start',
+      run: config.run,
+      dir: run.dir,
+      config,
+      startEpoch,
+      resumedFrom: start?.kind ?? null,
+      session,
+      batchesPerEpoch: perEpoch,
+      trainImages: data.train.count,
+      testImages: data.test.count,
+      valImages: data.val?.count ?? 0,
+      backend,
       ...(notes.length ? { notes } : {}),
     });
 
@@ -144,12 +170,29 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       clock.startEpoch();
       metrics.startEpoch(epoch);
       let lr = config.lr;
-      for (const batch of prefetch.batches({ batchSize: config.batchSize, norm: config.norm, shuffle: true, seed: config.seed, augment: config.augment, epoch })) {
+      for (const batch of prefetch.batches({
+        batchSize: config.batchSize,
+        norm: config.norm,
+        shuffle: true,
+        seed: config.seed,
+        augment: config.augment,
+        epoch,
+      })) {
         lr = learningRate(config, adam.stepCount, totalSteps);
         const due = metrics.add(step.run(batch.x, batch.y, lr), batch.indices.length);
         tf.dispose([batch.x, batch.y]);
         if (due) await metrics.readBack(adam, lr, run.describeKept); // throws DivergedError on NaN/Inf
-        emit(clock.step({ epoch, batch: metrics.batch, step: adam.stepCount, images: metrics.images, loss: metrics.loss, accuracy: metrics.accuracy, lr }));
+        emit(
+          clock.step({
+            epoch,
+            batch: metrics.batch,
+            step: adam.stepCount,
+            images: metrics.images,
+            loss: metrics.loss,
+            accuracy: metrics.accuracy,
+            lr,
+          }),
+        );
         await yieldToEventLoop();
         stopIfInterrupted(epoch, `at batch ${metrics.batch}/${perEpoch}`);
       }
@@ -164,8 +207,17 @@ export async function train(configIn: TrainConfig, opts: TrainOptions = {}): Pro
       const finished = { epoch, rows, steps: metrics.stepRows, test, val };
       const { selection, improved } = run.appendEpoch(finished, net, adam, emit);
       const summary: EpochSummary = {
-        epoch, epochs: config.epochs, step: adam.stepCount, lr, train: trainPass, test, val, selection, improved,
-        ...best(), seconds: clock.epochSeconds(),
+        epoch,
+        epochs: config.epochs,
+        step: adam.stepCount,
+        lr,
+        train: trainPass,
+        test,
+        val,
+        selection,
+        improved,
+        ...best(),
+        seconds: clock.epochSeconds(),
       };
       result.history.push(summary);
       emit({ type: 'epoch', summary });
