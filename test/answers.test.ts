@@ -18,6 +18,7 @@ import {
   compareAnswer,
   freezeAnswer,
   networkAnswer,
+  precisionAnswer,
   prosConsAnswer,
   responseMapAnswer,
   type MapFacts,
@@ -261,5 +262,36 @@ describe('3.1 response maps', () => {
     const no = responseMapAnswer(maps(0.24));
     expect(no.conclusion.localises).toBe(false);
     expect(no.sentences.join(' ')).toContain('do not localise');
+  });
+});
+
+describe('bf16 against fp32 (README)', () => {
+  const fp32 = base.slice(0, 3);
+  const say = (bf16: number[]) =>
+    precisionAnswer({
+      source: 'recorded',
+      bf16: row('dynamic', 'dynamic-bf16', fp32, bf16),
+      arms: { fp32: ['dynamic'], bf16: ['dynamic-bf16'] },
+    });
+  it('claims equivalence only when the 90 % interval lies inside the margin', () => {
+    const a = say(shift(fp32, -0.001, 0.0005));
+    expect(a.conclusion).toEqual({ verdict: 'equivalent', meanInsideMargin: true });
+    expect(a.sentences[0]).toBe(
+      'The recorded suite trains in fp32, and bf16 in the dynamic-bf16 arm (set by its experiments).',
+    );
+    expect(a.sentences[1]).toContain("bf16 holds fp32's accuracy");
+  });
+  it('says plainly when the mean lies inside the margin but equivalence is not shown', () => {
+    const a = say(shift(fp32, -0.004, 0.006));
+    expect(a.conclusion).toEqual({ verdict: 'inconclusive', meanInsideMargin: true });
+    expect(a.sentences[1]).toMatch(
+      /mean lies inside the ±1-point margin, but its 90 % CI .* reaches beyond it, so equivalence is not shown/,
+    );
+    expect(a.sentences[1]).not.toContain('holds');
+  });
+  it('says lower when bf16 loses more than the margin', () => {
+    const a = say(shift(fp32, -0.03, 0.001));
+    expect(a.conclusion).toEqual({ verdict: 'worse', meanInsideMargin: false });
+    expect(a.sentences[1]).toMatch(/mean lies outside the ±1-point margin, and bf16 is lower than fp32/);
   });
 });

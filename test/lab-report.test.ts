@@ -6,7 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { describe, expect, it } from 'vitest';
 import { PATHS } from '../lib/config';
-import { gatherFacts, labReportHtml, writeLabReport } from '../lib/report/lab-report';
+import { README, withBlock } from '../lib/experiments/results-doc';
+import { gatherFacts, labReportHtml, readmeKeyResults, writeLabReport } from '../lib/report/lab-report';
 
 const committed = path.dirname(PATHS.recordedLabReport);
 const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -21,6 +22,17 @@ describe('the committed short report (report/)', () => {
       html === fs.readFileSync(file, 'utf8'),
       'report/lab-report.html is stale: run npm run report -- --recorded and commit report/',
     ).toBe(true);
+  });
+
+  it("is quoted by README.md's generated key results, which say which precision the suites use", () => {
+    const readme = fs.readFileSync(README, 'utf8');
+    const key = readmeKeyResults(gatherFacts({ mode: 'recorded' }));
+    expect(
+      readme === withBlock(readme, 'answers', key),
+      "README.md's key results are stale: run npm run report -- --recorded",
+    ).toBe(true);
+    expect(key).toMatch(/The recorded suite trains in fp32, and bf16 in the dynamic-bf16 arm/);
+    expect(key).toMatch(/dynamic-bf16 − dynamic is/);
   });
 
   it('has its PDF printed from that HTML, within 12 pages', () => {

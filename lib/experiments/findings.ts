@@ -8,7 +8,7 @@
 import type pl from 'nodejs-polars';
 import { describeState, LAB_ARCHITECTURE } from '../model/index';
 import type { Variant } from '../config';
-import { FREEZE_CAUSES, PAIRED_COMPARISONS, PAIRED_FIXES, type ArmComparison } from './experiments';
+import { FREEZE_CAUSES, PAIRED_COMPARISONS, PAIRED_EXPERIMENTS, PAIRED_FIXES, type ArmComparison } from './experiments';
 import { armSummaries, compare, type ArmSummary, type ComparisonRow, type Source } from './table';
 import { dynamicCosts, type DynamicCosts } from './costs';
 import type { MeasurementRow } from './measurements';
@@ -176,4 +176,23 @@ export function costFacts(t: pl.DataFrame, measurements: readonly MeasurementRow
     times: times.trainStepRatio === null ? undefined : times,
     accuracy: compare(t, [comparisonOf('static', 'dynamic')])[0],
   };
+}
+
+// ---- precision (README, #23) ------------------------------------------------------------------
+
+export interface PrecisionFacts {
+  source: Source;
+  /** dynamic-bf16 − dynamic: bf16 mixed precision against fp32, same net, seeds and data. */
+  bf16: ComparisonRow;
+  /** The paired suite's arms by the precision their experiments set. */
+  arms: Record<string, string[]>;
+}
+
+export function precisionFacts(t: pl.DataFrame): PrecisionFacts {
+  const arms: Record<string, string[]> = {};
+  for (const e of PAIRED_EXPERIMENTS) {
+    const list = (arms[e.config.precision] ??= []);
+    if (!list.includes(e.arm)) list.push(e.arm);
+  }
+  return { source: 'recorded', bf16: compare(t, [comparisonOf('dynamic', 'dynamic-bf16')])[0], arms };
 }

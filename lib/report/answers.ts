@@ -12,6 +12,7 @@ import {
   type CostFacts,
   type FreezeFacts,
   type NetworkFacts,
+  type PrecisionFacts,
   type Source,
   verdictPhrase,
   proportionVsChance,
@@ -323,5 +324,45 @@ export function prosConsAnswer(
     advantages,
     downsides,
     conclusion: { accuracyIs, slower },
+  };
+}
+
+// ---- precision (README) -----------------------------------------------------------------------
+
+/**
+ * Whether bf16 training holds fp32's accuracy: equivalence is claimed only when the 90 % interval
+ * lies inside the margin; a mean inside the margin with a wider interval is said to be just that.
+ */
+export function precisionAnswer(p: PrecisionFacts): Answer<{ verdict: string; meanInsideMargin: boolean | null }> {
+  const c = p.bf16;
+  const margin = `±${(100 * c.margin).toFixed(0)}-point margin`;
+  const inside = c.n >= 1 ? Math.abs(c.mean) < c.margin : null;
+  let conclusion: string;
+  if (c.verdict === 'equivalent') conclusion = `${verdictPhrase(c)}: bf16 holds fp32's accuracy`;
+  else if (c.verdict === 'too few pairs') conclusion = 'too few pairs to say anything yet';
+  else {
+    const where = inside
+      ? `its mean lies inside the ${margin}, but its 90 % CI (${pts(c.low90)} to ${pts(c.high90)}) reaches beyond it`
+      : `its mean lies outside the ${margin}`;
+    const said =
+      c.verdict === 'inconclusive'
+        ? `so equivalence is not shown (${verdictPhrase(c)})`
+        : `and bf16 is ${c.verdict === 'better' ? 'higher' : 'lower'} than fp32`;
+    conclusion = `${where}, ${said}`;
+  }
+  return {
+    id: 'precision',
+    title: 'bf16 against fp32',
+    sentences: [
+      `The recorded suite trains in ${Object.entries(p.arms)
+        .sort((x, y) => y[1].length - x[1].length)
+        .map(([precision, arms], i) =>
+          i ? `${precision} in the ${list(arms)} arm${arms.length > 1 ? 's' : ''}` : precision,
+        )
+        .join(', and ')} (set by its experiments).`,
+      `bf16 mixed precision against fp32 (the same net, seeds and data; ${sourceTag(p.source, c.n)}): ` +
+        `dynamic-bf16 − dynamic is ${diff(c)}; ${conclusion}.`,
+    ],
+    conclusion: { verdict: c.verdict, meanInsideMargin: inside },
   };
 }

@@ -26,6 +26,7 @@ import {
   freezeFacts,
   loadResults,
   networkFacts,
+  precisionFacts,
   readRecorded,
   readRecordedEpochs,
   type CheckpointFacts,
@@ -34,6 +35,7 @@ import {
   type CostFacts,
   type FreezeFacts,
   type NetworkFacts,
+  type PrecisionFacts,
   type Provenance,
   type ResultRow,
   type RunEpochs,
@@ -48,6 +50,7 @@ import {
   freezeAnswer,
   networkAnswer,
   pct,
+  precisionAnswer,
   prosConsAnswer,
   pts,
   responseMapAnswer,
@@ -74,6 +77,8 @@ export interface ReportFacts {
   maps?: MapFacts;
   freeze: FreezeFacts;
   costs: CostFacts;
+  /** bf16 against fp32 (the README's key results; not a question of the lab). */
+  precision: PrecisionFacts;
   /** Your runs (mode 'yours'): each lab-suite run's best test accuracy, one seed each. */
   yours: ResultRow[];
   yourMaps?: MapFacts;
@@ -157,6 +162,7 @@ export function gatherFacts(opts: {
     maps: readMapFacts(pairedDir),
     freeze: freezeFacts(t),
     costs: costFacts(t, recordedMeasurements(recordedDir)),
+    precision: precisionFacts(t),
     yours: opts.mode === 'yours' ? yourResults(opts.resultsDir) : [],
     yourMaps: opts.yourMaps,
   };
@@ -170,7 +176,7 @@ h1 { font-size: 18pt; margin-bottom: 2px; } h2 { font-size: 13pt; margin: 20px 0
 p.lead { margin: 6px 0; } .meta { color: #555; font-size: 9pt; } figure { margin: 10px 0; break-inside: avoid; text-align: center; }
 figcaption, caption { font-size: 8.5pt; color: #444; text-align: left; caption-side: bottom; margin-top: 4px; }
 table { border-collapse: collapse; font-size: 8.5pt; margin: 8px auto; break-inside: avoid; font-family: Helvetica, Arial, sans-serif; }
-th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: right; } th:first-child, td:first-child { text-align: left; }
+th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; } th:first-child, td:first-child { text-align: left; }
 .yours { background: #f5f8ff; border-left: 3px solid #1f77b4; padding: 4px 8px; font-size: 9.5pt; }
 .maps { display: grid; grid-template-columns: repeat(11, 1fr); gap: 3px; font: 7.5pt Helvetica, Arial, sans-serif; }
 .maps img { width: 100%; image-rendering: pixelated; } ul { margin: 4px 0; padding-left: 20px; }
@@ -193,13 +199,17 @@ function section(a: Answer, body: string[]): string {
   return `<h2>${escapeHtml(a.id)} ${escapeHtml(a.title)}</h2>${a.sentences.map((s) => `<p class="lead">${textToHtml(s)}</p>`).join('')}${body.join('')}`;
 }
 
+/** An arm's mean over all its seeds, with their number where it is not the pairs'. */
+const armMean = (mean: number, seeds: number, pairs: number) =>
+  seeds ? `${pct(mean)}${seeds !== pairs ? ` (${seeds} seeds)` : ''}` : '–';
+
 function comparisonTable(rows: readonly ComparisonRow[], caption: string): string {
   return table(
     ['b − a', 'b: mean', 'a: mean', 'pairs', 'b − a, points', '95 % CI', '90 % CI', 'p', 'verdict'],
     rows.map((c) => [
       `${c.b} − ${c.a}`,
-      c.nB ? pct(c.meanB) : '–',
-      c.nA ? pct(c.meanA) : '–',
+      armMean(c.meanB, c.nB, c.n),
+      armMean(c.meanA, c.nA, c.n),
       c.n,
       c.n ? pts(c.mean) : '–',
       c.n > 1 ? `${pts(c.low)} to ${pts(c.high)}` : '–',
@@ -207,7 +217,7 @@ function comparisonTable(rows: readonly ComparisonRow[], caption: string): strin
       c.n ? c.permutationP.toFixed(3) : '–',
       verdictPhrase(c),
     ]),
-    caption,
+    `b − a is over the seeds both arms have; an arm's mean is over all its seeds. ${caption}`,
   );
 }
 
@@ -324,7 +334,7 @@ export function labReportHtml(f: ReportFacts): string {
               xLabel: 'epoch',
               yLabel: 'test accuracy, %',
               width: 520,
-              height: 240,
+              height: 216,
             },
           ),
           `The dynamic net's runs under the lab's protocol, one line per seed. ${source(`lab protocol, ${shown.n} seeds`)}`,
@@ -437,6 +447,24 @@ export function labReportHtml(f: ReportFacts): string {
     `Recorded suite: ${runs} runs in ${batches.length} batch${batches.length === 1 ? '' : 'es'} (${batches.map((b) => `${b.runs.length} at commit ${b.commit.slice(0, 7)}, ${b.lastEpochAt?.slice(0, 10) ?? '–'}, ${b.machine.cores} cores of ${b.machine.cpu}`).join('; ')}). ` +
     'Accuracies are on the 10,000 CIFAR-10 test images; intervals are paired by seed. The lab book (the six notebooks, executed) is the appendix.</p>';
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Lab 4: dynamic convolutional filters for CIFAR-10</title><style>${STYLE}</style></head><body>${header}${parts.join('')}</body></html>\n`;
+}
+
+/**
+ * The README's key results: the answers' own generated sentences (main comparison, the lab's
+ * protocol, freezing) and bf16 against fp32, as Markdown. `npm run report -- --recorded` writes
+ * them into README.md's generated block; test/lab-report.test.ts checks that block is current.
+ */
+export function readmeKeyResults(facts: ReportFacts): string {
+  const [lab, main, generator, protocol] = compareAnswer(facts.compare).sentences;
+  const freeze = freezeAnswer(facts.freeze).sentences;
+  return [
+    '**Key results** (recorded suite; the report gives the evidence):',
+    '',
+    `- **Dynamic against static.** ${main} ${generator}`,
+    `- **The lab's protocol.** ${lab} ${protocol}`,
+    `- **Freezing the backbone.** ${freeze.join(' ')}`,
+    `- **Precision.** ${precisionAnswer(facts.precision).sentences.join(' ')}`,
+  ].join('\n');
 }
 
 // ---- files ------------------------------------------------------------------------------------

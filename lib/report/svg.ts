@@ -49,8 +49,10 @@ export function lineChart(
   opts: { title: string; xLabel: string; yLabel: string; width?: number; height?: number },
 ): string {
   const W = opts.width ?? 340;
-  const H = opts.height ?? 230;
-  const m = { l: 48, r: 10, t: 24, b: 56 };
+  // Two legend entries per row under the plot: the bottom margin grows with the rows, the plot keeps its height.
+  const legendRows = Math.ceil(series.filter((s) => !s.unlisted).length / 2);
+  const m = { l: 48, r: 10, t: 24, b: 32 + 12 * legendRows };
+  const H = (opts.height ?? 206) + 12 * legendRows;
   const xs = series.flatMap((s) => s.x);
   const ys = series
     .flatMap((s) => s.y.flatMap((y, i) => [y - (s.band?.[i] ?? 0), y + (s.band?.[i] ?? 0)]))
@@ -81,8 +83,9 @@ export function lineChart(
     if (s.mark !== undefined)
       parts.push(`<circle cx="${f(X(s.x[s.mark]))}" cy="${f(Y(s.y[s.mark]))}" r="3.5" fill="${color}"/>`);
     if (s.unlisted) return;
-    const lx = m.l + (k % 2) * ((W - m.l - m.r) / 2);
-    const ly = H - 22 + Math.floor(k / 2) * 12;
+    const listed = series.slice(0, k).filter((o) => !o.unlisted).length;
+    const lx = m.l + (listed % 2) * ((W - m.l - m.r) / 2);
+    const ly = H - m.b + 42 + Math.floor(listed / 2) * 12;
     parts.push(
       `<line x1="${lx}" x2="${lx + 16}" y1="${ly - 3}" y2="${ly - 3}" stroke="${color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
     );
