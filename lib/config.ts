@@ -181,7 +181,7 @@ export const PRETRAINED_FILES = {
   torchvision: PATHS.pretrained,
   folded: path.join(PROJECT_ROOT, 'data', 'pretrained', 'resnet18-imagenet1k-v1-bnfolded-stem-layer1.safetensors'),
 } as const;
-export type PretrainedName = keyof typeof PRETRAINED_FILES;
+type PretrainedName = keyof typeof PRETRAINED_FILES;
 
 /** The file a `weights` setting means: a name of PRETRAINED_FILES, else a path (relative to the project root). */
 export function pretrainedFile(weights: string): string {
@@ -220,7 +220,6 @@ export const CLASS_NAMES = [
   'ship',
   'truck',
 ] as const;
-export type ClassName = (typeof CLASS_NAMES)[number];
 export const NUM_CLASSES = CLASS_NAMES.length;
 
 /** Input images are 32×32 RGB; the backbone cut after layer1 gives [8, 8, 64] features. */

@@ -74,15 +74,7 @@ export function normalizationTable(norm: NormName): Float32Array[] {
  * (left dx, top dy) with dx, dy in 0 … 2·pad (pad = no shift) is taken, then mirrored left-right
  * if `flip`. Sizes are arguments: the prefetch worker runs this source, where nothing is imported.
  */
-export function cropSource(
-  x: number,
-  y: number,
-  dx: number,
-  dy: number,
-  flip: boolean,
-  size: number,
-  pad: number,
-): number {
+function cropSource(x: number, y: number, dx: number, dy: number, flip: boolean, size: number, pad: number): number {
   const sy = y + dy - pad;
   const sx = (flip ? size - 1 - x : x) + dx - pad;
   return sy < 0 || sy >= size || sx < 0 || sx >= size ? -1 : sy * size + sx;
@@ -108,7 +100,7 @@ export function augmentImage(src: Uint8Array, dst: Uint8Array, dx: number, dy: n
  * (dx, dy, flip) = crops[3k], crops[3k + 1], crops[3k + 2]; padding is byte 0 (black).
  * Self-contained (no names from outside but cropSource): the prefetch worker runs this same source.
  */
-export function fillBatch(
+function fillBatch(
   images: Uint8Array,
   starts: ArrayLike<number>,
   crops: Uint8Array | null,

@@ -15,7 +15,7 @@ export const PIXELS_PER_CHANNEL = IMAGE_SIZE * IMAGE_SIZE; // 1024
 export const IMAGE_BYTES = CHANNELS * PIXELS_PER_CHANNEL; // 3072
 export const RECORD_BYTES = 1 + IMAGE_BYTES; // 3073
 export const RECORDS_PER_BATCH = 10_000;
-export const BATCH_FILE_BYTES = RECORDS_PER_BATCH * RECORD_BYTES; // 30,730,000
+const BATCH_FILE_BYTES = RECORDS_PER_BATCH * RECORD_BYTES; // 30,730,000
 
 export const TRAIN_FILES = [
   'data_batch_1.bin',
@@ -27,7 +27,7 @@ export const TRAIN_FILES = [
 export const TEST_FILE = 'test_batch.bin';
 export const BATCH_FILES = [...TRAIN_FILES, TEST_FILE] as const;
 export type BatchFile = (typeof BATCH_FILES)[number];
-export const META_FILE = 'batches.meta.txt';
+const META_FILE = 'batches.meta.txt';
 /**
  * Records, for each file that passed a full check, its sha256 and its size, mtime, ctime and
  * inode, so that the loader can trust an unchanged file without hashing it. ctime and inode
@@ -51,7 +51,7 @@ export const BATCH_SHA256: Readonly<Record<BatchFile, string>> = {
 };
 
 /** The contents of batches.meta.txt: the class names in label order. */
-export function metaText(): string {
+function metaText(): string {
   return CLASS_NAMES.join('\n') + '\n';
 }
 
@@ -65,7 +65,7 @@ const fmt = (n: number) => n.toLocaleString('en-US');
  * The fault in a batch file's bytes, or undefined when it is a well-formed batch of `records`
  * records: the size must match and every label byte must be a class (0 … 9).
  */
-export function batchProblem(bytes: Uint8Array, records = RECORDS_PER_BATCH): string | undefined {
+function batchProblem(bytes: Uint8Array, records = RECORDS_PER_BATCH): string | undefined {
   const expected = records * RECORD_BYTES;
   if (bytes.length !== expected) return sizeProblem(bytes.length, records);
   const recordBytes = RECORD_BYTES; // local copies: imported constants are property reads

@@ -35,7 +35,7 @@ import {
 } from './cifar10-files';
 
 /** The official archive (https://www.cs.toronto.edu/~kriz/cifar.html, "binary version"). */
-export const OFFICIAL_ARCHIVE = {
+const OFFICIAL_ARCHIVE = {
   url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
   fileName: 'cifar-10-binary.tar.gz',
   md5: 'c32a1d4ab5d03f1284b67883e8d87530',

@@ -48,7 +48,7 @@ export interface LoadOptions {
 }
 
 /** The batch files a split reads, in order. */
-export function splitFiles(split: SplitName, batches?: number[]): string[] {
+function splitFiles(split: SplitName, batches?: number[]): string[] {
   if (split === 'test') return [TEST_FILE];
   if (split !== 'train') throw new Error(`split must be 'train' or 'test'; got '${split as string}'`);
   const numbers = batches ?? [1, 2, 3, 4, 5];

@@ -57,7 +57,7 @@ export interface ExperimentRow extends Pick<TrainConfig, RecordedSetting> {
 
 const DTYPES = { Utf8: pl.Utf8, Bool: pl.Bool, Int32: pl.Int32, Int64: pl.Int64, Float64: pl.Float64 };
 
-export const EXPERIMENT_SCHEMA = {
+const EXPERIMENT_SCHEMA = {
   name: pl.Utf8,
   group: pl.Utf8,
   purpose: pl.Utf8,

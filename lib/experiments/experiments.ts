@@ -678,7 +678,7 @@ export interface ExperimentStatus {
 /** The file in which the runner records a diverged run (so that reruns do not repeat it). */
 export const DIVERGED_FILE = 'diverged.json';
 
-export interface DivergedRecord {
+interface DivergedRecord {
   message: string;
   /** Epochs finished before the divergence. */
   epochsDone: number;

@@ -163,7 +163,7 @@ export function summarizeRun(
 }
 
 /** The suite's rows from its runs under `runsDir` (reads, never writes). */
-export function recordedRows(
+function recordedRows(
   suite: Suite,
   runsDir: string,
   experiments: readonly Experiment[] = SUITES[suite],
@@ -211,7 +211,7 @@ function machine(): RecordBatch['machine'] {
 }
 
 /** The commit of the checkout at `dir` (with `-dirty` when it has uncommitted changes to tracked files). */
-export function gitCommit(dir: string = PATHS.root): string {
+function gitCommit(dir: string = PATHS.root): string {
   try {
     const head = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'], {

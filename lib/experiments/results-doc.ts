@@ -48,7 +48,7 @@ export function withResultsBlocks(doc: string, recordedDir: string = PATHS.recor
  * The README's line on the recorded suites: how many runs, how long they trained in all, on which
  * machines, from provenance.json (every batch of every suite).
  */
-export function suitesMarkdown(recordedDir: string = PATHS.recorded): string {
+function suitesMarkdown(recordedDir: string = PATHS.recorded): string {
   const batches = (['paired', 'recipe'] as const).flatMap(
     (suite) => readRecorded(suite, path.join(recordedDir, suite)).provenance.batches,
   );

@@ -168,7 +168,7 @@ export function decodeTensorBytes(dtype: string, bytes: Uint8Array): { dtype: Dt
 }
 
 /** Bytes per element of a dtype this module reads, or undefined. */
-export function dtypeWidth(dtype: string): number | undefined {
+function dtypeWidth(dtype: string): number | undefined {
   return dtype in BYTES ? BYTES[dtype as Dtype] : WIDENED[dtype];
 }
 

@@ -9,7 +9,7 @@
 import { booleanSetting, numberSetting, settingProblems, type SettingValues } from '../config';
 
 /** Upsampling factors allowed (memory and time grow with the square of the factor). */
-export const MAX_UPSAMPLE = 4;
+const MAX_UPSAMPLE = 4;
 
 // `missing`: a config saved before these options existed describes the lab's net.
 export const ARCHITECTURE_SETTINGS = {
@@ -58,7 +58,7 @@ export const ARCHITECTURE_SETTINGS = {
 
 /** The architecture: these fields of a training config (lib/train's TrainConfig has them all). */
 export type Architecture = SettingValues<typeof ARCHITECTURE_SETTINGS>;
-export const ARCHITECTURE_KEYS = Object.keys(ARCHITECTURE_SETTINGS) as (keyof Architecture)[];
+const ARCHITECTURE_KEYS = Object.keys(ARCHITECTURE_SETTINGS) as (keyof Architecture)[];
 
 /** The lab's net. */
 export const LAB_ARCHITECTURE: Readonly<Architecture> = Object.freeze(architectureOf(undefined));
@@ -93,11 +93,6 @@ export function architectureProblems(a: Architecture, variant?: string): string[
   return [...settingProblems(ARCHITECTURE_SETTINGS, a), ...variantProblems(a, variant)];
 }
 
-/** True when both describe the same net. */
-export function sameArchitecture(a: Architecture, b: Architecture): boolean {
-  return ARCHITECTURE_KEYS.every((k) => a[k] === b[k]);
-}
-
 /**
  * The fields in which architecture `a` differs from `b`, as { field, a, b }. For whole training
  * configs (architecture fields included) use lib/train's configDifferences; this is the part the
@@ -111,7 +106,7 @@ export function architectureDifferences(
 }
 
 /** An architecture field's value in words, as a change from the lab's net: 'no filter norm', 'upsample ×2'. */
-export function describeArchitectureField(field: keyof Architecture, value: unknown): string {
+function describeArchitectureField(field: keyof Architecture, value: unknown): string {
   return (ARCHITECTURE_SETTINGS[field].describe as (v: unknown) => string)(value);
 }
 

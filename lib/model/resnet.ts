@@ -34,7 +34,7 @@ export function variableFrom(init: tf.Tensor, trainable: boolean): tf.Variable {
   init.dispose();
   return v;
 }
-export const BN_MOMENTUM = 0.1;
+const BN_MOMENTUM = 0.1;
 
 /** One torch.nn.BatchNorm2d: affine parameters, running statistics and the batch counter. */
 export class BatchNorm2d {

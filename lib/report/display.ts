@@ -77,7 +77,7 @@ export function show(figure: Figure): void {
   raw(PLOTLY_MIME, JSON.parse(JSON.stringify(figure)));
 }
 
-export function showHtml(html: string): void {
+function showHtml(html: string): void {
   raw('text/html', html);
 }
 

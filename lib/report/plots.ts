@@ -22,7 +22,7 @@ export interface Figure {
 }
 
 /** plotly's default (d3 category10) colours, one per run or variant. */
-export const PALETTE = [
+const PALETTE = [
   '#1f77b4',
   '#ff7f0e',
   '#2ca02c',

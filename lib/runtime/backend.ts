@@ -17,7 +17,7 @@ import { PATHS, parseChoice, readEnv } from '../config';
 import { REMOVED_UTIL_FUNCTIONS, restoreRemovedUtilFunctions } from './node-compat';
 
 export type BackendChoice = 'auto' | 'gpu' | 'native' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'gpu', 'native', 'cpu'];
+const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'gpu', 'native', 'cpu'];
 
 export interface BackendInfo {
   /** tf.getBackend(): 'tensorflow' for both native packages, 'cpu' for pure JS. */
@@ -262,7 +262,7 @@ export type DeviceProbe = { ok: true; device: 'GPU' | 'CPU'; tensorflowVersion: 
  * Loads `pkg` in a child process and asks its binding for the device. A child, because a process
  * that loaded one native package cannot load the other (two TensorFlow libraries in one process).
  */
-export function probeNativeDevice(pkg: string): DeviceProbe {
+function probeNativeDevice(pkg: string): DeviceProbe {
   const shim = Object.entries(REMOVED_UTIL_FUNCTIONS).map(([name, fn]) => `u.${name} = ${fn.toString()};`);
   const code = [
     `const u = require('util'); ${shim.join(' ')}`,

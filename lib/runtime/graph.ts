@@ -231,7 +231,7 @@ export function graphSpec(rec: Recording, inputIds: number[], inputMeta: TensorT
 }
 
 /** Where two specs differ (undefined when they are the same graph with the same constants). */
-export function specDifference(a: GraphSpec, b: GraphSpec): string | undefined {
+function specDifference(a: GraphSpec, b: GraphSpec): string | undefined {
   if (a.nodes.length !== b.nodes.length) return `${a.nodes.length} ops, then ${b.nodes.length}`;
   for (let i = 0; i < a.nodes.length; i++) {
     const x = a.nodes[i];
@@ -314,8 +314,8 @@ function nodeDef(
 }
 
 /** Node names: inputs `input_<slot>`, constants `const_<i>`, ops `op_<i>`, results `output_<k>`. */
-export const inputName = (slot: number) => `input_${slot}`;
-export const outputName = (k: number) => `output_${k}`;
+const inputName = (slot: number) => `input_${slot}`;
+const outputName = (k: number) => `output_${k}`;
 
 function refName(r: Ref): string {
   if ('input' in r) return inputName(r.input);
@@ -324,7 +324,7 @@ function refName(r: Ref): string {
 }
 
 /** The spec as a serialized GraphDef. */
-export function encodeGraphDef(spec: GraphSpec): Uint8Array {
+function encodeGraphDef(spec: GraphSpec): Uint8Array {
   const g = new ProtoWriter();
   for (const [slot, m] of spec.inputs) {
     g.message(

@@ -646,7 +646,7 @@ export function linear(
 
 const L2_KERNEL = 'DcfL2NormalizeRows';
 /** PyTorch's F.normalize default ε: rows shorter than this are divided by ε instead. */
-export const L2_EPS = 1e-12;
+const L2_EPS = 1e-12;
 
 registerKernel({
   kernelName: L2_KERNEL,

@@ -22,7 +22,7 @@ import type { GraphNode, GraphSpec, Ref, TensorType } from './graph';
 
 export type Precision = 'fp32' | 'bf16';
 export type PrecisionChoice = Precision | 'auto';
-export const PRECISION_CHOICES: readonly PrecisionChoice[] = ['fp32', 'bf16', 'auto'];
+const PRECISION_CHOICES: readonly PrecisionChoice[] = ['fp32', 'bf16', 'auto'];
 
 // ---- the rewrite ----------------------------------------------------------------------------
 

@@ -92,11 +92,7 @@ export interface InferOptions {
  * with its evaluation-mode logits [batch, 10]. Its tensors are freed when the next batch is asked
  * for, or when the caller stops. Synchronous, so that synchronous callers use it too.
  */
-export function* inferBatches(
-  net: Net,
-  split: Cifar10Split,
-  opts: InferOptions,
-): Generator<Batch & { logits: tf.Tensor2D }> {
+function* inferBatches(net: Net, split: Cifar10Split, opts: InferOptions): Generator<Batch & { logits: tf.Tensor2D }> {
   const forward = opts.forward ?? new EvalForward(net, { precision: opts.precision });
   try {
     for (const batch of batches(split, { batchSize: opts.batchSize ?? 500, norm: opts.norm, indices: opts.indices })) {

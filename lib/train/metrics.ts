@@ -122,7 +122,7 @@ export const STEP_SCHEMA: Columns<StepRow> = {
 };
 
 // The run store's bookkeeping (lib/train/run): part files, appended and checked. Loaders follow.
-export type MetricsKind = 'epochs' | 'steps';
+type MetricsKind = 'epochs' | 'steps';
 const SCHEMAS = { epochs: EPOCH_SCHEMA, steps: STEP_SCHEMA } as Record<MetricsKind, Record<string, DataType>>;
 const PART = /^(epochs|steps)-e(\d{4,})-s(\d{3,})\.parquet$/;
 type Part = { kind: MetricsKind; epoch: number; session: number; file: string };

@@ -66,7 +66,7 @@ export function loadNetFromStateFile(file: string, want: { variant?: Variant; no
  * The architecture a state file records: `architecture` metadata (an exported state), else the
  * `config` of a training checkpoint; the lab's net when it records neither (older files).
  */
-export function savedArchitecture(metadata: Record<string, string>, file = 'the state file'): Architecture {
+function savedArchitecture(metadata: Record<string, string>, file = 'the state file'): Architecture {
   for (const key of ['architecture', 'config']) {
     if (metadata[key] === undefined) continue;
     try {

@@ -44,7 +44,7 @@ export function progressBar(fraction: number, width: number): string {
 }
 
 /** "run lab: dynamic, from scratch, 50000 train / 10000 test images, 782 batches per epoch". */
-export function formatStart(e: StartEvent): string {
+function formatStart(e: StartEvent): string {
   const from = e.resumedFrom ? `resuming from its ${e.resumedFrom} checkpoint (epoch ${e.startEpoch})` : 'from scratch';
   const val = e.valImages ? ` / ${e.valImages} val` : '';
   return (
@@ -63,7 +63,7 @@ export function formatStep(e: StepEvent, barWidth = 24): string {
 }
 
 /** "epoch 2/5  train loss 1.0234 acc 64.10%  test loss 0.9876 acc 66.00%  ★ best  6:12". */
-export function formatEpoch(s: EpochSummary): string {
+function formatEpoch(s: EpochSummary): string {
   const val = s.val ? `  val loss ${formatLoss(s.val.loss)} acc ${formatPercent(s.val.accuracy)}` : '';
   return (
     `epoch ${s.epoch}/${s.epochs}  train loss ${formatLoss(s.train.loss)} acc ${formatPercent(s.train.accuracy)}` +
@@ -178,7 +178,7 @@ function escapeHtml(s: string): string {
 }
 
 /** True where notebooks run headless (lib/report/notebooks sets it for the kernel): progress as log lines. */
-export function headlessNotebook(): boolean {
+function headlessNotebook(): boolean {
   return readEnv().progressLines;
 }
 

@@ -33,7 +33,7 @@ import {
 } from '../formats/index';
 import type { EpochRow, Split, StepRow } from './metrics';
 
-export const TENSORBOARD_DIR = 'tensorboard';
+const TENSORBOARD_DIR = 'tensorboard';
 
 /** The folder of a run's event files. */
 export function tensorboardDir(runDir: string): string {
@@ -54,7 +54,7 @@ export interface TensorboardSplitUpdate {
 const seconds = (t: Date | number) => (t instanceof Date ? t.getTime() : t) / 1000;
 
 /** The events each split's file should hold, in order: step rows, then epoch rows, by step. */
-export function tensorboardEvents(epochs: readonly EpochRow[], steps: readonly StepRow[]): Map<Split, Summary[]> {
+function tensorboardEvents(epochs: readonly EpochRow[], steps: readonly StepRow[]): Map<Split, Summary[]> {
   const runs = new Set([...epochs, ...steps].map((r) => r.run));
   if (runs.size > 1)
     throw new Error(`writeTensorboard: rows of several runs (${[...runs].join(', ')}); pass one run's rows`);
@@ -109,7 +109,7 @@ const sameSummary = (a: Summary, b: Summary) =>
  * What a reader sees in these event records: the summaries left after applying each SessionLog
  * START (which drops everything at its step and later), in order.
  */
-export function visibleSummaries(records: readonly Uint8Array[]): Summary[] {
+function visibleSummaries(records: readonly Uint8Array[]): Summary[] {
   let seen: Summary[] = [];
   for (const rec of records) {
     const e = decodeEvent(rec);
@@ -124,7 +124,7 @@ export function visibleSummaries(records: readonly Uint8Array[]): Summary[] {
  * the missing tail when `have` is a beginning of `want`; else a SessionLog START at the first step
  * where they part (everything from that step on is dropped), then `want` from that step.
  */
-export function eventsToAppend(
+function eventsToAppend(
   have: readonly Summary[],
   want: readonly Summary[],
   now: number,

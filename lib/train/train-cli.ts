@@ -108,7 +108,7 @@ export function parseTrainArgs(argv: string[]) {
 }
 
 /** The saved settings of an existing run: config.json, else the config inside a checkpoint. */
-export function savedConfig(store: RunDir): TrainConfig | undefined {
+function savedConfig(store: RunDir): TrainConfig | undefined {
   const fromFile = store.readConfig();
   if (fromFile) return fromFile;
   for (const kind of CHECKPOINT_KINDS) {

@@ -11,9 +11,8 @@ import { NORMALIZATIONS, parseWeightsFlag, PRETRAINED_FILES, VARIANTS, type Free
 import type { Setting, SettingValues } from '../config';
 
 export type Schedule = 'constant' | 'cosine';
-export const SCHEDULES: readonly Schedule[] = ['constant', 'cosine'];
+const SCHEDULES: readonly Schedule[] = ['constant', 'cosine'];
 export const FREEZES: readonly Freeze[] = ['none', 'requires-grad', 'all', 'keep-bn', 'stem'];
-export type SelectBy = TrainConfig['selectBy'];
 const NORMS = Object.keys(NORMALIZATIONS) as NormName[];
 /** A whole number ≥ min (and ≤ max); a number > 0; a fraction in [0, 1). */
 const whole = (min: number, max?: number) => ({ whole: true, min, max });
