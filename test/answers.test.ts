@@ -192,6 +192,13 @@ describe('advantages and downsides', () => {
     expect(gain.advantages.join(' ')).toContain('Higher accuracy');
     expect(gain.advantages.join(' ')).toContain('No training-time cost');
     expect(gain.sentences[0]).toContain('for +3.00 points of accuracy');
+    // A gap inside the timings' spread (±1 ms each here) is no cost either way.
+    const same = prosConsAnswer(costs(0.001, 100.5));
+    expect(same.conclusion.slower).toBe(false);
+    expect(same.advantages.join(' ')).toMatch(
+      /No training-time cost: .*1\.00× the static one.*0\.50 ms between them is within the timings' spread \(±1\.41 ms\)/,
+    );
+    expect(same.downsides.join(' ')).not.toContain('Slower training');
   });
 });
 

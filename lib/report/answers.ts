@@ -268,7 +268,12 @@ export function prosConsAnswer(
   const ratio = n.head.dynamic / n.head.static;
   const t = c.times;
   const trainRatio = t?.trainStepRatio ?? null;
-  const slower = trainRatio === null ? null : trainRatio > 1;
+  // Slower or faster only when the two steps differ by more than their timings' spreads together.
+  const train = t?.times.find((r) => r.measure === 'train-step');
+  const gapMs = train?.dynamic && train.static ? train.dynamic.ms - train.static.ms : null;
+  const noiseMs = train?.dynamic && train.static ? Math.hypot(train.dynamic.spread, train.static.spread) : null;
+  const slower = trainRatio === null || gapMs === null ? null : gapMs > noiseMs! ? true : false;
+  const withinNoise = gapMs !== null && Math.abs(gapMs) <= noiseMs!;
   const cached = t?.cachedInferenceRatio ?? null;
   const measured = t
     ? ` (batch ${t.batch}, ${sourceTag(c.source)}, the heads timed in alternating rounds on one machine)`
@@ -293,7 +298,10 @@ export function prosConsAnswer(
     );
   } else if (slower === false) {
     advantages.push(
-      `No training-time cost: a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}.`,
+      `No training-time cost: a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}` +
+        (withinNoise
+          ? `; the ${Math.abs(gapMs!).toFixed(2)} ms between them is within the timings' spread (±${noiseMs!.toFixed(2)} ms).`
+          : '.'),
     );
   }
   const a = c.accuracy;
