@@ -17,7 +17,7 @@ import * as fs from 'fs';
 import { PATHS, readEnv, setEnv } from '../lib/config';
 import { README, withBlock } from '../lib/experiments';
 import { writeFileAtomic } from '../lib/formats';
-import { buildLabReport, buildReport, executedDir, gatherFacts, readmeKeyResults } from '../lib/report';
+import { buildLabReport, buildReport, executedDir, readmeKeyResults } from '../lib/report';
 
 const USAGE = `usage: npm run report [-- --recorded] [--quick] [--no-pdf] [--allow-stale]
 Writes the short lab report (the deliverable) from your runs beside the recorded suite,
@@ -46,8 +46,7 @@ async function main(): Promise<void> {
   if (args.includes('--recorded')) {
     const files = await buildLabReport({ mode: 'recorded', pdf });
     // The README quotes the same answers in its generated block; test/lab-report.test.ts checks it.
-    const key = readmeKeyResults(gatherFacts({ mode: 'recorded' }));
-    writeFileAtomic(README, withBlock(fs.readFileSync(README, 'utf8'), 'answers', key));
+    writeFileAtomic(README, withBlock(fs.readFileSync(README, 'utf8'), 'answers', readmeKeyResults(files.facts)));
     console.log(
       `short report from the recorded suite: ${files.html}${files.pdf ? `, ${files.pdf} (${files.pages} pages)` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );

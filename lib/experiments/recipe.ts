@@ -146,8 +146,8 @@ export function recipeCandidates(rows: readonly RecipeRow[], target: RecipeTarge
     const testAccuracy = mean(test);
     const testSd =
       test.length > 1 ? Math.sqrt(test.reduce((a, x) => a + (x - testAccuracy) ** 2, 0) / (test.length - 1)) : 0;
-    const walls = runs.map((r) => r.wallSeconds ?? NaN);
-    const wallSeconds = walls.some(Number.isNaN) ? NaN : Math.min(...walls);
+    const walls = runs.map((r) => r.wallSeconds ?? NaN); // Math.min/max give NaN when one is unknown
+    const wallSeconds = Math.min(...walls);
     const meetsTarget =
       done && testAccuracy >= target.testAccuracy && wallSeconds <= target.seconds && runs.every((r) => r.meetsCores);
     return {
@@ -158,7 +158,7 @@ export function recipeCandidates(rows: readonly RecipeRow[], target: RecipeTarge
       testAccuracy,
       testSd,
       wallSeconds,
-      slowestWallSeconds: walls.some(Number.isNaN) ? NaN : Math.max(...walls),
+      slowestWallSeconds: Math.max(...walls),
       meetsTarget,
       chosen: false,
     };

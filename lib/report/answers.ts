@@ -270,10 +270,12 @@ export function prosConsAnswer(
   const trainRatio = t?.trainStepRatio ?? null;
   // Slower or faster only when the two steps differ by more than their timings' spreads together.
   const train = t?.times.find((r) => r.measure === 'train-step');
-  const gapMs = train?.dynamic && train.static ? train.dynamic.ms - train.static.ms : null;
-  const noiseMs = train?.dynamic && train.static ? Math.hypot(train.dynamic.spread, train.static.spread) : null;
-  const slower = trainRatio === null || gapMs === null ? null : gapMs > noiseMs! ? true : false;
-  const withinNoise = gapMs !== null && Math.abs(gapMs) <= noiseMs!;
+  const gap =
+    train?.dynamic && train.static
+      ? { ms: train.dynamic.ms - train.static.ms, spread: Math.hypot(train.dynamic.spread, train.static.spread) }
+      : null;
+  const slower = trainRatio === null || gap === null ? null : gap.ms > gap.spread;
+  const withinNoise = gap !== null && Math.abs(gap.ms) <= gap.spread;
   const cached = t?.cachedInferenceRatio ?? null;
   const measured = t
     ? ` (batch ${t.batch}, ${sourceTag(c.source)}, the heads timed in alternating rounds on one machine)`
@@ -300,7 +302,7 @@ export function prosConsAnswer(
     advantages.push(
       `No training-time cost: a training step takes ${trainRatio!.toFixed(2)}× the static one${measured}` +
         (withinNoise
-          ? `; the ${Math.abs(gapMs!).toFixed(2)} ms between them is within the timings' spread (±${noiseMs!.toFixed(2)} ms).`
+          ? `; the ${Math.abs(gap!.ms).toFixed(2)} ms between them is within the timings' spread (±${gap!.spread.toFixed(2)} ms).`
           : '.'),
     );
   }

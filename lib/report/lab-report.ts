@@ -518,14 +518,14 @@ export async function writeLabReport(
 /**
  * Builds the short report: from the recorded suite alone into report/ (mode 'recorded'), or from
  * your runs beside it into <results>/report (mode 'yours': your best dynamic run's response maps
- * are computed from its best checkpoint, a few seconds).
+ * are computed from its best checkpoint, a few seconds). Returns the files and the facts they show.
  */
 export async function buildLabReport(opts: {
   mode: 'recorded' | 'yours';
   outDir?: string;
   pdf?: boolean;
   resultsDir?: string;
-}): Promise<LabReportFiles> {
+}): Promise<LabReportFiles & { facts: ReportFacts }> {
   let yourMaps: MapFacts | undefined;
   if (opts.mode === 'yours') {
     const run = bestRun(loadLabResults({ resultsDir: opts.resultsDir }), { variant: 'dynamic' });
@@ -541,5 +541,5 @@ export async function buildLabReport(opts: {
   }
   const facts = gatherFacts({ mode: opts.mode, resultsDir: opts.resultsDir, yourMaps });
   const outDir = opts.outDir ?? path.dirname(opts.mode === 'recorded' ? PATHS.recordedLabReport : PATHS.labReport);
-  return writeLabReport(facts, { outDir, pdf: opts.pdf });
+  return { ...(await writeLabReport(facts, { outDir, pdf: opts.pdf })), facts };
 }

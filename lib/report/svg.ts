@@ -62,6 +62,7 @@ export function lineChart(
   const X = (x: number) => m.l + ((x - ax.min) / (ax.max - ax.min)) * (W - m.l - m.r);
   const Y = (y: number) => H - m.b - ((y - ay.min) / (ay.max - ay.min)) * (H - m.t - m.b);
   const parts: string[] = [];
+  let legendEntries = 0;
   for (const t of ay.ticks)
     parts.push(
       `<line x1="${m.l}" x2="${W - m.r}" y1="${f(Y(t))}" y2="${f(Y(t))}" stroke="#e5e5e5"/><text x="${m.l - 4}" y="${f(Y(t) + 3)}" text-anchor="end">${t}</text>`,
@@ -83,7 +84,7 @@ export function lineChart(
     if (s.mark !== undefined)
       parts.push(`<circle cx="${f(X(s.x[s.mark]))}" cy="${f(Y(s.y[s.mark]))}" r="3.5" fill="${color}"/>`);
     if (s.unlisted) return;
-    const listed = series.slice(0, k).filter((o) => !o.unlisted).length;
+    const listed = legendEntries++;
     const lx = m.l + (listed % 2) * ((W - m.l - m.r) / 2);
     const ly = H - m.b + 42 + Math.floor(listed / 2) * 12;
     parts.push(
